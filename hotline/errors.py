@@ -1,0 +1,49 @@
+"""Every exception hotline raises on purpose.
+
+    HotlineError
+     ├── ProtocolError(ValueError)     sans-I/O: a malformed Twilio or ElevenLabs message
+     │    ├── TwilioProtocolError
+     │    └── ElevenLabsProtocolError
+     ├── CodecError(ValueError)        sans-I/O: bad arguments or unusable audio
+     │    └── DecoderError             libmpg123 could not recover
+     ├── TTSError                      the TTS service failed an utterance (error message, close,
+     │                                 timeout); the call goes on
+     └── ConfigError(ValueError)       bad settings; raised at start-up only
+
+The sans-I/O layers (``codec``, ``core``) raise only ProtocolError and CodecError; the
+server catches them, logs once and drops the offending input.
+"""
+
+from __future__ import annotations
+
+
+class HotlineError(Exception):
+    """Base class of every exception hotline raises on purpose."""
+
+
+class ProtocolError(HotlineError, ValueError):
+    """A wire message did not match the protocol; the message is dropped."""
+
+
+class TwilioProtocolError(ProtocolError):
+    """A malformed or unexpected Twilio Media Streams message."""
+
+
+class ElevenLabsProtocolError(ProtocolError):
+    """A malformed or unexpected ElevenLabs WebSocket message."""
+
+
+class CodecError(HotlineError, ValueError):
+    """Audio or arguments the codec cannot use."""
+
+
+class DecoderError(CodecError):
+    """libmpg123 reported an error it cannot recover from."""
+
+
+class TTSError(HotlineError):
+    """The text-to-speech service failed one utterance."""
+
+
+class ConfigError(HotlineError, ValueError):
+    """Invalid configuration, reported at start-up."""
