@@ -8,6 +8,8 @@
      │    └── DecoderError             libmpg123 could not recover
      ├── TTSError                      the TTS service failed an utterance (error message, close,
      │                                 timeout); the call goes on
+     ├── SynthesisError(ValueError)    the local voice (eSpeak NG) could not synthesise: unknown
+     │                                 voice, parameter out of range, or an engine failure
      └── ConfigError(ValueError)       bad settings; raised at start-up only
 
 The sans-I/O layers (``codec``, ``core``) raise only ProtocolError and CodecError; the
@@ -43,6 +45,10 @@ class DecoderError(CodecError):
 
 class TTSError(HotlineError):
     """The text-to-speech service failed one utterance."""
+
+
+class SynthesisError(HotlineError, ValueError):
+    """eSpeak NG could not synthesise the request (bad voice or parameter, engine failure)."""
 
 
 class ConfigError(HotlineError, ValueError):
