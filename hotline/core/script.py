@@ -1,0 +1,259 @@
+"""The call script: what the hotline says, and what each key press does.
+
+A script is TOML::
+
+    greeting = "Hi, you've reached ... Press 1 for ..., or 0 to end the call."
+    invalid_digit = "Sorry, that key doesn't do anything yet."
+    goodbye = "Thanks for calling. Bye!"
+    goodbye_digit = "0"               # optional: this key says the goodbye, then hangs up
+
+    [menu]                            # DTMF key -> line; keys 0-9, "*", "#", "A"-"D"
+    1 = "Tour dates: ..."             # shorthand for { say = "..." }
+    3 = { say = "...", hangup = true }
+
+    [voice_settings]                  # optional ElevenLabs voice settings for every utterance
+    stability = 0.5                   # 0..1; also similarity_boost, style (0..1),
+    speed = 1.0                       # use_speaker_boost (bool), speed (0.7..1.2)
+
+:func:`load_script` validates everything up front and raises :class:`hotline.errors.ConfigError`
+naming the line (when it can be found) and the field. :func:`default_script` is the built-in
+artist hotline (``hotline/core/default_script.toml``).
+
+In the loaded :class:`CallScript`, ``menu`` also holds the goodbye key (as an entry with
+``hangup=True``), so ``script.entry_for(digit)`` is all a call needs.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any, NoReturn
+
+from hotline.core.twilio import DTMF_DIGITS
+from hotline.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["CallScript", "MenuEntry", "default_script", "load_script"]
+
+#: Longest line accepted (characters); phone lines should be far shorter.
+MAX_LINE_CHARS = 2000
+
+_TOP_KEYS = frozenset(
+    {"greeting", "menu", "goodbye", "goodbye_digit", "invalid_digit", "voice_settings"}
+)
+_ENTRY_KEYS = frozenset({"say", "hangup"})
+_UNIT_SETTINGS = ("stability", "similarity_boost", "style")
+_SPEED_RANGE = (0.7, 1.2)
+
+
+@dataclass(frozen=True, slots=True)
+class MenuEntry:
+    """What one key does: say ``say``, then hang up if ``hangup`` (once its audio played)."""
+
+    say: str
+    hangup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallScript:
+    """A validated call script (immutable).
+
+    Attributes:
+        greeting: spoken when the stream starts.
+        menu: DTMF key -> :class:`MenuEntry`, including the goodbye key if any.
+        goodbye: spoken before the hotline hangs up.
+        goodbye_digit: the key that says the goodbye and hangs up, or None.
+        invalid_digit: spoken for a key with no entry.
+        voice_settings: ElevenLabs ``voice_settings`` for every utterance, or None.
+    """
+
+    greeting: str
+    menu: Mapping[str, MenuEntry]
+    goodbye: str
+    goodbye_digit: str | None
+    invalid_digit: str
+    voice_settings: Mapping[str, float | bool] | None = None
+
+    def entry_for(self, digit: str) -> MenuEntry:
+        """The entry for *digit*; an unmapped key says ``invalid_digit`` and stays on the line."""
+        entry = self.menu.get(digit)
+        return entry if entry is not None else MenuEntry(self.invalid_digit)
+
+    @property
+    def goodbye_entry(self) -> MenuEntry:
+        """The goodbye as an entry that hangs up (for a hang-up requested from outside)."""
+        return MenuEntry(self.goodbye, hangup=True)
+
+
+class _Checker:
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+
+    def line_of(self, path: tuple[str, ...]) -> int | None:
+        """Best-effort line of a field: ``key =`` or a ``[table]`` header for it."""
+        lines = self.text.splitlines()
+        key = re.escape(path[-1])
+        table = r"\.".join(re.escape(p) for p in path)
+        assign = re.compile(rf"""^\s*(?:{key}|"{key}"|'{key}')\s*=""")
+        header = re.compile(rf"""^\s*\[\s*{table}\s*\]""")
+        for number, line in enumerate(lines, 1):
+            if header.match(line):
+                return number
+        # An assignment: prefer one after the enclosing table's header, if any.
+        start = 0
+        if len(path) > 1:
+            parent_table = r"\.".join(re.escape(p) for p in path[:-1])
+            parent = re.compile(rf"""^\s*\[\s*{parent_table}\s*\]""")
+            for number, line in enumerate(lines, 1):
+                if parent.match(line):
+                    start = number
+                    break
+        for number, line in enumerate(lines[start:], start + 1):
+            if assign.match(line):
+                return number
+        return None
+
+    def fail(self, path: tuple[str, ...], problem: str) -> NoReturn:
+        line = self.line_of(path) if path else None
+        where = f", line {line}" if line is not None else ""
+        raise ConfigError(f"{self.source}{where}: {'.'.join(path)}: {problem}")
+
+    def text_field(self, value: object, path: tuple[str, ...]) -> str:
+        if not isinstance(value, str):
+            self.fail(path, f"expected a string, got {_toml_type(value)}")
+        if not value.strip():
+            self.fail(path, "must not be empty")
+        if len(value) > MAX_LINE_CHARS:
+            self.fail(path, f"longer than {MAX_LINE_CHARS} characters")
+        return value.strip()
+
+    def digit(self, value: object, path: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or value not in DTMF_DIGITS:
+            self.fail(path, 'must be one key: 0-9, *, #, A-D (quote it: "0")')
+        return value
+
+
+def _toml_type(value: object) -> str:
+    return {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        dict: "a table",
+        list: "an array",
+    }.get(type(value), type(value).__name__)
+
+
+def load_script(text: str, *, source: str = "call script") -> CallScript:
+    """Parse and validate a TOML call script.
+
+    Args:
+        text: the TOML document.
+        source: how errors name the script (e.g. its file path).
+
+    Raises:
+        ConfigError: invalid TOML (with line and column), unknown keys, missing or empty
+            lines, keys that are not DTMF digits, out-of-range voice settings.
+    """
+    try:
+        doc: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    check = _Checker(text, source)
+    for key in doc:
+        if key not in _TOP_KEYS:
+            check.fail((key,), f"unknown key (expected one of {', '.join(sorted(_TOP_KEYS))})")
+    for key in ("greeting", "goodbye", "invalid_digit"):
+        if key not in doc:
+            check.fail((key,), "missing")
+    greeting = check.text_field(doc["greeting"], ("greeting",))
+    goodbye = check.text_field(doc["goodbye"], ("goodbye",))
+    invalid_digit = check.text_field(doc["invalid_digit"], ("invalid_digit",))
+
+    raw_menu = doc.get("menu", {})
+    if not isinstance(raw_menu, dict):
+        check.fail(("menu",), f"expected a table, got {_toml_type(raw_menu)}")
+    menu: dict[str, MenuEntry] = {}
+    for key, value in raw_menu.items():
+        path = ("menu", key)
+        check.digit(key, path)
+        if isinstance(value, str):
+            menu[key] = MenuEntry(check.text_field(value, path))
+            continue
+        if not isinstance(value, dict):
+            check.fail(path, f"expected a string or a table, got {_toml_type(value)}")
+        for entry_key in value:
+            if entry_key not in _ENTRY_KEYS:
+                check.fail((*path, entry_key), "unknown key (expected say, hangup)")
+        if "say" not in value:
+            check.fail((*path, "say"), "missing")
+        hangup = value.get("hangup", False)
+        if not isinstance(hangup, bool):
+            check.fail((*path, "hangup"), f"expected true or false, got {_toml_type(hangup)}")
+        menu[key] = MenuEntry(check.text_field(value["say"], (*path, "say")), hangup)
+
+    goodbye_digit: str | None = None
+    if "goodbye_digit" in doc:
+        goodbye_digit = check.digit(doc["goodbye_digit"], ("goodbye_digit",))
+        if goodbye_digit in menu:
+            check.fail(("goodbye_digit",), f"key {goodbye_digit} is also in [menu]")
+        menu[goodbye_digit] = MenuEntry(goodbye, hangup=True)
+
+    voice_settings: Mapping[str, float | bool] | None = None
+    if "voice_settings" in doc:
+        voice_settings = _voice_settings(check, doc["voice_settings"])
+
+    return CallScript(
+        greeting=greeting,
+        menu=types.MappingProxyType(dict(sorted(menu.items()))),
+        goodbye=goodbye,
+        goodbye_digit=goodbye_digit,
+        invalid_digit=invalid_digit,
+        voice_settings=voice_settings,
+    )
+
+
+def _voice_settings(check: _Checker, raw: object) -> Mapping[str, float | bool]:
+    if not isinstance(raw, dict):
+        check.fail(("voice_settings",), f"expected a table, got {_toml_type(raw)}")
+    out: dict[str, float | bool] = {}
+    for key, value in raw.items():
+        path = ("voice_settings", key)
+        if key == "use_speaker_boost":
+            if not isinstance(value, bool):
+                check.fail(path, f"expected true or false, got {_toml_type(value)}")
+            out[key] = value
+            continue
+        if key in _UNIT_SETTINGS:
+            low, high = 0.0, 1.0
+        elif key == "speed":
+            low, high = _SPEED_RANGE
+        else:
+            check.fail(
+                path,
+                "unknown voice setting (expected stability, similarity_boost, "
+                "style, use_speaker_boost, speed)",
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            check.fail(path, f"expected a number, got {_toml_type(value)}")
+        if not low <= value <= high:
+            check.fail(path, f"must be within {low}..{high}")
+        out[key] = float(value)
+    return types.MappingProxyType(out)
+
+
+@lru_cache(maxsize=1)
+def default_script() -> CallScript:
+    """The built-in artist hotline script (package data ``default_script.toml``)."""
+    text = resources.files("hotline.core").joinpath("default_script.toml").read_text("utf-8")
+    return load_script(text, source="default_script.toml")
