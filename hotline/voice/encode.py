@@ -233,6 +233,7 @@ class Encoder:
         self.samples_out = 0  # samples at out_rate handed to the final encoding stage
         self._finished = False
         self._lame: _Lame | None = None
+        self._lame_started = False
         if codec == "mp3":
             import lameenc
 
@@ -273,8 +274,8 @@ class Encoder:
         self._carry = b""
         pcm = self._resampler.flush() if self._resampler is not None else b""
         out = self._encode(pcm)
-        if self._lame is not None:
-            out += bytes(self._lame.flush())
+        if self._lame is not None and self._lame_started:
+            out += bytes(self._lame.flush())  # lameenc refuses to flush before any encode
         return out
 
     def _encode(self, pcm: bytes) -> bytes:
@@ -288,6 +289,7 @@ class Encoder:
             return alaw_encode(pcm) if pcm else b""
         if not pcm or self._lame is None:
             return b""
+        self._lame_started = True
         return bytes(self._lame.encode(pcm))
 
 

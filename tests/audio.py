@@ -1,0 +1,221 @@
+"""Deterministic test audio, generated (never downloaded) and cached on disk.
+
+Plain functions, imported by the tests, the benchmarks and ``scripts/make_test_audio.py``:
+
+- ``speech(rate)``: ~10 s of eSpeak NG speech (int16 mono), resampled with soxr VHQ when
+  ``rate`` is not eSpeak's own 22050 Hz.
+- ``encoded(output_format, tag=False)``: that speech as ElevenLabs would send it. MP3 is LAME CBR
+  mono at the format's own rate (the PCM is made at that rate first, so no hotline code sits
+  between the source and the file except the lameenc wrapper); ``tag=True`` adds the
+  Info/LAME tag (encoder delay and padding) a LAME file carries.
+- ``sweep()``, ``sweep_frequency()``, ``tone()``: synthetic signals (numpy).
+- ``chunks(data)``: cut like an ElevenLabs stream: random ~3 KB pieces, never frame aligned.
+
+Everything is cached under ``tests/data/generated/`` (gitignored), keyed by a hash of the
+parameters that define the content; a changed parameter makes a new file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+GENERATED: Final = Path(__file__).parent / "data" / "generated"
+GENERATOR_VERSION: Final = 1
+
+ESPEAK_RATE: Final = 22050
+SPEECH_VOICE: Final = "en-us"
+SPEECH_WPM: Final = 165
+SPEECH_TEXT: Final = (
+    "Thank you for calling. Your appointment is confirmed for Tuesday at three thirty. "
+    "To change it, say reschedule, or press two at any time. "
+    "Is there anything else I can help you with?"
+)
+
+
+def _cached(name: str, params: object, ext: str, make: Callable[[], bytes]) -> bytes:
+    key = hashlib.sha256(repr((GENERATOR_VERSION, name, params)).encode()).hexdigest()[:16]
+    path = GENERATED / f"{name}-{key}.{ext}"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    data = make()
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=GENERATED, prefix=f".{name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # atomic: concurrent generators agree on one file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return data
+
+
+def to_int16(x: npt.NDArray[np.floating]) -> bytes:
+    """Float samples (full scale 1.0) -> int16 little-endian bytes, rounded and clipped."""
+    return (
+        np.clip(np.rint(np.asarray(x, np.float64) * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    )
+
+
+def as_float(pcm16: bytes) -> npt.NDArray[np.float64]:
+    """int16 little-endian bytes -> float64 samples (full scale 1.0)."""
+    return np.frombuffer(pcm16, "<i2").astype(np.float64) / 32768.0
+
+
+def speech(rate: int = ESPEAK_RATE) -> bytes:
+    """~10 s of eSpeak NG speech, int16 mono little-endian at ``rate``."""
+
+    def make_native() -> bytes:
+        from hotline.voice.espeak import synthesize
+
+        pcm = synthesize(SPEECH_TEXT, voice=SPEECH_VOICE, rate_wpm=SPEECH_WPM)
+        assert pcm.sample_rate == ESPEAK_RATE, pcm.sample_rate
+        return pcm.samples
+
+    native = _cached("speech", (SPEECH_TEXT, SPEECH_VOICE, SPEECH_WPM), "s16", make_native)
+    if rate == ESPEAK_RATE:
+        return native
+
+    def make_resampled() -> bytes:
+        import soxr
+
+        return to_int16(soxr.resample(as_float(native), ESPEAK_RATE, rate, quality="VHQ"))
+
+    params = (hashlib.sha256(native).hexdigest(), rate)
+    return _cached(f"speech{rate}", params, "s16", make_resampled)
+
+
+def format_rate(output_format: str) -> int:
+    """The sample rate named by an ElevenLabs ``output_format``."""
+    return int(output_format.split("_")[1])
+
+
+def encoded(output_format: str, *, tag: bool = False) -> bytes:
+    """The test speech in ``output_format``, as ElevenLabs would stream it."""
+    codec = output_format.split("_")[0]
+    rate = format_rate(output_format)
+    pcm16 = speech(rate)
+    if codec == "pcm":
+        return pcm16
+
+    def make() -> bytes:
+        from hotline.voice.encode import encode
+        from hotline.voice.espeak import Pcm
+
+        return encode(Pcm(pcm16, rate), output_format, lame_tag=tag)
+
+    params = (hashlib.sha256(pcm16).hexdigest(), output_format, tag)
+    ext = "mp3" if codec == "mp3" else codec
+    return _cached(f"speech-{output_format}{'-tag' if tag else ''}", params, ext, make)
+
+
+def sweep_frequency(
+    t: npt.NDArray[np.float64] | float,
+    *,
+    f0: float = 100.0,
+    f1: float = 20000.0,
+    seconds: float = 4.0,
+    kind: str = "linear",
+) -> npt.NDArray[np.float64]:
+    """Instantaneous frequency (Hz) of ``sweep()`` at time ``t`` seconds."""
+    tt = np.asarray(t, np.float64)
+    if kind == "linear":
+        return f0 + (f1 - f0) * tt / seconds
+    if kind == "log":
+        return f0 * (f1 / f0) ** (tt / seconds)
+    raise ValueError(kind)
+
+
+def sweep(
+    rate: int = 44100,
+    *,
+    f0: float = 100.0,
+    f1: float = 20000.0,
+    seconds: float = 4.0,
+    dbfs: float = -6.0,
+    kind: str = "linear",
+) -> bytes:
+    """A sine sweep from ``f0`` to ``f1`` Hz, int16 mono at ``rate``, peak ``dbfs``."""
+
+    def make() -> bytes:
+        t = np.arange(round(seconds * rate)) / rate
+        if kind == "linear":
+            phase = 2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))
+        elif kind == "log":
+            k = np.log(f1 / f0)
+            phase = 2 * np.pi * f0 * seconds / k * (np.exp(t * k / seconds) - 1)
+        else:
+            raise ValueError(kind)
+        return to_int16(10 ** (dbfs / 20) * np.sin(phase))
+
+    return _cached("sweep", (rate, f0, f1, seconds, dbfs, kind), "s16", make)
+
+
+def tone(freq: float, rate: int = 44100, *, seconds: float = 1.0, dbfs: float = -10.0) -> bytes:
+    """A sine tone, int16 mono at ``rate`` (not cached: it is cheap)."""
+    t = np.arange(round(seconds * rate)) / rate
+    return to_int16(10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * t))
+
+
+def chunks(data: bytes, *, seed: int = 0, mean: int = 3000, spread: int = 1000) -> list[bytes]:
+    """Cut ``data`` into random pieces of ``mean`` ± ``spread`` bytes (ElevenLabs-like)."""
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        n = rng.randint(mean - spread, mean + spread)
+        out.append(data[pos : pos + n])
+        pos += n
+    return out
+
+
+def iter_all_formats() -> Iterator[str]:
+    """Every format the test audio covers (== hotline.codec.SUPPORTED_FORMATS)."""
+    yield from (
+        "mp3_22050_32",
+        "mp3_24000_48",
+        "mp3_44100_32",
+        "mp3_44100_64",
+        "mp3_44100_96",
+        "mp3_44100_128",
+        "mp3_44100_192",
+        "pcm_8000",
+        "pcm_16000",
+        "pcm_22050",
+        "pcm_24000",
+        "pcm_32000",
+        "pcm_44100",
+        "pcm_48000",
+        "ulaw_8000",
+        "alaw_8000",
+    )
+
+
+def wav_bytes(data: bytes, rate: int, fmt: str = "pcm") -> bytes:
+    """A WAV file around raw audio: ``fmt`` is ``pcm`` (int16), ``ulaw`` or ``alaw``."""
+    tag, width = {"pcm": (1, 2), "alaw": (6, 1), "ulaw": (7, 1)}[fmt]
+    fmt_chunk = (
+        tag.to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + rate.to_bytes(4, "little")
+        + (rate * width).to_bytes(4, "little")
+        + width.to_bytes(2, "little")
+        + (8 * width).to_bytes(2, "little")
+    )
+    if tag != 1:
+        fmt_chunk += (0).to_bytes(2, "little")
+    body = b"WAVE" + b"fmt " + len(fmt_chunk).to_bytes(4, "little") + fmt_chunk
+    pad = b"\0" if len(data) % 2 else b""
+    body += b"data" + len(data).to_bytes(4, "little") + data + pad
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
