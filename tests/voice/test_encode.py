@@ -13,20 +13,20 @@ import pytest
 
 pytest.importorskip("hotline.codec", reason="the compiled codec is not built")
 
-import av  # noqa: E402
-import soxr  # noqa: E402
+import av
+import soxr
 
-from hotline.codec import SUPPORTED_FORMATS  # noqa: E402
-from hotline.errors import CodecError  # noqa: E402
-from hotline.voice.encode import (  # noqa: E402
+from hotline.codec import SUPPORTED_FORMATS
+from hotline.errors import CodecError
+from hotline.voice.encode import (
     Encoder,
     alaw_encode,
     encode,
     parse_format,
     supported_formats,
 )
-from hotline.voice.espeak import Pcm, synthesize  # noqa: E402
-from tests import audio  # noqa: E402
+from hotline.voice.espeak import Pcm, synthesize
+from tests import audio
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
