@@ -50,6 +50,19 @@ def _mpg123_flags() -> tuple[list[str], list[str]]:
     return shlex.split(cflags), shlex.split(libs)
 
 
+def _mpg123_version() -> str:
+    """Build-time libmpg123 version for mpg123_version() when the library cannot say (< 1.32)."""
+    v = os.environ.get("HOTLINE_MPG123_VERSION")
+    if v is None and shutil.which("pkg-config") is not None:
+        try:
+            v = subprocess.check_output(
+                ["pkg-config", "--modversion", "libmpg123"], text=True, stderr=subprocess.DEVNULL
+            ).strip()
+        except subprocess.CalledProcessError:
+            v = None
+    return "".join(c for c in (v or "") if c.isalnum() or c in ".-+")
+
+
 def _extensions() -> list[Extension]:
     from Cython.Build import cythonize
 
@@ -61,7 +74,10 @@ def _extensions() -> list[Extension]:
     extra_link = [f for f in libs if not f.startswith(("-L", "-l"))]
 
     debug = _flag("HOTLINE_DEBUG")
-    macros: list[tuple[str, str | None]] = [("NPY_NO_DEPRECATED_API", None)]
+    macros: list[tuple[str, str | None]] = [
+        ("NPY_NO_DEPRECATED_API", None),
+        ("HOTLINE_MPG123_PKGVERSION", f'"{_mpg123_version()}"'),
+    ]
     directives = {
         "language_level": 3,
         "embedsignature": True,

@@ -1,0 +1,834 @@
+# The compiled codec: libmpg123 (feed API) -> polyphase resampler -> G.711 µ-law.
+#
+# Layout: C kernels live in csrc/ (declared in _kernels.pxd), libmpg123 in _mpg123.pxd.
+# Every libmpg123 return code goes through _check(); NEED_MORE / NEW_FORMAT / DONE are control
+# flow inside the decode loop. A feed() does its whole decode -> resample -> encode in one
+# nogil region; the only Python object it creates is the returned bytes.
+#
+# Buffers: input is borrowed through PyObject_GetBuffer(PyBUF_SIMPLE) (zero-copy: bytes,
+# bytearray, memoryview, numpy). Scratch buffers (decoded int16, µ-law) belong to the object,
+# are malloc'd and only ever grow; realloc happens inside the nogil region (libc malloc does
+# not need the GIL).
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint32_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+from posix.types cimport off_t
+
+from hotline.codec._kernels cimport *
+from hotline.codec._mpg123 cimport *
+
+from hotline.errors import CodecError, DecoderError
+
+cdef extern from *:
+    """
+    #include <mpg123.h>
+    #ifndef HOTLINE_MPG123_PKGVERSION
+    #define HOTLINE_MPG123_PKGVERSION ""
+    #endif
+    /* mpg123_distversion() exists from API 48 (libmpg123 1.32); before that only the
+       build-time version (pkg-config, passed in by setup.py) is known. */
+    static const char *hl_mpg123_version(void) {
+    #if MPG123_API_VERSION >= 48
+        return mpg123_distversion(NULL, NULL, NULL);
+    #else
+        return HOTLINE_MPG123_PKGVERSION;
+    #endif
+    }
+    static int hl_mpg123_version_is_runtime(void) { return MPG123_API_VERSION >= 48; }
+    """
+    const char *hl_mpg123_version()
+    int hl_mpg123_version_is_runtime()
+
+
+SUPPORTED_FORMATS = (
+    "mp3_22050_32",
+    "mp3_24000_48",
+    "mp3_44100_32",
+    "mp3_44100_64",
+    "mp3_44100_96",
+    "mp3_44100_128",
+    "mp3_44100_192",
+    "pcm_8000",
+    "pcm_16000",
+    "pcm_22050",
+    "pcm_24000",
+    "pcm_32000",
+    "pcm_44100",
+    "pcm_48000",
+    "ulaw_8000",
+    "alaw_8000",
+)
+
+cdef enum:
+    _OUT_RATE = 8000
+    # input kinds
+    _K_MP3 = 1
+    _K_PCM = 2
+    _K_ULAW = 3
+    _K_ALAW = 4
+    # results of the nogil loops
+    _ST_DONE = 0
+    _ST_NEED_RATE = 1   # NEW_FORMAT with a new rate: set up a resampler (needs the GIL)
+    _ST_NOMEM = 2
+    _ST_MPG123 = 3      # libmpg123 error, code in self._err
+    _ST_KERNEL = 4      # a kernel returned a negative code, in self._err
+
+
+def mpg123_version():
+    """The libmpg123 version: the runtime library's own (libmpg123 >= 1.32), otherwise the
+    version of the headers the extension was built against."""
+    cdef bytes v = hl_mpg123_version()
+    s = v.decode("ascii", "replace")
+    if not hl_mpg123_version_is_runtime():
+        s = f"{s or 'unknown'} (build-time, API {MPG123_API_VERSION})"
+    return s
+
+
+# ------------------------------------------------------------------------- error mapping
+
+cdef int _check(int rc, mpg123_handle *mh=NULL) except -1:
+    """Raise DecoderError for every libmpg123 code that is neither OK nor a loop message."""
+    if rc == MPG123_OK or rc == MPG123_NEED_MORE or rc == MPG123_NEW_FORMAT or rc == MPG123_DONE:
+        return 0
+    cdef int code = rc
+    if rc == MPG123_ERR and mh != NULL:
+        code = mpg123_errcode(mh)   # the handle knows the specific reason
+        if code == MPG123_OK:
+            code = rc
+    msg = (<bytes>mpg123_plain_strerror(code)).decode("ascii", "replace")
+    raise DecoderError(f"libmpg123 error {code}: {msg}")
+
+
+cdef inline void _get_buffer(object data, Py_buffer *view) except *:
+    try:
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    except BufferError as e:
+        # e.g. a strided numpy view: PyBUF_SIMPLE asks for one contiguous block of bytes
+        raise CodecError(f"expected a C-contiguous bytes-like object: {e}") from e
+
+
+cdef inline int _grow(void **buf, size_t *cap, size_t need, size_t item) noexcept nogil:
+    if need <= cap[0]:
+        return 0
+    cdef size_t ncap = cap[0] * 2
+    if ncap < need:
+        ncap = need
+    if ncap < 1024:
+        ncap = 1024
+    cdef void *p = realloc(buf[0], ncap * item)
+    if p == NULL:
+        return -1
+    buf[0] = p
+    cap[0] = ncap
+    return 0
+
+
+# ------------------------------------------------------------------------ G.711 helpers
+
+def ulaw_encode(pcm16):
+    """int16 native-endian PCM (little-endian on supported hosts) -> µ-law, one byte per sample.
+
+    A trailing odd byte is an error (CodecError)."""
+    cdef Py_buffer view
+    cdef char *dst
+    cdef size_t n
+    _get_buffer(pcm16, &view)
+    try:
+        if view.len % 2:
+            raise CodecError("int16 PCM needs an even number of bytes")
+        n = view.len // 2
+        out = PyBytes_FromStringAndSize(NULL, n)
+        dst = PyBytes_AS_STRING(out)
+        with nogil:
+            hl_ulaw_encode_s16le(<const uint8_t *>view.buf, n, <uint8_t *>dst)
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+def ulaw_decode(ulaw):
+    """µ-law -> int16 PCM (native-endian), two bytes per input byte."""
+    cdef Py_buffer view
+    cdef char *dst
+    cdef size_t n
+    _get_buffer(ulaw, &view)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, view.len * 2)
+        dst = PyBytes_AS_STRING(out)
+        with nogil:
+            hl_ulaw_decode(<const uint8_t *>view.buf, view.len, <int16_t *>dst)
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+def alaw_to_ulaw(alaw):
+    """A-law -> µ-law, byte for byte (as audioop.lin2ulaw(audioop.alaw2lin(x, 2), 2))."""
+    cdef Py_buffer view
+    cdef char *dst
+    cdef size_t n
+    _get_buffer(alaw, &view)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, view.len)
+        dst = PyBytes_AS_STRING(out)
+        with nogil:
+            hl_alaw_to_ulaw(<const uint8_t *>view.buf, view.len, <uint8_t *>dst)
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+def ulaw_frame_stats(ulaw):
+    """(rms_dbfs, zero_crossing_rate) of a µ-law frame; see hotline.codec for the contract."""
+    cdef Py_buffer view
+    cdef double db = 0.0, zcr = 0.0
+    _get_buffer(ulaw, &view)
+    try:
+        with nogil:
+            hl_ulaw_frame_stats(<const uint8_t *>view.buf, view.len, &db, &zcr)
+    finally:
+        PyBuffer_Release(&view)
+    return (db, zcr)
+
+
+# ---------------------------------------------------------------------- filter tables
+
+cdef class _Table:
+    """One rate pair's polyphase table; shared read-only by every resampler of that pair."""
+    cdef hl_resampler_plan plan
+    cdef float *taps
+
+    def __dealloc__(self):
+        free(self.taps)
+
+
+cdef dict _TABLES = {}
+
+
+cdef _Table _get_table(long in_rate, long out_rate):
+    # Built once per process and pair, under the GIL (a Transcoder is created per utterance,
+    # so its set-up must not redesign filters).
+    key = (in_rate, out_rate)
+    cdef _Table t = _TABLES.get(key)
+    if t is not None:
+        return t
+    t = _Table.__new__(_Table)
+    if (in_rate < HL_RATE_MIN or in_rate > HL_RATE_MAX or out_rate < HL_RATE_MIN
+            or out_rate > HL_RATE_MAX
+            or hl_resampler_plan_init(&t.plan, <uint32_t>in_rate, <uint32_t>out_rate) != HL_OK):
+        raise CodecError(f"unsupported rate pair {in_rate} -> {out_rate} Hz "
+                         f"(rates must be {HL_RATE_MIN}..{HL_RATE_MAX} Hz, ratio not too fine)")
+    t.taps = <float *>malloc(hl_resampler_table_size(&t.plan) * sizeof(float))
+    if t.taps == NULL:
+        raise MemoryError()
+    with nogil:
+        hl_resampler_design(&t.plan, t.taps)
+    _TABLES[key] = t
+    return t
+
+
+# ----------------------------------------------------------------------------- Resampler
+
+cdef class Resampler:
+    """Stateful polyphase windowed-sinc resampler on int16 PCM (see hotline.codec)."""
+    cdef hl_resampler rs
+    cdef _Table _table
+    cdef float *_hist
+    cdef readonly int in_rate
+    cdef readonly int out_rate
+
+    def __cinit__(self, int in_rate, int out_rate):
+        self._table = _get_table(in_rate, out_rate)
+        cdef size_t cap = hl_resampler_hist_min(&self._table.plan)
+        self._hist = <float *>malloc(cap * sizeof(float))
+        if self._hist == NULL:
+            raise MemoryError()
+        if hl_resampler_init(&self.rs, &self._table.plan, self._table.taps, self._hist, cap) != HL_OK:
+            raise CodecError("resampler set-up failed")
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+
+    def __dealloc__(self):
+        free(self._hist)
+
+    @property
+    def delay(self):
+        """Look-ahead in seconds: input the resampler must see beyond an output instant
+        before it can emit that output. The output itself is time-aligned with the input
+        (zero-phase filter); flush() emits what is held back."""
+        return hl_resampler_delay(&self._table.plan) / self.in_rate
+
+    def process(self, pcm16):
+        """Resample int16 PCM (even byte count); returns int16 PCM bytes at out_rate."""
+        cdef Py_buffer view
+        cdef ssize_t got = 0
+        cdef size_t n, cnt, cap
+        cdef char *dst
+        cdef int16_t *tmp
+        _get_buffer(pcm16, &view)
+        try:
+            if view.len % 2:
+                raise CodecError("int16 PCM needs an even number of bytes")
+            n = view.len // 2
+            cnt = hl_resampler_out_count(&self.rs, n)
+            cap = hl_resampler_max_out(&self.rs, n)
+            # the exact count sizes the result; the kernel wants room for its bound, so the
+            # rare difference goes through a scratch copy
+            out = PyBytes_FromStringAndSize(NULL, cnt * 2)
+            dst = PyBytes_AS_STRING(out)
+            if cap <= cnt:
+                with nogil:
+                    got = hl_resampler_process_s16le(&self.rs, <const uint8_t *>view.buf, n,
+                                                     <int16_t *>dst, cap)
+            else:
+                tmp = <int16_t *>malloc(cap * sizeof(int16_t))
+                if tmp == NULL:
+                    raise MemoryError()
+                with nogil:
+                    got = hl_resampler_process_s16le(&self.rs, <const uint8_t *>view.buf, n, tmp, cap)
+                    if got > 0 and <size_t>got <= cnt:
+                        memcpy(dst, tmp, got * sizeof(int16_t))
+                free(tmp)
+            if got < 0 or <size_t>got != cnt:
+                raise CodecError(f"resampler kernel error {got}")
+            return out
+        finally:
+            PyBuffer_Release(&view)
+
+    def flush(self):
+        """Emit the tail (zero-padded look-ahead); the next process() starts a new stream."""
+        cdef size_t cnt = hl_resampler_flush_count(&self.rs)
+        cdef size_t cap = hl_resampler_max_out(&self.rs, 0)
+        cdef int16_t *tmp = <int16_t *>malloc((cap + 1) * sizeof(int16_t))
+        cdef ssize_t got
+        if tmp == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                got = hl_resampler_flush(&self.rs, tmp, cap)
+            if got < 0 or <size_t>got != cnt:
+                raise CodecError(f"resampler kernel error {got}")
+            return PyBytes_FromStringAndSize(<char *>tmp, got * 2)
+        finally:
+            free(tmp)
+
+    def reset(self):
+        """Drop all history; the next process() starts a new stream."""
+        hl_resampler_reset(&self.rs)
+
+
+# ------------------------------------------------------------------------- MP3 decoding
+
+cdef class _Mp3:
+    """One libmpg123 feed-mode handle plus the byte accounting for skipped input."""
+    cdef mpg123_handle *mh
+    cdef long rate          # rate of the audio being decoded (0 until the first NEW_FORMAT)
+    cdef long last_rate     # last rate seen, kept across flush() for stats
+    cdef int64_t fed        # bytes fed in this stream
+    cdef int64_t next_pos   # stream offset where the next frame would start if contiguous
+    cdef int64_t skipped    # bytes that did not decode to audio (this object's lifetime)
+    cdef int64_t resyncs    # discontinuities between audio frames (lifetime)
+    cdef int64_t frames     # audio frames in this stream
+
+    def __cinit__(self):
+        cdef int err = MPG123_OK
+        mpg123_init()  # a no-op from libmpg123 1.27 on; required before
+        self.mh = mpg123_new(NULL, &err)
+        if self.mh == NULL:
+            if err == MPG123_OUT_OF_MEM:
+                raise MemoryError()
+            _check(err if err != MPG123_OK else MPG123_ERR)
+        # Gapless: trim encoder delay/padding announced by a LAME/Xing tag. Mono mix. Quiet:
+        # libmpg123 would print resync notes to stderr. Resync limit -1: skip any amount of junk.
+        _check(mpg123_param(self.mh, MPG123_FLAGS,
+                            MPG123_GAPLESS | MPG123_MONO_MIX | MPG123_QUIET, 0.0), self.mh)
+        _check(mpg123_param(self.mh, MPG123_RESYNC_LIMIT, -1, 0.0), self.mh)
+        # Output: float32 mono at whatever rate the stream has; the resampler takes floats
+        # directly, so no int16 quantisation happens before the final one.
+        cdef const long *rates = NULL
+        cdef size_t nrates = 0, i
+        _check(mpg123_format_none(self.mh), self.mh)
+        mpg123_rates(&rates, &nrates)
+        for i in range(nrates):
+            _check(mpg123_format(self.mh, rates[i], MPG123_MONO, MPG123_ENC_FLOAT_32), self.mh)
+        self.open()
+
+    def __dealloc__(self):
+        if self.mh != NULL:
+            mpg123_delete(self.mh)
+
+    cdef int open(self) except -1:
+        # A fresh stream: drops buffered input and the previous stream's gapless/format state.
+        _check(mpg123_open_feed(self.mh), self.mh)
+        self.rate = 0
+        self.fed = 0
+        self.next_pos = 0
+        self.frames = 0
+        return 0
+
+    cdef int feed(self, const uint8_t *p, size_t n) noexcept nogil:
+        if n == 0:
+            return MPG123_OK
+        self.fed += n
+        return mpg123_feed(self.mh, p, n)  # copies into libmpg123's own buffer chain
+
+    cdef int next(self, float **audio, size_t *nsamples) noexcept nogil:
+        """One step: MPG123_OK with a frame's samples (maybe 0), NEED_MORE, NEW_FORMAT
+        (self.rate updated) or an error code."""
+        cdef off_t num = 0
+        cdef unsigned char *buf = NULL
+        cdef size_t nbytes = 0
+        cdef long rate = 0
+        cdef int ch = 0, enc = 0
+        cdef mpg123_frameinfo info
+        cdef int64_t pos
+        nsamples[0] = 0
+        cdef int rc = mpg123_decode_frame(self.mh, &num, &buf, &nbytes)
+        if rc == MPG123_NEW_FORMAT:
+            if mpg123_getformat(self.mh, &rate, &ch, &enc) == MPG123_OK:
+                self.rate = rate
+                self.last_rate = rate
+            return rc
+        if rc != MPG123_OK:
+            return rc
+        # Skipped-byte accounting: a gap between where the previous frame ended and where
+        # this one starts is input libmpg123 resynced over (or a tag / info frame).
+        pos = mpg123_framepos(self.mh)
+        if pos > self.next_pos:
+            self.skipped += pos - self.next_pos
+            if self.frames > 0:
+                self.resyncs += 1
+        if mpg123_info(self.mh, &info) == MPG123_OK and info.framesize > 0:
+            self.next_pos = pos + info.framesize
+        else:
+            self.next_pos = pos
+        self.frames += 1
+        audio[0] = <float *>buf
+        nsamples[0] = nbytes // sizeof(float)
+        return rc
+
+    cdef void end_stream(self) noexcept nogil:
+        # bytes after the last complete frame (a truncated frame, trailing junk) were skipped
+        if self.fed > self.next_pos:
+            self.skipped += self.fed - self.next_pos
+            if self.frames > 0:
+                self.resyncs += 1
+        self.next_pos = self.fed
+
+
+cdef class Mp3Decoder:
+    """libmpg123 feed decoder: MP3 bytes -> int16 mono PCM at ``rate`` (see hotline.codec)."""
+    cdef _Mp3 _mp3
+    cdef int16_t *_pcm
+    cdef size_t _pcm_cap, _pcm_len
+    cdef int _err
+
+    def __cinit__(self):
+        self._mp3 = _Mp3()
+
+    def __dealloc__(self):
+        free(self._pcm)
+
+    @property
+    def rate(self):
+        """Sample rate of the decoded audio (0 before the first frame). A stream that changes
+        rate mid-way changes this; one feed() returns audio of one rate only up to such a
+        change, so a caller that needs to know keeps feeds small or checks rate often."""
+        return self._mp3.last_rate
+
+    @property
+    def skipped_bytes(self):
+        return self._mp3.skipped
+
+    @property
+    def resyncs(self):
+        return self._mp3.resyncs
+
+    cdef int _run(self) noexcept nogil:
+        cdef float *audio = NULL
+        cdef size_t ns = 0
+        cdef int rc
+        while True:
+            rc = self._mp3.next(&audio, &ns)
+            if rc == MPG123_OK:
+                if ns:
+                    if _grow(<void **>&self._pcm, &self._pcm_cap, self._pcm_len + ns, sizeof(int16_t)):
+                        return _ST_NOMEM
+                    hl_f32_to_s16(audio, ns, 32768.0, self._pcm + self._pcm_len)
+                    self._pcm_len += ns
+            elif rc == MPG123_NEW_FORMAT:
+                continue
+            elif rc == MPG123_NEED_MORE or rc == MPG123_DONE:
+                return _ST_DONE
+            else:
+                self._err = rc
+                return _ST_MPG123
+
+    cdef object _take(self, int st):
+        if st == _ST_NOMEM:
+            self._pcm_len = 0
+            raise MemoryError()
+        if st == _ST_MPG123:
+            self._pcm_len = 0
+            _check(self._err if self._err != MPG123_OK else MPG123_ERR, self._mp3.mh)
+        out = PyBytes_FromStringAndSize(<char *>self._pcm, self._pcm_len * sizeof(int16_t))
+        self._pcm_len = 0
+        return out
+
+    def feed(self, data):
+        """Feed MP3 bytes (any cut); returns the int16 PCM decoded so far."""
+        cdef Py_buffer view
+        cdef int st
+        _get_buffer(data, &view)
+        try:
+            with nogil:
+                st = self._mp3.feed(<const uint8_t *>view.buf, view.len)
+                if st != MPG123_OK:
+                    self._err = st
+                    st = _ST_MPG123
+                else:
+                    st = self._run()
+        finally:
+            PyBuffer_Release(&view)
+        return self._take(st)
+
+    def flush(self):
+        """End of stream: returns what is left; the next feed() starts a new stream."""
+        cdef int st
+        with nogil:
+            st = self._run()
+            self._mp3.end_stream()
+        out = self._take(st)
+        self._mp3.open()
+        return out
+
+    def reset(self):
+        """Drop all buffered input; the next feed() starts a new stream."""
+        self._pcm_len = 0
+        self._mp3.open()
+
+
+# --------------------------------------------------------------------------- Transcoder
+
+cdef class TranscoderStats:
+    """Counters of one Transcoder over its lifetime (they survive flush() and reset())."""
+    cdef readonly long long bytes_in
+    cdef readonly long long bytes_out
+    cdef readonly long long feeds
+    cdef readonly long long skipped_bytes
+    cdef readonly long long decoder_resyncs
+    cdef readonly long input_rate
+
+    def __repr__(self):
+        return (f"TranscoderStats(bytes_in={self.bytes_in}, bytes_out={self.bytes_out}, "
+                f"feeds={self.feeds}, skipped_bytes={self.skipped_bytes}, "
+                f"decoder_resyncs={self.decoder_resyncs}, input_rate={self.input_rate})")
+
+    def as_dict(self):
+        return {
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "feeds": self.feeds,
+            "skipped_bytes": self.skipped_bytes,
+            "decoder_resyncs": self.decoder_resyncs,
+            "input_rate": self.input_rate,
+        }
+
+
+cdef dict _FORMATS = {}
+for _f in SUPPORTED_FORMATS:
+    _codec_name, _rate = _f.split("_")[:2]
+    _FORMATS[_f] = ({"mp3": _K_MP3, "pcm": _K_PCM, "ulaw": _K_ULAW, "alaw": _K_ALAW}[_codec_name],
+                    int(_rate))
+
+
+cdef class Transcoder:
+    """ElevenLabs audio in ``output_format`` -> µ-law 8 kHz mono (see hotline.codec)."""
+    cdef readonly str output_format
+    cdef int _kind
+    cdef long _in_rate          # PCM: the format's rate; MP3: the stream's (0 = not yet known)
+    cdef _Mp3 _mp3
+    cdef Resampler _rs          # None for 8 kHz input
+    cdef hl_resampler *_rsp     # &self._rs.rs, for the nogil loops
+    cdef int16_t *_pcm          # resampled int16 scratch
+    cdef size_t _pcm_cap
+    cdef uint8_t *_out          # µ-law scratch (MP3 path)
+    cdef size_t _out_cap, _out_len
+    cdef bint _odd              # PCM: a first byte of a sample is pending
+    cdef uint8_t _odd_byte
+    cdef int _err
+    cdef long long _bytes_in, _bytes_out, _feeds
+
+    def __cinit__(self, str output_format):
+        spec = _FORMATS.get(output_format)
+        if spec is None:
+            raise CodecError(f"unsupported output_format {output_format!r}; "
+                             f"supported: {', '.join(SUPPORTED_FORMATS)}")
+        self.output_format = output_format
+        self._kind, rate = spec
+        self._rsp = NULL
+        if self._kind == _K_MP3:
+            self._mp3 = _Mp3()
+            self._in_rate = 0
+        else:
+            self._in_rate = rate
+            if self._kind == _K_PCM and rate != _OUT_RATE:
+                self._set_rate(rate)
+
+    def __dealloc__(self):
+        free(self._pcm)
+        free(self._out)
+
+    cdef int _set_rate(self, long rate) except -1:
+        if rate == _OUT_RATE:
+            self._rs = None
+            self._rsp = NULL
+        elif self._rs is None or self._rs.in_rate != rate:
+            self._rs = Resampler(rate, _OUT_RATE)
+            self._rsp = &self._rs.rs
+        else:
+            hl_resampler_reset(self._rsp)
+        self._in_rate = rate
+        return 0
+
+    @property
+    def input_rate(self):
+        """Rate of the input audio: the format's, or for MP3 the stream's (0 until known)."""
+        if self._kind == _K_MP3:
+            return self._mp3.last_rate
+        return self._in_rate
+
+    @property
+    def stats(self):
+        cdef TranscoderStats s = TranscoderStats.__new__(TranscoderStats)
+        s.bytes_in = self._bytes_in
+        s.bytes_out = self._bytes_out
+        s.feeds = self._feeds
+        s.input_rate = self.input_rate
+        if self._kind == _K_MP3:
+            s.skipped_bytes = self._mp3.skipped
+            s.decoder_resyncs = self._mp3.resyncs
+        return s
+
+    # -- MP3 path (nogil) ----------------------------------------------------------------
+
+    cdef int _emit_pcm(self, const int16_t *pcm, size_t n) noexcept nogil:
+        if _grow(<void **>&self._out, &self._out_cap, self._out_len + n, 1):
+            return _ST_NOMEM
+        hl_ulaw_encode(pcm, n, self._out + self._out_len)
+        self._out_len += n
+        return _ST_DONE
+
+    cdef int _resample_f32(self, const float *x, size_t n) noexcept nogil:
+        cdef size_t cap
+        cdef ssize_t got
+        if self._rsp == NULL:  # 8 kHz MP3: only the int16 conversion
+            if _grow(<void **>&self._pcm, &self._pcm_cap, n, sizeof(int16_t)):
+                return _ST_NOMEM
+            hl_f32_to_s16(x, n, 32768.0, self._pcm)
+            return self._emit_pcm(self._pcm, n)
+        cap = hl_resampler_max_out(self._rsp, n)
+        if _grow(<void **>&self._pcm, &self._pcm_cap, cap, sizeof(int16_t)):
+            return _ST_NOMEM
+        got = hl_resampler_process_f32(self._rsp, x, n, 32768.0, self._pcm, self._pcm_cap)
+        if got < 0:
+            self._err = <int>got
+            return _ST_KERNEL
+        return self._emit_pcm(self._pcm, got)
+
+    cdef int _drain_resampler(self) noexcept nogil:
+        cdef size_t cap
+        cdef ssize_t got
+        if self._rsp == NULL:
+            return _ST_DONE
+        cap = hl_resampler_max_out(self._rsp, 0)
+        if _grow(<void **>&self._pcm, &self._pcm_cap, cap, sizeof(int16_t)):
+            return _ST_NOMEM
+        got = hl_resampler_flush(self._rsp, self._pcm, self._pcm_cap)
+        if got < 0:
+            self._err = <int>got
+            return _ST_KERNEL
+        return self._emit_pcm(self._pcm, got)
+
+    cdef int _run_mp3(self) noexcept nogil:
+        cdef float *audio = NULL
+        cdef size_t ns = 0
+        cdef int rc, st
+        while True:
+            rc = self._mp3.next(&audio, &ns)
+            if rc == MPG123_OK:
+                if ns:
+                    st = self._resample_f32(audio, ns)
+                    if st != _ST_DONE:
+                        return st
+            elif rc == MPG123_NEW_FORMAT:
+                if self._mp3.rate != self._in_rate:
+                    # the stream changed rate: finish the old rate's tail, then let the
+                    # caller (with the GIL) set up the new resampler and call again
+                    st = self._drain_resampler()
+                    if st != _ST_DONE:
+                        return st
+                    return _ST_NEED_RATE
+            elif rc == MPG123_NEED_MORE or rc == MPG123_DONE:
+                return _ST_DONE
+            else:
+                self._err = rc
+                return _ST_MPG123
+
+    cdef object _mp3_result(self, int st):
+        # called with the GIL after the nogil loop; st is never _ST_NEED_RATE here
+        if st != _ST_DONE:
+            self._out_len = 0
+            if st == _ST_NOMEM:
+                raise MemoryError()
+            if st == _ST_MPG123:
+                _check(self._err if self._err != MPG123_OK else MPG123_ERR, self._mp3.mh)
+            raise CodecError(f"kernel error {self._err}")
+        out = PyBytes_FromStringAndSize(<char *>self._out, self._out_len)
+        self._out_len = 0
+        return out
+
+    cdef object _feed_mp3(self, const uint8_t *p, size_t n):
+        cdef int st
+        with nogil:
+            st = self._mp3.feed(p, n)
+            if st != MPG123_OK:
+                self._err = st
+                st = _ST_MPG123
+            else:
+                st = self._run_mp3()
+        while st == _ST_NEED_RATE:
+            self._set_rate(self._mp3.rate)
+            with nogil:
+                st = self._run_mp3()
+        return self._mp3_result(st)
+
+    # -- PCM path --------------------------------------------------------------------------
+
+    cdef object _feed_pcm(self, const uint8_t *p, size_t n):
+        cdef uint8_t pair[2]
+        cdef size_t ns, cnt, cap, k = 0
+        cdef ssize_t got = 0, got1 = 0
+        cdef bint lead = False
+        cdef uint8_t *dst
+        if self._odd and n:
+            # complete the sample split across feeds
+            pair[0] = self._odd_byte
+            pair[1] = p[0]
+            lead = True
+            p += 1
+            n -= 1
+            self._odd = False
+        ns = n // 2
+        if self._rsp == NULL:  # pcm_8000: encode only, straight into the result
+            out = PyBytes_FromStringAndSize(NULL, ns + lead)
+            dst = <uint8_t *>PyBytes_AS_STRING(out)
+            with nogil:
+                if lead:
+                    hl_ulaw_encode_s16le(pair, 1, dst)
+                hl_ulaw_encode_s16le(p, ns, dst + lead)
+        else:
+            cnt = hl_resampler_out_count(self._rsp, ns + lead)
+            cap = hl_resampler_max_out(self._rsp, ns + lead)
+            if _grow(<void **>&self._pcm, &self._pcm_cap, cap, sizeof(int16_t)):
+                raise MemoryError()
+            out = PyBytes_FromStringAndSize(NULL, cnt)
+            dst = <uint8_t *>PyBytes_AS_STRING(out)
+            with nogil:
+                if lead:
+                    got1 = hl_resampler_process_s16le(self._rsp, pair, 1, self._pcm, self._pcm_cap)
+                if got1 >= 0:
+                    got = hl_resampler_process_s16le(self._rsp, p, ns, self._pcm + got1,
+                                                     self._pcm_cap - got1)
+                if got1 >= 0 and got >= 0 and <size_t>(got1 + got) == cnt:
+                    hl_ulaw_encode(self._pcm, cnt, dst)
+            if got1 < 0 or got < 0 or <size_t>(got1 + got) != cnt:
+                raise CodecError(f"resampler kernel error {got1}/{got}")
+        if n % 2:
+            self._odd = True
+            self._odd_byte = p[n - 1]
+        return out
+
+    # -- public ----------------------------------------------------------------------------
+
+    def feed(self, data):
+        """Transcode one chunk; returns µ-law 8 kHz bytes (possibly empty)."""
+        cdef Py_buffer view
+        cdef const uint8_t *p
+        cdef uint8_t *dst
+        cdef size_t n
+        _get_buffer(data, &view)
+        try:
+            p = <const uint8_t *>view.buf
+            n = <size_t>view.len
+            self._feeds += 1
+            self._bytes_in += n
+            if self._kind == _K_MP3:
+                out = self._feed_mp3(p, n)
+            elif self._kind == _K_PCM:
+                out = self._feed_pcm(p, n)
+            elif self._kind == _K_ULAW:
+                out = PyBytes_FromStringAndSize(<const char *>p, n)
+            else:
+                out = PyBytes_FromStringAndSize(NULL, n)
+                dst = <uint8_t *>PyBytes_AS_STRING(out)
+                with nogil:
+                    hl_alaw_to_ulaw(p, n, dst)
+        finally:
+            PyBuffer_Release(&view)
+        self._bytes_out += len(out)
+        return out
+
+    def flush(self):
+        """End the utterance: drain decoder and resampler; ready for a new utterance."""
+        cdef int st = _ST_DONE
+        cdef size_t cnt, cap
+        cdef ssize_t got = 0
+        cdef uint8_t *dst
+        self._odd = False  # a half sample at the end of an utterance cannot be played
+        if self._kind == _K_MP3:
+            with nogil:
+                st = self._run_mp3()
+            while st == _ST_NEED_RATE:
+                self._set_rate(self._mp3.rate)
+                with nogil:
+                    st = self._run_mp3()
+            if st == _ST_DONE:
+                with nogil:
+                    st = self._drain_resampler()
+                    self._mp3.end_stream()
+            try:
+                out = self._mp3_result(st)
+            finally:
+                self._mp3.open()
+                if self._rsp != NULL:
+                    hl_resampler_reset(self._rsp)
+        elif self._kind == _K_PCM and self._rsp != NULL:
+            cnt = hl_resampler_flush_count(self._rsp)
+            cap = hl_resampler_max_out(self._rsp, 0)
+            if _grow(<void **>&self._pcm, &self._pcm_cap, cap, sizeof(int16_t)):
+                raise MemoryError()
+            out = PyBytes_FromStringAndSize(NULL, cnt)
+            dst = <uint8_t *>PyBytes_AS_STRING(out)
+            with nogil:
+                got = hl_resampler_flush(self._rsp, self._pcm, self._pcm_cap)
+                if got >= 0 and <size_t>got == cnt:
+                    hl_ulaw_encode(self._pcm, cnt, dst)
+            if got < 0 or <size_t>got != cnt:
+                raise CodecError(f"resampler kernel error {got}")
+        else:
+            out = b""
+        self._bytes_out += len(out)
+        return out
+
+    def reset(self):
+        """Drop everything buffered (barge-in); the next feed() starts a new utterance."""
+        self._odd = False
+        self._out_len = 0
+        if self._kind == _K_MP3:
+            self._mp3.open()
+        if self._rsp != NULL:
+            hl_resampler_reset(self._rsp)

@@ -1,0 +1,56 @@
+# Declarations of the C kernels in csrc/hotline_kernels.h (only what _codec.pyx calls).
+from libc.stdint cimport int16_t, uint8_t, uint32_t
+
+
+cdef extern from "hotline_kernels.h" nogil:
+    enum:
+        HL_OK
+        HL_EINVAL
+        HL_ENOSPC
+        HL_RATE_MIN
+        HL_RATE_MAX
+
+    double HL_DBFS_FLOOR
+
+    size_t hl_ulaw_encode(const int16_t *pcm, size_t n, uint8_t *out)
+    size_t hl_ulaw_decode(const uint8_t *ulaw, size_t n, int16_t *out)
+    size_t hl_ulaw_encode_s16le(const uint8_t *pcm, size_t n, uint8_t *out)
+    size_t hl_alaw_to_ulaw(const uint8_t *alaw, size_t n, uint8_t *out)
+    void hl_ulaw_frame_stats(const uint8_t *ulaw, size_t n, double *rms_dbfs, double *zcr)
+    size_t hl_f32_to_s16(const float *inp, size_t n, float scale, int16_t *out)
+
+    ctypedef struct hl_resampler_plan:
+        uint32_t in_rate
+        uint32_t out_rate
+        uint32_t phases
+        uint32_t step
+        uint32_t ntaps
+        uint32_t half
+        double cutoff
+        double pass_hz
+        double stop_hz
+        double atten_db
+        double beta
+        int passthrough
+
+    ctypedef struct hl_resampler:
+        hl_resampler_plan plan
+
+    int hl_resampler_plan_init(hl_resampler_plan *plan, uint32_t in_rate, uint32_t out_rate)
+    size_t hl_resampler_table_size(const hl_resampler_plan *plan)
+    int hl_resampler_design(const hl_resampler_plan *plan, float *taps)
+    size_t hl_resampler_hist_min(const hl_resampler_plan *plan)
+    int hl_resampler_init(hl_resampler *rs, const hl_resampler_plan *plan, const float *taps,
+                          float *hist, size_t hist_cap)
+    void hl_resampler_reset(hl_resampler *rs)
+    size_t hl_resampler_max_out(const hl_resampler *rs, size_t n_in)
+    ssize_t hl_resampler_process_s16(hl_resampler *rs, const int16_t *inp, size_t n,
+                                     int16_t *out, size_t out_cap)
+    size_t hl_resampler_out_count(const hl_resampler *rs, size_t n_in)
+    size_t hl_resampler_flush_count(const hl_resampler *rs)
+    ssize_t hl_resampler_process_s16le(hl_resampler *rs, const uint8_t *inp, size_t n,
+                                       int16_t *out, size_t out_cap)
+    ssize_t hl_resampler_process_f32(hl_resampler *rs, const float *inp, size_t n,
+                                     float scale, int16_t *out, size_t out_cap)
+    ssize_t hl_resampler_flush(hl_resampler *rs, int16_t *out, size_t out_cap)
+    double hl_resampler_delay(const hl_resampler_plan *plan)
