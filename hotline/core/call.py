@@ -1,0 +1,793 @@
+"""The per-call state machine: utterances, pacing, marks, barge-in, hang-up. Sans-I/O.
+
+A :class:`Call` owns one :class:`~hotline.core.twilio.TwilioStream`, the call's script, a queue
+of utterances, one µ-law converter (a :class:`hotline.codec.Transcoder`, flushed at the end of
+each utterance and reset on barge-in) and a :class:`~hotline.core.framer.Framer`. It never
+sleeps, reads a clock or touches a socket: the shell passes the time in (``now``, seconds on
+any monotonic clock) and executes what comes out::
+
+    call = Call(script, output_format="mp3_44100_128")
+    call.receive_text(text, now)          # every Twilio text frame (raises TwilioProtocolError)
+    call.receive_tts(uid, event, now)     # every ElevenLabs event of utterance ``uid``
+    call.tts_failed(uid, detail, now)     # the TTS socket closed / timed out without isFinal
+    call.say(text, now, interrupt=False)  # an outside brain speaks into the call
+    call.pump(now)                        # move the audio that is due into the Twilio stream
+    call.data_to_send()                   # -> Twilio text frames, in order (send them all)
+    call.actions()                        # -> StartTTS, CancelTTS, Hangup, ... (execute them)
+    call.next_deadline(now)               # when to call pump() again if nothing else happens
+
+Pacing. Twilio buffers what we send and plays it in order, so we model its playhead: playback
+starts when a frame reaches an empty buffer and advances at 8 bytes per millisecond; every
+echoed mark tells us exactly where it was (``base``) and corrects the model. :meth:`pump` keeps
+at most ``max_ahead_ms`` of audio queued at Twilio ahead of that estimate (so a ``clear``
+drops little and memory stays bounded) and never holds a frame back when the buffer is empty.
+It refills in steps of ``refill_ms`` so a call needs a few wake-ups per second, not fifty.
+
+Marks. One mark after each utterance's last frame (``u<id>-end``) and, every
+``mark_every_frames`` frames, an accounting mark (``u<id>-f<n>``). A ``clear`` makes Twilio
+echo every pending mark at once, so on barge-in the pending marks are forgotten first and any
+echo of an unknown name is ignored.
+
+Barge-in. A :class:`~hotline.core.events.SpeechStarted` from the VAD while something is
+playing in an active call (the goodbye is not interruptible) (audio queued at Twilio, frames not yet sent, or a TTS stream running) sends ``clear``,
+drops the pending marks and frames, resets the converter and the framer, and asks the shell to
+close that utterance's ElevenLabs stream (:class:`CancelTTS`). Late audio for it is ignored.
+
+Script. On ``start`` (once the shell has checked the per-call token and called :meth:`accept`)
+the greeting is spoken. A DTMF digit speaks its line (interrupting what plays); a goodbye digit
+speaks the goodbye and hangs up once its end mark has echoed (or, if Twilio never echoes it,
+``mark_grace`` seconds after it should have finished playing).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+from hotline.core.events import (
+    Connected,
+    Dtmf,
+    MarkEcho,
+    Media,
+    SpeechEnded,
+    SpeechStarted,
+    Start,
+    Stop,
+    TTSAudio,
+    TTSEvent,
+    TTSFailure,
+    TTSFinal,
+    TwilioEvent,
+)
+from hotline.core.framer import Framer
+from hotline.core.script import CallScript
+from hotline.core.twilio import TwilioStream
+from hotline.errors import CodecError, HotlineError
+
+__all__ = [
+    "BYTES_PER_MS",
+    "Action",
+    "BargeIn",
+    "Call",
+    "CallState",
+    "CallStateError",
+    "CancelTTS",
+    "Converter",
+    "FirstFrame",
+    "Hangup",
+    "SpeechDetector",
+    "StartTTS",
+    "Started",
+    "Stopped",
+    "Underrun",
+    "UtteranceEnded",
+]
+
+#: µ-law at 8 kHz: one byte per sample, 8 bytes per millisecond.
+BYTES_PER_MS = 8
+_BYTES_PER_S = 8000
+
+
+def _assert_never(value: NoReturn) -> NoReturn:
+    raise AssertionError(f"unhandled: {value!r}")
+
+
+class CallStateError(HotlineError, RuntimeError):
+    """A call method was used in a state that does not allow it (e.g. ``say`` after hang-up)."""
+
+
+class Converter(Protocol):
+    """What :class:`Call` needs from :class:`hotline.codec.Transcoder`."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+    def reset(self) -> None: ...
+
+
+class SpeechDetector(Protocol):
+    """What :class:`Call` needs from :class:`hotline.core.vad.Vad`."""
+
+    def process(self, media: Media) -> SpeechStarted | SpeechEnded | None: ...
+
+    def reset(self) -> None: ...
+
+
+class CallState(enum.Enum):
+    """Where a :class:`Call` is in its life."""
+
+    CONNECTING = "connecting"  # before Twilio's ``start``
+    STARTED = "started"  # ``start`` seen; waiting for the shell to accept() or reject()
+    ACTIVE = "active"  # speaking, listening
+    CLOSING = "closing"  # the goodbye is playing; hang up once it has played
+    ENDED = "ended"  # hung up, stopped or rejected; everything else is ignored
+
+
+# ------------------------------------------------------------------------------ actions
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Twilio's ``start`` arrived: check ``start.custom_parameters``, then accept() or reject()."""
+
+    start: Start
+
+
+@dataclass(frozen=True, slots=True)
+class StartTTS:
+    """Open a TTS stream for ``text`` and feed its events back tagged with ``utterance_id``."""
+
+    utterance_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTTS:
+    """Close utterance ``utterance_id``'s TTS stream (if still open); its audio is unwanted."""
+
+    utterance_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """End the call: close the Twilio WebSocket (ends ``<Connect>``) and tear everything down."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """Twilio sent ``stop``: the call is over; tear everything down."""
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """The caller talked over ``utterance_id``; ``clear`` has been queued.
+
+    Attributes:
+        timestamp_ms: media timestamp of the speech onset (from the VAD).
+        dropped_ms: audio dropped (queued at Twilio by our estimate, plus unsent frames).
+    """
+
+    utterance_id: int
+    timestamp_ms: int
+    dropped_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class FirstFrame:
+    """The first media frame of an utterance went into the Twilio stream.
+
+    Attributes:
+        message_index: index of that frame in the next :meth:`Call.data_to_send` batch, so the
+            shell can time the moment it actually leaves.
+        queued_at / tts_started_at / first_audio_at / sent_at: the ``now`` values at which the
+            text was queued, handed to TTS, its first audio arrived, and this frame was pumped.
+    """
+
+    utterance_id: int
+    source: str
+    message_index: int
+    queued_at: float
+    tts_started_at: float
+    first_audio_at: float
+    sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Underrun:
+    """Playback starved in the middle of an utterance for ``duration_ms`` (by our estimate)."""
+
+    utterance_id: int
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnded:
+    """An utterance is finished with; reported exactly once per utterance.
+
+    ``outcome`` is ``"played"`` (its end mark echoed), ``"failed"`` (the TTS or the codec
+    failed; the audio received before the failure still plays), ``"interrupted"`` (barge-in,
+    an interrupting say/digit, hang-up, stop) or ``"dropped"`` (never started).
+    """
+
+    utterance_id: int
+    source: str
+    outcome: str
+    detail: str = ""
+
+
+Action = (
+    Started
+    | StartTTS
+    | CancelTTS
+    | Hangup
+    | Stopped
+    | BargeIn
+    | FirstFrame
+    | Underrun
+    | UtteranceEnded
+)
+
+
+# ---------------------------------------------------------------------------- internals
+
+
+class _Utt:
+    __slots__ = (
+        "first_audio_at",
+        "frames_sent",
+        "hangup_after",
+        "id",
+        "queued_at",
+        "reported",
+        "source",
+        "text",
+        "tts_started_at",
+    )
+
+    def __init__(self, uid: int, text: str, source: str, hangup_after: bool, now: float) -> None:
+        self.id = uid
+        self.text = text
+        self.source = source
+        self.hangup_after = hangup_after
+        self.queued_at = now
+        self.tts_started_at: float | None = None
+        self.first_audio_at: float | None = None
+        self.frames_sent = 0
+        self.reported = False
+
+
+class _Mark:
+    __slots__ = ("final", "pos", "utt")
+
+    def __init__(self, utt: _Utt, pos: int, final: bool) -> None:
+        self.utt = utt
+        self.pos = pos
+        self.final = final
+
+
+# An outbound queue entry: a µ-law frame, or (str) the name of the utterance's end mark.
+_OutItem = tuple[_Utt, bytes | str]
+
+
+def _default_converter(output_format: str) -> Converter:
+    from hotline.codec import Transcoder
+
+    return Transcoder(output_format)
+
+
+class Call:
+    """One phone call: Twilio stream in and out, utterances, pacing, barge-in.
+
+    Args:
+        script: what to say (:class:`hotline.core.script.CallScript`).
+        hangup_after_greeting: hang up once the greeting has played (the debug call).
+        output_format: the ElevenLabs ``output_format`` the TTS audio arrives in.
+        vad: speech detector for barge-in (``None``: no barge-in).
+        converter_factory: builds the µ-law converter (default :class:`hotline.codec.Transcoder`).
+        frame_bytes: outbound media frame size (160 = 20 ms).
+        max_ahead_ms: audio kept queued at Twilio ahead of the estimated playhead, at most.
+        refill_ms: pump wakes up once the queue has drained this much below ``max_ahead_ms``.
+        mark_every_frames: an accounting mark after every N frames (0: only end marks).
+        mark_grace: seconds after a goodbye should have finished playing before hanging up
+            without its mark echo.
+        twilio: the stream object (default: a new :class:`TwilioStream`).
+
+    Raises:
+        ValueError: a nonsensical pacing parameter.
+        CodecError: ``output_format`` is not supported by the converter.
+    """
+
+    def __init__(
+        self,
+        script: CallScript,
+        *,
+        hangup_after_greeting: bool = False,
+        output_format: str,
+        vad: SpeechDetector | None = None,
+        converter_factory: Callable[[str], Converter] | None = None,
+        frame_bytes: int = 160,
+        max_ahead_ms: int = 1000,
+        refill_ms: int = 200,
+        mark_every_frames: int = 25,
+        mark_grace: float = 2.0,
+        twilio: TwilioStream | None = None,
+    ) -> None:
+        if frame_bytes <= 0:
+            raise ValueError("frame_bytes must be positive")
+        if max_ahead_ms * BYTES_PER_MS < frame_bytes:
+            raise ValueError("max_ahead_ms must hold at least one frame")
+        if not 0 <= refill_ms <= max_ahead_ms:
+            raise ValueError("refill_ms must be between 0 and max_ahead_ms")
+        if mark_every_frames < 0:
+            raise ValueError("mark_every_frames must be >= 0")
+        self.script = script
+        self.hangup_after_greeting = hangup_after_greeting
+        self.output_format = output_format
+        self.state = CallState.CONNECTING
+        self.twilio = twilio if twilio is not None else TwilioStream()
+        self._vad = vad
+        factory = converter_factory if converter_factory is not None else _default_converter
+        self._converter = factory(output_format)
+        self._framer = Framer(frame_bytes)
+        self._frame_bytes = frame_bytes
+        self._max_ahead = max_ahead_ms * BYTES_PER_MS
+        self._low_water = self._max_ahead - refill_ms * BYTES_PER_MS
+        self._mark_every = mark_every_frames
+        self._mark_grace = mark_grace
+
+        self._next_id = 1
+        self._queue: deque[_Utt] = deque()  # waiting for TTS
+        self._tts: _Utt | None = None  # TTS stream running
+        self._playing: list[_Utt] = []  # TTS done, end mark not echoed yet
+        self._out: deque[_OutItem] = deque()
+        self._marks: dict[str, _Mark] = {}
+        self._actions: list[Action] = []
+        self._n_out = 0  # messages queued in the TwilioStream since the last data_to_send()
+
+        # Playback model: Twilio had played up to byte ``_base_pos`` at time ``_base_time``.
+        self._sent_pos = 0
+        self._base_pos = 0
+        self._base_time = 0.0
+        self._hangup_deadline: float | None = None
+        self._speech_active = False
+
+        self.start: Start | None = None
+        self.utterances_total = 0
+        self.barge_ins = 0
+        self.last_media_timestamp: int | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def call_sid(self) -> str | None:
+        return self.twilio.call_sid
+
+    @property
+    def stream_sid(self) -> str | None:
+        return self.twilio.stream_sid
+
+    @property
+    def bytes_sent(self) -> int:
+        """µ-law bytes handed to Twilio so far (8 per millisecond)."""
+        return self._sent_pos
+
+    @property
+    def current_utterance(self) -> int | None:
+        """The utterance whose TTS is running, if any."""
+        return self._tts.id if self._tts is not None else None
+
+    @property
+    def queued_utterances(self) -> int:
+        return len(self._queue)
+
+    def ahead_ms(self, now: float) -> float:
+        """Audio queued at Twilio and not yet played, by our estimate."""
+        return self._ahead(now) / BYTES_PER_MS
+
+    def is_speaking(self, now: float) -> bool:
+        """True while something is (or is about to be) heard by the caller."""
+        if self._tts is not None or self._out or self._queue:
+            return True
+        if self._ahead(now) > 0:
+            return True
+        # Our estimate says Twilio's buffer is empty, but an end mark has not echoed yet:
+        # believe the mark for a short while (the echo may be on its way).
+        if any(m.final for m in self._marks.values()):
+            return now < self._drained_at() + self._mark_grace
+        return False
+
+    # ------------------------------------------------------------------ outputs
+
+    def data_to_send(self) -> list[str]:
+        """Return and forget the Twilio text frames to send, in order."""
+        self._n_out = 0
+        return self.twilio.data_to_send()
+
+    def actions(self) -> list[Action]:
+        """Return and forget the actions for the shell, in order."""
+        out, self._actions = self._actions, []
+        return out
+
+    # ------------------------------------------------------------------ Twilio side
+
+    def receive_text(self, text: str, now: float) -> None:
+        """Handle one Twilio text frame.
+
+        Raises:
+            TwilioProtocolError: the frame is malformed; it was dropped, nothing changed.
+        """
+        if self.state is CallState.ENDED:
+            return
+        self.twilio.receive_text(text)
+        for event in self.twilio.events_received():
+            self._handle_twilio(event, now)
+
+    def receive_bytes(self, data: bytes) -> None:
+        """A binary frame from Twilio: always an error (Twilio sends text only).
+
+        Raises:
+            TwilioProtocolError: always.
+        """
+        self.twilio.receive_bytes(data)
+
+    def _handle_twilio(self, event: TwilioEvent, now: float) -> None:
+        if isinstance(event, Media):
+            self._on_media(event, now)
+        elif isinstance(event, MarkEcho):
+            self._on_mark(event.name, now)
+        elif isinstance(event, Dtmf):
+            self._on_digit(event.digit, now)
+        elif isinstance(event, Start):
+            self.start = event
+            self.state = CallState.STARTED
+            self._base_time = now
+            self._actions.append(Started(event))
+        elif isinstance(event, Stop):
+            self._end(now, outcome="interrupted")
+            self._actions.append(Stopped())
+        elif isinstance(event, Connected):
+            pass
+        else:
+            _assert_never(event)
+
+    def accept(self, now: float) -> None:
+        """The shell checked ``start``: begin the call by speaking the greeting.
+
+        Raises:
+            CallStateError: not waiting for acceptance.
+        """
+        if self.state is not CallState.STARTED:
+            raise CallStateError(f"accept() in state {self.state.value}")
+        self.state = CallState.ACTIVE
+        if self.hangup_after_greeting:
+            self.state = CallState.CLOSING
+        self._enqueue(self.script.greeting, "script", self.hangup_after_greeting, now)
+
+    def reject(self) -> None:
+        """The shell refused ``start`` (bad token): the call ends without a word."""
+        self.state = CallState.ENDED
+
+    def _on_media(self, media: Media, now: float) -> None:
+        self.last_media_timestamp = media.timestamp
+        if self._vad is None or self.state is not CallState.ACTIVE:
+            return  # the goodbye (CLOSING) is not interruptible: it plays, then we hang up
+        event = self._vad.process(media)
+        if event is None:
+            return
+        if isinstance(event, SpeechStarted):
+            self._speech_active = True
+            if self.is_speaking(now):
+                self._barge_in(event.timestamp_ms, now)
+        elif isinstance(event, SpeechEnded):
+            self._speech_active = False
+        else:
+            _assert_never(event)
+
+    def _on_digit(self, digit: str, now: float) -> None:
+        if self.state is not CallState.ACTIVE:
+            return  # not started yet, or the goodbye is playing
+        entry = self.script.entry_for(digit)
+        self._interrupt(now)
+        if entry.hangup:
+            self.state = CallState.CLOSING
+        self._enqueue(entry.say, "script", entry.hangup, now)
+
+    def _on_mark(self, name: str, now: float) -> None:
+        mark = self._marks.pop(name, None)
+        if mark is None:
+            return  # unknown, or a late echo after a clear: ignore
+        # Twilio had played exactly up to mark.pos when it echoed.
+        self._base_pos = mark.pos
+        self._base_time = now
+        if not mark.final:
+            return
+        utt = mark.utt
+        if utt in self._playing:
+            self._playing.remove(utt)
+        self._report(utt, "played")
+        if utt.hangup_after:
+            self._hangup("goodbye played", now)
+
+    # ------------------------------------------------------------------ TTS side
+
+    def receive_tts(self, utterance_id: int, event: TTSEvent, now: float) -> bool:
+        """Handle one TTS event of utterance ``utterance_id``.
+
+        Returns:
+            False if that utterance is no longer wanted (barge-in, hang-up): the event was
+            dropped, which is the right thing for late audio.
+        """
+        utt = self._tts
+        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
+            return False
+        if isinstance(event, TTSAudio):
+            if utt.first_audio_at is None:
+                utt.first_audio_at = now
+            try:
+                ulaw = self._converter.feed(event.data)
+            except CodecError as exc:
+                self._actions.append(CancelTTS(utt.id))
+                self._finish_tts(utt, now, f"codec: {exc}", flush=False)
+                return True
+            if ulaw:
+                self._push_frames(utt, self._framer.push(ulaw))
+        elif isinstance(event, TTSFinal):
+            self._finish_tts(utt, now, None, flush=True)
+        elif isinstance(event, TTSFailure):
+            self._actions.append(CancelTTS(utt.id))
+            self._finish_tts(utt, now, f"{event.error}: {event.message}", flush=True)
+        else:
+            _assert_never(event)
+        return True
+
+    def tts_failed(self, utterance_id: int, detail: str, now: float) -> bool:
+        """The shell's TTS stream for ``utterance_id`` ended without ``isFinal`` (closed, timed
+        out, could not connect). The audio received so far still plays; the next utterance starts.
+
+        Returns:
+            False if that utterance was no longer current (nothing to do).
+        """
+        utt = self._tts
+        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
+            return False
+        self._finish_tts(utt, now, detail, flush=True)
+        return True
+
+    def _push_frames(self, utt: _Utt, frames: Iterable[bytes]) -> None:
+        out = self._out
+        for frame in frames:
+            out.append((utt, frame))
+
+    def _finish_tts(self, utt: _Utt, now: float, failure: str | None, *, flush: bool) -> None:
+        tail = b""
+        if flush:
+            try:
+                tail = self._converter.flush()
+            except CodecError as exc:
+                self._converter.reset()
+                failure = failure or f"codec: {exc}"
+        else:
+            self._converter.reset()
+        if tail:
+            self._push_frames(utt, self._framer.push(tail))
+        last = self._framer.end()
+        if last:
+            self._out.append((utt, last))
+        self._out.append((utt, f"u{utt.id}-end"))
+        self._tts = None
+        self._playing.append(utt)
+        if failure is not None:
+            self._report(utt, "failed", failure)
+        self._start_next(now)
+
+    # ------------------------------------------------------------------ outside brain
+
+    def say(self, text: str, now: float, *, interrupt: bool = False) -> int:
+        """Queue ``text`` as an utterance; with ``interrupt`` replace what is playing.
+
+        Returns:
+            The utterance id.
+
+        Raises:
+            ValueError: empty text.
+            CallStateError: the call is not active (not started yet, saying goodbye, ended).
+        """
+        if not text or not text.strip():
+            raise ValueError("text must not be empty")
+        if self.state is not CallState.ACTIVE:
+            raise CallStateError(f"cannot say in state {self.state.value}")
+        if interrupt:
+            self._interrupt(now)
+        return self._enqueue(text, "say", False, now)
+
+    def hangup(self, now: float, reason: str = "hangup requested") -> None:
+        """Hang up now (what plays is cut). A no-op once the call has ended."""
+        if self.state is CallState.ENDED:
+            return
+        self._hangup(reason, now)
+
+    # ------------------------------------------------------------------ pacing
+
+    def _played(self, now: float) -> int:
+        elapsed = now - self._base_time
+        pos = self._base_pos + (int(elapsed * _BYTES_PER_S) if elapsed > 0 else 0)
+        return pos if pos < self._sent_pos else self._sent_pos
+
+    def _ahead(self, now: float) -> int:
+        return self._sent_pos - self._played(now)
+
+    def _drained_at(self) -> float:
+        """When Twilio's buffer runs (ran) empty by our estimate."""
+        return self._base_time + (self._sent_pos - self._base_pos) / _BYTES_PER_S
+
+    def pump(self, now: float) -> None:
+        """Move what is due into the Twilio stream: frames while at most ``max_ahead_ms`` is
+        queued at Twilio (a frame always goes when its buffer is empty), and marks; fire the
+        goodbye safety hang-up. Call it whenever audio arrived or :meth:`next_deadline` passed.
+        """
+        if self._hangup_deadline is not None and now >= self._hangup_deadline:
+            self._hangup_deadline = None
+            if self.state is not CallState.ENDED:
+                self._hangup("goodbye played (no mark echo)", now)
+            return
+        if self.state is CallState.ENDED or self.twilio.stream_sid is None:
+            return
+        out = self._out
+        twilio = self.twilio
+        max_ahead = self._max_ahead
+        played = self._played(now)
+        # Refill in steps: once above the low-water mark, wait until the queue drains to it.
+        refilling = self._sent_pos - played <= self._low_water
+        while out:
+            utt, item = out[0]
+            if type(item) is str:
+                out.popleft()
+                self._send_mark(item, utt, True, now)
+                continue
+            assert isinstance(item, bytes)
+            ahead = self._sent_pos - played
+            if ahead > 0 and (not refilling or ahead + len(item) > max_ahead):
+                break
+            out.popleft()
+            if ahead <= 0:
+                # Twilio's buffer is empty: playback (re)starts with this frame.
+                if utt.frames_sent:
+                    gap = now - self._drained_at()
+                    if gap >= 0.001:
+                        self._actions.append(Underrun(utt.id, gap * 1000.0))
+                self._base_pos = self._sent_pos
+                self._base_time = now
+                played = self._sent_pos
+            twilio.send_media(item)
+            self._sent_pos += len(item)
+            if not utt.frames_sent:
+                self._actions.append(
+                    FirstFrame(
+                        utterance_id=utt.id,
+                        source=utt.source,
+                        message_index=self._n_out,
+                        queued_at=utt.queued_at,
+                        tts_started_at=utt.tts_started_at
+                        if utt.tts_started_at is not None
+                        else now,
+                        first_audio_at=utt.first_audio_at
+                        if utt.first_audio_at is not None
+                        else now,
+                        sent_at=now,
+                    )
+                )
+            self._n_out += 1
+            utt.frames_sent += 1
+            if self._mark_every and utt.frames_sent % self._mark_every == 0:
+                self._send_mark(f"u{utt.id}-f{utt.frames_sent}", utt, False, now)
+
+    def _send_mark(self, name: str, utt: _Utt, final: bool, now: float) -> None:
+        self.twilio.send_mark(name)
+        self._n_out += 1
+        self._marks[name] = _Mark(utt, self._sent_pos, final)
+        if final and utt.hangup_after:
+            self._hangup_deadline = max(now, self._drained_at()) + self._mark_grace
+
+    def next_deadline(self, now: float) -> float | None:
+        """When :meth:`pump` has something to do next if no new input arrives (``None``: not
+        until new input). A value ``<= now`` means: pump now."""
+        deadline = self._hangup_deadline
+        if self._out and self.state is not CallState.ENDED and self.twilio.stream_sid:
+            item = self._out[0][1]
+            ahead = self._ahead(now)
+            if type(item) is str or ahead <= self._low_water:
+                return now
+            wait_bytes = ahead - max(self._low_water, 0)
+            due = now + max(wait_bytes, 0) / _BYTES_PER_S
+            deadline = due if deadline is None else min(deadline, due)
+        return deadline
+
+    # ------------------------------------------------------------------ internals
+
+    def _enqueue(self, text: str, source: str, hangup_after: bool, now: float) -> int:
+        uid = self._next_id
+        self._next_id += 1
+        self.utterances_total += 1
+        self._queue.append(_Utt(uid, text, source, hangup_after, now))
+        if self._tts is None:
+            self._start_next(now)
+        return uid
+
+    def _start_next(self, now: float) -> None:
+        if self._tts is not None or not self._queue or self.state is CallState.ENDED:
+            return
+        utt = self._queue.popleft()
+        utt.tts_started_at = now
+        self._tts = utt
+        self._actions.append(StartTTS(utt.id, utt.text))
+
+    def _report(self, utt: _Utt, outcome: str, detail: str = "") -> None:
+        if not utt.reported:
+            utt.reported = True
+            self._actions.append(UtteranceEnded(utt.id, utt.source, outcome, detail))
+
+    def _interrupt(self, now: float) -> float:
+        """Cut everything that plays or waits: clear, forget marks and frames, cancel the TTS.
+
+        Returns:
+            Milliseconds of audio dropped (queued at Twilio by our estimate + unsent frames).
+        """
+        dropped = self._ahead(now) + sum(len(item) for _, item in self._out if type(item) is bytes)
+        if self.twilio.stream_sid is not None and self.state is not CallState.ENDED:
+            self.twilio.send_clear()
+            self._n_out += 1
+        self._marks.clear()
+        self._out.clear()
+        self._base_pos = self._sent_pos
+        self._base_time = now
+        self._hangup_deadline = None
+        for utt in self._playing:
+            self._report(utt, "interrupted")
+        self._playing.clear()
+        if self._tts is not None:
+            self._actions.append(CancelTTS(self._tts.id))
+            self._report(self._tts, "interrupted")
+            self._tts = None
+            self._converter.reset()
+            self._framer.clear()
+        for utt in self._queue:
+            self._report(utt, "dropped")
+        self._queue.clear()
+        return dropped / BYTES_PER_MS
+
+    def _barge_in(self, timestamp_ms: int, now: float) -> None:
+        current = self._tts or (self._playing[0] if self._playing else None)
+        if current is None and self._out:
+            current = self._out[0][0]
+        uid = current.id if current is not None else 0
+        dropped_ms = self._interrupt(now)
+        self.barge_ins += 1
+        self._actions.append(BargeIn(uid, timestamp_ms, dropped_ms))
+
+    def _end(self, now: float, outcome: str) -> None:
+        for utt in self._playing:
+            self._report(utt, outcome)
+        self._playing.clear()
+        if self._tts is not None:
+            self._actions.append(CancelTTS(self._tts.id))
+            self._report(self._tts, outcome)
+            self._tts = None
+        for utt in self._queue:
+            self._report(utt, "dropped")
+        self._queue.clear()
+        self._out.clear()
+        self._marks.clear()
+        self._hangup_deadline = None
+        self._converter.reset()
+        self._framer.clear()
+        self.state = CallState.ENDED
+
+    def _hangup(self, reason: str, now: float) -> None:
+        self._end(now, "interrupted")
+        self._actions.append(Hangup(reason))
