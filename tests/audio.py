@@ -219,3 +219,124 @@ def wav_bytes(data: bytes, rate: int, fmt: str = "pcm") -> bytes:
     pad = b"\0" if len(data) % 2 else b""
     body += b"data" + len(data).to_bytes(4, "little") + data + pad
     return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+# --- references and metrics (shared by tests/codec/test_quality.py and benchmarks/) -------------
+
+F64 = npt.NDArray[np.float64]
+
+
+def _audioop() -> object:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop  # Python >= 3.13: the audioop-lts package
+
+    return audioop
+
+
+def lin2ulaw(pcm16: bytes) -> bytes:
+    """G.711 µ-law by the stdlib (an oracle independent of hotline)."""
+    return _audioop().lin2ulaw(pcm16, 2)  # type: ignore[attr-defined,no-any-return]
+
+
+def ulaw2lin(ulaw: bytes) -> bytes:
+    """G.711 µ-law decode by the stdlib."""
+    return _audioop().ulaw2lin(ulaw, 2)  # type: ignore[attr-defined,no-any-return]
+
+
+def alaw2lin(alaw: bytes) -> bytes:
+    """G.711 A-law decode by the stdlib."""
+    return _audioop().alaw2lin(alaw, 2)  # type: ignore[attr-defined,no-any-return]
+
+
+def decode_mp3_whole(data: bytes) -> tuple[F64, int]:
+    """Whole-file MP3 decode by PyAV (ffmpeg's demuxer + decoder; honours a LAME tag)."""
+    import io
+
+    import av
+
+    parts: list[F64] = []
+    with av.open(io.BytesIO(data), format="mp3") as container:
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate)
+        for frame in container.decode(stream):
+            a = frame.to_ndarray().astype(np.float64)
+            parts.append(a.mean(axis=0) if a.ndim == 2 and a.shape[0] > 1 else a.reshape(-1))
+    return np.concatenate(parts), rate
+
+
+def source_signal(output_format: str, data: bytes) -> tuple[F64, int]:
+    """The full-quality linear signal (float, full scale 1.0) that ``data`` carries, at its rate."""
+    codec = output_format.split("_")[0]
+    if codec == "mp3":
+        return decode_mp3_whole(data)
+    if codec == "pcm":
+        return as_float(data[: len(data) & ~1]), format_rate(output_format)
+    if codec == "ulaw":
+        return as_float(ulaw2lin(data)), 8000
+    if codec == "alaw":
+        return as_float(alaw2lin(data)), 8000
+    raise ValueError(output_format)
+
+
+def reference_8k(output_format: str, data: bytes) -> F64:
+    """The reference rendering at 8 kHz: full decode, then soxr VHQ (float, linear phase)."""
+    x, rate = source_signal(output_format, data)
+    if rate == 8000:
+        return x
+    import soxr
+
+    return np.asarray(soxr.resample(x, rate, 8000, quality="VHQ"), np.float64)
+
+
+def reference_ulaw(output_format: str, data: bytes) -> bytes:
+    """``reference_8k`` as µ-law (stdlib encoder), i.e. the ideal of what callers hear."""
+    codec = output_format.split("_")[0]
+    if codec == "ulaw":
+        return data
+    return lin2ulaw(to_int16(reference_8k(output_format, data)))
+
+
+def ulaw_to_float(ulaw: bytes) -> F64:
+    """µ-law bytes -> float samples via the stdlib decoder."""
+    return as_float(ulaw2lin(ulaw))
+
+
+def snr_db(ref: F64, out: F64) -> float:
+    """SNR of ``out`` against ``ref`` sample by sample (no shifting), over the common length."""
+    n = min(len(ref), len(out))
+    if n == 0:
+        return float("-inf")
+    err = ref[:n] - out[:n]
+    return float(10 * np.log10(np.sum(ref[:n] ** 2) / max(float(np.sum(err**2)), 1e-30)))
+
+
+def segmental_snr(
+    ref: F64, out: F64, *, window: int = 160, speech_dbfs: float = -40.0
+) -> npt.NDArray[np.float64]:
+    """Per-window SNR (dB) over the windows whose reference level is above ``speech_dbfs``.
+
+    A window of ``out`` missing entirely (output too short) counts as 0 dB.
+    """
+    snrs = []
+    for i in range(0, len(ref) - window + 1, window):
+        r = ref[i : i + window]
+        p = float(np.mean(r * r))
+        if 10 * np.log10(p + 1e-30) <= speech_dbfs:
+            continue
+        o = out[i : i + window]
+        if len(o) < window:
+            o = np.concatenate([o, np.zeros(window - len(o))])
+        e = float(np.mean((r - o) ** 2))
+        snrs.append(10 * np.log10(p / max(e, 1e-30)))
+    return np.array(snrs)
+
+
+def xcorr_lag(ref: F64, out: F64, max_lag: int = 2000) -> int:
+    """Integer lag (samples) that best aligns ``out`` to ``ref``: positive = ``out`` is late."""
+    n = 1 << int(np.ceil(np.log2(len(ref) + len(out) + 1)))
+    c = np.fft.irfft(np.fft.rfft(out, n) * np.conj(np.fft.rfft(ref, n)), n)
+    window = np.concatenate([c[-max_lag:], c[: max_lag + 1]])
+    return int(np.argmax(window)) - max_lag

@@ -138,8 +138,8 @@ def test_threads_are_serialised() -> None:
     assert not errors
     solo = {i: synthesize(texts[i]) for i in range(8)}
     for i in range(8):
-        # Same sentence, same length within a few ms (flutter state may differ slightly).
-        assert abs(results[i].duration - solo[i].duration) < 0.02, i
+        # Same sentence, same length within 5 % (flutter state may differ slightly).
+        assert abs(results[i].duration - solo[i].duration) < 0.05 * solo[i].duration, i
         assert -40.0 < _rms_dbfs(results[i]) < -3.0
 
 
