@@ -134,8 +134,10 @@ void hl_ulaw_frame_stats(const uint8_t *restrict ulaw, size_t n, double *rms_dbf
 size_t hl_f32_to_s16(const float *restrict in, size_t n, float scale, int16_t *restrict out)
 {
     for (size_t i = 0; i < n; i++) {
-        /* fmaxf/fminf also map NaN to a bound, so the conversion below is always defined. */
-        float v = fminf(fmaxf(in[i] * scale, -32768.0f), 32767.0f);
+        float v = in[i] * scale;
+        v = v == v ? v : 0.f; /* NaN -> 0, so the conversion below is always defined */
+        v = v > 32767.f ? 32767.f : v;
+        v = v < -32768.f ? -32768.f : v;
         out[i] = (int16_t)lrintf(v); /* round half to even (default rounding mode) */
     }
     return n;

@@ -242,8 +242,8 @@ cdef class Resampler:
 
     def __cinit__(self, int in_rate, int out_rate):
         self._table = _get_table(in_rate, out_rate)
-        cdef size_t cap = hl_resampler_hist_min(&self._table.plan)
-        self._hist = <float *>malloc(cap * sizeof(float))
+        cdef size_t cap = hl_resampler_work_size(&self._table.plan)
+        self._hist = <float *>malloc((cap + 1) * sizeof(float))
         if self._hist == NULL:
             raise MemoryError()
         if hl_resampler_init(&self.rs, &self._table.plan, self._table.taps, self._hist, cap) != HL_OK:

@@ -19,19 +19,25 @@ cdef extern from "hotline_kernels.h" nogil:
     void hl_ulaw_frame_stats(const uint8_t *ulaw, size_t n, double *rms_dbfs, double *zcr)
     size_t hl_f32_to_s16(const float *inp, size_t n, float scale, int16_t *out)
 
-    ctypedef struct hl_resampler_plan:
+    ctypedef struct hl_stage_plan:
         uint32_t in_rate
         uint32_t out_rate
         uint32_t phases
         uint32_t step
         uint32_t ntaps
         uint32_t half
-        double cutoff
         double pass_hz
         double stop_hz
+        double cutoff_hz
         double atten_db
         double beta
         int passthrough
+
+    ctypedef struct hl_resampler_plan:
+        uint32_t in_rate
+        uint32_t out_rate
+        uint32_t nstages
+        hl_stage_plan stage[2]
 
     ctypedef struct hl_resampler:
         hl_resampler_plan plan
@@ -39,9 +45,9 @@ cdef extern from "hotline_kernels.h" nogil:
     int hl_resampler_plan_init(hl_resampler_plan *plan, uint32_t in_rate, uint32_t out_rate)
     size_t hl_resampler_table_size(const hl_resampler_plan *plan)
     int hl_resampler_design(const hl_resampler_plan *plan, float *taps)
-    size_t hl_resampler_hist_min(const hl_resampler_plan *plan)
+    size_t hl_resampler_work_size(const hl_resampler_plan *plan)
     int hl_resampler_init(hl_resampler *rs, const hl_resampler_plan *plan, const float *taps,
-                          float *hist, size_t hist_cap)
+                          float *work, size_t work_cap)
     void hl_resampler_reset(hl_resampler *rs)
     size_t hl_resampler_max_out(const hl_resampler *rs, size_t n_in)
     ssize_t hl_resampler_process_s16(hl_resampler *rs, const int16_t *inp, size_t n,
