@@ -104,9 +104,21 @@ def run(
     return out
 
 
-@pytest.fixture(params=["espeak", "synthetic"])
+def telephone_band(x: F64) -> F64:
+    """What a phone line passes: 300-3400 Hz (a brick-wall FFT filter is enough here)."""
+    spectrum = np.fft.rfft(x)
+    freq = np.fft.rfftfreq(len(x), 1 / RATE)
+    spectrum[(freq < 300) | (freq > 3400)] = 0
+    return np.fft.irfft(spectrum, len(x))
+
+
+@pytest.fixture(params=["espeak", "espeak-phone-band", "synthetic"])
 def voice(request: pytest.FixtureRequest) -> F64:
-    x = espeak_voice() if request.param == "espeak" else synthetic_voice()
+    if request.param == "synthetic":
+        return trim_to_onset(synthetic_voice())
+    x = espeak_voice()
+    if request.param == "espeak-phone-band":
+        x = telephone_band(x)
     return trim_to_onset(x)
 
 
