@@ -195,9 +195,11 @@ def _num(msg: dict[str, Any], key: str, where: str) -> int:
 
 
 def _event_name(value: object) -> str:
+    # Echo the name only when it is a short plain token: a peer could put anything there.
     if type(value) is str:
-        shown = value if len(value) <= 32 else value[:32] + "…"
-        return repr(shown)
+        if len(value) <= 32 and _SAFE_TOKEN.fullmatch(value):
+            return repr(value)
+        return f"(a string of {len(value)} characters)"
     return _describe(value)
 
 

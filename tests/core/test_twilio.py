@@ -436,11 +436,17 @@ def test_non_object_json(text: str) -> None:
     assert_rejected(started(), text, match="JSON object")
 
 
-@pytest.mark.parametrize("event", ["closed", "Media", "MEDIA", "clear", "", "x" * 1000])
+@pytest.mark.parametrize("event", ["closed", "Media", "MEDIA", "clear", "", "x" * 1000, PHONE])
 def test_unknown_event(event: str) -> None:
     msg = media()
     msg["event"] = event
     assert_rejected(started(), j(msg), match="unknown event")
+    with pytest.raises(TwilioProtocolError) as info:
+        parse_message(j(msg))
+    if event in ("closed", "Media", "MEDIA", "clear"):
+        assert repr(event) in str(info.value)  # a plain name is shown, to help debugging
+    else:
+        assert event not in str(info.value) or not event
 
 
 @pytest.mark.parametrize("event", [None, 1, ["media"], {"media": 1}])
