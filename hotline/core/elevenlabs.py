@@ -59,6 +59,7 @@ __all__ = [
 MAX_CONTEXTS = 5
 
 _MAX_INACTIVITY_TIMEOUT = 180
+_MAX_ERROR_CHARS = 500
 
 
 if sys.version_info >= (3, 11):
@@ -233,10 +234,9 @@ def _parse(msg: dict[str, Any], context_id: str | None) -> list[TTSEvent]:
         code = msg.get("code")
         return [
             TTSFailure(
-                error=error
-                if type(error) is str
-                else json.dumps(error, separators=(",", ":"))[:200],
-                message=message if type(message) is str else "",
+                # Bounded: these end up in logs.
+                error=(error if type(error) is str else json.dumps(error))[:_MAX_ERROR_CHARS],
+                message=message[:_MAX_ERROR_CHARS] if type(message) is str else "",
                 code=code if type(code) is int else None,
                 context_id=context_id,
             )

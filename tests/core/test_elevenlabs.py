@@ -369,8 +369,9 @@ def test_non_audio_messages_never_produce_audio(msg: dict[str, Any]) -> None:
         ({"error": "invalid_input_message"}, TTSFailure("invalid_input_message", "", None)),
         (
             {"error": {"type": "quota"}, "message": 5, "code": "1008"},
-            TTSFailure('{"type":"quota"}', "", None),
+            TTSFailure('{"type": "quota"}', "", None),
         ),
+        ({"error": "e" * 9000, "message": "m" * 9000}, TTSFailure("e" * 500, "m" * 500, None)),
         ({"error": "x", "audio": B64, "isFinal": True}, TTSFailure("x", "", None)),
     ],
 )
