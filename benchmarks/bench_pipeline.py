@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -27,7 +25,7 @@ import numpy as np
 import pytest
 
 from benchmarks import rivals
-from benchmarks.common import Row, format_rows, ratios, versions
+from benchmarks.common import Row, best_cpu_seconds, cpu_time, format_rows, ratios, versions
 from tests import audio
 
 MP3_FORMAT = "mp3_44100_128"
@@ -102,21 +100,6 @@ def test_pcm_pipeline(benchmark: Any, output_format: str, key: str) -> None:
 # --- standalone -------------------------------------------------------------------------------
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and its waited-for children (pydub's ffmpeg processes)."""
-    t = os.times()  # children: clock-tick resolution, fine for ~100 ms ffmpeg runs
-    return time.process_time() + t.children_user + t.children_system
-
-
-def measure(fn: Callable[[], object], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = cpu_seconds()
-        fn()
-        best = min(best, cpu_seconds() - t0)
-    return best
-
-
 def quality(output_format: str, data: bytes, out: bytes) -> dict[str, float]:
     """The figures tests/codec/test_quality.py asserts, for any pipeline's µ-law output."""
     ref_linear = audio.reference_8k(output_format, data)
@@ -157,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     outputs: dict[str, bytes] = {}
     for key in ("hotline", "mpg123", "pyav_soxr", "pyav_swr"):
         outputs[key] = run_fresh(key, MP3_FORMAT, chunks)  # warm-up + output for quality
-        t = measure(lambda k=key: run_fresh(k, MP3_FORMAT, chunks), args.rounds)  # type: ignore[misc]
+        t = best_cpu_seconds(lambda k=key: run_fresh(k, MP3_FORMAT, chunks), args.rounds)  # type: ignore[misc]
         rows.append(Row(group, key, PIPELINES[key][0], t, seconds, len(chunks)))
     proto_chunks = chunks[:PROTOTYPE_CHUNKS_IN_PYTEST] if args.quick else chunks
-    t0 = cpu_seconds()
+    t0 = cpu_time()
     outputs["prototype"] = run_fresh("prototype", MP3_FORMAT, proto_chunks)
-    t = cpu_seconds() - t0
+    t = cpu_time() - t0
     proto_seconds = audio_seconds(MP3_FORMAT, b"".join(proto_chunks))
     proto_row = Row(
         group, "prototype", PIPELINES["prototype"][0], t, proto_seconds, len(proto_chunks)
@@ -171,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for fmt in PCM_FORMATS:
         pchunks, pseconds = stream(fmt)
         for key in PCM_PIPELINES:
-            t = measure(lambda k=key, f=fmt, c=pchunks: run_fresh(k, f, c), args.rounds)  # type: ignore[misc]
+            t = best_cpu_seconds(lambda k=key, f=fmt, c=pchunks: run_fresh(k, f, c), args.rounds)  # type: ignore[misc]
             rows.append(Row(f"{fmt} pipeline", key, PIPELINES[key][0], t, pseconds, len(pchunks)))
 
     report: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -63,13 +64,24 @@ def _cpu_model() -> str:
     return platform.processor() or "?"
 
 
+def cpu_time() -> float:
+    """CPU seconds of this process (all threads) plus its reaped children (pydub's ffmpeg runs).
+
+    The benchmarks' timer: the machine may be shared, and CPU time is what the throughput
+    targets are stated in. Children are counted at clock-tick resolution, fine for ~100 ms
+    ffmpeg runs and zero for everything else.
+    """
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
+
+
 def best_cpu_seconds(fn: Callable[[], object], rounds: int) -> float:
-    """Least CPU time (process_time: every thread of this process) of ``rounds`` calls."""
+    """Least CPU time (``cpu_time``) of ``rounds`` calls."""
     best = float("inf")
     for _ in range(rounds):
-        t0 = time.process_time()
+        t0 = cpu_time()
         fn()
-        best = min(best, time.process_time() - t0)
+        best = min(best, cpu_time() - t0)
     return best
 
 

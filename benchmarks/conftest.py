@@ -11,12 +11,25 @@ benchmark once as a plain test (quick smoke run).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks import common
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # Time in CPU seconds (benchmarks.common.cpu_time) unless --benchmark-timer names another
+    # timer than the default or HOTLINE_BENCH_WALL=1 asks for wall-clock time.
+    from pytest_benchmark.timers import default_timer
+    from pytest_benchmark.utils import NameWrapper
+
+    option = getattr(config.option, "benchmark_timer", None)
+    if option == str(NameWrapper(default_timer)) and os.environ.get("HOTLINE_BENCH_WALL") != "1":
+        config.option.benchmark_timer = "benchmarks.common.cpu_time"
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
@@ -52,8 +65,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
     if not rows:
         return
-    timer = getattr(session, "timer", None)
-    timer_name = getattr(timer, "__name__", str(timer))
+    timer_name = str(getattr(session, "options", {}).get("timer", "?"))
     terminalreporter.write_sep("-", f"hotline ratios (best round, timer {timer_name})")
     for line in common.format_rows(rows):
         terminalreporter.write_line(line)
