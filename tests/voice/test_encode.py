@@ -139,7 +139,7 @@ def test_mp3_formats_are_cbr_mono_at_their_rate(pcm: Pcm, fmt: str) -> None:
     assert n_out + 1105 <= len(decoded) < n_out + 1105 + 2 * spf
 
 
-@pytest.mark.parametrize("fmt", ["mp3_22050_32", "mp3_24000_48", "mp3_44100_128"])
+@pytest.mark.parametrize("fmt", ["mp3_22050_32", "mp3_24000_48", "mp3_44100_32", "mp3_44100_128"])
 def test_lame_tag_gives_gapless_decode(pcm: Pcm, fmt: str) -> None:
     rate = audio.format_rate(fmt)
     src = Pcm(
