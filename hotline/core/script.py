@@ -169,6 +169,8 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         doc: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
     check = _Checker(text, source)
     for key in doc:
         if key not in _TOP_KEYS:

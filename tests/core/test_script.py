@@ -6,6 +6,8 @@ import re
 import types
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hotline.core.script import CallScript, MenuEntry, default_script, load_script
 from hotline.errors import ConfigError
@@ -153,3 +155,55 @@ def test_required_lines(key: str) -> None:
 def test_invalid_toml_reports_position(text: str, where: str) -> None:
     with pytest.raises(ConfigError, match=rf"^call script: invalid TOML: .*\(at {where}"):
         load_script(text)
+
+
+def test_deeply_nested_toml() -> None:
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_script("greeting = " + "[" * 100_000)
+
+
+_KEYS = ["greeting", "goodbye", "invalid_digit", "goodbye_digit", "menu", "voice_settings",
+         "say", "hangup", "speed", "stability", "1", "0", "*", "x"]  # fmt: skip
+_toml_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(-2, 2)
+    | st.text(max_size=12)
+    | st.sampled_from(["1", "0", "*", "Hi."]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), c, max_size=4),
+    max_leaves=15,
+)
+
+
+def _to_toml(value: object) -> str:
+    if value is None:
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_to_toml(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ", ".join(f'"{k}" = {_to_toml(v)}' for k, v in value.items()) + "}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(max_size=200)
+    | st.dictionaries(st.sampled_from(_KEYS[3:]), _toml_values, max_size=7).map(
+        lambda d: MINIMAL + "\n".join(f'"{k}" = {_to_toml(v)}' for k, v in d.items())
+    )
+)
+def test_any_text_loads_or_raises_config_error(text: str) -> None:
+    try:
+        script = load_script(text)
+    except ConfigError as exc:
+        assert str(exc).startswith("call script")
+        return
+    assert isinstance(script, CallScript)
+    for entry in script.menu.values():
+        assert isinstance(entry, MenuEntry) and entry.say.strip() and isinstance(entry.hangup, bool)
