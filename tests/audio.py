@@ -109,13 +109,13 @@ def encoded(output_format: str, *, tag: bool = False) -> bytes:
     if codec == "pcm":
         return pcm16
 
-    def make() -> bytes:
-        from hotline.voice.encode import encode
-        from hotline.voice.espeak import Pcm
+    from hotline.voice.encode import MP3_QUALITY, encode
+    from hotline.voice.espeak import Pcm
 
+    def make() -> bytes:
         return encode(Pcm(pcm16, rate), output_format, lame_tag=tag)
 
-    params = (hashlib.sha256(pcm16).hexdigest(), output_format, tag)
+    params = (hashlib.sha256(pcm16).hexdigest(), output_format, tag, MP3_QUALITY)
     ext = "mp3" if codec == "mp3" else codec
     return _cached(f"speech-{output_format}{'-tag' if tag else ''}", params, ext, make)
 
