@@ -2,7 +2,7 @@
 
 Rules (style guide, section 2): ``server -> core -> codec``, never backwards. core and codec
 import none of the I/O frameworks, never read the environment, and never import the layers
-above them.
+above them; core reads no clock (``time``/``datetime``): the shell passes the time in.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ FORBIDDEN_HOTLINE = {
     "core": ("hotline.server", "hotline.voice", "hotline.sim", "hotline.cli"),
     "codec": ("hotline.core", "hotline.server", "hotline.voice", "hotline.sim", "hotline.cli"),
 }
+# core has no clocks either: the shell passes the time in (style guide, hotline/core).
+CLOCK_MODULES = {"time", "datetime", "sched"}
 ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 
 
@@ -53,6 +55,8 @@ def _violations_in(source: str, rel: Path, layer: str) -> list[str]:
         top = name.split(".")[0]
         if top in FORBIDDEN_MODULES:
             found.append(f"{rel}:{line}: imports {name}")
+        if layer == "core" and top in CLOCK_MODULES:
+            found.append(f"{rel}:{line}: imports {name} (core takes the time as an argument)")
         for upper in FORBIDDEN_HOTLINE[layer]:
             if name == upper or name.startswith(upper + "."):
                 found.append(f"{rel}:{line}: imports {name} (a layer above {layer})")
@@ -134,6 +138,8 @@ def test_cython_sources_import_no_io() -> None:
         "from ..server import app",
         "import importlib\nimportlib.import_module('asyncio')",
         "__import__('socket')",
+        "import time",
+        "from datetime import datetime",
     ],
 )
 def test_checker_catches(source: str) -> None:
