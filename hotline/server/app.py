@@ -1,0 +1,150 @@
+"""The FastAPI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from hotline import __version__
+from hotline.core.script import CallScript, default_script, load_script
+from hotline.core.vad import VadConfig
+from hotline.errors import ConfigError
+from hotline.server import logs
+from hotline.server.elevenlabs_client import TTSConfig
+from hotline.server.hub import Hub
+from hotline.server.logs import RingHandler
+from hotline.server.metrics import Metrics
+from hotline.server.routes import router
+from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
+from hotline.server.settings import Settings
+
+__all__ = ["create_app", "load_call_script"]
+
+log = logging.getLogger("hotline.app")
+
+
+def load_call_script(path: str | None) -> CallScript:
+    """The script at ``path`` (TOML), or the built-in one.
+
+    Raises:
+        ConfigError: unreadable or invalid script.
+    """
+    if path is None:
+        return default_script()
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"HOTLINE_SCRIPT={path!r}: cannot read it ({exc.strerror})") from None
+    return load_script(text, source=path)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The lifespan starts the embedded local voice when no ElevenLabs key is
+    set, and on shutdown ends every live call and stops the voice.
+
+    Raises:
+        ConfigError: invalid settings or script.
+    """
+    if settings is None:
+        settings = Settings.from_env()
+    logs.install_redaction()
+    for secret in settings.secrets():
+        logs.register_secret(secret)
+    script = load_call_script(settings.script_path)
+    hub = Hub(
+        settings=settings,
+        script=script,
+        metrics=Metrics(),
+        signatures=SignatureChecker(settings.twilio_auth_token, settings.public_url),
+        admin=AdminAuth(settings.admin_token),
+        tokens=CallTokens(),
+        limiter=FailureLimiter(),
+        ring=RingHandler(),
+        vad_config=VadConfig(
+            threshold_dbfs=settings.vad_threshold_dbfs,
+            min_speech_ms=settings.vad_min_speech_ms,
+            hang_ms=settings.vad_hang_ms,
+        ),
+        voice=settings.voice,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hotline_logger = logging.getLogger("hotline")
+        if hotline_logger.level == logging.NOTSET or hotline_logger.level > logging.INFO:
+            hotline_logger.setLevel(logging.INFO)
+        hotline_logger.addHandler(hub.ring)
+        voice: Any = None
+        try:
+            tts_kwargs: dict[str, Any] = {
+                "voice_id": settings.elevenlabs_voice_id,
+                "model_id": settings.elevenlabs_model_id,
+                "output_format": settings.elevenlabs_output_format,
+                "timeout": settings.tts_timeout,
+                "voice_settings": script.voice_settings,
+            }
+            if settings.elevenlabs_api_key:
+                hub.tts = TTSConfig(
+                    base_url=settings.elevenlabs_base_url,
+                    api_key=settings.elevenlabs_api_key,
+                    **tts_kwargs,
+                )
+                log.info(
+                    "voice: ElevenLabs (%s, model %s, %s)",
+                    settings.elevenlabs_base_url,
+                    settings.elevenlabs_model_id,
+                    settings.elevenlabs_output_format,
+                )
+            else:
+                from hotline.voice.server import LocalVoice, VoiceConfig
+
+                key = secrets.token_urlsafe(24)
+                logs.register_secret(key)
+                voice = LocalVoice(
+                    VoiceConfig(
+                        api_key=key, first_chunk_delay=settings.local_voice_first_chunk_delay
+                    )
+                )
+                await voice.start("127.0.0.1", 0)
+                hub.tts = TTSConfig(base_url=voice.url, api_key=key, **tts_kwargs)
+                log.info(
+                    "voice: local (eSpeak NG, ElevenLabs protocol on %s; no ELEVENLABS_API_KEY), %s",
+                    voice.url,
+                    settings.elevenlabs_output_format,
+                )
+            app.state.voice = voice
+            if not hub.signatures.enforced:
+                log.warning(
+                    "INSECURE DEV MODE: no TWILIO_AUTH_TOKEN, Twilio signatures are NOT checked"
+                )
+            yield
+        finally:
+            for session in list(hub.sessions):
+                session.hangup("server shutting down")
+            deadline = asyncio.get_running_loop().time() + 5.0
+            while hub.sessions and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            if voice is not None:
+                await voice.stop()
+            hub.tts = None
+            hotline_logger.removeHandler(hub.ring)
+
+    app = FastAPI(
+        title="hotline",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.hub = hub
+    app.state.voice = None
+    app.include_router(router)
+    return app

@@ -1,0 +1,226 @@
+"""HTTP and WebSocket endpoints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from hotline import __version__
+from hotline.core.call import CallStateError
+from hotline.server.hub import Hub
+from hotline.server.logs import AUDIO_LOGGERS
+from hotline.server.session import CallSession
+
+__all__ = ["router"]
+
+log = logging.getLogger("hotline.http")
+router = APIRouter()
+
+MEDIA_PATH = "/media-stream"
+MAX_FORM_BYTES = 64 * 1024
+
+
+class _Form(dict[str, list[str]]):
+    """Form fields with every value kept (RequestValidator signs all of them)."""
+
+    def getlist(self, key: str) -> list[str]:
+        return self[key]
+
+    def first(self, key: str) -> str:
+        values = self.get(key)
+        return values[0] if values else ""
+
+
+def _hub(conn: Request | WebSocket) -> Hub:
+    hub: Hub = conn.app.state.hub
+    return hub
+
+
+def _client(conn: Request | WebSocket) -> str:
+    return conn.client.host if conn.client is not None else "unknown"
+
+
+def _algorithm(conn: Request | WebSocket) -> str | None:
+    from twilio.request_validator import get_signature_algorithm
+
+    return get_signature_algorithm(conn.headers.get("x-twilio-webhooks-signature-settings"))
+
+
+# ------------------------------------------------------------------------- Twilio webhooks
+
+
+async def _twiml(request: Request, mode: str) -> Response:
+    hub = _hub(request)
+    client = _client(request)
+    endpoint = request.url.path.lstrip("/")
+    if hub.limiter.blocked(client):
+        hub.metrics.signature_failures.labels(endpoint).inc()
+        return Response("too many failed signatures\n", status_code=429, media_type="text/plain")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if content_type != "application/x-www-form-urlencoded" or len(body) > MAX_FORM_BYTES:
+        return Response(
+            "expected an application/x-www-form-urlencoded body (at most 64 KiB)\n",
+            status_code=415,
+            media_type="text/plain",
+        )
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        return Response("form body is not UTF-8\n", status_code=400, media_type="text/plain")
+    form = _Form()
+    for key, value in pairs:
+        form.setdefault(key, []).append(value)
+    signature = request.headers.get("x-twilio-signature")
+    url = hub.signatures.http_url(request)
+    if not hub.signatures.valid(url, form, signature, _algorithm(request)):  # type: ignore[arg-type]
+        hub.limiter.failed(client)
+        hub.metrics.signature_failures.labels(endpoint).inc()
+        log.warning(
+            "POST /%s refused: %s Twilio signature",
+            endpoint,
+            "missing" if not signature else "invalid",
+        )
+        return Response("invalid Twilio signature\n", status_code=403, media_type="text/plain")
+    call_sid = form.first("CallSid")
+    caller = form.first("From")
+    if not call_sid:
+        return Response("CallSid missing\n", status_code=400, media_type="text/plain")
+    token = hub.tokens.issue(call_sid, caller, mode)
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=hub.signatures.ws_url(request, MEDIA_PATH))
+    stream.parameter(name="CallSid", value=call_sid)
+    stream.parameter(name="From", value=caller)
+    stream.parameter(name="token", value=token)
+    response.append(connect)
+    log.info("call %s: %s webhook answered with a media stream", call_sid, endpoint)
+    return Response(str(response), media_type="application/xml")
+
+
+@router.post("/voice")
+async def voice(request: Request) -> Response:
+    return await _twiml(request, "script")
+
+
+@router.post("/debug-websocket-voice")
+async def debug_websocket_voice(request: Request) -> Response:
+    return await _twiml(request, "debug")
+
+
+@router.websocket(MEDIA_PATH)
+async def media_stream(ws: WebSocket) -> None:
+    hub = _hub(ws)
+    client = _client(ws)
+    signature = ws.headers.get("x-twilio-signature")
+    url = hub.signatures.ws_url(ws, MEDIA_PATH)
+    if hub.limiter.blocked(client) or not hub.signatures.valid(url, {}, signature, _algorithm(ws)):
+        hub.limiter.failed(client)
+        hub.metrics.signature_failures.labels("media-stream").inc()
+        log.warning(
+            "media stream upgrade refused: %s Twilio signature",
+            "missing" if not signature else "invalid",
+        )
+        await ws.close(code=1008)  # before accept: the upgrade is answered with HTTP 403
+        return
+    await ws.accept()
+    await CallSession(hub, ws).run()
+
+
+# --------------------------------------------------------------------------------- health
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/health/streaming")
+async def health_streaming(request: Request) -> dict[str, Any]:
+    hub = _hub(request)
+    settings = hub.settings
+    return {
+        "streaming_enabled": hub.tts is not None,
+        "elevenlabs_configured": settings.elevenlabs_api_key is not None,
+        "voice": hub.voice,
+        "output_format": settings.elevenlabs_output_format,
+        "websocket_url": hub.signatures.ws_url(request, MEDIA_PATH),
+        "status": "ok" if hub.tts is not None else "starting",
+    }
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(_hub(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---------------------------------------------------------------------------------- admin
+
+
+def require_admin(request: Request) -> Hub:
+    hub = _hub(request)
+    if not hub.admin.enabled:
+        raise HTTPException(503, "admin disabled: set HOTLINE_ADMIN_TOKEN")
+    if not hub.admin.check(request.headers.get("authorization")):
+        raise HTTPException(401, "admin bearer token required", {"WWW-Authenticate": "Bearer"})
+    return hub
+
+
+Admin = Annotated[Hub, Depends(require_admin)]
+
+
+class SayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=2000)
+    interrupt: bool = False
+
+
+def _session(hub: Hub, call_sid: str) -> CallSession:
+    session = hub.calls.get(call_sid)
+    if session is None:
+        raise HTTPException(404, "no such active call")
+    return session
+
+
+@router.get("/logs")
+async def logs(hub: Admin, limit: int = 200) -> dict[str, Any]:
+    return {"records": hub.ring.snapshot(limit=max(1, min(limit, 1000)))}
+
+
+@router.get("/logs/streaming")
+async def logs_streaming(hub: Admin, limit: int = 200) -> dict[str, Any]:
+    return {"records": hub.ring.snapshot(AUDIO_LOGGERS, limit=max(1, min(limit, 1000)))}
+
+
+@router.get("/calls")
+async def calls(hub: Admin) -> dict[str, Any]:
+    return {"calls": [session.info() for session in hub.calls.values()]}
+
+
+@router.post("/calls/{call_sid}/say", status_code=202)
+async def say(call_sid: str, body: SayBody, hub: Admin) -> JSONResponse:
+    session = _session(hub, call_sid)
+    if not body.text.strip():
+        raise HTTPException(422, "text must not be blank")
+    try:
+        uid = session.say(body.text, body.interrupt)
+    except CallStateError as exc:
+        raise HTTPException(409, f"call is not accepting speech ({exc})") from None
+    return JSONResponse(
+        {"call_sid": call_sid, "utterance_id": uid, "interrupt": body.interrupt}, status_code=202
+    )
+
+
+@router.post("/calls/{call_sid}/hangup", status_code=202)
+async def hangup(call_sid: str, hub: Admin) -> JSONResponse:
+    session = _session(hub, call_sid)
+    session.hangup("hangup requested via API")
+    return JSONResponse({"call_sid": call_sid, "hangup": True}, status_code=202)

@@ -1,0 +1,218 @@
+"""Settings: the one place hotline reads its environment.
+
+``Settings.from_env(os.environ)`` validates everything up front and raises
+:class:`hotline.errors.ConfigError` with a message naming the variable. Secrets are kept out of
+``repr()`` so a settings object can be logged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from urllib.parse import urlsplit
+
+from hotline.errors import ConfigError
+
+__all__ = ["DEFAULT_VOICE_ID", "Settings"]
+
+#: ElevenLabs' premade voice "Rachel" (available on every account).
+DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"
+DEFAULT_MODEL_ID = "eleven_flash_v2_5"
+DEFAULT_OUTPUT_FORMAT = "mp3_44100_128"
+DEFAULT_BASE_URL = "wss://api.elevenlabs.io"
+
+#: Environment variables read, with their meaning (the README's configuration table).
+ENV_VARS: dict[str, str] = {
+    "TWILIO_AUTH_TOKEN": "Twilio auth token; signs webhooks and the media-stream upgrade",
+    "HOTLINE_PUBLIC_URL": "public base URL Twilio calls, e.g. https://x.up.railway.app",
+    "RAILWAY_PUBLIC_DOMAIN": "set by Railway; gives the default HOTLINE_PUBLIC_URL",
+    "HOTLINE_ADMIN_TOKEN": "bearer token for /logs, /calls (admin endpoints off when unset)",
+    "ELEVENLABS_API_KEY": "ElevenLabs key; unset = the embedded local voice (eSpeak NG)",
+    "ELEVENLABS_VOICE_ID": f"voice (default {DEFAULT_VOICE_ID})",
+    "ELEVENLABS_MODEL_ID": f"model (default {DEFAULT_MODEL_ID})",
+    "ELEVENLABS_OUTPUT_FORMAT": f"audio format requested (default {DEFAULT_OUTPUT_FORMAT})",
+    "ELEVENLABS_BASE_URL": f"TTS WebSocket base (default {DEFAULT_BASE_URL})",
+    "HOTLINE_SCRIPT": "path to a TOML call script (default: the built-in artist hotline)",
+    "PORT": "HTTP port (default 8000)",
+    "HOTLINE_VAD_THRESHOLD_DBFS": "barge-in: speech level threshold (default -35)",
+    "HOTLINE_VAD_MIN_SPEECH_MS": "barge-in: speech needed before interrupting (default 120)",
+    "HOTLINE_VAD_HANG_MS": "barge-in: silence that ends speech (default 300)",
+    "HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY": "local voice: seconds to first audio (default 0.25)",
+    "HOTLINE_TTS_TIMEOUT": "seconds without TTS audio before an utterance is ended (default 8)",
+}
+
+
+def _secret_field() -> str | None:
+    return field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs, validated.
+
+    ``insecure_dev`` is not read from the environment: only ``hotline serve --insecure-dev``
+    sets it (loopback only; without a Twilio token signature checks are skipped).
+    """
+
+    twilio_auth_token: str | None = _secret_field()
+    public_url: str | None = None
+    admin_token: str | None = _secret_field()
+    elevenlabs_api_key: str | None = _secret_field()
+    elevenlabs_voice_id: str = DEFAULT_VOICE_ID
+    elevenlabs_model_id: str = DEFAULT_MODEL_ID
+    elevenlabs_output_format: str = DEFAULT_OUTPUT_FORMAT
+    elevenlabs_base_url: str = DEFAULT_BASE_URL
+    script_path: str | None = None
+    port: int = 8000
+    vad_threshold_dbfs: float = -35.0
+    vad_min_speech_ms: int = 120
+    vad_hang_ms: int = 300
+    local_voice_first_chunk_delay: float = 0.25
+    tts_timeout: float = 8.0
+    insecure_dev: bool = False
+
+    def __post_init__(self) -> None:
+        from hotline.codec import SUPPORTED_FORMATS
+
+        if self.elevenlabs_output_format not in SUPPORTED_FORMATS:
+            raise ConfigError(
+                f"ELEVENLABS_OUTPUT_FORMAT={self.elevenlabs_output_format!r} is not supported; "
+                f"use one of: {', '.join(SUPPORTED_FORMATS)}"
+            )
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(
+                    f"HOTLINE_PUBLIC_URL must look like https://host, got {self.public_url!r}"
+                )
+            if parts.query or parts.fragment or parts.path not in ("", "/"):
+                raise ConfigError("HOTLINE_PUBLIC_URL must be a bare origin (no path or query)")
+            object.__setattr__(self, "public_url", f"{parts.scheme}://{parts.netloc}")
+        parts = urlsplit(self.elevenlabs_base_url)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise ConfigError(
+                f"ELEVENLABS_BASE_URL must look like wss://host, got {self.elevenlabs_base_url!r}"
+            )
+        for name in ("elevenlabs_voice_id", "elevenlabs_model_id"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name.upper()} must not be empty")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"PORT must be 1..65535, got {self.port}")
+        if not -120.0 <= self.vad_threshold_dbfs <= 0.0:
+            raise ConfigError("HOTLINE_VAD_THRESHOLD_DBFS must be within -120..0")
+        if self.vad_min_speech_ms < 0 or self.vad_hang_ms < 0:
+            raise ConfigError("HOTLINE_VAD_MIN_SPEECH_MS / HOTLINE_VAD_HANG_MS must be >= 0")
+        if not 0.0 <= self.local_voice_first_chunk_delay <= 30.0:
+            raise ConfigError("HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY must be within 0..30 s")
+        if not 0.1 <= self.tts_timeout <= 180.0:
+            raise ConfigError("HOTLINE_TTS_TIMEOUT must be within 0.1..180 s")
+        for name in ("twilio_auth_token", "admin_token", "elevenlabs_api_key"):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                object.__setattr__(self, name, None)
+
+    # -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from an environment mapping (default ``os.environ``).
+
+        Raises:
+            ConfigError: a value is malformed or out of range (the message names it).
+        """
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        public_url = get("HOTLINE_PUBLIC_URL")
+        if public_url is None and (domain := get("RAILWAY_PUBLIC_DOMAIN")):
+            public_url = f"https://{domain}"
+        kwargs: dict[str, object] = {
+            "twilio_auth_token": get("TWILIO_AUTH_TOKEN"),
+            "public_url": public_url,
+            "admin_token": get("HOTLINE_ADMIN_TOKEN"),
+            "elevenlabs_api_key": get("ELEVENLABS_API_KEY"),
+            "script_path": get("HOTLINE_SCRIPT"),
+        }
+        for name, attr in (
+            ("ELEVENLABS_VOICE_ID", "elevenlabs_voice_id"),
+            ("ELEVENLABS_MODEL_ID", "elevenlabs_model_id"),
+            ("ELEVENLABS_OUTPUT_FORMAT", "elevenlabs_output_format"),
+            ("ELEVENLABS_BASE_URL", "elevenlabs_base_url"),
+        ):
+            if (value := get(name)) is not None:
+                kwargs[attr] = value
+        numbers: tuple[tuple[str, str, type], ...] = (
+            ("PORT", "port", int),
+            ("HOTLINE_VAD_THRESHOLD_DBFS", "vad_threshold_dbfs", float),
+            ("HOTLINE_VAD_MIN_SPEECH_MS", "vad_min_speech_ms", int),
+            ("HOTLINE_VAD_HANG_MS", "vad_hang_ms", int),
+            ("HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY", "local_voice_first_chunk_delay", float),
+            ("HOTLINE_TTS_TIMEOUT", "tts_timeout", float),
+        )
+        for name, attr, kind in numbers:
+            raw = get(name)
+            if raw is None:
+                continue
+            try:
+                number = kind(raw)
+            except ValueError:
+                what = "an integer" if kind is int else "a number"
+                raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+            kwargs[attr] = number
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def with_insecure_dev(self, insecure_dev: bool = True) -> Settings:
+        return replace(self, insecure_dev=insecure_dev)
+
+    # -------------------------------------------------------------------------------
+
+    @property
+    def voice(self) -> str:
+        """``"elevenlabs"`` with an API key, else ``"local"`` (the embedded eSpeak NG voice)."""
+        return "elevenlabs" if self.elevenlabs_api_key else "local"
+
+    @property
+    def signatures_enforced(self) -> bool:
+        return self.twilio_auth_token is not None
+
+    def check_servable(self) -> None:
+        """What ``hotline serve`` requires before it starts.
+
+        Raises:
+            ConfigError: no Twilio token (outside insecure-dev), or no public URL to validate
+                signatures against.
+        """
+        if self.insecure_dev:
+            return
+        if self.twilio_auth_token is None:
+            raise ConfigError(
+                "TWILIO_AUTH_TOKEN is not set: hotline refuses to serve unsigned Twilio traffic. "
+                "Set it, or run `hotline serve --insecure-dev` (binds 127.0.0.1 only)."
+            )
+        if self.public_url is None:
+            raise ConfigError(
+                "HOTLINE_PUBLIC_URL is not set (nor RAILWAY_PUBLIC_DOMAIN): Twilio signatures "
+                "are computed over the public URL, e.g. HOTLINE_PUBLIC_URL=https://x.up.railway.app"
+            )
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value set (for log redaction)."""
+        return tuple(
+            v for v in (self.twilio_auth_token, self.admin_token, self.elevenlabs_api_key) if v
+        )
+
+    def describe(self) -> dict[str, object]:
+        """Non-secret settings for logs."""
+        secret = {"twilio_auth_token", "admin_token", "elevenlabs_api_key"}
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("set" if value else "unset") if f.name in secret else value
+        return out

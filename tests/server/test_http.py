@@ -1,0 +1,250 @@
+"""HTTP endpoints on a real uvicorn (127.0.0.1): signatures, TwiML, admin auth, health,
+metrics, logs and their masking."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from hotline.server import logs
+
+from .harness import ADMIN, ADMIN_TOKEN, AUTH_TOKEN, CALLER, running_server, sign
+
+PUBLIC = "https://hotline.example.com"
+FORM = {
+    "CallSid": "CA" + "f" * 32,
+    "AccountSid": "AC" + "1" * 32,
+    "From": CALLER,
+    "To": "+15555550100",
+    "CallStatus": "ringing",
+}
+
+
+Client = httpx.AsyncClient
+
+
+def served(**overrides: Any) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., None]]:
+    """Run an async test against a fresh server; the test gets an httpx client on it."""
+    settings: dict[str, Any] = {"public_url": PUBLIC}
+    settings.update(overrides)
+
+    def wrap(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+        def run(*args: Any, **kwargs: Any) -> None:
+            async def main() -> None:
+                async with running_server(**settings) as server:
+                    async with httpx.AsyncClient(base_url=server.base) as client:
+                        client.hub = server.hub  # type: ignore[attr-defined]
+                        await test(client, *args, **kwargs)
+
+            asyncio.run(main())
+
+        run.__name__ = test.__name__
+        params = list(inspect.signature(test).parameters.values())[1:]
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return run
+
+    return wrap
+
+
+async def post_signed(
+    client: Client, path: str, form: dict[str, str], signature: str | None
+) -> httpx.Response:
+    headers = {} if signature is None else {"X-Twilio-Signature": signature}
+    return await client.post(path, data=form, headers=headers)
+
+
+@pytest.mark.parametrize("path", ["/voice", "/debug-websocket-voice"])
+@served()
+async def test_signed_webhook_answers_twiml(client: Client, path: str) -> None:
+    r = await post_signed(client, path, FORM, sign(PUBLIC + path, FORM))
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(r.text)
+    assert root.tag == "Response"
+    (connect,) = list(root)
+    assert connect.tag == "Connect"
+    (stream,) = list(connect)
+    assert stream.tag == "Stream"
+    assert stream.attrib == {"url": "wss://hotline.example.com/media-stream"}
+    params = {p.attrib["name"]: p.attrib["value"] for p in stream}
+    assert params["CallSid"] == FORM["CallSid"] and params["From"] == CALLER
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", params["token"])
+    assert client.hub.tokens._tokens[params["token"]].mode == (  # type: ignore[attr-defined]
+        "debug" if path.startswith("/debug") else "script"
+    )
+
+
+@pytest.mark.parametrize("path", ["/voice", "/debug-websocket-voice"])
+@served()
+async def test_bad_signatures_are_refused(client: Client, path: str) -> None:
+    good = sign(PUBLIC + path, FORM)
+    assert (await post_signed(client, path, FORM, None)).status_code == 403  # missing
+    assert (
+        await post_signed(client, path, FORM, sign(PUBLIC + path, FORM, "wrong-token"))
+    ).status_code == 403
+    tampered = dict(FORM, From="+15555559999")
+    assert (await post_signed(client, path, tampered, good)).status_code == 403  # params changed
+    extra = dict(FORM, Extra="1")
+    assert (await post_signed(client, path, extra, good)).status_code == 403  # a param added
+    other_url = sign("https://evil.example.com" + path, FORM)
+    assert (await post_signed(client, path, FORM, other_url)).status_code == 403
+    assert (await post_signed(client, path, FORM, "not base64 at all!")).status_code == 403
+    assert len(client.hub.tokens) == 0  # type: ignore[attr-defined]
+    metrics = (await client.get("/metrics")).text
+    assert f'hotline_signature_failures_total{{endpoint="{path[1:]}"}} 6.0' in metrics
+
+
+@served()
+async def test_webhook_signature_covers_every_param_and_query(client: Client) -> None:
+    form = dict(FORM, NewField="added by Twilio later")
+    assert (
+        await post_signed(client, "/voice", form, sign(PUBLIC + "/voice", form))
+    ).status_code == 200
+    r = await client.post(
+        "/voice?x=1", data=FORM, headers={"X-Twilio-Signature": sign(PUBLIC + "/voice?x=1", FORM)}
+    )
+    assert r.status_code == 200
+    r = await client.post(
+        "/voice?x=2", data=FORM, headers={"X-Twilio-Signature": sign(PUBLIC + "/voice?x=1", FORM)}
+    )
+    assert r.status_code == 403
+
+
+@served()
+async def test_webhook_rejects_non_form_bodies(client: Client) -> None:
+    r = await client.post("/voice", json=FORM, headers={"X-Twilio-Signature": "x"})
+    assert r.status_code == 415
+
+
+@served()
+async def test_repeated_signature_failures_are_rate_limited(client: Client) -> None:
+    codes = [(await post_signed(client, "/voice", FORM, "bad")).status_code for _ in range(22)]
+    assert codes[:20] == [403] * 20 and codes[20:] == [429, 429]
+    # Even a valid request from that address waits until its failures age out.
+    assert (
+        await post_signed(client, "/voice", FORM, sign(PUBLIC + "/voice", FORM))
+    ).status_code == 429
+
+
+@served()
+async def test_health(client: Client) -> None:
+    r = await client.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    r = await client.get("/health/streaming")
+    body = r.json()
+    assert body == {
+        "streaming_enabled": True,
+        "elevenlabs_configured": False,
+        "voice": "local",
+        "output_format": "mp3_44100_128",
+        "websocket_url": "wss://hotline.example.com/media-stream",
+        "status": "ok",
+    }
+    for secret in (AUTH_TOKEN, ADMIN_TOKEN):
+        assert secret not in r.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        ("GET", "/logs", None),
+        ("GET", "/logs/streaming", None),
+        ("GET", "/calls", None),
+        ("POST", "/calls/CA123/say", {"text": "hi"}),
+        ("POST", "/calls/CA123/hangup", None),
+    ],
+)
+@served()
+async def test_admin_endpoints_need_the_bearer_token(
+    client: Client, method: str, path: str, json: dict[str, str] | None
+) -> None:
+    assert (await client.request(method, path, json=json)).status_code == 401
+    bad = {"Authorization": "Bearer nope"}
+    assert (await client.request(method, path, json=json, headers=bad)).status_code == 401
+    basic = {"Authorization": f"Basic {ADMIN_TOKEN}"}
+    assert (await client.request(method, path, json=json, headers=basic)).status_code == 401
+    r = await client.request(method, path, json=json, headers=ADMIN)
+    assert r.status_code == (404 if "/calls/" in path else 200)
+
+
+@served()
+async def test_say_validation(client: Client) -> None:
+    assert (
+        await client.post("/calls/CA1/say", json={"text": ""}, headers=ADMIN)
+    ).status_code == 422
+    assert (
+        await client.post("/calls/CA1/say", json={"txt": "x"}, headers=ADMIN)
+    ).status_code == 422
+    assert (await client.post("/calls/CA1/say", json={"text": 5}, headers=ADMIN)).status_code == 422
+    assert (await client.post("/calls/CA1/say", content=b"{", headers=ADMIN)).status_code == 422
+    r = await client.post("/calls/CA1/say", json={"text": "hi", "interrupt": True}, headers=ADMIN)
+    assert r.status_code == 404
+
+
+@served(admin_token=None)
+async def test_admin_disabled_without_a_token(client: Client) -> None:
+    r = await client.get("/calls", headers=ADMIN)
+    assert r.status_code == 503 and "admin disabled" in r.text
+    assert (await client.get("/logs")).status_code == 503
+
+
+@served()
+async def test_metrics_text(client: Client) -> None:
+    r = await client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    for name in (
+        "hotline_active_calls",
+        "hotline_utterances_total",
+        "hotline_audio_bytes_out_total",
+        "hotline_time_to_first_audio_seconds_bucket",
+        "hotline_bridge_overhead_seconds_bucket",
+        "hotline_conversion_seconds_bucket",
+        "hotline_underruns_total",
+        "hotline_barge_ins_total",
+        "hotline_elevenlabs_errors_total",
+        "hotline_signature_failures_total",
+    ):
+        assert name in r.text, name
+
+
+@served()
+async def test_caller_numbers_and_secrets_never_reach_logs(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert (
+        await post_signed(client, "/voice", FORM, sign(PUBLIC + "/voice", FORM))
+    ).status_code == 200
+    log = logging.getLogger("hotline.call")
+    log.warning("caller %s called, raw %s, encoded %%2B15555550123", CALLER, CALLER[1:])
+    log.warning("token leak attempt: %s and %s", AUTH_TOKEN, ADMIN_TOKEN)
+    try:
+        raise ValueError(f"bad number {CALLER}")
+    except ValueError:
+        log.exception("with traceback")
+    r = await client.get("/logs", headers=ADMIN)
+    text = r.text
+    assert "+1555***0123" in text
+    for leaked in ("5555550123", AUTH_TOKEN, ADMIN_TOKEN):
+        assert leaked not in text
+        assert leaked not in caplog.text
+    streaming = (await client.get("/logs/streaming", headers=ADMIN)).json()["records"]
+    assert any(rec["logger"] == "hotline.call" for rec in streaming)
+    assert all(rec["logger"].startswith(logs.AUDIO_LOGGERS) for rec in streaming)
+    everything = (await client.get("/logs", headers=ADMIN)).json()["records"]
+    assert any(rec["logger"] == "hotline.http" for rec in everything)
+
+
+def test_mask_number() -> None:
+    assert logs.mask_number("+15555550123") == "+1555***0123"
+    assert logs.mask_number("anonymous") == "***"
+    assert logs.redact("ids 1234 and 20 ms stay") == "ids 1234 and 20 ms stay"
+    assert logs.redact("CA0123456789abcdef0123456789abcdef") == "CA0123456789abcdef0123456789abcdef"
