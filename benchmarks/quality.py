@@ -62,12 +62,12 @@ def _ratecv(rate: int, pcm16: bytes) -> bytes:
 def collect() -> dict[str, Any]:
     report: dict[str, Any] = {"versions": versions()}
     speech = {}
-    for fmt in audio.iter_all_formats():
-        if fmt == "ulaw_8000":
-            continue
-        data = audio.encoded(fmt)
+    sources = [(fmt, fmt, audio.encoded(fmt)) for fmt in audio.iter_all_formats()]
+    sources = [s for s in sources if s[0] != "ulaw_8000"]  # passes through byte for byte
+    sources += [(f"mp3 {v}", "mp3_44100_128", audio.mp3_variant(v)) for v in audio.MP3_VARIANTS]
+    for name, fmt, data in sources:
         fig = tq.Figures(fmt, data, tq.transcode(fmt, data))
-        speech[fmt] = {
+        speech[name] = {
             "snr_db": fig.snr,
             "snr_vs_unquantised_db": fig.snr_vs_linear,
             "worst_20ms_snr_db": float(fig.segmental.min()),
@@ -128,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("[speech: hotline Transcoder, ~3 KB random chunks, vs whole-file decode + soxr VHQ]")
     print(
-        f"  {'format':<15}{'SNR dB':>9}{'vs lin dB':>11}{'worst 20ms':>12}{'windows':>9}"
+        f"  {'format':<22}{'SNR dB':>9}{'vs lin dB':>11}{'worst 20ms':>12}{'windows':>9}"
         f"{'lag':>5}{'dur err %':>11}"
     )
     for fmt, s in report["speech"].items():
         print(
-            f"  {fmt:<15}{s['snr_db']:9.2f}{s['snr_vs_unquantised_db']:11.2f}"
+            f"  {fmt:<22}{s['snr_db']:9.2f}{s['snr_vs_unquantised_db']:11.2f}"
             f"{s['worst_20ms_snr_db']:12.2f}{s['speech_windows']:9d}{s['lag']:5d}"
             f"{s['duration_error_pct']:11.3f}"
         )

@@ -120,6 +120,48 @@ def encoded(output_format: str, *, tag: bool = False) -> bytes:
     return _cached(f"speech-{output_format}{'-tag' if tag else ''}", params, ext, make)
 
 
+MP3_VARIANTS: Final = {
+    # name: (sample rate, channels, kb/s or None for VBR)
+    "vbr_44100": (44100, 1, None),
+    "stereo_44100_128": (44100, 2, 128),
+    "mpeg2_16000_32": (16000, 1, 32),
+    "mpeg25_11025_24": (11025, 1, 24),
+    "mpeg25_8000_16": (8000, 1, 16),
+}
+
+
+def mp3_variant(name: str) -> bytes:
+    """MP3 streams ElevenLabs does not send but a decoder must follow from the headers alone:
+    VBR (no Xing tag), joint stereo (right = half the left + a -30 dBFS 1 kHz tone, so the
+    mono mix-down is checkable), MPEG-2 and MPEG-2.5 sample rates. Raw LAME output, no tag."""
+    rate, channels, kbps = MP3_VARIANTS[name]
+    pcm16 = speech(rate)
+
+    def make() -> bytes:
+        import lameenc
+
+        enc = lameenc.Encoder()
+        enc.set_in_sample_rate(rate)
+        enc.set_out_sample_rate(rate)
+        enc.set_channels(channels)
+        enc.set_quality(3)
+        if kbps is None:
+            enc.set_vbr(4)
+            enc.set_vbr_quality(4)
+        else:
+            enc.set_bit_rate(kbps)
+        data = pcm16
+        if channels == 2:
+            left = as_float(pcm16)
+            t = np.arange(len(left)) / rate
+            right = 0.5 * left + 10 ** (-30 / 20) * np.sin(2 * np.pi * 1000 * t)
+            both = np.stack([left, right], axis=1).reshape(-1)
+            data = to_int16(both)
+        return bytes(enc.encode(data)) + bytes(enc.flush())
+
+    return _cached(f"mp3-{name}", (hashlib.sha256(pcm16).hexdigest(), name), "mp3", make)
+
+
 def sweep_frequency(
     t: npt.NDArray[np.float64] | float,
     *,

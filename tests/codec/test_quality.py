@@ -92,6 +92,13 @@ def test_alaw_speech_quality() -> None:
     assert_speech_quality(Figures("alaw_8000", data, transcode("alaw_8000", data)))
 
 
+@pytest.mark.parametrize("variant", list(audio.MP3_VARIANTS))
+def test_other_mp3_streams(variant: str) -> None:
+    """VBR, stereo (mixed down to mono), MPEG-2/2.5 rates: the stream's headers decide."""
+    data = audio.mp3_variant(variant)
+    assert_speech_quality(Figures("mp3_44100_128", data, transcode("mp3_44100_128", data)))
+
+
 def test_ulaw_passes_through() -> None:
     data = audio.encoded("ulaw_8000")
     assert transcode("ulaw_8000", data) == data
