@@ -1,5 +1,5 @@
 # Stubs for the compiled module hotline.codec._codec (the contract; keep in sync with _codec.pyx).
-from collections.abc import Buffer  # Python >= 3.12; for type checkers only
+from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12; stubs only
 from typing import Final
 
 SUPPORTED_FORMATS: Final[tuple[str, ...]]

@@ -105,8 +105,9 @@ cdef int _check(int rc, mpg123_handle *mh=NULL) except -1:
 cdef inline void _get_buffer(object data, Py_buffer *view) except *:
     try:
         PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
-    except BufferError as e:
-        # e.g. a strided numpy view: PyBUF_SIMPLE asks for one contiguous block of bytes
+    except (BufferError, ValueError) as e:
+        # e.g. a strided numpy view (numpy raises ValueError): PyBUF_SIMPLE asks for one
+        # contiguous block of bytes
         raise CodecError(f"expected a C-contiguous bytes-like object: {e}") from e
 
 
