@@ -1,6 +1,7 @@
 # Stubs for the compiled module hotline.codec._codec (the contract; keep in sync with _codec.pyx).
-from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12; stubs only
 from typing import Final
+
+from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12; stubs only
 
 SUPPORTED_FORMATS: Final[tuple[str, ...]]
 
