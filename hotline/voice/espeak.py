@@ -40,7 +40,7 @@ MAX_RATE_WPM: Final = 450
 MIN_PITCH: Final = 0
 MAX_PITCH: Final = 99
 DEFAULT_PITCH: Final = 50
-MAX_TEXT_CHARS: Final = 100_000
+MAX_TEXT_CHARS: Final = 10_000  # ElevenLabs caps a request near here; ~9 min of speech
 
 # speak_lib.h / espeak_ng.h constants used here.
 _ENOUTPUT_MODE_SYNCHRONOUS: Final = 0x0001
