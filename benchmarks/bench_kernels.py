@@ -181,16 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     assert n8 > 0
     for in_rate, out_rate in RESAMPLE_PAIRS:
         n = len(audio.speech(in_rate)) // 2
-        for key, (label, fn) in resample_cases(in_rate, out_rate).items():
-            fn()
-            t = best_cpu_seconds(fn, args.rounds)
+        for key, (label, resample) in resample_cases(in_rate, out_rate).items():
+            resample()
+            t = best_cpu_seconds(resample, args.rounds)
             rows.append(
                 Row(f"resample {in_rate}->{out_rate}", key, label, t, n / in_rate, samples=n)
             )
     data = audio.encoded("mp3_44100_128")
-    for key, (label, fn) in decode_cases().items():
-        fn()
-        t = best_cpu_seconds(fn, args.rounds)
+    for key, (label, decode) in decode_cases().items():
+        decode()
+        t = best_cpu_seconds(decode, args.rounds)
         rows.append(Row("mp3 decode", key, label, t, len(data) * 8 / 128000))
 
     if args.json:

@@ -23,7 +23,7 @@ import random
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -268,7 +268,7 @@ def wav_bytes(data: bytes, rate: int, fmt: str = "pcm") -> bytes:
 F64 = npt.NDArray[np.float64]
 
 
-def _audioop() -> object:
+def _audioop() -> Any:
     import warnings
 
     with warnings.catch_warnings():
@@ -280,17 +280,17 @@ def _audioop() -> object:
 
 def lin2ulaw(pcm16: bytes) -> bytes:
     """G.711 µ-law by the stdlib (an oracle independent of hotline)."""
-    return _audioop().lin2ulaw(pcm16, 2)  # type: ignore[attr-defined,no-any-return]
+    return _audioop().lin2ulaw(pcm16, 2)
 
 
 def ulaw2lin(ulaw: bytes) -> bytes:
     """G.711 µ-law decode by the stdlib."""
-    return _audioop().ulaw2lin(ulaw, 2)  # type: ignore[attr-defined,no-any-return]
+    return _audioop().ulaw2lin(ulaw, 2)
 
 
 def alaw2lin(alaw: bytes) -> bytes:
     """G.711 A-law decode by the stdlib."""
-    return _audioop().alaw2lin(alaw, 2)  # type: ignore[attr-defined,no-any-return]
+    return _audioop().alaw2lin(alaw, 2)
 
 
 def decode_mp3_whole(data: bytes) -> tuple[F64, int]:
