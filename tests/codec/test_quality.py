@@ -112,6 +112,21 @@ def test_chunking_does_not_change_the_output() -> None:
     assert transcode("mp3_44100_128", data, seed=2) == whole
 
 
+@pytest.mark.parametrize("output_format", ["mp3_44100_128", "pcm_24000"])
+def test_next_utterance_sounds_the_same(output_format: str) -> None:
+    """After flush() (utterance end) or reset() (barge-in mid-utterance) nothing leaks over."""
+    data = audio.encoded(output_format)
+    chunks = audio.chunks(data)
+    t = Transcoder(output_format)
+    first = b"".join(t.feed(c) for c in chunks) + t.flush()
+    second = b"".join(t.feed(c) for c in chunks) + t.flush()
+    for c in chunks[: len(chunks) // 3]:
+        t.feed(c)
+    t.reset()  # barge-in with a third of an utterance in flight
+    third = b"".join(t.feed(c) for c in chunks) + t.flush()
+    assert first == second == third
+
+
 @pytest.mark.parametrize("output_format", ["mp3_44100_128", "mp3_22050_32", "mp3_24000_48"])
 def test_gapless_lame_tag(output_format: str) -> None:
     """A LAME-tagged MP3 lines up with its source PCM: encoder delay and padding trimmed."""
