@@ -211,6 +211,11 @@ class Encoder:
         output_format: an ElevenLabs format (see ``supported_formats()``).
         in_rate: sample rate of the PCM fed in (eSpeak NG: 22050).
 
+    Attributes:
+        out_rate: the format's sample rate.
+        samples_out: samples (at ``out_rate``) encoded so far; after ``flush()``, the
+            utterance's length as a gapless decoder should return it.
+
     Raises:
         CodecError: unsupported format, or a non-positive rate.
     """
