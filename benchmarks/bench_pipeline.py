@@ -26,7 +26,14 @@ import numpy as np
 import pytest
 
 from benchmarks import rivals
-from benchmarks.common import Row, best_cpu_seconds, cpu_time, format_rows, ratios, versions
+from benchmarks.common import (
+    Row,
+    best_cpu_seconds_interleaved,
+    cpu_time,
+    format_rows,
+    ratios,
+    versions,
+)
 from tests import audio
 
 MP3_FORMAT = "mp3_44100_128"
@@ -139,10 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     chunks, seconds = stream(MP3_FORMAT)
     group = f"{MP3_FORMAT} pipeline"
     outputs: dict[str, bytes] = {}
-    for key in ("hotline", "mpg123", "pyav_soxr", "pyav_swr"):
+    keys = ("hotline", "mpg123", "pyav_soxr", "pyav_swr")
+    for key in keys:
         outputs[key] = run_fresh(key, MP3_FORMAT, chunks)  # warm-up + output for quality
-        t = best_cpu_seconds(lambda k=key: run_fresh(k, MP3_FORMAT, chunks), args.rounds)  # type: ignore[misc]
-        rows.append(Row(group, key, PIPELINES[key][0], t, seconds, len(chunks)))
+    times = best_cpu_seconds_interleaved(
+        {k: (lambda k=k: run_fresh(k, MP3_FORMAT, chunks)) for k in keys},  # type: ignore[misc]
+        args.rounds,
+    )
+    for key in keys:
+        rows.append(Row(group, key, PIPELINES[key][0], times[key], seconds, len(chunks)))
     proto_chunks = chunks[:PROTOTYPE_CHUNKS_IN_PYTEST] if args.quick else chunks
     t0, w0 = cpu_time(), time.perf_counter()
     outputs["prototype"] = run_fresh("prototype", MP3_FORMAT, proto_chunks)
@@ -154,9 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(proto_row)
     for fmt in PCM_FORMATS:
         pchunks, pseconds = stream(fmt)
+        times = best_cpu_seconds_interleaved(
+            {k: (lambda k=k, f=fmt, c=pchunks: run_fresh(k, f, c)) for k in PCM_PIPELINES},  # type: ignore[misc]
+            args.rounds,
+        )
         for key in PCM_PIPELINES:
-            t = best_cpu_seconds(lambda k=key, f=fmt, c=pchunks: run_fresh(k, f, c), args.rounds)  # type: ignore[misc]
-            rows.append(Row(f"{fmt} pipeline", key, PIPELINES[key][0], t, pseconds, len(pchunks)))
+            rows.append(
+                Row(f"{fmt} pipeline", key, PIPELINES[key][0], times[key], pseconds, len(pchunks))
+            )
 
     report: dict[str, Any] = {
         "versions": versions(),

@@ -85,6 +85,20 @@ def best_cpu_seconds(fn: Callable[[], object], rounds: int) -> float:
     return best
 
 
+def best_cpu_seconds_interleaved(
+    fns: dict[str, Callable[[], object]], rounds: int
+) -> dict[str, float]:
+    """``best_cpu_seconds`` for several functions, rounds interleaved (A B C A B C ...), so a
+    change in machine load between rounds hits every contender alike."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            t0 = cpu_time()
+            fn()
+            best[key] = min(best[key], cpu_time() - t0)
+    return best
+
+
 @dataclass
 class Row:
     """One measured pipeline or kernel: ``seconds`` of CPU to process ``audio_seconds``."""
