@@ -1,0 +1,935 @@
+"""The caller simulator: Twilio's side of one call (``hotline call``).
+
+It does what Twilio does for a ``<Connect><Stream>`` call (shared/docs/protocols.md §1):
+a signed voice-webhook POST, the TwiML parsed, a signed WebSocket upgrade to the ``<Stream>``
+url, ``connected`` then ``start`` (with the ``<Parameter>`` values in ``customParameters``),
+inbound media every 20 ms (silence, or eSpeak speech for barge-in), ``dtmf`` presses, and
+``stop`` at the end; all numbers are JSON strings. Outbound audio is played by a simulated
+8 kHz playback clock: marks are echoed only once the audio queued before them has played
+(at once if nothing is queued), ``clear`` drops the buffer and echoes every pending mark.
+Outbound messages are checked as strictly as Twilio checks them (31950/31951).
+
+One call costs two asyncio tasks (this coroutine's 20 ms clock and a receiver) and no
+per-frame work beyond a string format and, while audio plays, one small C call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import os
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME, SPEECH_DBFS
+
+__all__ = [
+    "CallError",
+    "CallOptions",
+    "CallReport",
+    "HeardUtterance",
+    "add_arguments",
+    "parse_twiml",
+    "place_call",
+    "run",
+]
+
+FRAME_S = 0.02
+_SILENCE_B64 = base64.b64encode(SILENCE_FRAME).decode("ascii")
+_MEDIA_FMT = (
+    '{{"event":"media","sequenceNumber":"{seq}","media":{{"track":"inbound","chunk":"{chunk}",'
+    '"timestamp":"{ts}","payload":"{payload}"}},"streamSid":"{sid}"}}'
+)
+_MAX_CATCH_UP = 50  # frames processed in one wake-up when the event loop was late
+
+
+class CallError(Exception):
+    """The call could not be set up (webhook, TwiML or upgrade failed)."""
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+@dataclass
+class CallOptions:
+    """One simulated call. Defaults place a plain call and wait for the server to hang up.
+
+    Fault flags (issue 5) make the caller misbehave the way a broken or hostile Twilio peer
+    could; each one is described next to it.
+    """
+
+    url: str = (
+        "http://127.0.0.1:8000"  # the hotline server's base URL; the WS URL comes from its TwiML
+    )
+    auth_token: str | None = None  # TWILIO_AUTH_TOKEN used to sign the webhook and the upgrade
+    voice_path: str = "/voice"
+    call_sid: str = field(default_factory=lambda: _sid("CA"))
+    account_sid: str = field(default_factory=lambda: _sid("AC"))
+    stream_sid: str = field(default_factory=lambda: _sid("MZ"))
+    from_number: str = "+15555550123"
+    to_number: str = "+15555550100"
+    digits: str = ""  # DTMF keys to press
+    digit_after_s: float | None = (
+        None  # None: each key after the next mark echo (the greeting/line finished)
+    )
+    digit_gap_s: float = 4.0  # with digit_after_s: seconds between keys
+    barge_in_at: float | None = None  # seconds after `start`: the caller starts talking
+    barge_in_text: str | None = None  # what the caller says (default: a short question)
+    hangup_after_s: float | None = None  # caller sends `stop` and closes at this time
+    max_seconds: float = 30.0  # bound on the whole call (then `stop`, ended_by="timeout")
+    out: str | None = None  # WAV of what the caller heard
+    realtime: bool = True  # False: the clock runs 10x faster (quick functional checks only)
+    keep_audio: bool = True  # keep `heard` (disable for big load runs)
+    ws_url: str | None = (
+        None  # connect here instead of the TwiML url (the TwiML url is still signed)
+    )
+    extra_form: dict[str, str] = field(default_factory=dict)  # more webhook form fields
+    on_started: Callable[[CallReport], object] | None = None  # called right after `start` is sent
+    http_timeout: float = 10.0
+    # -- Twilio-side faults --------------------------------------------------------------------
+    bad_signature: bool = False  # sign with a wrong token (expect 403 / refused upgrade)
+    drop_without_stop: bool = False  # end by dropping the TCP connection: no `stop`, no close frame
+    stop_before_media: bool = False  # `connected`, `start`, then `stop` at once
+    duplicate_connection: bool = False  # a second stream for the same CallSid while the first runs
+    unknown_events: bool = False  # an unknown event every 0.5 s
+    malformed_json: bool = False  # a truncated JSON text every 0.5 s
+    binary_frames: bool = False  # a binary frame every 0.5 s
+    huge_message: bool = False  # one 1 MB text message 0.2 s in
+    never_echo_marks: bool = False  # marks are never echoed (not even on clear)
+    dtmf_storm: int = 0  # this many DTMF messages in one burst 0.5 s in
+    media_speedup: float = 1.0  # inbound media this many times faster than real time
+
+
+@dataclass
+class HeardUtterance:
+    """A stretch of played audio closed by a mark echo or a clear."""
+
+    start_ms: float
+    end_ms: float
+    audio_ms: float
+    speech_ms: float
+    mark: str | None
+    cleared: bool
+
+
+@dataclass
+class CallReport:
+    call_sid: str
+    stream_sid: str = ""
+    time_to_first_audio_ms: float | None = None  # `start` sent -> first media received
+    underrun_ms: float = 0.0  # playback starved while the last message received was media
+    underrun_events: int = 0
+    media_frames: int = 0  # media messages received
+    audio_ms: float = 0.0  # audio actually played (8 bytes = 1 ms)
+    marks_received: int = 0
+    marks_echoed: int = 0
+    clears: int = 0
+    heard: bytes = b""  # the caller's earpiece, 8 kHz µ-law, 0xFF where nothing played
+    ended_by: str = "error"  # "server_hangup" | "caller_stop" | "timeout" | "error"
+    errors: list[str] = field(default_factory=list)
+    speech_ms: float = 0.0
+    first_clear_after_barge_in_ms: float | None = None
+    barge_in_onset_ms: float | None = None
+    close_code: int | None = None
+    duration_ms: float = 0.0
+    unplayed_ms_at_end: float = 0.0  # audio still queued when the call ended
+    dtmf_sent: int = 0
+    inbound_frames: int = 0
+    protocol_violations: int = 0
+    utterances: list[HeardUtterance] = field(default_factory=list)
+    mark_names: list[str] = field(default_factory=list)
+    webhook_status: int | None = None
+    stream_url: str | None = None
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    duplicate_result: str | None = None
+    out: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The call connected, heard audio, and ended normally without protocol errors."""
+        return (
+            not self.errors
+            and self.time_to_first_audio_ms is not None
+            and self.ended_by in ("server_hangup", "caller_stop")
+        )
+
+    def summary(self) -> str:
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f} ms"
+
+        lines = [
+            f"call {self.call_sid}  stream {self.stream_sid or '-'}",
+            f"  ended by             {self.ended_by} (close code {self.close_code}) after {self.duration_ms / 1000:.1f} s",
+            f"  time to first audio  {ms(self.time_to_first_audio_ms)}",
+            f"  audio heard          {self.audio_ms / 1000:.2f} s ({self.speech_ms / 1000:.2f} s speech) in {self.media_frames} media messages",
+            f"  underrun             {self.underrun_ms:.0f} ms in {self.underrun_events} gaps",
+            f"  marks                {self.marks_received} received, {self.marks_echoed} echoed",
+            f"  clears               {self.clears}"
+            + (
+                f" (first {self.first_clear_after_barge_in_ms:.0f} ms after barge-in onset)"
+                if self.first_clear_after_barge_in_ms is not None
+                else (" (barge-in: no clear)" if self.barge_in_onset_ms is not None else "")
+            ),
+            f"  dtmf sent            {self.dtmf_sent}",
+        ]
+        for i, u in enumerate(self.utterances, 1):
+            how = "cleared" if u.cleared else "played"
+            lines.append(
+                f"  utterance {i:<2}        {u.start_ms / 1000:6.2f}-{u.end_ms / 1000:6.2f} s  "
+                f"{u.audio_ms / 1000:5.2f} s audio, {u.speech_ms / 1000:5.2f} s speech  {how}"
+                + (f" (mark {u.mark})" if u.mark else "")
+            )
+        if self.duplicate_result is not None:
+            lines.append(f"  second connection    {self.duplicate_result}")
+        if self.out:
+            lines.append(f"  heard audio written  {self.out}")
+        lines.append(
+            "  errors               " + ("none" if not self.errors else "; ".join(self.errors[:5]))
+        )
+        return "\n".join(lines)
+
+
+def parse_twiml(text: str) -> tuple[str, dict[str, str]]:
+    """The ``<Connect><Stream url>`` and its ``<Parameter>``s from a TwiML document.
+
+    Raises:
+        CallError: not TwiML, or no bidirectional stream in it.
+    """
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise CallError(f"webhook answer is not XML: {exc}") from None
+    if root.tag != "Response":
+        raise CallError(f"TwiML root is <{root.tag}>, not <Response>")
+    stream = root.find("./Connect/Stream")
+    if stream is None:
+        raise CallError("TwiML has no <Connect><Stream> (a bidirectional stream)")
+    url = stream.get("url")
+    if not url:
+        raise CallError("<Stream> has no url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("wss", "ws"):
+        raise CallError(f"<Stream url> must be wss://, got {url!r}")
+    if parts.query:
+        raise CallError(f"<Stream url> must not carry a query string (Twilio error 31920): {url!r}")
+    params: dict[str, str] = {}
+    for p in stream.findall("./Parameter"):
+        name, value = p.get("name"), p.get("value")
+        if name is None or value is None:
+            raise CallError("<Parameter> without name or value")
+        params[name] = value
+    return url, params
+
+
+def _sign(token: str, url: str, params: dict[str, str]) -> str:
+    from twilio.request_validator import RequestValidator
+
+    return str(RequestValidator(token).compute_signature(url, params))
+
+
+def _connect_url(stream_url: str, base_url: str) -> str:
+    """Where to really connect: a wss:// TwiML url is reached over ws:// when the server is plain HTTP."""
+    parts = urlsplit(stream_url)
+    if parts.scheme == "wss" and urlsplit(base_url).scheme == "http":
+        return urlunsplit(("ws", *parts[1:]))
+    return stream_url
+
+
+class _Call:
+    """A connected stream: the 20 ms clock (inbound media + playback) and the receiver."""
+
+    def __init__(
+        self, ws: Any, opts: CallOptions, report: CallReport, params: dict[str, str]
+    ) -> None:
+        self.ws = ws
+        self.opts = opts
+        self.r = report
+        self.params = params
+        self.loop = asyncio.get_running_loop()
+        self.sid = opts.stream_sid
+        self.seq = 0
+        self.chunk = 0
+        self.t0 = 0.0
+        self.scale = 1.0 if opts.realtime else 10.0
+        self.frame_s = FRAME_S / self.scale
+        # playback buffer: bytes (audio) and str (mark names), in arrival order
+        self.buf: deque[bytes | str] = deque()
+        self.buf_bytes = 0
+        self.deferred_marks: list[str] = []
+        self.last_rx = ""
+        self.heard = bytearray()
+        self.server_closed = asyncio.Event()
+        self.played_frames = 0
+        self.in_underrun = False
+        # current utterance (as heard)
+        self.utt_start: float | None = None
+        self.utt_audio = 0
+        self.utt_speech = 0
+        # caller speech
+        self.speech: tuple[bytes, ...] = ()
+        self.speech_pos = -1
+        self.speech_payloads: list[str] = []
+        self.barge_onset: float | None = None
+        # digits
+        self.digits = list(opts.digits)
+        self.digit_due: float | None = None
+        self.ended = False
+        try:
+            from hotline.codec import ulaw_frame_stats
+
+            self._stats: Callable[[bytes], tuple[float, float]] | None = ulaw_frame_stats
+        except ImportError:  # pragma: no cover - codec not built
+            self._stats = None
+
+    def now_ms(self) -> float:
+        return (self.loop.time() - self.t0) * 1000.0 * self.scale
+
+    def _next_seq(self) -> str:
+        self.seq += 1
+        return str(self.seq)
+
+    async def _send(self, text: str | bytes) -> None:
+        await self.ws.send(text)
+
+    def _violation(self, code: str, what: str) -> None:
+        self.r.protocol_violations += 1
+        msg = f"{code}: {what}"
+        if msg not in self.r.errors and len(self.r.errors) < 50:
+            self.r.errors.append(msg)
+
+    # -- messages out --------------------------------------------------------------------------
+
+    def _start_message(self) -> str:
+        return json.dumps(
+            {
+                "event": "start",
+                "sequenceNumber": self._next_seq(),
+                "start": {
+                    "accountSid": self.opts.account_sid,
+                    "streamSid": self.sid,
+                    "callSid": self.opts.call_sid,
+                    "tracks": ["inbound"],
+                    "customParameters": self.params,
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+                "streamSid": self.sid,
+            }
+        )
+
+    def _stop_message(self) -> str:
+        return json.dumps(
+            {
+                "event": "stop",
+                "sequenceNumber": self._next_seq(),
+                "stop": {"accountSid": self.opts.account_sid, "callSid": self.opts.call_sid},
+                "streamSid": self.sid,
+            }
+        )
+
+    def _dtmf_message(self, digit: str) -> str:
+        return json.dumps(
+            {
+                "event": "dtmf",
+                "streamSid": self.sid,
+                "sequenceNumber": self._next_seq(),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
+
+    def _mark_message(self, name: str) -> str:
+        return json.dumps(
+            {
+                "event": "mark",
+                "sequenceNumber": self._next_seq(),
+                "streamSid": self.sid,
+                "mark": {"name": name},
+            }
+        )
+
+    async def _echo_mark(self, name: str, *, cleared: bool = False) -> None:
+        if self.opts.never_echo_marks:
+            return
+        self.r.marks_echoed += 1
+        await self._send(self._mark_message(name))
+        if (
+            not cleared
+            and self.digits
+            and self.opts.digit_after_s is None
+            and self.digit_due is None
+        ):
+            self.digit_due = self.now_ms() + 300.0  # a caller reacts after a moment
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def receiver(self) -> None:
+        try:
+            async for raw in self.ws:
+                await self._on_message(raw)
+        except Exception as exc:  # ConnectionClosedError and friends
+            from websockets.exceptions import ConnectionClosed
+
+            if not isinstance(exc, ConnectionClosed):
+                self.r.errors.append(f"receiver: {type(exc).__name__}: {exc}")
+        finally:
+            self.server_closed.set()
+
+    async def _on_message(self, raw: str | bytes) -> None:
+        if isinstance(raw, bytes):
+            self._violation("31950", "binary frame from the application")
+            return
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            self._violation("31951", "message is not JSON")
+            return
+        if not isinstance(msg, dict):
+            self._violation("31951", "message is not a JSON object")
+            return
+        event = msg.get("event")
+        if msg.get("streamSid") != self.sid:
+            self._violation(
+                "31951", f"{event} message with a streamSid that does not match the stream"
+            )
+            return
+        if event == "media":
+            media = msg.get("media")
+            if (
+                set(msg) != {"event", "streamSid", "media"}
+                or not isinstance(media, dict)
+                or set(media) != {"payload"}
+            ):
+                self._violation(
+                    "31951",
+                    f"media message with wrong fields: {sorted(msg)} / {sorted(media) if isinstance(media, dict) else media!r}",
+                )
+                return
+            try:
+                audio = base64.b64decode(media["payload"], validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                self._violation("31951", "media payload is not base64")
+                return
+            if not audio:
+                return
+            self.r.media_frames += 1
+            if self.r.time_to_first_audio_ms is None:
+                self.r.time_to_first_audio_ms = self.now_ms()
+            self.buf.append(audio)
+            self.buf_bytes += len(audio)
+            self.last_rx = "media"
+        elif event == "mark":
+            mark = msg.get("mark")
+            if (
+                set(msg) != {"event", "streamSid", "mark"}
+                or not isinstance(mark, dict)
+                or set(mark) != {"name"}
+                or not isinstance(mark.get("name"), str)
+            ):
+                self._violation("31951", "mark message with wrong fields")
+                return
+            name = mark["name"]
+            self.r.marks_received += 1
+            self.r.mark_names.append(name)
+            self.last_rx = "mark"
+            if self.buf_bytes == 0 and not self.deferred_marks:
+                self.buf.clear()
+                self._close_utterance(name, cleared=False)
+                await self._echo_mark(name)
+            else:
+                self.buf.append(name)
+        elif event == "clear":
+            if set(msg) != {"event", "streamSid"}:
+                self._violation("31951", "clear message with wrong fields")
+                return
+            await self._on_clear()
+        else:
+            self._violation("31951", f"unknown event {event!r} from the application")
+
+    async def _on_clear(self) -> None:
+        now = self.now_ms()
+        self.r.clears += 1
+        if self.barge_onset is not None and self.r.first_clear_after_barge_in_ms is None:
+            self.r.first_clear_after_barge_in_ms = now - self.barge_onset
+        pending = self.deferred_marks + [x for x in self.buf if isinstance(x, str)]
+        self.deferred_marks = []
+        self.buf.clear()
+        self.buf_bytes = 0
+        self.last_rx = "clear"
+        self._close_utterance(None, cleared=True)
+        for name in pending:
+            await self._echo_mark(name, cleared=True)
+
+    # -- playback ------------------------------------------------------------------------------
+
+    def _close_utterance(self, mark: str | None, *, cleared: bool) -> None:
+        if self.utt_start is None:
+            return
+        self.r.utterances.append(
+            HeardUtterance(
+                start_ms=self.utt_start,
+                end_ms=self.now_ms(),
+                audio_ms=self.utt_audio / 8.0,
+                speech_ms=self.utt_speech * 20.0,
+                mark=mark,
+                cleared=cleared,
+            )
+        )
+        self.utt_start = None
+        self.utt_audio = 0
+        self.utt_speech = 0
+
+    async def _play_frame(self) -> None:
+        """Play 20 ms: echo marks whose audio finished, take up to 160 bytes from the buffer."""
+        for name in self.deferred_marks:
+            self._close_utterance(name, cleared=False)
+            await self._echo_mark(name)
+        self.deferred_marks = []
+        # marks at the head were reached with nothing left before them
+        while self.buf and isinstance(self.buf[0], str):
+            head = self.buf.popleft()
+            assert isinstance(head, str)
+            self._close_utterance(head, cleared=False)
+            await self._echo_mark(head)
+        need = FRAME_BYTES
+        parts: list[bytes] = []
+        while need and self.buf:
+            head = self.buf[0]
+            if isinstance(head, str):
+                self.buf.popleft()
+                self.deferred_marks.append(head)  # its audio ends within this frame
+                continue
+            if len(head) <= need:
+                self.buf.popleft()
+                parts.append(head)
+                need -= len(head)
+            else:
+                parts.append(head[:need])
+                self.buf[0] = head[need:]
+                need = 0
+        got = FRAME_BYTES - need
+        self.buf_bytes -= got
+        if got:
+            if self.utt_start is None:
+                self.utt_start = self.now_ms()
+            self.utt_audio += got
+            self.r.audio_ms += got / 8.0
+            frame = b"".join(parts)
+            if need:
+                frame += SILENCE_FRAME[:need]
+            if self._stats is not None and self._stats(frame)[0] > SPEECH_DBFS:
+                self.utt_speech += 1
+                self.r.speech_ms += 20.0
+        else:
+            frame = SILENCE_FRAME
+        if need and self.last_rx == "media" and not self.deferred_marks:
+            self.r.underrun_ms += need / 8.0
+            if not self.in_underrun:
+                self.r.underrun_events += 1
+            self.in_underrun = True
+        else:
+            self.in_underrun = False
+        if self.opts.keep_audio:
+            self.heard += frame
+        self.played_frames += 1
+
+    # -- inbound media -------------------------------------------------------------------------
+
+    def _media_message(self) -> str:
+        self.chunk += 1
+        payload = _SILENCE_B64
+        if self.speech_pos >= 0:
+            if self.speech_pos < len(self.speech_payloads):
+                payload = self.speech_payloads[self.speech_pos]
+                self.speech_pos += 1
+            else:
+                self.speech_pos = -1
+        return _MEDIA_FMT.format(
+            seq=self._next_seq(),
+            chunk=self.chunk,
+            ts=(self.chunk - 1) * 20,
+            payload=payload,
+            sid=self.sid,
+        )
+
+    def _start_barge_in(self) -> None:
+        from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_frames
+
+        try:
+            self.speech = caller_speech_frames(self.opts.barge_in_text or DEFAULT_CALLER_TEXT)
+        except Exception as exc:  # eSpeak/codec unavailable: the call goes on without speech
+            self.r.errors.append(f"caller speech unavailable: {exc}")
+            return
+        self.speech_payloads = [base64.b64encode(f).decode("ascii") for f in self.speech]
+        self.speech_pos = 0
+        self.barge_onset = self.now_ms()
+        self.r.barge_in_onset_ms = self.barge_onset
+
+    # -- the clock -----------------------------------------------------------------------------
+
+    async def _faults(self, tick: int) -> None:
+        o = self.opts
+        every = 25  # 0.5 s
+        if o.unknown_events and tick % every == 3:
+            await self._send(
+                json.dumps(
+                    {
+                        "event": "hotline-unknown",
+                        "sequenceNumber": self._next_seq(),
+                        "streamSid": self.sid,
+                        "unknown": {"x": "1"},
+                    }
+                )
+            )
+        if o.malformed_json and tick % every == 7:
+            await self._send('{"event":"media","streamSid":"' + self.sid + '","media":{"payload":')
+        if o.binary_frames and tick % every == 11:
+            await self._send(SILENCE_FRAME)
+        if o.huge_message and tick == 10:
+            big = "A" * (1 << 20)
+            await self._send(
+                _MEDIA_FMT.format(
+                    seq=self._next_seq(),
+                    chunk=self.chunk + 1,
+                    ts=self.chunk * 20,
+                    payload=big,
+                    sid=self.sid,
+                )
+            )
+        if o.dtmf_storm and tick == 25:
+            keys = "0123456789*#"
+            for i in range(o.dtmf_storm):
+                await self._send(self._dtmf_message(keys[i % len(keys)]))
+                self.r.dtmf_sent += 1
+
+    async def run(self) -> None:
+        o = self.opts
+        await self._send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        self.t0 = self.loop.time()
+        await self._send(self._start_message())
+        self.r.stream_sid = self.sid
+        if o.on_started is not None:
+            o.on_started(self.r)
+        if o.stop_before_media:
+            await self._send(self._stop_message())
+            self.r.ended_by = "caller_stop"
+            return
+        receiver = self.loop.create_task(self.receiver())
+        dup: asyncio.Task[None] | None = None
+        if o.duplicate_connection:
+            dup = self.loop.create_task(self._duplicate())
+        if o.digit_after_s is not None and self.digits:
+            self.digit_due = o.digit_after_s * 1000.0
+        ended_by = "timeout"
+        tick = 0
+        try:
+            while True:
+                if self.server_closed.is_set():
+                    ended_by = "server_hangup"
+                    break
+                now = self.now_ms()
+                if o.hangup_after_s is not None and now >= o.hangup_after_s * 1000.0:
+                    ended_by = "caller_stop"
+                    break
+                if now >= o.max_seconds * 1000.0:
+                    ended_by = "timeout"
+                    break
+                if (
+                    o.barge_in_at is not None
+                    and self.barge_onset is None
+                    and self.speech_pos < 0
+                    and now >= o.barge_in_at * 1000.0
+                ):
+                    self._start_barge_in()
+                if self.digit_due is not None and now >= self.digit_due and self.digits:
+                    await self._send(self._dtmf_message(self.digits.pop(0)))
+                    self.r.dtmf_sent += 1
+                    self.digit_due = (
+                        (now + o.digit_gap_s * 1000.0)
+                        if (o.digit_after_s is not None and self.digits)
+                        else None
+                    )
+                await self._faults(tick)
+                # frames due by the wall clock (catch up if the loop was late)
+                due = int(now / 20.0) + 1 - self.played_frames
+                for _ in range(min(max(due, 0), _MAX_CATCH_UP)):
+                    await self._play_frame()
+                    sends = max(1, round(o.media_speedup)) if o.media_speedup >= 1 else 1
+                    for _ in range(sends):
+                        await self._send(self._media_message())
+                        self.r.inbound_frames += 1
+                if due > _MAX_CATCH_UP:  # hopelessly late: skip ahead instead of bursting
+                    self.played_frames += due - _MAX_CATCH_UP
+                tick += 1
+                next_at = self.t0 + (self.played_frames * FRAME_S) / self.scale
+                delay = next_at - self.loop.time()
+                if delay > 0:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.server_closed.wait(), delay)
+        except Exception as exc:
+            from websockets.exceptions import ConnectionClosed
+
+            if isinstance(exc, ConnectionClosed):
+                ended_by = "server_hangup"
+            else:
+                raise
+        finally:
+            self.r.ended_by = ended_by
+            self.r.unplayed_ms_at_end = self.buf_bytes / 8.0
+            self.r.duration_ms = self.now_ms()
+            if ended_by != "server_hangup":
+                await self._end_by_caller()
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+            if dup is not None:
+                dup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dup
+            self.r.heard = bytes(self.heard)
+
+    async def _end_by_caller(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        if self.opts.drop_without_stop:
+            self.ws.transport.abort()
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(self._stop_message())
+
+    async def _duplicate(self) -> None:
+        """Open a second stream for the same call (same signed URL, same parameters)."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        assert self.r.stream_url is not None
+        url = self.opts.ws_url or _connect_url(self.r.stream_url, self.opts.url)
+        headers = {}
+        if self.opts.auth_token:
+            headers["X-Twilio-Signature"] = _sign(self.opts.auth_token, self.r.stream_url, {})
+        await asyncio.sleep(0.3)
+        try:
+            async with connect(
+                url,
+                additional_headers=headers,
+                compression=None,
+                ping_interval=None,
+                open_timeout=5,
+            ) as ws2:
+                sid2 = _sid("MZ")
+                await ws2.send(
+                    json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+                )
+                start = json.loads(self._start_message())
+                start["start"]["streamSid"] = sid2
+                start["streamSid"] = sid2
+                await ws2.send(json.dumps(start))
+
+                async def drain() -> None:
+                    async for _ in ws2:
+                        pass
+
+                try:
+                    await asyncio.wait_for(drain(), 3.0)
+                    self.r.duplicate_result = f"closed by server (code {ws2.close_code})"
+                except asyncio.TimeoutError:
+                    self.r.duplicate_result = "still open after 3 s"
+        except InvalidStatus as exc:
+            self.r.duplicate_result = f"upgrade refused (HTTP {exc.response.status_code})"
+        except (ConnectionClosed, OSError) as exc:
+            self.r.duplicate_result = f"failed: {type(exc).__name__}"
+
+
+async def _webhook(opts: CallOptions, report: CallReport) -> str:
+    import httpx
+
+    url = opts.url.rstrip("/") + opts.voice_path
+    form = {
+        "AccountSid": opts.account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": opts.call_sid,
+        "CallStatus": "ringing",
+        "Called": opts.to_number,
+        "Caller": opts.from_number,
+        "Direction": "inbound",
+        "From": opts.from_number,
+        "To": opts.to_number,
+        "CallerCountry": "US",
+        "ToCountry": "US",
+    }
+    form.update(opts.extra_form)
+    headers = {"User-Agent": "TwilioProxy/1.1"}
+    if opts.auth_token:
+        token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
+        headers["X-Twilio-Signature"] = _sign(token, url, form)
+    async with httpx.AsyncClient(timeout=opts.http_timeout) as client:
+        try:
+            resp = await client.post(url, data=form, headers=headers)
+        except httpx.HTTPError as exc:
+            raise CallError(f"webhook POST {url} failed: {type(exc).__name__}: {exc}") from None
+    report.webhook_status = resp.status_code
+    if resp.status_code != 200:
+        raise CallError(f"webhook POST {url} answered HTTP {resp.status_code}")
+    return resp.text
+
+
+async def place_call(options: CallOptions) -> CallReport:
+    """Place one simulated call and report what the caller lived through. Never raises for
+    server misbehaviour: failures land in ``report.errors`` with ``ended_by="error"``."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+    opts = options
+    report = CallReport(call_sid=opts.call_sid)
+    t_begin = time.monotonic()
+    if opts.barge_in_at is not None:  # synthesize the caller's words before the clock starts
+        from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_frames
+
+        with contextlib.suppress(Exception):  # reported when the barge-in starts
+            await asyncio.to_thread(caller_speech_frames, opts.barge_in_text or DEFAULT_CALLER_TEXT)
+    try:
+        twiml = await _webhook(opts, report)
+        stream_url, params = parse_twiml(twiml)
+        report.stream_url = stream_url
+        report.custom_parameters = dict(params)
+        headers: dict[str, str] = {}
+        if opts.auth_token:
+            token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
+            headers["X-Twilio-Signature"] = _sign(token, stream_url, {})
+        url = opts.ws_url or _connect_url(stream_url, opts.url)
+        try:
+            async with connect(
+                url,
+                additional_headers=headers,
+                user_agent_header="Twilio.TmeWs/1.0",
+                compression=None,
+                ping_interval=None,
+                open_timeout=opts.http_timeout,
+                max_size=None,
+                close_timeout=2,
+            ) as ws:
+                call = _Call(ws, opts, report, params)
+                try:
+                    await call.run()
+                finally:
+                    report.close_code = ws.close_code
+        except InvalidStatus as exc:
+            raise CallError(f"WebSocket upgrade refused: HTTP {exc.response.status_code}") from None
+        except (InvalidHandshake, OSError, asyncio.TimeoutError) as exc:
+            raise CallError(f"WebSocket to {url} failed: {type(exc).__name__}: {exc}") from None
+        if report.close_code is None and opts.drop_without_stop:
+            report.close_code = 1006
+    except CallError as exc:
+        report.errors.append(str(exc))
+        report.ended_by = "error"
+    if not report.duration_ms:
+        report.duration_ms = (time.monotonic() - t_begin) * 1000.0
+    if opts.out:
+        from hotline.sim.wav import write_ulaw_wav
+
+        write_ulaw_wav(opts.out, report.heard)
+        report.out = opts.out
+    return report
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="hotline server base URL")
+    parser.add_argument(
+        "--auth-token",
+        default=None,
+        help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--digits", default="", help="DTMF keys to press, one after each finished line"
+    )
+    parser.add_argument(
+        "--digit-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="press the first key at this time instead",
+    )
+    parser.add_argument(
+        "--barge-in-at",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start talking at this time",
+    )
+    parser.add_argument(
+        "--hangup-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="hang up (stop) at this time",
+    )
+    parser.add_argument("--max-seconds", type=float, default=30.0)
+    parser.add_argument("--out", default=None, metavar="WAV", help="write what the caller heard")
+    parser.add_argument("--from", dest="from_number", default="+15555550123")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead")
+    faults = parser.add_argument_group("Twilio-side faults")
+    for flag in (
+        "drop-without-stop",
+        "stop-before-media",
+        "duplicate-connection",
+        "unknown-events",
+        "malformed-json",
+        "binary-frames",
+        "huge-message",
+        "never-echo-marks",
+        "bad-signature",
+    ):
+        faults.add_argument(f"--{flag}", action="store_true")
+    faults.add_argument("--dtmf-storm", type=int, default=0, metavar="N")
+    faults.add_argument("--media-speedup", type=float, default=1.0, metavar="X")
+
+
+def report_json(report: CallReport) -> dict[str, Any]:
+    d = {k: v for k, v in vars(report).items() if k not in ("heard", "utterances")}
+    d["utterances"] = [vars(u) for u in report.utterances]
+    d["ok"] = report.ok
+    return d
+
+
+def run(args: argparse.Namespace) -> int:
+    token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
+    opts = CallOptions(
+        url=args.url,
+        auth_token=token or None,
+        digits=args.digits,
+        digit_after_s=args.digit_after,
+        barge_in_at=args.barge_in_at,
+        hangup_after_s=args.hangup_after,
+        max_seconds=args.max_seconds,
+        out=args.out,
+        from_number=args.from_number,
+        drop_without_stop=args.drop_without_stop,
+        stop_before_media=args.stop_before_media,
+        duplicate_connection=args.duplicate_connection,
+        unknown_events=args.unknown_events,
+        malformed_json=args.malformed_json,
+        binary_frames=args.binary_frames,
+        huge_message=args.huge_message,
+        never_echo_marks=args.never_echo_marks,
+        bad_signature=args.bad_signature,
+        dtmf_storm=args.dtmf_storm,
+        media_speedup=args.media_speedup,
+    )
+    report = asyncio.run(place_call(opts))
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1
