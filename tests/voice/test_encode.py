@@ -112,7 +112,7 @@ def test_pcm_formats(pcm: Pcm, fmt: str) -> None:
     ref = soxr.resample(audio.as_float(pcm.samples), pcm.sample_rate, rate, quality="VHQ")
     got = audio.as_float(out)
     assert _lag(ref, got) == 0
-    assert _snr(ref, got) > 30.0
+    assert _snr(ref, got) > 40.0  # measured 48 (to 8 kHz) .. 73 dB (upsampling)
 
 
 def test_ulaw_and_alaw(pcm: Pcm) -> None:
