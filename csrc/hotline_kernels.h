@@ -141,15 +141,16 @@ int hl_resampler_init(hl_resampler *rs, const hl_resampler_plan *plan, const flo
 /* Drop all history: the next sample is the start of a new stream. */
 void hl_resampler_reset(hl_resampler *rs);
 
-/* Exact number of outputs process(n_in) will return, and that flush() will return now. */
+/* Exact number of outputs process(n_in) will return, and that flush() will return now: the
+ * out_cap those calls need. */
 size_t hl_resampler_out_count(const hl_resampler *rs, size_t n_in);
 size_t hl_resampler_flush_count(const hl_resampler *rs);
-/* Upper bound of what process(n_in) or a flush after it can return (the out_cap to pass). */
+/* Upper bound of what process(n_in) and a flush after it can return together. */
 size_t hl_resampler_max_out(const hl_resampler *rs, size_t n_in);
 
 /* Feed n int16 samples (s16; s16le: n little-endian byte pairs at any alignment) or n floats
  * multiplied by `scale` (f32; 32768.0f for +-1.0 PCM). Writes int16 samples and returns how
- * many, or HL_ENOSPC (nothing consumed) when out_cap < hl_resampler_max_out(rs, n). */
+ * many, or HL_ENOSPC (nothing consumed) when out_cap < hl_resampler_out_count(rs, n). */
 ptrdiff_t hl_resampler_process_s16(hl_resampler *rs, const int16_t *restrict in, size_t n,
                                    int16_t *restrict out, size_t out_cap);
 ptrdiff_t hl_resampler_process_s16le(hl_resampler *rs, const uint8_t *restrict in, size_t n,
@@ -157,7 +158,8 @@ ptrdiff_t hl_resampler_process_s16le(hl_resampler *rs, const uint8_t *restrict i
 ptrdiff_t hl_resampler_process_f32(hl_resampler *rs, const float *restrict in, size_t n,
                                    float scale, int16_t *restrict out, size_t out_cap);
 
-/* End of stream: emit the tail (zero-padded look-ahead) and reset for a new stream. */
+/* End of stream: emit the tail (zero-padded look-ahead) and reset for a new stream; needs
+ * out_cap >= hl_resampler_flush_count(rs), else HL_ENOSPC. */
 ptrdiff_t hl_resampler_flush(hl_resampler *rs, int16_t *restrict out, size_t out_cap);
 
 /* Look-ahead latency in input samples (0 for passthrough). */

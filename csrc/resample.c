@@ -301,7 +301,9 @@ static inline int16_t to_s16(float v)
 #endif
 
 /* Emit every output whose taps are all in the history; when flushing, stop at the first
- * output that lies at or after the end of the real input. Float output (stage 1) or int16. */
+ * output that lies at or after the end of the real input. Float output (stage 1) or int16.
+ * Never more than cap: the callers size cap exactly, the check is defence in depth (a stopped
+ * run leaves its state consistent and the outputs pending). */
 #define STAGE_RUN_BODY(STORE)                                                                  \
     const size_t K = st->plan.ntaps, half = st->plan.half;                                    \
     const uint32_t L = st->plan.phases, si = st->step_int, sf = st->step_frac;                \
@@ -310,7 +312,7 @@ static inline int16_t to_s16(float v)
     const size_t len = st->hist_len, real_end = st->real_end;                                 \
     size_t pos = st->pos, n = 0;                                                              \
     uint32_t frac = st->frac;                                                                 \
-    while (pos + K <= len) {                                                                  \
+    while (pos + K <= len && n < cap) {                                                       \
         if (flushing && pos + half - 1u >= real_end)                                          \
             break;                                                                            \
         float v = dot(hist + pos, taps + (size_t)frac * K, K);                                \
@@ -328,13 +330,13 @@ static inline int16_t to_s16(float v)
     return n;
 
 HL_MULTIVERSION
-static size_t stage_run_s(hl_stage *st, int16_t *restrict out, int flushing)
+static size_t stage_run_s(hl_stage *st, int16_t *restrict out, size_t cap, int flushing)
 {
     STAGE_RUN_BODY(out[n] = to_s16(v))
 }
 
 HL_MULTIVERSION
-static size_t stage_run_f(hl_stage *st, float *restrict out, int flushing)
+static size_t stage_run_f(hl_stage *st, float *restrict out, size_t cap, int flushing)
 {
     STAGE_RUN_BODY(out[n] = v)
 }
@@ -364,7 +366,7 @@ static size_t stage_room(hl_stage *st, size_t want)
 
 /* Flush one stage: zero-pad the look-ahead and emit the remaining outputs (to fout when not
  * NULL, else sout); then reset it. */
-static size_t stage_flush(hl_stage *st, float *restrict fout, int16_t *restrict sout)
+static size_t stage_flush(hl_stage *st, float *restrict fout, int16_t *restrict sout, size_t cap)
 {
     size_t produced = 0;
     for (;;) {
@@ -378,9 +380,10 @@ static size_t stage_flush(hl_stage *st, float *restrict fout, int16_t *restrict 
             memset(st->hist + st->hist_len, 0, take * sizeof(float));
             st->hist_len += take;
         }
-        produced += fout ? stage_run_f(st, fout + produced, 1) : stage_run_s(st, sout + produced, 1);
+        produced += fout ? stage_run_f(st, fout + produced, cap - produced, 1)
+                         : stage_run_s(st, sout + produced, cap - produced, 1);
         if (st->hist_len >= st->real_end + st->plan.half ||
-            st->pos + st->plan.half - 1u >= st->real_end)
+            st->pos + st->plan.half - 1u >= st->real_end || produced == cap)
             break;
     }
     stage_reset(st);
@@ -449,19 +452,22 @@ size_t hl_resampler_max_out(const hl_resampler *rs, size_t n_in)
 }
 
 /* Stage 2 of a chain: take stage 1's floats (already scaled) and emit int16. */
-static size_t chain_tail(hl_stage *st, const float *restrict x, size_t n, int16_t *restrict out)
+static size_t chain_tail(hl_stage *st, const float *restrict x, size_t n, int16_t *restrict out,
+                         size_t cap)
 {
     size_t produced = 0;
     while (n) {
         size_t take = stage_room(st, n);
         if (take > n)
             take = n;
+        if (!take) /* only if cap ran out (a sizing bug): never spin */
+            break;
         memcpy(st->hist + st->hist_len, x, take * sizeof(float));
         st->hist_len += take;
         st->real_end = st->hist_len;
         x += take;
         n -= take;
-        produced += stage_run_s(st, out + produced, 0);
+        produced += stage_run_s(st, out + produced, cap - produced, 0);
     }
     return produced;
 }
@@ -469,7 +475,7 @@ static size_t chain_tail(hl_stage *st, const float *restrict x, size_t n, int16_
 /* The input loop, per sample type: fill stage 1's history a block at a time, run it, and pass
  * its floats to stage 2 when there is one. */
 #define PROCESS_BODY(PASSTHROUGH, LOAD, STRIDE)                                                \
-    if (out_cap < hl_resampler_max_out(rs, n))                                                \
+    if (out_cap < hl_resampler_out_count(rs, n))                                              \
         return HL_ENOSPC;                                                                     \
     hl_stage *s1 = &rs->stage[0];                                                             \
     if (s1->plan.passthrough) {                                                               \
@@ -481,6 +487,8 @@ static size_t chain_tail(hl_stage *st, const float *restrict x, size_t n, int16_
         size_t take = stage_room(s1, n);                                                      \
         if (take > n)                                                                         \
             take = n;                                                                         \
+        if (!take) /* only if out_cap ran out (a sizing bug): never spin */                   \
+            break;                                                                            \
         float *restrict dst = s1->hist + s1->hist_len;                                        \
         for (size_t i = 0; i < take; i++)                                                     \
             dst[i] = LOAD;                                                                    \
@@ -489,10 +497,11 @@ static size_t chain_tail(hl_stage *st, const float *restrict x, size_t n, int16_
         in += (STRIDE) * take;                                                                \
         n -= take;                                                                            \
         if (rs->plan.nstages == 1) {                                                          \
-            produced += stage_run_s(s1, out + produced, 0);                                   \
+            produced += stage_run_s(s1, out + produced, out_cap - produced, 0);               \
         } else {                                                                              \
-            size_t m = stage_run_f(s1, rs->mid, 0);                                           \
-            produced += chain_tail(&rs->stage[1], rs->mid, m, out + produced);                \
+            size_t m = stage_run_f(s1, rs->mid, rs->mid_cap, 0);                              \
+            produced += chain_tail(&rs->stage[1], rs->mid, m, out + produced,                 \
+                                   out_cap - produced);                                       \
         }                                                                                     \
     }                                                                                         \
     return (ptrdiff_t)produced;
@@ -519,16 +528,16 @@ ptrdiff_t hl_resampler_process_f32(hl_resampler *rs, const float *restrict in, s
 
 ptrdiff_t hl_resampler_flush(hl_resampler *rs, int16_t *restrict out, size_t out_cap)
 {
-    if (out_cap < hl_resampler_max_out(rs, 0))
+    if (out_cap < hl_resampler_flush_count(rs))
         return HL_ENOSPC;
     hl_stage *s1 = &rs->stage[0];
     if (s1->plan.passthrough)
         return 0;
     if (rs->plan.nstages == 1)
-        return (ptrdiff_t)stage_flush(s1, NULL, out);
+        return (ptrdiff_t)stage_flush(s1, NULL, out, out_cap);
     /* stage 1's pending outputs are fewer than ntaps/D + 1: they fit the hand-off buffer */
-    size_t m = stage_flush(s1, rs->mid, NULL);
-    size_t produced = chain_tail(&rs->stage[1], rs->mid, m, out);
-    produced += stage_flush(&rs->stage[1], NULL, out + produced);
+    size_t m = stage_flush(s1, rs->mid, NULL, rs->mid_cap);
+    size_t produced = chain_tail(&rs->stage[1], rs->mid, m, out, out_cap);
+    produced += stage_flush(&rs->stage[1], NULL, out + produced, out_cap - produced);
     return (ptrdiff_t)produced;
 }

@@ -71,7 +71,7 @@ cdef enum:
     _K_ALAW = 4
     # results of the nogil loops
     _ST_DONE = 0
-    _ST_NEED_RATE = 1   # NEW_FORMAT with a new rate: set up a resampler (needs the GIL)
+    _ST_NEED_RATE = 1   # audio at a new rate: set up a resampler (needs the GIL)
     _ST_NOMEM = 2
     _ST_MPG123 = 3      # libmpg123 error, code in self._err
     _ST_KERNEL = 4      # a kernel returned a negative code, in self._err
@@ -235,6 +235,7 @@ cdef _Table _get_table(long in_rate, long out_rate):
 
 cdef class Resampler:
     """Stateful polyphase windowed-sinc resampler on int16 PCM (see hotline.codec)."""
+    cdef bint _busy  # set while a call runs (the GIL is released inside)
     cdef hl_resampler rs
     cdef _Table _table
     cdef float *_hist
@@ -264,35 +265,30 @@ cdef class Resampler:
 
     def process(self, pcm16):
         """Resample int16 PCM (even byte count); returns int16 PCM bytes at out_rate."""
+        if self._busy:
+            raise RuntimeError("Resampler used from two threads at once")
+        self._busy = True
+        try:
+            return self._process(pcm16)
+        finally:
+            self._busy = False
+
+    cdef object _process(self, object pcm16):
         cdef Py_buffer view
         cdef ssize_t got = 0
-        cdef size_t n, cnt, cap
+        cdef size_t n, cnt
         cdef char *dst
-        cdef int16_t *tmp
         _get_buffer(pcm16, &view)
         try:
             if view.len % 2:
                 raise CodecError("int16 PCM needs an even number of bytes")
             n = view.len // 2
-            cnt = hl_resampler_out_count(&self.rs, n)
-            cap = hl_resampler_max_out(&self.rs, n)
-            # the exact count sizes the result; the kernel wants room for its bound, so the
-            # rare difference goes through a scratch copy
+            cnt = hl_resampler_out_count(&self.rs, n)  # exact: the result is sized once
             out = PyBytes_FromStringAndSize(NULL, cnt * 2)
             dst = PyBytes_AS_STRING(out)
-            if cap <= cnt:
-                with nogil:
-                    got = hl_resampler_process_s16le(&self.rs, <const uint8_t *>view.buf, n,
-                                                     <int16_t *>dst, cap)
-            else:
-                tmp = <int16_t *>malloc(cap * sizeof(int16_t))
-                if tmp == NULL:
-                    raise MemoryError()
-                with nogil:
-                    got = hl_resampler_process_s16le(&self.rs, <const uint8_t *>view.buf, n, tmp, cap)
-                    if got > 0 and <size_t>got <= cnt:
-                        memcpy(dst, tmp, got * sizeof(int16_t))
-                free(tmp)
+            with nogil:
+                got = hl_resampler_process_s16le(&self.rs, <const uint8_t *>view.buf, n,
+                                                 <int16_t *>dst, cnt)
             if got < 0 or <size_t>got != cnt:
                 raise CodecError(f"resampler kernel error {got}")
             return out
@@ -301,23 +297,36 @@ cdef class Resampler:
 
     def flush(self):
         """Emit the tail (zero-padded look-ahead); the next process() starts a new stream."""
-        cdef size_t cnt = hl_resampler_flush_count(&self.rs)
-        cdef size_t cap = hl_resampler_max_out(&self.rs, 0)
-        cdef int16_t *tmp = <int16_t *>malloc((cap + 1) * sizeof(int16_t))
-        cdef ssize_t got
-        if tmp == NULL:
-            raise MemoryError()
+        if self._busy:
+            raise RuntimeError("Resampler used from two threads at once")
+        self._busy = True
         try:
-            with nogil:
-                got = hl_resampler_flush(&self.rs, tmp, cap)
-            if got < 0 or <size_t>got != cnt:
-                raise CodecError(f"resampler kernel error {got}")
-            return PyBytes_FromStringAndSize(<char *>tmp, got * 2)
+            return self._flush()
         finally:
-            free(tmp)
+            self._busy = False
+
+    cdef object _flush(self):
+        cdef size_t cnt = hl_resampler_flush_count(&self.rs)
+        cdef ssize_t got
+        out = PyBytes_FromStringAndSize(NULL, cnt * 2)
+        cdef int16_t *dst = <int16_t *>PyBytes_AS_STRING(out)
+        with nogil:
+            got = hl_resampler_flush(&self.rs, dst, cnt)
+        if got < 0 or <size_t>got != cnt:
+            raise CodecError(f"resampler kernel error {got}")
+        return out
 
     def reset(self):
         """Drop all history; the next process() starts a new stream."""
+        if self._busy:
+            raise RuntimeError("Resampler used from two threads at once")
+        self._busy = True
+        try:
+            return self._reset()
+        finally:
+            self._busy = False
+
+    cdef object _reset(self):
         hl_resampler_reset(&self.rs)
 
 
@@ -326,13 +335,14 @@ cdef class Resampler:
 cdef class _Mp3:
     """One libmpg123 feed-mode handle plus the byte accounting for skipped input."""
     cdef mpg123_handle *mh
-    cdef long rate          # rate of the audio being decoded (0 until the first NEW_FORMAT)
+    cdef long rate          # libmpg123's current output rate (0 until the first NEW_FORMAT)
     cdef long last_rate     # last rate seen, kept across flush() for stats
     cdef int64_t fed        # bytes fed in this stream
     cdef int64_t next_pos   # stream offset where the next frame would start if contiguous
     cdef int64_t skipped    # bytes that did not decode to audio (this object's lifetime)
     cdef int64_t resyncs    # discontinuities between audio frames (lifetime)
     cdef int64_t frames     # audio frames in this stream
+    cdef bint pending       # NEW_FORMAT came with a parsed frame not yet decoded
 
     def __cinit__(self):
         cdef int err = MPG123_OK
@@ -364,7 +374,9 @@ cdef class _Mp3:
     cdef int open(self) except -1:
         # A fresh stream: drops buffered input and the previous stream's gapless/format state.
         _check(mpg123_open_feed(self.mh), self.mh)
-        self.rate = 0
+        # self.rate survives: libmpg123 keeps its output format across streams and announces
+        # NEW_FORMAT only when the next stream's format differs
+        self.pending = False
         self.fed = 0
         self.next_pos = 0
         self.frames = 0
@@ -377,8 +389,13 @@ cdef class _Mp3:
         return mpg123_feed(self.mh, p, n)  # copies into libmpg123's own buffer chain
 
     cdef int next(self, float **audio, size_t *nsamples) noexcept nogil:
-        """One step: MPG123_OK with a frame's samples (maybe 0), NEED_MORE, NEW_FORMAT
-        (self.rate updated) or an error code."""
+        """One step: MPG123_OK with one frame's samples (0 for a frame that is skipped or
+        trimmed by gapless decoding), NEED_MORE, NEW_FORMAT (self.rate updated) or an error.
+
+        Frame by frame (parse, look, then decode) rather than mpg123_decode_frame(): junk
+        that happens to parse as a layer I/II header is never decoded. Decoded, it would be
+        noise in the caller's ear, and libmpg123's layer II decoder writes to stderr
+        whatever MPG123_QUIET says."""
         cdef off_t num = 0
         cdef unsigned char *buf = NULL
         cdef size_t nbytes = 0
@@ -386,15 +403,23 @@ cdef class _Mp3:
         cdef int ch = 0, enc = 0
         cdef mpg123_frameinfo info
         cdef int64_t pos
+        cdef int rc
         nsamples[0] = 0
-        cdef int rc = mpg123_decode_frame(self.mh, &num, &buf, &nbytes)
-        if rc == MPG123_NEW_FORMAT:
-            if mpg123_getformat(self.mh, &rate, &ch, &enc) == MPG123_OK:
-                self.rate = rate
-                self.last_rate = rate
-            return rc
-        if rc != MPG123_OK:
-            return rc
+        if self.pending:
+            self.pending = False  # the frame parsed before NEW_FORMAT is still to decode
+        else:
+            rc = mpg123_framebyframe_next(self.mh)
+            if rc == MPG123_NEW_FORMAT:
+                if mpg123_getformat(self.mh, &rate, &ch, &enc) == MPG123_OK:
+                    self.rate = rate
+                self.pending = True
+                return rc
+            if rc != MPG123_OK:
+                return rc
+        if mpg123_info(self.mh, &info) != MPG123_OK or info.layer != 3:
+            # not audio we accept: its bytes stay in the gap counted below at the next
+            # layer III frame (or at end_stream)
+            return MPG123_OK
         # Skipped-byte accounting: a gap between where the previous frame ended and where
         # this one starts is input libmpg123 resynced over (or a tag / info frame).
         pos = mpg123_framepos(self.mh)
@@ -402,11 +427,15 @@ cdef class _Mp3:
             self.skipped += pos - self.next_pos
             if self.frames > 0:
                 self.resyncs += 1
-        if mpg123_info(self.mh, &info) == MPG123_OK and info.framesize > 0:
-            self.next_pos = pos + info.framesize
-        else:
-            self.next_pos = pos
+        self.next_pos = pos + (info.framesize if info.framesize > 0 else 0)
         self.frames += 1
+        rc = mpg123_framebyframe_decode(self.mh, &num, &buf, &nbytes)
+        if rc != MPG123_OK:
+            return rc
+        if nbytes:
+            if self.rate == 0 and mpg123_getformat(self.mh, &rate, &ch, &enc) == MPG123_OK:
+                self.rate = rate  # defensive: audio before any NEW_FORMAT
+            self.last_rate = self.rate
         audio[0] = <float *>buf
         nsamples[0] = nbytes // sizeof(float)
         return rc
@@ -422,6 +451,7 @@ cdef class _Mp3:
 
 cdef class Mp3Decoder:
     """libmpg123 feed decoder: MP3 bytes -> int16 mono PCM at ``rate`` (see hotline.codec)."""
+    cdef bint _busy  # set while a call runs (the GIL is released inside)
     cdef _Mp3 _mp3
     cdef int16_t *_pcm
     cdef size_t _pcm_cap, _pcm_len
@@ -481,6 +511,15 @@ cdef class Mp3Decoder:
 
     def feed(self, data):
         """Feed MP3 bytes (any cut); returns the int16 PCM decoded so far."""
+        if self._busy:
+            raise RuntimeError("Mp3Decoder used from two threads at once")
+        self._busy = True
+        try:
+            return self._feed(data)
+        finally:
+            self._busy = False
+
+    cdef object _feed(self, object data):
         cdef Py_buffer view
         cdef int st
         _get_buffer(data, &view)
@@ -498,6 +537,15 @@ cdef class Mp3Decoder:
 
     def flush(self):
         """End of stream: returns what is left; the next feed() starts a new stream."""
+        if self._busy:
+            raise RuntimeError("Mp3Decoder used from two threads at once")
+        self._busy = True
+        try:
+            return self._flush()
+        finally:
+            self._busy = False
+
+    cdef object _flush(self):
         cdef int st
         with nogil:
             st = self._run()
@@ -508,6 +556,15 @@ cdef class Mp3Decoder:
 
     def reset(self):
         """Drop all buffered input; the next feed() starts a new stream."""
+        if self._busy:
+            raise RuntimeError("Mp3Decoder used from two threads at once")
+        self._busy = True
+        try:
+            return self._reset()
+        finally:
+            self._busy = False
+
+    cdef object _reset(self):
         self._pcm_len = 0
         self._mp3.open()
 
@@ -548,6 +605,7 @@ for _f in SUPPORTED_FORMATS:
 
 cdef class Transcoder:
     """ElevenLabs audio in ``output_format`` -> µ-law 8 kHz mono (see hotline.codec)."""
+    cdef bint _busy  # set while a call runs (the GIL is released inside)
     cdef readonly str output_format
     cdef int _kind
     cdef long _in_rate          # PCM: the format's rate; MP3: the stream's (0 = not yet known)
@@ -561,6 +619,8 @@ cdef class Transcoder:
     cdef bint _odd              # PCM: a first byte of a sample is pending
     cdef uint8_t _odd_byte
     cdef int _err
+    cdef const float *_pend_audio  # a decoded frame waiting for a resampler at its rate
+    cdef size_t _pend_ns
     cdef long long _bytes_in, _bytes_out, _feeds
 
     def __cinit__(self, str output_format):
@@ -658,21 +718,34 @@ cdef class Transcoder:
         cdef float *audio = NULL
         cdef size_t ns = 0
         cdef int rc, st
+        if self._pend_ns:
+            ns = self._pend_ns
+            self._pend_ns = 0
+            st = self._resample_f32(self._pend_audio, ns)
+            if st != _ST_DONE:
+                return st
         while True:
             rc = self._mp3.next(&audio, &ns)
             if rc == MPG123_OK:
-                if ns:
-                    st = self._resample_f32(audio, ns)
-                    if st != _ST_DONE:
-                        return st
-            elif rc == MPG123_NEW_FORMAT:
+                if ns == 0:
+                    continue
                 if self._mp3.rate != self._in_rate:
-                    # the stream changed rate: finish the old rate's tail, then let the
-                    # caller (with the GIL) set up the new resampler and call again
+                    # audio at a new rate: finish the old rate's tail, keep this frame (it
+                    # stays valid in libmpg123's buffer until the next decode call) and let
+                    # the caller, with the GIL, set up the resampler and call again. Rates are
+                    # switched on audio, not on NEW_FORMAT, so a junk header cannot cut the
+                    # resampler's stream.
                     st = self._drain_resampler()
                     if st != _ST_DONE:
                         return st
+                    self._pend_audio = audio
+                    self._pend_ns = ns
                     return _ST_NEED_RATE
+                st = self._resample_f32(audio, ns)
+                if st != _ST_DONE:
+                    return st
+            elif rc == MPG123_NEW_FORMAT:
+                continue
             elif rc == MPG123_NEED_MORE or rc == MPG123_DONE:
                 return _ST_DONE
             else:
@@ -757,6 +830,15 @@ cdef class Transcoder:
 
     def feed(self, data):
         """Transcode one chunk; returns µ-law 8 kHz bytes (possibly empty)."""
+        if self._busy:
+            raise RuntimeError("Transcoder used from two threads at once")
+        self._busy = True
+        try:
+            return self._feed(data)
+        finally:
+            self._busy = False
+
+    cdef object _feed(self, object data):
         cdef Py_buffer view
         cdef const uint8_t *p
         cdef uint8_t *dst
@@ -785,6 +867,15 @@ cdef class Transcoder:
 
     def flush(self):
         """End the utterance: drain decoder and resampler; ready for a new utterance."""
+        if self._busy:
+            raise RuntimeError("Transcoder used from two threads at once")
+        self._busy = True
+        try:
+            return self._flush()
+        finally:
+            self._busy = False
+
+    cdef object _flush(self):
         cdef int st = _ST_DONE
         cdef size_t cnt, cap
         cdef ssize_t got = 0
@@ -804,6 +895,7 @@ cdef class Transcoder:
             try:
                 out = self._mp3_result(st)
             finally:
+                self._pend_ns = 0
                 self._mp3.open()
                 if self._rsp != NULL:
                     hl_resampler_reset(self._rsp)
@@ -827,8 +919,18 @@ cdef class Transcoder:
 
     def reset(self):
         """Drop everything buffered (barge-in); the next feed() starts a new utterance."""
+        if self._busy:
+            raise RuntimeError("Transcoder used from two threads at once")
+        self._busy = True
+        try:
+            return self._reset()
+        finally:
+            self._busy = False
+
+    cdef object _reset(self):
         self._odd = False
         self._out_len = 0
+        self._pend_ns = 0
         if self._kind == _K_MP3:
             self._mp3.open()
         if self._rsp != NULL:

@@ -59,6 +59,9 @@ cdef extern from "mpg123.h" nogil:
     int mpg123_open_feed(mpg123_handle *mh)
     int mpg123_close(mpg123_handle *mh)
     int mpg123_feed(mpg123_handle *mh, const unsigned char *inp, size_t size)
+    int mpg123_framebyframe_next(mpg123_handle *mh)
+    int mpg123_framebyframe_decode(mpg123_handle *mh, off_t *num, unsigned char **audio,
+                                   size_t *nbytes)
     int mpg123_decode_frame(mpg123_handle *mh, off_t *num, unsigned char **audio, size_t *nbytes)
     int mpg123_getformat(mpg123_handle *mh, long *rate, int *channels, int *encoding)
     off_t mpg123_framepos(mpg123_handle *mh)
