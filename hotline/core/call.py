@@ -1,8 +1,8 @@
 """The per-call state machine: utterances, pacing, marks, barge-in, hang-up. Sans-I/O.
 
 A :class:`Call` owns one :class:`~hotline.core.twilio.TwilioStream`, the call's script, a queue
-of utterances, one µ-law converter (a :class:`hotline.codec.Transcoder`, flushed at the end of
-each utterance and reset on barge-in) and a :class:`~hotline.core.framer.Framer`. It never
+of utterances, the current utterance's µ-law converter (a new :class:`hotline.codec.Transcoder`
+per utterance, flushed at its end, reset on barge-in) and a :class:`~hotline.core.framer.Framer`. It never
 sleeps, reads a clock or touches a socket: the shell passes the time in (``now``, seconds on
 any monotonic clock) and executes what comes out::
 
@@ -333,7 +333,8 @@ class Call:
         self.twilio = twilio if twilio is not None else TwilioStream()
         self._vad = vad
         factory = converter_factory if converter_factory is not None else _default_converter
-        self._converter = factory(output_format)
+        self._new_converter = lambda: factory(output_format)
+        self._converter = self._new_converter()  # fails early on a bad format
         self._framer = Framer(frame_bytes)
         self._frame_bytes = frame_bytes
         self._max_ahead = max_ahead_ms * BYTES_PER_MS
@@ -371,6 +372,11 @@ class Call:
     @property
     def stream_sid(self) -> str | None:
         return self.twilio.stream_sid
+
+    @property
+    def converter(self) -> Converter:
+        """The current utterance's µ-law converter (for its statistics; do not feed it)."""
+        return self._converter
 
     @property
     def bytes_sent(self) -> int:
@@ -724,6 +730,9 @@ class Call:
             return
         utt = self._queue.popleft()
         utt.tts_started_at = now
+        if utt.id > 1:
+            # One converter per utterance: no decoder or resampler state crosses utterances.
+            self._converter = self._new_converter()
         self._tts = utt
         self._actions.append(StartTTS(utt.id, utt.text))
 
@@ -739,7 +748,10 @@ class Call:
             Milliseconds of audio dropped (queued at Twilio by our estimate + unsent frames).
         """
         dropped = self._ahead(now) + sum(len(item) for _, item in self._out if type(item) is bytes)
-        if self.twilio.stream_sid is not None and self.state is not CallState.ENDED:
+        # Clear only if Twilio may still hold audio: unplayed by our estimate, or a mark of
+        # ours has not echoed yet.
+        at_twilio = self._ahead(now) > 0 or bool(self._marks)
+        if at_twilio and self.twilio.stream_sid is not None and self.state is not CallState.ENDED:
             self.twilio.send_clear()
             self._n_out += 1
         self._marks.clear()

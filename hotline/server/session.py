@@ -36,7 +36,7 @@ from hotline.core.events import TTSAudio, TTSEvent
 from hotline.core.script import CallScript
 from hotline.core.vad import Vad
 from hotline.errors import ElevenLabsProtocolError, ProtocolError
-from hotline.server.elevenlabs_client import TTSFailed, synthesize
+from hotline.server.elevenlabs_client import TTSConfig, TTSFailed, synthesize
 from hotline.server.hub import Hub
 from hotline.server.logs import mask_number
 
@@ -220,11 +220,13 @@ class CallSession:
             log.exception("call %s: send loop failed", self.label)
             self._finish("internal error", code=1011)
 
-    async def _tts_task(self, uid: int, text: str) -> None:
+    async def _tts_task(
+        self, uid: int, text: str, config: TTSConfig | None, converter: object
+    ) -> None:
         hub = self.hub
         call = self.call
-        config = hub.tts
         started = clock()
+        skipped_before = getattr(getattr(converter, "stats", None), "skipped_bytes", 0)
         conversion = hub.metrics.conversion
 
         def on_event(event: TTSEvent) -> bool:
@@ -262,6 +264,15 @@ class CallSession:
             if call.current_utterance == uid:
                 call.tts_failed(uid, "stream ended without isFinal", clock())
                 self._dispatch()
+            skipped = getattr(getattr(converter, "stats", None), "skipped_bytes", 0)
+            if skipped > skipped_before:
+                hub.metrics.elevenlabs_errors.labels("corrupt_audio").inc()
+                log.warning(
+                    "call %s: utterance %d: %d bytes of undecodable TTS audio skipped",
+                    self.label,
+                    uid,
+                    skipped - skipped_before,
+                )
         finally:
             self._tts_tasks.pop(uid, None)
 
@@ -279,7 +290,7 @@ class CallSession:
         if isinstance(action, StartTTS):
             if not self._done.is_set():
                 self._tts_tasks[action.utterance_id] = asyncio.create_task(
-                    self._tts_task(action.utterance_id, action.text),
+                    self._tts_task(action.utterance_id, action.text, hub.tts, self.call.converter),
                     name=f"hotline-tts-u{action.utterance_id}",
                 )
         elif isinstance(action, CancelTTS):
@@ -316,7 +327,7 @@ class CallSession:
             log.info("call %s: hanging up (%s)", self.label, action.reason)
             self._finish(action.reason, code=1000)
         elif isinstance(action, Stopped):
-            self._finish("twilio stop", code=None)
+            self._finish("twilio stop", code=1000)
         else:
             _assert_never(action)
 

@@ -670,3 +670,17 @@ def test_bad_parameters() -> None:
         make_call(refill_ms=2000)
     with pytest.raises(ValueError):
         make_call(mark_every_frames=-1)
+
+
+def test_one_converter_per_utterance() -> None:
+    made: list[_UlawPassthrough] = []
+
+    def factory(fmt: str) -> Converter:
+        made.append(_UlawPassthrough())
+        return made[-1]
+
+    call = started_call(converter_factory=factory)
+    assert len(made) == 1 and call.converter is made[0]
+    call.receive_tts(1, TTSFinal(), 0.0)
+    call.say("Two.", 0.0)
+    assert len(made) == 2 and call.converter is made[1]

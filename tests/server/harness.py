@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -40,6 +41,7 @@ class Running:
     base: str
     hub: Hub
     server: uvicorn.Server
+    app: FastAPI
 
     @property
     def ws_url(self) -> str:
@@ -72,7 +74,7 @@ async def running_server(**overrides: Any) -> AsyncIterator[Running]:
                 task.result()
                 raise RuntimeError("uvicorn exited before starting")
             await asyncio.sleep(0.01)
-        yield Running(base, app.state.hub, server)
+        yield Running(base, app.state.hub, server, app)
     finally:
         server.should_exit = True
         await task
