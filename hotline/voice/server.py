@@ -672,9 +672,10 @@ class _Session:
         for st in contexts.values():
             if flush:
                 self._enqueue(st, [], st.buf.flush(), end=True, final=True)
-            elif st.task is not None:
-                st.task.cancel()
-        pumps = [st.task for st in contexts.values() if st.task is not None]
+        pumps = list(self.tasks)  # includes contexts already closing with a flush
+        if not flush:
+            for t in pumps:
+                t.cancel()
         if pumps:
             await asyncio.gather(*pumps, return_exceptions=True)
         contexts.clear()
