@@ -36,7 +36,9 @@ def arun(factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
 
 
 def speech_frames(ulaw: bytes) -> int:
-    return sum(1 for i in range(0, len(ulaw) - 159, 160) if ulaw_frame_stats(ulaw[i : i + 160])[0] > -40.0)
+    return sum(
+        1 for i in range(0, len(ulaw) - 159, 160) if ulaw_frame_stats(ulaw[i : i + 160])[0] > -40.0
+    )
 
 
 def path(voice_id: str = "voice1", kind: str = "stream-input", **query: str) -> str:
@@ -63,7 +65,9 @@ async def speak(
     voice: LocalVoice, text: str = TEXT, *, voice_id: str = "voice1", **query: str
 ) -> tuple[list[dict[str, Any]], ClientConnection]:
     async with connect(voice.url + path(voice_id, **query)) as ws:
-        await ws.send(json.dumps({"text": " ", "voice_settings": {"stability": 0.5, "similarity_boost": 0.8}}))
+        await ws.send(
+            json.dumps({"text": " ", "voice_settings": {"stability": 0.5, "similarity_boost": 0.8}})
+        )
         await ws.send(json.dumps({"text": text}))
         await ws.send(json.dumps({"text": ""}))
         msgs = await collect(ws)
@@ -130,13 +134,20 @@ def test_stream_input_speaks_then_final_then_close() -> None:
                 al = m["alignment"]
                 if al is not None:
                     assert set(al) == {"chars", "charStartTimesMs", "charsDurationsMs"}
-                    assert len(al["chars"]) == len(al["charStartTimesMs"]) == len(al["charsDurationsMs"])
+                    assert (
+                        len(al["chars"])
+                        == len(al["charStartTimesMs"])
+                        == len(al["charsDurationsMs"])
+                    )
             assert msgs[-1]["isFinal"] is True and msgs[-1]["audio"] is None
             assert sum(1 for m in msgs if m.get("isFinal")) == 1
             sizes = [len(base64.b64decode(m["audio"])) for m in audio_msgs]
             assert len(set(sizes)) > 2  # random sizes
             # not cut at MP3 frame starts (a frame header starts 0xFF 0xFB for MPEG-1 layer III)
-            assert sum(1 for m in audio_msgs[1:] if base64.b64decode(m["audio"])[:2] == b"\xff\xfb") < len(audio_msgs) - 1
+            assert (
+                sum(1 for m in audio_msgs[1:] if base64.b64decode(m["audio"])[:2] == b"\xff\xfb")
+                < len(audio_msgs) - 1
+            )
             ulaw = Transcoder("mp3_44100_128").feed(audio_of(msgs))
             assert len(ulaw) > 8000 * 1.5 and speech_frames(ulaw) > 40
             await settle(voice)
@@ -148,7 +159,9 @@ def test_stream_input_speaks_then_final_then_close() -> None:
     arun(main)
 
 
-@pytest.mark.parametrize("fmt", ["ulaw_8000", "alaw_8000", "pcm_16000", "pcm_22050", "mp3_22050_32"])
+@pytest.mark.parametrize(
+    "fmt", ["ulaw_8000", "alaw_8000", "pcm_16000", "pcm_22050", "mp3_22050_32"]
+)
 def test_every_format_decodes_to_speech(fmt: str) -> None:
     async def main() -> None:
         async with LocalVoice(FAST) as voice:
@@ -164,11 +177,19 @@ def test_first_chunk_delay_and_schedule_generation_before_eos() -> None:
     async def main() -> None:
         cfg = VoiceConfig(first_chunk_delay=0.4, realtime_factor=50.0)
         async with LocalVoice(cfg) as voice, connect(voice.url + path()) as ws:
-            await ws.send(json.dumps({"text": " ", "generation_config": {"chunk_length_schedule": [50]}}))
+            await ws.send(
+                json.dumps({"text": " ", "generation_config": {"chunk_length_schedule": [50]}})
+            )
             loop = asyncio.get_running_loop()
             t0 = loop.time()
-            await ws.send(json.dumps({"text": "This sentence is long enough to pass fifty characters. And more "}))
-            first = json.loads(await asyncio.wait_for(ws.recv(), 10))  # no flush, no EOS: the schedule fired
+            await ws.send(
+                json.dumps(
+                    {"text": "This sentence is long enough to pass fifty characters. And more "}
+                )
+            )
+            first = json.loads(
+                await asyncio.wait_for(ws.recv(), 10)
+            )  # no flush, no EOS: the schedule fired
             assert first.get("audio") and loop.time() - t0 >= 0.38
             await ws.send(json.dumps({"text": ""}))
             rest = await collect(ws)
@@ -195,7 +216,10 @@ def test_flush_generates_and_keeps_socket_open() -> None:
 
 def test_inactivity_timeout_is_elevenlabs_error_then_1008() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice, connect(voice.url + path(inactivity_timeout="1")) as ws:
+        async with (
+            LocalVoice(FAST) as voice,
+            connect(voice.url + path(inactivity_timeout="1")) as ws,
+        ):
             await ws.send(json.dumps({"text": " "}))
             msgs = await collect(ws, 5)
             assert msgs == [
@@ -218,7 +242,10 @@ def test_inactivity_timeout_is_elevenlabs_error_then_1008() -> None:
         ["not json"],
         [b"\x00\x01binary"],
         ['{"text": "Hello "}'],  # first message must be the " " initialisation
-        ['{"text": " "}', '{"text": "Hi ", "voice_settings": {"stability": 0.5}}'],  # first-only field
+        [
+            '{"text": " "}',
+            '{"text": "Hi ", "voice_settings": {"stability": 0.5}}',
+        ],  # first-only field
         ['{"text": " "}', '{"text": 5}'],
         ['{"text": " "}', '["a list"]'],
         ['{"text": " ", "generation_config": {"chunk_length_schedule": [5]}}'],
@@ -240,7 +267,10 @@ def test_invalid_message_is_invalid_input_message_then_1008(messages: list[str |
 
 def test_unsupported_output_format_is_an_error() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice, connect(voice.url + path(output_format="flac_44100")) as ws:
+        async with (
+            LocalVoice(FAST) as voice,
+            connect(voice.url + path(output_format="flac_44100")) as ws,
+        ):
             msgs = await collect(ws, 5)
             assert msgs[0]["code"] == 1008 and "output_format" in msgs[0]["message"]
             assert ws.close_code == 1008
@@ -250,17 +280,23 @@ def test_unsupported_output_format_is_an_error() -> None:
 
 def test_api_key_and_paths() -> None:
     async def main() -> None:
-        async with LocalVoice(VoiceConfig(api_key="sekrit", first_chunk_delay=0.01, realtime_factor=50)) as voice:
+        async with LocalVoice(
+            VoiceConfig(api_key="sekrit", first_chunk_delay=0.01, realtime_factor=50)
+        ) as voice:
             for headers in ({}, {"xi-api-key": "wrong"}):
                 with pytest.raises(InvalidStatus) as info:
                     async with connect(voice.url + path(), additional_headers=headers):
                         pass
                 assert info.value.response.status_code == 401
             with pytest.raises(InvalidStatus) as info:
-                async with connect(voice.url + "/v1/other", additional_headers={"xi-api-key": "sekrit"}):
+                async with connect(
+                    voice.url + "/v1/other", additional_headers={"xi-api-key": "sekrit"}
+                ):
                     pass
             assert info.value.response.status_code == 404
-            async with connect(voice.url + path(), additional_headers={"xi-api-key": "sekrit"}) as ws:
+            async with connect(
+                voice.url + path(), additional_headers={"xi-api-key": "sekrit"}
+            ) as ws:
                 await ws.send(json.dumps({"text": " "}))
                 await ws.send(json.dumps({"text": "Okay. "}))
                 await ws.send(json.dumps({"text": ""}))
@@ -275,16 +311,27 @@ def test_api_key_and_paths() -> None:
 
 def test_multi_stream_input_contexts() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice, connect(voice.url + path(kind="multi-stream-input")) as ws:
-            await ws.send(json.dumps({"text": " ", "context_id": "a", "voice_settings": {"speed": 1.0}}))
+        async with (
+            LocalVoice(FAST) as voice,
+            connect(voice.url + path(kind="multi-stream-input")) as ws,
+        ):
+            await ws.send(
+                json.dumps({"text": " ", "context_id": "a", "voice_settings": {"speed": 1.0}})
+            )
             await ws.send(json.dumps({"text": " ", "context_id": "b"}))
             await ws.send(json.dumps({"text": "", "context_id": "a"}))  # keep-alive, not a close
-            await ws.send(json.dumps({"text": "First context speaks. ", "context_id": "a", "flush": True}))
+            await ws.send(
+                json.dumps({"text": "First context speaks. ", "context_id": "a", "flush": True})
+            )
             got: list[dict[str, Any]] = []
             while not got or "a" not in {m.get("contextId") for m in got}:
                 got.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
-            await ws.send(json.dumps({"text": "Second context would say a lot. ", "context_id": "b"}))
-            await ws.send(json.dumps({"context_id": "b", "close_context": True}))  # no flush: nothing
+            await ws.send(
+                json.dumps({"text": "Second context would say a lot. ", "context_id": "b"})
+            )
+            await ws.send(
+                json.dumps({"context_id": "b", "close_context": True})
+            )  # no flush: nothing
             await ws.send(json.dumps({"context_id": "a", "close_context": True, "flush": True}))
             await ws.send(json.dumps({"close_socket": True, "flush": True}))
             got += await collect(ws)
@@ -304,7 +351,10 @@ def test_multi_stream_input_contexts() -> None:
 
 def test_multi_stream_input_context_limit() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice, connect(voice.url + path(kind="multi-stream-input")) as ws:
+        async with (
+            LocalVoice(FAST) as voice,
+            connect(voice.url + path(kind="multi-stream-input")) as ws,
+        ):
             for i in range(6):
                 await ws.send(json.dumps({"text": " ", "context_id": f"c{i}"}))
             msgs = await collect(ws, 5)
@@ -316,7 +366,9 @@ def test_multi_stream_input_context_limit() -> None:
 # -- faults ----------------------------------------------------------------------------------------
 
 
-async def _fault_run(mode: str, how: str) -> tuple[list[dict[str, Any]], ClientConnection | None, LocalVoice, float]:
+async def _fault_run(
+    mode: str, how: str
+) -> tuple[list[dict[str, Any]], ClientConnection | None, LocalVoice, float]:
     cfg = VoiceConfig(
         first_chunk_delay=0.05,
         realtime_factor=50.0,
@@ -365,7 +417,7 @@ def test_fault_error_1008(how: str) -> None:
 
 
 def test_fault_reset_mid_chunk() -> None:
-    msgs, ws, voice, _ = arun(lambda: _fault_run("reset_mid_chunk", "voice_id"))
+    msgs, ws, _voice, _ = arun(lambda: _fault_run("reset_mid_chunk", "voice_id"))
     assert msgs[-1] == {"_reset": True} and sum(1 for m in msgs if m.get("audio")) == 2
     assert ws is not None and ws.close_code == 1006  # no close frame: the TCP connection was reset
 
@@ -379,7 +431,7 @@ def test_fault_corrupt_audio() -> None:
 
 
 def test_fault_no_final() -> None:
-    msgs, ws, voice, _ = arun(lambda: _fault_run("no_final", "voice_id"))
+    _msgs, ws, voice, _ = arun(lambda: _fault_run("no_final", "voice_id"))
     assert ws is not None and voice.stats.finals_sent == 0 and voice.stats.audio_messages > 0
 
 
@@ -397,14 +449,24 @@ def test_fault_idle_close() -> None:
 def test_fault_refuse_handshake_and_unknown_fault() -> None:
     async def main() -> None:
         async with LocalVoice(FAST) as voice:
-            for p, status in ((path("fault-refuse_handshake"), 401), (path(hotline_fault="bogus"), 400)):
+            for p, status in (
+                (path("fault-refuse_handshake"), 401),
+                (path(hotline_fault="bogus"), 400),
+            ):
                 with pytest.raises(InvalidStatus) as info:
                     async with connect(voice.url + p):
                         pass
                 assert info.value.response.status_code == status
+
     arun(main)
     assert set(FAULT_MODES) == {
-        "error_1008", "reset_mid_chunk", "corrupt_audio", "no_final", "slow_first_chunk", "idle_close", "refuse_handshake"
+        "error_1008",
+        "reset_mid_chunk",
+        "corrupt_audio",
+        "no_final",
+        "slow_first_chunk",
+        "idle_close",
+        "refuse_handshake",
     }
 
 
