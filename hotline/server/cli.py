@@ -98,5 +98,8 @@ def run(args: argparse.Namespace) -> int:
         **uvicorn_config_kwargs(),  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
-    server.run()
-    return 0
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled after a clean shutdown
+        pass
+    return 0 if server.started else 1
