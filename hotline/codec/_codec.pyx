@@ -357,6 +357,11 @@ cdef class _Mp3:
         _check(mpg123_param(self.mh, MPG123_FLAGS,
                             MPG123_GAPLESS | MPG123_MONO_MIX | MPG123_QUIET, 0.0), self.mh)
         _check(mpg123_param(self.mh, MPG123_RESYNC_LIMIT, -1, 0.0), self.mh)
+        # No free-format streams (bitrate index 0): ElevenLabs never sends them, and with
+        # the default (-1, "find the frame size by reading ahead") four junk bytes such as
+        # FF FD 00 00 make libmpg123 lock onto a phantom free-format stream and skip the
+        # whole valid stream that follows. A size of 0 makes such headers invalid: resync.
+        _check(mpg123_param(self.mh, MPG123_FREEFORMAT_SIZE, 0, 0.0), self.mh)
         # Output: float32 mono at whatever rate the stream has; the resampler takes floats
         # directly, so no int16 quantisation happens before the final one.
         cdef const long *rates = NULL

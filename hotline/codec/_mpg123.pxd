@@ -25,6 +25,8 @@ cdef extern from "mpg123.h" nogil:
         MPG123_MONO_MIX
         MPG123_FORCE_FLOAT
         MPG123_FEEDPOOL
+        MPG123_FREEFORMAT_SIZE
+        MPG123_NO_READAHEAD
 
     # enum mpg123_channelcount, mpg123_enc_enum
     enum:

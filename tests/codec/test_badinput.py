@@ -129,6 +129,19 @@ def test_sync_word_run_then_valid(valid: list[bytes]) -> None:
     assert t.stats.skipped_bytes >= 5000 * 4 - 2000
 
 
+@pytest.mark.parametrize(
+    "junk", [b"\xff\xfc\x00\x00", b"\xff\xfd\x00\x00", b"\xff\xfb\x00\x00", b"\xff\xe3\x00\x00"]
+)
+def test_free_format_header_does_not_swallow_the_stream(valid: list[bytes], junk: bytes) -> None:
+    # found by the fuzz test: with libmpg123's default free-format read-ahead, these four
+    # bytes (a free-format header) made the decoder skip the whole valid stream after them
+    good = valid[0]
+    t = Transcoder("mp3_44100_128")
+    out = t.feed(junk) + t.feed(good) + t.flush()
+    assert abs(len(out) - len(fresh_transcode("mp3_44100_128", good))) <= 8000 * 1152 // 44100
+    assert t.stats.skipped_bytes <= len(junk) + 1000
+
+
 def test_json_error_body_is_skipped_and_counted(valid: list[bytes]) -> None:
     good = valid[0]
     t = Transcoder("mp3_44100_128")
