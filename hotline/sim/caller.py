@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME, SPEECH_DBFS
 
 __all__ = [
+    "CallControl",
     "CallError",
     "CallOptions",
     "CallReport",
@@ -59,6 +60,23 @@ class CallError(Exception):
 
 def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
+
+
+class CallControl:
+    """Steer a running call from outside (tests, the load generator): press keys, hang up.
+
+    Pass one in ``CallOptions.control``; calls take effect on the next 20 ms tick.
+    """
+
+    def __init__(self) -> None:
+        self._digits: list[str] = []
+        self._hangup = False
+
+    def press(self, digits: str) -> None:
+        self._digits.extend(digits)
+
+    def hang_up(self) -> None:
+        self._hangup = True
 
 
 @dataclass
@@ -96,6 +114,7 @@ class CallOptions:
     )
     extra_form: dict[str, str] = field(default_factory=dict)  # more webhook form fields
     on_started: Callable[[CallReport], object] | None = None  # called right after `start` is sent
+    control: CallControl | None = None  # press keys / hang up from outside while the call runs
     http_timeout: float = 10.0
     # -- Twilio-side faults --------------------------------------------------------------------
     bad_signature: bool = False  # sign with a wrong token (expect 403 / refused upgrade)
@@ -640,6 +659,14 @@ class _Call:
                 if o.hangup_after_s is not None and now >= o.hangup_after_s * 1000.0:
                     ended_by = "caller_stop"
                     break
+                ctl = o.control
+                if ctl is not None:
+                    if ctl._hangup:
+                        ended_by = "caller_stop"
+                        break
+                    while ctl._digits:
+                        await self._send(self._dtmf_message(ctl._digits.pop(0)))
+                        self.r.dtmf_sent += 1
                 if now >= o.max_seconds * 1000.0:
                     ended_by = "timeout"
                     break
@@ -822,6 +849,8 @@ async def place_call(options: CallOptions) -> CallReport:
                     await call.run()
                 finally:
                     report.close_code = ws.close_code
+            if report.close_code is None:  # we closed it after `stop`
+                report.close_code = ws.close_code
         except InvalidStatus as exc:
             raise CallError(f"WebSocket upgrade refused: HTTP {exc.response.status_code}") from None
         except (InvalidHandshake, OSError, asyncio.TimeoutError) as exc:

@@ -72,7 +72,8 @@ HIST_TTS_FIRST = "hotline_tts_first_chunk_seconds"
 HIST_BRIDGE = "hotline_bridge_overhead_seconds"
 HIST_CONVERSION = "hotline_conversion_seconds"
 _HISTOGRAMS = (HIST_TTFA, HIST_TTS_FIRST, HIST_BRIDGE, HIST_CONVERSION)
-_COUNTERS = (
+_COUNTERS = (  # counters, and the one gauge
+    "hotline_active_calls",
     "hotline_calls_total",
     "hotline_utterances_total",
     "hotline_audio_bytes_out_total",

@@ -1,0 +1,243 @@
+"""End to end over real sockets on 127.0.0.1: uvicorn serving ``create_app`` with the embedded
+local voice (eSpeak NG over the ElevenLabs protocol), and the caller simulator as Twilio.
+
+One call walks the whole script (greeting, a digit's line, ``say`` from outside, hang-up after
+the goodbye); a second one talks over the greeting; at the end nothing is left running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from hotline.server.app import create_app
+from hotline.server.cli import uvicorn_config_kwargs
+from hotline.server.settings import Settings
+from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
+
+T = TypeVar("T")
+TWILIO_TOKEN = "e2e-twilio-token-0123456789abcdef"
+ADMIN_TOKEN = "e2e-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+SCRIPT = """
+greeting = "Hello, you have reached the test line. Press 1 for the news."
+invalid_digit = "That key does nothing."
+goodbye = "Thanks for calling, goodbye."
+goodbye_digit = "0"
+
+[menu]
+1 = "Here is the news. Everything is fine today."
+"""
+
+LONG_GREETING = """
+greeting = "Welcome to the test line. This greeting is long on purpose, so the caller has plenty of time to talk over it while it plays."
+invalid_digit = "That key does nothing."
+goodbye = "Goodbye."
+goodbye_digit = "0"
+
+[menu]
+1 = "News."
+"""
+
+
+def arun(factory: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
+    async def main() -> T:
+        return await asyncio.wait_for(factory(), timeout)
+
+    return asyncio.run(main())
+
+
+def sockets_open() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                n += 1
+    return n
+
+
+@dataclass
+class Hotline:
+    base: str
+    app: FastAPI
+
+    @property
+    def voice(self) -> Any:
+        return self.app.state.voice
+
+    async def admin(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.base, headers=ADMIN) as client:
+            return await client.request(method, path, **kw)
+
+
+@contextlib.asynccontextmanager
+async def hotline(tmp_path: Path, script: str) -> AsyncIterator[Hotline]:
+    script_file = tmp_path / "script.toml"
+    script_file.write_text(script)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(
+        twilio_auth_token=TWILIO_TOKEN,
+        public_url=base,
+        admin_token=ADMIN_TOKEN,
+        script_path=str(script_file),
+        local_voice_first_chunk_delay=0.25,
+        elevenlabs_output_format="mp3_44100_128",
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(app, log_config=None, log_level="warning", **uvicorn_config_kwargs())  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        assert app.state.voice is not None, "no ELEVENLABS_API_KEY: the local voice must run"
+        yield Hotline(base, app)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_whole_call_greeting_digit_say_hangup_then_barge_in(tmp_path: Path) -> None:
+    async def main() -> None:
+        tasks_before = asyncio.all_tasks()
+        sockets_before = sockets_open()
+        async with hotline(tmp_path, SCRIPT) as hl:
+            # -- call 1: greeting, digit 1, say, digit 0 = goodbye and hang-up ------------
+            live: list[CallReport] = []
+            control = CallControl()
+            opts = CallOptions(
+                url=hl.base,
+                auth_token=TWILIO_TOKEN,
+                digits="1",
+                max_seconds=40.0,
+                on_started=live.append,
+                control=control,
+            )
+            call = asyncio.create_task(place_call(opts))
+            await wait_until(lambda: bool(live), 5, "the call to start")
+            rep = live[0]
+            calls = (await hl.admin("GET", "/calls")).json()["calls"]
+            assert len(calls) == 1
+            await wait_until(lambda: rep.marks_echoed >= 2, 25, "greeting and line 1 to play")
+            r = await hl.admin(
+                "POST",
+                f"/calls/{opts.call_sid}/say",
+                json={"text": "An operator says hello to you now."},
+            )
+            assert r.status_code == 202, r.text
+            await wait_until(lambda: rep.marks_echoed >= 3, 15, "the said text to play")
+            control.press("0")
+            report = await asyncio.wait_for(call, 20)
+            print(report.summary())
+            assert report.errors == [] and report.protocol_violations == 0
+            # greeting heard (speech, not silence) within 1.5 s of `start`
+            assert (
+                report.time_to_first_audio_ms is not None and report.time_to_first_audio_ms <= 1500
+            )
+            assert len(report.utterances) == 4, report.summary()
+            greeting, line, said, goodbye = report.utterances
+            assert greeting.start_ms <= 1500 and greeting.speech_ms >= 1500
+            # the digit played its line; `say` spoke; the goodbye played to its end
+            assert line.speech_ms >= 1000 and said.speech_ms >= 1000 and goodbye.speech_ms >= 500
+            assert not any(u.cleared for u in report.utterances)
+            # no underrun mid-utterance; every mark echoed
+            assert report.underrun_ms == 0, report.underrun_ms
+            assert report.marks_received == report.marks_echoed == 4
+            # the server hung up after the goodbye had played (its mark echoed, nothing queued)
+            assert report.ended_by == "server_hangup" and report.unplayed_ms_at_end == 0
+            assert report.close_code == 1000 and report.dtmf_sent == 2
+
+            # -- call 2: hang-up from outside ends the call at once ------------------------
+            live.clear()
+            opts2 = CallOptions(
+                url=hl.base, auth_token=TWILIO_TOKEN, max_seconds=20.0, on_started=live.append
+            )
+            call = asyncio.create_task(place_call(opts2))
+            await wait_until(
+                lambda: bool(live) and live[0].media_frames > 0, 5, "the greeting to start"
+            )
+            r = await hl.admin("POST", f"/calls/{opts2.call_sid}/hangup")
+            assert r.status_code == 202, r.text
+            report2 = await asyncio.wait_for(call, 10)
+            assert report2.ended_by == "server_hangup" and report2.duration_ms < 5000
+
+            # -- call 3: talk over the greeting ------------------------------------------
+            closes_before = hl.voice.stats.closes_by_client
+            barge = await place_call(
+                CallOptions(
+                    url=hl.base, auth_token=TWILIO_TOKEN, barge_in_at=0.8, hangup_after_s=2.5
+                )
+            )
+            print(barge.summary())
+            assert barge.errors == [] and barge.ended_by == "caller_stop"
+            assert barge.clears >= 1
+            assert barge.first_clear_after_barge_in_ms is not None
+            assert barge.first_clear_after_barge_in_ms <= 300
+            assert barge.utterances and barge.utterances[0].cleared
+            # the ElevenLabs stream of the interrupted greeting was closed by hotline
+            await wait_until(
+                lambda: hl.voice.stats.closes_by_client > closes_before,
+                3,
+                "the TTS stream to close",
+            )
+
+            # -- nothing left of either call -------------------------------------------------
+            await wait_until(
+                lambda: hl.voice.stats.open_connections == 0, 5, "TTS sockets to close"
+            )
+            for _ in range(100):
+                if not (await hl.admin("GET", "/calls")).json()["calls"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await hl.admin("GET", "/calls")).json()["calls"] == []
+        await wait_until(
+            lambda: {t for t in asyncio.all_tasks() if not t.done()} <= tasks_before,
+            5,
+            "every task to end",
+        )
+        assert sockets_open() <= sockets_before
+
+    arun(main)
+
+
+def test_talking_over_a_long_greeting_clears_fast(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with hotline(tmp_path, LONG_GREETING) as hl:
+            report = await place_call(
+                CallOptions(
+                    url=hl.base, auth_token=TWILIO_TOKEN, barge_in_at=0.8, hangup_after_s=3.0
+                )
+            )
+            assert report.errors == [] and report.first_clear_after_barge_in_ms is not None
+            assert report.first_clear_after_barge_in_ms <= 300
+            await wait_until(
+                lambda: hl.voice.stats.open_connections == 0, 5, "TTS sockets to close"
+            )
+            assert hl.voice.stats.closes_by_client >= 1
+            assert any(rec.closed_by == "client" and not rec.final_sent for rec in hl.voice.records)
+
+    arun(main)
