@@ -104,6 +104,10 @@ class CallOptions:
     digit_gap_s: float = 4.0  # with digit_after_s: seconds between keys
     barge_in_at: float | None = None  # seconds after `start`: the caller starts talking
     barge_in_text: str | None = None  # what the caller says (default: a short question)
+    barge_in_after_answer_s: float | None = (
+        None  # talk this long after the answer to the first key began playing
+    )
+    hangup_after_barge_in_s: float | None = None  # hang up this long after starting to talk
     hangup_after_s: float | None = None  # caller sends `stop` and closes at this time
     max_seconds: float = 30.0  # bound on the whole call (then `stop`, ended_by="timeout")
     out: str | None = None  # WAV of what the caller heard
@@ -303,6 +307,8 @@ class _Call:
         # digits
         self.digits = list(opts.digits)
         self.digit_due: float | None = None
+        self.first_digit_at: float | None = None
+        self.answer_at: float | None = None
         self.ended = False
         try:
             from hotline.codec import ulaw_frame_stats
@@ -540,6 +546,8 @@ class _Call:
         if got:
             if self.utt_start is None:
                 self.utt_start = self.now_ms()
+                if self.answer_at is None and self.first_digit_at is not None:
+                    self.answer_at = self.utt_start
             self.utt_audio += got
             self.r.audio_ms += got / 8.0
             frame = b"".join(parts)
@@ -670,16 +678,25 @@ class _Call:
                 if now >= o.max_seconds * 1000.0:
                     ended_by = "timeout"
                     break
+                if self.barge_onset is None and self.speech_pos < 0:
+                    if (o.barge_in_at is not None and now >= o.barge_in_at * 1000.0) or (
+                        o.barge_in_after_answer_s is not None
+                        and self.answer_at is not None
+                        and now >= self.answer_at + o.barge_in_after_answer_s * 1000.0
+                    ):
+                        self._start_barge_in()
                 if (
-                    o.barge_in_at is not None
-                    and self.barge_onset is None
-                    and self.speech_pos < 0
-                    and now >= o.barge_in_at * 1000.0
+                    o.hangup_after_barge_in_s is not None
+                    and self.barge_onset is not None
+                    and now >= self.barge_onset + o.hangup_after_barge_in_s * 1000.0
                 ):
-                    self._start_barge_in()
+                    ended_by = "caller_stop"
+                    break
                 if self.digit_due is not None and now >= self.digit_due and self.digits:
                     await self._send(self._dtmf_message(self.digits.pop(0)))
                     self.r.dtmf_sent += 1
+                    if self.first_digit_at is None:
+                        self.first_digit_at = now
                     self.digit_due = (
                         (now + o.digit_gap_s * 1000.0)
                         if (o.digit_after_s is not None and self.digits)
@@ -818,7 +835,9 @@ async def place_call(options: CallOptions) -> CallReport:
     opts = options
     report = CallReport(call_sid=opts.call_sid)
     t_begin = time.monotonic()
-    if opts.barge_in_at is not None:  # synthesize the caller's words before the clock starts
+    if (
+        opts.barge_in_at is not None or opts.barge_in_after_answer_s is not None
+    ):  # synthesize the caller's words before the clock starts
         from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_frames
 
         with contextlib.suppress(Exception):  # reported when the barge-in starts
@@ -904,6 +923,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="hang up (stop) at this time",
     )
+    parser.add_argument(
+        "--barge-in-after-answer",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start talking this long after the answer to the first key began playing",
+    )
+    parser.add_argument(
+        "--hangup-after-barge-in",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="hang up this long after starting to talk",
+    )
+    parser.add_argument(
+        "--report-json", default=None, metavar="PATH", help="also write the report as JSON"
+    )
     parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument("--out", default=None, metavar="WAV", help="write what the caller heard")
     parser.add_argument("--from", dest="from_number", default="+15555550123")
@@ -941,6 +977,8 @@ def run(args: argparse.Namespace) -> int:
         digit_after_s=args.digit_after,
         barge_in_at=args.barge_in_at,
         hangup_after_s=args.hangup_after,
+        barge_in_after_answer_s=args.barge_in_after_answer,
+        hangup_after_barge_in_s=args.hangup_after_barge_in,
         max_seconds=args.max_seconds,
         out=args.out,
         from_number=args.from_number,
@@ -957,6 +995,9 @@ def run(args: argparse.Namespace) -> int:
         media_speedup=args.media_speedup,
     )
     report = asyncio.run(place_call(opts))
+    if args.report_json:
+        with open(args.report_json, "w", encoding="utf-8") as f:
+            json.dump(report_json(report), f, indent=2)
     if args.json:
         print(json.dumps(report_json(report), indent=2))
     else:

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# `make demo`: one simulated phone call through hotline, offline, on this machine.
+#
+# Starts `hotline serve` on a free loopback port with a fresh random Twilio auth token and admin
+# token (the embedded local voice speaks: eSpeak NG over ElevenLabs' own protocol), then places
+# a signed simulated Twilio call: it hears the greeting, presses 1, hears the answer, talks over
+# it, and hangs up. Prints what the caller lived through and the server's own figures, writes
+# what the caller heard to caller.wav, stops the server. Exits non-zero if anything failed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+OUT=${HOTLINE_DEMO_OUT:-caller.wav}
+[ -x "$BIN/hotline" ] || { echo "demo: $BIN/hotline not found; run 'make build' first" >&2; exit 1; }
+
+PORT=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+TWILIO_AUTH_TOKEN=$("$BIN/python" -c 'import secrets; print(secrets.token_hex(16))')
+HOTLINE_ADMIN_TOKEN=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
+BASE="http://127.0.0.1:$PORT"
+LOG=$(mktemp -t hotline-demo-server.XXXXXX)
+REPORT=$(mktemp -t hotline-demo-call.XXXXXX)
+SERVER_PID=""
+
+cleanup() {
+  local rc=$?
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -INT "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "demo: FAILED (exit $rc). Server log: $LOG" >&2
+    tail -n 30 "$LOG" >&2 || true
+  else
+    rm -f "$LOG"
+  fi
+  rm -f "$REPORT"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== hotline demo: server on $BASE (local voice, random tokens for this run)"
+# The demo is offline: the embedded local voice speaks even if an ElevenLabs key is set.
+env -u ELEVENLABS_API_KEY \
+  TWILIO_AUTH_TOKEN="$TWILIO_AUTH_TOKEN" HOTLINE_ADMIN_TOKEN="$HOTLINE_ADMIN_TOKEN" \
+  HOTLINE_PUBLIC_URL="$BASE" \
+  "$BIN/hotline" serve --host 127.0.0.1 --port "$PORT" >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+"$BIN/python" - "$BASE" "$SERVER_PID" <<'PY' || exit 1
+import os, sys, time
+import httpx
+
+base, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        if httpx.get(base + "/health", timeout=1).status_code == 200:
+            sys.exit(0)
+    except httpx.HTTPError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("demo: server exited during start-up")
+    time.sleep(0.1)
+sys.exit("demo: server not healthy after 20 s")
+PY
+
+echo "== calling: hear the greeting, press 1, talk over the answer, hang up"
+CALL_RC=0
+TWILIO_AUTH_TOKEN="$TWILIO_AUTH_TOKEN" "$BIN/hotline" call --url "$BASE" --digits 1 \
+  --barge-in-after-answer 2.0 --hangup-after-barge-in 2.5 --max-seconds 60 \
+  --out "$OUT" --report-json "$REPORT" || CALL_RC=$?
+
+echo "== report"
+HOTLINE_ADMIN_TOKEN="$HOTLINE_ADMIN_TOKEN" "$BIN/python" - "$BASE" "$REPORT" <<'PY'
+import json, os, sys
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+base, report_path = sys.argv[1], sys.argv[2]
+rep = json.load(open(report_path))
+health = httpx.get(base + "/health/streaming", timeout=5).json()
+families = {f.name: f for f in text_string_to_metric_families(httpx.get(base + "/metrics", timeout=5).text)}
+
+def hist(name):
+    fam = families.get(name)
+    if fam is None:
+        return None, None, 0
+    total = count = 0.0
+    buckets = []
+    for s in fam.samples:
+        if s.name.endswith("_sum"):
+            total += s.value
+        elif s.name.endswith("_count"):
+            count += s.value
+        elif s.name.endswith("_bucket"):
+            buckets.append((float(s.labels["le"]), s.value))
+    if not count:
+        return None, None, 0
+    p50 = next((le for le, c in sorted(buckets) if c >= count / 2), None)
+    return total / count, p50, int(count)
+
+def counter(name):
+    fam = families.get(name)
+    return sum(s.value for s in fam.samples if s.name.endswith("_total")) if fam else 0
+
+def fmt_ms(v):
+    return "-" if v is None else f"{v:.0f} ms"
+
+ttfa = rep.get("time_to_first_audio_ms")
+bridge_mean, bridge_p50, bridge_n = hist("hotline_bridge_overhead_seconds")
+tts_mean, _, _ = hist("hotline_tts_first_chunk_seconds")
+conv_mean, _, conv_n = hist("hotline_conversion_seconds")
+print(f"  output format          {health.get('output_format')} from the {health.get('voice')} voice")
+print(f"  time to first audio    {fmt_ms(ttfa)} (caller side: `start` sent -> first media)")
+if tts_mean is not None:
+    print(f"    voice's first chunk  {tts_mean * 1000:.0f} ms mean (server side)")
+if bridge_mean is not None:
+    print(f"    bridge overhead      {bridge_mean * 1e3:.3f} ms mean over {bridge_n} utterances"
+          + (f" (p50 <= {bridge_p50 * 1e3:g} ms bucket)" if bridge_p50 is not None else ""))
+print(f"  audio heard            {rep['audio_ms'] / 1000:.1f} s, {rep['speech_ms'] / 1000:.1f} s of it speech")
+print(f"  underruns              {rep['underrun_ms']:.0f} ms (caller), {counter('hotline_underruns'):.0f} (server)")
+clear = rep.get("first_clear_after_barge_in_ms")
+print(f"  clears                 {rep['clears']}" + (f", {clear:.0f} ms after the caller started talking" if clear is not None else ""))
+print(f"  barge-ins (server)     {counter('hotline_barge_ins'):.0f}")
+if conv_mean is not None:
+    print(f"  conversion             {conv_mean * 1e6:.0f} us per chunk (mean over {conv_n} chunks)")
+print(f"  marks                  {rep['marks_received']} sent by hotline, {rep['marks_echoed']} echoed")
+print(f"  caller heard           {rep.get('out') or '-'}")
+ok = rep.get("ok") and rep["clears"] >= 1 and rep["underrun_ms"] == 0
+print("  result                 " + ("OK" if ok else "PROBLEM: " + ("; ".join(rep.get("errors") or []) or "see above")))
+sys.exit(0 if ok else 1)
+PY
+REPORT_RC=$?
+[ "$CALL_RC" -eq 0 ] || { echo "demo: the call failed (exit $CALL_RC)" >&2; exit "$CALL_RC"; }
+exit "$REPORT_RC"
