@@ -1,0 +1,142 @@
+"""Load benchmark: N concurrent simulated calls against a freshly spawned ``hotline serve``
+(local voice in its own process), checked against issue 5's targets.
+
+    python -m benchmarks.bench_load --calls 20 50 100 --seconds 20 [--json]
+
+Each N runs ``hotline load --calls N --seconds S --spawn-server`` (hotline.sim.load) on a new
+server and prints one row: calls with underruns over 20 ms, time to first audio p50/p99 (the
+caller's, from ``start``; and the server's histogram, text -> first frame), the voice's own
+first-chunk delay, bridge overhead p50/p99, server CPU per call-second, server RSS, the load
+generator's own CPU. Targets (issue 5): zero underruns over 20 ms at 100 calls, TTFA p99 within
+200 ms of the voice's first-chunk delay, server CPU <= 5 ms per call-second.
+
+Not a pytest-benchmark timing: a load run is minutes of wall time on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from benchmarks.common import versions
+from hotline.sim.load import LoadOptions, run_async, run_load, summary
+
+TARGET_UNDERRUN_CALLS = 0
+TARGET_TTFA_OVER_VOICE_MS = 200.0
+TARGET_CPU_MS_PER_CALL_S = 5.0
+
+
+def _targets(result: dict[str, Any], first_chunk_delay_ms: float) -> dict[str, Any]:
+    s = result["server"]
+    ttfa_p99 = s.get("ttfa", {}).get("p99_ms")
+    voice_p99 = s.get("tts_first_chunk", {}).get("p99_ms")
+    cpu = s.get("cpu_ms_per_call_second")
+    return {
+        "underruns_over_20ms": {
+            "value": result["underrun"]["calls_over_20ms"],
+            "target": TARGET_UNDERRUN_CALLS,
+            "ok": result["underrun"]["calls_over_20ms"] <= TARGET_UNDERRUN_CALLS,
+        },
+        "ttfa_p99_minus_voice_delay_ms": {
+            "value": None if ttfa_p99 is None else round(ttfa_p99 - first_chunk_delay_ms, 1),
+            "vs_measured_voice_p99": None
+            if ttfa_p99 is None or voice_p99 is None
+            else round(ttfa_p99 - voice_p99, 1),
+            "target": TARGET_TTFA_OVER_VOICE_MS,
+            "ok": ttfa_p99 is not None
+            and ttfa_p99 - first_chunk_delay_ms <= TARGET_TTFA_OVER_VOICE_MS,
+        },
+        "server_cpu_ms_per_call_second": {
+            "value": cpu,
+            "target": TARGET_CPU_MS_PER_CALL_S,
+            "ok": cpu is not None and cpu <= TARGET_CPU_MS_PER_CALL_S,
+        },
+        "errors": {
+            "value": result["errors"]["total"],
+            "target": 0,
+            "ok": not result["errors"]["total"],
+        },
+    }
+
+
+def _row(n: int, r: dict[str, Any]) -> str:
+    s = r["server"]
+
+    def f(v: Any, nd: int = 1) -> str:
+        return "-" if v is None else f"{v:.{nd}f}"
+
+    return (
+        f"{n:>5} {r['underrun']['calls_over_20ms']:>6} {f(r['underrun']['max_ms'], 0):>6} "
+        f"{f(r['ttfa_caller']['p50_ms'], 0):>6} {f(r['ttfa_caller']['p99_ms'], 0):>6} "
+        f"{f(s['ttfa']['p50_ms'], 0):>6} {f(s['ttfa']['p99_ms'], 0):>6} "
+        f"{f(s['tts_first_chunk']['p99_ms'], 0):>6} "
+        f"{f(s['bridge_overhead']['p50_ms'], 2):>7} {f(s['bridge_overhead']['p99_ms'], 2):>7} "
+        f"{f(s['cpu_ms_per_call_second'], 2):>7} {f(s['rss_mb_before'], 0):>5}->{f(s['rss_mb_after'], 0):<5} "
+        f"{f(r['load_generator']['cpu_fraction_of_one_core'], 2):>5} {r['errors']['total']:>4}"
+    )
+
+
+HEADER = (
+    "calls  und>20 undmax  ttfa50 ttfa99 srv50  srv99  voice99 brg50ms brg99ms cpu/cs  rss MB      "
+    "gen  err\n"
+    "                (ms)   caller caller  (ms)   (ms)   (ms)                   (ms)              "
+    "core"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_load", description=__doc__)
+    p.add_argument("--calls", type=int, nargs="+", default=[20], help="one run per value")
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--first-chunk-delay", type=float, default=0.25)
+    p.add_argument("--embedded-voice", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-uvloop", action="store_true")
+    args = p.parse_args(argv)
+    runs: list[dict[str, Any]] = []
+    for n in args.calls:
+        opts = LoadOptions(
+            spawn_server=True,
+            calls=n,
+            seconds=args.seconds,
+            first_chunk_delay=args.first_chunk_delay,
+            embedded_voice=args.embedded_voice,
+        )
+        result = run_async(run_load(opts), use_uvloop=not args.no_uvloop)
+        result["targets"] = _targets(result, args.first_chunk_delay * 1000.0)
+        runs.append(result)
+        if not args.json:
+            print(summary(result), file=sys.stderr, flush=True)
+    out = {
+        "versions": versions(),
+        "command": " ".join(["python -m benchmarks.bench_load", *(argv or sys.argv[1:])]),
+        "seconds": args.seconds,
+        "first_chunk_delay_ms": args.first_chunk_delay * 1000.0,
+        "voice": "embedded" if args.embedded_voice else "separate process",
+        "runs": runs,
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for k, v in out["versions"].items():
+        print(f"# {k}: {v}")
+    print(
+        f"# {out['command']}  (voice: {out['voice']}, first-chunk delay {out['first_chunk_delay_ms']:.0f} ms)"
+    )
+    print(HEADER)
+    for n, r in zip(args.calls, runs, strict=True):
+        print(_row(n, r))
+    print("targets (issue 5):")
+    for n, r in zip(args.calls, runs, strict=True):
+        marks = ", ".join(
+            f"{k} {v['value']} ({'ok' if v['ok'] else 'MISSED'}, target {v['target']})"
+            for k, v in r["targets"].items()
+        )
+        print(f"  {n:>4} calls: {marks}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
