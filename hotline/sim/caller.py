@@ -136,7 +136,7 @@ class CallOptions:
 
 @dataclass
 class HeardUtterance:
-    """A stretch of played audio closed by a mark echo or a clear."""
+    """A stretch of played audio closed by a mark echo, a clear, or the end of the call (mark None)."""
 
     start_ms: float
     end_ms: float
@@ -739,6 +739,7 @@ class _Call:
         finally:
             self.r.ended_by = ended_by
             self.r.unplayed_ms_at_end = self.buf_bytes / 8.0
+            self._close_utterance(None, cleared=False)  # what was playing when the call ended
             self.r.duration_ms = self.now_ms()
             if ended_by != "server_hangup":
                 await self._end_by_caller()

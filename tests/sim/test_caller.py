@@ -536,3 +536,46 @@ def test_cli_prints_summary() -> None:
     code, text = arun(main)
     assert code == 0, text
     assert "time to first audio" in text and "marks                1 received, 1 echoed" in text
+
+
+def test_control_and_barge_in_relative_to_the_answer() -> None:
+    from hotline.sim.caller import CallControl
+
+    control = CallControl()
+
+    async def behaviour(st: Stream) -> None:
+        await st.media(tone(300))
+        await st.mark("greeting")
+        await st.wait_event("dtmf")
+        await st.media(tone(3000))  # the answer
+        await st.mark("answer")
+        d = await st.wait_event("dtmf")  # pressed from outside
+        assert d["dtmf"]["digit"] == "7"
+        await st.wait_event("stop")
+
+    async def main() -> tuple[CallReport, Fake]:
+        async def steer() -> None:
+            await asyncio.sleep(1.5)
+            control.press("7")
+
+        task = asyncio.create_task(steer())
+        try:
+            return await call(
+                behaviour,
+                digits="1",
+                barge_in_after_answer_s=0.5,
+                hangup_after_barge_in_s=0.6,
+                control=control,
+            )
+        finally:
+            await task
+
+    report, _ = arun(main)
+    assert report.ended_by == "caller_stop" and report.dtmf_sent == 2
+    greeting, answer = report.utterances
+    assert (
+        greeting.mark == "greeting" and answer.mark is None and not answer.cleared
+    )  # cut by the hang-up
+    assert report.barge_in_onset_ms is not None
+    assert 480 <= report.barge_in_onset_ms - answer.start_ms <= 600
+    assert 1000 <= report.duration_ms <= 3000

@@ -532,3 +532,20 @@ def test_cli_serves_and_stops_on_sigint() -> None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def test_multi_stream_input_context_and_socket_inactivity() -> None:
+    async def main() -> None:
+        async with LocalVoice(FAST) as voice:
+            url = voice.url + path(kind="multi-stream-input", inactivity_timeout="1")
+            async with connect(url) as ws:
+                await ws.send(json.dumps({"text": " ", "context_id": "a"}))
+                first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert first["error"] == "input_timeout_exceeded" and first["contextId"] == "a"
+                rest = await collect(ws, 5)  # then, with no context left, the socket times out
+                assert rest[-1]["error"] == "input_timeout_exceeded" and "contextId" not in rest[-1]
+                assert ws.close_code == 1008
+            await settle(voice)
+            assert voice.stats.timeouts == 2
+
+    arun(main)
