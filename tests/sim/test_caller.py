@@ -331,7 +331,7 @@ def test_underrun_counts_gaps_mid_utterance_only() -> None:
         await close_soon(st)
 
     report, _ = arun(lambda: call(behaviour))
-    assert 200 <= report.underrun_ms <= 400 and report.underrun_events == 1
+    assert 200 <= report.underrun_ms <= 600 and report.underrun_events == 1
     assert [u.mark for u in report.utterances] == ["u1", "u2"]
 
 
@@ -349,7 +349,7 @@ def test_barge_in_speaks_and_measures_clear_latency() -> None:
         await close_soon(st, 0.1)
 
     report, _ = arun(lambda: call(behaviour, barge_in_at=0.5))
-    assert report.barge_in_onset_ms is not None and 480 <= report.barge_in_onset_ms <= 600
+    assert report.barge_in_onset_ms is not None and 480 <= report.barge_in_onset_ms <= 700
     assert (
         report.first_clear_after_barge_in_ms is not None
         and 0 <= report.first_clear_after_barge_in_ms < 300
@@ -577,5 +577,5 @@ def test_control_and_barge_in_relative_to_the_answer() -> None:
         greeting.mark == "greeting" and answer.mark is None and not answer.cleared
     )  # cut by the hang-up
     assert report.barge_in_onset_ms is not None
-    assert 480 <= report.barge_in_onset_ms - answer.start_ms <= 600
+    assert 480 <= report.barge_in_onset_ms - answer.start_ms <= 700
     assert 1000 <= report.duration_ms <= 3000
