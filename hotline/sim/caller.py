@@ -790,8 +790,9 @@ class _Call:
                 await ws2.send(json.dumps(start))
 
                 async def drain() -> None:
-                    async for _ in ws2:
-                        pass
+                    with contextlib.suppress(ConnectionClosed):  # any close code: reported below
+                        async for _ in ws2:
+                            pass
 
                 try:
                     await asyncio.wait_for(drain(), 3.0)
