@@ -43,11 +43,12 @@ PROTOTYPE_CHUNKS_IN_PYTEST = 4  # ≈150 ms each: a few are enough for a per-chu
 PIPELINES: dict[str, tuple[str, Callable[[str], rivals.Pipeline]]] = {
     "hotline": ("hotline Transcoder", rivals.Hotline),
     "mpg123": ("libmpg123 decode only (floor)", rivals.Mpg123Only),
-    "pyav_soxr": ("PyAV + soxr HQ stream + audioop", rivals.PyAvSoxr),
+    "pyav_soxr": ("PyAV + soxr HQ float32 + audioop", rivals.PyAvSoxr),
+    "pyav_soxr_s16": ("PyAV + soxr HQ int16 + audioop", rivals.PyAvSoxrS16),
     "pyav_swr": ("PyAV + swresample + audioop", rivals.PyAvSwr),
     "prototype": ("prototype: pydub per chunk", rivals.Prototype),
 }
-PCM_PIPELINES = ("hotline", "pyav_soxr")
+PCM_PIPELINES = ("hotline", "pyav_soxr", "pyav_soxr_s16")  # PCM: no PyAV, soxr only
 
 
 @cache
@@ -79,7 +80,7 @@ def _info(benchmark: Any, key: str, group: str, seconds: float, chunks: int) -> 
     )
 
 
-@pytest.mark.parametrize("key", ["hotline", "mpg123", "pyav_soxr", "pyav_swr"])
+@pytest.mark.parametrize("key", ["hotline", "mpg123", "pyav_soxr", "pyav_soxr_s16", "pyav_swr"])
 def test_mp3_pipeline(benchmark: Any, key: str) -> None:
     chunks, seconds = stream(MP3_FORMAT)
     _info(benchmark, key, f"{MP3_FORMAT} pipeline", seconds, len(chunks))
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     chunks, seconds = stream(MP3_FORMAT)
     group = f"{MP3_FORMAT} pipeline"
     outputs: dict[str, bytes] = {}
-    keys = ("hotline", "mpg123", "pyav_soxr", "pyav_swr")
+    keys = ("hotline", "mpg123", "pyav_soxr", "pyav_soxr_s16", "pyav_swr")
     for key in keys:
         outputs[key] = run_fresh(key, MP3_FORMAT, chunks)  # warm-up + output for quality
     times = best_cpu_seconds_interleaved(
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         data = audio.encoded(MP3_FORMAT)
         q: dict[str, dict[str, float]] = {}
         other_chunks, _ = stream(MP3_FORMAT, seed=1)
-        for key in ("hotline", "pyav_soxr", "pyav_swr", "prototype"):
+        for key in ("hotline", "pyav_soxr", "pyav_soxr_s16", "pyav_swr", "prototype"):
             q[key] = quality(MP3_FORMAT, data, outputs[key])
             if key == "prototype":
                 # Re-cutting only the first ~30 KB keeps this cheap (one ffmpeg pair per chunk).

@@ -6,8 +6,8 @@
 - ``PyAvSwr``: one PyAV CodecContext (parse + decode) for the stream, PyAV's AudioResampler
   (libswresample) to s16 mono 8 kHz, ``audioop.lin2ulaw``.
 - ``PyAvSoxr``: one PyAV CodecContext, ``soxr.ResampleStream`` (HQ), ``audioop.lin2ulaw``; the
-  careful rival. ``dtype="int16"`` (default: ffmpeg's fixed-point MP3 decoder gives s16, and
-  pipecat resamples int16) or ``"float32"``.
+  careful rival. By default its fastest form: ffmpeg's float decoder and a float32 stream;
+  ``PyAvSoxrS16`` is the int16 form (fixed-point decoder, int16 soxr, as pipecat resamples).
 - ``Mpg123Only``: hotline's libmpg123 binding alone (``hotline.codec.Mp3Decoder``): the decode
   floor of the MP3 path, no resampling, no µ-law.
 - ``Hotline``: ``hotline.codec.Transcoder``.
@@ -68,13 +68,18 @@ class Prototype:
         return b""
 
 
-def _codec_context(output_format: str) -> Any:
+# ffmpeg has two MP3 decoders: "mp3float" (float planar; what av.open() picks, and the faster
+# one here) and "mp3" (fixed point, s16 planar). The rivals use the faster unless told.
+FAST_MP3_DECODER = "mp3float"
+
+
+def _codec_context(output_format: str, decoder: str = FAST_MP3_DECODER) -> Any:
     import av
 
     codec = output_format.split("_")[0]
     if codec != "mp3":
         raise ValueError(f"PyAV rivals decode MP3 only, not {output_format}")
-    return av.CodecContext.create("mp3", "r")
+    return av.CodecContext.create(decoder, "r")
 
 
 class PyAvSwr:
@@ -82,10 +87,12 @@ class PyAvSwr:
 
     name: ClassVar[str] = "PyAV decode + swresample"
 
-    def __init__(self, output_format: str = "mp3_44100_128") -> None:
+    def __init__(
+        self, output_format: str = "mp3_44100_128", *, decoder: str = FAST_MP3_DECODER
+    ) -> None:
         import av
 
-        self.ctx = _codec_context(output_format)
+        self.ctx = _codec_context(output_format, decoder)
         self.resampler = av.AudioResampler(format="s16", layout="mono", rate=8000)
 
     def _frames(self, frames: list[Any]) -> bytes:
@@ -118,11 +125,17 @@ class PyAvSoxr:
 
     name: ClassVar[str] = "PyAV decode + soxr HQ stream"
 
-    def __init__(self, output_format: str = "mp3_44100_128", *, dtype: str = "int16") -> None:
+    def __init__(
+        self,
+        output_format: str = "mp3_44100_128",
+        *,
+        dtype: str = "float32",
+        decoder: str = FAST_MP3_DECODER,
+    ) -> None:
         self.dtype = dtype
         codec = output_format.split("_")[0]
         self.pcm_rate = int(output_format.split("_")[1]) if codec == "pcm" else 0
-        self.ctx = None if self.pcm_rate else _codec_context(output_format)
+        self.ctx = None if self.pcm_rate else _codec_context(output_format, decoder)
         self.stream: Any = None
         self.carry = b""
         if self.pcm_rate:
@@ -147,7 +160,7 @@ class PyAvSoxr:
             return self._resample(np.zeros(0, self.dtype), last=last) if last else b""
         if self.stream is None:
             self._open(frames[0].sample_rate)
-        # ffmpeg's "mp3" decoder is the fixed-point one: s16p, mono in plane 0
+        # mono: plane 0; float32 from "mp3float", int16 from the fixed-point "mp3"
         parts = [f.to_ndarray()[0] for f in frames]
         x = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if x.dtype == np.int16 and self.dtype != "int16":
@@ -180,6 +193,15 @@ class PyAvSoxr:
             frames.extend(self.ctx.decode(packet))
         frames.extend(self.ctx.decode(None))
         return self._frames(frames, last=True)
+
+
+class PyAvSoxrS16(PyAvSoxr):
+    """PyAvSoxr with ffmpeg's fixed-point decoder and an int16 soxr stream."""
+
+    name: ClassVar[str] = "PyAV (s16) + soxr HQ int16 stream"
+
+    def __init__(self, output_format: str = "mp3_44100_128") -> None:
+        super().__init__(output_format, dtype="int16", decoder="mp3")
 
 
 class Mpg123Only:
