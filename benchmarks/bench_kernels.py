@@ -6,8 +6,8 @@
   ``hotline.codec.reference`` has one), ns per sample, on 10.8 s of 8 kHz speech.
 - ``resample A->B``: ``hotline.codec.Resampler`` vs ``soxr.ResampleStream`` (int16, HQ and
   VHQ), fed the test speech in 4096-sample blocks; ns per input sample.
-- ``mp3 decode``: ``hotline.codec.Mp3Decoder`` (libmpg123) vs PyAV's streaming parse + decode,
-  on the ~3 KB chunks of the pipeline benchmark.
+- ``mp3 decode``: ``hotline.codec.Mp3Decoder`` (libmpg123) vs PyAV's streaming parse + decode
+  with each of ffmpeg's MP3 decoders, on the ~3 KB chunks of the pipeline benchmark.
 """
 
 from __future__ import annotations
@@ -109,18 +109,22 @@ def decode_cases() -> dict[str, tuple[str, Callable[[], object]]]:
         out.append(d.flush())
         return out
 
-    def pyav() -> object:
-        ctx = av.CodecContext.create("mp3", "r")
-        frames = []
-        for c in chunks:
-            for p in ctx.parse(c):
-                frames.extend(ctx.decode(p))
-        frames.extend(ctx.decode(None))
-        return frames
+    def pyav(decoder: str) -> Callable[[], object]:
+        def run() -> object:
+            ctx = av.CodecContext.create(decoder, "r")
+            frames = []
+            for c in chunks:
+                for p in ctx.parse(c):
+                    frames.extend(ctx.decode(p))
+            frames.extend(ctx.decode(None))
+            return frames
+
+        return run
 
     return {
         "hotline": ("hotline Mp3Decoder (libmpg123)", ours),
-        "pyav": ("PyAV parse + decode (ffmpeg mp3)", pyav),
+        "pyav_float": ("PyAV parse + decode (mp3float)", pyav("mp3float")),
+        "pyav": ("PyAV parse + decode (mp3, fixed)", pyav("mp3")),
     }
 
 
@@ -159,7 +163,7 @@ def test_resample(benchmark: Any, pair: tuple[int, int], key: str) -> None:
     assert abs(len(out) // 2 - n * out_rate / in_rate) < 64
 
 
-@pytest.mark.parametrize("key", ["hotline", "pyav"])
+@pytest.mark.parametrize("key", ["hotline", "pyav_float", "pyav"])
 def test_mp3_decode(benchmark: Any, key: str) -> None:
     label, fn = decode_cases()[key]
     data = audio.encoded("mp3_44100_128")
