@@ -111,7 +111,7 @@ def decode_cases() -> dict[str, tuple[str, Callable[[], object]]]:
 
     def pyav(decoder: str) -> Callable[[], object]:
         def run() -> object:
-            ctx = av.CodecContext.create(decoder, "r")
+            ctx: Any = av.CodecContext.create(decoder, "r")
             frames = []
             for c in chunks:
                 for p in ctx.parse(c):
