@@ -206,6 +206,78 @@ def test_one_megabyte_message(server: ServerThread) -> None:
     arun(main)
 
 
+def test_media_stream_caps_messages_at_64_kib(server: ServerThread) -> None:
+    """Just under 64 KiB is read (and dropped as malformed, the call goes on); just over it
+    closes the stream with 1009."""
+    import json
+    import re
+
+    import httpx
+    from twilio.request_validator import RequestValidator
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    from .harness import AUTH_TOKEN
+
+    async def main() -> None:
+        before = await scrape(server)
+        sid, stream = "CA" + "6" * 32, "MZ" + "6" * 32
+        form = {"CallSid": sid, "AccountSid": "AC" + "1" * 32, "From": "+15555550123"}
+        url = server.base + "/voice"
+        validator = RequestValidator(AUTH_TOKEN)
+        async with httpx.AsyncClient() as client:
+            r = await client.post(
+                url,
+                data=form,
+                headers={"X-Twilio-Signature": validator.compute_signature(url, form)},
+            )
+        ws_url = re.search(r'<Stream url="([^"]+)"', r.text).group(1)  # type: ignore[union-attr]
+        params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', r.text))
+        sig = validator.compute_signature(ws_url, {})
+        async with connect(ws_url, additional_headers={"X-Twilio-Signature": sig}) as ws:
+            await ws.send(
+                json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            )
+            start = {
+                "event": "start",
+                "sequenceNumber": "1",
+                "start": {
+                    "accountSid": "AC" + "1" * 32,
+                    "streamSid": stream,
+                    "callSid": sid,
+                    "tracks": ["inbound"],
+                    "customParameters": params,
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+                "streamSid": stream,
+            }
+            await ws.send(json.dumps(start))
+            await ws.recv()  # the greeting's first media: the call is up
+            under = '{"event":"hotline-padding","pad":"' + "x" * (64 * 1024 - 100) + '"}'
+            await ws.send(under)
+            await asyncio.sleep(0.3)
+            assert sid in [
+                c["call_sid"] for c in (await admin(server, "GET", "/calls")).json()["calls"]
+            ]
+            over = '{"event":"hotline-padding","pad":"' + "x" * (64 * 1024 + 100) + '"}'
+            await ws.send(over)
+            code = None
+            try:
+                async for _ in ws:
+                    pass
+            except ConnectionClosed:
+                pass
+            code = ws.close_code
+        assert code in (1009, 1006), code
+        after = await scrape(server)
+        assert (
+            counter(after, PROTOCOL, side="twilio") - counter(before, PROTOCOL, side="twilio") >= 1
+        )
+        await check_clean(server)
+
+    arun(main)
+
+
 def test_server_survived_the_matrix(server: ServerThread) -> None:
     """Last: after every fault the same server process answers and completes a normal call."""
 
