@@ -302,9 +302,8 @@ class _Call:
         self.utt_audio = 0
         self.utt_speech = 0
         # caller speech
-        self.speech: tuple[bytes, ...] = ()
         self.speech_pos = -1
-        self.speech_payloads: list[str] = []
+        self.speech_payloads: tuple[str, ...] = ()
         self.barge_onset: float | None = None
         # digits
         self.digits = list(opts.digits)
@@ -596,14 +595,15 @@ class _Call:
         )
 
     def _start_barge_in(self) -> None:
-        from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_frames
+        from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_payloads
 
         try:
-            self.speech = caller_speech_frames(self.opts.barge_in_text or DEFAULT_CALLER_TEXT)
+            self.speech_payloads = caller_speech_payloads(
+                self.opts.barge_in_text or DEFAULT_CALLER_TEXT
+            )
         except Exception as exc:  # eSpeak/codec unavailable: the call goes on without speech
             self.r.errors.append(f"caller speech unavailable: {exc}")
             return
-        self.speech_payloads = [base64.b64encode(f).decode("ascii") for f in self.speech]
         self.speech_pos = 0
         self.barge_onset = self.now_ms()
         self.r.barge_in_onset_ms = self.barge_onset
@@ -864,10 +864,12 @@ async def place_call(options: CallOptions) -> CallReport:
     if (
         opts.barge_in_at is not None or opts.barge_in_after_answer_s is not None
     ):  # synthesize the caller's words before the clock starts
-        from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_frames
+        from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_payloads
 
         with contextlib.suppress(Exception):  # reported when the barge-in starts
-            await asyncio.to_thread(caller_speech_frames, opts.barge_in_text or DEFAULT_CALLER_TEXT)
+            await asyncio.to_thread(
+                caller_speech_payloads, opts.barge_in_text or DEFAULT_CALLER_TEXT
+            )
     try:
         twiml = await _webhook(opts, report)
         stream_url, params = parse_twiml(twiml)

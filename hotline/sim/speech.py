@@ -41,3 +41,11 @@ def caller_speech_frames(
     while start < len(frames) and not frame_is_speech(frames[start]):
         start += 1
     return tuple(frames[start:])
+
+
+@functools.lru_cache(maxsize=16)
+def caller_speech_payloads(text: str = DEFAULT_CALLER_TEXT) -> tuple[str, ...]:
+    """The frames of :func:`caller_speech_frames`, base64-encoded once per process (media payloads)."""
+    import base64
+
+    return tuple(base64.b64encode(f).decode("ascii") for f in caller_speech_frames(text))
