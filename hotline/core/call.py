@@ -314,7 +314,7 @@ class Call:
         frame_bytes: int = 160,
         max_ahead_ms: int = 1000,
         refill_ms: int = 200,
-        mark_every_frames: int = 25,
+        mark_every_frames: int = 0,
         mark_grace: float = 2.0,
         twilio: TwilioStream | None = None,
     ) -> None:

@@ -333,9 +333,20 @@ class CallSession:
 
     def _first_frame(self, first: FirstFrame, sent: float) -> None:
         metrics = self.hub.metrics
-        metrics.time_to_first_audio.observe(sent - first.tts_started_at)
-        metrics.tts_first_chunk.observe(first.first_audio_at - first.tts_started_at)
-        metrics.bridge_overhead.observe(sent - first.first_audio_at)
+        total = sent - first.tts_started_at
+        voice = first.first_audio_at - first.tts_started_at
+        bridge = sent - first.first_audio_at
+        metrics.time_to_first_audio.observe(total)
+        metrics.tts_first_chunk.observe(voice)
+        metrics.bridge_overhead.observe(bridge)
+        log.info(
+            "call %s: utterance %d first audio after %.1f ms (voice %.1f ms + bridge %.3f ms)",
+            self.label,
+            first.utterance_id,
+            total * 1000,
+            voice * 1000,
+            bridge * 1000,
+        )
 
     def _on_start(self, action: Started) -> None:
         hub = self.hub
