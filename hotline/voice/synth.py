@@ -59,8 +59,8 @@ class _Lru:
             self._size = 0
 
 
-_PCM_CACHE = _Lru(64 << 20)
-_OUT_CACHE = _Lru(64 << 20)
+_PCM_CACHE = _Lru(8 << 20)  # bounded so a soak with many distinct texts stays flat
+_OUT_CACHE = _Lru(16 << 20)
 
 
 def clear_caches() -> None:

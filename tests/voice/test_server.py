@@ -549,3 +549,30 @@ def test_multi_stream_input_context_and_socket_inactivity() -> None:
             assert voice.stats.timeouts == 2
 
     arun(main)
+
+
+@pytest.mark.parametrize("fmt", ["mp3_44100_128", "pcm_16000"])
+def test_synth_cache_is_byte_identical_to_one_continuous_encoder(fmt: str) -> None:
+    from hotline.voice.encode import Encoder
+    from hotline.voice.synth import StreamSynth, clear_caches, speech_pcm
+
+    clear_caches()
+    s1 = StreamSynth(fmt)
+    a1 = s1.generate("First part of it. ", end=False).audio
+    s1.generate("Second part. ", end=True)
+    s2 = StreamSynth(fmt)
+    a2 = s2.generate("First part of it. ", end=False).audio  # a cache hit
+    c2 = s2.generate(
+        "A different ending. ", end=True
+    ).audio  # a miss: the encoder is rebuilt by replay
+    assert a2 == a1
+    pa, pc = (
+        speech_pcm("First part of it. ", "en-us", 175),
+        speech_pcm("A different ending. ", "en-us", 175),
+    )
+    enc = Encoder(fmt, pa.sample_rate)
+    ref_a = enc.feed(pa.samples)
+    ref_c = enc.feed(pc.samples) + enc.flush()
+    assert (a2, c2) == (ref_a, ref_c)
+    s3 = StreamSynth(fmt, cache=False)  # the cache off: same shape of output
+    assert s3.generate("Third. ", end=True).audio
