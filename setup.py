@@ -98,7 +98,12 @@ def _extensions() -> list[Extension]:
 
     ext = Extension(
         "hotline.codec._codec",
-        sources=["hotline/codec/_codec.pyx", "csrc/ulaw.c", "csrc/resample.c"],
+        sources=[
+            "hotline/codec/_codec.pyx",
+            "csrc/ulaw.c",
+            "csrc/resample.c",
+            "csrc/mp3sync.c",
+        ],
         include_dirs=include_dirs,
         library_dirs=library_dirs,
         libraries=libraries,

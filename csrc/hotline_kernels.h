@@ -165,6 +165,44 @@ ptrdiff_t hl_resampler_flush(hl_resampler *rs, int16_t *restrict out, size_t out
 /* Look-ahead latency in input samples (0 for passthrough). */
 double hl_resampler_delay(const hl_resampler_plan *plan);
 
+/* ------------------------------------------------------- MP3 frame sync (mp3sync.c) */
+
+/* Splits a byte stream into whole MPEG layer III frames (MPEG-1, 2 and 2.5; no free format)
+ * and drops everything else: junk is counted, ID3v2 tags are skipped as metadata.
+ *
+ * Out of sync (at the start, after junk) a header is accepted only when the frame it
+ * announces is followed by another compatible header (same version and sample rate), or, at
+ * the end of the stream, when its frame is complete. In sync, a frame is accepted when it is
+ * complete, starts where the previous one ended and belongs to the same stream; anything else
+ * there loses sync, and finding the next confirmed frame after skipping junk is one resync (a
+ * new stream right there, e.g. a rate change, is not). Bytes are held only while a frame is incomplete or awaits confirmation (at most one
+ * frame + 4 bytes), so the buffer never needs more than HL_MP3SYNC_MIN_CAP.
+ *
+ * Use: push() input (it takes what fits), then pull() runs of frames until it returns 0;
+ * repeat until all input is taken. A pulled run is buf[off, off + n) and stays valid until
+ * the next push(). pull(final = 1) at the end of the stream accepts a last unconfirmed frame
+ * and counts what is left as junk. */
+#define HL_MP3SYNC_MIN_CAP 4096u
+#define HL_MP3SYNC_CAP 16384u
+
+typedef struct hl_mp3sync {
+    uint8_t *buf;        /* caller-owned, cap bytes */
+    size_t cap, len, pos; /* buf[pos, len) is pending */
+    int in_sync;
+    int lost;            /* sync was lost and not regained yet */
+    uint64_t lost_at;    /* junk_bytes when it was lost */
+    uint8_t last[4];     /* header of the last frame passed on */
+    uint32_t skip;       /* bytes of an ID3v2 tag still to skip */
+    uint64_t frames;     /* frames passed on (this stream) */
+    uint64_t junk_bytes, meta_bytes, resyncs; /* lifetime counters, kept by reset */
+} hl_mp3sync;
+
+void hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap);
+/* A new stream: drop pending bytes and sync state, keep the counters. */
+void hl_mp3sync_reset(hl_mp3sync *s);
+size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *in, size_t n);
+size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off);
+
 #ifdef __cplusplus
 }
 #endif

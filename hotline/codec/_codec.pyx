@@ -75,6 +75,9 @@ cdef enum:
     _ST_NOMEM = 2
     _ST_MPG123 = 3      # libmpg123 error, code in self._err
     _ST_KERNEL = 4      # a kernel returned a negative code, in self._err
+    # libmpg123 counts as stuck when this many more frames went in than came out (it lags by
+    # one frame for its first-frame check, by up to ~2 more for frames gapless skips whole)
+    _STALL_FRAMES = 8
 
 
 def mpg123_version():
@@ -333,19 +336,23 @@ cdef class Resampler:
 # ------------------------------------------------------------------------- MP3 decoding
 
 cdef class _Mp3:
-    """One libmpg123 feed-mode handle plus the byte accounting for skipped input."""
+    """One libmpg123 feed-mode handle behind our frame sync (csrc/mp3sync.c): libmpg123 only
+    ever sees whole, validated layer III frames; the sync counts the junk it drops."""
     cdef mpg123_handle *mh
+    cdef hl_mp3sync sync
+    cdef uint8_t *syncbuf
     cdef long rate          # libmpg123's current output rate (0 until the first NEW_FORMAT)
-    cdef long last_rate     # last rate seen, kept across flush() for stats
-    cdef int64_t fed        # bytes fed in this stream
-    cdef int64_t next_pos   # stream offset where the next frame would start if contiguous
-    cdef int64_t skipped    # bytes that did not decode to audio (this object's lifetime)
-    cdef int64_t resyncs    # discontinuities between audio frames (lifetime)
-    cdef int64_t frames     # audio frames in this stream
+    cdef long last_rate     # rate of the last decoded audio, kept across flush() for stats
     cdef bint pending       # NEW_FORMAT came with a parsed frame not yet decoded
+    cdef uint64_t parsed    # frames libmpg123 returned in this stream
+    cdef uint64_t stalls    # times libmpg123 had to be reopened (lifetime)
 
     def __cinit__(self):
         cdef int err = MPG123_OK
+        self.syncbuf = <uint8_t *>malloc(HL_MP3SYNC_CAP)
+        if self.syncbuf == NULL:
+            raise MemoryError()
+        hl_mp3sync_init(&self.sync, self.syncbuf, HL_MP3SYNC_CAP)
         mpg123_init()  # a no-op from libmpg123 1.27 on; required before
         self.mh = mpg123_new(NULL, &err)
         if self.mh == NULL:
@@ -375,6 +382,15 @@ cdef class _Mp3:
     def __dealloc__(self):
         if self.mh != NULL:
             mpg123_delete(self.mh)
+        free(self.syncbuf)
+
+    @property
+    def skipped(self):
+        return self.sync.junk_bytes
+
+    @property
+    def resyncs(self):
+        return self.sync.resyncs + self.stalls
 
     cdef int open(self) except -1:
         # A fresh stream: drops buffered input and the previous stream's gapless/format state.
@@ -382,25 +398,37 @@ cdef class _Mp3:
         # self.rate survives: libmpg123 keeps its output format across streams and announces
         # NEW_FORMAT only when the next stream's format differs
         self.pending = False
-        self.fed = 0
-        self.next_pos = 0
-        self.frames = 0
+        self.parsed = 0
+        hl_mp3sync_reset(&self.sync)
         return 0
 
-    cdef int feed(self, const uint8_t *p, size_t n) noexcept nogil:
-        if n == 0:
-            return MPG123_OK
-        self.fed += n
-        return mpg123_feed(self.mh, p, n)  # copies into libmpg123's own buffer chain
+    cdef int feed(self, const uint8_t *p, size_t n, bint final) noexcept nogil:
+        """Pass input through the frame sync; whole frames go to libmpg123 (which copies them
+        into its own buffer chain). final: end of stream, release a last unconfirmed frame."""
+        cdef size_t took, run, off = 0
+        cdef int rc
+        while True:
+            took = hl_mp3sync_push(&self.sync, p, n)
+            p += took
+            n -= took
+            while True:
+                run = hl_mp3sync_pull(&self.sync, final and n == 0, &off)
+                if run == 0:
+                    break
+                rc = mpg123_feed(self.mh, self.sync.buf + off, run)
+                if rc != MPG123_OK:
+                    return rc
+            if n == 0:
+                return MPG123_OK
 
     cdef int next(self, float **audio, size_t *nsamples) noexcept nogil:
         """One step: MPG123_OK with one frame's samples (0 for a frame that is skipped or
         trimmed by gapless decoding), NEED_MORE, NEW_FORMAT (self.rate updated) or an error.
 
-        Frame by frame (parse, look, then decode) rather than mpg123_decode_frame(): junk
-        that happens to parse as a layer I/II header is never decoded. Decoded, it would be
-        noise in the caller's ear, and libmpg123's layer II decoder writes to stderr
-        whatever MPG123_QUIET says."""
+        Frame by frame (parse, look, then decode) rather than mpg123_decode_frame(), so a
+        frame that is not layer III is never decoded: it would be noise in the caller's ear,
+        and libmpg123's layer II decoder writes to stderr whatever MPG123_QUIET says. The sync
+        in front already drops such frames; this is the second line."""
         cdef off_t num = 0
         cdef unsigned char *buf = NULL
         cdef size_t nbytes = 0
@@ -414,6 +442,16 @@ cdef class _Mp3:
             self.pending = False  # the frame parsed before NEW_FORMAT is still to decode
         else:
             rc = mpg123_framebyframe_next(self.mh)
+            if rc == MPG123_NEED_MORE and self.sync.frames > self.parsed + _STALL_FRAMES:
+                # libmpg123 has been fed whole frames but returns none: its parser locked
+                # onto something junk made look like a stream (seen with a confirmed junk
+                # header ahead of a valid stream). Reopen it; what it held is lost, the
+                # frames that follow decode.
+                if mpg123_open_feed(self.mh) == MPG123_OK:
+                    self.stalls += 1
+                    self.pending = False
+                self.parsed = self.sync.frames
+                return rc
             if rc == MPG123_NEW_FORMAT:
                 if mpg123_getformat(self.mh, &rate, &ch, &enc) == MPG123_OK:
                     self.rate = rate
@@ -421,19 +459,9 @@ cdef class _Mp3:
                 return rc
             if rc != MPG123_OK:
                 return rc
+        self.parsed += 1
         if mpg123_info(self.mh, &info) != MPG123_OK or info.layer != 3:
-            # not audio we accept: its bytes stay in the gap counted below at the next
-            # layer III frame (or at end_stream)
-            return MPG123_OK
-        # Skipped-byte accounting: a gap between where the previous frame ended and where
-        # this one starts is input libmpg123 resynced over (or a tag / info frame).
-        pos = mpg123_framepos(self.mh)
-        if pos > self.next_pos:
-            self.skipped += pos - self.next_pos
-            if self.frames > 0:
-                self.resyncs += 1
-        self.next_pos = pos + (info.framesize if info.framesize > 0 else 0)
-        self.frames += 1
+            return MPG123_OK  # cannot happen behind the sync; never decode it if it does
         rc = mpg123_framebyframe_decode(self.mh, &num, &buf, &nbytes)
         if rc != MPG123_OK:
             return rc
@@ -444,14 +472,6 @@ cdef class _Mp3:
         audio[0] = <float *>buf
         nsamples[0] = nbytes // sizeof(float)
         return rc
-
-    cdef void end_stream(self) noexcept nogil:
-        # bytes after the last complete frame (a truncated frame, trailing junk) were skipped
-        if self.fed > self.next_pos:
-            self.skipped += self.fed - self.next_pos
-            if self.frames > 0:
-                self.resyncs += 1
-        self.next_pos = self.fed
 
 
 cdef class Mp3Decoder:
@@ -530,7 +550,7 @@ cdef class Mp3Decoder:
         _get_buffer(data, &view)
         try:
             with nogil:
-                st = self._mp3.feed(<const uint8_t *>view.buf, view.len)
+                st = self._mp3.feed(<const uint8_t *>view.buf, view.len, False)
                 if st != MPG123_OK:
                     self._err = st
                     st = _ST_MPG123
@@ -553,11 +573,16 @@ cdef class Mp3Decoder:
     cdef object _flush(self):
         cdef int st
         with nogil:
-            st = self._run()
-            self._mp3.end_stream()
-        out = self._take(st)
-        self._mp3.open()
-        return out
+            st = self._mp3.feed(NULL, 0, True)  # release a last unconfirmed frame
+            if st != MPG123_OK:
+                self._err = st
+                st = _ST_MPG123
+            else:
+                st = self._run()
+        try:
+            return self._take(st)
+        finally:
+            self._mp3.open()
 
     def reset(self):
         """Drop all buffered input; the next feed() starts a new stream."""
@@ -773,7 +798,7 @@ cdef class Transcoder:
     cdef object _feed_mp3(self, const uint8_t *p, size_t n):
         cdef int st
         with nogil:
-            st = self._mp3.feed(p, n)
+            st = self._mp3.feed(p, n, False)
             if st != MPG123_OK:
                 self._err = st
                 st = _ST_MPG123
@@ -888,7 +913,12 @@ cdef class Transcoder:
         self._odd = False  # a half sample at the end of an utterance cannot be played
         if self._kind == _K_MP3:
             with nogil:
-                st = self._run_mp3()
+                st = self._mp3.feed(NULL, 0, True)  # release a last unconfirmed frame
+                if st != MPG123_OK:
+                    self._err = st
+                    st = _ST_MPG123
+                else:
+                    st = self._run_mp3()
             while st == _ST_NEED_RATE:
                 self._set_rate(self._mp3.rate)
                 with nogil:
@@ -896,7 +926,6 @@ cdef class Transcoder:
             if st == _ST_DONE:
                 with nogil:
                     st = self._drain_resampler()
-                    self._mp3.end_stream()
             try:
                 out = self._mp3_result(st)
             finally:

@@ -1,5 +1,5 @@
 # Declarations of the C kernels in csrc/hotline_kernels.h (only what _codec.pyx calls).
-from libc.stdint cimport int16_t, uint8_t, uint32_t
+from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "hotline_kernels.h" nogil:
@@ -60,3 +60,20 @@ cdef extern from "hotline_kernels.h" nogil:
                                      float scale, int16_t *out, size_t out_cap)
     ssize_t hl_resampler_flush(hl_resampler *rs, int16_t *out, size_t out_cap)
     double hl_resampler_delay(const hl_resampler_plan *plan)
+
+    enum:
+        HL_MP3SYNC_CAP
+
+    ctypedef struct hl_mp3sync:
+        uint8_t *buf
+        size_t len
+        size_t pos
+        uint64_t frames
+        uint64_t junk_bytes
+        uint64_t meta_bytes
+        uint64_t resyncs
+
+    void hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap)
+    void hl_mp3sync_reset(hl_mp3sync *s)
+    size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *inp, size_t n)
+    size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off)
