@@ -103,6 +103,7 @@ def test_new_format_mid_stream(mp3: Callable[..., bytes], cut: Callable[..., lis
     assert d.rate == 22050
     # the format change is followed sample-exactly (the second stream starts fresh)
     assert len(first + rest) == len(da) + len(db)
+    assert d.skipped_bytes == 0 and d.resyncs == 0  # a new stream is not junk
     assert (first + rest)[-len(db) // 2 :] == db[-len(db) // 2 :]
     for sizes in ([1], [333], [4096]):
         assert decode(a + b, cut(a + b, sizes))[0] == first + rest
@@ -183,3 +184,39 @@ def test_any_contiguous_buffer(mp3: Callable[..., bytes]) -> None:
     clean, _ = decode(m)
     for buf in (bytearray(m), memoryview(m), np.frombuffer(m, np.uint8)):
         assert decode(m, [buf])[0] == clean  # type: ignore[list-item]
+
+
+def test_id3_tag_between_streams_is_metadata(mp3: Callable[..., bytes]) -> None:
+    m = mp3(22050, 0.3, kbps=32)
+    body = b"TIT2\x00\x00\x00\x05\x00\x00\x03abcd"
+    tag = b"ID3\x03\x00\x00" + bytes([0, 0, 0, len(body)]) + body
+    out, d = decode(tag + m + tag + m)
+    assert len(out) == 2 * len(decode(m)[0])
+    assert d.skipped_bytes == 0 and d.resyncs == 0
+
+
+def test_tiny_streams(mp3: Callable[..., bytes]) -> None:
+    # a stream of one or two frames has no successor to confirm its first header: flush()
+    # accepts a complete last frame
+    for seconds in (0.005, 0.03):
+        m = mp3(44100, seconds, kbps=128)
+        out, d = decode(m)
+        assert len(out) // 2 >= 1152 and d.skipped_bytes == 0
+        assert decode(m, [m[i : i + 1] for i in range(len(m))])[0] == out
+
+
+def test_fake_header_right_after_a_frame_does_not_swallow_the_stream(
+    mp3: Callable[..., bytes],
+) -> None:
+    # found by fuzzing: the first frames of a stream, then junk whose first bytes are a
+    # header of another stream claiming a ~1 KB frame, exactly where the next frame should
+    # start, then a valid stream. The header must be confirmed before it is believed.
+    g = mp3(22050, 0.3, kbps=32)
+    clean, _ = decode(g)
+    for fake in (b"\xff\xe2\xe5\xd3", b"\xff\xe3\xc9\x1d", b"\xff\xf3\xd2\x1f" * 40):
+        first = 2 * 104 + 1  # a little over the first two 104/105-byte frames
+        cut = g.find(b"\xff\xf3", first)  # the third frame's header
+        out, d = decode(g[:cut] + fake + g)
+        tail = out[-len(clean) :]
+        assert len(out) >= len(clean) and len(tail) == len(clean)
+        assert d.skipped_bytes >= len(fake)
