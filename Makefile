@@ -2,28 +2,42 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PKGS := libmpg123-dev pkg-config ffmpeg
 SOURCES := setup.py pyproject.toml $(wildcard hotline/codec/*.pyx hotline/codec/*.pxd csrc/*.c csrc/*.h)
 PYTEST_ARGS ?=
 
-.PHONY: all sysdeps venv build test demo serve bench bench-save wheel wheel-check lint clean
+.PHONY: all sysdeps testdeps venv build test demo serve bench bench-save wheel wheel-check lint clean
 
 all: build
 
 # System packages: installed when run as root, otherwise we print the exact line and stop.
-sysdeps:
+# Build/run needs libmpg123 + pkg-config; the test suite also needs ffmpeg (pydub, a benchmark
+# rival) and redis-server (scale-out tests).
+BUILD_PKGS := libmpg123-dev pkg-config
+TEST_PKGS  := ffmpeg redis-server
+define ensure_pkgs
 	@missing=""; \
-	pkg-config --exists libmpg123 2>/dev/null || missing="$$missing libmpg123-dev pkg-config"; \
-	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	for p in $(1); do \
+	  case $$p in \
+	    libmpg123-dev) pkg-config --exists libmpg123 2>/dev/null || missing="$$missing $$p";; \
+	    *) command -v $$p >/dev/null 2>&1 || dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p";; \
+	  esac; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages:$$missing"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "hotline needs system packages. Run:  sudo apt-get install -y $(APT_PKGS)"; exit 1; \
+	    echo "hotline needs system packages. Run:  sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
+endef
+
+sysdeps:
+	$(call ensure_pkgs,$(BUILD_PKGS))
+
+testdeps:
+	$(call ensure_pkgs,$(TEST_PKGS))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +58,7 @@ $(VENV)/.stamp-build: $(SOURCES) $(VENV)/.stamp-deps
 
 build: sysdeps $(VENV)/.stamp-build
 
-test: build
+test: build testdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: build
@@ -58,7 +72,7 @@ serve: build
 	@set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/hotline serve
 
 # pytest-benchmark with saved baselines: the first run saves, later runs compare with the last.
-bench: build
+bench: build testdeps
 	$(BIN)/python -m pytest benchmarks -p no:randomly --benchmark-only \
 	  --benchmark-autosave --benchmark-compare --benchmark-columns=mean,median,stddev,ops \
 	  --benchmark-sort=name $(PYTEST_ARGS) || \
