@@ -410,6 +410,11 @@ class Call:
 
     # ------------------------------------------------------------------ outputs
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """True if :meth:`data_to_send` would return something."""
+        return self._n_out > 0
+
     def data_to_send(self) -> list[str]:
         """Return and forget the Twilio text frames to send, in order."""
         self._n_out = 0

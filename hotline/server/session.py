@@ -57,6 +57,8 @@ DEBUG_SCRIPT = CallScript(
 #: Largest Twilio message accepted on /media-stream (a 20 ms media message is ~300 bytes).
 MAX_MESSAGE = 64 * 1024
 _MAX_ERROR_KINDS = 32
+#: Undecodable TTS bytes in one utterance worth a warning (a stray partial frame is not).
+CORRUPT_AUDIO_LOG_BYTES = 1024
 
 clock = time.perf_counter
 
@@ -163,7 +165,18 @@ class CallSession:
                 except ProtocolError as exc:
                     self._bad_message("twilio", exc)
                     continue
-                self._dispatch()
+                # Most messages are inbound audio that changes nothing to send: wake the
+                # sender only when there is something for it to do.
+                actions = call.actions()
+                for action in actions:
+                    self._execute(action)
+                if actions or call.has_data_to_send:
+                    self._wake.set()
+                else:
+                    now = clock()
+                    deadline = call.next_deadline(now)
+                    if deadline is not None and deadline <= now:
+                        self._wake.set()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -265,7 +278,7 @@ class CallSession:
                 call.tts_failed(uid, "stream ended without isFinal", clock())
                 self._dispatch()
             skipped = getattr(getattr(converter, "stats", None), "skipped_bytes", 0)
-            if skipped > skipped_before:
+            if skipped - skipped_before > CORRUPT_AUDIO_LOG_BYTES:
                 hub.metrics.elevenlabs_errors.labels("corrupt_audio").inc()
                 log.warning(
                     "call %s: utterance %d: %d bytes of undecodable TTS audio skipped",
