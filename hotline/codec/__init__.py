@@ -24,6 +24,50 @@ API:
     mpg123_version() -> str
     SUPPORTED_FORMATS          every ``output_format`` Transcoder accepts
 
+Calling contract (Transcoder, Mp3Decoder, Resampler alike):
+    feed()/process() take any C-contiguous buffer (bytes, bytearray, memoryview, numpy array)
+    without copying it; a strided buffer raises CodecError. Each call returns a new ``bytes``
+    (possibly empty) and holds no reference to the input.
+
+    flush() ends the stream: it drains the decoder and the resampler's look-ahead (and drops
+    half a PCM sample, which cannot be played). The object is then ready for the next
+    utterance: a feed() after flush() starts a new stream, exactly as a new object would;
+    flushing twice returns ``b""`` the second time.
+
+    reset() drops everything buffered (barge-in) without output; the next feed() starts a new
+    stream. After a DecoderError, reset() makes the object usable again.
+
+    The objects are not thread-safe (they release the GIL while working); calling one from two
+    threads at once raises RuntimeError instead of corrupting state.
+
+Formats: ``mp3_*`` are decoded by libmpg123 whatever rate the name says (the stream's own
+headers decide; a rate change mid-stream is followed). ``pcm_<rate>`` is little-endian int16
+mono; an odd byte is carried to the next feed(). ``ulaw_8000`` passes through byte for byte,
+``alaw_8000`` is mapped by table. Output is µ-law 8 kHz mono and depends only on the
+concatenated input of an utterance, never on how it was cut.
+
+MP3 input passes through a frame sync before libmpg123 sees it: only whole MPEG-1/2/2.5
+layer III frames whose headers are confirmed by the next frame reach the decoder. Junk (an
+error body fed as audio, zero runs, truncated frames) is dropped and counted in
+``stats.skipped_bytes``; ``stats.decoder_resyncs`` counts the times sync was lost and found
+again after junk. ID3v2 tags and the LAME/Xing Info frame are metadata, not junk. Gapless:
+with a LAME/Xing tag the encoder delay and padding are trimmed. Free-format MP3 and layers
+I/II are not supported (ElevenLabs sends neither).
+
+Resampler: Kaiser-windowed sinc, passband to 0.913 and stopband from 1.0 of the lower Nyquist
+frequency (to 8 kHz: flat to 3652 Hz, >= 75 dB down from 4 kHz), one stage or an integer
+pre-decimation plus a rational stage. Output sample n is time-aligned with input time
+n * in_rate / out_rate (the filter's group delay is compensated; ``delay`` is the look-ahead
+in seconds that this costs); a whole stream of n samples gives round(n * out / in) +- 1.
+
+ulaw_frame_stats: rms over the decoded samples in dB relative to full scale 32768, floored at
+-120.0 (also for silence and empty input); zero-crossing rate = sign changes between
+neighbouring samples / (n - 1) (0 counts as positive; 0.0 for fewer than two samples).
+
+TranscoderStats counts over the object's lifetime (flush() and reset() do not clear it):
+bytes_in, bytes_out, feeds, skipped_bytes, decoder_resyncs, input_rate (the format's rate,
+or for MP3 the rate of the last decoded audio; 0 before any).
+
 Errors: ``hotline.errors.CodecError`` (a ValueError) for bad arguments and unusable input,
 ``hotline.errors.DecoderError`` when libmpg123 cannot recover.
 """
