@@ -71,13 +71,15 @@ demo: build
 serve: build
 	@set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/hotline serve
 
-# pytest-benchmark with saved baselines: the first run saves, later runs compare with the last.
+# pytest-benchmark with saved baselines: every run is saved in .benchmarks/; from the second run
+# on it is compared with the previous one (and fails on a >25% mean regression).
+BENCH_COLUMNS := --benchmark-columns=min,mean,median,stddev,rounds --benchmark-sort=name
 bench: build testdeps
-	$(BIN)/python -m pytest benchmarks -p no:randomly --benchmark-only \
-	  --benchmark-autosave --benchmark-compare --benchmark-columns=mean,median,stddev,ops \
-	  --benchmark-sort=name $(PYTEST_ARGS) || \
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-autosave \
-	  --benchmark-columns=mean,median,stddev,ops --benchmark-sort=name $(PYTEST_ARGS)
+	@if ls .benchmarks/*/*.json >/dev/null 2>&1; then \
+	  compare="--benchmark-compare --benchmark-compare-fail=mean:25%"; \
+	else echo "bench: no saved baseline yet; this run becomes the baseline"; compare=""; fi; \
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-autosave $$compare \
+	  $(BENCH_COLUMNS) $(PYTEST_ARGS)
 
 wheel: build
 	rm -rf dist wheelhouse
