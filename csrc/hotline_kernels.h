@@ -90,7 +90,7 @@ typedef struct hl_stage_plan {
     uint32_t in_rate, out_rate;
     uint32_t phases;     /* L = out / gcd */
     uint32_t step;       /* M = in / gcd: input advance per output, in 1/L input samples */
-    uint32_t ntaps;      /* taps per phase (multiple of 32); 1 for passthrough */
+    uint32_t ntaps;      /* taps per phase (multiple of 8); 1 for passthrough */
     uint32_t half;       /* ntaps / 2 */
     double pass_hz, stop_hz, cutoff_hz, atten_db, beta;
     int passthrough;     /* in_rate == out_rate */

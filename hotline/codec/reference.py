@@ -41,8 +41,9 @@ __all__ = [
 PASS_FRAC = 0.913
 STOP_FRAC = 1.0
 ATTEN_DB = 75.0
+ATTEN1_DB = 90.0  # the pre-decimation stage
 STAGE_MARGIN = 1.35
-LANES = 32
+LANES = 8
 RATE_MIN = 1000
 RATE_MAX = 384000
 MAX_PHASES = 2048
@@ -138,13 +139,14 @@ class StagePlan:
     passthrough: bool
 
 
-def _stage(in_rate: int, out_rate: int, pass_hz: float, stop_hz: float) -> StagePlan:
+def _stage(
+    in_rate: int, out_rate: int, pass_hz: float, stop_hz: float, a: float = ATTEN_DB
+) -> StagePlan:
     g = math.gcd(in_rate, out_rate)
     if in_rate == out_rate:
         return StagePlan(in_rate, out_rate, 1, 1, 1, 0, 0.0, 0.0, 0.0, 0.0, True)
     if out_rate // g > MAX_PHASES:
         raise ValueError(f"rate pair {in_rate} -> {out_rate} needs too many phases")
-    a = ATTEN_DB
     beta = 0.1102 * (a - 8.7) if a > 50 else 0.5842 * (a - 21) ** 0.4 + 0.07886 * (a - 21)
     dw = 2.0 * math.pi * (stop_hz - pass_hz) / in_rate
     n = math.ceil((a - 7.95) / (2.285 * dw) + 1.0)
@@ -171,7 +173,7 @@ def plan(in_rate: int, out_rate: int) -> tuple[StagePlan, ...]:
     if d:
         mid = in_rate // d
         return (
-            _stage(in_rate, mid, pass_hz, mid - stop_hz),
+            _stage(in_rate, mid, pass_hz, mid - stop_hz, ATTEN1_DB),
             _stage(mid, out_rate, pass_hz, stop_hz),
         )
     return (_stage(in_rate, out_rate, pass_hz, stop_hz),)
