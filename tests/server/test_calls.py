@@ -399,3 +399,40 @@ def test_health_streaming_reports_local_voice(tmp_path: Path) -> None:
             assert body["status"] == "ok" and body["streaming_enabled"] is True
 
     asyncio.run(main())
+
+
+@call_test()
+async def test_with_the_caller_simulator(server: Running, baseline: set[asyncio.Task[Any]]) -> None:
+    """The same path driven by ``hotline call``'s machinery (hotline.sim.caller)."""
+    from hotline.sim.caller import CallOptions, place_call
+
+    from .harness import AUTH_TOKEN
+
+    report = await place_call(
+        CallOptions(url=server.base, auth_token=AUTH_TOKEN, digits="10", max_seconds=30)
+    )
+    assert report.errors == [], report.summary()
+    assert report.ended_by == "server_hangup", report.summary()
+    assert report.time_to_first_audio_ms is not None and report.time_to_first_audio_ms < 1500
+    assert report.underrun_ms == 0 and report.clears == 0
+    assert report.marks_received == report.marks_echoed == 3  # greeting, line 1, goodbye
+    assert report.speech_ms > 3000
+    await no_leftovers(server, baseline)
+
+
+@call_test(LONG_GREETING)
+async def test_barge_in_with_the_caller_simulator(
+    server: Running, baseline: set[asyncio.Task[Any]]
+) -> None:
+    from hotline.sim.caller import CallOptions, place_call
+
+    from .harness import AUTH_TOKEN
+
+    report = await place_call(
+        CallOptions(url=server.base, auth_token=AUTH_TOKEN, barge_in_at=1.5, hangup_after_s=4.0)
+    )
+    assert report.errors == [], report.summary()
+    assert report.clears == 1, report.summary()
+    assert report.first_clear_after_barge_in_ms is not None
+    assert report.first_clear_after_barge_in_ms <= 300, report.summary()
+    await no_leftovers(server, baseline)
