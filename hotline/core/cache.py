@@ -1,0 +1,236 @@
+"""The phrase cache: finished µ-law of lines already spoken, sans-I/O.
+
+A line's audio depends on everything ElevenLabs is told about it, so the key is a hash over
+the voice, the model, the output format, the voice settings and the text::
+
+    key = phrase_key(voice_id=..., model_id=..., output_format=..., voice_settings=..., text=...)
+    cache = PhraseCache(max_bytes=32 * 2**20)
+    ulaw = cache.get(key)                 # bytes (a hit, now most recently used) or None
+    cache.put(key, ulaw)                  # stored; least recently used entries evicted by bytes
+
+What goes into the cache is what the caller heard: the µ-law the utterance's converter produced
+(:class:`RecordingConverter` wraps it and records), so a replay is byte-identical to the first
+rendering. A recording is offered for storage only if the utterance completed cleanly: any
+``reset()`` of the converter (barge-in, codec failure, hang-up) spoils it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "CacheStats",
+    "Converter",
+    "PhraseCache",
+    "RecordingConverter",
+    "phrase_key",
+]
+
+_KEY_VERSION = "hotline-phrase-1"
+
+
+def phrase_key(
+    *,
+    voice_id: str,
+    model_id: str,
+    output_format: str,
+    voice_settings: Mapping[str, object] | None,
+    text: str,
+) -> str:
+    """A hex SHA-256 over everything that changes a line's audio.
+
+    The text is stripped of surrounding white space (the TTS client adds the trailing space
+    itself); voice settings are canonical JSON (sorted keys), so dict order does not matter.
+
+    Raises:
+        ValueError: blank text, or voice settings that are not JSON-serialisable.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("cannot key a blank text")
+    try:
+        settings = json.dumps(
+            dict(voice_settings) if voice_settings else {}, sort_keys=True, separators=(",", ":")
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"voice_settings are not JSON-serialisable: {exc}") from None
+    material = json.dumps(
+        [_KEY_VERSION, voice_id, model_id, output_format, settings, stripped],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class CacheStats:
+    """Counters over the cache's life; ``bytes``/``entries`` are the current size."""
+
+    hits: int = 0
+    misses: int = 0
+    stores: int = 0
+    evictions: int = 0
+    rejected: int = 0  # entries larger than the whole cache, or empty
+    bytes: int = 0
+    entries: int = 0
+
+
+class PhraseCache:
+    """An LRU map ``key -> µ-law`` bounded by the total bytes held.
+
+    Args:
+        max_bytes: the bound; 0 disables storing (every get is a miss).
+
+    Raises:
+        ValueError: a negative bound.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        self.max_bytes = max_bytes
+        self.stats = CacheStats()
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        """Membership without touching the LRU order or the counters."""
+        return key in self._entries
+
+    def keys(self) -> list[str]:
+        """Keys from least to most recently used."""
+        return list(self._entries)
+
+    def get(self, key: str) -> bytes | None:
+        """The µ-law stored under ``key`` (now the most recently used), or None; counted."""
+        data = self._entries.get(key)
+        if data is None:
+            self.stats.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return data
+
+    def peek(self, key: str) -> bytes | None:
+        """Like :meth:`get`, without counting or reordering."""
+        return self._entries.get(key)
+
+    def put(self, key: str, ulaw: bytes) -> bool:
+        """Store ``ulaw`` under ``key`` (replacing an older value), evicting least recently used
+        entries until the total fits.
+
+        Returns:
+            False if it was not stored: empty, or larger than ``max_bytes`` on its own.
+        """
+        size = len(ulaw)
+        if size == 0 or size > self.max_bytes:
+            self.stats.rejected += 1
+            return False
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.stats.bytes -= len(old)
+        while self._entries and self.stats.bytes + size > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.stats.bytes -= len(evicted)
+            self.stats.evictions += 1
+        self._entries[key] = bytes(ulaw)
+        self.stats.bytes += size
+        self.stats.stores += 1
+        self.stats.entries = len(self._entries)
+        return True
+
+    def discard(self, key: str) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.stats.bytes -= len(old)
+            self.stats.entries = len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.stats.bytes = 0
+        self.stats.entries = 0
+
+
+class Converter(Protocol):
+    """What :class:`hotline.core.call.Call` needs from a µ-law converter."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+    def reset(self) -> None: ...
+
+
+class RecordingConverter:
+    """Wraps an utterance's converter: records the µ-law it produces (a cache miss), or passes
+    cached µ-law straight through (a hit, :attr:`replay` set before the first feed).
+
+    Args:
+        inner: the real converter (:class:`hotline.codec.Transcoder`).
+        max_bytes: recordings longer than this are abandoned (they would not fit the cache).
+    """
+
+    def __init__(self, inner: Converter, max_bytes: int) -> None:
+        self.inner = inner
+        self.replay = False
+        self._max = max_bytes
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._spoiled = False
+        self._flushed = False
+
+    @property
+    def stats(self) -> object:
+        """The inner converter's statistics (the session reads ``skipped_bytes``)."""
+        return getattr(self.inner, "stats", None)
+
+    def _record(self, out: bytes) -> None:
+        if self._spoiled or not out:
+            return
+        self._size += len(out)
+        if self._size > self._max:
+            self._spoil()
+            return
+        self._parts.append(out)
+
+    def _spoil(self) -> None:
+        self._spoiled = True
+        self._parts.clear()
+        self._size = 0
+
+    def feed(self, data: bytes) -> bytes:
+        if self.replay:
+            return data
+        out = self.inner.feed(data)
+        self._record(out)
+        return out
+
+    def flush(self) -> bytes:
+        if self.replay:
+            self._flushed = True
+            return b""
+        out = self.inner.flush()
+        self._record(out)
+        self._flushed = True
+        return out
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self._spoil()
+
+    def spoil(self) -> None:
+        """Mark the recording unusable (a TTS error, corrupt audio skipped)."""
+        self._spoil()
+
+    def recording(self) -> bytes | None:
+        """The µ-law of a cleanly finished utterance (fed, then flushed, never reset), else None."""
+        if self.replay or self._spoiled or not self._flushed or not self._parts:
+            return None
+        return b"".join(self._parts)
