@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable
 
 import pytest
@@ -202,3 +203,43 @@ def test_memory_flat_over_100k_feeds(valid: list[bytes]) -> None:
     grown = _rss_bytes() - before
     assert grown < 2 * 1024 * 1024, f"RSS grew by {grown} bytes over 90,000 feeds"
     assert t.stats.feeds > 100_000
+
+
+def test_random_run(valid: list[bytes]) -> None:
+    # A bounded stand-in for a long fuzzing run (2 s): junk of every kind, valid and corrupted
+    # streams of several rates, random cuts, flushes and resets, through both MP3 paths.
+    rng = random.Random(20261126)
+    t, d = Transcoder("mp3_44100_128"), Mp3Decoder()
+    deadline = time.monotonic() + 2.0
+    pieces = 0
+    while time.monotonic() < deadline:
+        k = rng.random()
+        if k < 0.3:
+            piece = rng.randbytes(rng.randint(0, 3000))
+        elif k < 0.45:
+            piece = rng.choice(SYNC_WORDS) * rng.randint(1, 500)
+        elif k < 0.55:
+            piece = bytes(rng.randint(0, 3000))
+        elif k < 0.7:
+            g = rng.choice(valid)
+            a = rng.randrange(len(g))
+            piece = g[a : a + rng.randint(0, 2000)]
+        elif k < 0.8:
+            b = bytearray(rng.choice(valid))
+            for _ in range(rng.randint(1, 50)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            piece = bytes(b)
+        elif k < 0.85:
+            piece = JSON_ERROR
+        else:
+            piece = rng.choice(valid)
+        for o in (t, d):
+            assert isinstance(o.feed(piece), bytes)
+            if rng.random() < 0.05:
+                o.flush()
+            if rng.random() < 0.01:
+                o.reset()
+        pieces += 1
+    assert pieces > 50
+    t.flush()
+    assert t.feed(valid[0]) + t.flush() == fresh_transcode("mp3_44100_128", valid[0])
