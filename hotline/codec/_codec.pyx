@@ -626,6 +626,11 @@ cdef class TranscoderStats:
         }
 
 
+# The tables ElevenLabs' MP3 formats need, designed at import (about 10 ms once) rather than
+# inside the first utterance's first feed().
+for _pair in ((44100, 8000), (22050, 8000), (24000, 8000)):
+    _get_table(_pair[0], _pair[1])
+
 cdef dict _FORMATS = {}
 for _f in SUPPORTED_FORMATS:
     _codec_name, _rate = _f.split("_")[:2]
