@@ -39,14 +39,20 @@ def _targets(result: dict[str, Any], first_chunk_delay_ms: float) -> dict[str, A
             "target": TARGET_UNDERRUN_CALLS,
             "ok": result["underrun"]["calls_over_20ms"] <= TARGET_UNDERRUN_CALLS,
         },
-        "ttfa_p99_minus_voice_delay_ms": {
-            "value": None if ttfa_p99 is None else round(ttfa_p99 - first_chunk_delay_ms, 1),
-            "vs_measured_voice_p99": None
+        # the voice's own delay as measured by the server (text in -> first audio message),
+        # which for the local voice includes eSpeak synthesis on a busy machine; the configured
+        # delay is the floor
+        "ttfa_p99_minus_voice_p99_ms": {
+            "value": None
             if ttfa_p99 is None or voice_p99 is None
             else round(ttfa_p99 - voice_p99, 1),
+            "vs_configured_delay": None
+            if ttfa_p99 is None
+            else round(ttfa_p99 - first_chunk_delay_ms, 1),
             "target": TARGET_TTFA_OVER_VOICE_MS,
             "ok": ttfa_p99 is not None
-            and ttfa_p99 - first_chunk_delay_ms <= TARGET_TTFA_OVER_VOICE_MS,
+            and voice_p99 is not None
+            and ttfa_p99 - voice_p99 <= TARGET_TTFA_OVER_VOICE_MS,
         },
         "server_cpu_ms_per_call_second": {
             "value": cpu,
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--first-chunk-delay", type=float, default=0.25)
     p.add_argument("--embedded-voice", action="store_true")
+    p.add_argument("--lead-ms", type=float, default=LoadOptions.lead_ms)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds=args.seconds,
             first_chunk_delay=args.first_chunk_delay,
             embedded_voice=args.embedded_voice,
+            lead_ms=args.lead_ms,
         )
         result = run_async(run_load(opts), use_uvloop=not args.no_uvloop)
         result["targets"] = _targets(result, args.first_chunk_delay * 1000.0)

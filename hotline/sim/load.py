@@ -4,8 +4,11 @@ short calls one after another, against one hotline server.
 Each call is a :func:`hotline.sim.caller.place_call` (signed webhook, signed upgrade, real-time
 20 ms inbound media, a playback clock that echoes marks only once their audio has played). While a
 call is up, a single feeder task keeps it speaking back to back: it ``POST``s
-``/calls/{CallSid}/say`` (admin token) so that one utterance is always queued behind the one
-being sent. The report joins what the callers measured (underruns, time to first audio, errors)
+``/calls/{CallSid}/say`` (admin token) for the next line once the server has sent the current
+one's last frame (its end mark arrived) and the caller has at most ``lead_ms`` of it left to
+play, so the next line's first audio arrives as the last one ends: speech is continuous when
+the bridge is fast enough, and the server's time-to-first-audio and bridge-overhead histograms
+measure latency, not waiting behind queued audio. The report joins what the callers measured (underruns, time to first audio, errors)
 with what the server says about itself (its ``/metrics`` histograms, diffed over the run) and
 with what the kernel says about the server process (CPU seconds and resident memory from
 ``/proc/<pid>``, when the server is local: ``--spawn-server`` or ``--server-pid``).
@@ -398,9 +401,11 @@ class LoadOptions:
     warmup_calls: int = 10  # soak: RSS baseline taken after this many calls too
     server_pid: int | None = None  # a local server's pid, for /proc figures
     texts: tuple[str, ...] = DEFAULT_TEXTS
-    # utterances kept waiting behind the one being sent: 0 = the next `say` goes out when the
-    # server has sent the current one's last frame (its end mark), about 1 s before it finishes
-    # playing, so speech stays continuous and the server's TTFA is latency, not queueing
+    # the next `say` goes out when the current line has at most this much left to play at the
+    # caller (about the time to first audio: the next line then starts as this one ends)
+    lead_ms: float = 400.0
+    # >0: instead keep this many utterances queued behind the one being sent (then the server's
+    # TTFA and bridge overhead include waiting behind the audio ahead)
     queued: int = 0
     say: bool = True  # keep callers hearing speech via POST /calls/{sid}/say
     settle_s: float = 5.0  # after the calls: wait this long at most for /calls to empty
@@ -417,7 +422,8 @@ class _Live:
 
 
 class _Feeder:
-    """One task for all calls: keeps ``queued`` utterances waiting behind the current one."""
+    """One task for all calls: the next ``say`` for each call when its current line is nearly
+    played (or, with ``queued``, keeps that many lines waiting behind the current one)."""
 
     def __init__(self, base: str, admin_token: str, opts: LoadOptions) -> None:
         self.base = base.rstrip("/")
@@ -451,8 +457,14 @@ class _Feeder:
                             if names[st.scan].endswith("-end"):
                                 st.ends_seen += 1
                             st.scan += 1
-                        # utterances sent or being synthesised = greeting + posted - ended
-                        if 1 + st.posted - st.ends_seen <= self.opts.queued:
+                        # utterances not yet fully sent = greeting + posted - ended
+                        pending = 1 + st.posted - st.ends_seen
+                        if self.opts.queued > 0:
+                            due = pending <= self.opts.queued
+                        else:  # all sent, and little left to play at the caller
+                            left_ms = r.media_frames * 20.0 - r.audio_ms
+                            due = pending <= 0 and left_ms <= self.opts.lead_ms
+                        if due:
                             st.inflight = True
                             task = asyncio.create_task(self._say(client, sid, st))
                             self._tasks.add(task)
@@ -929,6 +941,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="soak: N short calls one after another (--seconds each; try 0.6)",
     )
     parser.add_argument(
+        "--lead-ms",
+        type=float,
+        default=LoadOptions.lead_ms,
+        help="post the next say when this much of the current line is left to play (default 400)",
+    )
+    parser.add_argument(
         "--no-say", action="store_true", help="callers hear only the greeting (no say requests)"
     )
     parser.add_argument("--json", action="store_true", help="print the JSON report")
@@ -951,6 +969,7 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
         ramp_s=args.ramp,
         sequential=args.sequential,
         say=not args.no_say,
+        lead_ms=args.lead_ms,
     )
 
 
