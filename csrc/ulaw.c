@@ -138,7 +138,10 @@ size_t hl_f32_to_s16(const float *restrict in, size_t n, float scale, int16_t *r
         v = v == v ? v : 0.f; /* NaN -> 0, so the conversion below is always defined */
         v = v > 32767.f ? 32767.f : v;
         v = v < -32768.f ? -32768.f : v;
-        out[i] = (int16_t)lrintf(v); /* round half to even (default rounding mode) */
+        /* round half to even like lrintf(), but vectorisable: adding and subtracting 1.5 * 2^23
+         * leaves the nearest integer for |v| < 2^22 (exact without -ffast-math) */
+        v = (v + 12582912.0f) - 12582912.0f;
+        out[i] = (int16_t)(int32_t)v;
     }
     return n;
 }
