@@ -50,10 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     set, and on shutdown ends every live call and stops the voice.
 
     Raises:
-        ConfigError: invalid settings or script.
+        ConfigError: invalid settings or script; no ``TWILIO_AUTH_TOKEN`` or public URL
+            outside insecure-dev.
     """
     if settings is None:
         settings = Settings.from_env()
+    settings.check_servable()  # no unsigned Twilio traffic outside insecure-dev
     logs.install_redaction()
     for secret in settings.secrets():
         logs.register_secret(secret)

@@ -361,7 +361,7 @@ async def test_misbehaving_elevenlabs(server: Running, baseline: set[asyncio.Tas
             server,
             "POST",
             f"/calls/{tw.call_sid}/say",
-            json={"text": "This sentence meets a fault in the voice, right in the middle of it."},
+            json={"text": "This one meets a fault midway through."},
         )
         assert r.json()["utterance_id"] == uid
         with_fault(server.hub, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hotline.errors import ConfigError
@@ -96,3 +98,24 @@ def test_servable_needs_token_and_public_url_unless_insecure_dev() -> None:
 def test_blank_secrets_are_unset() -> None:
     s = Settings.from_env({"TWILIO_AUTH_TOKEN": "  ", "ELEVENLABS_API_KEY": ""})
     assert s.twilio_auth_token is None and s.voice == "local"
+
+
+def test_create_app_refuses_unsigned_traffic_outside_insecure_dev() -> None:
+    from hotline.server.app import create_app
+
+    with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
+        create_app(Settings())
+    with pytest.raises(ConfigError, match="HOTLINE_PUBLIC_URL"):
+        create_app(Settings(twilio_auth_token="t"))
+    create_app(Settings(insecure_dev=True))
+
+
+def test_bad_script_is_a_config_error(tmp_path: Path) -> None:
+    from hotline.server.app import create_app
+
+    bad = tmp_path / "s.toml"
+    bad.write_text('greeting = "hi"\n')
+    with pytest.raises(ConfigError, match="goodbye"):
+        create_app(Settings(insecure_dev=True, script_path=str(bad)))
+    with pytest.raises(ConfigError, match="cannot read"):
+        create_app(Settings(insecure_dev=True, script_path=str(tmp_path / "missing.toml")))
