@@ -10,41 +10,29 @@
 #define ULAW_BIAS 0x84  /* 132: bias added before the segment search (full 16-bit scale) */
 #define ULAW_CLIP 8159  /* magnitude clip in the 14-bit domain */
 
-/* Segment of a biased 14-bit magnitude v in [33, 8192]: the smallest s with v <= (64 << s) - 1;
- * 8 means "out of range" (only v == 8192), which encodes like the largest code. */
-static inline int seg_of(int v)
-{
-    unsigned t = (unsigned)v >> 6;
-#if defined(__GNUC__) || defined(__clang__)
-    return t ? 32 - __builtin_clz(t) : 0;
-#else
-    int s = 0;
-    while (t) {
-        s++;
-        t >>= 1;
-    }
-    return s;
-#endif
-}
-
 static inline uint8_t ulaw_enc(int16_t sample)
 {
-    /* audioop: st_14linear2ulaw(sample >> 2); the shift is arithmetic, so -1 stays -1. */
-    int v = (int)sample >> 2;
-    int mask;
-    if (v < 0) {
-        v = -v;
-        mask = 0x7F;
-    } else {
-        mask = 0xFF;
-    }
-    if (v > ULAW_CLIP)
-        v = ULAW_CLIP;
-    v += ULAW_BIAS >> 2;
-    int seg = seg_of(v);
-    if (seg >= 8)
-        return (uint8_t)(0x7F ^ mask);
-    return (uint8_t)(((seg << 4) | ((v >> (seg + 1)) & 0xF)) ^ mask);
+    /* audioop: st_14linear2ulaw(sample >> 2); the shift is arithmetic, so -1 stays -1.
+     * Written without branches so that loops over it vectorise: the segment is the position
+     * of the leading one of the biased magnitude, read from the exponent of its float value,
+     * and the 4 mantissa bits are the float's top mantissa bits. */
+    int32_t v = (int32_t)sample >> 2;
+    int32_t neg = v < 0;
+    int32_t mag = neg ? -v : v;
+    mag = mag > ULAW_CLIP ? ULAW_CLIP : mag;
+    mag += ULAW_BIAS >> 2; /* 33 .. 8192 */
+    float f = (float)mag;  /* exact */
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    int32_t seg = (int32_t)(bits >> 23) - 127 - 5; /* floor(log2(mag)) - 5 */
+    int32_t mant = (int32_t)(bits >> 19) & 0xF;
+    int32_t small = mag < 64; /* segment 0: no implicit leading one to drop */
+    seg = small ? 0 : seg;
+    mant = small ? (mag >> 1) & 0xF : mant;
+    int32_t over = seg > 7; /* only 8192: codes like the largest magnitude */
+    seg = over ? 7 : seg;
+    mant = over ? 0xF : mant;
+    return (uint8_t)(((seg << 4) | mant) ^ (neg ? 0x7F : 0xFF));
 }
 
 static inline int16_t ulaw_dec(uint8_t code)
