@@ -71,7 +71,8 @@ def phrase_key(
 class CacheStats:
     """Counters over the cache's life; ``bytes``/``entries`` are the current size."""
 
-    hits: int = 0
+    hits: int = 0  # including hits served by a shared (Redis) layer
+    remote_hits: int = 0  # of which found in the shared layer, not in this process
     misses: int = 0
     stores: int = 0
     evictions: int = 0

@@ -1,0 +1,437 @@
+"""One pre-connected ElevenLabs ``multi-stream-input`` socket per call (the I/O around
+:class:`hotline.core.elevenlabs.ElevenLabsMultiStream`).
+
+:class:`MultiTTS` keeps one socket open for the whole call and speaks each utterance in its own
+context (``u1``, ``u2``, ...), so only the first utterance can pay for the TLS + upgrade
+handshake, and not even that one when the socket was opened as ``POST /voice`` answered
+(:class:`Preconnects`). Per utterance: ``{"text":" ", voice settings, "context_id"}``, the text
+with ``flush``; once the context's audio has voiced the whole text (alignment), or has gone
+quiet, ``close_context`` with ``flush`` asks for its final message. Barge-in cancels the
+utterance: a context still generating gets ``close_context`` without flush (no reconnect) and
+whatever it still sends is dropped. Keep-alives go out within the inactivity timeout, at most
+:data:`~hotline.core.elevenlabs.MAX_CONTEXTS` contexts are live, a dropped socket is reopened
+with backoff (the utterance that was on it fails, the call goes on), and :meth:`MultiTTS.aclose`
+ends with ``close_socket``.
+
+:meth:`MultiTTS.synthesize` has the contract of :func:`hotline.server.elevenlabs_client.synthesize`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from hotline.core.elevenlabs import MAX_CONTEXTS, ElevenLabsMultiStream, multi_stream_input_url
+from hotline.core.events import TTSAudio, TTSEvent, TTSFailure, TTSFinal
+from hotline.errors import ElevenLabsProtocolError
+from hotline.server.elevenlabs_client import TTSConfig, TTSFailed
+
+__all__ = ["MultiStats", "MultiTTS", "Preconnects"]
+
+log = logging.getLogger("hotline.tts")
+
+_MAX_MESSAGE = 4 * 2**20
+#: Socket-level keep-alive when no context is live: an empty text only resets timers here.
+_SOCKET_KEEPALIVE = '{"text":""}'
+
+
+@dataclass
+class MultiStats:
+    connects: int = 0
+    reconnects: int = 0
+    connect_failures: int = 0
+    contexts_opened: int = 0
+    contexts_cancelled: int = 0  # close_context without flush (barge-in)
+    keepalives: int = 0
+    late_messages_dropped: int = 0
+    socket_closed_cleanly: bool = False
+
+
+class _Ctx:
+    __slots__ = ("cid", "last_sent", "queue")
+
+    def __init__(self, cid: str, now: float) -> None:
+        self.cid = cid
+        self.queue: asyncio.Queue[TTSEvent | None] = asyncio.Queue()
+        self.last_sent = now
+
+
+class MultiTTS:
+    """A call's ``multi-stream-input`` socket.
+
+    Args:
+        config: where and how to synthesise (the same :class:`TTSConfig` as the single path).
+        inactivity_timeout: seconds, sent as the ``inactivity_timeout`` query parameter.
+        keepalive_interval: seconds between keep-alives of an idle socket/context (default:
+            a third of the inactivity timeout, at most 10 s).
+        quiet: seconds without audio after which a live context is closed with flush (the
+            alignment usually says sooner that the whole text has been voiced).
+        backoff: first and largest delay between reconnection attempts.
+        label: for logs (the CallSid).
+    """
+
+    def __init__(
+        self,
+        config: TTSConfig,
+        *,
+        inactivity_timeout: int = 20,
+        keepalive_interval: float | None = None,
+        quiet: float = 0.3,
+        backoff: tuple[float, float] = (0.05, 2.0),
+        label: str = "",
+    ) -> None:
+        self.config = config
+        self.url = multi_stream_input_url(
+            config.base_url,
+            config.voice_id,
+            model_id=config.model_id,
+            output_format=config.output_format,
+            inactivity_timeout=inactivity_timeout,
+            extra=config.extra_query,
+        )
+        self.keepalive_interval = (
+            keepalive_interval
+            if keepalive_interval is not None
+            else min(10.0, inactivity_timeout / 3.0)
+        )
+        self.quiet = quiet
+        self.backoff = backoff
+        self.label = label
+        self.stats = MultiStats()
+        self._ws: ClientConnection | None = None
+        self._proto: ElevenLabsMultiStream | None = None
+        self._ready = asyncio.Event()
+        self._kick = asyncio.Event()
+        self._contexts: dict[str, _Ctx] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self._next = 0
+        self._last_error = "not connected yet"
+        self._socket_last_sent = 0.0
+        self._logged_failure = False
+
+    # ------------------------------------------------------------------ life
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    def start(self) -> None:
+        """Open the socket in the background (idempotent)."""
+        if self._runner is None and not self._closing:
+            self._runner = asyncio.get_running_loop().create_task(
+                self._run(), name=f"hotline-tts-multi-{self.label}"
+            )
+
+    async def wait_connected(self, timeout: float) -> bool:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        return self._ready.is_set()
+
+    async def aclose(self) -> None:
+        """``close_socket``, close the connection, stop every task; idempotent."""
+        if self._closing and self._runner is None:
+            return
+        self._closing = True
+        proto, ws = self._proto, self._ws
+        if proto is not None and ws is not None and not proto.socket_closed:
+            with contextlib.suppress(Exception):
+                proto.close_socket()
+                for message in proto.data_to_send():
+                    await ws.send(message)
+                self.stats.socket_closed_cleanly = True
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            if ws is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 1.0)
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        self._fail_all()
+
+    # ------------------------------------------------------------------ synthesis
+
+    async def synthesize(
+        self,
+        text: str,
+        on_event: Callable[[TTSEvent], bool],
+        on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    ) -> None:
+        """Speak ``text`` in a new context; same contract as
+        :func:`hotline.server.elevenlabs_client.synthesize`.
+
+        Raises:
+            TTSFailed: not connected within ``config.open_timeout``, too many live contexts,
+                an error message, the socket dropped, or nothing received for ``config.timeout``.
+        """
+        del on_bad_message  # malformed frames are reported by the reader, once per socket
+        if self._closing:
+            raise TTSFailed("closed", "the call's TTS socket is closed")
+        self.start()
+        if not await self.wait_connected(self.config.open_timeout):
+            raise TTSFailed("connect", self._last_error)
+        proto = self._proto
+        assert proto is not None
+        if len(proto.live_contexts) >= MAX_CONTEXTS:
+            raise TTSFailed("contexts", f"{MAX_CONTEXTS} contexts already live on the socket")
+        loop = asyncio.get_running_loop()
+        self._next += 1
+        cid = f"u{self._next}"
+        ctx = self._contexts[cid] = _Ctx(cid, loop.time())
+        want_chars = len(text.strip())
+        voiced = 0
+        got_audio = False
+        done = False
+        try:
+            try:
+                proto.open_context(cid)
+                proto.send_text(cid, text, flush=True)
+            except ElevenLabsProtocolError as exc:
+                raise TTSFailed("protocol", str(exc)) from None
+            self.stats.contexts_opened += 1
+            self._kick.set()
+            while True:
+                live = cid in proto.live_contexts
+                wait = self.quiet if (live and got_audio) else self.config.timeout
+                try:
+                    event = await asyncio.wait_for(ctx.queue.get(), wait)
+                except asyncio.TimeoutError:
+                    if live and got_audio:
+                        self._close_context(proto, cid, flush=True)
+                        continue
+                    raise TTSFailed(
+                        "timeout", f"no message for {self.config.timeout:g} s (no isFinal)"
+                    ) from None
+                if event is None:
+                    raise TTSFailed("closed", f"socket dropped ({self._last_error})")
+                wanted = on_event(event)
+                if isinstance(event, TTSFailure):
+                    raise TTSFailed("error", f"{event.error}: {event.message}")
+                if isinstance(event, TTSFinal):
+                    done = True
+                    return
+                if not wanted:
+                    return  # barge-in seen by the caller of on_event: cancelled below
+                if isinstance(event, TTSAudio):
+                    got_audio = True
+                    align = event.alignment or event.normalized_alignment
+                    if align is not None:
+                        voiced += len(align.chars)
+                    if voiced >= want_chars and cid in proto.live_contexts:
+                        self._close_context(proto, cid, flush=True)
+        finally:
+            self._contexts.pop(cid, None)
+            if not done and proto is self._proto and cid in proto.live_contexts:
+                # Cancelled (barge-in, hang-up) or unwanted while still generating.
+                self._close_context(proto, cid, flush=False)
+                self.stats.contexts_cancelled += 1
+
+    def _close_context(self, proto: ElevenLabsMultiStream, cid: str, *, flush: bool) -> None:
+        with contextlib.suppress(ElevenLabsProtocolError):
+            proto.close_context(cid, flush=flush)
+        self._kick.set()
+
+    def _fail_all(self) -> None:
+        for ctx in self._contexts.values():
+            ctx.queue.put_nowait(None)
+
+    # ------------------------------------------------------------------ connection
+
+    def _backoff(self, attempt: int) -> float:
+        first, largest = self.backoff
+        return float(min(largest, first * 2 ** max(attempt - 1, 0)))
+
+    async def _run(self) -> None:
+        cfg = self.config
+        headers = {"xi-api-key": cfg.api_key} if cfg.api_key else None
+        attempt = 0
+        while not self._closing:
+            try:
+                ws = await connect(
+                    self.url,
+                    additional_headers=headers,
+                    open_timeout=cfg.open_timeout,
+                    close_timeout=1.0,
+                    max_size=_MAX_MESSAGE,
+                    compression=None,
+                    ping_interval=None,
+                    logger=log,
+                )
+            except InvalidStatus as exc:
+                self._connect_failed(f"handshake refused (HTTP {exc.response.status_code})")
+            except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+                self._connect_failed(f"{type(exc).__name__}: {exc}")
+            else:
+                if self.stats.connects:
+                    self.stats.reconnects += 1
+                    log.info("call %s: TTS socket reopened", self.label)
+                self.stats.connects += 1
+                self._logged_failure = False
+                attempt = 0
+                try:
+                    await self._serve(ws)
+                finally:
+                    self._ready.clear()
+                    self._ws = None
+                    self._fail_all()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(ws.close(), 1.0)
+                if self._closing:
+                    return
+                log.warning(
+                    "call %s: TTS socket dropped (%s); reconnecting", self.label, self._last_error
+                )
+            attempt += 1
+            await asyncio.sleep(self._backoff(attempt))
+
+    def _connect_failed(self, detail: str) -> None:
+        self.stats.connect_failures += 1
+        self._last_error = detail
+        if not self._logged_failure:
+            self._logged_failure = True
+            log.warning("call %s: cannot open the TTS socket: %s; retrying", self.label, detail)
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        cfg = self.config
+        self._ws = ws
+        self._proto = ElevenLabsMultiStream(
+            voice_settings=cfg.voice_settings, generation_config=cfg.generation_config
+        )
+        self._socket_last_sent = asyncio.get_running_loop().time()
+        self._ready.set()
+        writer = asyncio.get_running_loop().create_task(self._write(ws, self._proto))
+        try:
+            await self._read(ws, self._proto)
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _read(self, ws: ClientConnection, proto: ElevenLabsMultiStream) -> None:
+        bad_logged = False
+        while True:
+            try:
+                raw = await ws.recv()
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else None
+                self._last_error = f"closed with code {code}"
+                return
+            try:
+                if isinstance(raw, str):
+                    proto.receive_text(raw)
+                else:
+                    proto.receive_bytes(raw)
+            except ElevenLabsProtocolError as exc:
+                if not bad_logged:
+                    bad_logged = True
+                    log.warning("call %s: dropped a malformed TTS message: %s", self.label, exc)
+                continue
+            for event in proto.events_received():
+                cid = event.context_id
+                if cid is None:  # a socket-level error: every context fails with it
+                    for ctx in self._contexts.values():
+                        ctx.queue.put_nowait(event)
+                    if isinstance(event, TTSFailure):
+                        self._last_error = f"{event.error}: {event.message}"
+                    continue
+                target = self._contexts.get(cid)
+                if target is None:
+                    self.stats.late_messages_dropped += 1  # a cancelled context's tail
+                    continue
+                target.queue.put_nowait(event)
+
+    async def _write(self, ws: ClientConnection, proto: ElevenLabsMultiStream) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.keepalive_interval
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), interval / 2)
+            self._kick.clear()
+            now = loop.time()
+            messages = proto.data_to_send()
+            if messages:
+                self._socket_last_sent = now
+                for ctx in self._contexts.values():
+                    ctx.last_sent = now  # good enough: one context per call is live at a time
+            else:
+                live = proto.live_contexts
+                for cid in live:
+                    owner = self._contexts.get(cid)
+                    if owner is not None and now - owner.last_sent >= interval:
+                        proto.keepalive(cid)
+                        owner.last_sent = now
+                        self.stats.keepalives += 1
+                messages = proto.data_to_send()
+                if not live and now - self._socket_last_sent >= interval:
+                    messages.append(_SOCKET_KEEPALIVE)
+                    self.stats.keepalives += 1
+                if messages:
+                    self._socket_last_sent = now
+            try:
+                for message in messages:
+                    await ws.send(message)
+            except ConnectionClosed:
+                return
+
+
+class Preconnects:
+    """Sockets opened when ``POST /voice`` answers, waiting for their call's ``start``.
+
+    Args:
+        factory: builds an (unstarted) :class:`MultiTTS` for a CallSid.
+        ttl: seconds a socket waits for its media stream before it is closed.
+        limit: at most this many waiting sockets (older ones are closed first).
+    """
+
+    def __init__(
+        self, factory: Callable[[str], MultiTTS], *, ttl: float = 10.0, limit: int = 1000
+    ) -> None:
+        self.factory = factory
+        self.ttl = ttl
+        self.limit = limit
+        self.expired = 0
+        self._waiting: dict[str, tuple[MultiTTS, asyncio.TimerHandle]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def open(self, call_sid: str) -> None:
+        """Start connecting for ``call_sid`` (a repeated webhook reuses the waiting socket)."""
+        if call_sid in self._waiting:
+            return
+        while len(self._waiting) >= self.limit:
+            self._expire(next(iter(self._waiting)))
+        tts = self.factory(call_sid)
+        tts.start()
+        handle = asyncio.get_running_loop().call_later(self.ttl, self._expire, call_sid)
+        self._waiting[call_sid] = (tts, handle)
+
+    def take(self, call_sid: str) -> MultiTTS | None:
+        """The socket opened for ``call_sid``, now owned by the caller, or None."""
+        entry = self._waiting.pop(call_sid, None)
+        if entry is None:
+            return None
+        entry[1].cancel()
+        return entry[0]
+
+    def _expire(self, call_sid: str) -> None:
+        entry = self._waiting.pop(call_sid, None)
+        if entry is None:
+            return
+        entry[1].cancel()
+        self.expired += 1
+        task = asyncio.get_running_loop().create_task(entry[0].aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        for call_sid in list(self._waiting):
+            self._expire(call_sid)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

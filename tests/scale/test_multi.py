@@ -1,0 +1,200 @@
+"""The per-call multi-stream-input socket against the real local voice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from hotline.core.events import TTSAudio, TTSEvent, TTSFinal
+from hotline.errors import ElevenLabsProtocolError
+from hotline.server.elevenlabs_client import TTSConfig, TTSFailed
+from hotline.server.tts_multi import MultiTTS, Preconnects
+from hotline.voice.server import LocalVoice, VoiceConfig
+
+T = TypeVar("T")
+FAST = VoiceConfig(first_chunk_delay=0.02, realtime_factor=20.0)
+
+
+def arun(factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    async def main() -> T:
+        return await asyncio.wait_for(factory(), timeout)
+
+    return asyncio.run(main())
+
+
+def config(voice: LocalVoice, **kw: Any) -> TTSConfig:
+    return TTSConfig(
+        base_url=voice.url,
+        voice_id="voice1",
+        model_id="eleven_flash_v2_5",
+        output_format="ulaw_8000",
+        timeout=3.0,
+        **kw,
+    )
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.audio = bytearray()
+        self.events: list[TTSEvent] = []
+        self.stop_after: int | None = None
+
+    def __call__(self, event: TTSEvent) -> bool:
+        self.events.append(event)
+        if isinstance(event, TTSAudio):
+            self.audio += event.data
+        return True
+
+
+def bad(exc: ElevenLabsProtocolError) -> None:
+    raise AssertionError(f"malformed message: {exc}")
+
+
+async def settle(voice: LocalVoice) -> None:
+    for _ in range(200):
+        if voice.stats.open_connections == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the voice still has connections open")
+
+
+def test_one_socket_one_context_per_utterance_then_close_socket() -> None:
+    async def main() -> None:
+        async with LocalVoice(FAST) as voice:
+            tts = MultiTTS(config(voice), label="CA1")
+            outs = []
+            for text in ("First line of the call.", "Second line.", "Third one."):
+                out = Collect()
+                await tts.synthesize(text, out, bad)
+                assert isinstance(out.events[-1], TTSFinal) and len(out.audio) > 2000
+                outs.append(out)
+            assert voice.stats.connections == 1 and tts.stats.contexts_opened == 3
+            await tts.aclose()
+            await settle(voice)
+            rec = voice.records[-1]
+            assert rec.kind == "multi-stream-input" and rec.closed_by == "server"
+            assert rec.query["inactivity_timeout"] == "20"
+            msgs = rec.messages
+            assert [m.get("context_id") for m in msgs[:3]] == ["u1"] * 3
+            assert msgs[0]["text"] == " " and msgs[1] == {
+                "text": "First line of the call. ",
+                "context_id": "u1",
+                "flush": True,
+            }
+            assert msgs[2] == {"context_id": "u1", "close_context": True, "flush": True}
+            assert {m.get("context_id") for m in msgs[3:9]} == {"u2", "u3"}
+            assert msgs[-1] == {"close_socket": True}
+            assert tts.stats.socket_closed_cleanly
+
+    arun(main)
+
+
+def test_cancel_closes_the_context_and_the_next_utterance_uses_a_new_one() -> None:
+    async def main() -> None:
+        slow = VoiceConfig(first_chunk_delay=0.3, realtime_factor=2.0)
+        async with LocalVoice(slow) as voice:
+            tts = MultiTTS(config(voice), label="CA2")
+            first = Collect()
+            long_text = "This long line is cut off by a caller who starts talking over it. " * 3
+            task = asyncio.create_task(tts.synthesize(long_text, first, bad))
+            for _ in range(300):  # cut it off mid-stream, after some audio
+                if first.audio:
+                    break
+                await asyncio.sleep(0.01)
+            assert first.audio
+            task.cancel()  # what CancelTTS does on barge-in
+            await asyncio.gather(task, return_exceptions=True)
+            heard_at_cancel = len(first.audio)
+            second = Collect()
+            await tts.synthesize("After the interruption.", second, bad)
+            await asyncio.sleep(0.2)
+            assert len(first.audio) == heard_at_cancel  # nothing of the old context after it
+            assert isinstance(second.events[-1], TTSFinal) and second.audio
+            assert voice.stats.connections == 1  # no reconnect
+            assert tts.stats.contexts_cancelled == 1
+            msgs = voice.records[-1].messages
+            assert {"context_id": "u1", "close_context": True} in msgs
+            cut = msgs.index({"context_id": "u1", "close_context": True})
+            assert msgs[cut + 1]["context_id"] == "u2"
+            assert all(m.get("context_id") != "u1" for m in msgs[cut + 1 :])
+            await tts.aclose()
+            await settle(voice)
+
+    arun(main)
+
+
+def test_reconnects_with_backoff_when_the_voice_drops_the_socket() -> None:
+    async def main() -> None:
+        voice = LocalVoice(FAST)
+        await voice.start()
+        port = voice.port
+        tts = MultiTTS(config(voice), label="CA3", backoff=(0.05, 0.2))
+        await tts.synthesize("Before the drop.", Collect(), bad)
+        await voice.stop()  # the voice goes away: the socket drops
+        with pytest.raises(TTSFailed):
+            await tts.synthesize("Nobody is there.", Collect(), bad)
+        voice2 = LocalVoice(FAST)
+        await voice2.start(port=port)
+        try:
+            out = Collect()
+            for _ in range(50):  # the next utterance once the socket is back
+                if await tts.wait_connected(0.2):
+                    break
+            await tts.synthesize("After the drop.", out, bad)
+            assert isinstance(out.events[-1], TTSFinal) and out.audio
+            assert tts.stats.reconnects == 1 and tts.stats.connect_failures >= 1
+            assert voice2.stats.connections == 1
+        finally:
+            await tts.aclose()
+            await voice2.stop()
+
+    arun(main)
+
+
+def test_keepalive_within_the_inactivity_timeout() -> None:
+    async def main() -> None:
+        async with LocalVoice(FAST) as voice:
+            tts = MultiTTS(config(voice), label="CA4", inactivity_timeout=1)
+            await tts.synthesize("Hello.", Collect(), bad)
+            await asyncio.sleep(2.2)  # idle for twice the inactivity timeout
+            await tts.synthesize("Still here.", Collect(), bad)
+            assert voice.stats.connections == 1 and voice.stats.timeouts == 0
+            assert tts.stats.keepalives >= 3 and tts.stats.reconnects == 0
+            await tts.aclose()
+            await settle(voice)
+            assert {"text": ""} in voice.records[-1].messages
+
+    arun(main)
+
+
+def test_preconnected_sockets_expire_when_no_stream_comes() -> None:
+    async def main() -> None:
+        async with LocalVoice(FAST) as voice:
+            made: list[MultiTTS] = []
+
+            def factory(call_sid: str) -> MultiTTS:
+                made.append(MultiTTS(config(voice), label=call_sid))
+                return made[-1]
+
+            pre = Preconnects(factory, ttl=0.3)
+            pre.open("CAexpire")
+            pre.open("CAexpire")  # a repeated webhook reuses it
+            pre.open("CAtaken")
+            assert len(made) == 2
+            taken = pre.take("CAtaken")
+            assert taken is made[1] and pre.take("CAtaken") is None
+            assert await taken.wait_connected(2)
+            for _ in range(100):
+                if voice.stats.connections == 2 and voice.stats.open_connections == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert pre.expired == 1 and len(pre) == 0
+            assert voice.stats.open_connections == 1  # the expired one was closed
+            await taken.aclose()
+            await pre.aclose()
+            await settle(voice)
+
+    arun(main)
