@@ -57,6 +57,8 @@ DEBUG_SCRIPT = CallScript(
 #: Largest Twilio message accepted on /media-stream (a 20 ms media message is ~300 bytes).
 MAX_MESSAGE = 64 * 1024
 _MAX_ERROR_KINDS = 32
+#: Seconds a media stream may stay open without a valid ``start``.
+START_TIMEOUT = 10.0
 #: Undecodable TTS bytes in one utterance worth a warning (a stray partial frame is not).
 CORRUPT_AUDIO_LOG_BYTES = 1024
 
@@ -133,6 +135,7 @@ class CallSession:
     async def run(self) -> None:
         """Run the call until it ends; then cancel every task and close every socket."""
         self.hub.sessions.add(self)
+        no_start = asyncio.get_running_loop().call_later(START_TIMEOUT, self._start_timeout)
         try:
             self._tasks = [
                 asyncio.create_task(self._receive_loop(), name="hotline-receive"),
@@ -140,7 +143,13 @@ class CallSession:
             ]
             await self._done.wait()
         finally:
+            no_start.cancel()
             await self._teardown()
+
+    def _start_timeout(self) -> None:
+        if self.call_sid is None and not self._done.is_set():
+            log.warning("media stream closed: no valid start within %g s", START_TIMEOUT)
+            self._finish("no start", code=1008)
 
     # ------------------------------------------------------------------ tasks
 

@@ -436,3 +436,18 @@ async def test_barge_in_with_the_caller_simulator(
     assert report.first_clear_after_barge_in_ms is not None
     assert report.first_clear_after_barge_in_ms <= 300, report.summary()
     await no_leftovers(server, baseline)
+
+
+@call_test()
+async def test_stream_without_start_is_closed(
+    server: Running, baseline: set[asyncio.Task[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotline.server import session
+
+    monkeypatch.setattr(session, "START_TIMEOUT", 0.3)
+    url = server.ws_url
+    async with connect(url, additional_headers={"X-Twilio-Signature": sign(url, {})}) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 1008
+    await no_leftovers(server, baseline)
