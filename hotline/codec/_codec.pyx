@@ -12,7 +12,7 @@
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint32_t
+from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from posix.types cimport off_t
@@ -435,7 +435,6 @@ cdef class _Mp3:
         cdef long rate = 0
         cdef int ch = 0, enc = 0
         cdef mpg123_frameinfo info
-        cdef int64_t pos
         cdef int rc
         nsamples[0] = 0
         if self.pending:
