@@ -43,6 +43,13 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _voice_audio_ms(server: ServerThread, fault: str | None) -> float:
+    """Milliseconds of MP3 audio the voice sent on the last connection with ``fault``."""
+    records = [r for r in server.voice.records if r.fault == fault]
+    assert records, "the voice saw no connection with the fault"
+    return float(records[-1].audio_bytes) / 16.0
+
+
 async def _failed_logged(server: ServerThread, sid: str, uid: int, timeout: float) -> float:
     """Seconds until the server logged a warning about utterance ``uid`` of call ``sid``."""
     t0 = time.monotonic()
@@ -84,8 +91,15 @@ async def tts_fault(
     rep = call.r
     assert speech_of(rep, nxt) >= 600, f"next utterance: {speech_of(rep, nxt)} ms of speech"
     if audio_before_fault:
-        # the audio that arrived before the fault was played, up to the utterance's end mark
+        # what the voice sent before the fault was played in full, up to the utterance's end
+        # mark (MP3 at 128 kb/s: 16 bytes per ms; the decoder's priming and the half chunk cut
+        # by a reset are allowed for)
         assert speech_of(rep, uid) > 0, [u for u in rep.utterances if u.mark]
+        sent_ms = _voice_audio_ms(server, fault)
+        heard_ms = sum(
+            u.audio_ms for u in rep.utterances if u.mark and u.mark.startswith(f"u{uid}-")
+        )
+        assert heard_ms >= 0.9 * sent_ms - 60, (heard_ms, sent_ms)
     assert rep.clears == 0
     assert not rep.errors and rep.protocol_violations == 0, rep.errors
     r = await admin(server, "POST", f"/calls/{call.sid}/hangup")
