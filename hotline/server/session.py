@@ -161,6 +161,14 @@ class CallSession:
                 message = await ws.receive()
                 kind = message["type"]
                 if kind == "websocket.disconnect":
+                    if message.get("code") == 1009:
+                        # uvicorn's ws_max_size refused a message over MAX_MESSAGE bytes.
+                        self.hub.metrics.protocol_errors.labels("twilio").inc()
+                        log.warning(
+                            "call %s: a message over %d bytes: stream closed (1009)",
+                            self.label,
+                            MAX_MESSAGE,
+                        )
                     self._finish("twilio disconnected", code=None)
                     return
                 text = message.get("text")
@@ -377,7 +385,10 @@ class CallSession:
         entry = hub.tokens.consume(params.get("token"), start.call_sid)
         if entry is None or params.get("CallSid", start.call_sid) != start.call_sid:
             hub.metrics.signature_failures.labels("start-token").inc()
-            log.warning("media stream refused: missing, unknown or spent per-call token")
+            log.warning(
+                "call %s: media stream refused: missing, unknown or spent per-call token",
+                start.call_sid,
+            )
             self.call.reject()
             self._finish("bad token", code=1008)
             return
