@@ -1,1 +1,20 @@
-"""The I/O shell: settings, FastAPI app, routes, per-call tasks, the ElevenLabs client."""
+"""The I/O shell: settings, FastAPI app, routes, per-call tasks, the ElevenLabs client.
+
+Endpoints (``create_app`` in :mod:`hotline.server.app`):
+
+    POST /voice                    Twilio voice webhook (X-Twilio-Signature over the public URL and
+                                   every form field; 403 otherwise) -> TwiML <Connect><Stream
+                                   url="wss://HOST/media-stream"> with CallSid, From, a per-call token
+    POST /debug-websocket-voice    the same, for a call that says one fixed sentence and hangs up
+    WS   /media-stream             signed upgrade (wss:// URL, no params) checked before accept; the
+                                   per-call token is checked on ``start``; messages capped at 64 KiB
+    GET  /health, /health/streaming   open, no secrets
+    GET  /metrics                  Prometheus text (own registry per app)
+    GET  /logs, /logs/streaming    admin: recent log records (redacted; audio path only)
+    GET  /calls                    admin: live calls
+    POST /calls/{CallSid}/say      admin: {"text", "interrupt": false} -> 202
+    POST /calls/{CallSid}/hangup   admin -> 202
+
+Admin endpoints need ``Authorization: Bearer $HOTLINE_ADMIN_TOKEN`` (401 otherwise, compared in
+constant time); with no admin token configured they answer 503 "admin disabled" in every mode.
+"""

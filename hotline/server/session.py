@@ -474,7 +474,7 @@ class CallSession:
 def _is_disconnect(exc: Exception) -> bool:
     from starlette.websockets import WebSocketDisconnect
 
-    if isinstance(exc, (WebSocketDisconnect, ConnectionError)):
+    if isinstance(exc, (WebSocketDisconnect, OSError)):  # uvicorn: ClientDisconnected
         return True
     # Starlette raises RuntimeError when sending on a closed socket.
     return isinstance(exc, RuntimeError) and "close" in str(exc).lower()
