@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
@@ -58,12 +59,13 @@ class TTSFailed(TTSError):
 async def synthesize(
     config: TTSConfig,
     text: str,
-    on_event: Callable[[TTSEvent], bool],
+    on_event: Callable[[TTSEvent], bool | Awaitable[bool]],
     on_bad_message: Callable[[ElevenLabsProtocolError], None],
 ) -> None:
     """Speak ``text``: init, text, flush, end; hand every event to ``on_event``.
 
-    ``on_event`` returns False when the audio is no longer wanted; the socket is then closed.
+    ``on_event`` returns (or, if async, resolves to) False when the audio is no longer
+    wanted; the socket is then closed.
     Returns after ``isFinal``. Malformed messages go to ``on_bad_message`` and are dropped
     (never treated as audio).
 
@@ -112,7 +114,8 @@ async def synthesize(
                     on_bad_message(exc)
                     continue
                 for event in stream.events_received():
-                    wanted = on_event(event)
+                    result = on_event(event)
+                    wanted = await result if inspect.isawaitable(result) else result
                     if isinstance(event, TTSFailure):
                         raise TTSFailed("error", f"{event.error}: {event.message}")
                     if isinstance(event, TTSFinal) or not wanted:

@@ -57,6 +57,8 @@ DEBUG_SCRIPT = CallScript(
 #: Largest Twilio message accepted on /media-stream (a 20 ms media message is ~300 bytes).
 MAX_MESSAGE = 64 * 1024
 _MAX_ERROR_KINDS = 32
+#: Bytes of an utterance's first TTS audio message converted before the first frames go out.
+FIRST_SLICE = 2048
 #: Seconds a media stream may stay open without a valid ``start``.
 START_TIMEOUT = 10.0
 #: Undecodable TTS bytes in one utterance worth a warning (a stray partial frame is not).
@@ -259,10 +261,24 @@ class CallSession:
         skipped_before = getattr(getattr(converter, "stats", None), "skipped_bytes", 0)
         conversion = hub.metrics.conversion
 
-        def on_event(event: TTSEvent) -> bool:
+        async def on_event(event: TTSEvent) -> bool:
             now = clock()
             if isinstance(event, TTSAudio) and uid not in self._tts_first_chunk:
                 self._tts_first_chunk[uid] = now - started
+                data = event.data
+                if len(data) > FIRST_SLICE:
+                    # A big first chunk: convert a slice, let the sender put the first frames
+                    # on the wire, then convert the rest (the codec is chunking-invariant).
+                    head = TTSAudio(data[:FIRST_SLICE], event.alignment, None, event.context_id)
+                    if not call.receive_tts(uid, head, now):
+                        return False
+                    conversion.observe(clock() - now)
+                    self._dispatch()
+                    await asyncio.sleep(0)
+                    if call.current_utterance != uid:
+                        return False
+                    now = clock()
+                    event = TTSAudio(data[FIRST_SLICE:], None, None, event.context_id)
             if not call.receive_tts(uid, event, now):
                 return False  # barge-in / hang-up: late audio dropped, close the socket
             if isinstance(event, TTSAudio):
