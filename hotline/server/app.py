@@ -21,9 +21,11 @@ from hotline.server.elevenlabs_client import TTSConfig
 from hotline.server.hub import Hub
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
-from hotline.server.routes import router
+from hotline.server.redis_backend import Cluster, RedisPhraseStore
+from hotline.server.routes import local_command, router
 from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
 from hotline.server.settings import Settings
+from hotline.server.speaker import LocalPhraseStore, PhraseStore, SpeechService
 
 __all__ = ["create_app", "load_call_script"]
 
@@ -43,6 +45,31 @@ def load_call_script(path: str | None) -> CallScript:
     except OSError as exc:
         raise ConfigError(f"HOTLINE_SCRIPT={path!r}: cannot read it ({exc.strerror})") from None
     return load_script(text, source=path)
+
+
+def _scale_out(settings: Settings, hub: Hub) -> tuple[Cluster | None, SpeechService]:
+    """The Redis link (HOTLINE_REDIS_URL) and the speech service (cache, TTS transport)."""
+    cluster: Cluster | None = None
+    if settings.redis_url:
+        cluster = Cluster(
+            settings.redis_url,
+            heartbeat=settings.redis_heartbeat,
+            expiry=settings.redis_call_expiry,
+        )
+    store: PhraseStore | None = None
+    if settings.cache_bytes > 0:
+        store = (
+            RedisPhraseStore(cluster, settings.cache_bytes)
+            if cluster is not None
+            else LocalPhraseStore(settings.cache_bytes)
+        )
+    speech = SpeechService(
+        transport=settings.elevenlabs_transport,
+        store=store,
+        registry=hub.metrics.registry,
+        preconnect_ttl=settings.preconnect_timeout,
+    )
+    return cluster, speech
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         voice=settings.voice,
     )
+    hub.cluster, hub.speech = _scale_out(settings, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hotline_logger.setLevel(logging.INFO)
         hotline_logger.addHandler(hub.ring)
         voice: Any = None
+        warmup: asyncio.Task[int] | None = None
         try:
             tts_kwargs: dict[str, Any] = {
                 "voice_id": settings.elevenlabs_voice_id,
@@ -111,7 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 logs.register_secret(key)
                 voice = LocalVoice(
                     VoiceConfig(
-                        api_key=key, first_chunk_delay=settings.local_voice_first_chunk_delay
+                        api_key=key,
+                        first_chunk_delay=settings.local_voice_first_chunk_delay,
+                        connect_delay=settings.local_voice_connect_delay,
                     )
                 )
                 await voice.start("127.0.0.1", 0)
@@ -122,6 +153,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.elevenlabs_output_format,
                 )
             app.state.voice = voice
+            if hub.cluster is not None:
+                await hub.cluster.start(
+                    lambda: {sid: session.info() for sid, session in hub.calls.items()},
+                    lambda sid, op, body: local_command(hub, sid, op, body),
+                )
+            if settings.cache_warmup and hub.speech is not None and hub.tts is not None:
+                warmup = asyncio.create_task(
+                    hub.speech.warm_up(hub.tts, script), name="hotline-cache-warmup"
+                )
+            log.info(
+                "TTS transport: %s; phrase cache: %s; replicas: %s",
+                settings.elevenlabs_transport,
+                f"{settings.cache_bytes} bytes" if settings.cache_bytes else "off",
+                "Redis" if hub.cluster is not None else "this one alone",
+            )
             if not hub.signatures.enforced:
                 log.warning(
                     "INSECURE DEV MODE: no TWILIO_AUTH_TOKEN, Twilio signatures are NOT checked"
@@ -133,6 +179,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             deadline = asyncio.get_running_loop().time() + 5.0
             while hub.sessions and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.01)
+            if warmup is not None:
+                warmup.cancel()
+                await asyncio.gather(warmup, return_exceptions=True)
+            if hub.speech is not None:
+                await hub.speech.aclose()
+            if hub.cluster is not None:
+                await hub.cluster.aclose()
             if voice is not None:
                 await voice.stop()
             hub.tts = None

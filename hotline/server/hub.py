@@ -14,7 +14,9 @@ from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, Signa
 from hotline.server.settings import Settings
 
 if TYPE_CHECKING:
+    from hotline.server.redis_backend import Cluster
     from hotline.server.session import CallSession
+    from hotline.server.speaker import SpeechService
 
 __all__ = ["Hub"]
 
@@ -35,4 +37,8 @@ class Hub:
     tts: TTSConfig | None = None
     voice: str = "local"
     calls: dict[str, CallSession] = field(default_factory=dict)
+    #: Phrase cache, per-call TTS sockets (set by create_app).
+    speech: SpeechService | None = None
+    #: The link to other replicas (HOTLINE_REDIS_URL), or None when serving alone.
+    cluster: Cluster | None = None
     sessions: set[CallSession] = field(default_factory=set)

@@ -95,7 +95,8 @@ class Cluster:
             url,
             socket_connect_timeout=1.0,
             socket_timeout=command_timeout + 3.0,
-            retry=Retry(NoBackoff(), 0),
+            # One immediate retry: a pooled connection may have died with a Redis restart.
+            retry=Retry(NoBackoff(), 1),
         )
         self.up = False
         self.outages = 0
@@ -105,6 +106,7 @@ class Cluster:
         self._local_calls: LocalCalls = dict
         self._local_action: LocalAction | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
         self._probe: asyncio.Task[None] | None = None
         self._down_logged = False
         self._closing = False
@@ -143,6 +145,8 @@ class Cluster:
     async def aclose(self) -> None:
         self._closing = True
         self._up_event.set()  # a listener waiting for Redis wakes up and sees _closing
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         tasks = [*self._tasks, *([self._probe] if self._probe is not None else [])]
         # The listener is not cancelled inside redis-py's get_message (its pubsub cannot always
         # be closed after that); it notices _closing within one poll and closes its pubsub.
@@ -188,6 +192,9 @@ class Cluster:
             )
 
     async def _probe_loop(self) -> None:
+        # Pooled connections from before the outage are dead: start afresh after it.
+        with contextlib.suppress(*_ERRORS):
+            await self.client.connection_pool.disconnect()
         while not self._closing:
             await asyncio.sleep(self.probe_interval)
             try:
@@ -214,6 +221,12 @@ class Cluster:
         body = json.dumps({**info, "replica": self.replica}, default=str)
         ttl = int(self.expiry * 1000)
         await self._guard(lambda: self.client.set(self._call_key(call_sid), body, px=ttl), None)
+
+    def register_soon(self, call_sid: str, info: Mapping[str, Any]) -> None:
+        """:meth:`register` in the background (from synchronous code)."""
+        task = asyncio.get_running_loop().create_task(self.register(call_sid, info))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def unregister(self, call_sid: str) -> None:
         await self._guard(lambda: self.client.delete(self._call_key(call_sid)), None)

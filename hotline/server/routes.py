@@ -101,6 +101,8 @@ async def _twiml(request: Request, mode: str) -> Response:
     stream.parameter(name="From", value=caller)
     stream.parameter(name="token", value=token)
     response.append(connect)
+    if hub.speech is not None:
+        hub.speech.preconnect(call_sid, hub.tts)  # the TTS handshake overlaps Twilio's
     log.info("call %s: %s webhook answered with a media stream", call_sid, endpoint)
     return Response(str(response), media_type="application/xml")
 
@@ -183,13 +185,6 @@ class SayBody(BaseModel):
     interrupt: bool = False
 
 
-def _session(hub: Hub, call_sid: str) -> CallSession:
-    session = hub.calls.get(call_sid)
-    if session is None:
-        raise HTTPException(404, "no such active call")
-    return session
-
-
 @router.get("/logs")
 async def logs(hub: Admin, limit: int = 200) -> dict[str, Any]:
     return {"records": hub.ring.snapshot(limit=max(1, min(limit, 1000)))}
@@ -202,25 +197,56 @@ async def logs_streaming(hub: Admin, limit: int = 200) -> dict[str, Any]:
 
 @router.get("/calls")
 async def calls(hub: Admin) -> dict[str, Any]:
+    if hub.cluster is not None:
+        return {"calls": await hub.cluster.calls()}  # every replica's
     return {"calls": [session.info() for session in hub.calls.values()]}
+
+
+def local_command(hub: Hub, call_sid: str, op: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """Act on a call held by this replica: ``say`` or ``hangup``.
+
+    Returns:
+        (status, JSON body): 202 and the outcome, 404 (no such call here), 409 (the call is
+        not accepting speech), 400 (unknown operation).
+    """
+    session = hub.calls.get(call_sid)
+    if session is None:
+        return 404, {"detail": "no such active call"}
+    if op == "hangup":
+        session.hangup("hangup requested via API")
+        return 202, {"call_sid": call_sid, "hangup": True}
+    if op != "say":
+        return 400, {"detail": f"unknown operation {op!r}"}
+    text = body.get("text")
+    interrupt = body.get("interrupt", False)
+    if not isinstance(text, str) or not text.strip() or not isinstance(interrupt, bool):
+        return 422, {"detail": "text must be a non-blank string, interrupt a boolean"}
+    try:
+        uid = session.say(text, interrupt)
+    except CallStateError as exc:
+        return 409, {"detail": f"call is not accepting speech ({exc})"}
+    return 202, {"call_sid": call_sid, "utterance_id": uid, "interrupt": interrupt}
+
+
+async def _command(hub: Hub, call_sid: str, op: str, body: dict[str, Any]) -> JSONResponse:
+    """Act here if this replica holds the call, else on the replica that does (Redis)."""
+    if call_sid not in hub.calls and hub.cluster is not None:
+        answer = await hub.cluster.forward(call_sid, op, body)
+        if answer is not None:
+            return JSONResponse(answer[1], status_code=answer[0])
+    status, payload = local_command(hub, call_sid, op, body)
+    if status >= 400:
+        raise HTTPException(status, payload["detail"])
+    return JSONResponse(payload, status_code=status)
 
 
 @router.post("/calls/{call_sid}/say", status_code=202)
 async def say(call_sid: str, body: SayBody, hub: Admin) -> JSONResponse:
-    session = _session(hub, call_sid)
     if not body.text.strip():
         raise HTTPException(422, "text must not be blank")
-    try:
-        uid = session.say(body.text, body.interrupt)
-    except CallStateError as exc:
-        raise HTTPException(409, f"call is not accepting speech ({exc})") from None
-    return JSONResponse(
-        {"call_sid": call_sid, "utterance_id": uid, "interrupt": body.interrupt}, status_code=202
-    )
+    return await _command(hub, call_sid, "say", {"text": body.text, "interrupt": body.interrupt})
 
 
 @router.post("/calls/{call_sid}/hangup", status_code=202)
 async def hangup(call_sid: str, hub: Admin) -> JSONResponse:
-    session = _session(hub, call_sid)
-    session.hangup("hangup requested via API")
-    return JSONResponse({"call_sid": call_sid, "hangup": True}, status_code=202)
+    return await _command(hub, call_sid, "hangup", {})

@@ -39,6 +39,7 @@ from hotline.errors import ElevenLabsProtocolError, ProtocolError
 from hotline.server.elevenlabs_client import TTSConfig, TTSFailed, synthesize
 from hotline.server.hub import Hub
 from hotline.server.logs import mask_number
+from hotline.server.speaker import CallVoice
 
 __all__ = ["MAX_MESSAGE", "CallSession"]
 
@@ -80,7 +81,10 @@ class CallSession:
             hub.script,
             output_format=settings.elevenlabs_output_format,
             vad=Vad(hub.vad_config),
+            converter_factory=hub.speech.converter_factory if hub.speech is not None else None,
         )
+        #: The call's speech path (phrase cache, its TTS socket); set at ``start``.
+        self.voice: CallVoice | None = None
         self.call_sid: str | None = None
         self.caller = ""
         self.mode = "script"
@@ -292,7 +296,10 @@ class CallSession:
         try:
             if config is None:
                 raise TTSFailed("connect", "no TTS configured")
-            await synthesize(config, text, on_event, on_bad)
+            if self.voice is not None:
+                await self.voice.speak(uid, config, text, converter, on_event, on_bad)
+            else:
+                await synthesize(config, text, on_event, on_bad)
         except asyncio.CancelledError:
             raise
         except TTSFailed as exc:
@@ -385,6 +392,8 @@ class CallSession:
         metrics.time_to_first_audio.observe(total)
         metrics.tts_first_chunk.observe(voice)
         metrics.bridge_overhead.observe(bridge)
+        if self.voice is not None:
+            self.voice.first_frame_sent(first.utterance_id, total)
         log.info(
             "call %s: utterance %d first audio after %.1f ms (voice %.1f ms + bridge %.3f ms)",
             self.label,
@@ -421,6 +430,10 @@ class CallSession:
             self.call.hangup_after_greeting = True
         hub.calls[start.call_sid] = self
         self.registered = True
+        if hub.speech is not None:
+            self.voice = hub.speech.for_call(start.call_sid, hub.tts)
+        if hub.cluster is not None:
+            hub.cluster.register_soon(start.call_sid, self.info())
         hub.metrics.calls.inc()
         hub.metrics.active_calls.inc()
         log.info(
@@ -472,11 +485,15 @@ class CallSession:
         if self.close_code and ws.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await ws.close(code=self.close_code)
+        if self.voice is not None:
+            await self.voice.aclose()  # close_socket on the call's TTS socket
         hub = self.hub
         hub.sessions.discard(self)
         if self.registered and hub.calls.get(self.call_sid or "") is self:
             del hub.calls[self.call_sid or ""]
             hub.metrics.active_calls.dec()
+            if hub.cluster is not None:
+                await hub.cluster.unregister(self.call_sid or "")
         repeats = sum(n - 1 for n in self._error_kinds.values())
         if self.registered or repeats:
             log.info(

@@ -43,6 +43,28 @@ ENV_VARS: dict[str, str] = {
     "HOTLINE_TTS_TIMEOUT": "seconds without TTS audio before an utterance is ended (default 8)",
 }
 
+#: The scale-out settings (issue 6). Kept apart until the README's configuration table lists
+#: them (tests/test_readme.py checks ENV_VARS against it); then merge them into ENV_VARS.
+SCALE_ENV_VARS: dict[str, str] = {
+    "ELEVENLABS_TRANSPORT": "multi (one pre-connected multi-stream-input socket per call, the "
+    "default) or single (a stream-input socket per utterance)",
+    "HOTLINE_CACHE_BYTES": "phrase cache size in bytes of µ-law (default 33554432 = 32 MiB; 0 = off)",
+    "HOTLINE_CACHE_WARMUP": "1 = synthesise the script's fixed lines into the cache at start-up",
+    "HOTLINE_PRECONNECT_TIMEOUT": "seconds a TTS socket opened at POST /voice waits for its "
+    "stream (default 10)",
+    "HOTLINE_REDIS_URL": "redis://host:port/db: share the cache and the live calls between "
+    "replicas (default: off, in-process)",
+    "HOTLINE_REDIS_HEARTBEAT": "seconds between refreshes of this replica's calls (default 5)",
+    "HOTLINE_REDIS_CALL_EXPIRY": "seconds a crashed replica's calls stay listed (default 15)",
+    "HOTLINE_LOCAL_VOICE_CONNECT_DELAY": "local voice: simulated handshake cost in seconds "
+    "(default 0)",
+}
+
+#: What ``hotline serve`` runs when the environment does not say (a ``Settings(...)`` built in
+#: code keeps the per-utterance transport and no cache unless it asks for them).
+ENV_DEFAULT_TRANSPORT = "multi"
+ENV_DEFAULT_CACHE_BYTES = 32 * 2**20
+
 
 def _secret_field() -> str | None:
     return field(default=None, repr=False)
@@ -71,6 +93,14 @@ class Settings:
     vad_hang_ms: int = 300
     local_voice_first_chunk_delay: float = 0.25
     tts_timeout: float = 8.0
+    elevenlabs_transport: str = "single"
+    cache_bytes: int = 0
+    cache_warmup: bool = False
+    preconnect_timeout: float = 10.0
+    redis_url: str | None = _secret_field()
+    redis_heartbeat: float = 5.0
+    redis_call_expiry: float = 15.0
+    local_voice_connect_delay: float = 0.0
     insecure_dev: bool = False
 
     def __post_init__(self) -> None:
@@ -108,7 +138,26 @@ class Settings:
             raise ConfigError("HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY must be within 0..30 s")
         if not 0.1 <= self.tts_timeout <= 180.0:
             raise ConfigError("HOTLINE_TTS_TIMEOUT must be within 0.1..180 s")
-        for name in ("twilio_auth_token", "admin_token", "elevenlabs_api_key"):
+        if self.elevenlabs_transport not in ("multi", "single"):
+            raise ConfigError(
+                f"ELEVENLABS_TRANSPORT must be multi or single, got {self.elevenlabs_transport!r}"
+            )
+        if not 0 <= self.cache_bytes <= 2**40:
+            raise ConfigError("HOTLINE_CACHE_BYTES must be within 0..2**40")
+        if not 0.1 <= self.preconnect_timeout <= 300.0:
+            raise ConfigError("HOTLINE_PRECONNECT_TIMEOUT must be within 0.1..300 s")
+        if not 0.0 <= self.local_voice_connect_delay <= 30.0:
+            raise ConfigError("HOTLINE_LOCAL_VOICE_CONNECT_DELAY must be within 0..30 s")
+        if self.redis_url is not None and self.redis_url.strip():
+            scheme = urlsplit(self.redis_url).scheme
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ConfigError("HOTLINE_REDIS_URL must look like redis://host:port/db")
+        if not 0.05 <= self.redis_heartbeat < self.redis_call_expiry <= 3600.0:
+            raise ConfigError(
+                "HOTLINE_REDIS_HEARTBEAT must be >= 0.05 s and shorter than "
+                "HOTLINE_REDIS_CALL_EXPIRY (at most 3600 s)"
+            )
+        for name in ("twilio_auth_token", "admin_token", "elevenlabs_api_key", "redis_url"):
             value = getattr(self, name)
             if value is not None and not value.strip():
                 object.__setattr__(self, name, None)
@@ -137,7 +186,15 @@ class Settings:
             "admin_token": get("HOTLINE_ADMIN_TOKEN"),
             "elevenlabs_api_key": get("ELEVENLABS_API_KEY"),
             "script_path": get("HOTLINE_SCRIPT"),
+            "redis_url": get("HOTLINE_REDIS_URL"),
+            "elevenlabs_transport": (get("ELEVENLABS_TRANSPORT") or ENV_DEFAULT_TRANSPORT).lower(),
+            "cache_bytes": ENV_DEFAULT_CACHE_BYTES,
         }
+        warmup = get("HOTLINE_CACHE_WARMUP")
+        if warmup is not None:
+            if warmup.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                raise ConfigError(f"HOTLINE_CACHE_WARMUP must be 0 or 1, got {warmup!r}")
+            kwargs["cache_warmup"] = warmup.lower() in ("1", "true", "yes")
         for name, attr in (
             ("ELEVENLABS_VOICE_ID", "elevenlabs_voice_id"),
             ("ELEVENLABS_MODEL_ID", "elevenlabs_model_id"),
@@ -153,6 +210,11 @@ class Settings:
             ("HOTLINE_VAD_HANG_MS", "vad_hang_ms", int),
             ("HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY", "local_voice_first_chunk_delay", float),
             ("HOTLINE_TTS_TIMEOUT", "tts_timeout", float),
+            ("HOTLINE_CACHE_BYTES", "cache_bytes", int),
+            ("HOTLINE_PRECONNECT_TIMEOUT", "preconnect_timeout", float),
+            ("HOTLINE_REDIS_HEARTBEAT", "redis_heartbeat", float),
+            ("HOTLINE_REDIS_CALL_EXPIRY", "redis_call_expiry", float),
+            ("HOTLINE_LOCAL_VOICE_CONNECT_DELAY", "local_voice_connect_delay", float),
         )
         for name, attr, kind in numbers:
             raw = get(name)
@@ -204,13 +266,16 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value set (for log redaction)."""
-        return tuple(
-            v for v in (self.twilio_auth_token, self.admin_token, self.elevenlabs_api_key) if v
-        )
+        out = [v for v in (self.twilio_auth_token, self.admin_token, self.elevenlabs_api_key) if v]
+        if self.redis_url:
+            password = urlsplit(self.redis_url).password
+            if password:
+                out.append(password)
+        return tuple(out)
 
     def describe(self) -> dict[str, object]:
         """Non-secret settings for logs."""
-        secret = {"twilio_auth_token", "admin_token", "elevenlabs_api_key"}
+        secret = {"twilio_auth_token", "admin_token", "elevenlabs_api_key", "redis_url"}
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,8 +108,7 @@ class SpeechService:
         self.transport = transport
         self.store = store
         self.inactivity_timeout = inactivity_timeout
-        self.tts: TTSConfig | None = None
-        self.preconnects = Preconnects(self._new_socket_for, ttl=preconnect_ttl)
+        self.preconnects = Preconnects(ttl=preconnect_ttl)
         self.records: deque[UtteranceRecord] = deque(maxlen=1000)
         self.multi_totals = MultiStats()
         self.warmed = asyncio.Event()
@@ -133,27 +133,24 @@ class SpeechService:
             return inner
         return RecordingConverter(inner, MAX_PHRASE_BYTES)
 
-    def _new_socket_for(self, call_sid: str) -> MultiTTS:
-        assert self.tts is not None
-        return self.new_socket(self.tts, call_sid)
-
     def new_socket(self, config: TTSConfig, call_sid: str) -> MultiTTS:
         sock = MultiTTS(config, inactivity_timeout=self.inactivity_timeout, label=call_sid)
+        sock.on_closed = self._socket_closed
         self._sockets.add(sock)
         return sock
 
-    def preconnect(self, call_sid: str) -> None:
+    def preconnect(self, call_sid: str, config: TTSConfig | None) -> None:
         """``POST /voice`` answered: start the call's TTS handshake now (multi only)."""
-        if self.transport == "multi" and self.tts is not None:
-            self.preconnects.open(call_sid)
+        if self.transport == "multi" and config is not None:
+            self.preconnects.open(call_sid, lambda: self.new_socket(config, call_sid))
 
-    def for_call(self, call_sid: str) -> CallVoice:
+    def for_call(self, call_sid: str, config: TTSConfig | None) -> CallVoice:
         """The call's voice: the socket opened for it at ``POST /voice``, or a new one."""
         sock: MultiTTS | None = None
         if self.transport == "multi":
             sock = self.preconnects.take(call_sid)
-            if sock is None and self.tts is not None:
-                sock = self.new_socket(self.tts, call_sid)
+            if sock is None and config is not None:
+                sock = self.new_socket(config, call_sid)
             if sock is not None:
                 sock.start()
         return CallVoice(self, call_sid, sock)
@@ -251,7 +248,6 @@ class SpeechService:
         await self.preconnects.aclose()
         for sock in list(self._sockets):
             await sock.aclose()
-            self._socket_closed(sock)
 
 
 def _ignore_bad(exc: ElevenLabsProtocolError) -> None:
@@ -273,7 +269,7 @@ class CallVoice:
         config: TTSConfig,
         text: str,
         converter: object,
-        on_event: Callable[[TTSEvent], bool],
+        on_event: Callable[[TTSEvent], bool | Awaitable[bool]],
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
     ) -> None:
         """Speak ``text`` as utterance ``utterance_id`` (contract of
@@ -291,16 +287,16 @@ class CallVoice:
             if hit is not None:
                 self.paths[utterance_id] = "cache"
                 recorder.replay = True
-                if on_event(TTSAudio(hit, None, None)):
-                    on_event(TTSFinal())
+                if await _deliver(on_event, TTSAudio(hit, None, None)):
+                    await _deliver(on_event, TTSFinal())
                 return
         failed = False
 
-        def watch(event: TTSEvent) -> bool:
+        async def watch(event: TTSEvent) -> bool:
             nonlocal failed
             if isinstance(event, TTSFailure):
                 failed = True
-            return on_event(event)
+            return await _deliver(on_event, event)
 
         skipped_before = _skipped(converter)
         try:
@@ -311,7 +307,6 @@ class CallVoice:
                     # The TTS target changed (tests swap it live): a fresh socket for it.
                     if sock is not None:
                         await sock.aclose()
-                        service._socket_closed(sock)
                     sock = self.socket = service.new_socket(config, self.call_sid)
                     sock.start()
                 await sock.synthesize(text, watch, on_bad_message)
@@ -340,7 +335,11 @@ class CallVoice:
         if sock is not None:
             with contextlib.suppress(Exception):
                 await sock.aclose()
-            self.service._socket_closed(sock)
+
+
+async def _deliver(on_event: Callable[[TTSEvent], bool | Awaitable[bool]], event: TTSEvent) -> bool:
+    result = on_event(event)
+    return await result if inspect.isawaitable(result) else result
 
 
 def _skipped(converter: object) -> int:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -115,6 +116,8 @@ class MultiTTS:
         self._last_error = "not connected yet"
         self._socket_last_sent = 0.0
         self._logged_failure = False
+        #: Called once when :meth:`aclose` has finished (the owner's bookkeeping).
+        self.on_closed: Callable[[MultiTTS], None] | None = None
 
     # ------------------------------------------------------------------ life
 
@@ -154,13 +157,16 @@ class MultiTTS:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
         self._fail_all()
+        callback, self.on_closed = self.on_closed, None
+        if callback is not None:
+            callback(self)
 
     # ------------------------------------------------------------------ synthesis
 
     async def synthesize(
         self,
         text: str,
-        on_event: Callable[[TTSEvent], bool],
+        on_event: Callable[[TTSEvent], bool | Awaitable[bool]],
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
     ) -> None:
         """Speak ``text`` in a new context; same contract as
@@ -210,7 +216,8 @@ class MultiTTS:
                     ) from None
                 if event is None:
                     raise TTSFailed("closed", f"socket dropped ({self._last_error})")
-                wanted = on_event(event)
+                result = on_event(event)
+                wanted = await result if inspect.isawaitable(result) else result
                 if isinstance(event, TTSFailure):
                     raise TTSFailed("error", f"{event.error}: {event.message}")
                 if isinstance(event, TTSFinal):
@@ -383,15 +390,11 @@ class Preconnects:
     """Sockets opened when ``POST /voice`` answers, waiting for their call's ``start``.
 
     Args:
-        factory: builds an (unstarted) :class:`MultiTTS` for a CallSid.
         ttl: seconds a socket waits for its media stream before it is closed.
         limit: at most this many waiting sockets (older ones are closed first).
     """
 
-    def __init__(
-        self, factory: Callable[[str], MultiTTS], *, ttl: float = 10.0, limit: int = 1000
-    ) -> None:
-        self.factory = factory
+    def __init__(self, *, ttl: float = 10.0, limit: int = 1000) -> None:
         self.ttl = ttl
         self.limit = limit
         self.expired = 0
@@ -401,13 +404,14 @@ class Preconnects:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def open(self, call_sid: str) -> None:
-        """Start connecting for ``call_sid`` (a repeated webhook reuses the waiting socket)."""
+    def open(self, call_sid: str, make: Callable[[], MultiTTS]) -> None:
+        """Start connecting ``make()`` for ``call_sid`` (a repeated webhook reuses the waiting
+        socket)."""
         if call_sid in self._waiting:
             return
         while len(self._waiting) >= self.limit:
             self._expire(next(iter(self._waiting)))
-        tts = self.factory(call_sid)
+        tts = make()
         tts.start()
         handle = asyncio.get_running_loop().call_later(self.ttl, self._expire, call_sid)
         self._waiting[call_sid] = (tts, handle)

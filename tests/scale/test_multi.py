@@ -175,14 +175,14 @@ def test_preconnected_sockets_expire_when_no_stream_comes() -> None:
         async with LocalVoice(FAST) as voice:
             made: list[MultiTTS] = []
 
-            def factory(call_sid: str) -> MultiTTS:
-                made.append(MultiTTS(config(voice), label=call_sid))
+            def factory() -> MultiTTS:
+                made.append(MultiTTS(config(voice), label=f"CA{len(made)}"))
                 return made[-1]
 
-            pre = Preconnects(factory, ttl=0.3)
-            pre.open("CAexpire")
-            pre.open("CAexpire")  # a repeated webhook reuses it
-            pre.open("CAtaken")
+            pre = Preconnects(ttl=0.3)
+            pre.open("CAexpire", factory)
+            pre.open("CAexpire", factory)  # a repeated webhook reuses it
+            pre.open("CAtaken", factory)
             assert len(made) == 2
             taken = pre.take("CAtaken")
             assert taken is made[1] and pre.take("CAtaken") is None
