@@ -198,3 +198,30 @@ def test_preconnected_sockets_expire_when_no_stream_comes() -> None:
             await settle(voice)
 
     arun(main)
+
+
+def test_never_more_than_five_live_contexts() -> None:
+    async def main() -> None:
+        async with LocalVoice(VoiceConfig(first_chunk_delay=2.0)) as voice:
+            tts = MultiTTS(config(voice), label="CA5")
+            tasks = [
+                asyncio.create_task(tts.synthesize(f"Line number {n}.", Collect(), bad))
+                for n in range(5)
+            ]
+            for _ in range(200):
+                if tts.stats.contexts_opened == 5:
+                    break
+                await asyncio.sleep(0.01)
+            with pytest.raises(TTSFailed, match="contexts"):
+                await tts.synthesize("A sixth at once.", Collect(), bad)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            assert tts.stats.contexts_cancelled == 5
+            out = Collect()
+            await asyncio.wait_for(tts.synthesize("Room again.", out, bad), 10)
+            assert out.audio and voice.stats.errors_sent == 0 and voice.stats.connections == 1
+            await tts.aclose()
+            await settle(voice)
+
+    arun(main)
