@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from benchmarks.common import versions
-from hotline.sim.load import LoadOptions, run_async, run_load, summary
+from hotline.sim.load import LoadOptions, env_pairs, run_async, run_load, summary
 
 TARGET_UNDERRUN_CALLS = 0
 TARGET_TTFA_OVER_VOICE_MS = 200.0
@@ -99,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-chunk-delay", type=float, default=0.25)
     p.add_argument("--embedded-voice", action="store_true")
     p.add_argument("--lead-ms", type=float, default=LoadOptions.lead_ms)
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="e.g. ELEVENLABS_TRANSPORT=single HOTLINE_CACHE_BYTES=0 (the TTS path every time)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)
@@ -111,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             first_chunk_delay=args.first_chunk_delay,
             embedded_voice=args.embedded_voice,
             lead_ms=args.lead_ms,
+            server_env=env_pairs(args.server_env),
         )
         result = run_async(run_load(opts), use_uvloop=not args.no_uvloop)
         result["targets"] = _targets(result, args.first_chunk_delay * 1000.0)
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "first_chunk_delay_ms": args.first_chunk_delay * 1000.0,
         "voice": "embedded" if args.embedded_voice else "separate process",
+        "server_env": env_pairs(args.server_env),
         "runs": runs,
     }
     if args.json:
@@ -131,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in out["versions"].items():
         print(f"# {k}: {v}")
     print(
-        f"# {out['command']}  (voice: {out['voice']}, first-chunk delay {out['first_chunk_delay_ms']:.0f} ms)"
+        f"# {out['command']}  (voice: {out['voice']}, first-chunk delay "
+        f"{out['first_chunk_delay_ms']:.0f} ms, server env {out['server_env'] or 'defaults'})"
     )
     print(HEADER)
     for n, r in zip(args.calls, runs, strict=True):

@@ -53,6 +53,7 @@ __all__ = [
     "ProcSample",
     "SpawnedServer",
     "add_arguments",
+    "env_pairs",
     "histogram_quantile",
     "parse_metrics",
     "proc_sample",
@@ -281,6 +282,7 @@ async def spawn_server(
         HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY=str(first_chunk_delay),
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra_env or {})
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
     voice_pid: int | None = None
@@ -410,6 +412,9 @@ class LoadOptions:
     say: bool = True  # keep callers hearing speech via POST /calls/{sid}/say
     settle_s: float = 5.0  # after the calls: wait this long at most for /calls to empty
     server_log_level: str = "info"
+    # with spawn_server: more environment for `hotline serve`, e.g. {"ELEVENLABS_TRANSPORT":
+    # "single", "HOTLINE_CACHE_BYTES": "0"} (the TTS path for every utterance)
+    server_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -558,6 +563,7 @@ async def run_load(opts: LoadOptions) -> dict[str, Any]:
             embedded_voice=opts.embedded_voice,
             first_chunk_delay=opts.first_chunk_delay,
             log_level=opts.server_log_level,
+            extra_env=opts.server_env,
         ) as srv:
             result = await _run(
                 opts, srv.url, srv.auth_token, srv.admin_token, srv.pid, srv.voice_pid
@@ -565,6 +571,7 @@ async def run_load(opts: LoadOptions) -> dict[str, Any]:
             result["server"]["spawned"] = {
                 "voice": "embedded" if opts.embedded_voice else "separate process (hotline voice)",
                 "first_chunk_delay_ms": opts.first_chunk_delay * 1000.0,
+                "env": dict(opts.server_env),
                 "log_tail": _tail(srv.log_path, 8) if result["errors"]["total"] else "",
             }
             return result
@@ -934,6 +941,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --spawn-server: the local voice's first-chunk delay (default 0.25)",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --spawn-server: set this in the server's environment (repeatable), e.g. "
+        "ELEVENLABS_TRANSPORT=single or HOTLINE_CACHE_BYTES=0",
+    )
     parser.add_argument("--server-pid", type=int, default=None, help="a local server's pid")
     parser.add_argument(
         "--ramp", type=float, default=None, metavar="SECONDS", help="spread call starts"
@@ -960,6 +975,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def env_pairs(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--server-env wants NAME=VALUE, got {item!r}")
+        out[name] = value
+    return out
+
+
 def options_from_args(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(
         url=args.url,
@@ -975,6 +1000,7 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
         sequential=args.sequential,
         say=not args.no_say,
         lead_ms=args.lead_ms,
+        server_env=env_pairs(args.server_env),
     )
 
 
@@ -994,7 +1020,11 @@ def run_async(coro: Any, *, use_uvloop: bool = True) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = options_from_args(args)
+    try:
+        opts = options_from_args(args)
+    except ValueError as exc:
+        print(f"hotline load: {exc}", file=sys.stderr)
+        return 2
     if not opts.spawn_server and not opts.url:
         print("hotline load: give --url URL or --spawn-server", file=sys.stderr)
         return 2
