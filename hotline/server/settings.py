@@ -41,11 +41,6 @@ ENV_VARS: dict[str, str] = {
     "HOTLINE_VAD_HANG_MS": "barge-in: silence that ends speech (default 300)",
     "HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY": "local voice: seconds to first audio (default 0.25)",
     "HOTLINE_TTS_TIMEOUT": "seconds without TTS audio before an utterance is ended (default 8)",
-}
-
-#: The scale-out settings (issue 6). Kept apart until the README's configuration table lists
-#: them (tests/test_readme.py checks ENV_VARS against it); then merge them into ENV_VARS.
-SCALE_ENV_VARS: dict[str, str] = {
     "ELEVENLABS_TRANSPORT": "multi (one pre-connected multi-stream-input socket per call, the "
     "default) or single (a stream-input socket per utterance)",
     "HOTLINE_CACHE_BYTES": "phrase cache size in bytes of µ-law (default 33554432 = 32 MiB; 0 = off)",
@@ -60,10 +55,8 @@ SCALE_ENV_VARS: dict[str, str] = {
     "(default 0)",
 }
 
-#: What ``hotline serve`` runs when the environment does not say (a ``Settings(...)`` built in
-#: code keeps the per-utterance transport and no cache unless it asks for them).
-ENV_DEFAULT_TRANSPORT = "multi"
-ENV_DEFAULT_CACHE_BYTES = 32 * 2**20
+
+DEFAULT_CACHE_BYTES = 32 * 2**20
 
 
 def _secret_field() -> str | None:
@@ -93,8 +86,8 @@ class Settings:
     vad_hang_ms: int = 300
     local_voice_first_chunk_delay: float = 0.25
     tts_timeout: float = 8.0
-    elevenlabs_transport: str = "single"
-    cache_bytes: int = 0
+    elevenlabs_transport: str = "multi"
+    cache_bytes: int = DEFAULT_CACHE_BYTES
     cache_warmup: bool = False
     preconnect_timeout: float = 10.0
     redis_url: str | None = _secret_field()
@@ -187,9 +180,9 @@ class Settings:
             "elevenlabs_api_key": get("ELEVENLABS_API_KEY"),
             "script_path": get("HOTLINE_SCRIPT"),
             "redis_url": get("HOTLINE_REDIS_URL"),
-            "elevenlabs_transport": (get("ELEVENLABS_TRANSPORT") or ENV_DEFAULT_TRANSPORT).lower(),
-            "cache_bytes": ENV_DEFAULT_CACHE_BYTES,
         }
+        if (transport := get("ELEVENLABS_TRANSPORT")) is not None:
+            kwargs["elevenlabs_transport"] = transport.lower()
         warmup = get("HOTLINE_CACHE_WARMUP")
         if warmup is not None:
             if warmup.lower() not in ("0", "1", "true", "false", "yes", "no"):

@@ -94,6 +94,10 @@ async def hotline(tmp_path: Path, script: str) -> AsyncIterator[Hotline]:
         script_path=str(script_file),
         local_voice_first_chunk_delay=0.25,
         elevenlabs_output_format="mp3_44100_128",
+        # The per-utterance stream-input path, nothing cached (its ElevenLabs closes are
+        # asserted); tests/scale covers the multi-context socket and the phrase cache.
+        elevenlabs_transport="single",
+        cache_bytes=0,
     )
     app = create_app(settings)
     config = uvicorn.Config(app, log_config=None, log_level="warning", **uvicorn_config_kwargs())  # type: ignore[arg-type]

@@ -55,7 +55,10 @@ class ServerThread:
     """create_app(settings) served by uvicorn in a thread with its own event loop."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = settings
+        # The fault matrix injects a fault per utterance, so it runs the per-utterance
+        # stream-input path with nothing cached; tests/scale covers the multi-context socket
+        # (reconnect with backoff after a dropped socket) and the cache.
+        self.settings = {"elevenlabs_transport": "single", "cache_bytes": 0, **settings}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: uvicorn.Server | None = None
         self.hub: Hub | None = None

@@ -5,18 +5,19 @@ from __future__ import annotations
 import pytest
 
 from hotline.errors import ConfigError
-from hotline.server.settings import ENV_VARS, SCALE_ENV_VARS, Settings
+from hotline.server.settings import ENV_VARS, Settings
 
 
-def test_environment_defaults_are_multi_and_a_32_mib_cache() -> None:
+def test_defaults_are_multi_and_a_32_mib_cache() -> None:
     s = Settings.from_env({})
     assert s.elevenlabs_transport == "multi" and s.cache_bytes == 32 * 2**20
     assert not s.cache_warmup and s.redis_url is None
     assert (s.redis_heartbeat, s.redis_call_expiry, s.preconnect_timeout) == (5.0, 15.0, 10.0)
     assert s.local_voice_connect_delay == 0.0
-    built = Settings()  # in code: the per-utterance path, no cache, unless asked for
-    assert built.elevenlabs_transport == "single" and built.cache_bytes == 0
-    assert not set(SCALE_ENV_VARS) & set(ENV_VARS)
+    built = Settings()  # the same defaults in code as from the environment
+    assert built.elevenlabs_transport == "multi" and built.cache_bytes == 32 * 2**20
+    for name in ("ELEVENLABS_TRANSPORT", "HOTLINE_CACHE_BYTES", "HOTLINE_REDIS_URL"):
+        assert name in ENV_VARS
 
 
 def test_everything_from_env() -> None:

@@ -62,6 +62,10 @@ async def running_server(**overrides: Any) -> AsyncIterator[Running]:
         "admin_token": ADMIN_TOKEN,
         "local_voice_first_chunk_delay": 0.05,
         "tts_timeout": 1.5,
+        # These tests watch the per-utterance stream-input path (one socket per line, closed on
+        # barge-in) with nothing cached; tests/scale covers the multi-context socket and the cache.
+        "elevenlabs_transport": "single",
+        "cache_bytes": 0,
     }
     kwargs.update(overrides)
     app = create_app(Settings(**kwargs))
