@@ -12,6 +12,7 @@ socket, a wedged loop) shows up in the tests that follow, as it would in product
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import threading
@@ -48,6 +49,14 @@ goodbye = "Goodbye now."
 """
 
 SENTENCE = "Here is the next line, in full."
+_case = itertools.count(1)
+
+
+def unique(text: str) -> str:
+    """``text`` made unique, so the phrase cache cannot answer it and the TTS path runs."""
+    return f"{text.rstrip('.')}, case {next(_case)}."
+
+
 FAULTY = "This line meets a fault in the voice."
 
 
@@ -150,6 +159,21 @@ class ServerThread:
             ]
 
         return self.call_on_loop(collect)
+
+    def set_transport(self, transport: str) -> str:
+        """Switch the TTS transport ("multi" | "single") for the next utterances; returns
+        the previous one. (Read per utterance by the speech service.)"""
+        hub = self.hub
+        assert hub is not None
+
+        def apply() -> str:
+            speech = hub.speech
+            assert speech is not None
+            old = str(speech.transport)
+            speech.transport = transport
+            return old
+
+        return self.call_on_loop(apply)
 
     def set_tts(self, *, fault: str | None = None, **changes: Any) -> None:
         """Point the next utterances' TTS at a fault mode (or other TTSConfig changes)."""

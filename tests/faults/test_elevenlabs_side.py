@@ -32,9 +32,14 @@ from .harness import (
     say,
     scrape,
     speech_of,
+    unique,
 )
 
 ERRORS = "hotline_elevenlabs_errors_total"
+#: The server's default is "multi" (a multi-stream-input socket per call, replaced when the TTS
+#: target changes); the rows most about a dying socket also run on "single" (one per utterance).
+#: (The single-transport runs are marked slow: `-m "not slow"` keeps the matrix under 90 s.)
+TRANSPORTS = ("multi", pytest.param("single", marks=pytest.mark.slow))
 
 
 def _closed_port() -> int:
@@ -71,17 +76,41 @@ async def tts_fault(
     stall_bound: float | None = None,
     audio_before_fault: bool = False,
     utterance_fails: bool = True,
+    transport: str | None = None,
     **tts_changes: Any,
+) -> None:
+    if transport is None:
+        await _tts_fault(
+            server, fault, kinds, stall_bound, audio_before_fault, utterance_fails, tts_changes
+        )
+        return
+    old = server.set_transport(transport)
+    try:
+        await _tts_fault(
+            server, fault, kinds, stall_bound, audio_before_fault, utterance_fails, tts_changes
+        )
+    finally:
+        server.set_transport(old)
+
+
+async def _tts_fault(
+    server: ServerThread,
+    fault: str | None,
+    kinds: tuple[str, ...],
+    stall_bound: float | None,
+    audio_before_fault: bool,
+    utterance_fails: bool,
+    tts_changes: dict[str, Any],
 ) -> None:
     before = await scrape(server)
     call = await LiveCall(server, call_options(server)).start()
     await call.wait(lambda: call.played(1), 10, "the greeting played")
     server.set_tts(fault=fault, **tts_changes)
     try:
-        uid = await say(server, call.sid, FAULTY)  # its TTS starts now, with the fault
+        uid = await say(server, call.sid, unique(FAULTY))  # its TTS starts now, with the fault
     finally:
         server.reset_tts()
-    nxt = await say(server, call.sid, SENTENCE)
+    nxt = await say(server, call.sid, unique(SENTENCE))
     if utterance_fails:
         bound = stall_bound if stall_bound is not None else TTS_TIMEOUT + 3.0
         took = await _failed_logged(server, call.sid, uid, bound)
@@ -115,19 +144,36 @@ async def tts_fault(
     warnings = ring_mentions(server, call.sid, f"utterance {uid}")
     if utterance_fails or kinds:
         assert len(warnings) == 1, f"expected one log line for utterance {uid}: {warnings}"
+        # and the failure is not logged over and over (e.g. once per reconnection attempt)
+        everything = [r["message"] for r in server.log_records(call.sid)]
+        assert len(everything) <= 2, f"the failure is logged more than once: {everything}"
     else:
         assert not server.log_records(call.sid), server.log_records(call.sid)
     await check_clean(server)
 
 
-def test_error_json_then_1008_mid_utterance(server: ServerThread) -> None:
-    arun(lambda: tts_fault(server, fault="error_1008", kinds=("error",), audio_before_fault=True))
-
-
-def test_tcp_reset_mid_chunk(server: ServerThread) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_error_json_then_1008_mid_utterance(server: ServerThread, transport: str) -> None:
     arun(
         lambda: tts_fault(
-            server, fault="reset_mid_chunk", kinds=("closed",), audio_before_fault=True
+            server,
+            fault="error_1008",
+            kinds=("error",),
+            audio_before_fault=True,
+            transport=transport,
+        )
+    )
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_tcp_reset_mid_chunk(server: ServerThread, transport: str) -> None:
+    arun(
+        lambda: tts_fault(
+            server,
+            fault="reset_mid_chunk",
+            kinds=("closed",),
+            audio_before_fault=True,
+            transport=transport,
         )
     )
 
@@ -142,8 +188,17 @@ def test_corrupt_audio_bytes(server: ServerThread) -> None:
     )
 
 
-def test_is_final_never_sent(server: ServerThread) -> None:
-    arun(lambda: tts_fault(server, fault="no_final", kinds=("timeout",), audio_before_fault=True))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_is_final_never_sent(server: ServerThread, transport: str) -> None:
+    arun(
+        lambda: tts_fault(
+            server,
+            fault="no_final",
+            kinds=("timeout",),
+            audio_before_fault=True,
+            transport=transport,
+        )
+    )
 
 
 def test_first_chunk_after_5_s_ends_at_the_tts_timeout(server: ServerThread) -> None:
@@ -156,16 +211,25 @@ def test_first_chunk_after_5_s_ends_at_the_tts_timeout(server: ServerThread) -> 
 
 
 def test_inactivity_close_cannot_strike(server: ServerThread) -> None:
-    # hotline sends text, flush and end of stream at once, so ElevenLabs' inactivity close
-    # (here after 2 s of silence from the client) never hits a stream: the utterance plays.
+    # hotline sends each utterance's text and flush at once (and keeps a multi-stream socket
+    # alive between utterances), so ElevenLabs' inactivity close (here after 2 s of silence
+    # from the client) never hits an utterance: it plays.
     arun(lambda: tts_fault(server, fault="idle_close", utterance_fails=False))
 
 
-def test_connection_refused(server: ServerThread) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_connection_refused(server: ServerThread, transport: str) -> None:
     port = _closed_port()
+    # single: the utterance fails at once; multi: the call's socket retries with backoff and
+    # the utterance gives up after the TTS open timeout (5 s)
+    bound = 3.0 if transport == "single" else 5.0 + 2.0
     arun(
         lambda: tts_fault(
-            server, kinds=("connect",), stall_bound=3.0, base_url=f"ws://127.0.0.1:{port}"
+            server,
+            kinds=("connect",),
+            stall_bound=bound,
+            transport=transport,
+            base_url=f"ws://127.0.0.1:{port}",
         )
     )
 
@@ -206,11 +270,11 @@ def test_faults_back_to_back_in_one_call(server: ServerThread, n: int) -> None:
         for fault in ("error_1008", "no_final", "refuse_handshake")[:n]:
             server.set_tts(fault=fault)
             try:
-                uids.append(await say(server, call.sid, FAULTY))
+                uids.append(await say(server, call.sid, unique(FAULTY)))
             finally:
                 server.reset_tts()
             await _failed_logged(server, call.sid, uids[-1], TTS_TIMEOUT + 3.0)
-        nxt = await say(server, call.sid, SENTENCE)
+        nxt = await say(server, call.sid, unique(SENTENCE))
         await call.wait(lambda: call.played(nxt), 15, "the good utterance played")
         assert speech_of(call.r, nxt) >= 600
         await admin(server, "POST", f"/calls/{call.sid}/hangup")
