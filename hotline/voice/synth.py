@@ -68,17 +68,33 @@ def clear_caches() -> None:
     _OUT_CACHE.clear()
 
 
+_PCM_FILL = threading.Lock()  # one synthesis per missing key (eSpeak is serialised anyway)
+
+
 def speech_pcm(text: str, voice: str, rate_wpm: int, *, cache: bool = True) -> Pcm:
-    """eSpeak NG PCM for ``text`` (cached per process when ``cache``)."""
+    """eSpeak NG PCM for ``text`` (cached per process when ``cache``).
+
+    eSpeak is not repeatable within a process (its pitch flutter runs on between calls), so
+    two syntheses of one text differ slightly; the fill lock makes concurrent misses share one.
+    """
     key = (text, voice, rate_wpm)
-    if cache:
+    if not cache:
+        return synthesize(text, voice=voice, rate_wpm=rate_wpm)
+    hit = _PCM_CACHE.get(key)
+    if isinstance(hit, Pcm):
+        return hit
+    with _PCM_FILL:
         hit = _PCM_CACHE.get(key)
         if isinstance(hit, Pcm):
             return hit
-    pcm = synthesize(text, voice=voice, rate_wpm=rate_wpm)
-    if cache:
+        pcm = synthesize(text, voice=voice, rate_wpm=rate_wpm)
         _PCM_CACHE.put(key, pcm, len(pcm.samples) + 64)
     return pcm
+
+
+def _pcm_id(pcm: Pcm) -> tuple[int, int]:
+    # bytes cache their hash, so this is cheap after the first call on a cached Pcm
+    return (len(pcm.samples), hash(pcm.samples))
 
 
 @dataclass(frozen=True)
@@ -122,12 +138,13 @@ class StreamSynth:
             if text.strip()
             else Pcm(b"", 22050)
         )
+        # Keyed by the PCM itself, not the text: a hit must mean this stream's encoder would
+        # have produced exactly these bytes, or replaying our own history after it would splice
+        # two different MP3 streams (a bit reservoir pointing at someone else's bytes).
         key = (
             self.output_format,
-            self._voice,
-            self._rate,
-            tuple(t for t, _ in self._history),
-            text,
+            tuple(_pcm_id(p) for _, p in self._history),
+            _pcm_id(pcm),
             end,
         )
         audio: bytes | None = None
