@@ -36,7 +36,7 @@ AUDIO_LOGGERS = ("hotline.call", "hotline.tts", "hotline.voice")
 _PHONE = re.compile(r"(?<![\w%])(\+|%2[Bb])?(\d{7,15})(?![\w])")
 _MAX_SECRETS = 4096
 _secrets: collections.OrderedDict[str, None] = collections.OrderedDict()
-_secret_re: re.Pattern[str] | None = None
+_secret_order: tuple[str, ...] | None = ()
 _lock = threading.Lock()
 
 
@@ -60,7 +60,7 @@ def _phone_sub(match: re.Match[str]) -> str:
 
 def register_secret(value: str | None) -> None:
     """Never let ``value`` reach a log line (bounded; oldest forgotten first)."""
-    global _secret_re
+    global _secret_order
     if not value or len(value) < 4:
         return
     with _lock:
@@ -68,29 +68,33 @@ def register_secret(value: str | None) -> None:
         _secrets.move_to_end(value)
         while len(_secrets) > _MAX_SECRETS:
             _secrets.popitem(last=False)
-        _secret_re = _compile()
+        _secret_order = None
 
 
 def forget_secret(value: str | None) -> None:
-    global _secret_re
+    global _secret_order
     with _lock:
         if value and _secrets.pop(value, 1) is None:
-            _secret_re = _compile()
+            _secret_order = None
 
 
-def _compile() -> re.Pattern[str] | None:
-    if not _secrets:
-        return None
-    # Longest first, so a secret containing another is replaced whole.
-    alternatives = sorted(_secrets, key=len, reverse=True)
-    return re.compile("|".join(re.escape(s) for s in alternatives))
+def _ordered_secrets() -> tuple[str, ...]:
+    # Plain substring replacement, not one big regex: secrets come and go with every call (the
+    # per-call stream tokens), and recompiling an alternation per call cost CPU and filled
+    # re's pattern cache. Longest first, so a secret containing another is replaced whole.
+    global _secret_order
+    order = _secret_order
+    if order is None:
+        with _lock:
+            order = _secret_order = tuple(sorted(_secrets, key=len, reverse=True))
+    return order
 
 
 def redact(text: str) -> str:
     """Mask phone numbers and registered secrets in ``text``."""
-    pattern = _secret_re
-    if pattern is not None:
-        text = pattern.sub("***", text)
+    for secret in _ordered_secrets():
+        if secret in text:
+            text = text.replace(secret, "***")
     return _PHONE.sub(_phone_sub, text)
 
 

@@ -166,7 +166,7 @@ async def metrics(request: Request) -> Response:
 # ---------------------------------------------------------------------------------- admin
 
 
-def require_admin(request: Request) -> Hub:
+async def require_admin(request: Request) -> Hub:
     hub = _hub(request)
     if not hub.admin.enabled:
         raise HTTPException(503, "admin disabled: set HOTLINE_ADMIN_TOKEN")
