@@ -32,16 +32,14 @@ Misuse (sending in the wrong state, a sixth context, empty text) raises
 
 from __future__ import annotations
 
-import base64
 import enum
 import json
-import sys
 from binascii import Error as _B64Error
-from binascii import a2b_base64
 from collections.abc import Mapping
 from typing import Any, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
+from hotline.core._wire import b64decode_strict, describe
 from hotline.core.events import Alignment, TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ConfigError, ElevenLabsProtocolError
 
@@ -62,23 +60,10 @@ _MAX_INACTIVITY_TIMEOUT = 180
 _MAX_ERROR_CHARS = 500
 
 
-if sys.version_info >= (3, 11):
-
-    def _b64decode(data: str) -> bytes:
-        return a2b_base64(data, strict_mode=True)
-
-else:  # pragma: no cover - Python 3.10
-
-    def _b64decode(data: str) -> bytes:
-        return base64.b64decode(data, validate=True)
-
 
 def _fail(message: str) -> NoReturn:
     raise ElevenLabsProtocolError(message)
 
-
-def _describe(value: object) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def _dumps(obj: Mapping[str, object]) -> str:
@@ -180,7 +165,7 @@ def multi_stream_input_url(
 
 def _load(text: object) -> dict[str, Any]:
     if not isinstance(text, str):
-        _fail(f"expected a JSON text frame, got {_describe(text)}")
+        _fail(f"expected a JSON text frame, got {describe(text)}")
     try:
         msg = json.loads(text)
     except RecursionError:
@@ -188,13 +173,13 @@ def _load(text: object) -> dict[str, Any]:
     except ValueError as exc:
         _fail(f"message is not valid JSON ({str(exc)[:80]})")
     if type(msg) is not dict:
-        _fail(f"message must be a JSON object, got {_describe(msg)}")
+        _fail(f"message must be a JSON object, got {describe(msg)}")
     return msg
 
 
 def _int_list(value: object, where: str) -> tuple[int, ...]:
     if type(value) is not list:
-        _fail(f"{where} must be a list, got {_describe(value)}")
+        _fail(f"{where} must be a list, got {describe(value)}")
     out = []
     for item in value:
         if type(item) is int:
@@ -202,7 +187,7 @@ def _int_list(value: object, where: str) -> tuple[int, ...]:
         elif type(item) is float and item == item and abs(item) < 1e15:
             out.append(round(item))
         else:
-            _fail(f"{where} must hold numbers, got {_describe(item)}")
+            _fail(f"{where} must hold numbers, got {describe(item)}")
     return tuple(out)
 
 
@@ -211,7 +196,7 @@ def _alignment(msg: dict[str, Any], key: str) -> Alignment | None:
     if value is None:
         return None
     if type(value) is not dict:
-        _fail(f"{key!r} must be an object or null, got {_describe(value)}")
+        _fail(f"{key!r} must be an object or null, got {describe(value)}")
     chars = value.get("chars")
     if type(chars) is not list or not all(type(c) is str for c in chars):
         _fail(f"{key}.chars must be a list of strings")
@@ -249,7 +234,7 @@ def _parse(msg: dict[str, Any], context_id: str | None) -> list[TTSEvent]:
         if type(audio) is str:
             if audio:
                 try:
-                    data = _b64decode(audio)
+                    data = b64decode_strict(audio)
                 except (_B64Error, ValueError):
                     _fail("'audio' is not valid base64")
                 events.append(
@@ -261,14 +246,14 @@ def _parse(msg: dict[str, Any], context_id: str | None) -> list[TTSEvent]:
                     )
                 )
         elif audio is not None:
-            _fail(f"'audio' must be a base64 string or null, got {_describe(audio)}")
+            _fail(f"'audio' must be a base64 string or null, got {describe(audio)}")
     final = msg.get("isFinal", msg.get("is_final"))
     if "isFinal" in msg or "is_final" in msg:
         known = True
         if final is True:
             events.append(TTSFinal(context_id=context_id))
         elif final is not None and final is not False:
-            _fail(f"'isFinal' must be a boolean or null, got {_describe(final)}")
+            _fail(f"'isFinal' must be a boolean or null, got {describe(final)}")
     if not known:
         _fail("message has none of 'audio', 'isFinal', 'error'")
     return events
@@ -306,7 +291,7 @@ def _settings_fields(
 
 def _text_with_space(text: str) -> str:
     if not isinstance(text, str):
-        _fail(f"text must be a string, got {_describe(text)}")
+        _fail(f"text must be a string, got {describe(text)}")
     if not text.strip():
         _fail("text is empty (use send_keepalive / send_end for control messages)")
     return text if text.endswith(" ") else text + " "
@@ -329,7 +314,33 @@ class TTSState(enum.Enum):
     FAILED = "failed"
 
 
-class ElevenLabsStream:
+class _Socket:
+    """What both socket kinds share: queued outgoing frames and parsed events."""
+
+    def __init__(self) -> None:
+        self._events: list[TTSEvent] = []
+        self._outgoing: list[str] = []
+
+    def data_to_send(self) -> list[str]:
+        """Return and forget the queued text frames, in order."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def receive_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """ElevenLabs sends JSON text only.
+
+        Raises:
+            ElevenLabsProtocolError: always; nothing changes.
+        """
+        _fail(f"binary frame ({len(memoryview(data))} bytes); ElevenLabs sends JSON text only")
+
+    def events_received(self) -> list[TTSEvent]:
+        """Return and forget the events parsed since the last call."""
+        events, self._events = self._events, []
+        return events
+
+
+class ElevenLabsStream(_Socket):
     """One ``stream-input`` socket, i.e. one utterance.
 
     Args:
@@ -347,10 +358,9 @@ class ElevenLabsStream:
         voice_settings: Mapping[str, object] | None = None,
         generation_config: Mapping[str, object] | None = None,
     ) -> None:
+        super().__init__()
         self.state = TTSState.IDLE
         self._init_fields = _settings_fields(voice_settings, generation_config)
-        self._events: list[TTSEvent] = []
-        self._outgoing: list[str] = []
         self.audio_bytes = 0
         """Decoded audio bytes received so far."""
 
@@ -426,10 +436,6 @@ class ElevenLabsStream:
         self._outgoing.append('{"text":""}')
         self.state = TTSState.ENDED
 
-    def data_to_send(self) -> list[str]:
-        """Return and forget the queued text frames, in order."""
-        out, self._outgoing = self._outgoing, []
-        return out
 
     # -- receiving
 
@@ -454,24 +460,12 @@ class ElevenLabsStream:
                 self.state = TTSState.FAILED
         self._events.extend(events)
 
-    def receive_bytes(self, data: bytes | bytearray | memoryview) -> None:
-        """ElevenLabs sends JSON text only.
-
-        Raises:
-            ElevenLabsProtocolError: always; nothing changes.
-        """
-        _fail(f"binary frame ({len(memoryview(data))} bytes); ElevenLabs sends JSON text only")
-
-    def events_received(self) -> list[TTSEvent]:
-        """Return and forget the events parsed since the last call."""
-        events, self._events = self._events, []
-        return events
 
 
 # ------------------------------------------------------------------- multi-stream-input
 
 
-class ElevenLabsMultiStream:
+class ElevenLabsMultiStream(_Socket):
     """One ``multi-stream-input`` socket: contexts (one per utterance) on one connection.
 
     A context is *live* from :meth:`open_context` until :meth:`close_context`, its final
@@ -489,11 +483,10 @@ class ElevenLabsMultiStream:
         voice_settings: Mapping[str, object] | None = None,
         generation_config: Mapping[str, object] | None = None,
     ) -> None:
+        super().__init__()
         self._init_fields = _settings_fields(voice_settings, generation_config)
         self._live: set[str] = set()
         self._closing: set[str] = set()
-        self._events: list[TTSEvent] = []
-        self._outgoing: list[str] = []
         self.socket_closed = False
         """True after :meth:`close_socket` or a socket-level error."""
 
@@ -601,10 +594,6 @@ class ElevenLabsMultiStream:
         self._live.clear()
         self.socket_closed = True
 
-    def data_to_send(self) -> list[str]:
-        """Return and forget the queued text frames, in order."""
-        out, self._outgoing = self._outgoing, []
-        return out
 
     # -- receiving
 
@@ -621,7 +610,7 @@ class ElevenLabsMultiStream:
         msg = _load(text)
         ctx = msg.get("contextId", msg.get("context_id"))
         if ctx is not None and type(ctx) is not str:
-            _fail(f"'contextId' must be a string, got {_describe(ctx)}")
+            _fail(f"'contextId' must be a string, got {describe(ctx)}")
         is_error = msg.get("error") is not None
         if not is_error:
             if ctx is None:
@@ -640,15 +629,3 @@ class ElevenLabsMultiStream:
                     self._closing.discard(ctx)
         self._events.extend(events)
 
-    def receive_bytes(self, data: bytes | bytearray | memoryview) -> None:
-        """ElevenLabs sends JSON text only.
-
-        Raises:
-            ElevenLabsProtocolError: always; nothing changes.
-        """
-        _fail(f"binary frame ({len(memoryview(data))} bytes); ElevenLabs sends JSON text only")
-
-    def events_received(self) -> list[TTSEvent]:
-        """Return and forget the events parsed since the last call."""
-        events, self._events = self._events, []
-        return events

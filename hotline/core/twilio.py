@@ -43,16 +43,15 @@ with compact separators, because Twilio rejects extra fields (errors 31951/31924
 
 from __future__ import annotations
 
-import base64
 import enum
 import json
 import re
-import sys
 import types
 from binascii import Error as _B64Error
-from binascii import a2b_base64, b2a_base64
+from binascii import b2a_base64
 from typing import Any, NoReturn
 
+from hotline.core._wire import b64decode_strict, describe
 from hotline.core.events import (
     Connected,
     Dtmf,
@@ -143,24 +142,10 @@ def clear_message(stream_sid: str) -> str:
 # ------------------------------------------------------------------------------ inbound
 
 
-if sys.version_info >= (3, 11):
-
-    def _b64decode(data: str) -> bytes:
-        return a2b_base64(data, strict_mode=True)
-
-else:  # pragma: no cover - Python 3.10
-
-    def _b64decode(data: str) -> bytes:
-        return base64.b64decode(data, validate=True)
-
 
 def _fail(message: str) -> NoReturn:
     raise TwilioProtocolError(message)
 
-
-def _describe(value: object) -> str:
-    """A type name for error messages (never the value itself)."""
-    return "null" if value is None else type(value).__name__
 
 
 def _obj(msg: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -168,7 +153,7 @@ def _obj(msg: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     if type(value) is not dict:
         if value is None and key not in msg:
             _fail(f"{where}: missing {key!r} object")
-        _fail(f"{where}: {key!r} must be an object, got {_describe(value)}")
+        _fail(f"{where}: {key!r} must be an object, got {describe(value)}")
     return value
 
 
@@ -177,7 +162,7 @@ def _str(msg: dict[str, Any], key: str, where: str) -> str:
     if type(value) is not str:
         if key not in msg:
             _fail(f"{where}: missing {key!r}")
-        _fail(f"{where}: {key!r} must be a string, got {_describe(value)}")
+        _fail(f"{where}: {key!r} must be a string, got {describe(value)}")
     return value
 
 
@@ -191,7 +176,7 @@ def _num(msg: dict[str, Any], key: str, where: str) -> int:
         return value
     if key not in msg:
         _fail(f"{where}: missing {key!r}")
-    _fail(f"{where}: {key!r} must be a numeric string, got {_describe(value)}")
+    _fail(f"{where}: {key!r} must be a numeric string, got {describe(value)}")
 
 
 def _event_name(value: object) -> str:
@@ -200,12 +185,12 @@ def _event_name(value: object) -> str:
         if len(value) <= 32 and _SAFE_TOKEN.fullmatch(value):
             return repr(value)
         return f"(a string of {len(value)} characters)"
-    return _describe(value)
+    return describe(value)
 
 
 def _load(text: object) -> dict[str, Any]:
     if not isinstance(text, str):
-        _fail(f"expected a JSON text frame, got {_describe(text)}")
+        _fail(f"expected a JSON text frame, got {describe(text)}")
     try:
         msg = json.loads(text)
     except RecursionError:
@@ -214,7 +199,7 @@ def _load(text: object) -> dict[str, Any]:
         # JSONDecodeError, or an integer literal longer than Python's digit limit.
         _fail(f"message is not valid JSON ({str(exc)[:80]})")
     if type(msg) is not dict:
-        _fail(f"message must be a JSON object, got {_describe(msg)}")
+        _fail(f"message must be a JSON object, got {describe(msg)}")
     return msg
 
 
@@ -226,7 +211,7 @@ def _parse(msg: dict[str, Any]) -> tuple[TwilioEvent, str | None]:
         media = _obj(msg, "media", "media")
         payload = _str(media, "payload", "media")
         try:
-            data = _b64decode(payload)
+            data = b64decode_strict(payload)
         except (_B64Error, ValueError):
             _fail("media: 'payload' is not valid base64")
         ev: TwilioEvent = Media(

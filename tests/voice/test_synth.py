@@ -35,7 +35,11 @@ def test_concurrent_multi_generation_utterances_decode_cleanly() -> None:
     for _ in range(3):
         clear_caches()
         outputs: list[bytes] = []
-        threads = [threading.Thread(target=lambda: outputs.append(_utterance())) for _ in range(6)]
+
+        def render(into: list[bytes] = outputs) -> None:
+            into.append(_utterance())
+
+        threads = [threading.Thread(target=render) for _ in range(6)]
         for t in threads:
             t.start()
         for t in threads:
