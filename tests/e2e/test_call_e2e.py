@@ -9,20 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
-from hotline.server.app import create_app
-from hotline.server.cli import uvicorn_config_kwargs
-from hotline.server.settings import Settings
 from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
+from tests.server.harness import running_server
 
 T = TypeVar("T")
 TWILIO_TOKEN = "e2e-twilio-token-0123456789abcdef"
@@ -84,36 +80,18 @@ class Hotline:
 async def hotline(tmp_path: Path, script: str) -> AsyncIterator[Hotline]:
     script_file = tmp_path / "script.toml"
     script_file.write_text(script)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(
+    # running_server pins the per-utterance stream-input path with nothing cached (the
+    # ElevenLabs closes are asserted here); tests/scale covers the multi socket and the cache.
+    async with running_server(
         twilio_auth_token=TWILIO_TOKEN,
-        public_url=base,
         admin_token=ADMIN_TOKEN,
         script_path=str(script_file),
         local_voice_first_chunk_delay=0.25,
         elevenlabs_output_format="mp3_44100_128",
-        # The per-utterance stream-input path, nothing cached (its ElevenLabs closes are
-        # asserted); tests/scale covers the multi-context socket and the phrase cache.
-        elevenlabs_transport="single",
-        cache_bytes=0,
-    )
-    app = create_app(settings)
-    config = uvicorn.Config(app, log_config=None, log_level="warning", **uvicorn_config_kwargs())  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        assert app.state.voice is not None, "no ELEVENLABS_API_KEY: the local voice must run"
-        yield Hotline(base, app)
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+        tts_timeout=8.0,
+    ) as srv:
+        assert srv.app.state.voice is not None, "no ELEVENLABS_API_KEY: the local voice must run"
+        yield Hotline(srv.base, srv.app)
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
