@@ -47,7 +47,7 @@ venv: $(BIN)/python
 
 # Dependencies (runtime + test oracles) and the editable install.
 $(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python sysdeps
-	$(BIN)/python -m pip install -q "setuptools>=69" wheel "Cython>=3.0" build
+	$(BIN)/python -m pip install -q "setuptools>=77" wheel "Cython>=3.0" build
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
 	@touch $@
 
