@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
-from hotline.core._wire import b64decode_strict, describe
+from hotline.core._wire import b64decode_strict, describe, load_object
 from hotline.core.events import Alignment, TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ConfigError, ElevenLabsProtocolError
 
@@ -164,17 +164,7 @@ def multi_stream_input_url(
 
 
 def _load(text: object) -> dict[str, Any]:
-    if not isinstance(text, str):
-        _fail(f"expected a JSON text frame, got {describe(text)}")
-    try:
-        msg = json.loads(text)
-    except RecursionError:
-        _fail("message nested too deeply")
-    except ValueError as exc:
-        _fail(f"message is not valid JSON ({str(exc)[:80]})")
-    if type(msg) is not dict:
-        _fail(f"message must be a JSON object, got {describe(msg)}")
-    return msg
+    return load_object(text, ElevenLabsProtocolError)
 
 
 def _int_list(value: object, where: str) -> tuple[int, ...]:

@@ -51,7 +51,7 @@ from binascii import Error as _B64Error
 from binascii import b2a_base64
 from typing import Any, NoReturn
 
-from hotline.core._wire import b64decode_strict, describe
+from hotline.core._wire import b64decode_strict, describe, load_object
 from hotline.core.events import (
     Connected,
     Dtmf,
@@ -189,18 +189,7 @@ def _event_name(value: object) -> str:
 
 
 def _load(text: object) -> dict[str, Any]:
-    if not isinstance(text, str):
-        _fail(f"expected a JSON text frame, got {describe(text)}")
-    try:
-        msg = json.loads(text)
-    except RecursionError:
-        _fail("message nested too deeply")
-    except ValueError as exc:
-        # JSONDecodeError, or an integer literal longer than Python's digit limit.
-        _fail(f"message is not valid JSON ({str(exc)[:80]})")
-    if type(msg) is not dict:
-        _fail(f"message must be a JSON object, got {describe(msg)}")
-    return msg
+    return load_object(text, TwilioProtocolError)
 
 
 def _parse(msg: dict[str, Any]) -> tuple[TwilioEvent, str | None]:
