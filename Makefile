@@ -63,6 +63,7 @@ test: build testdeps
 
 lint: build
 	$(BIN)/ruff check hotline tests benchmarks
+	$(BIN)/ruff format --check hotline tests benchmarks setup.py
 	$(BIN)/mypy
 
 demo: build

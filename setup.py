@@ -83,6 +83,7 @@ def _extensions() -> list[Extension]:
         "embedsignature": True,
         "binding": False,
         "cdivision": True,
+        "autotestdict": False,  # no doctests in the module: no __test__ dict (stubtest)
     }
     if debug:
         extra_compile += ["-O0", "-g3"]
@@ -94,7 +95,14 @@ def _extensions() -> list[Extension]:
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
         extra_compile += san
         extra_link += san
-    extra_compile += ["-std=c11", "-Wall", "-Wno-unused-function"]
+    # Bit-exactness: the output bytes are pinned by tests, so the float arithmetic must be the
+    # one written in csrc/: no FMA contraction (GCC's default outside ISO C mode, and a target
+    # with FMA would fuse the resampler's multiply-adds and the scale before hl_round_s16's
+    # rounding), and never -ffast-math. Stated here rather than left to -std=c11's defaults.
+    extra_compile += ["-std=c11", "-ffp-contract=off", "-Wall", "-Wno-unused-function"]
+    # What this build was compiled with, for hotline.codec.build_info() (and its test).
+    recorded = " ".join(extra_compile).replace("\\", "\\\\").replace('"', '\\"')
+    macros.append(("HOTLINE_BUILD_CFLAGS", f'"{recorded}"'))
 
     ext = Extension(
         "hotline.codec._codec",
@@ -110,7 +118,12 @@ def _extensions() -> list[Extension]:
         define_macros=macros,
         extra_compile_args=extra_compile,
         extra_link_args=extra_link,
-        depends=["csrc/hotline_kernels.h", "hotline/codec/_mpg123.pxd", "hotline/codec/_kernels.pxd"],
+        depends=[
+            "csrc/hotline_kernels.h",
+            "csrc/hl_round.h",
+            "hotline/codec/_mpg123.pxd",
+            "hotline/codec/_kernels.pxd",
+        ],
     )
     return cythonize(
         [ext],

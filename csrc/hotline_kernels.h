@@ -18,7 +18,8 @@ extern "C" {
 enum {
     HL_OK = 0,
     HL_EINVAL = -1, /* bad argument (rate out of range, NULL, ...) */
-    HL_ENOSPC = -2  /* caller's buffer too small */
+    HL_ENOSPC = -2, /* caller's buffer too small */
+    HL_E2BIG = -3   /* resampler: the filter tables would exceed HL_RESAMPLER_MAX_TABLE */
 };
 
 /* ---------------------------------------------------------------- G.711 (ulaw.c) */
@@ -85,6 +86,10 @@ size_t hl_f32_to_s16(const float *restrict in, size_t n, float scale, int16_t *r
 #define HL_RATE_MIN 1000
 #define HL_RATE_MAX 384000
 #define HL_MAX_STAGES 2
+/* Cap on the floats of one rate pair's tables (all stages' phases x taps): 4 MiB. Designing costs
+ * time and memory in proportion (an unbounded 383998 -> 1000 Hz needed 20.6 M floats, 3.6 s); the
+ * largest table among the common rates (8 k .. 384 k) is 143,360 floats. */
+#define HL_RESAMPLER_MAX_TABLE (1u << 20)
 
 typedef struct hl_stage_plan {
     uint32_t in_rate, out_rate;
@@ -102,7 +107,8 @@ typedef struct hl_resampler_plan {
     hl_stage_plan stage[HL_MAX_STAGES];
 } hl_resampler_plan;
 
-/* Fill *plan for the pair. Returns HL_OK or HL_EINVAL (rates out of range, ratio too fine). */
+/* Fill *plan for the pair. Returns HL_OK, HL_EINVAL (rates out of range, ratio too fine: more
+ * than 2048 phases) or HL_E2BIG (tables larger than HL_RESAMPLER_MAX_TABLE floats). */
 int hl_resampler_plan_init(hl_resampler_plan *plan, uint32_t in_rate, uint32_t out_rate);
 
 /* Floats hl_resampler_design writes (all stages' polyphase tables). */
@@ -168,7 +174,9 @@ double hl_resampler_delay(const hl_resampler_plan *plan);
 /* ------------------------------------------------------- MP3 frame sync (mp3sync.c) */
 
 /* Splits a byte stream into whole MPEG layer III frames (MPEG-1, 2 and 2.5; no free format)
- * and drops everything else: junk is counted, ID3v2 tags are skipped as metadata.
+ * and drops everything else: junk is counted, ID3v2 tags are skipped as metadata. A tag is
+ * believed at the start of a stream, elsewhere only when a confirmed frame follows it (see
+ * mp3sync.c): "ID3" and a plausible size in junk must not swallow the valid audio after it.
  *
  * Out of sync (at the start, after junk) a header is accepted only when the frame it
  * announces is followed by another compatible header (same version and sample rate), or, at
@@ -193,11 +201,13 @@ typedef struct hl_mp3sync {
     uint64_t lost_at;    /* junk_bytes when it was lost */
     uint8_t last[4];     /* header of the last frame passed on */
     uint32_t skip;       /* bytes of an ID3v2 tag still to skip */
+    int fresh;           /* nothing consumed since init/reset: a stream may start here */
     uint64_t frames;     /* frames passed on (this stream) */
     uint64_t junk_bytes, meta_bytes, resyncs; /* lifetime counters, kept by reset */
 } hl_mp3sync;
 
-void hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap);
+/* HL_OK, or HL_EINVAL when buf is NULL or cap < HL_MP3SYNC_MIN_CAP. */
+int hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap);
 /* A new stream: drop pending bytes and sync state, keep the counters. */
 void hl_mp3sync_reset(hl_mp3sync *s);
 size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *in, size_t n);

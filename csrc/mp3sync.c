@@ -5,7 +5,15 @@
  * Why not leave resync to libmpg123: once its parser has locked onto a junk header (layer I/II,
  * free format, another rate), it can reject the valid frames that follow as incompatible and
  * skip a whole utterance; and it cannot tell us how much it skipped. Here junk never reaches
- * the decoder and every byte is accounted for.
+ * the decoder, and what is dropped here is counted: junk_bytes, and meta_bytes for ID3v2 tags.
+ * (What libmpg123 itself drops after a stall, see _codec.pyx, is counted only as a resync.)
+ *
+ * ID3v2: "ID3" plus a plausible syncsafe size is easily produced by junk, and believing it
+ * skips that many bytes of whatever follows, valid speech included. So a tag is believed
+ * without question only where a stream starts (nothing consumed since init/reset); anywhere
+ * else only when a confirmed frame follows it (a header whose successor confirms it, or a
+ * complete last frame at the end), which needs the tag and that frame in the buffer at once:
+ * a larger tag there is scanned as junk (its bytes counted as junk, the audio after it kept).
  */
 #include <string.h>
 
@@ -18,6 +26,8 @@ static const uint16_t BITRATE[2][15] = {
     {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},
 };
 static const uint32_t RATE[3] = {44100, 48000, 32000}; /* MPEG-1; /2 MPEG-2, /4 MPEG-2.5 */
+/* Longest layer III frame: 144 * 320000 / 32000 + 1 (MPEG-1), 72 * 160000 / 8000 + 1 (2.5). */
+#define MAX_FRAME 1441u
 
 /* Frame length in bytes of a valid layer III header, or 0 when p does not start one. */
 static uint32_t frame_len(const uint8_t *p)
@@ -55,11 +65,17 @@ static uint32_t id3_len(const uint8_t *p)
     return 10u + size + ((p[5] & 0x10) ? 10u : 0u);
 }
 
-void hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap)
+int hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap)
 {
+    /* below the minimum a pending frame + 4 bytes may not fit: push() would take nothing and
+     * pull() would wait for ever */
+    if (!s || !buf || cap < HL_MP3SYNC_MIN_CAP)
+        return HL_EINVAL;
     memset(s, 0, sizeof *s);
     s->buf = buf;
     s->cap = cap;
+    s->fresh = 1;
+    return HL_OK;
 }
 
 void hl_mp3sync_reset(hl_mp3sync *s)
@@ -69,6 +85,7 @@ void hl_mp3sync_reset(hl_mp3sync *s)
     s->lost = 0;
     s->skip = 0;
     s->frames = 0;
+    s->fresh = 1;
 }
 
 size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *in, size_t n)
@@ -89,8 +106,31 @@ size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *in, size_t n)
 
 static void junk(hl_mp3sync *s, size_t n)
 {
+    if (n)
+        s->fresh = 0;
     s->pos += n;
     s->junk_bytes += n;
+}
+
+/* The tag of length tl (> 0) at c, with left bytes from c buffered, away from the start of a
+ * stream: 1 when a confirmed frame follows it, 0 when none does (or the check cannot fit in
+ * the buffer: then it is junk), -1 when more input is needed to tell. */
+static int tag_confirmed(const hl_mp3sync *s, const uint8_t *c, size_t left, uint32_t tl,
+                         int final)
+{
+    if ((size_t)tl + MAX_FRAME + 4u > s->cap)
+        return 0;
+    if (left < (size_t)tl + 4u)
+        return final ? 0 : -1;
+    const uint8_t *h = c + tl;
+    uint32_t fl = frame_len(h);
+    if (!fl)
+        return 0;
+    if (left >= (size_t)tl + fl + 4u)
+        return frame_len(h + fl) && compatible(h, h + fl);
+    if (!final)
+        return -1;
+    return left >= (size_t)tl + fl; /* the end of the stream: a complete last frame */
 }
 
 /* (Re)gain sync at buffer index i: what lies before it is junk. Losing sync and finding the
@@ -113,6 +153,8 @@ size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off)
             s->pos += k;
             s->skip -= k;
             s->meta_bytes += k;
+            if (k)
+                s->fresh = 0;
             if (s->skip)
                 return 0;
         }
@@ -136,6 +178,7 @@ size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off)
                     s->frames++;
                 }
                 *off = s->pos;
+                s->fresh = 0;
                 size_t run = q - s->pos;
                 s->pos = q;
                 return run;
@@ -161,6 +204,15 @@ size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off)
                     return 0; /* wait for the whole tag header */
                 }
                 uint32_t tl = left >= 10 ? id3_len(c) : 0;
+                if (tl && !s->fresh) {
+                    int ok = tag_confirmed(s, c, left, tl, final);
+                    if (ok < 0) {
+                        junk(s, i - s->pos);
+                        return 0; /* wait for the tag and the frame after it */
+                    }
+                    if (!ok)
+                        tl = 0; /* "ID3" in junk: scan on */
+                }
                 if (tl) {
                     junk(s, i - s->pos);
                     s->pos = i; /* junk() advanced pos to i */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "hl_round.h"
 #include "hotline_kernels.h"
 
 /* Filter design, relative to the lower Nyquist frequency nyq = min(in, out) / 2: passband to
@@ -78,6 +79,8 @@ static int stage_plan(hl_stage_plan *sp, uint32_t in_rate, uint32_t out_rate, do
     n = (n + HL_LANES - 1u) / HL_LANES * HL_LANES; /* whole blocks of partial sums, even */
     sp->ntaps = n;
     sp->half = n / 2u;
+    if ((uint64_t)sp->phases * n > HL_RESAMPLER_MAX_TABLE)
+        return HL_E2BIG;
     return HL_OK;
 }
 
@@ -101,13 +104,21 @@ int hl_resampler_plan_init(hl_resampler_plan *plan, uint32_t in_rate, uint32_t o
         /* stage 1 keeps 0..pass and stops whatever would fold onto 0..stop at in/d */
         uint32_t mid = in_rate / d;
         plan->nstages = 2;
-        if (stage_plan(&plan->stage[0], in_rate, mid, pass, (double)mid - stop, HL_ATTEN1_DB) !=
-            HL_OK)
-            return HL_EINVAL;
-        return stage_plan(&plan->stage[1], mid, out_rate, pass, stop, HL_ATTEN_DB);
+        int rc = stage_plan(&plan->stage[0], in_rate, mid, pass, (double)mid - stop, HL_ATTEN1_DB);
+        if (rc == HL_OK)
+            rc = stage_plan(&plan->stage[1], mid, out_rate, pass, stop, HL_ATTEN_DB);
+        if (rc != HL_OK)
+            return rc;
+    } else {
+        plan->nstages = 1;
+        int rc = stage_plan(&plan->stage[0], in_rate, out_rate, pass, stop, HL_ATTEN_DB);
+        if (rc != HL_OK)
+            return rc;
     }
-    plan->nstages = 1;
-    return stage_plan(&plan->stage[0], in_rate, out_rate, pass, stop, HL_ATTEN_DB);
+    /* checked before anything is designed: the size follows from the plan alone */
+    if (hl_resampler_table_size(plan) > HL_RESAMPLER_MAX_TABLE)
+        return HL_E2BIG;
+    return HL_OK;
 }
 
 static size_t stage_table_size(const hl_stage_plan *sp)
@@ -292,17 +303,13 @@ static inline float dot(const float *restrict x, const float *restrict h, size_t
 
 static inline int16_t to_s16(float v)
 {
-    /* comparisons rather than fminf/fmaxf: those are library calls unless NaN can be ignored */
-    v = v == v ? v : 0.f;
-    v = v > 32767.f ? 32767.f : v;
-    v = v < -32768.f ? -32768.f : v;
-    return (int16_t)lrintf(v); /* round half to even (default rounding mode) */
+    return hl_round_s16(v); /* the kernels' one rounding (hl_round.h) */
 }
 
 /* On x86-64 the hot loops are compiled twice, baseline (SSE2) and AVX2, and picked at load time
  * (GCC/clang function multi-versioning through an ifunc). The partial sums in dot() are the
- * same arithmetic in either version (4 ymm or 8 xmm registers, no FMA contraction under
- * -std=c11), so the output is bit-identical on every x86-64 machine. */
+ * same arithmetic in either version (4 ymm or 8 xmm registers, no FMA contraction: setup.py
+ * passes -ffp-contract=off), so the output is bit-identical on every x86-64 machine. */
 #if defined(__x86_64__) && defined(__ELF__) && !defined(HL_NO_MULTIVERSION) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define HL_MULTIVERSION __attribute__((target_clones("avx2", "default")))

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "hl_round.h"
 #include "hotline_kernels.h"
 
 #define ULAW_BIAS 0x84  /* 132: bias added before the segment search (full 16-bit scale) */
@@ -122,14 +123,7 @@ void hl_ulaw_frame_stats(const uint8_t *restrict ulaw, size_t n, double *rms_dbf
 size_t hl_f32_to_s16(const float *restrict in, size_t n, float scale, int16_t *restrict out)
 {
     for (size_t i = 0; i < n; i++) {
-        float v = in[i] * scale;
-        v = v == v ? v : 0.f; /* NaN -> 0, so the conversion below is always defined */
-        v = v > 32767.f ? 32767.f : v;
-        v = v < -32768.f ? -32768.f : v;
-        /* round half to even like lrintf(), but vectorisable: adding and subtracting 1.5 * 2^23
-         * leaves the nearest integer for |v| < 2^22 (exact without -ffast-math) */
-        v = (v + 12582912.0f) - 12582912.0f;
-        out[i] = (int16_t)(int32_t)v;
+        out[i] = hl_round_s16(in[i] * scale); /* the kernels' one rounding (hl_round.h) */
     }
     return n;
 }

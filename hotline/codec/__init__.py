@@ -22,6 +22,7 @@ API:
     ulaw_encode(pcm16) / ulaw_decode(ulaw) / alaw_to_ulaw(alaw)  G.711, bit-exact
     ulaw_frame_stats(ulaw) -> (rms_dbfs, zero_crossing_rate)   for the caller-side VAD
     mpg123_version() -> str
+    build_info() -> dict       the compile flags the extension was built with
     SUPPORTED_FORMATS          every ``output_format`` Transcoder accepts
 
 Calling contract (Transcoder, Mp3Decoder, Resampler alike):
@@ -35,7 +36,10 @@ Calling contract (Transcoder, Mp3Decoder, Resampler alike):
     flushing twice returns ``b""`` the second time.
 
     reset() drops everything buffered (barge-in) without output; the next feed() starts a new
-    stream. After a DecoderError, reset() makes the object usable again.
+    stream. After *any* exception from feed()/process() or flush() -- CodecError, DecoderError,
+    but also MemoryError or anything else -- the stream state is undefined: call reset() before
+    using the object again (it then behaves exactly as a new one). A caller that keeps a
+    converter across such an error must reset it on every exception, not only CodecError.
 
     The objects are not thread-safe (they release the GIL while working); calling one from two
     threads at once raises RuntimeError instead of corrupting state.
@@ -50,7 +54,10 @@ MP3 input passes through a frame sync before libmpg123 sees it: only whole MPEG-
 layer III frames whose headers are confirmed by the next frame reach the decoder. Junk (an
 error body fed as audio, zero runs, truncated frames) is dropped and counted in
 ``stats.skipped_bytes``; ``stats.decoder_resyncs`` counts the times sync was lost and found
-again after junk. ID3v2 tags and the LAME/Xing Info frame are metadata, not junk. Gapless:
+again after junk. ID3v2 tags and the LAME/Xing Info frame are metadata, not junk; tag bytes
+are counted in ``stats.metadata_bytes``. A tag is believed where a stream starts, elsewhere only
+when a confirmed frame follows it (so "ID3" and a plausible size in junk cannot swallow the
+speech after it); a tag too large to check there is counted as junk. Gapless:
 with a LAME/Xing tag the encoder delay and padding are trimmed. Free-format MP3 and layers
 I/II are not supported (ElevenLabs sends neither).
 
@@ -59,13 +66,17 @@ frequency (to 8 kHz: flat to 3652 Hz, >= 75 dB down from 4 kHz), one stage or an
 pre-decimation plus a rational stage. Output sample n is time-aligned with input time
 n * in_rate / out_rate (the filter's group delay is compensated; ``delay`` is the look-ahead
 in seconds that this costs); a whole stream of n samples gives round(n * out / in) +- 1.
+A rate pair whose filter tables would exceed 2**20 floats (phases x taps; 4 MiB) is refused
+with CodecError before anything is designed; designed tables are cached per pair, at most 32
+tables and 2**22 floats, least recently used first out.
 
 ulaw_frame_stats: rms over the decoded samples in dB relative to full scale 32768, floored at
 -120.0 (also for silence and empty input); zero-crossing rate = sign changes between
 neighbouring samples / (n - 1) (0 counts as positive; 0.0 for fewer than two samples).
 
 TranscoderStats counts over the object's lifetime (flush() and reset() do not clear it):
-bytes_in, bytes_out, feeds, skipped_bytes, decoder_resyncs, input_rate (the format's rate,
+bytes_in, bytes_out, feeds, skipped_bytes, decoder_resyncs, metadata_bytes (ID3v2 tags
+skipped), input_rate (the format's rate,
 or for MP3 the rate of the last decoded audio; 0 before any).
 
 Errors: ``hotline.errors.CodecError`` (a ValueError) for bad arguments and unusable input,
@@ -79,6 +90,7 @@ from hotline.codec._codec import (
     Transcoder,
     TranscoderStats,
     alaw_to_ulaw,
+    build_info,
     mpg123_version,
     ulaw_decode,
     ulaw_encode,
@@ -92,6 +104,7 @@ __all__ = [
     "Transcoder",
     "TranscoderStats",
     "alaw_to_ulaw",
+    "build_info",
     "mpg123_version",
     "ulaw_decode",
     "ulaw_encode",

@@ -2,16 +2,23 @@
 #
 # Layout: C kernels live in csrc/ (declared in _kernels.pxd), libmpg123 in _mpg123.pxd.
 # Every libmpg123 return code goes through _check(); NEED_MORE / NEW_FORMAT / DONE are control
-# flow inside the decode loop. A feed() does its whole decode -> resample -> encode in one
-# nogil region; the only Python object it creates is the returned bytes.
+# flow inside the decode loop. The work of a feed() (decode -> resample -> encode) runs with
+# the GIL released, in as many nogil regions as it needs: the GIL is retaken between them to
+# set up a resampler when the MP3 stream's rate changes (_ST_NEED_RATE), and to build the
+# result; the only Python objects a feed() creates are the returned bytes (and, on a rate
+# change, the new Resampler).
 #
 # Buffers: input is borrowed through PyObject_GetBuffer(PyBUF_SIMPLE) (zero-copy: bytes,
 # bytearray, memoryview, numpy). Scratch buffers (decoded int16, µ-law) belong to the object,
-# are malloc'd and only ever grow; realloc happens inside the nogil region (libc malloc does
+# are malloc'd and only ever grow; realloc happens inside the nogil regions (libc malloc does
 # not need the GIL).
+#
+# After any exception from feed()/flush() (CodecError, DecoderError, MemoryError, ...), the
+# object's stream state is undefined until reset(): the contract in hotline/codec/__init__.py.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stddef cimport ptrdiff_t
 from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
@@ -28,6 +35,11 @@ cdef extern from *:
     #ifndef HOTLINE_MPG123_PKGVERSION
     #define HOTLINE_MPG123_PKGVERSION ""
     #endif
+    #ifndef HOTLINE_BUILD_CFLAGS
+    #define HOTLINE_BUILD_CFLAGS ""
+    #endif
+    /* The compile flags setup.py passed for this build (csrc/ and this module alike). */
+    static const char *hl_build_cflags(void) { return HOTLINE_BUILD_CFLAGS; }
     /* mpg123_distversion() exists from API 48 (libmpg123 1.32); before that only the
        build-time version (pkg-config, passed in by setup.py) is known. */
     static const char *hl_mpg123_version(void) {
@@ -41,6 +53,7 @@ cdef extern from *:
     """
     const char *hl_mpg123_version()
     int hl_mpg123_version_is_runtime()
+    const char *hl_build_cflags()
 
 
 SUPPORTED_FORMATS = (
@@ -75,9 +88,17 @@ cdef enum:
     _ST_NOMEM = 2
     _ST_MPG123 = 3      # libmpg123 error, code in self._err
     _ST_KERNEL = 4      # a kernel returned a negative code, in self._err
+    _ST_STUCK = 5       # the MP3 frame sync made no progress (_FEED_STUCK)
     # libmpg123 counts as stuck when this many more frames went in than came out (it lags by
     # one frame for its first-frame check, by up to ~2 more for frames gapless skips whole)
     _STALL_FRAMES = 8
+    # _Mp3.feed(): the frame sync took no input and released nothing (cannot happen with a
+    # buffer of at least HL_MP3SYNC_MIN_CAP; a guard against spinning for ever if it does)
+    _FEED_STUCK = -1000
+    # filter-table cache: least recently used tables go first beyond either bound (a table in
+    # use stays alive through its Resamplers)
+    _TABLE_CACHE_MAX = 32
+    _TABLE_CACHE_FLOATS = 1 << 22   # 16 MiB of float taps
 
 
 def mpg123_version():
@@ -88,6 +109,16 @@ def mpg123_version():
     if not hl_mpg123_version_is_runtime():
         s = f"{s or 'unknown'} (build-time, API {MPG123_API_VERSION})"
     return s
+
+
+def build_info():
+    """How this extension was built: ``{"compile_args": [...], "mpg123": version}``.
+
+    ``compile_args`` are the flags setup.py passed to the C compiler for csrc/ and this module
+    (recorded into the binary at build time). Bit-exact output relies on some of them
+    (``-ffp-contract=off``, no ``-ffast-math``)."""
+    cdef bytes flags = hl_build_cflags()
+    return {"compile_args": flags.decode("ascii", "replace").split(), "mpg123": mpg123_version()}
 
 
 # ------------------------------------------------------------------------- error mapping
@@ -204,40 +235,68 @@ cdef class _Table:
     """One rate pair's polyphase table; shared read-only by every resampler of that pair."""
     cdef hl_resampler_plan plan
     cdef float *taps
+    cdef size_t nfloats
 
     def __dealloc__(self):
         free(self.taps)
 
 
-cdef dict _TABLES = {}
+cdef dict _TABLES = {}   # (in_rate, out_rate) -> _Table, least recently used first
+cdef size_t _tables_floats = 0
+
+
+def _table_cache_info():
+    """(tables cached, floats they hold, max tables, max floats): for the tests."""
+    return (len(_TABLES), _tables_floats, _TABLE_CACHE_MAX, _TABLE_CACHE_FLOATS)
 
 
 cdef _Table _get_table(long in_rate, long out_rate):
-    # Built once per process and pair, under the GIL (a Transcoder is created per utterance,
-    # so its set-up must not redesign filters).
+    # Built once per pair under the GIL and cached (a Transcoder is created per utterance, so
+    # its set-up must not redesign filters); the cache is bounded, least recently used first
+    # out: a process that meets many pairs (the public Resampler) does not keep them all.
+    global _tables_floats
     key = (in_rate, out_rate)
-    cdef _Table t = _TABLES.get(key)
+    cdef _Table t = _TABLES.pop(key, None)
     if t is not None:
+        _TABLES[key] = t  # most recently used
         return t
     t = _Table.__new__(_Table)
     if (in_rate < HL_RATE_MIN or in_rate > HL_RATE_MAX or out_rate < HL_RATE_MIN
-            or out_rate > HL_RATE_MAX
-            or hl_resampler_plan_init(&t.plan, <uint32_t>in_rate, <uint32_t>out_rate) != HL_OK):
+            or out_rate > HL_RATE_MAX):
         raise CodecError(f"unsupported rate pair {in_rate} -> {out_rate} Hz "
-                         f"(rates must be {HL_RATE_MIN}..{HL_RATE_MAX} Hz, ratio not too fine)")
-    t.taps = <float *>malloc(hl_resampler_table_size(&t.plan) * sizeof(float))
+                         f"(rates must be {HL_RATE_MIN}..{HL_RATE_MAX} Hz)")
+    cdef int rc = hl_resampler_plan_init(&t.plan, <uint32_t>in_rate, <uint32_t>out_rate)
+    if rc == HL_E2BIG:
+        raise CodecError(f"unsupported rate pair {in_rate} -> {out_rate} Hz: its filter would "
+                         f"need more than {HL_RESAMPLER_MAX_TABLE} taps (phases x taps per "
+                         f"phase); use rates with a simpler ratio")
+    if rc != HL_OK:
+        raise CodecError(f"unsupported rate pair {in_rate} -> {out_rate} Hz: the ratio is too "
+                         f"fine (more than 2048 filter phases); use rates with a simpler ratio")
+    cdef size_t nfloats = hl_resampler_table_size(&t.plan)
+    t.taps = <float *>malloc(nfloats * sizeof(float))
     if t.taps == NULL:
         raise MemoryError()
     with nogil:
         hl_resampler_design(&t.plan, t.taps)
+    t.nfloats = nfloats
     _TABLES[key] = t
+    _tables_floats += nfloats
+    cdef _Table old
+    while len(_TABLES) > 1 and (len(_TABLES) > _TABLE_CACHE_MAX
+                                or _tables_floats > _TABLE_CACHE_FLOATS):
+        old = _TABLES.pop(next(iter(_TABLES)))
+        _tables_floats -= old.nfloats
     return t
 
 
 # ----------------------------------------------------------------------------- Resampler
 
 cdef class Resampler:
-    """Stateful polyphase windowed-sinc resampler on int16 PCM (see hotline.codec)."""
+    """Stateful polyphase windowed-sinc resampler on int16 PCM (see hotline.codec).
+
+    After any exception from a call (CodecError, DecoderError, MemoryError, ...), call reset()
+    before using the object again."""
     cdef bint _busy  # set while a call runs (the GIL is released inside)
     cdef hl_resampler rs
     cdef _Table _table
@@ -278,7 +337,7 @@ cdef class Resampler:
 
     cdef object _process(self, object pcm16):
         cdef Py_buffer view
-        cdef ssize_t got = 0
+        cdef ptrdiff_t got = 0
         cdef size_t n, cnt
         cdef char *dst
         _get_buffer(pcm16, &view)
@@ -310,7 +369,7 @@ cdef class Resampler:
 
     cdef object _flush(self):
         cdef size_t cnt = hl_resampler_flush_count(&self.rs)
-        cdef ssize_t got
+        cdef ptrdiff_t got
         out = PyBytes_FromStringAndSize(NULL, cnt * 2)
         cdef int16_t *dst = <int16_t *>PyBytes_AS_STRING(out)
         with nogil:
@@ -335,6 +394,8 @@ cdef class Resampler:
 
 # ------------------------------------------------------------------------- MP3 decoding
 
+_STUCK_MSG = "MP3 frame sync made no progress (internal error); reset() before reuse"
+
 cdef class _Mp3:
     """One libmpg123 feed-mode handle behind our frame sync (csrc/mp3sync.c): libmpg123 only
     ever sees whole, validated layer III frames; the sync counts the junk it drops."""
@@ -352,7 +413,8 @@ cdef class _Mp3:
         self.syncbuf = <uint8_t *>malloc(HL_MP3SYNC_CAP)
         if self.syncbuf == NULL:
             raise MemoryError()
-        hl_mp3sync_init(&self.sync, self.syncbuf, HL_MP3SYNC_CAP)
+        if hl_mp3sync_init(&self.sync, self.syncbuf, HL_MP3SYNC_CAP) != HL_OK:
+            raise CodecError("MP3 frame sync set-up failed")
         mpg123_init()  # a no-op from libmpg123 1.27 on; required before
         self.mh = mpg123_new(NULL, &err)
         if self.mh == NULL:
@@ -392,6 +454,10 @@ cdef class _Mp3:
     def resyncs(self):
         return self.sync.resyncs + self.stalls
 
+    @property
+    def metadata(self):
+        return self.sync.meta_bytes
+
     cdef int open(self) except -1:
         # A fresh stream: drops buffered input and the previous stream's gapless/format state.
         _check(mpg123_open_feed(self.mh), self.mh)
@@ -406,20 +472,27 @@ cdef class _Mp3:
         """Pass input through the frame sync; whole frames go to libmpg123 (which copies them
         into its own buffer chain). final: end of stream, release a last unconfirmed frame."""
         cdef size_t took, run, off = 0
+        cdef bint moved
         cdef int rc
         while True:
             took = hl_mp3sync_push(&self.sync, p, n)
             p += took
             n -= took
+            moved = took != 0
             while True:
                 run = hl_mp3sync_pull(&self.sync, final and n == 0, &off)
                 if run == 0:
                     break
+                moved = True
                 rc = mpg123_feed(self.mh, self.sync.buf + off, run)
                 if rc != MPG123_OK:
                     return rc
             if n == 0:
                 return MPG123_OK
+            if not moved:
+                # input left, but the sync neither took any nor released a frame: it would
+                # spin here for ever (its buffer is full of bytes it cannot resolve)
+                return _FEED_STUCK
 
     cdef int next(self, float **audio, size_t *nsamples) noexcept nogil:
         """One step: MPG123_OK with one frame's samples (0 for a frame that is skipped or
@@ -474,7 +547,10 @@ cdef class _Mp3:
 
 
 cdef class Mp3Decoder:
-    """libmpg123 feed decoder: MP3 bytes -> int16 mono PCM at ``rate`` (see hotline.codec)."""
+    """libmpg123 feed decoder: MP3 bytes -> int16 mono PCM at ``rate`` (see hotline.codec).
+
+    After any exception from a call (CodecError, DecoderError, MemoryError, ...), call reset()
+    before using the object again."""
     cdef bint _busy  # set while a call runs (the GIL is released inside)
     cdef _Mp3 _mp3
     cdef int16_t *_pcm
@@ -502,6 +578,10 @@ cdef class Mp3Decoder:
     def resyncs(self):
         return self._mp3.resyncs
 
+    @property
+    def metadata_bytes(self):
+        return self._mp3.metadata
+
     cdef int _run(self) noexcept nogil:
         cdef float *audio = NULL
         cdef size_t ns = 0
@@ -526,6 +606,9 @@ cdef class Mp3Decoder:
         if st == _ST_NOMEM:
             self._pcm_len = 0
             raise MemoryError()
+        if st == _ST_STUCK:
+            self._pcm_len = 0
+            raise CodecError(_STUCK_MSG)
         if st == _ST_MPG123:
             self._pcm_len = 0
             _check(self._err if self._err != MPG123_OK else MPG123_ERR, self._mp3.mh)
@@ -550,7 +633,9 @@ cdef class Mp3Decoder:
         try:
             with nogil:
                 st = self._mp3.feed(<const uint8_t *>view.buf, view.len, False)
-                if st != MPG123_OK:
+                if st == _FEED_STUCK:
+                    st = _ST_STUCK
+                elif st != MPG123_OK:
                     self._err = st
                     st = _ST_MPG123
                 else:
@@ -573,7 +658,9 @@ cdef class Mp3Decoder:
         cdef int st
         with nogil:
             st = self._mp3.feed(NULL, 0, True)  # release a last unconfirmed frame
-            if st != MPG123_OK:
+            if st == _FEED_STUCK:
+                st = _ST_STUCK
+            elif st != MPG123_OK:
                 self._err = st
                 st = _ST_MPG123
             else:
@@ -607,12 +694,14 @@ cdef class TranscoderStats:
     cdef readonly long long feeds
     cdef readonly long long skipped_bytes
     cdef readonly long long decoder_resyncs
+    cdef readonly long long metadata_bytes
     cdef readonly long input_rate
 
     def __repr__(self):
         return (f"TranscoderStats(bytes_in={self.bytes_in}, bytes_out={self.bytes_out}, "
                 f"feeds={self.feeds}, skipped_bytes={self.skipped_bytes}, "
-                f"decoder_resyncs={self.decoder_resyncs}, input_rate={self.input_rate})")
+                f"decoder_resyncs={self.decoder_resyncs}, "
+                f"metadata_bytes={self.metadata_bytes}, input_rate={self.input_rate})")
 
     def as_dict(self):
         return {
@@ -621,6 +710,7 @@ cdef class TranscoderStats:
             "feeds": self.feeds,
             "skipped_bytes": self.skipped_bytes,
             "decoder_resyncs": self.decoder_resyncs,
+            "metadata_bytes": self.metadata_bytes,
             "input_rate": self.input_rate,
         }
 
@@ -638,7 +728,10 @@ for _f in SUPPORTED_FORMATS:
 
 
 cdef class Transcoder:
-    """ElevenLabs audio in ``output_format`` -> µ-law 8 kHz mono (see hotline.codec)."""
+    """ElevenLabs audio in ``output_format`` -> µ-law 8 kHz mono (see hotline.codec).
+
+    After any exception from a call (CodecError, DecoderError, MemoryError, ...), call reset()
+    before using the object again."""
     cdef bint _busy  # set while a call runs (the GIL is released inside)
     cdef readonly str output_format
     cdef int _kind
@@ -706,6 +799,7 @@ cdef class Transcoder:
         if self._kind == _K_MP3:
             s.skipped_bytes = self._mp3.skipped
             s.decoder_resyncs = self._mp3.resyncs
+            s.metadata_bytes = self._mp3.metadata
         return s
 
     # -- MP3 path (nogil) ----------------------------------------------------------------
@@ -719,7 +813,7 @@ cdef class Transcoder:
 
     cdef int _resample_f32(self, const float *x, size_t n) noexcept nogil:
         cdef size_t cap
-        cdef ssize_t got
+        cdef ptrdiff_t got
         if self._rsp == NULL:  # 8 kHz MP3: only the int16 conversion
             if _grow(<void **>&self._pcm, &self._pcm_cap, n, sizeof(int16_t)):
                 return _ST_NOMEM
@@ -736,7 +830,7 @@ cdef class Transcoder:
 
     cdef int _drain_resampler(self) noexcept nogil:
         cdef size_t cap
-        cdef ssize_t got
+        cdef ptrdiff_t got
         if self._rsp == NULL:
             return _ST_DONE
         cap = hl_resampler_max_out(self._rsp, 0)
@@ -792,6 +886,8 @@ cdef class Transcoder:
             self._out_len = 0
             if st == _ST_NOMEM:
                 raise MemoryError()
+            if st == _ST_STUCK:
+                raise CodecError(_STUCK_MSG)
             if st == _ST_MPG123:
                 _check(self._err if self._err != MPG123_OK else MPG123_ERR, self._mp3.mh)
             raise CodecError(f"kernel error {self._err}")
@@ -803,7 +899,9 @@ cdef class Transcoder:
         cdef int st
         with nogil:
             st = self._mp3.feed(p, n, False)
-            if st != MPG123_OK:
+            if st == _FEED_STUCK:
+                st = _ST_STUCK
+            elif st != MPG123_OK:
                 self._err = st
                 st = _ST_MPG123
             else:
@@ -819,7 +917,7 @@ cdef class Transcoder:
     cdef object _feed_pcm(self, const uint8_t *p, size_t n):
         cdef uint8_t pair[2]
         cdef size_t ns, cnt, cap, k = 0
-        cdef ssize_t got = 0, got1 = 0
+        cdef ptrdiff_t got = 0, got1 = 0
         cdef bint lead = False
         cdef uint8_t *dst
         if self._odd and n:
@@ -829,7 +927,8 @@ cdef class Transcoder:
             lead = True
             p += 1
             n -= 1
-            self._odd = False
+        # self._odd is cleared only once the samples went through: a MemoryError from the
+        # allocations below leaves the pending byte where it was
         ns = n // 2
         if self._rsp == NULL:  # pcm_8000: encode only, straight into the result
             out = PyBytes_FromStringAndSize(NULL, ns + lead)
@@ -855,6 +954,8 @@ cdef class Transcoder:
                     hl_ulaw_encode(self._pcm, cnt, dst)
             if got1 < 0 or got < 0 or <size_t>(got1 + got) != cnt:
                 raise CodecError(f"resampler kernel error {got1}/{got}")
+        if lead:
+            self._odd = False
         if n % 2:
             self._odd = True
             self._odd_byte = p[n - 1]
@@ -912,13 +1013,15 @@ cdef class Transcoder:
     cdef object _flush(self):
         cdef int st = _ST_DONE
         cdef size_t cnt, cap
-        cdef ssize_t got = 0
+        cdef ptrdiff_t got = 0
         cdef uint8_t *dst
         self._odd = False  # a half sample at the end of an utterance cannot be played
         if self._kind == _K_MP3:
             with nogil:
                 st = self._mp3.feed(NULL, 0, True)  # release a last unconfirmed frame
-                if st != MPG123_OK:
+                if st == _FEED_STUCK:
+                    st = _ST_STUCK
+                elif st != MPG123_OK:
                     self._err = st
                     st = _ST_MPG123
                 else:

@@ -1,16 +1,16 @@
 # Declarations of the C kernels in csrc/hotline_kernels.h (only what _codec.pyx calls).
+# Signed counts are ptrdiff_t, as the C prototypes say (not POSIX ssize_t).
+from libc.stddef cimport ptrdiff_t
 from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "hotline_kernels.h" nogil:
     enum:
         HL_OK
-        HL_EINVAL
-        HL_ENOSPC
+        HL_E2BIG
         HL_RATE_MIN
         HL_RATE_MAX
-
-    double HL_DBFS_FLOOR
+        HL_RESAMPLER_MAX_TABLE
 
     size_t hl_ulaw_encode(const int16_t *pcm, size_t n, uint8_t *out)
     size_t hl_ulaw_decode(const uint8_t *ulaw, size_t n, int16_t *out)
@@ -19,28 +19,12 @@ cdef extern from "hotline_kernels.h" nogil:
     void hl_ulaw_frame_stats(const uint8_t *ulaw, size_t n, double *rms_dbfs, double *zcr)
     size_t hl_f32_to_s16(const float *inp, size_t n, float scale, int16_t *out)
 
-    ctypedef struct hl_stage_plan:
-        uint32_t in_rate
-        uint32_t out_rate
-        uint32_t phases
-        uint32_t step
-        uint32_t ntaps
-        uint32_t half
-        double pass_hz
-        double stop_hz
-        double cutoff_hz
-        double atten_db
-        double beta
-        int passthrough
-
+    # opaque here: the C header defines them, Cython only passes pointers and embeds them
     ctypedef struct hl_resampler_plan:
-        uint32_t in_rate
-        uint32_t out_rate
-        uint32_t nstages
-        hl_stage_plan stage[2]
+        pass
 
     ctypedef struct hl_resampler:
-        hl_resampler_plan plan
+        pass
 
     int hl_resampler_plan_init(hl_resampler_plan *plan, uint32_t in_rate, uint32_t out_rate)
     size_t hl_resampler_table_size(const hl_resampler_plan *plan)
@@ -50,15 +34,13 @@ cdef extern from "hotline_kernels.h" nogil:
                           float *work, size_t work_cap)
     void hl_resampler_reset(hl_resampler *rs)
     size_t hl_resampler_max_out(const hl_resampler *rs, size_t n_in)
-    ssize_t hl_resampler_process_s16(hl_resampler *rs, const int16_t *inp, size_t n,
-                                     int16_t *out, size_t out_cap)
     size_t hl_resampler_out_count(const hl_resampler *rs, size_t n_in)
     size_t hl_resampler_flush_count(const hl_resampler *rs)
-    ssize_t hl_resampler_process_s16le(hl_resampler *rs, const uint8_t *inp, size_t n,
-                                       int16_t *out, size_t out_cap)
-    ssize_t hl_resampler_process_f32(hl_resampler *rs, const float *inp, size_t n,
-                                     float scale, int16_t *out, size_t out_cap)
-    ssize_t hl_resampler_flush(hl_resampler *rs, int16_t *out, size_t out_cap)
+    ptrdiff_t hl_resampler_process_s16le(hl_resampler *rs, const uint8_t *inp, size_t n,
+                                         int16_t *out, size_t out_cap)
+    ptrdiff_t hl_resampler_process_f32(hl_resampler *rs, const float *inp, size_t n,
+                                       float scale, int16_t *out, size_t out_cap)
+    ptrdiff_t hl_resampler_flush(hl_resampler *rs, int16_t *out, size_t out_cap)
     double hl_resampler_delay(const hl_resampler_plan *plan)
 
     enum:
@@ -66,14 +48,12 @@ cdef extern from "hotline_kernels.h" nogil:
 
     ctypedef struct hl_mp3sync:
         uint8_t *buf
-        size_t len
-        size_t pos
         uint64_t frames
         uint64_t junk_bytes
         uint64_t meta_bytes
         uint64_t resyncs
 
-    void hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap)
+    int hl_mp3sync_init(hl_mp3sync *s, uint8_t *buf, size_t cap)
     void hl_mp3sync_reset(hl_mp3sync *s)
     size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *inp, size_t n)
     size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off)

@@ -18,38 +18,22 @@ cdef extern from "mpg123.h" nogil:
     # enum mpg123_parms / mpg123_param_flags
     enum:
         MPG123_FLAGS
-        MPG123_ADD_FLAGS
         MPG123_RESYNC_LIMIT
         MPG123_GAPLESS
         MPG123_QUIET
         MPG123_MONO_MIX
-        MPG123_FORCE_FLOAT
-        MPG123_FEEDPOOL
         MPG123_FREEFORMAT_SIZE
-        MPG123_NO_READAHEAD
 
     # enum mpg123_channelcount, mpg123_enc_enum
     enum:
         MPG123_MONO
-        MPG123_STEREO
-        MPG123_ENC_SIGNED_16
         MPG123_ENC_FLOAT_32
 
     int MPG123_API_VERSION
 
     # mpg123_info() is mpg123_info2() with int fields (the header remaps it)
     struct mpg123_frameinfo:
-        int version
-        int layer
-        long rate
-        int mode
-        int mode_ext
-        int framesize
-        int flags
-        int emphasis
-        int bitrate
-        int abr_rate
-        int vbr
+        int layer  # the only field read (Cython needs only the fields it touches)
 
     int mpg123_init()
     mpg123_handle *mpg123_new(const char *decoder, int *error)
@@ -59,17 +43,11 @@ cdef extern from "mpg123.h" nogil:
     int mpg123_format(mpg123_handle *mh, long rate, int channels, int encodings)
     void mpg123_rates(const long **lst, size_t *number)
     int mpg123_open_feed(mpg123_handle *mh)
-    int mpg123_close(mpg123_handle *mh)
     int mpg123_feed(mpg123_handle *mh, const unsigned char *inp, size_t size)
     int mpg123_framebyframe_next(mpg123_handle *mh)
     int mpg123_framebyframe_decode(mpg123_handle *mh, off_t *num, unsigned char **audio,
                                    size_t *nbytes)
-    int mpg123_decode_frame(mpg123_handle *mh, off_t *num, unsigned char **audio, size_t *nbytes)
     int mpg123_getformat(mpg123_handle *mh, long *rate, int *channels, int *encoding)
-    off_t mpg123_framepos(mpg123_handle *mh)
-    off_t mpg123_tell_stream(mpg123_handle *mh)
-    int mpg123_framedata(mpg123_handle *mh, unsigned long *header, unsigned char **bodydata,
-                         size_t *bodybytes)
     int mpg123_info(mpg123_handle *mh, mpg123_frameinfo *mi)
     const char *mpg123_plain_strerror(int errcode)
     int mpg123_errcode(mpg123_handle *mh)

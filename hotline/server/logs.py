@@ -26,6 +26,7 @@ __all__ = [
     "install_redaction",
     "mask_number",
     "redact",
+    "register_call_secret",
     "register_secret",
 ]
 
@@ -34,7 +35,12 @@ AUDIO_LOGGERS = ("hotline.call", "hotline.tts", "hotline.voice")
 
 # +E.164 (also URL-encoded %2B) or a bare run of 10-15 digits not inside a word.
 _PHONE = re.compile(r"(?<![\w%])(\+|%2[Bb])?(\d{7,15})(?![\w])")
-_MAX_SECRETS = 4096
+# Two stores. Pinned: secrets known for the life of the process (API keys, the admin token),
+# never evicted, only dropped by forget_secret(). Per-call: short-lived secrets (stream tokens),
+# a bounded LRU larger than CallTokens' capacity (10,000), so an outstanding token is never
+# evicted either; when a flood does overflow it, only per-call secrets go, never a pinned key.
+_MAX_CALL_SECRETS = 16_384
+_pinned: dict[str, None] = {}
 _secrets: collections.OrderedDict[str, None] = collections.OrderedDict()
 _secret_order: tuple[str, ...] | None = ()
 _lock = threading.Lock()
@@ -59,22 +65,42 @@ def _phone_sub(match: re.Match[str]) -> str:
 
 
 def register_secret(value: str | None) -> None:
-    """Never let ``value`` reach a log line (bounded; oldest forgotten first)."""
+    """Never let ``value`` reach a log line: pinned, never evicted (start-up secrets, keys)."""
+    global _secret_order
+    if not value or len(value) < 4:
+        return
+    with _lock:
+        if value not in _pinned:
+            _pinned[value] = None
+            _secret_order = None
+
+
+def register_call_secret(value: str | None) -> None:
+    """Redact a short-lived per-call secret (a stream token) until :func:`forget_secret`.
+
+    Bounded: past ``_MAX_CALL_SECRETS`` the oldest per-call secret is forgotten first; a
+    secret from :func:`register_secret` is never evicted by these.
+    """
     global _secret_order
     if not value or len(value) < 4:
         return
     with _lock:
         _secrets[value] = None
         _secrets.move_to_end(value)
-        while len(_secrets) > _MAX_SECRETS:
+        while len(_secrets) > _MAX_CALL_SECRETS:
             _secrets.popitem(last=False)
         _secret_order = None
 
 
 def forget_secret(value: str | None) -> None:
+    """Stop redacting ``value`` (pinned or per-call)."""
     global _secret_order
+    if not value:
+        return
     with _lock:
-        if value and _secrets.pop(value, 1) is None:
+        popped = _secrets.pop(value, 1) is None
+        popped = _pinned.pop(value, 1) is None or popped
+        if popped:
             _secret_order = None
 
 
@@ -86,7 +112,9 @@ def _ordered_secrets() -> tuple[str, ...]:
     order = _secret_order
     if order is None:
         with _lock:
-            order = _secret_order = tuple(sorted(_secrets, key=len, reverse=True))
+            order = _secret_order = tuple(
+                sorted(_pinned.keys() | _secrets.keys(), key=len, reverse=True)
+            )
     return order
 
 

@@ -100,7 +100,7 @@ class CallTokens:
         self._expire(now)
         token = secrets.token_urlsafe(24)
         self._tokens[token] = TokenEntry(call_sid, caller, mode, now + self.ttl)
-        logs.register_secret(token)
+        logs.register_call_secret(token)
         while len(self._tokens) > self.capacity:
             old, _ = self._tokens.popitem(last=False)
             logs.forget_secret(old)

@@ -4,17 +4,25 @@ valid stream that follows decodes in full, skipped bytes are counted, memory sta
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hotline.codec import SUPPORTED_FORMATS, Mp3Decoder, Transcoder
+from hotline.codec import SUPPORTED_FORMATS, Mp3Decoder, Transcoder, _codec
 from hotline.errors import DecoderError
+from tests.codec import memfault
+
+ROOT = Path(__file__).resolve().parents[2]
 
 JSON_ERROR = b'{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}'
 SYNC_WORDS = [b"\xff\xfb", b"\xff\xfa", b"\xff\xf3", b"\xff\xe3", b"\xff\xfd", b"\xff\xff"]
@@ -243,3 +251,62 @@ def test_random_run(valid: list[bytes]) -> None:
     assert pieces > 50
     t.flush()
     assert t.feed(valid[0]) + t.flush() == fresh_transcode("mp3_44100_128", valid[0])
+
+
+MEMORY_ERROR_CHILD = """
+import json, sys
+from tests.codec import memfault
+memfault.prepare()
+from tests.codec.conftest import make_mp3
+from hotline.codec import Transcoder
+
+warm = make_mp3(44100, 5.0, kbps=192, seed=1)
+big = make_mp3(16000, 60.0, kbps=16, seed=2)  # 45 s of output in one feed(): its buffer grows
+big = big[: len(big) * 3 // 4]                # (sliced before the cap: not the failing alloc)
+after = make_mp3(22050, 1.0, kbps=32, seed=3)
+fresh = Transcoder("mp3_44100_128")
+expected = fresh.feed(after) + fresh.flush()
+
+t = Transcoder("mp3_44100_128")
+t.feed(warm)
+t.flush()
+err = memfault.call_capped(lambda: t.feed(big))
+mid_feed = t.input_rate == 16000  # decoding of `big` had begun when the allocation failed
+t.reset()
+got = t.feed(after) + t.flush()
+json.dump({"err": type(err).__name__, "mid_feed": mid_feed, "identical": got == expected,
+           "n": len(got)}, sys.stdout)
+"""
+
+
+@pytest.mark.skipif(not memfault.supported(), reason="needs Linux RLIMIT_AS")
+def test_reset_after_a_memory_error_mid_feed_gives_a_fresh_transcoder() -> None:
+    # issue 9: after any exception (not only a codec error) reset() must leave an object that
+    # behaves exactly as a new one. The allocation failure is real (address space capped in a
+    # child process), inside feed(), after libmpg123 was fed and decoding had begun.
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_ERROR_CHILD],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == {"err": "MemoryError", "mid_feed": True, "identical": True, "n": report["n"]}
+    assert report["n"] > 7000  # about 1 s of µ-law
+
+
+def test_mp3sync_refuses_a_buffer_below_its_minimum() -> None:
+    # issue 9: hl_mp3sync_init() did not check its capacity; with a buffer smaller than a
+    # pending frame + 4 bytes, push() takes nothing, pull() waits, and the feed loop spun for
+    # ever. The C kernels are exported by the extension: call the real function.
+    lib = ctypes.CDLL(_codec.__file__)
+    lib.hl_mp3sync_init.restype = ctypes.c_int
+    lib.hl_mp3sync_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    state = ctypes.create_string_buffer(1024)  # >= sizeof(hl_mp3sync)
+    buf = ctypes.create_string_buffer(16384)
+    assert lib.hl_mp3sync_init(state, buf, 4095) == -1  # HL_EINVAL (< HL_MP3SYNC_MIN_CAP)
+    assert lib.hl_mp3sync_init(state, None, 16384) == -1
+    assert lib.hl_mp3sync_init(state, buf, 4096) == 0

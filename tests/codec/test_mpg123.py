@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.codec import Mp3Decoder, mpg123_version
+from hotline.codec import Mp3Decoder, Transcoder, mpg123_version
 
 JSON_ERROR = b'{"detail":{"status":"quota_exceeded","message":"This request exceeds your quota."}}'
 
@@ -220,3 +220,69 @@ def test_fake_header_right_after_a_frame_does_not_swallow_the_stream(
         tail = out[-len(clean) :]
         assert len(out) >= len(clean) and len(tail) == len(clean)
         assert d.skipped_bytes >= len(fake)
+
+
+def id3_header(size: int, flags: int = 0) -> bytes:
+    """An ID3v2.3 tag header announcing a body of ``size`` bytes (syncsafe)."""
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00" + bytes([flags]) + syncsafe
+
+
+@pytest.mark.parametrize("pieces", [None, 1, 7, 333])
+def test_id3_lookalike_in_junk_loses_no_valid_audio(
+    mp3: Callable[..., bytes], pieces: int | None
+) -> None:
+    # issue 9: 20 junk bytes between two valid streams, "ID3" plus a plausible syncsafe size
+    # (here 335: a 345-byte "tag"), made the sync skip 345 bytes of the second stream as
+    # metadata, uncounted as junk: 3.08 s of speech came out as 2.04 s
+    m = mp3(22050, 1.5, kbps=32)
+    clean, _ = decode(m)
+    junk = id3_header(335) + b"not a tag!"
+    assert len(junk) == 20
+    data = m + junk + m
+    chunks = None if pieces is None else [data[i : i + pieces] for i in range(0, len(data), pieces)]
+    out, d = decode(data, chunks)
+    assert len(out) == 2 * len(clean)  # the second stream in full
+    assert d.skipped_bytes == len(junk) and d.metadata_bytes == 0 and d.resyncs == 1
+    # exactly what the same junk without the "ID3" look gives
+    assert out == decode(m + b"x" * len(junk) + m)[0]
+
+
+def test_id3_lookalike_right_where_a_frame_should_start(mp3: Callable[..., bytes]) -> None:
+    # the junk starts exactly at a frame boundary of the running stream
+    m = mp3(44100, 0.8, kbps=64)
+    clean, _ = decode(m)
+    junk = id3_header(1000) + bytes(30)
+    head = m[: m.find(b"\xff\xfb", len(m) // 2)]  # up to a frame header of the stream
+    out, d = decode(head + junk + m)
+    assert d.metadata_bytes == 0 and d.skipped_bytes == len(junk)
+    assert out == decode(head + b"x" * len(junk) + m)[0]  # as if the junk did not say "ID3"
+    assert len(out) > len(clean)
+
+
+def test_id3_tags_are_counted_as_metadata(mp3: Callable[..., bytes]) -> None:
+    m = mp3(22050, 0.3, kbps=32)
+    body = b"TIT2\x00\x00\x00\x05\x00\x00\x03abcd"
+    tag = id3_header(len(body)) + body
+    out, d = decode(tag + m + tag + m)  # at the start and between streams: both real tags
+    assert len(out) == 2 * len(decode(m)[0])
+    assert d.metadata_bytes == 2 * len(tag) and d.skipped_bytes == 0 and d.resyncs == 0
+    t = Transcoder("mp3_22050_32")  # exported in the transcoder's stats too
+    t.feed(tag + m + tag + m)
+    t.flush()
+    assert t.stats.metadata_bytes == 2 * len(tag) and t.stats.skipped_bytes == 0
+    assert t.stats.as_dict()["metadata_bytes"] == 2 * len(tag)
+
+
+def test_large_tag_away_from_the_start_is_junk_not_a_hole(mp3: Callable[..., bytes]) -> None:
+    # a 20 KB tag between streams cannot be checked against the frame after it (the sync holds
+    # 16 KB): it is scanned as junk, and the stream after it still decodes in full
+    m = mp3(22050, 0.5, kbps=32)
+    clean, _ = decode(m)
+    tag = id3_header(20_000) + bytes(20_000)
+    out, d = decode(m + tag + m)
+    assert len(out) == 2 * len(clean)
+    assert d.skipped_bytes == len(tag) and d.metadata_bytes == 0
+    # at the start of a stream the same tag is metadata
+    out, d = decode(tag + m)
+    assert out == clean and d.metadata_bytes == len(tag) and d.skipped_bytes == 0

@@ -182,3 +182,43 @@ def test_saturates_instead_of_wrapping() -> None:
     x = np.tile(np.array([32767] * 20 + [-32768] * 20, "<i2"), 200)
     y = as_i16(run(Resampler(16000, 8000), x.tobytes(), 10**9))
     assert y.max() == 32767 and y.min() == -32768
+
+
+def test_an_absurd_ratio_is_refused_before_any_design() -> None:
+    # issue 9: Resampler(383998, 1000) designed a 20.6 M-float table (3.6 s, +79 MiB), cached
+    # for the life of the process. Now the size is checked from the plan alone.
+    from hotline.codec import _codec
+
+    before = _codec._table_cache_info()[:2]
+    with pytest.raises(CodecError, match=r"383998 -> 1000 Hz: its filter would need more than"):
+        Resampler(383998, 1000)
+    with pytest.raises(CodecError, match=r"ratio is too fine"):
+        Resampler(44101, 8000)  # 8000 phases
+    with pytest.raises(CodecError, match=r"rates must be 1000\.\.384000 Hz"):
+        Resampler(384001, 8000)
+    assert _codec._table_cache_info()[:2] == before  # nothing designed, nothing cached
+    # the largest table a common rate pair needs is far below the cap
+    rs = Resampler(11025, 32000)
+    assert len(rs.process(noise(1000))) > 0
+
+
+def test_table_cache_is_bounded_and_evicted_tables_stay_usable() -> None:
+    from hotline.codec import _codec
+
+    _, _, max_tables, max_floats = _codec._table_cache_info()
+    first = Resampler(9000, 8000)
+    ref = first.process(noise(4000, seed=5)) + first.flush()
+    # more distinct pairs than the cache holds (small filters: quick to design)
+    for k in range(max_tables + 8):
+        Resampler(8000 + 250 * (k + 1), 8000)
+        tables, floats, _, _ = _codec._table_cache_info()
+        assert tables <= max_tables and floats <= max_floats
+    # (9000, 8000) was evicted long ago: the live object kept its table, a new one redesigns
+    assert first.process(noise(4000, seed=5)) + first.flush() == ref
+    again = Resampler(9000, 8000)
+    assert again.process(noise(4000, seed=5)) + again.flush() == ref
+    # five tables near the cap (0.88-0.98 M floats each, 4.6 M together) stay within the
+    # float bound too
+    for in_rate in (383962, 383947, 383849, 383754, 383715):
+        Resampler(in_rate, 1000)
+        assert _codec._table_cache_info()[1] <= max_floats
