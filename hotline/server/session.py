@@ -345,34 +345,42 @@ class CallSession:
         self._wake.set()
 
     async def _teardown(self) -> None:
+        # Everything that needs no await comes first, and the release is in a finally: when the
+        # server cancels the route (shutdown, a client gone under a test client), every await
+        # here may raise CancelledError, and the call must still leave the registry.
         current = asyncio.current_task()
         tasks = [t for t in (*self._tasks, *self._tts_tasks.values()) if t is not current]
         for task in tasks:
             task.cancel()
-        # TTS tasks close their sockets while being cancelled; wait for all of them.
-        while tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-            tasks = [t for t in self._tts_tasks.values() if not t.done()]
-            for task in tasks:
-                task.cancel()
         if self.call.state is not CallState.ENDED:
             self.call.hangup(clock(), self.end_reason or "teardown")
             self.call.actions()
-        ws = self.ws
-        if self.close_code and ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await ws.close(code=self.close_code)
-        if self.speech is not None:
-            await self.speech.aclose()  # close_socket on the call's TTS socket
-        await self.hub.registry.release(self)
-        repeats = sum(n - 1 for n in self._error_kinds.values())
-        if self.registered or repeats:
-            log.info(
-                "call %s: ended (%s)%s",
-                self.label,
-                self.end_reason,
-                f"; {repeats} further malformed messages dropped" if repeats else "",
-            )
+        try:
+            # TTS tasks close their sockets while being cancelled; wait for all of them.
+            while tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                tasks = [t for t in self._tts_tasks.values() if not t.done()]
+                for task in tasks:
+                    task.cancel()
+            ws = self.ws
+            if self.close_code and ws.application_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await ws.close(code=self.close_code)
+        finally:
+            try:
+                if self.speech is not None:
+                    await self.speech.aclose()  # close_socket on the call's TTS socket
+            finally:
+                repeats = sum(n - 1 for n in self._error_kinds.values())
+                if self.registered or repeats:
+                    log.info(
+                        "call %s: ended (%s)%s",
+                        self.label,
+                        self.end_reason,
+                        f"; {repeats} further malformed messages dropped" if repeats else "",
+                    )
+                # Forgets the call at once; only the shared-registry delete awaits.
+                await self.hub.registry.release(self)
 
 
 def _is_disconnect(exc: Exception) -> bool:

@@ -254,7 +254,7 @@ def test_greeting_frames_padding_and_end_mark() -> None:
     assert msgs[1] == {"event": "mark", "streamSid": SID, "mark": {"name": "u1-end"}}
     assert call.actions() == []
     call.receive_text(mark_msg("u1-end"), 0.3)
-    assert call.actions() == [UtteranceEnded(1, "script", "played")]
+    assert call.actions() == [UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.PLAYED)]
     assert call.state is CallState.ACTIVE
 
 
@@ -381,7 +381,7 @@ def test_digit_interrupts_and_speaks_its_line() -> None:
     assert sent(call) == [{"event": "clear", "streamSid": SID}]
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
         StartTTS(2, "Line one."),
     ]
     assert not call.receive_tts(1, audio(20), 0.21)  # late audio of the old utterance: dropped
@@ -405,7 +405,10 @@ def test_goodbye_hangs_up_once_its_mark_echoes() -> None:
     assert [m["event"] for m in sent(call)][-1] == "mark"
     assert isinstance(call.actions()[0], FirstFrame)
     call.receive_text(mark_msg("u2-end"), 0.31)
-    assert call.actions() == [UtteranceEnded(2, "script", "played"), Hangup("goodbye played")]
+    assert call.actions() == [
+        UtteranceEnded(2, UtteranceSource.SCRIPT, UtteranceOutcome.PLAYED),
+        Hangup("goodbye played"),
+    ]
     assert call.state is CallState.ENDED
 
 
@@ -471,7 +474,10 @@ def test_barge_in_clears_cancels_and_ignores_late_echoes() -> None:
     # min_speech_ms=60: detected 60 ms after onset (well inside the 300 ms budget).
     msgs = sent(call)
     assert msgs == [{"event": "clear", "streamSid": SID}]
-    assert CancelTTS(1) in acts and UtteranceEnded(1, "script", "interrupted") in acts
+    assert (
+        CancelTTS(1) in acts
+        and UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED) in acts
+    )
     assert call.barge_ins == 1
     # Twilio echoes every pending mark after a clear: all ignored.
     call.receive_text(mark_msg("u1-f25"), 1.0)
@@ -527,8 +533,8 @@ def test_say_interrupt_replaces_what_plays() -> None:
     assert sent(call) == [{"event": "clear", "streamSid": SID}]
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
-        UtteranceEnded(2, "say", "dropped"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
+        UtteranceEnded(2, UtteranceSource.SAY, UtteranceOutcome.DROPPED),
         StartTTS(u, "Now!"),
     ]
     with pytest.raises(ValueError):
@@ -545,7 +551,9 @@ def test_tts_failure_plays_what_came_and_moves_on() -> None:
     call.receive_tts(1, TTSFailure("input_timeout_exceeded", "timeout", 1008), 0.2)
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "failed", "input_timeout_exceeded: timeout"),
+        UtteranceEnded(
+            1, UtteranceSource.SCRIPT, UtteranceOutcome.FAILED, "input_timeout_exceeded: timeout"
+        ),
         StartTTS(2, "Next one."),
     ]
     call.pump(0.2)
@@ -562,7 +570,9 @@ def test_tts_failure_plays_what_came_and_moves_on() -> None:
 def test_tts_closed_without_final() -> None:
     call = started_call(mark_every_frames=0)
     assert call.tts_failed(1, "closed without isFinal", 1.0)
-    assert call.actions() == [UtteranceEnded(1, "script", "failed", "closed without isFinal")]
+    assert call.actions() == [
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.FAILED, "closed without isFinal")
+    ]
     assert not call.tts_failed(1, "again", 1.0)
     call.pump(1.0)
     assert [m["event"] for m in sent(call)] == ["mark"]  # nothing heard, but the mark keeps order
@@ -601,8 +611,8 @@ def test_stop_ends_everything() -> None:
     call.receive_text(twilio("stop", stop={"accountSid": "AC00", "callSid": CALL_SID}), 0.5)
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
-        UtteranceEnded(2, "say", "dropped"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
+        UtteranceEnded(2, UtteranceSource.SAY, UtteranceOutcome.DROPPED),
         Stopped(),
     ]
     assert call.state is CallState.ENDED
@@ -616,7 +626,7 @@ def test_hangup_requested() -> None:
     call.hangup(0.1, "admin")
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
         Hangup("admin"),
     ]
     call.hangup(0.2)
