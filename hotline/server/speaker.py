@@ -135,11 +135,7 @@ class SpeechService:
         preconnect_ttl: float = 10.0,
         inactivity_timeout: int = 20,
     ) -> None:
-        try:
-            self.transport = TTSTransport(transport)
-        except ValueError:
-            names = tuple(t.value for t in TTSTransport)
-            raise ValueError(f"transport must be one of {names}, got {transport!r}") from None
+        self.transport = transport  # the setter converts (and checks)
         self.store = store
         self.inactivity_timeout = inactivity_timeout
         self.preconnects = Preconnects(ttl=preconnect_ttl)
@@ -156,6 +152,19 @@ class SpeechService:
         )
         if registry is not None:
             registry.register(_Collector(self))
+
+    @property
+    def transport(self) -> TTSTransport:
+        """How utterances reach the TTS; may be changed live (read once per utterance)."""
+        return self._transport
+
+    @transport.setter
+    def transport(self, value: TTSTransport | str) -> None:
+        try:
+            self._transport = TTSTransport(value)
+        except ValueError:
+            names = tuple(t.value for t in TTSTransport)
+            raise ValueError(f"transport must be one of {names}, got {value!r}") from None
 
     # ------------------------------------------------------------------ per call
 
