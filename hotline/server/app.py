@@ -26,7 +26,7 @@ from hotline.server.registry import CallRegistry
 from hotline.server.routes import router
 from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
 from hotline.server.settings import Settings
-from hotline.server.speaker import LocalPhraseStore, PhraseStore, SpeechService
+from hotline.server.speech import LocalPhraseStore, PhraseStore, SpeechService
 
 __all__ = ["create_app", "load_call_script"]
 

@@ -3,7 +3,7 @@
 
 Tasks per call: the *receiver* (reads Twilio frames, hands them to the Call, never awaits
 anything else), the *sender* (pumps due frames out, wakes on new audio or the Call's next
-deadline) and one speech task per utterance (:meth:`hotline.server.speaker.CallSpeech.utter`).
+deadline) and one speech task per utterance (:meth:`hotline.server.speech.CallSpeech.utter`).
 :meth:`CallSession.run` returns once the call is over, and only after every task is finished
 and every socket closed. What actions say is counted and logged by
 :func:`hotline.server.metrics.observe`; this module only executes them.
@@ -40,7 +40,7 @@ from hotline.errors import ProtocolError
 from hotline.server.hub import CallMode, Hub
 from hotline.server.logs import mask_number
 from hotline.server.metrics import Metrics, observe
-from hotline.server.speaker import CallSpeech
+from hotline.server.speech import CallSpeech
 
 __all__ = ["MAX_MESSAGE", "START_TIMEOUT", "CallSession"]
 
