@@ -1,8 +1,18 @@
-"""The sans-I/O layers stay sans-I/O: an AST check over hotline/core and hotline/codec.
+"""The layers of hotline, checked on the AST of every module (no import is executed).
 
-Rules (style guide, section 2): ``server -> core -> codec``, never backwards. core and codec
-import none of the I/O frameworks, never read the environment, and never import the layers
-above them; core reads no clock (``time``/``datetime``): the shell passes the time in.
+Rules (style guide, section 2):
+
+1. ``server -> core -> codec``, never backwards. ``core`` and ``codec`` import none of the I/O
+   frameworks (asyncio, fastapi, starlette, websockets, httpx, uvicorn, socket, ...), never
+   read the environment, and never import the layers above them (server, voice, sim, cli);
+   ``core`` reads no clock (``time``/``datetime``): the shell passes the time in.
+2. ``voice`` (the local ElevenLabs stand-in) and ``sim`` (the caller simulator and load
+   generator) are peers of ``server``, not parts of it: neither imports ``hotline.server``
+   (they talk to it over its real protocols), and ``server`` imports nothing from ``sim``.
+3. No import cycle among hotline modules. Every import statement counts: module level,
+   inside functions, and under ``if TYPE_CHECKING:`` (a cycle that only type-checks is
+   still two modules that cannot be understood apart). ``from pkg import name`` counts as an
+   import of ``pkg.name`` when that is a module, else of ``pkg``.
 """
 
 from __future__ import annotations
@@ -114,6 +124,133 @@ def test_cython_sources_import_no_io() -> None:
         if re.search(r"\bos\s*\.\s*(?:environ|getenv)\b|\bgetenv\s*\(", text):
             problems.append(f"{path.relative_to(ROOT)}: reads the environment")
     assert problems == [], "\n".join(problems)
+
+
+# ------------------------------------------------------------------ peers of the server
+
+PEER_RULES = {
+    "voice": ("hotline.server",),
+    "sim": ("hotline.server",),
+    "server": ("hotline.sim",),
+}
+
+
+def _imports(path: Path, module: str) -> list[tuple[str, int]]:
+    """Every hotline module ``module`` (at ``path``) imports, with the line."""
+    tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                name = ".".join((*base, node.module) if node.module else base)
+            else:
+                name = node.module or ""
+            found.append((name, node.lineno))
+            found += [(f"{name}.{alias.name}", node.lineno) for alias in node.names]
+    return [(n, line) for n, line in found if n == "hotline" or n.startswith("hotline.")]
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        deps = set()
+        for name, _ in _imports(path, module):
+            while name and name not in modules:  # a name inside a module: the module
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                deps.add(name)
+        graph[module] = deps
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(PEER_RULES))
+def test_peers_of_the_server_stay_apart(layer: str) -> None:
+    modules = _modules()
+    assert any(m.startswith(f"hotline.{layer}.") for m in modules), layer
+    problems = [
+        f"{path.relative_to(ROOT)}:{line}: imports {name}"
+        for module, path in modules.items()
+        if module.startswith(f"hotline.{layer}.") or module == f"hotline.{layer}"
+        for name, line in _imports(path, module)
+        for banned in PEER_RULES[layer]
+        if name == banned or name.startswith(banned + ".")
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+def test_no_import_cycles() -> None:
+    cycles = _cycles(_graph(_modules()))
+    assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_cycle_finder_finds_cycles() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_type_checking_imports_count(tmp_path: Path) -> None:
+    pkg = tmp_path / "hotline"
+    pkg.mkdir()
+    (pkg / "hub.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from hotline.session import S\n"
+    )
+    (pkg / "session.py").write_text("from . import hub\n")
+    modules = {"hotline.hub": pkg / "hub.py", "hotline.session": pkg / "session.py"}
+    assert _cycles(_graph(modules)) == [["hotline.hub", "hotline.session"]]
 
 
 # The checker itself must catch what it is meant to catch.

@@ -8,10 +8,10 @@ the voice, the model, the output format, the voice settings and the text::
     ulaw = cache.get(key)                 # bytes (a hit, now most recently used) or None
     cache.put(key, ulaw)                  # stored; least recently used entries evicted by bytes
 
-What goes into the cache is what the caller heard: the µ-law the utterance's converter produced
-(:class:`RecordingConverter` wraps it and records), so a replay is byte-identical to the first
-rendering. A recording is offered for storage only if the utterance completed cleanly: any
-``reset()`` of the converter (barge-in, codec failure, hang-up) spoils it.
+What goes into the cache is what the caller heard: the µ-law the utterance's converter produced,
+recorded by :class:`hotline.core.call.Call` and offered as
+:class:`~hotline.core.actions.UtteranceRecorded` only when the utterance completed cleanly, so a
+replay (:meth:`hotline.core.call.Call.play_recorded`) is byte-identical to the first rendering.
 """
 
 from __future__ import annotations
@@ -21,15 +21,8 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
-__all__ = [
-    "CacheStats",
-    "Converter",
-    "PhraseCache",
-    "RecordingConverter",
-    "phrase_key",
-]
+__all__ = ["CacheStats", "PhraseCache", "phrase_key"]
 
 _KEY_VERSION = "hotline-phrase-1"
 
@@ -157,81 +150,3 @@ class PhraseCache:
         self._entries.clear()
         self.stats.bytes = 0
         self.stats.entries = 0
-
-
-class Converter(Protocol):
-    """What :class:`hotline.core.call.Call` needs from a µ-law converter."""
-
-    def feed(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-    def reset(self) -> None: ...
-
-
-class RecordingConverter:
-    """Wraps an utterance's converter: records the µ-law it produces (a cache miss), or passes
-    cached µ-law straight through (a hit, :attr:`replay` set before the first feed).
-
-    Args:
-        inner: the real converter (:class:`hotline.codec.Transcoder`).
-        max_bytes: recordings longer than this are abandoned (they would not fit the cache).
-    """
-
-    def __init__(self, inner: Converter, max_bytes: int) -> None:
-        self.inner = inner
-        self.replay = False
-        self._max = max_bytes
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._spoiled = False
-        self._flushed = False
-
-    @property
-    def stats(self) -> object:
-        """The inner converter's statistics (the session reads ``skipped_bytes``)."""
-        return getattr(self.inner, "stats", None)
-
-    def _record(self, out: bytes) -> None:
-        if self._spoiled or not out:
-            return
-        self._size += len(out)
-        if self._size > self._max:
-            self._spoil()
-            return
-        self._parts.append(out)
-
-    def _spoil(self) -> None:
-        self._spoiled = True
-        self._parts.clear()
-        self._size = 0
-
-    def feed(self, data: bytes) -> bytes:
-        if self.replay:
-            return data
-        out = self.inner.feed(data)
-        self._record(out)
-        return out
-
-    def flush(self) -> bytes:
-        if self.replay:
-            self._flushed = True
-            return b""
-        out = self.inner.flush()
-        self._record(out)
-        self._flushed = True
-        return out
-
-    def reset(self) -> None:
-        self.inner.reset()
-        self._spoil()
-
-    def spoil(self) -> None:
-        """Mark the recording unusable (a TTS error, corrupt audio skipped)."""
-        self._spoil()
-
-    def recording(self) -> bytes | None:
-        """The µ-law of a cleanly finished utterance (fed, then flushed, never reset), else None."""
-        if self.replay or self._spoiled or not self._flushed or not self._parts:
-            return None
-        return b"".join(self._parts)

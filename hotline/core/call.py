@@ -2,13 +2,16 @@
 
 A :class:`Call` owns one :class:`~hotline.core.twilio.TwilioStream`, the call's script, a queue
 of utterances, the current utterance's µ-law converter (a new :class:`hotline.codec.Transcoder`
-per utterance, flushed at its end, reset on barge-in) and a :class:`~hotline.core.framer.Framer`. It never
-sleeps, reads a clock or touches a socket: the shell passes the time in (``now``, seconds on
-any monotonic clock) and executes what comes out::
+per utterance, flushed at its end, reset on barge-in), a :class:`~hotline.core.framer.Framer`
+and a :class:`~hotline.core.playhead.Playhead`. It never sleeps, reads a clock or touches a
+socket: the shell passes the time in (``now``, seconds on any monotonic clock) and executes
+what comes out (:mod:`hotline.core.actions`)::
 
     call = Call(script, output_format="mp3_44100_128")
     call.receive_text(text, now)          # every Twilio text frame (raises TwilioProtocolError)
-    call.receive_tts(uid, event, now)     # every ElevenLabs event of utterance ``uid``
+    call.accept(now)                      # after Started: the shell checked the token
+    call.play_recorded(uid, ulaw, now)    # StartTTS answered from the phrase cache
+    call.receive_tts(uid, event, now)     # ... or every ElevenLabs event of utterance ``uid``
     call.tts_failed(uid, detail, now)     # the TTS socket closed / timed out without isFinal
     call.say(text, now, interrupt=False)  # an outside brain speaks into the call
     call.pump(now)                        # move the audio that is due into the Twilio stream
@@ -16,12 +19,17 @@ any monotonic clock) and executes what comes out::
     call.actions()                        # -> StartTTS, CancelTTS, Hangup, ... (execute them)
     call.next_deadline(now)               # when to call pump() again if nothing else happens
 
-Pacing. Twilio buffers what we send and plays it in order, so we model its playhead: playback
-starts when a frame reaches an empty buffer and advances at 8 bytes per millisecond; every
-echoed mark tells us exactly where it was (``base``) and corrects the model. :meth:`pump` keeps
-at most ``max_ahead_ms`` of audio queued at Twilio ahead of that estimate (so a ``clear``
-drops little and memory stays bounded) and never holds a frame back when the buffer is empty.
-It refills in steps of ``refill_ms`` so a call needs a few wake-ups per second, not fifty.
+Recording and replay. A call built with ``record_max_bytes`` > 0 keeps the µ-law its converter
+produced for each utterance; when an utterance's TTS ends cleanly (``isFinal``, no failure, no
+undecodable audio skipped, not cut, not longer than ``record_max_bytes``) it emits
+:class:`~hotline.core.actions.UtteranceRecorded` with exactly the bytes the caller is sent. A
+later :meth:`play_recorded` of those bytes frames them the same way, so a replay is
+byte-identical to the first rendering.
+
+Pacing. :meth:`pump` keeps at most ``max_ahead_ms`` of audio queued at Twilio ahead of the
+playhead estimate (so a ``clear`` drops little and memory stays bounded) and never holds a
+frame back when the buffer is empty. It refills in steps of ``refill_ms`` so a call needs a few
+wake-ups per second, not fifty. Every echoed mark corrects the estimate.
 
 Marks. One mark after each utterance's last frame (``u<id>-end``) and, every
 ``mark_every_frames`` frames, an accounting mark (``u<id>-f<n>``). A ``clear`` makes Twilio
@@ -29,9 +37,15 @@ echo every pending mark at once, so on barge-in the pending marks are forgotten 
 echo of an unknown name is ignored.
 
 Barge-in. A :class:`~hotline.core.events.SpeechStarted` from the VAD while something is
-playing in an active call (the goodbye is not interruptible) (audio queued at Twilio, frames not yet sent, or a TTS stream running) sends ``clear``,
-drops the pending marks and frames, resets the converter and the framer, and asks the shell to
-close that utterance's ElevenLabs stream (:class:`CancelTTS`). Late audio for it is ignored.
+playing in an active call (audio queued at Twilio, frames not yet sent, or a TTS stream
+running; the goodbye is not interruptible) sends ``clear``, drops the pending marks and
+frames, resets the converter and the framer, and asks the shell to close that utterance's
+ElevenLabs stream (:class:`~hotline.core.actions.CancelTTS`). Late audio for it is ignored.
+
+Converter failures. Any exception from the converter (a :class:`~hotline.errors.CodecError`
+for bad audio, but also e.g. ``MemoryError``) fails that utterance only: the converter is
+reset (or replaced), :attr:`Call.converter_failures` counts it, the utterance ends
+``failed`` with the reason in its detail, and the next utterance plays.
 
 Script. On ``start`` (once the shell has checked the per-call token and called :meth:`accept`)
 the greeting is spoken. A DTMF digit speaks its line (interrupting what plays); a goodbye digit
@@ -44,9 +58,24 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
+from hotline.core.actions import (
+    Action,
+    AudioSkipped,
+    BargeIn,
+    CancelTTS,
+    FirstFrame,
+    Hangup,
+    Started,
+    StartTTS,
+    Stopped,
+    Underrun,
+    UtteranceEnded,
+    UtteranceOutcome,
+    UtteranceRecorded,
+    UtteranceSource,
+)
 from hotline.core.events import (
     Connected,
     Dtmf,
@@ -63,6 +92,7 @@ from hotline.core.events import (
     TwilioEvent,
 )
 from hotline.core.framer import Framer
+from hotline.core.playhead import BYTES_PER_MS, Playhead
 from hotline.core.script import CallScript
 from hotline.core.twilio import TwilioStream
 from hotline.errors import CodecError, HotlineError
@@ -70,12 +100,14 @@ from hotline.errors import CodecError, HotlineError
 __all__ = [
     "BYTES_PER_MS",
     "Action",
+    "AudioSkipped",
     "BargeIn",
     "Call",
     "CallState",
     "CallStateError",
     "CancelTTS",
     "Converter",
+    "ConverterStats",
     "FirstFrame",
     "Hangup",
     "SpeechDetector",
@@ -84,11 +116,10 @@ __all__ = [
     "Stopped",
     "Underrun",
     "UtteranceEnded",
+    "UtteranceOutcome",
+    "UtteranceRecorded",
+    "UtteranceSource",
 ]
-
-#: µ-law at 8 kHz: one byte per sample, 8 bytes per millisecond.
-BYTES_PER_MS = 8
-_BYTES_PER_S = 8000
 
 
 def _assert_never(value: NoReturn) -> NoReturn:
@@ -99,14 +130,27 @@ class CallStateError(HotlineError, RuntimeError):
     """A call method was used in a state that does not allow it (e.g. ``say`` after hang-up)."""
 
 
+class ConverterStats(Protocol):
+    """The converter statistics :class:`Call` reads."""
+
+    @property
+    def skipped_bytes(self) -> int: ...
+
+
 class Converter(Protocol):
-    """What :class:`Call` needs from :class:`hotline.codec.Transcoder`."""
+    """What :class:`Call` needs from :class:`hotline.codec.Transcoder`: TTS audio in, µ-law out.
+
+    ``feed`` and ``flush`` may raise anything; :class:`Call` fails only that utterance.
+    """
 
     def feed(self, data: bytes) -> bytes: ...
 
     def flush(self) -> bytes: ...
 
     def reset(self) -> None: ...
+
+    @property
+    def stats(self) -> ConverterStats: ...
 
 
 class SpeechDetector(Protocol):
@@ -127,113 +171,6 @@ class CallState(enum.Enum):
     ENDED = "ended"  # hung up, stopped or rejected; everything else is ignored
 
 
-# ------------------------------------------------------------------------------ actions
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """Twilio's ``start`` arrived: check ``start.custom_parameters``, then accept() or reject()."""
-
-    start: Start
-
-
-@dataclass(frozen=True, slots=True)
-class StartTTS:
-    """Open a TTS stream for ``text`` and feed its events back tagged with ``utterance_id``."""
-
-    utterance_id: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTTS:
-    """Close utterance ``utterance_id``'s TTS stream (if still open); its audio is unwanted."""
-
-    utterance_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    """End the call: close the Twilio WebSocket (ends ``<Connect>``) and tear everything down."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """Twilio sent ``stop``: the call is over; tear everything down."""
-
-
-@dataclass(frozen=True, slots=True)
-class BargeIn:
-    """The caller talked over ``utterance_id``; ``clear`` has been queued.
-
-    Attributes:
-        timestamp_ms: media timestamp of the speech onset (from the VAD).
-        dropped_ms: audio dropped (queued at Twilio by our estimate, plus unsent frames).
-    """
-
-    utterance_id: int
-    timestamp_ms: int
-    dropped_ms: float
-
-
-@dataclass(frozen=True, slots=True)
-class FirstFrame:
-    """The first media frame of an utterance went into the Twilio stream.
-
-    Attributes:
-        message_index: index of that frame in the next :meth:`Call.data_to_send` batch, so the
-            shell can time the moment it actually leaves.
-        queued_at / tts_started_at / first_audio_at / sent_at: the ``now`` values at which the
-            text was queued, handed to TTS, its first audio arrived, and this frame was pumped.
-    """
-
-    utterance_id: int
-    source: str
-    message_index: int
-    queued_at: float
-    tts_started_at: float
-    first_audio_at: float
-    sent_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Underrun:
-    """Playback starved in the middle of an utterance for ``duration_ms`` (by our estimate)."""
-
-    utterance_id: int
-    duration_ms: float
-
-
-@dataclass(frozen=True, slots=True)
-class UtteranceEnded:
-    """An utterance is finished with; reported exactly once per utterance.
-
-    ``outcome`` is ``"played"`` (its end mark echoed), ``"failed"`` (the TTS or the codec
-    failed; the audio received before the failure still plays), ``"interrupted"`` (barge-in,
-    an interrupting say/digit, hang-up, stop) or ``"dropped"`` (never started).
-    """
-
-    utterance_id: int
-    source: str
-    outcome: str
-    detail: str = ""
-
-
-Action = (
-    Started
-    | StartTTS
-    | CancelTTS
-    | Hangup
-    | Stopped
-    | BargeIn
-    | FirstFrame
-    | Underrun
-    | UtteranceEnded
-)
-
-
 # ---------------------------------------------------------------------------- internals
 
 
@@ -244,13 +181,18 @@ class _Utt:
         "hangup_after",
         "id",
         "queued_at",
+        "recording",
+        "recording_bytes",
         "reported",
+        "skipped_before",
         "source",
         "text",
         "tts_started_at",
     )
 
-    def __init__(self, uid: int, text: str, source: str, hangup_after: bool, now: float) -> None:
+    def __init__(
+        self, uid: int, text: str, source: UtteranceSource, hangup_after: bool, now: float
+    ) -> None:
         self.id = uid
         self.text = text
         self.source = source
@@ -260,6 +202,10 @@ class _Utt:
         self.first_audio_at: float | None = None
         self.frames_sent = 0
         self.reported = False
+        # The µ-law produced for it (None: not recording, replayed, or spoiled).
+        self.recording: list[bytes] | None = None
+        self.recording_bytes = 0
+        self.skipped_before = 0
 
 
 class _Mark:
@@ -290,6 +236,8 @@ class Call:
         output_format: the ElevenLabs ``output_format`` the TTS audio arrives in.
         vad: speech detector for barge-in (``None``: no barge-in).
         converter_factory: builds the µ-law converter (default :class:`hotline.codec.Transcoder`).
+        record_max_bytes: record each synthesised utterance up to this many µ-law bytes and
+            report clean ones as :class:`UtteranceRecorded` (0: record nothing).
         frame_bytes: outbound media frame size (160 = 20 ms).
         max_ahead_ms: audio kept queued at Twilio ahead of the estimated playhead, at most.
         refill_ms: pump wakes up once the queue has drained this much below ``max_ahead_ms``.
@@ -311,6 +259,7 @@ class Call:
         output_format: str,
         vad: SpeechDetector | None = None,
         converter_factory: Callable[[str], Converter] | None = None,
+        record_max_bytes: int = 0,
         frame_bytes: int = 160,
         max_ahead_ms: int = 1000,
         refill_ms: int = 200,
@@ -326,6 +275,8 @@ class Call:
             raise ValueError("refill_ms must be between 0 and max_ahead_ms")
         if mark_every_frames < 0:
             raise ValueError("mark_every_frames must be >= 0")
+        if record_max_bytes < 0:
+            raise ValueError("record_max_bytes must be >= 0")
         self.script = script
         self.hangup_after_greeting = hangup_after_greeting
         self.output_format = output_format
@@ -341,6 +292,7 @@ class Call:
         self._low_water = self._max_ahead - refill_ms * BYTES_PER_MS
         self._mark_every = mark_every_frames
         self._mark_grace = mark_grace
+        self._record_max = record_max_bytes
 
         self._next_id = 1
         self._queue: deque[_Utt] = deque()  # waiting for TTS
@@ -351,16 +303,14 @@ class Call:
         self._actions: list[Action] = []
         self._n_out = 0  # messages queued in the TwilioStream since the last data_to_send()
 
-        # Playback model: Twilio had played up to byte ``_base_pos`` at time ``_base_time``.
-        self._sent_pos = 0
-        self._base_pos = 0
-        self._base_time = 0.0
+        self.playhead = Playhead()
         self._hangup_deadline: float | None = None
-        self._speech_active = False
 
         self.start: Start | None = None
         self.utterances_total = 0
         self.barge_ins = 0
+        #: Utterances failed by an exception from the converter (the call went on).
+        self.converter_failures = 0
         self.last_media_timestamp: int | None = None
 
     # ------------------------------------------------------------------ properties
@@ -374,14 +324,9 @@ class Call:
         return self.twilio.stream_sid
 
     @property
-    def converter(self) -> Converter:
-        """The current utterance's µ-law converter (for its statistics; do not feed it)."""
-        return self._converter
-
-    @property
     def bytes_sent(self) -> int:
         """µ-law bytes handed to Twilio so far (8 per millisecond)."""
-        return self._sent_pos
+        return self.playhead.sent_pos
 
     @property
     def current_utterance(self) -> int | None:
@@ -394,18 +339,23 @@ class Call:
 
     def ahead_ms(self, now: float) -> float:
         """Audio queued at Twilio and not yet played, by our estimate."""
-        return self._ahead(now) / BYTES_PER_MS
+        return self.playhead.ahead(now) / BYTES_PER_MS
+
+    def played_ms(self, utterance_id: int, now: float) -> float | None:
+        """Milliseconds of utterance ``utterance_id`` the caller has heard by ``now`` (by our
+        estimate; after a cut, up to the cut). None: nothing of it was sent (or long ago)."""
+        return self.playhead.played_ms(utterance_id, now)
 
     def is_speaking(self, now: float) -> bool:
         """True while something is (or is about to be) heard by the caller."""
         if self._tts is not None or self._out or self._queue:
             return True
-        if self._ahead(now) > 0:
+        if self.playhead.ahead(now) > 0:
             return True
         # Our estimate says Twilio's buffer is empty, but an end mark has not echoed yet:
         # believe the mark for a short while (the echo may be on its way).
         if any(m.final for m in self._marks.values()):
-            return now < self._drained_at() + self._mark_grace
+            return now < self.playhead.drained_at() + self._mark_grace
         return False
 
     # ------------------------------------------------------------------ outputs
@@ -457,28 +407,42 @@ class Call:
         elif isinstance(event, Start):
             self.start = event
             self.state = CallState.STARTED
-            self._base_time = now
+            self.playhead.restart(now)
             self._actions.append(Started(event))
         elif isinstance(event, Stop):
-            self._end(now, outcome="interrupted")
+            self._end(now, UtteranceOutcome.INTERRUPTED)
             self._actions.append(Stopped())
         elif isinstance(event, Connected):
             pass
         else:
             _assert_never(event)
 
-    def accept(self, now: float) -> None:
+    def accept(
+        self,
+        now: float,
+        *,
+        script: CallScript | None = None,
+        hangup_after_greeting: bool | None = None,
+    ) -> None:
         """The shell checked ``start``: begin the call by speaking the greeting.
+
+        Args:
+            now: the time.
+            script: the script this call follows (default: the one given at construction).
+            hangup_after_greeting: hang up once the greeting has played (default: as given at
+                construction).
 
         Raises:
             CallStateError: not waiting for acceptance.
         """
         if self.state is not CallState.STARTED:
             raise CallStateError(f"accept() in state {self.state.value}")
-        self.state = CallState.ACTIVE
-        if self.hangup_after_greeting:
-            self.state = CallState.CLOSING
-        self._enqueue(self.script.greeting, "script", self.hangup_after_greeting, now)
+        if script is not None:
+            self.script = script
+        if hangup_after_greeting is not None:
+            self.hangup_after_greeting = hangup_after_greeting
+        self.state = CallState.CLOSING if self.hangup_after_greeting else CallState.ACTIVE
+        self._enqueue(self.script.greeting, UtteranceSource.SCRIPT, self.hangup_after_greeting, now)
 
     def reject(self) -> None:
         """The shell refused ``start`` (bad token): the call ends without a word."""
@@ -492,11 +456,10 @@ class Call:
         if event is None:
             return
         if isinstance(event, SpeechStarted):
-            self._speech_active = True
             if self.is_speaking(now):
                 self._barge_in(event.timestamp_ms, now)
         elif isinstance(event, SpeechEnded):
-            self._speech_active = False
+            pass  # the seam for turn-taking: barge-in needs only the onset
         else:
             _assert_never(event)
 
@@ -507,21 +470,19 @@ class Call:
         self._interrupt(now)
         if entry.hangup:
             self.state = CallState.CLOSING
-        self._enqueue(entry.say, "script", entry.hangup, now)
+        self._enqueue(entry.say, UtteranceSource.SCRIPT, entry.hangup, now)
 
     def _on_mark(self, name: str, now: float) -> None:
         mark = self._marks.pop(name, None)
         if mark is None:
             return  # unknown, or a late echo after a clear: ignore
-        # Twilio had played exactly up to mark.pos when it echoed.
-        self._base_pos = mark.pos
-        self._base_time = now
+        self.playhead.echo(mark.pos, now)
         if not mark.final:
             return
         utt = mark.utt
         if utt in self._playing:
             self._playing.remove(utt)
-        self._report(utt, "played")
+        self._report(utt, UtteranceOutcome.PLAYED)
         if utt.hangup_after:
             self._hangup("goodbye played", now)
 
@@ -542,11 +503,13 @@ class Call:
                 utt.first_audio_at = now
             try:
                 ulaw = self._converter.feed(event.data)
-            except CodecError as exc:
+            except Exception as exc:  # any converter failure fails this utterance only
+                self._converter_failed()
                 self._actions.append(CancelTTS(utt.id))
-                self._finish_tts(utt, now, f"codec: {exc}", flush=False)
+                self._finish_tts(utt, now, _converter_detail(exc), flush=False)
                 return True
             if ulaw:
+                self._record(utt, ulaw)
                 self._push_frames(utt, self._framer.push(ulaw))
         elif isinstance(event, TTSFinal):
             self._finish_tts(utt, now, None, flush=True)
@@ -570,23 +533,58 @@ class Call:
         self._finish_tts(utt, now, detail, flush=True)
         return True
 
+    def play_recorded(self, utterance_id: int, ulaw: bytes, now: float) -> bool:
+        """Play ``ulaw`` (an earlier :class:`UtteranceRecorded`'s bytes) as utterance
+        ``utterance_id`` instead of synthesising it: framed exactly as the first rendering was,
+        then the utterance's TTS is over (no converter, nothing recorded).
+
+        Returns:
+            False if that utterance is no longer wanted (nothing was queued).
+        """
+        utt = self._tts
+        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
+            return False
+        utt.first_audio_at = now
+        utt.recording = None
+        self._push_frames(utt, self._framer.push(ulaw))
+        self._end_utterance_audio(utt, now, None)
+        return True
+
     def _push_frames(self, utt: _Utt, frames: Iterable[bytes]) -> None:
         out = self._out
         for frame in frames:
             out.append((utt, frame))
+
+    def _record(self, utt: _Utt, ulaw: bytes) -> None:
+        parts = utt.recording
+        if parts is None:
+            return
+        utt.recording_bytes += len(ulaw)
+        if utt.recording_bytes > self._record_max:
+            utt.recording = None  # would not fit the cache: abandoned
+            return
+        parts.append(ulaw)
 
     def _finish_tts(self, utt: _Utt, now: float, failure: str | None, *, flush: bool) -> None:
         tail = b""
         if flush:
             try:
                 tail = self._converter.flush()
-            except CodecError as exc:
-                self._converter.reset()
-                failure = failure or f"codec: {exc}"
-        else:
-            self._converter.reset()
+            except Exception as exc:  # any converter failure fails this utterance only
+                self._converter_failed()
+                failure = failure or _converter_detail(exc)
         if tail:
+            self._record(utt, tail)
             self._push_frames(utt, self._framer.push(tail))
+        skipped = self._skipped_bytes() - utt.skipped_before
+        if skipped > 0:
+            self._actions.append(AudioSkipped(utt.id, skipped))
+        if failure is None and not skipped and utt.recording:
+            self._actions.append(UtteranceRecorded(utt.id, utt.text, b"".join(utt.recording)))
+        utt.recording = None
+        self._end_utterance_audio(utt, now, failure)
+
+    def _end_utterance_audio(self, utt: _Utt, now: float, failure: str | None) -> None:
         last = self._framer.end()
         if last:
             self._out.append((utt, last))
@@ -594,8 +592,24 @@ class Call:
         self._tts = None
         self._playing.append(utt)
         if failure is not None:
-            self._report(utt, "failed", failure)
+            self._report(utt, UtteranceOutcome.FAILED, failure)
         self._start_next(now)
+
+    def _skipped_bytes(self) -> int:
+        try:
+            return int(self._converter.stats.skipped_bytes)
+        except Exception:  # a broken converter's statistics are no reason to fail the call
+            return 0
+
+    def _reset_converter(self) -> None:
+        try:
+            self._converter.reset()
+        except Exception:
+            self._converter = self._new_converter()
+
+    def _converter_failed(self) -> None:
+        self.converter_failures += 1
+        self._reset_converter()
 
     # ------------------------------------------------------------------ outside brain
 
@@ -615,7 +629,7 @@ class Call:
             raise CallStateError(f"cannot say in state {self.state.value}")
         if interrupt:
             self._interrupt(now)
-        return self._enqueue(text, "say", False, now)
+        return self._enqueue(text, UtteranceSource.SAY, False, now)
 
     def hangup(self, now: float, reason: str = "hangup requested") -> None:
         """Hang up now (what plays is cut). A no-op once the call has ended."""
@@ -624,18 +638,6 @@ class Call:
         self._hangup(reason, now)
 
     # ------------------------------------------------------------------ pacing
-
-    def _played(self, now: float) -> int:
-        elapsed = now - self._base_time
-        pos = self._base_pos + (int(elapsed * _BYTES_PER_S) if elapsed > 0 else 0)
-        return pos if pos < self._sent_pos else self._sent_pos
-
-    def _ahead(self, now: float) -> int:
-        return self._sent_pos - self._played(now)
-
-    def _drained_at(self) -> float:
-        """When Twilio's buffer runs (ran) empty by our estimate."""
-        return self._base_time + (self._sent_pos - self._base_pos) / _BYTES_PER_S
 
     def pump(self, now: float) -> None:
         """Move what is due into the Twilio stream: frames while at most ``max_ahead_ms`` is
@@ -651,10 +653,11 @@ class Call:
             return
         out = self._out
         twilio = self.twilio
+        head = self.playhead
         max_ahead = self._max_ahead
-        played = self._played(now)
+        played = head.played(now)
         # Refill in steps: once above the low-water mark, wait until the queue drains to it.
-        refilling = self._sent_pos - played <= self._low_water
+        refilling = head.sent_pos - played <= self._low_water
         while out:
             utt, item = out[0]
             if type(item) is str:
@@ -662,21 +665,20 @@ class Call:
                 self._send_mark(item, utt, True, now)
                 continue
             assert isinstance(item, bytes)
-            ahead = self._sent_pos - played
+            ahead = head.sent_pos - played
             if ahead > 0 and (not refilling or ahead + len(item) > max_ahead):
                 break
             out.popleft()
             if ahead <= 0:
                 # Twilio's buffer is empty: playback (re)starts with this frame.
                 if utt.frames_sent:
-                    gap = now - self._drained_at()
+                    gap = now - head.drained_at()
                     if gap >= 0.001:
                         self._actions.append(Underrun(utt.id, gap * 1000.0))
-                self._base_pos = self._sent_pos
-                self._base_time = now
-                played = self._sent_pos
+                head.restart(now)
+                played = head.sent_pos
             twilio.send_media(item)
-            self._sent_pos += len(item)
+            head.sent(utt.id, len(item))
             if not utt.frames_sent:
                 self._actions.append(
                     FirstFrame(
@@ -701,9 +703,9 @@ class Call:
     def _send_mark(self, name: str, utt: _Utt, final: bool, now: float) -> None:
         self.twilio.send_mark(name)
         self._n_out += 1
-        self._marks[name] = _Mark(utt, self._sent_pos, final)
+        self._marks[name] = _Mark(utt, self.playhead.sent_pos, final)
         if final and utt.hangup_after:
-            self._hangup_deadline = max(now, self._drained_at()) + self._mark_grace
+            self._hangup_deadline = max(now, self.playhead.drained_at()) + self._mark_grace
 
     def next_deadline(self, now: float) -> float | None:
         """When :meth:`pump` has something to do next if no new input arrives (``None``: not
@@ -711,17 +713,17 @@ class Call:
         deadline = self._hangup_deadline
         if self._out and self.state is not CallState.ENDED and self.twilio.stream_sid:
             item = self._out[0][1]
-            ahead = self._ahead(now)
+            ahead = self.playhead.ahead(now)
             if type(item) is str or ahead <= self._low_water:
                 return now
             wait_bytes = ahead - max(self._low_water, 0)
-            due = now + max(wait_bytes, 0) / _BYTES_PER_S
+            due = now + max(wait_bytes, 0) / (BYTES_PER_MS * 1000)
             deadline = due if deadline is None else min(deadline, due)
         return deadline
 
     # ------------------------------------------------------------------ internals
 
-    def _enqueue(self, text: str, source: str, hangup_after: bool, now: float) -> int:
+    def _enqueue(self, text: str, source: UtteranceSource, hangup_after: bool, now: float) -> int:
         uid = self._next_id
         self._next_id += 1
         self.utterances_total += 1
@@ -738,10 +740,13 @@ class Call:
         if utt.id > 1:
             # One converter per utterance: no decoder or resampler state crosses utterances.
             self._converter = self._new_converter()
+        utt.skipped_before = self._skipped_bytes()
+        if self._record_max:
+            utt.recording = []
         self._tts = utt
         self._actions.append(StartTTS(utt.id, utt.text))
 
-    def _report(self, utt: _Utt, outcome: str, detail: str = "") -> None:
+    def _report(self, utt: _Utt, outcome: UtteranceOutcome, detail: str = "") -> None:
         if not utt.reported:
             utt.reported = True
             self._actions.append(UtteranceEnded(utt.id, utt.source, outcome, detail))
@@ -752,29 +757,29 @@ class Call:
         Returns:
             Milliseconds of audio dropped (queued at Twilio by our estimate + unsent frames).
         """
-        dropped = self._ahead(now) + sum(len(item) for _, item in self._out if type(item) is bytes)
+        ahead = self.playhead.ahead(now)
+        dropped = ahead + sum(len(item) for _, item in self._out if type(item) is bytes)
         # Clear only if Twilio may still hold audio: unplayed by our estimate, or a mark of
         # ours has not echoed yet.
-        at_twilio = self._ahead(now) > 0 or bool(self._marks)
+        at_twilio = ahead > 0 or bool(self._marks)
         if at_twilio and self.twilio.stream_sid is not None and self.state is not CallState.ENDED:
             self.twilio.send_clear()
             self._n_out += 1
         self._marks.clear()
         self._out.clear()
-        self._base_pos = self._sent_pos
-        self._base_time = now
+        self.playhead.clear(now)
         self._hangup_deadline = None
         for utt in self._playing:
-            self._report(utt, "interrupted")
+            self._report(utt, UtteranceOutcome.INTERRUPTED)
         self._playing.clear()
         if self._tts is not None:
             self._actions.append(CancelTTS(self._tts.id))
-            self._report(self._tts, "interrupted")
+            self._report(self._tts, UtteranceOutcome.INTERRUPTED)
             self._tts = None
-            self._converter.reset()
+            self._reset_converter()
             self._framer.clear()
         for utt in self._queue:
-            self._report(utt, "dropped")
+            self._report(utt, UtteranceOutcome.DROPPED)
         self._queue.clear()
         return dropped / BYTES_PER_MS
 
@@ -787,7 +792,7 @@ class Call:
         self.barge_ins += 1
         self._actions.append(BargeIn(uid, timestamp_ms, dropped_ms))
 
-    def _end(self, now: float, outcome: str) -> None:
+    def _end(self, now: float, outcome: UtteranceOutcome) -> None:
         for utt in self._playing:
             self._report(utt, outcome)
         self._playing.clear()
@@ -796,15 +801,21 @@ class Call:
             self._report(self._tts, outcome)
             self._tts = None
         for utt in self._queue:
-            self._report(utt, "dropped")
+            self._report(utt, UtteranceOutcome.DROPPED)
         self._queue.clear()
         self._out.clear()
         self._marks.clear()
         self._hangup_deadline = None
-        self._converter.reset()
+        self._reset_converter()
         self._framer.clear()
         self.state = CallState.ENDED
 
     def _hangup(self, reason: str, now: float) -> None:
-        self._end(now, "interrupted")
+        self._end(now, UtteranceOutcome.INTERRUPTED)
         self._actions.append(Hangup(reason))
+
+
+def _converter_detail(exc: Exception) -> str:
+    if isinstance(exc, CodecError):
+        return f"codec: {exc}"
+    return f"codec: {type(exc).__name__}: {exc}" if str(exc) else f"codec: {type(exc).__name__}"

@@ -60,10 +60,8 @@ _MAX_INACTIVITY_TIMEOUT = 180
 _MAX_ERROR_CHARS = 500
 
 
-
 def _fail(message: str) -> NoReturn:
     raise ElevenLabsProtocolError(message)
-
 
 
 def _dumps(obj: Mapping[str, object]) -> str:
@@ -426,7 +424,6 @@ class ElevenLabsStream(_Socket):
         self._outgoing.append('{"text":""}')
         self.state = TTSState.ENDED
 
-
     # -- receiving
 
     def receive_text(self, text: str) -> None:
@@ -449,7 +446,6 @@ class ElevenLabsStream(_Socket):
             else:
                 self.state = TTSState.FAILED
         self._events.extend(events)
-
 
 
 # ------------------------------------------------------------------- multi-stream-input
@@ -584,7 +580,6 @@ class ElevenLabsMultiStream(_Socket):
         self._live.clear()
         self.socket_closed = True
 
-
     # -- receiving
 
     def receive_text(self, text: str) -> None:
@@ -618,4 +613,3 @@ class ElevenLabsMultiStream(_Socket):
                     self._live.discard(ctx)
                     self._closing.discard(ctx)
         self._events.extend(events)
-

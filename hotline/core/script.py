@@ -42,7 +42,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["CallScript", "MenuEntry", "default_script", "load_script"]
+__all__ = [
+    "DEBUG_SCRIPT",
+    "DEBUG_SENTENCE",
+    "CallScript",
+    "MenuEntry",
+    "default_script",
+    "load_script",
+]
 
 #: Longest line accepted (characters); phone lines should be far shorter.
 MAX_LINE_CHARS = 2000
@@ -259,3 +266,16 @@ def default_script() -> CallScript:
     """The built-in artist hotline script (package data ``default_script.toml``)."""
     text = resources.files("hotline.core").joinpath("default_script.toml").read_text("utf-8")
     return load_script(text, source="default_script.toml")
+
+
+#: The sentence of the ``/debug-websocket-voice`` call.
+DEBUG_SENTENCE = "WebSocket is working! You should hear this message clearly."
+#: The ``/debug-websocket-voice`` call: one sentence (every key says it too); the shell accepts
+#: it with ``hangup_after_greeting=True``.
+DEBUG_SCRIPT = CallScript(
+    greeting=DEBUG_SENTENCE,
+    menu=types.MappingProxyType({}),
+    goodbye=DEBUG_SENTENCE,
+    goodbye_digit=None,
+    invalid_digit=DEBUG_SENTENCE,
+)

@@ -142,10 +142,8 @@ def clear_message(stream_sid: str) -> str:
 # ------------------------------------------------------------------------------ inbound
 
 
-
 def _fail(message: str) -> NoReturn:
     raise TwilioProtocolError(message)
-
 
 
 def _obj(msg: dict[str, Any], key: str, where: str) -> dict[str, Any]:

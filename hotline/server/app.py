@@ -18,14 +18,15 @@ from hotline.core.vad import VadConfig
 from hotline.errors import ConfigError
 from hotline.server import logs
 from hotline.server.elevenlabs_client import TTSConfig
-from hotline.server.hub import Hub
+from hotline.server.hub import Hub, TTSSource
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster, RedisPhraseStore
-from hotline.server.routes import local_command, router
+from hotline.server.registry import CallRegistry
+from hotline.server.routes import router
 from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
 from hotline.server.settings import Settings
-from hotline.server.speaker import LocalPhraseStore, PhraseStore, SpeechService
+from hotline.server.speech import LocalPhraseStore, PhraseStore, SpeechService
 
 __all__ = ["create_app", "load_call_script"]
 
@@ -47,7 +48,7 @@ def load_call_script(path: str | None) -> CallScript:
     return load_script(text, source=path)
 
 
-def _scale_out(settings: Settings, hub: Hub) -> tuple[Cluster | None, SpeechService]:
+def _scale_out(settings: Settings, metrics: Metrics) -> tuple[Cluster | None, SpeechService]:
     """The Redis link (HOTLINE_REDIS_URL) and the speech service (cache, TTS transport)."""
     cluster: Cluster | None = None
     if settings.redis_url:
@@ -66,7 +67,7 @@ def _scale_out(settings: Settings, hub: Hub) -> tuple[Cluster | None, SpeechServ
     speech = SpeechService(
         transport=settings.elevenlabs_transport,
         store=store,
-        registry=hub.metrics.registry,
+        registry=metrics.registry,
         preconnect_ttl=settings.preconnect_timeout,
     )
     return cluster, speech
@@ -87,10 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for secret in settings.secrets():
         logs.register_secret(secret)
     script = load_call_script(settings.script_path)
+    metrics = Metrics()
+    cluster, speech = _scale_out(settings, metrics)
     hub = Hub(
         settings=settings,
         script=script,
-        metrics=Metrics(),
+        metrics=metrics,
         signatures=SignatureChecker(settings.twilio_auth_token, settings.public_url),
         admin=AdminAuth(settings.admin_token),
         tokens=CallTokens(),
@@ -101,9 +104,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             min_speech_ms=settings.vad_min_speech_ms,
             hang_ms=settings.vad_hang_ms,
         ),
-        voice=settings.voice,
+        registry=CallRegistry(metrics, cluster),
+        speech=speech,
+        tts_source=TTSSource(settings.voice),
+        cluster=cluster,
     )
-    hub.cluster, hub.speech = _scale_out(settings, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -154,11 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             app.state.voice = voice
             if hub.cluster is not None:
-                await hub.cluster.start(
-                    lambda: {sid: session.info() for sid, session in hub.calls.items()},
-                    lambda sid, op, body: local_command(hub, sid, op, body),
-                )
-            if settings.cache_warmup and hub.speech is not None and hub.tts is not None:
+                await hub.cluster.start(hub.registry.infos, hub.registry.command)
+            if settings.cache_warmup and hub.tts is not None:
                 warmup = asyncio.create_task(
                     hub.speech.warm_up(hub.tts, script), name="hotline-cache-warmup"
                 )
@@ -174,16 +176,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             yield
         finally:
-            for session in list(hub.sessions):
-                session.hangup("server shutting down")
-            deadline = asyncio.get_running_loop().time() + 5.0
-            while hub.sessions and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.01)
+            hub.registry.hangup_all("server shutting down")
+            await hub.registry.drained(5.0)
             if warmup is not None:
                 warmup.cancel()
                 await asyncio.gather(warmup, return_exceptions=True)
-            if hub.speech is not None:
-                await hub.speech.aclose()
+            await hub.speech.aclose()
             if hub.cluster is not None:
                 await hub.cluster.aclose()
             if voice is not None:

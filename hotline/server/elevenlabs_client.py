@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,13 +58,13 @@ class TTSFailed(TTSError):
 async def synthesize(
     config: TTSConfig,
     text: str,
-    on_event: Callable[[TTSEvent], bool | Awaitable[bool]],
+    on_event: Callable[[TTSEvent], Awaitable[bool]],
     on_bad_message: Callable[[ElevenLabsProtocolError], None],
 ) -> None:
     """Speak ``text``: init, text, flush, end; hand every event to ``on_event``.
 
-    ``on_event`` returns (or, if async, resolves to) False when the audio is no longer
-    wanted; the socket is then closed.
+    ``on_event`` (a coroutine function) resolves to False when the audio is no longer wanted;
+    the socket is then closed.
     Returns after ``isFinal``. Malformed messages go to ``on_bad_message`` and are dropped
     (never treated as audio).
 
@@ -114,8 +113,7 @@ async def synthesize(
                     on_bad_message(exc)
                     continue
                 for event in stream.events_received():
-                    result = on_event(event)
-                    wanted = await result if inspect.isawaitable(result) else result
+                    wanted = await on_event(event)
                     if isinstance(event, TTSFailure):
                         raise TTSFailed("error", f"{event.error}: {event.message}")
                     if isinstance(event, TTSFinal) or not wanted:

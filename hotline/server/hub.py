@@ -1,24 +1,42 @@
-"""Per-app shared state: settings, script, metrics, tokens, live calls, the TTS target."""
+"""The application context: what every request and call of one app shares.
+
+Settings, script, metrics, the security pieces, the log ring, the TTS target, the speech
+service, the Redis link and the :class:`~hotline.server.registry.CallRegistry`. It imports
+nothing from the session module: calls are reached through the registry.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
 
+from hotline.core.actions import LabelEnum
 from hotline.core.script import CallScript
 from hotline.core.vad import VadConfig
 from hotline.server.elevenlabs_client import TTSConfig
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
+from hotline.server.redis_backend import Cluster
+from hotline.server.registry import CallRegistry, LiveCall
 from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
 from hotline.server.settings import Settings
+from hotline.server.speech import SpeechService
 
-if TYPE_CHECKING:
-    from hotline.server.redis_backend import Cluster
-    from hotline.server.session import CallSession
-    from hotline.server.speaker import SpeechService
+__all__ = ["CallMode", "Hub", "TTSSource"]
 
-__all__ = ["Hub"]
+
+class TTSSource(LabelEnum):
+    """Who synthesises: ElevenLabs (an API key is set) or the embedded local voice."""
+
+    ELEVENLABS = "elevenlabs"
+    LOCAL = "local"
+
+
+class CallMode(LabelEnum):
+    """What a media stream does, chosen by the webhook that answered (and kept in its token)."""
+
+    SCRIPT = "script"  # POST /voice: the call script
+    DEBUG = "debug"  # POST /debug-websocket-voice: one sentence, then hang up
 
 
 @dataclass
@@ -32,13 +50,22 @@ class Hub:
     limiter: FailureLimiter
     ring: RingHandler
     vad_config: VadConfig
+    registry: CallRegistry
+    #: Phrase cache, per-call TTS sockets.
+    speech: SpeechService
+    tts_source: TTSSource = TTSSource.LOCAL
     #: Where utterances are synthesised; set by the lifespan (the local voice's URL when no
     #: ElevenLabs key is configured). Read once per utterance, so it may be replaced live.
     tts: TTSConfig | None = None
-    voice: str = "local"
-    calls: dict[str, CallSession] = field(default_factory=dict)
-    #: Phrase cache, per-call TTS sockets (set by create_app).
-    speech: SpeechService | None = None
     #: The link to other replicas (HOTLINE_REDIS_URL), or None when serving alone.
     cluster: Cluster | None = None
-    sessions: set[CallSession] = field(default_factory=set)
+
+    @property
+    def calls(self) -> Mapping[str, LiveCall]:
+        """Admitted calls by CallSid (the registry's view)."""
+        return self.registry.calls
+
+    @property
+    def sessions(self) -> frozenset[LiveCall]:
+        """Every open media stream (the registry's view)."""
+        return self.registry.attached

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+from typing import NoReturn
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+from hotline.core.actions import (
+    Action,
+    AudioSkipped,
+    BargeIn,
+    CancelTTS,
+    FirstFrame,
+    Hangup,
+    Started,
+    StartTTS,
+    Stopped,
+    Underrun,
+    UtteranceEnded,
+    UtteranceOutcome,
+    UtteranceRecorded,
+)
+
+__all__ = ["CORRUPT_AUDIO_LOG_BYTES", "Metrics", "observe"]
+
+_log = logging.getLogger("hotline.call")
+
+#: Undecodable TTS bytes in one utterance worth a warning (a stray partial frame is not).
+CORRUPT_AUDIO_LOG_BYTES = 1024
 
 # Seconds; bridge overhead and per-chunk conversion are expected well under a millisecond.
 _FINE = (2e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1)
@@ -73,3 +97,66 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def observe(metrics: Metrics, label: str, action: Action, now: float) -> None:
+    """Count and log what ``action`` says about call ``label`` (the shell executes it apart).
+
+    ``now`` is the shell's clock when the action is observed (for :class:`FirstFrame`: when its
+    frame actually left).
+    """
+    if isinstance(action, FirstFrame):
+        total = now - action.tts_started_at
+        voice = action.first_audio_at - action.tts_started_at
+        bridge = now - action.first_audio_at
+        metrics.time_to_first_audio.observe(total)
+        metrics.tts_first_chunk.observe(voice)
+        metrics.bridge_overhead.observe(bridge)
+        _log.info(
+            "call %s: utterance %d first audio after %.1f ms (voice %.1f ms + bridge %.3f ms)",
+            label,
+            action.utterance_id,
+            total * 1000,
+            voice * 1000,
+            bridge * 1000,
+        )
+    elif isinstance(action, UtteranceEnded):
+        metrics.utterances.labels(action.source, action.outcome).inc()
+        if action.outcome is UtteranceOutcome.FAILED:
+            _log.warning(
+                "call %s: utterance %d failed (%s); the call goes on",
+                label,
+                action.utterance_id,
+                action.detail,
+            )
+    elif isinstance(action, BargeIn):
+        metrics.barge_ins.inc()
+        _log.info(
+            "call %s: barge-in at %d ms over utterance %d: clear sent, %.0f ms dropped",
+            label,
+            action.timestamp_ms,
+            action.utterance_id,
+            action.dropped_ms,
+        )
+    elif isinstance(action, Underrun):
+        metrics.underruns.inc()
+        metrics.underrun_seconds.inc(action.duration_ms / 1000)
+    elif isinstance(action, AudioSkipped):
+        if action.skipped_bytes > CORRUPT_AUDIO_LOG_BYTES:
+            metrics.elevenlabs_errors.labels("corrupt_audio").inc()
+            _log.warning(
+                "call %s: utterance %d: %d bytes of undecodable TTS audio skipped",
+                label,
+                action.utterance_id,
+                action.skipped_bytes,
+            )
+    elif isinstance(action, Hangup):
+        _log.info("call %s: hanging up (%s)", label, action.reason)
+    elif isinstance(action, (Started, StartTTS, CancelTTS, Stopped, UtteranceRecorded)):
+        pass  # control only: nothing to count
+    else:
+        _assert_never(action)
+
+
+def _assert_never(value: NoReturn) -> NoReturn:
+    raise AssertionError(f"unhandled action: {value!r}")

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from hotline import __version__
-from hotline.core.call import CallStateError
-from hotline.server.hub import Hub
+from hotline.server.hub import CallMode, Hub
 from hotline.server.logs import AUDIO_LOGGERS
 from hotline.server.session import CallSession
 
@@ -56,7 +55,7 @@ def _algorithm(conn: Request | WebSocket) -> str | None:
 # ------------------------------------------------------------------------- Twilio webhooks
 
 
-async def _twiml(request: Request, mode: str) -> Response:
+async def _twiml(request: Request, mode: CallMode) -> Response:
     hub = _hub(request)
     client = _client(request)
     endpoint = request.url.path.lstrip("/")
@@ -101,20 +100,19 @@ async def _twiml(request: Request, mode: str) -> Response:
     stream.parameter(name="From", value=caller)
     stream.parameter(name="token", value=token)
     response.append(connect)
-    if hub.speech is not None:
-        hub.speech.preconnect(call_sid, hub.tts)  # the TTS handshake overlaps Twilio's
+    hub.speech.preconnect(call_sid, hub.tts)  # the TTS handshake overlaps Twilio's
     log.info("call %s: %s webhook answered with a media stream", call_sid, endpoint)
     return Response(str(response), media_type="application/xml")
 
 
 @router.post("/voice")
 async def voice(request: Request) -> Response:
-    return await _twiml(request, "script")
+    return await _twiml(request, CallMode.SCRIPT)
 
 
 @router.post("/debug-websocket-voice")
 async def debug_websocket_voice(request: Request) -> Response:
-    return await _twiml(request, "debug")
+    return await _twiml(request, CallMode.DEBUG)
 
 
 @router.websocket(MEDIA_PATH)
@@ -151,7 +149,7 @@ async def health_streaming(request: Request) -> dict[str, Any]:
     return {
         "streaming_enabled": hub.tts is not None,
         "elevenlabs_configured": settings.elevenlabs_api_key is not None,
-        "voice": hub.voice,
+        "voice": hub.tts_source,
         "output_format": settings.elevenlabs_output_format,
         "websocket_url": hub.signatures.ws_url(request, MEDIA_PATH),
         "status": "ok" if hub.tts is not None else "starting",
@@ -197,44 +195,12 @@ async def logs_streaming(hub: Admin, limit: int = 200) -> dict[str, Any]:
 
 @router.get("/calls")
 async def calls(hub: Admin) -> dict[str, Any]:
-    if hub.cluster is not None:
-        return {"calls": await hub.cluster.calls()}  # every replica's
-    return {"calls": [session.info() for session in hub.calls.values()]}
-
-
-def local_command(hub: Hub, call_sid: str, op: str, body: dict[str, Any]) -> tuple[int, Any]:
-    """Act on a call held by this replica: ``say`` or ``hangup``.
-
-    Returns:
-        (status, JSON body): 202 and the outcome, 404 (no such call here), 409 (the call is
-        not accepting speech), 400 (unknown operation).
-    """
-    session = hub.calls.get(call_sid)
-    if session is None:
-        return 404, {"detail": "no such active call"}
-    if op == "hangup":
-        session.hangup("hangup requested via API")
-        return 202, {"call_sid": call_sid, "hangup": True}
-    if op != "say":
-        return 400, {"detail": f"unknown operation {op!r}"}
-    text = body.get("text")
-    interrupt = body.get("interrupt", False)
-    if not isinstance(text, str) or not text.strip() or not isinstance(interrupt, bool):
-        return 422, {"detail": "text must be a non-blank string, interrupt a boolean"}
-    try:
-        uid = session.say(text, interrupt)
-    except CallStateError as exc:
-        return 409, {"detail": f"call is not accepting speech ({exc})"}
-    return 202, {"call_sid": call_sid, "utterance_id": uid, "interrupt": interrupt}
+    return {"calls": await hub.registry.all_infos()}  # every replica's when clustered
 
 
 async def _command(hub: Hub, call_sid: str, op: str, body: dict[str, Any]) -> JSONResponse:
     """Act here if this replica holds the call, else on the replica that does (Redis)."""
-    if call_sid not in hub.calls and hub.cluster is not None:
-        answer = await hub.cluster.forward(call_sid, op, body)
-        if answer is not None:
-            return JSONResponse(answer[1], status_code=answer[0])
-    status, payload = local_command(hub, call_sid, op, body)
+    status, payload = await hub.registry.command_anywhere(call_sid, op, body)
     if status >= 400:
         raise HTTPException(status, payload["detail"])
     return JSONResponse(payload, status_code=status)

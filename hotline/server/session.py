@@ -1,10 +1,12 @@
-"""One live call: the tasks that move data between the Twilio socket, the TTS sockets and
-:class:`hotline.core.call.Call`.
+"""One live call: the tasks that move data between the Twilio socket and
+:class:`hotline.core.call.Call`, and its teardown.
 
 Tasks per call: the *receiver* (reads Twilio frames, hands them to the Call, never awaits
 anything else), the *sender* (pumps due frames out, wakes on new audio or the Call's next
-deadline) and one *TTS task* per utterance. :meth:`CallSession.run` returns once the call is
-over, and only after every task is finished and every socket closed.
+deadline) and one speech task per utterance (:meth:`hotline.server.speech.CallSpeech.utter`).
+:meth:`CallSession.run` returns once the call is over, and only after every task is finished
+and every socket closed. What actions say is counted and logged by
+:func:`hotline.server.metrics.observe`; this module only executes them.
 """
 
 from __future__ import annotations
@@ -13,16 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from types import MappingProxyType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from hotline.core.call import (
+from hotline.core.actions import (
     Action,
+    AudioSkipped,
     BargeIn,
-    Call,
-    CallState,
     CancelTTS,
     FirstFrame,
     Hangup,
@@ -31,39 +31,26 @@ from hotline.core.call import (
     Stopped,
     Underrun,
     UtteranceEnded,
+    UtteranceRecorded,
 )
-from hotline.core.events import TTSAudio, TTSEvent
-from hotline.core.script import CallScript
+from hotline.core.call import Call, CallState
+from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.vad import Vad
-from hotline.errors import ElevenLabsProtocolError, ProtocolError
-from hotline.server.elevenlabs_client import TTSConfig, TTSFailed, synthesize
-from hotline.server.hub import Hub
+from hotline.errors import ProtocolError
+from hotline.server.hub import CallMode, Hub
 from hotline.server.logs import mask_number
-from hotline.server.speaker import CallVoice
+from hotline.server.metrics import Metrics, observe
+from hotline.server.speech import CallSpeech
 
-__all__ = ["MAX_MESSAGE", "CallSession"]
+__all__ = ["MAX_MESSAGE", "START_TIMEOUT", "CallSession"]
 
 log = logging.getLogger("hotline.call")
-
-DEBUG_SENTENCE = "WebSocket is working! You should hear this message clearly."
-#: The /debug-websocket-voice call: one sentence, then hang up.
-DEBUG_SCRIPT = CallScript(
-    greeting=DEBUG_SENTENCE,
-    menu=MappingProxyType({}),
-    goodbye=DEBUG_SENTENCE,
-    goodbye_digit=None,
-    invalid_digit=DEBUG_SENTENCE,
-)
 
 #: Largest Twilio message accepted on /media-stream (a 20 ms media message is ~300 bytes).
 MAX_MESSAGE = 64 * 1024
 _MAX_ERROR_KINDS = 32
-#: Bytes of an utterance's first TTS audio message converted before the first frames go out.
-FIRST_SLICE = 2048
 #: Seconds a media stream may stay open without a valid ``start``.
 START_TIMEOUT = 10.0
-#: Undecodable TTS bytes in one utterance worth a warning (a stray partial frame is not).
-CORRUPT_AUDIO_LOG_BYTES = 1024
 
 clock = time.perf_counter
 
@@ -81,13 +68,13 @@ class CallSession:
             hub.script,
             output_format=settings.elevenlabs_output_format,
             vad=Vad(hub.vad_config),
-            converter_factory=hub.speech.converter_factory if hub.speech is not None else None,
+            record_max_bytes=hub.speech.record_max_bytes,
         )
         #: The call's speech path (phrase cache, its TTS socket); set at ``start``.
-        self.voice: CallVoice | None = None
+        self.speech: CallSpeech | None = None
         self.call_sid: str | None = None
         self.caller = ""
-        self.mode = "script"
+        self.mode = CallMode.SCRIPT
         self.started_at = time.time()
         self.registered = False
         self.end_reason = ""
@@ -97,7 +84,6 @@ class CallSession:
         self._tts_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._error_kinds: dict[str, int] = {}
-        self._tts_first_chunk: dict[int, float] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -105,7 +91,11 @@ class CallSession:
     def label(self) -> str:
         return self.call_sid or "(no start yet)"
 
-    def info(self) -> dict[str, object]:
+    @property
+    def metrics(self) -> Metrics:
+        return self.hub.metrics
+
+    def info(self) -> dict[str, Any]:
         now = clock()
         call = self.call
         return {
@@ -131,16 +121,16 @@ class CallSession:
             ValueError: empty text.
         """
         uid = self.call.say(text, clock(), interrupt=interrupt)
-        self._dispatch()
+        self.dispatch()
         return uid
 
     def hangup(self, reason: str = "hangup requested") -> None:
         self.call.hangup(clock(), reason)
-        self._dispatch()
+        self.dispatch()
 
     async def run(self) -> None:
         """Run the call until it ends; then cancel every task and close every socket."""
-        self.hub.sessions.add(self)
+        self.hub.registry.attach(self)
         no_start = asyncio.get_running_loop().call_later(START_TIMEOUT, self._start_timeout)
         try:
             self._tasks = [
@@ -186,7 +176,7 @@ class CallSession:
                     else:
                         call.receive_bytes(message.get("bytes") or b"")
                 except ProtocolError as exc:
-                    self._bad_message("twilio", exc)
+                    self.bad_message("twilio", exc)
                     continue
                 # Most messages are inbound audio that changes nothing to send: wake the
                 # sender only when there is something for it to do.
@@ -228,7 +218,7 @@ class CallSession:
                     await ws.send_text(message)
                     first = firsts.get(index)
                     if first is not None:
-                        self._first_frame(first, clock())
+                        self._execute(first, clock())
                 if call.bytes_sent > bytes_before:
                     metrics.audio_bytes_out.inc(call.bytes_sent - bytes_before)
                 if self._done.is_set():
@@ -256,152 +246,45 @@ class CallSession:
             log.exception("call %s: send loop failed", self.label)
             self._finish("internal error", code=1011)
 
-    async def _tts_task(
-        self, uid: int, text: str, config: TTSConfig | None, converter: object
-    ) -> None:
-        hub = self.hub
-        call = self.call
-        started = clock()
-        skipped_before = getattr(getattr(converter, "stats", None), "skipped_bytes", 0)
-        conversion = hub.metrics.conversion
-
-        async def on_event(event: TTSEvent) -> bool:
-            now = clock()
-            if isinstance(event, TTSAudio) and uid not in self._tts_first_chunk:
-                self._tts_first_chunk[uid] = now - started
-                data = event.data
-                if len(data) > FIRST_SLICE:
-                    # A big first chunk: convert a slice, let the sender put the first frames
-                    # on the wire, then convert the rest (the codec is chunking-invariant).
-                    head = TTSAudio(data[:FIRST_SLICE], event.alignment, None, event.context_id)
-                    if not call.receive_tts(uid, head, now):
-                        return False
-                    conversion.observe(clock() - now)
-                    self._dispatch()
-                    await asyncio.sleep(0)
-                    if call.current_utterance != uid:
-                        return False
-                    now = clock()
-                    event = TTSAudio(data[FIRST_SLICE:], None, None, event.context_id)
-            if not call.receive_tts(uid, event, now):
-                return False  # barge-in / hang-up: late audio dropped, close the socket
-            if isinstance(event, TTSAudio):
-                conversion.observe(clock() - now)
-            self._dispatch()
-            return call.current_utterance == uid
-
-        def on_bad(exc: ElevenLabsProtocolError) -> None:
-            self._bad_message("elevenlabs", exc)
-
-        try:
-            if config is None:
-                raise TTSFailed("connect", "no TTS configured")
-            if self.voice is not None:
-                await self.voice.speak(uid, config, text, converter, on_event, on_bad)
-            else:
-                await synthesize(config, text, on_event, on_bad)
-        except asyncio.CancelledError:
-            raise
-        except TTSFailed as exc:
-            hub.metrics.elevenlabs_errors.labels(exc.kind).inc()
-            call.tts_failed(uid, str(exc), clock())
-            self._dispatch()
-        except Exception as exc:
-            log.exception("call %s: utterance %d: TTS task failed", self.label, uid)
-            hub.metrics.elevenlabs_errors.labels("internal").inc()
-            call.tts_failed(uid, f"internal: {type(exc).__name__}", clock())
-            self._dispatch()
-        else:
-            # The stream ended (isFinal, or we stopped wanting it); if the Call still waits
-            # for this utterance (stream ended without isFinal being seen), end it.
-            if call.current_utterance == uid:
-                call.tts_failed(uid, "stream ended without isFinal", clock())
-                self._dispatch()
-            skipped = getattr(getattr(converter, "stats", None), "skipped_bytes", 0)
-            if skipped - skipped_before > CORRUPT_AUDIO_LOG_BYTES:
-                hub.metrics.elevenlabs_errors.labels("corrupt_audio").inc()
-                log.warning(
-                    "call %s: utterance %d: %d bytes of undecodable TTS audio skipped",
-                    self.label,
-                    uid,
-                    skipped - skipped_before,
-                )
-        finally:
-            self._tts_tasks.pop(uid, None)
-
     # ------------------------------------------------------------------ actions
 
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
         """Execute the Call's pending actions and wake the sender."""
         for action in self.call.actions():
             self._execute(action)
         self._wake.set()
 
-    def _execute(self, action: Action) -> None:
-        hub = self.hub
-        metrics = hub.metrics
+    def _execute(self, action: Action, now: float | None = None) -> None:
+        observe(self.hub.metrics, self.label, action, clock() if now is None else now)
         if isinstance(action, StartTTS):
             if not self._done.is_set():
-                self._tts_tasks[action.utterance_id] = asyncio.create_task(
-                    self._tts_task(action.utterance_id, action.text, hub.tts, self.call.converter),
-                    name=f"hotline-tts-u{action.utterance_id}",
+                assert self.speech is not None  # set at start, before accept()
+                uid = action.utterance_id
+                self._tts_tasks[uid] = asyncio.create_task(
+                    self.speech.utter(self, uid, action.text, self.hub.tts),
+                    name=f"hotline-tts-u{uid}",
                 )
         elif isinstance(action, CancelTTS):
             task = self._tts_tasks.pop(action.utterance_id, None)
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         elif isinstance(action, FirstFrame):
-            self._first_frame(action, clock())
-        elif isinstance(action, UtteranceEnded):
-            metrics.utterances.labels(action.source, action.outcome).inc()
-            self._tts_first_chunk.pop(action.utterance_id, None)
-            if action.outcome == "failed":
-                log.warning(
-                    "call %s: utterance %d failed (%s); the call goes on",
-                    self.label,
-                    action.utterance_id,
-                    action.detail,
-                )
-        elif isinstance(action, BargeIn):
-            metrics.barge_ins.inc()
-            log.info(
-                "call %s: barge-in at %d ms over utterance %d: clear sent, %.0f ms dropped",
-                self.label,
-                action.timestamp_ms,
-                action.utterance_id,
-                action.dropped_ms,
-            )
-        elif isinstance(action, Underrun):
-            metrics.underruns.inc()
-            metrics.underrun_seconds.inc(action.duration_ms / 1000)
+            if self.speech is not None:
+                sent = clock() if now is None else now
+                self.speech.first_frame_sent(action.utterance_id, sent - action.tts_started_at)
+        elif isinstance(action, UtteranceRecorded):
+            if self.speech is not None:
+                self.speech.recorded(action)
         elif isinstance(action, Started):
             self._on_start(action)
         elif isinstance(action, Hangup):
-            log.info("call %s: hanging up (%s)", self.label, action.reason)
             self._finish(action.reason, code=1000)
         elif isinstance(action, Stopped):
             self._finish("twilio stop", code=1000)
+        elif isinstance(action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
+            pass  # observed above
         else:
             _assert_never(action)
-
-    def _first_frame(self, first: FirstFrame, sent: float) -> None:
-        metrics = self.hub.metrics
-        total = sent - first.tts_started_at
-        voice = first.first_audio_at - first.tts_started_at
-        bridge = sent - first.first_audio_at
-        metrics.time_to_first_audio.observe(total)
-        metrics.tts_first_chunk.observe(voice)
-        metrics.bridge_overhead.observe(bridge)
-        if self.voice is not None:
-            self.voice.first_frame_sent(first.utterance_id, total)
-        log.info(
-            "call %s: utterance %d first audio after %.1f ms (voice %.1f ms + bridge %.3f ms)",
-            self.label,
-            first.utterance_id,
-            total * 1000,
-            voice * 1000,
-            bridge * 1000,
-        )
 
     def _on_start(self, action: Started) -> None:
         hub = self.hub
@@ -417,35 +300,29 @@ class CallSession:
             self.call.reject()
             self._finish("bad token", code=1008)
             return
-        if start.call_sid in hub.calls:
+        if start.call_sid in hub.registry.calls:
             log.warning("call %s: a second media stream for a live call, refused", start.call_sid)
             self.call.reject()
             self._finish("duplicate stream", code=1008)
             return
         self.call_sid = start.call_sid
         self.caller = entry.caller
-        self.mode = entry.mode
-        if entry.mode == "debug":
-            self.call.script = DEBUG_SCRIPT
-            self.call.hangup_after_greeting = True
-        hub.calls[start.call_sid] = self
-        self.registered = True
-        if hub.speech is not None:
-            self.voice = hub.speech.for_call(start.call_sid, hub.tts)
-        if hub.cluster is not None:
-            hub.cluster.register_soon(start.call_sid, self.info())
-        hub.metrics.calls.inc()
-        hub.metrics.active_calls.inc()
+        self.mode = CallMode(entry.mode)
+        self.registered = hub.registry.admit(start.call_sid, self)
+        self.speech = hub.speech.for_call(start.call_sid, hub.tts)
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",
             self.call_sid,
             mask_number(self.caller),
-            hub.voice,
+            hub.tts_source,
             hub.settings.elevenlabs_output_format,
         )
-        self.call.accept(clock())
+        if self.mode is CallMode.DEBUG:
+            self.call.accept(clock(), script=DEBUG_SCRIPT, hangup_after_greeting=True)
+        else:
+            self.call.accept(clock())
 
-    def _bad_message(self, side: str, exc: Exception) -> None:
+    def bad_message(self, side: str, exc: Exception) -> None:
         self.hub.metrics.protocol_errors.labels(side).inc()
         kind = f"{side}: {exc}"
         count = self._error_kinds.get(kind)
@@ -468,40 +345,42 @@ class CallSession:
         self._wake.set()
 
     async def _teardown(self) -> None:
+        # Everything that needs no await comes first, and the release is in a finally: when the
+        # server cancels the route (shutdown, a client gone under a test client), every await
+        # here may raise CancelledError, and the call must still leave the registry.
         current = asyncio.current_task()
         tasks = [t for t in (*self._tasks, *self._tts_tasks.values()) if t is not current]
         for task in tasks:
             task.cancel()
-        # TTS tasks close their sockets while being cancelled; wait for all of them.
-        while tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-            tasks = [t for t in self._tts_tasks.values() if not t.done()]
-            for task in tasks:
-                task.cancel()
         if self.call.state is not CallState.ENDED:
             self.call.hangup(clock(), self.end_reason or "teardown")
             self.call.actions()
-        ws = self.ws
-        if self.close_code and ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await ws.close(code=self.close_code)
-        if self.voice is not None:
-            await self.voice.aclose()  # close_socket on the call's TTS socket
-        hub = self.hub
-        hub.sessions.discard(self)
-        if self.registered and hub.calls.get(self.call_sid or "") is self:
-            del hub.calls[self.call_sid or ""]
-            hub.metrics.active_calls.dec()
-            if hub.cluster is not None:
-                await hub.cluster.unregister(self.call_sid or "")
-        repeats = sum(n - 1 for n in self._error_kinds.values())
-        if self.registered or repeats:
-            log.info(
-                "call %s: ended (%s)%s",
-                self.label,
-                self.end_reason,
-                f"; {repeats} further malformed messages dropped" if repeats else "",
-            )
+        try:
+            # TTS tasks close their sockets while being cancelled; wait for all of them.
+            while tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                tasks = [t for t in self._tts_tasks.values() if not t.done()]
+                for task in tasks:
+                    task.cancel()
+            ws = self.ws
+            if self.close_code and ws.application_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await ws.close(code=self.close_code)
+        finally:
+            try:
+                if self.speech is not None:
+                    await self.speech.aclose()  # close_socket on the call's TTS socket
+            finally:
+                repeats = sum(n - 1 for n in self._error_kinds.values())
+                if self.registered or repeats:
+                    log.info(
+                        "call %s: ended (%s)%s",
+                        self.label,
+                        self.end_reason,
+                        f"; {repeats} further malformed messages dropped" if repeats else "",
+                    )
+                # Forgets the call at once; only the shared-registry delete awaits.
+                await self.hub.registry.release(self)
 
 
 def _is_disconnect(exc: Exception) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -166,7 +165,7 @@ class MultiTTS:
     async def synthesize(
         self,
         text: str,
-        on_event: Callable[[TTSEvent], bool | Awaitable[bool]],
+        on_event: Callable[[TTSEvent], Awaitable[bool]],
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
     ) -> None:
         """Speak ``text`` in a new context; same contract as
@@ -216,8 +215,7 @@ class MultiTTS:
                     ) from None
                 if event is None:
                     raise TTSFailed("closed", f"socket dropped ({self._last_error})")
-                result = on_event(event)
-                wanted = await result if inspect.isawaitable(result) else result
+                wanted = await on_event(event)
                 if isinstance(event, TTSFailure):
                     raise TTSFailed("error", f"{event.error}: {event.message}")
                 if isinstance(event, TTSFinal):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import math
@@ -26,6 +27,9 @@ from hotline.core.call import (
     Stopped,
     Underrun,
     UtteranceEnded,
+    UtteranceOutcome,
+    UtteranceRecorded,
+    UtteranceSource,
 )
 from hotline.core.events import TTSAudio, TTSFailure, TTSFinal
 from hotline.core.script import CallScript, MenuEntry, default_script
@@ -65,6 +69,14 @@ class _UlawPassthrough:
 
     def reset(self) -> None:
         pass
+
+    @property
+    def stats(self) -> _NoStats:
+        return _NoStats()
+
+
+class _NoStats:
+    skipped_bytes = 0
 
 
 def _ulaw_factory() -> Callable[[str], Converter]:
@@ -242,7 +254,7 @@ def test_greeting_frames_padding_and_end_mark() -> None:
     assert msgs[1] == {"event": "mark", "streamSid": SID, "mark": {"name": "u1-end"}}
     assert call.actions() == []
     call.receive_text(mark_msg("u1-end"), 0.3)
-    assert call.actions() == [UtteranceEnded(1, "script", "played")]
+    assert call.actions() == [UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.PLAYED)]
     assert call.state is CallState.ACTIVE
 
 
@@ -369,7 +381,7 @@ def test_digit_interrupts_and_speaks_its_line() -> None:
     assert sent(call) == [{"event": "clear", "streamSid": SID}]
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
         StartTTS(2, "Line one."),
     ]
     assert not call.receive_tts(1, audio(20), 0.21)  # late audio of the old utterance: dropped
@@ -393,7 +405,10 @@ def test_goodbye_hangs_up_once_its_mark_echoes() -> None:
     assert [m["event"] for m in sent(call)][-1] == "mark"
     assert isinstance(call.actions()[0], FirstFrame)
     call.receive_text(mark_msg("u2-end"), 0.31)
-    assert call.actions() == [UtteranceEnded(2, "script", "played"), Hangup("goodbye played")]
+    assert call.actions() == [
+        UtteranceEnded(2, UtteranceSource.SCRIPT, UtteranceOutcome.PLAYED),
+        Hangup("goodbye played"),
+    ]
     assert call.state is CallState.ENDED
 
 
@@ -459,7 +474,10 @@ def test_barge_in_clears_cancels_and_ignores_late_echoes() -> None:
     # min_speech_ms=60: detected 60 ms after onset (well inside the 300 ms budget).
     msgs = sent(call)
     assert msgs == [{"event": "clear", "streamSid": SID}]
-    assert CancelTTS(1) in acts and UtteranceEnded(1, "script", "interrupted") in acts
+    assert (
+        CancelTTS(1) in acts
+        and UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED) in acts
+    )
     assert call.barge_ins == 1
     # Twilio echoes every pending mark after a clear: all ignored.
     call.receive_text(mark_msg("u1-f25"), 1.0)
@@ -515,8 +533,8 @@ def test_say_interrupt_replaces_what_plays() -> None:
     assert sent(call) == [{"event": "clear", "streamSid": SID}]
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
-        UtteranceEnded(2, "say", "dropped"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
+        UtteranceEnded(2, UtteranceSource.SAY, UtteranceOutcome.DROPPED),
         StartTTS(u, "Now!"),
     ]
     with pytest.raises(ValueError):
@@ -533,7 +551,9 @@ def test_tts_failure_plays_what_came_and_moves_on() -> None:
     call.receive_tts(1, TTSFailure("input_timeout_exceeded", "timeout", 1008), 0.2)
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "failed", "input_timeout_exceeded: timeout"),
+        UtteranceEnded(
+            1, UtteranceSource.SCRIPT, UtteranceOutcome.FAILED, "input_timeout_exceeded: timeout"
+        ),
         StartTTS(2, "Next one."),
     ]
     call.pump(0.2)
@@ -550,7 +570,9 @@ def test_tts_failure_plays_what_came_and_moves_on() -> None:
 def test_tts_closed_without_final() -> None:
     call = started_call(mark_every_frames=0)
     assert call.tts_failed(1, "closed without isFinal", 1.0)
-    assert call.actions() == [UtteranceEnded(1, "script", "failed", "closed without isFinal")]
+    assert call.actions() == [
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.FAILED, "closed without isFinal")
+    ]
     assert not call.tts_failed(1, "again", 1.0)
     call.pump(1.0)
     assert [m["event"] for m in sent(call)] == ["mark"]  # nothing heard, but the mark keeps order
@@ -589,8 +611,8 @@ def test_stop_ends_everything() -> None:
     call.receive_text(twilio("stop", stop={"accountSid": "AC00", "callSid": CALL_SID}), 0.5)
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
-        UtteranceEnded(2, "say", "dropped"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
+        UtteranceEnded(2, UtteranceSource.SAY, UtteranceOutcome.DROPPED),
         Stopped(),
     ]
     assert call.state is CallState.ENDED
@@ -604,7 +626,7 @@ def test_hangup_requested() -> None:
     call.hangup(0.1, "admin")
     assert call.actions() == [
         CancelTTS(1),
-        UtteranceEnded(1, "script", "interrupted"),
+        UtteranceEnded(1, UtteranceSource.SCRIPT, UtteranceOutcome.INTERRUPTED),
         Hangup("admin"),
     ]
     call.hangup(0.2)
@@ -680,7 +702,227 @@ def test_one_converter_per_utterance() -> None:
         return made[-1]
 
     call = started_call(converter_factory=factory)
-    assert len(made) == 1 and call.converter is made[0]
+    assert len(made) == 1
     call.receive_tts(1, TTSFinal(), 0.0)
     call.say("Two.", 0.0)
-    assert len(made) == 2 and call.converter is made[1]
+    assert len(made) == 2
+
+
+# --------------------------------------------------------------- converter failure (defect 4)
+
+
+class _FailsOnce(_UlawPassthrough):
+    """Raises ``exc`` on the ``at``-th feed, then behaves."""
+
+    def __init__(self, exc: BaseException, at: int = 2) -> None:
+        self.exc = exc
+        self.at = at
+        self.feeds = 0
+        self.resets = 0
+
+    def feed(self, data: bytes) -> bytes:
+        self.feeds += 1
+        if self.feeds == self.at:
+            raise self.exc
+        return bytes(data)
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("boom"), CodecError("bad")])
+def test_any_converter_exception_fails_the_utterance_and_the_call_goes_on(
+    exc: Exception,
+) -> None:
+    made: list[_FailsOnce] = []
+
+    def factory(fmt: str) -> Converter:
+        made.append(_FailsOnce(exc))
+        return made[-1]
+
+    call = started_call(converter_factory=factory, mark_every_frames=0)
+    call.say("Next line.", 0.0)
+    assert call.receive_tts(1, audio(40), 0.0)
+    assert call.receive_tts(1, audio(40), 0.05)  # raises inside: the utterance fails
+    acts = call.actions()
+    assert acts[0] == CancelTTS(1)
+    assert isinstance(acts[1], UtteranceEnded)
+    assert acts[1].outcome is UtteranceOutcome.FAILED and acts[1].detail.startswith("codec:")
+    assert acts[2] == StartTTS(2, "Next line.")
+    assert made[0].resets >= 1 and call.converter_failures == 1
+    assert call.state is CallState.ACTIVE
+    # The next utterance plays: its audio reaches Twilio after the first one's 40 ms.
+    call.pump(0.05)
+    sent(call)
+    assert call.receive_tts(2, audio(100, 0x33), 0.06)
+    assert call.receive_tts(2, TTSFinal(), 0.06)
+    call.pump(0.2)
+    media = [m for m in sent(call) if m["event"] == "media"]
+    assert media and all(base64.b64decode(m["media"]["payload"]) == b"\x33" * 160 for m in media)
+
+
+def test_converter_whose_reset_fails_is_replaced() -> None:
+    class _Broken(_FailsOnce):
+        def reset(self) -> None:
+            raise MemoryError
+
+    made: list[_FailsOnce] = []
+
+    def factory(fmt: str) -> Converter:
+        made.append(_Broken(MemoryError(), at=1))
+        return made[-1]
+
+    call = started_call(converter_factory=factory)
+    call.receive_tts(1, audio(20), 0.0)
+    assert len(made) == 2  # the broken one was replaced
+    call.say("Still here.", 0.1)
+    assert call.actions()[-1] == StartTTS(2, "Still here.")
+
+
+# ---------------------------------------------------------------------- recording and replay
+
+
+def _recording_call(**kw: Any) -> Call:
+    kw.setdefault("record_max_bytes", 1 << 20)
+    kw.setdefault("mark_every_frames", 0)
+    return started_call(**kw)
+
+
+def _all_media(call: Call, until: float) -> bytes:
+    out = bytearray()
+    t = 0.0
+    while t <= until:
+        call.pump(t)
+        for m in sent(call):
+            if m["event"] == "media":
+                out += base64.b64decode(m["media"]["payload"])
+        t += 0.1
+    return bytes(out)
+
+
+def test_clean_miss_is_recorded_and_replays_byte_identical() -> None:
+    call = _recording_call()
+    call.receive_tts(1, TTSAudio(b"\x11" * 997, None, None), 0.0)  # not frame aligned
+    call.receive_tts(1, TTSAudio(b"\x22" * 1003, None, None), 0.0)
+    call.receive_tts(1, TTSFinal(), 0.0)
+    recorded = [a for a in call.actions() if isinstance(a, UtteranceRecorded)]
+    assert len(recorded) == 1
+    rec = recorded[0]
+    assert rec.utterance_id == 1 and rec.text == SCRIPT.greeting
+    assert rec.ulaw == b"\x11" * 997 + b"\x22" * 1003
+    heard_first = _all_media(call, 1.0)
+
+    again = _recording_call()
+    assert again.play_recorded(1, rec.ulaw, 0.0)
+    acts = again.actions()
+    assert not any(isinstance(a, UtteranceRecorded) for a in acts)  # a replay is not re-recorded
+    assert _all_media(again, 1.0) == heard_first
+
+
+@pytest.mark.parametrize("how", ["barge", "failure", "no-final", "too-big", "skipped"])
+def test_dirty_miss_is_not_recorded(how: str) -> None:
+    class _Skipping(_UlawPassthrough):
+        skipped = 0
+
+        def feed(self, data: bytes) -> bytes:
+            self.skipped += 3
+            return bytes(data)
+
+        @property
+        def stats(self) -> Any:
+            return types.SimpleNamespace(skipped_bytes=self.skipped)
+
+    kw: dict[str, Any] = {}
+    if how == "too-big":
+        kw["record_max_bytes"] = 100
+    if how == "skipped":
+        kw["converter_factory"] = lambda fmt: _Skipping()
+    call = _recording_call(**kw)
+    call.receive_tts(1, audio(40), 0.0)
+    if how == "barge":
+        call.say("Instead.", 0.01, interrupt=True)
+    elif how == "failure":
+        call.receive_tts(1, TTSFailure("quota_exceeded", "no", None), 0.01)
+    elif how == "no-final":
+        call.tts_failed(1, "stream ended without isFinal", 0.01)
+    else:
+        call.receive_tts(1, TTSFinal(), 0.01)
+    acts = call.actions()
+    assert not any(isinstance(a, UtteranceRecorded) for a in acts)
+    if how == "skipped":
+        from hotline.core.actions import AudioSkipped
+
+        assert AudioSkipped(1, 3) in acts
+
+
+def test_without_record_max_bytes_nothing_is_recorded() -> None:
+    call = started_call(mark_every_frames=0)
+    call.receive_tts(1, audio(40), 0.0)
+    call.receive_tts(1, TTSFinal(), 0.0)
+    assert not any(isinstance(a, UtteranceRecorded) for a in call.actions())
+
+
+def test_play_recorded_for_an_unwanted_utterance_is_refused() -> None:
+    call = _recording_call()
+    assert not call.play_recorded(7, b"\xff" * 160, 0.0)
+    call.hangup(0.0)
+    assert not call.play_recorded(1, b"\xff" * 160, 0.0)
+
+
+def test_real_transcoder_recording_replays_byte_identical() -> None:
+    codec = pytest.importorskip("hotline.codec")
+    from hotline.voice.synth import StreamSynth
+
+    mp3 = StreamSynth("mp3_44100_128", cache=False).generate("Replayed exactly.", end=True).audio
+    fmt = "mp3_44100_128"
+    call = _recording_call(output_format=fmt, converter_factory=codec.Transcoder)
+    for i in range(0, len(mp3), 997):
+        call.receive_tts(1, TTSAudio(mp3[i : i + 997], None, None), 0.0)
+    call.receive_tts(1, TTSFinal(), 0.0)
+    rec = next(a for a in call.actions() if isinstance(a, UtteranceRecorded))
+    assert len(rec.ulaw) > 8000
+    heard_first = _all_media(call, 5.0)
+    again = _recording_call(output_format=fmt, converter_factory=codec.Transcoder)
+    again.play_recorded(1, rec.ulaw, 0.0)
+    assert _all_media(again, 5.0) == heard_first
+
+
+# ---------------------------------------------------------------------------- accept, playhead
+
+
+def test_accept_with_a_script_and_hangup_after_greeting() -> None:
+    other = CallScript(
+        greeting="Only this.",
+        menu=types.MappingProxyType({}),
+        goodbye="Only this.",
+        goodbye_digit=None,
+        invalid_digit="Only this.",
+    )
+    call = make_call()
+    call.receive_text(start_msg(), 0.0)
+    call.actions()
+    call.accept(0.0, script=other, hangup_after_greeting=True)
+    assert call.actions() == [StartTTS(1, "Only this.")]
+    assert call.state is CallState.CLOSING
+    with pytest.raises(CallStateError):
+        call.say("no", 0.0)
+
+
+def test_played_ms_follows_the_playhead_and_stops_at_a_cut() -> None:
+    call = started_call(mark_every_frames=0)
+    assert call.played_ms(1, 0.0) is None
+    call.receive_tts(1, audio(400), 0.0)
+    call.pump(0.0)
+    assert call.played_ms(1, 0.0) == 0.0
+    assert call.played_ms(1, 0.1) == pytest.approx(100.0)
+    call.say("Cut.", 0.15, interrupt=True)
+    assert call.played_ms(1, 0.15) == pytest.approx(150.0)
+    assert call.played_ms(1, 5.0) == pytest.approx(150.0)  # nothing after the cut was heard
+
+
+def test_enums_keep_their_label_strings() -> None:
+    call = started_call(mark_every_frames=0)
+    call.hangup(0.0)
+    ended = [a for a in call.actions() if isinstance(a, UtteranceEnded)]
+    assert ended[0].source == "script" and ended[0].source is UtteranceSource.SCRIPT
+    assert ended[0].outcome == "interrupted" and str(ended[0].outcome) == "interrupted"

@@ -1,12 +1,10 @@
-"""The phrase cache (sans-I/O): keys, LRU by bytes, recording converter, byte-identical replay."""
+"""The phrase cache (sans-I/O): keys, LRU by bytes, LRU by bytes."""
 
 from __future__ import annotations
 
 import pytest
 
-from hotline.codec import Transcoder
-from hotline.core.cache import PhraseCache, RecordingConverter, phrase_key
-from hotline.core.framer import Framer
+from hotline.core.cache import PhraseCache, phrase_key
 from hotline.voice.synth import StreamSynth
 
 BASE = {
@@ -72,56 +70,4 @@ def _mp3(text: str) -> bytes:
     return synth.generate(text, end=True).audio
 
 
-def _frames(conv: RecordingConverter, chunks: list[bytes]) -> bytes:
-    framer = Framer()
-    out = bytearray()
-    for chunk in chunks:
-        for frame in framer.push(conv.feed(chunk)):
-            out += frame
-    for frame in framer.push(conv.flush()):
-        out += frame
-    tail = framer.end()
-    if tail:
-        out += tail
-    return bytes(out)
-
-
-def test_recording_replays_byte_identical() -> None:
-    mp3 = _mp3("The cache replays this line exactly.")
-    chunks = [mp3[i : i + 997] for i in range(0, len(mp3), 997)]  # not frame aligned
-    first = RecordingConverter(Transcoder("mp3_44100_128"), max_bytes=1 << 20)
-    heard_first = _frames(first, chunks)
-    recorded = first.recording()
-    assert recorded is not None and len(recorded) > 8000  # over a second of µ-law
-    replay = RecordingConverter(Transcoder("mp3_44100_128"), max_bytes=1 << 20)
-    replay.replay = True
-    heard_again = _frames(replay, [recorded])
-    assert heard_again == heard_first
-    assert replay.recording() is None  # a replay is not recorded again
-
-
-def test_recording_spoiled_by_reset_error_or_size() -> None:
-    mp3 = _mp3("Interrupted line.")
-    conv = RecordingConverter(Transcoder("mp3_44100_128"), max_bytes=1 << 20)
-    conv.feed(mp3[: len(mp3) // 2])
-    conv.reset()  # barge-in
-    conv.feed(mp3[len(mp3) // 2 :])
-    conv.flush()
-    assert conv.recording() is None
-    unflushed = RecordingConverter(Transcoder("mp3_44100_128"), max_bytes=1 << 20)
-    unflushed.feed(mp3)
-    assert unflushed.recording() is None  # never finished
-    failed = RecordingConverter(Transcoder("mp3_44100_128"), max_bytes=1 << 20)
-    failed.feed(mp3)
-    failed.spoil()  # the TTS reported an error
-    failed.flush()
-    assert failed.recording() is None
-    small = RecordingConverter(Transcoder("mp3_44100_128"), max_bytes=100)
-    small.feed(mp3)
-    small.flush()
-    assert small.recording() is None
-    ok = RecordingConverter(Transcoder("mp3_44100_128"), max_bytes=1 << 20)
-    ok.feed(mp3)
-    ok.flush()
-    assert ok.recording() is not None
-    assert getattr(ok.stats, "skipped_bytes", None) == 0
+# Recording and byte-identical replay now live in the Call: tests/core/test_call.py.

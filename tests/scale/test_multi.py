@@ -42,7 +42,7 @@ class Collect:
         self.events: list[TTSEvent] = []
         self.stop_after: int | None = None
 
-    def __call__(self, event: TTSEvent) -> bool:
+    async def __call__(self, event: TTSEvent) -> bool:
         self.events.append(event)
         if isinstance(event, TTSAudio):
             self.audio += event.data

@@ -3,21 +3,21 @@ pre-connected ``multi-stream-input`` socket (or, with ``ELEVENLABS_TRANSPORT=sin
 ``stream-input`` socket per utterance).
 
 :class:`SpeechService` is per app: the phrase store (in-process, or shared through Redis), the
-sockets opened when ``POST /voice`` answers, the converters that record what callers hear, the
-warm-up, the cache metrics. :class:`CallVoice` is per call.
+sockets opened when ``POST /voice`` answers, the warm-up, the cache metrics. :class:`CallSpeech`
+is per call; :meth:`CallSpeech.utter` is the task that gets one utterance its audio.
 
-A hit streams the stored µ-law at once (the converter passes it through untouched, so the caller
-hears exactly the first rendering). A miss records the µ-law the converter produces and stores it
-only if the utterance completed cleanly: ``isFinal`` seen, never reset by a barge-in or hang-up,
-no TTS error, no undecodable audio skipped.
+A hit hands the stored µ-law to :meth:`hotline.core.call.Call.play_recorded` (the caller hears
+exactly the first rendering). A miss is synthesised; the Call records it and reports a clean
+one (``isFinal``, no error, no undecodable audio, not cut) as
+:class:`~hotline.core.actions.UtteranceRecorded`, which is stored once the synthesis returned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -27,21 +27,53 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hotline.core.cache import CacheStats, Converter, PhraseCache, RecordingConverter, phrase_key
-from hotline.core.events import TTSAudio, TTSEvent, TTSFailure, TTSFinal
+from hotline.core.actions import LabelEnum, UtteranceRecorded
+from hotline.core.cache import CacheStats, PhraseCache, phrase_key
+from hotline.core.call import Call
+from hotline.core.events import TTSAudio, TTSEvent, TTSFinal
 from hotline.core.script import CallScript
-from hotline.errors import ElevenLabsProtocolError
+from hotline.errors import CodecError, ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import TTSConfig, TTSFailed, synthesize
+from hotline.server.metrics import Metrics
 from hotline.server.tts_multi import MultiStats, MultiTTS, Preconnects
 
-__all__ = ["CallVoice", "LocalPhraseStore", "PhraseStore", "SpeechService", "UtteranceRecord"]
+__all__ = [
+    "FIRST_SLICE",
+    "MAX_PHRASE_BYTES",
+    "CallSpeech",
+    "LocalPhraseStore",
+    "PhraseStore",
+    "SpeechHost",
+    "SpeechPath",
+    "SpeechService",
+    "TTSTransport",
+    "UtteranceRecord",
+]
 
 log = logging.getLogger("hotline.tts")
+call_log = logging.getLogger("hotline.call")
+clock = time.perf_counter
 
-TRANSPORTS = ("multi", "single")
 #: A single utterance longer than this (µ-law, 8 kB/s) is never recorded: 2 minutes.
 MAX_PHRASE_BYTES = 120 * 8000
+#: Bytes of an utterance's first TTS audio message converted before the first frames go out.
+FIRST_SLICE = 2048
 _FIRST_FRAME = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
+
+
+class TTSTransport(LabelEnum):
+    """How utterances reach the TTS (``ELEVENLABS_TRANSPORT``)."""
+
+    MULTI = "multi"  # one pre-connected multi-stream-input socket per call
+    SINGLE = "single"  # one stream-input socket per utterance
+
+
+class SpeechPath(LabelEnum):
+    """Where one utterance's audio came from (the ``path`` label)."""
+
+    CACHE = "cache"
+    MULTI = "multi"
+    SINGLE = "single"
 
 
 class PhraseStore(Protocol):
@@ -74,12 +106,12 @@ class UtteranceRecord:
 
     call_sid: str
     utterance_id: int
-    path: str  # "cache" | "multi" | "single"
+    path: SpeechPath
     time_to_first_audio: float
 
 
 class SpeechService:
-    """Per app: phrase store, pre-connected sockets, recording converters, metrics.
+    """Per app: phrase store, pre-connected sockets, metrics.
 
     Args:
         transport: ``"multi"`` (a pre-connected ``multi-stream-input`` socket per call) or
@@ -97,15 +129,13 @@ class SpeechService:
     def __init__(
         self,
         *,
-        transport: str = "multi",
+        transport: TTSTransport | str = TTSTransport.MULTI,
         store: PhraseStore | None = None,
         registry: CollectorRegistry | None = None,
         preconnect_ttl: float = 10.0,
         inactivity_timeout: int = 20,
     ) -> None:
-        if transport not in TRANSPORTS:
-            raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
-        self.transport = transport
+        self.transport = transport  # the setter converts (and checks)
         self.store = store
         self.inactivity_timeout = inactivity_timeout
         self.preconnects = Preconnects(ttl=preconnect_ttl)
@@ -123,15 +153,25 @@ class SpeechService:
         if registry is not None:
             registry.register(_Collector(self))
 
+    @property
+    def transport(self) -> TTSTransport:
+        """How utterances reach the TTS; may be changed live (read once per utterance)."""
+        return self._transport
+
+    @transport.setter
+    def transport(self, value: TTSTransport | str) -> None:
+        try:
+            self._transport = TTSTransport(value)
+        except ValueError:
+            names = tuple(t.value for t in TTSTransport)
+            raise ValueError(f"transport must be one of {names}, got {value!r}") from None
+
     # ------------------------------------------------------------------ per call
 
-    def converter_factory(self, output_format: str) -> Converter:
-        from hotline.codec import Transcoder
-
-        inner = Transcoder(output_format)
-        if self.store is None:
-            return inner
-        return RecordingConverter(inner, MAX_PHRASE_BYTES)
+    @property
+    def record_max_bytes(self) -> int:
+        """What a call should record of each utterance (0 without a phrase store)."""
+        return MAX_PHRASE_BYTES if self.store is not None else 0
 
     def new_socket(self, config: TTSConfig, call_sid: str) -> MultiTTS:
         sock = MultiTTS(config, inactivity_timeout=self.inactivity_timeout, label=call_sid)
@@ -141,19 +181,19 @@ class SpeechService:
 
     def preconnect(self, call_sid: str, config: TTSConfig | None) -> None:
         """``POST /voice`` answered: start the call's TTS handshake now (multi only)."""
-        if self.transport == "multi" and config is not None:
+        if self.transport is TTSTransport.MULTI and config is not None:
             self.preconnects.open(call_sid, lambda: self.new_socket(config, call_sid))
 
-    def for_call(self, call_sid: str, config: TTSConfig | None) -> CallVoice:
-        """The call's voice: the socket opened for it at ``POST /voice``, or a new one."""
+    def for_call(self, call_sid: str, config: TTSConfig | None) -> CallSpeech:
+        """The call's speech path: the socket opened for it at ``POST /voice``, or a new one."""
         sock: MultiTTS | None = None
-        if self.transport == "multi":
+        if self.transport is TTSTransport.MULTI:
             sock = self.preconnects.take(call_sid)
             if sock is None and config is not None:
                 sock = self.new_socket(config, call_sid)
             if sock is not None:
                 sock.start()
-        return CallVoice(self, call_sid, sock)
+        return CallSpeech(self, call_sid, sock)
 
     def phrase_key(self, config: TTSConfig, text: str) -> str | None:
         try:
@@ -168,7 +208,7 @@ class SpeechService:
             return None
 
     def first_frame_sent(
-        self, call_sid: str, utterance_id: int, path: str, time_to_first_audio: float
+        self, call_sid: str, utterance_id: int, path: SpeechPath, time_to_first_audio: float
     ) -> None:
         self.first_frame.labels(path).observe(time_to_first_audio)
         self.records.append(UtteranceRecord(call_sid, utterance_id, path, time_to_first_audio))
@@ -220,22 +260,11 @@ class SpeechService:
                 if await self.store.get(key) is not None:
                     stored += 1
                     continue
-                conv = self.converter_factory(config.output_format)
-                assert isinstance(conv, RecordingConverter)
-
-                def feed(event: TTSEvent, conv: RecordingConverter = conv) -> bool:
-                    if isinstance(event, TTSAudio):
-                        conv.feed(event.data)
-                    elif isinstance(event, TTSFinal):
-                        conv.flush()
-                    return True
-
                 try:
-                    await synthesize(config, text, feed, _ignore_bad)
-                except TTSFailed as exc:
+                    recording = await _record_line(config, text)
+                except (TTSFailed, CodecError) as exc:
                     log.warning("cache warm-up: a line failed (%s); skipped", exc)
                     continue
-                recording = conv.recording()
                 if recording is not None:
                     await self.store.put(key, recording)
                     stored += 1
@@ -250,84 +279,179 @@ class SpeechService:
             await sock.aclose()
 
 
+async def _record_line(config: TTSConfig, text: str) -> bytes | None:
+    """Synthesise ``text`` and return its µ-law as a call would record it (None: not clean).
+
+    Raises:
+        TTSFailed: as :func:`synthesize` does.
+    """
+    from hotline.codec import Transcoder
+
+    conv = Transcoder(config.output_format)
+    parts: list[bytes] = []
+    final = False
+
+    async def feed(event: TTSEvent) -> bool:
+        nonlocal final
+        if isinstance(event, TTSAudio):
+            parts.append(conv.feed(event.data))
+        elif isinstance(event, TTSFinal):
+            parts.append(conv.flush())
+            final = True
+        return True
+
+    await synthesize(config, text, feed, _ignore_bad)
+    ulaw = b"".join(parts)
+    if not final or conv.stats.skipped_bytes or not 0 < len(ulaw) <= MAX_PHRASE_BYTES:
+        return None
+    return ulaw
+
+
 def _ignore_bad(exc: ElevenLabsProtocolError) -> None:
     log.warning("cache warm-up: dropped a malformed TTS message: %s", exc)
 
 
-class CallVoice:
+class SpeechHost(Protocol):
+    """What :meth:`CallSpeech.utter` needs from the call's session."""
+
+    @property
+    def call(self) -> Call: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def label(self) -> str: ...
+
+    def dispatch(self) -> None:
+        """Execute the Call's pending actions and wake the sender."""
+
+    def bad_message(self, side: str, exc: Exception) -> None:
+        """Count (and log once per kind) a malformed message that was dropped."""
+
+
+OnEvent = Callable[[TTSEvent], Awaitable[bool]]
+
+
+class CallSpeech:
     """One call's speech path (see the module docstring)."""
 
     def __init__(self, service: SpeechService, call_sid: str, sock: MultiTTS | None) -> None:
         self.service = service
         self.call_sid = call_sid
         self.socket = sock
-        self.paths: dict[int, str] = {}
+        self.paths: dict[int, SpeechPath] = {}
+        self._keys: dict[int, str] = {}  # utterance -> phrase key, while synthesising a miss
+        self._recorded: dict[int, bytes] = {}  # clean recordings waiting to be stored
 
-    async def speak(
+    async def utter(
+        self, host: SpeechHost, utterance_id: int, text: str, config: TTSConfig | None
+    ) -> None:
+        """Get utterance ``utterance_id`` its audio (the task behind a ``StartTTS``): replay it
+        from the phrase store, or synthesise it into the Call. Failures end the utterance (the
+        Call goes on); returns when the utterance's TTS is over, or raises CancelledError."""
+        call = host.call
+        metrics = host.metrics
+        first = True
+
+        async def on_event(event: TTSEvent) -> bool:
+            nonlocal first
+            now = clock()
+            if isinstance(event, TTSAudio) and first:
+                first = False
+                data = event.data
+                if len(data) > FIRST_SLICE:
+                    # A big first chunk: convert a slice, let the sender put the first frames
+                    # on the wire, then convert the rest (the codec is chunking-invariant).
+                    head = TTSAudio(data[:FIRST_SLICE], event.alignment, None, event.context_id)
+                    if not call.receive_tts(utterance_id, head, now):
+                        return False
+                    metrics.conversion.observe(clock() - now)
+                    host.dispatch()
+                    await asyncio.sleep(0)
+                    if call.current_utterance != utterance_id:
+                        return False
+                    now = clock()
+                    event = TTSAudio(data[FIRST_SLICE:], None, None, event.context_id)
+            if not call.receive_tts(utterance_id, event, now):
+                return False  # barge-in / hang-up: late audio dropped, close the socket
+            if isinstance(event, TTSAudio):
+                metrics.conversion.observe(clock() - now)
+            host.dispatch()
+            return call.current_utterance == utterance_id
+
+        def on_bad(exc: ElevenLabsProtocolError) -> None:
+            host.bad_message("elevenlabs", exc)
+
+        try:
+            if config is None:
+                raise TTSFailed("connect", "no TTS configured")
+            await self._speak(host, utterance_id, config, text, on_event, on_bad)
+        except asyncio.CancelledError:
+            raise
+        except TTSFailed as exc:
+            metrics.elevenlabs_errors.labels(exc.kind).inc()
+            call.tts_failed(utterance_id, str(exc), clock())
+            host.dispatch()
+        except Exception as exc:
+            call_log.exception("call %s: utterance %d: TTS task failed", host.label, utterance_id)
+            metrics.elevenlabs_errors.labels("internal").inc()
+            call.tts_failed(utterance_id, f"internal: {type(exc).__name__}", clock())
+            host.dispatch()
+        else:
+            # The stream ended (isFinal, or we stopped wanting it); if the Call still waits
+            # for this utterance (stream ended without isFinal being seen), end it.
+            if call.current_utterance == utterance_id:
+                call.tts_failed(utterance_id, "stream ended without isFinal", clock())
+                host.dispatch()
+        finally:
+            self._keys.pop(utterance_id, None)
+            self._recorded.pop(utterance_id, None)
+
+    async def _speak(
         self,
+        host: SpeechHost,
         utterance_id: int,
         config: TTSConfig,
         text: str,
-        converter: object,
-        on_event: Callable[[TTSEvent], bool | Awaitable[bool]],
+        on_event: OnEvent,
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
     ) -> None:
-        """Speak ``text`` as utterance ``utterance_id`` (contract of
-        :func:`hotline.server.elevenlabs_client.synthesize`).
-
-        Raises:
-            TTSFailed: as the transport does.
-        """
         service = self.service
         store = service.store
-        recorder = converter if isinstance(converter, RecordingConverter) else None
         key = service.phrase_key(config, text) if store is not None else None
-        if store is not None and key is not None and recorder is not None:
+        if store is not None and key is not None:
             hit = await store.get(key)
             if hit is not None:
-                self.paths[utterance_id] = "cache"
-                recorder.replay = True
-                if await _deliver(on_event, TTSAudio(hit, None, None)):
-                    await _deliver(on_event, TTSFinal())
+                self.paths[utterance_id] = SpeechPath.CACHE
+                if host.call.play_recorded(utterance_id, hit, clock()):
+                    host.dispatch()
                 return
-        failed = False
-
-        async def watch(event: TTSEvent) -> bool:
-            nonlocal failed
-            if isinstance(event, TTSFailure):
-                failed = True
-            return await _deliver(on_event, event)
-
-        skipped_before = _skipped(converter)
-        try:
-            if service.transport == "multi":
-                self.paths[utterance_id] = "multi"
-                sock = self.socket
-                if sock is None or sock.config != config:
-                    # The TTS target changed (tests swap it live): a fresh socket for it.
-                    if sock is not None:
-                        await sock.aclose()
-                    sock = self.socket = service.new_socket(config, self.call_sid)
-                    sock.start()
-                await sock.synthesize(text, watch, on_bad_message)
-            else:
-                self.paths[utterance_id] = "single"
-                await synthesize(config, text, watch, on_bad_message)
-        except BaseException:
-            if recorder is not None:
-                recorder.spoil()
-            raise
-        if recorder is None or store is None or key is None:
-            return
-        if failed or _skipped(converter) > skipped_before:
-            recorder.spoil()
-            return
-        recording = recorder.recording()
-        if recording is not None:
+            self._keys[utterance_id] = key
+        if service.transport is TTSTransport.MULTI:
+            self.paths[utterance_id] = SpeechPath.MULTI
+            sock = self.socket
+            if sock is None or sock.config != config:
+                # The TTS target changed (tests swap it live): a fresh socket for it.
+                if sock is not None:
+                    await sock.aclose()
+                sock = self.socket = service.new_socket(config, self.call_sid)
+                sock.start()
+            await sock.synthesize(text, on_event, on_bad_message)
+        else:
+            self.paths[utterance_id] = SpeechPath.SINGLE
+            await synthesize(config, text, on_event, on_bad_message)
+        recording = self._recorded.pop(utterance_id, None)
+        if store is not None and key is not None and recording is not None:
             await store.put(key, recording)
 
+    def recorded(self, action: UtteranceRecorded) -> None:
+        """The Call recorded a clean miss: store it once its synthesis has returned."""
+        if action.utterance_id in self._keys:
+            self._recorded[action.utterance_id] = action.ulaw
+
     def first_frame_sent(self, utterance_id: int, time_to_first_audio: float) -> None:
-        path = self.paths.pop(utterance_id, self.service.transport)
+        path = self.paths.pop(utterance_id, SpeechPath(self.service.transport.value))
         self.service.first_frame_sent(self.call_sid, utterance_id, path, time_to_first_audio)
 
     async def aclose(self) -> None:
@@ -335,16 +459,6 @@ class CallVoice:
         if sock is not None:
             with contextlib.suppress(Exception):
                 await sock.aclose()
-
-
-async def _deliver(on_event: Callable[[TTSEvent], bool | Awaitable[bool]], event: TTSEvent) -> bool:
-    result = on_event(event)
-    return await result if inspect.isawaitable(result) else result
-
-
-def _skipped(converter: object) -> int:
-    value = getattr(getattr(converter, "stats", None), "skipped_bytes", 0)
-    return value if isinstance(value, int) else 0
 
 
 class _Collector(Collector):
