@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("hotline.server.cli", "run the bridge (FastAPI on uvicorn)"),
-    "call": ("hotline.sim.caller", "place a simulated Twilio call against a running server"),
+    "call": ("hotline.sim.call_cli", "place a simulated Twilio call against a running server"),
     "voice": ("hotline.voice.server", "run the offline ElevenLabs-compatible local voice alone"),
     "load": ("hotline.sim.load", "drive many simulated calls at once and report"),
 }
