@@ -9,7 +9,7 @@ import pytest
 from hotline.codec import Transcoder
 from hotline.core.cache import PhraseCache, RecordingConverter, phrase_key
 from hotline.core.framer import Framer
-from hotline.voice.synth import StreamSynth
+from hotline.tts_standin.synth import StreamSynth
 
 BASE = {
     "voice_id": "v1",

@@ -15,7 +15,7 @@ with what the kernel says about the server process (CPU seconds and resident mem
 
 ``--spawn-server`` starts ``hotline serve --insecure-dev`` as a child on a free port with
 generated Twilio and admin tokens (signatures are checked, as in production), and by default the
-local voice as a second child process (``hotline voice``) reached through
+local voice as a second child process (``hotline tts-standin``) reached through
 ``ELEVENLABS_BASE_URL``, so the server's CPU figure is hotline's own work, as it would be with
 the real ElevenLabs; ``--embedded-voice`` uses the server's in-process voice instead.
 

@@ -194,7 +194,9 @@ async def run_load(opts: LoadOptions) -> dict[str, Any]:
                 opts, srv.url, srv.auth_token, srv.admin_token, srv.pid, srv.voice_pid
             )
             result["server"]["spawned"] = {
-                "voice": "embedded" if opts.embedded_voice else "separate process (hotline voice)",
+                "voice": "embedded"
+                if opts.embedded_voice
+                else "separate process (hotline tts-standin)",
                 "first_chunk_delay_ms": opts.first_chunk_delay * 1000.0,
                 "env": dict(opts.server_env),
                 "log_tail": _tail(srv.log_path, 8) if result["errors"]["total"] else "",

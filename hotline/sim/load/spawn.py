@@ -52,7 +52,7 @@ async def spawn_server(
     extra_env: Mapping[str, str] | None = None,
     startup_timeout: float = 30.0,
 ) -> AsyncIterator[SpawnedServer]:
-    """``hotline serve --insecure-dev`` (plus ``hotline voice`` unless ``embedded_voice``) as
+    """``hotline serve --insecure-dev`` (plus ``hotline tts-standin`` unless ``embedded_voice``) as
     child processes on free loopback ports, with generated tokens; stopped on exit."""
     import httpx
 
@@ -89,7 +89,7 @@ async def spawn_server(
                     sys.executable,
                     "-m",
                     "hotline",
-                    "voice",
+                    "tts-standin",
                     "--port",
                     str(voice_port),
                     "--api-key",
@@ -163,7 +163,7 @@ async def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, l
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"hotline voice exited with {proc.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"hotline tts-standin exited with {proc.returncode}:\n{_tail(log)}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -173,7 +173,7 @@ async def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, l
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"hotline voice did not start:\n{_tail(log)}")
+            raise RuntimeError(f"hotline tts-standin did not start:\n{_tail(log)}")
         await asyncio.sleep(0.1)
 
 
