@@ -50,14 +50,15 @@ def test_check_fields_refuses_wrong_types(obj: dict[str, object]) -> None:
 def test_check_first() -> None:
     assert check_first({"text": " "}) is None
     assert check_first({"generation_config": {"chunk_length_schedule": [50, 120]}}) == (50, 120)
-    for bad in (
+    bads: list[dict[str, object]] = [
         {"voice_settings": {"stability": 1.5}},
         {"voice_settings": {"speed": 2.0}},
         {"voice_settings": {"style": True}},
         {"voice_settings": []},
         {"generation_config": {"chunk_length_schedule": [10]}},
         {"generation_config": {"chunk_length_schedule": []}},
-    ):
+    ]
+    for bad in bads:
         with pytest.raises(Invalid):
             check_first(bad)
 
