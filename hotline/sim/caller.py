@@ -22,16 +22,16 @@ import contextlib
 import json
 import secrets
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from hotline.sim.call_report import CallReport, HeardUtterance, report_json
+from hotline.sim.errors import CallError
 from hotline.sim.messages import CONNECTED, TwilioMessages, b64
 from hotline.sim.playback import Last, Playback
 from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME, SPEECH_DBFS
+from hotline.sim.webhook import connect_url, parse_twiml, post_webhook, sign
 
 __all__ = [
     "CallControl",
@@ -47,10 +47,6 @@ __all__ = [
 FRAME_S = 0.02
 _SILENCE_B64 = b64(SILENCE_FRAME)
 _MAX_CATCH_UP = 50  # frames processed in one wake-up when the event loop was late
-
-
-class CallError(Exception):
-    """The call could not be set up (webhook, TwiML or upgrade failed)."""
 
 
 def _sid(prefix: str) -> str:
@@ -127,52 +123,6 @@ class CallOptions:
     never_echo_marks: bool = False  # marks are never echoed (not even on clear)
     dtmf_storm: int = 0  # this many DTMF messages in one burst 0.5 s in
     media_speedup: float = 1.0  # inbound media this many times faster than real time
-
-
-def parse_twiml(text: str) -> tuple[str, dict[str, str]]:
-    """The ``<Connect><Stream url>`` and its ``<Parameter>``s from a TwiML document.
-
-    Raises:
-        CallError: not TwiML, or no bidirectional stream in it.
-    """
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise CallError(f"webhook answer is not XML: {exc}") from None
-    if root.tag != "Response":
-        raise CallError(f"TwiML root is <{root.tag}>, not <Response>")
-    stream = root.find("./Connect/Stream")
-    if stream is None:
-        raise CallError("TwiML has no <Connect><Stream> (a bidirectional stream)")
-    url = stream.get("url")
-    if not url:
-        raise CallError("<Stream> has no url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("wss", "ws"):
-        raise CallError(f"<Stream url> must be wss://, got {url!r}")
-    if parts.query:
-        raise CallError(f"<Stream url> must not carry a query string (Twilio error 31920): {url!r}")
-    params: dict[str, str] = {}
-    for p in stream.findall("./Parameter"):
-        name, value = p.get("name"), p.get("value")
-        if name is None or value is None:
-            raise CallError("<Parameter> without name or value")
-        params[name] = value
-    return url, params
-
-
-def _sign(token: str, url: str, params: dict[str, str]) -> str:
-    from twilio.request_validator import RequestValidator
-
-    return str(RequestValidator(token).compute_signature(url, params))
-
-
-def _connect_url(stream_url: str, base_url: str) -> str:
-    """Where to really connect: a wss:// TwiML url is reached over ws:// when the server is plain HTTP."""
-    parts = urlsplit(stream_url)
-    if parts.scheme == "wss" and urlsplit(base_url).scheme == "http":
-        return urlunsplit(("ws", *parts[1:]))
-    return stream_url
 
 
 class _Call:
@@ -560,10 +510,10 @@ class _Call:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
 
         assert self.r.stream_url is not None
-        url = self.opts.ws_url or _connect_url(self.r.stream_url, self.opts.url)
+        url = self.opts.ws_url or connect_url(self.r.stream_url, self.opts.url)
         headers = {}
         if self.opts.auth_token:
-            headers["X-Twilio-Signature"] = _sign(self.opts.auth_token, self.r.stream_url, {})
+            headers["X-Twilio-Signature"] = sign(self.opts.auth_token, self.r.stream_url, {})
         await asyncio.sleep(0.3)
         try:
             async with connect(
@@ -595,53 +545,6 @@ class _Call:
             self.r.duplicate_result = f"failed: {type(exc).__name__}"
 
 
-_SSL_CONTEXT: Any = None
-
-
-def _ssl_context() -> Any:
-    """One TLS context per process: building one loads the CA store (~30 ms of CPU), which
-    would dominate the cost of a simulated call under load."""
-    global _SSL_CONTEXT
-    if _SSL_CONTEXT is None:
-        import ssl
-
-        _SSL_CONTEXT = ssl.create_default_context()
-    return _SSL_CONTEXT
-
-
-async def _webhook(opts: CallOptions, report: CallReport) -> str:
-    import httpx
-
-    url = opts.url.rstrip("/") + opts.voice_path
-    form = {
-        "AccountSid": opts.account_sid,
-        "ApiVersion": "2010-04-01",
-        "CallSid": opts.call_sid,
-        "CallStatus": "ringing",
-        "Called": opts.to_number,
-        "Caller": opts.from_number,
-        "Direction": "inbound",
-        "From": opts.from_number,
-        "To": opts.to_number,
-        "CallerCountry": "US",
-        "ToCountry": "US",
-    }
-    form.update(opts.extra_form)
-    headers = {"User-Agent": "TwilioProxy/1.1"}
-    if opts.auth_token:
-        token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
-        headers["X-Twilio-Signature"] = _sign(token, url, form)
-    async with httpx.AsyncClient(timeout=opts.http_timeout, verify=_ssl_context()) as client:
-        try:
-            resp = await client.post(url, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            raise CallError(f"webhook POST {url} failed: {type(exc).__name__}: {exc}") from None
-    report.webhook_status = resp.status_code
-    if resp.status_code != 200:
-        raise CallError(f"webhook POST {url} answered HTTP {resp.status_code}")
-    return resp.text
-
-
 async def place_call(options: CallOptions) -> CallReport:
     """Place one simulated call and report what the caller lived through. Never raises for
     server misbehaviour: failures land in ``report.errors`` with ``ended_by="error"``."""
@@ -661,15 +564,15 @@ async def place_call(options: CallOptions) -> CallReport:
                 caller_speech_payloads, opts.barge_in_text or DEFAULT_CALLER_TEXT
             )
     try:
-        twiml = await _webhook(opts, report)
+        twiml = await post_webhook(opts, report)
         stream_url, params = parse_twiml(twiml)
         report.stream_url = stream_url
         report.custom_parameters = dict(params)
         headers: dict[str, str] = {}
         if opts.auth_token:
             token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
-            headers["X-Twilio-Signature"] = _sign(token, stream_url, {})
-        url = opts.ws_url or _connect_url(stream_url, opts.url)
+            headers["X-Twilio-Signature"] = sign(token, stream_url, {})
+        url = opts.ws_url or connect_url(stream_url, opts.url)
         try:
             async with connect(
                 url,

@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
-from twilio.request_validator import RequestValidator
 
 from hotline.server.app import create_app
 from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.hub import Hub
 from hotline.server.settings import Settings
+from hotline.sim import webhook
 
 T = TypeVar("T")
 
@@ -43,8 +43,8 @@ TEST_SETTINGS: dict[str, Any] = {
 
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
-    """Twilio's ``X-Twilio-Signature`` for ``url`` and form ``params``."""
-    return str(RequestValidator(token).compute_signature(url, params))
+    """Twilio's ``X-Twilio-Signature`` for ``url`` and form ``params`` (the simulator's)."""
+    return webhook.sign(token, url, params)
 
 
 def bind_ephemeral() -> socket.socket:

@@ -1,5 +1,5 @@
 """Twilio's side of one Media Stream for the tests, built from the caller simulator's pieces:
-the signed webhook and upgrade, :class:`hotline.sim.messages.TwilioMessages` for what it sends,
+the signed webhook and upgrade and the TwiML reading (:mod:`hotline.sim.webhook`), :class:`hotline.sim.messages.TwilioMessages` for what it sends,
 and :class:`hotline.sim.playback.Playback` for the 8 kHz playback clock (marks echoed only
 once the audio before them has played, ``clear`` echoes every pending mark).
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from hotline.sim.messages import CONNECTED, TwilioMessages, b64
 from hotline.sim.playback import Playback
 from hotline.sim.speech import SILENCE_FRAME
+from hotline.sim.webhook import parse_twiml
 
 from .server import CALLER, Running, sign
 
@@ -84,12 +84,8 @@ class FakeTwilio:
     async def start(self, path: str = "/voice") -> None:
         response = await self.webhook(path)
         assert response.status_code == 200, response.text
-        twiml = response.text
-        match = re.search(r'<Stream url="([^"]+)"', twiml)
-        assert match, twiml
-        url = match.group(1)
-        assert url == self.run.ws_url
-        self.params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', twiml))
+        url, self.params = parse_twiml(response.text)  # the simulator's strict TwiML reading
+        assert url == self.run.ws_url, url
         self.ws = await connect(url, additional_headers={"X-Twilio-Signature": sign(url, {})})
         await self.ws.send(CONNECTED)
         await self.ws.send(self.msgs.start(self.params))
