@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from typing import Protocol
 
 __all__ = [
     "Brain",
@@ -55,8 +55,8 @@ __all__ = [
     "CallStarted",
     "CallerDigit",
     "CallerTurn",
-    "EndCall",
     "Emit",
+    "EndCall",
     "Fallback",
     "Interrupted",
     "PlayAudio",
@@ -125,7 +125,7 @@ class CallEnding:
     """The call is ending (caller hung up, stream stopped, or after an :class:`EndCall`)."""
 
 
-BrainInput = Union[CallerTurn, CallerDigit, Interrupted, CallEnding]
+BrainInput = CallerTurn | CallerDigit | Interrupted | CallEnding
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -184,7 +184,7 @@ class Fallback:
     reason: str
 
 
-BrainOutput = Union[SayText, PlayAudio, SendDigits, SetLanguage, EndCall, Fallback]
+BrainOutput = SayText | PlayAudio | SendDigits | SetLanguage | EndCall | Fallback
 
 #: How a brain hands an output to the shell.
 Emit = Callable[[BrainOutput], Awaitable[None]]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from hotline.core._wire import describe
 from hotline.core.script import LlmSettings
@@ -179,7 +179,7 @@ class Usage:
     completion_tokens: int
 
 
-LlmEvent = Union[ContentDelta, ToolCall, Finished, Usage]
+LlmEvent = ContentDelta | ToolCall | Finished | Usage
 
 
 @dataclass

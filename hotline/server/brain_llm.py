@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import openai
 
 from hotline.core.brain import (
@@ -77,7 +76,7 @@ def make_client(base_url: str, api_key: str, *, timeout: float = 15.0) -> openai
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or "not-needed",
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
+        timeout=timeout,
         max_retries=0,
     )
 
@@ -119,7 +118,9 @@ class LlmBrain:
         self.max_piece_chars = max_piece_chars
         self.owns_client = owns_client
         self.clock = clock
-        self.conversation = Conversation(self.settings.system_prompt, self.settings.max_history_turns)
+        self.conversation = Conversation(
+            self.settings.system_prompt, self.settings.max_history_turns
+        )
         self.timings: list[TurnTiming] = []
         self._menu = ScriptBrain(script)
         self._emit: Emit | None = None
@@ -229,7 +230,8 @@ class LlmBrain:
         got_first = False
         try:
             stream = await asyncio.wait_for(
-                self.client.chat.completions.create(**body), timeout=self.settings.first_token_timeout_s
+                self.client.chat.completions.create(**body),
+                timeout=self.settings.first_token_timeout_s,
             )
         except asyncio.TimeoutError:
             raise _Failed("first_token_timeout") from None
@@ -237,8 +239,11 @@ class LlmBrain:
             raise _Failed(f"http_{exc.status_code}") from None
         except openai.APITimeoutError:
             raise _Failed("timeout") from None
-        except (openai.APIConnectionError, httpx.HTTPError):
+        except openai.APIConnectionError:
             raise _Failed("connection") from None
+        except openai.OpenAIError as exc:
+            log.info("llm request failed: %s", type(exc).__name__)
+            raise _Failed("request") from None
         chunks: AsyncIterator[Any] = stream.__aiter__()
         try:
             while True:
@@ -252,11 +257,11 @@ class LlmBrain:
                     break
                 except asyncio.TimeoutError:
                     raise _Failed("first_token_timeout") from None
-                except openai.APIError:  # an error chunk mid-stream
-                    raise _Failed("bad_stream") from None
-                except (httpx.HTTPError, openai.APIConnectionError):
-                    raise _Failed("bad_stream") from None
-                except ValueError:  # a data: line that is not JSON
+                except Exception as exc:
+                    # openai.APIError (an error chunk), ValueError (a data: line that is not
+                    # JSON), the transport's own errors (a connection cut mid-body): the
+                    # reply is lost either way, and the peer must not take the call down.
+                    log.info("llm stream broke: %s", type(exc).__name__)
                     raise _Failed("bad_stream") from None
                 try:
                     events = parser.feed(chunk.to_dict())

@@ -67,7 +67,9 @@ class StandIn:
 
     def app(self) -> Starlette:
         """The ASGI application."""
-        return Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        return Starlette(
+            routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])]
+        )
 
     def reply_for(self, messages: list[Any]) -> str:
         last = ""
@@ -85,17 +87,23 @@ class StandIn:
     async def _completions(self, request: Request) -> Response:
         if self.api_key is not None:
             if request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+                return _error(
+                    401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+                )
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+            return _error(
+                400, "We could not parse the JSON body of your request.", "invalid_request_error"
+            )
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "invalid_request_error")
         self.requests.append(body)
         fault = self.faults.pop(0) if self.faults else self.fault
         if fault == "500":
-            return _error(500, "The server had an error while processing your request.", "server_error")
+            return _error(
+                500, "The server had an error while processing your request.", "server_error"
+            )
         if fault == "timeout":
             # Never answers; returns (unseen) once the client has gone, so shutdown is clean.
             while not await request.is_disconnected():
@@ -126,7 +134,10 @@ class StandIn:
                     {
                         "id": "call_" + cid[-8:],
                         "type": "function",
-                        "function": {"name": "end_call", "arguments": json.dumps({"goodbye": goodbye})},
+                        "function": {
+                            "name": "end_call",
+                            "arguments": json.dumps({"goodbye": goodbye}),
+                        },
                     }
                 ],
             }
@@ -136,7 +147,9 @@ class StandIn:
             "object": "chat.completion",
             "created": created,
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": reason, "logprobs": None}],
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": reason, "logprobs": None}
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
 
@@ -190,7 +203,14 @@ class StandIn:
                     yield b'data: {"id": "' + cid.encode() + b'", "choices": [{"delta": \n\n'
                     return
                 if fault == "error_chunk" and n == 1:
-                    err = {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
+                    err = {
+                        "error": {
+                            "message": "overloaded",
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    }
                     yield b"data: " + json.dumps(err).encode() + b"\n\n"
                     return
                 if fault == "cut" and n == max(1, len(tokens) // 2):
@@ -199,7 +219,9 @@ class StandIn:
             finish = "stop"
         yield chunk({}, finish)
         if usage:
-            prompt = sum(len(str(m.get("content") or "").split()) for m in messages if isinstance(m, dict))
+            prompt = sum(
+                len(str(m.get("content") or "").split()) for m in messages if isinstance(m, dict)
+            )
             completion = len(_TOKEN.findall(reply))
             obj = {
                 "id": cid,
