@@ -203,13 +203,13 @@ class CallScript:
         return found
 
     def keyterms(self) -> tuple[str, ...]:
-        """Words and phrases to bias speech recognition with (intent phrases, in order,
-        without duplicates)."""
-        seen: dict[str, None] = {}
+        """Words and phrases to bias speech recognition with: the intent phrases as
+        written, in order, the first spelling of each normalised phrase only."""
+        seen: dict[str, str] = {}
         for intent in self.intents:
-            for term in intent.terms:
-                seen.setdefault(term, None)
-        return tuple(seen)
+            for phrase, term in zip(intent.phrases, intent.terms):
+                seen.setdefault(phrase, term)
+        return tuple(seen.values())
 
     def entry_for(self, digit: str) -> MenuEntry:
         """The entry for *digit*; an unmapped key says ``invalid_digit`` and stays on the line."""
