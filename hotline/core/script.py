@@ -207,7 +207,7 @@ class CallScript:
         written, in order, the first spelling of each normalised phrase only."""
         seen: dict[str, str] = {}
         for intent in self.intents:
-            for phrase, term in zip(intent.phrases, intent.terms):
+            for phrase, term in zip(intent.phrases, intent.terms, strict=True):
                 seen.setdefault(phrase, term)
         return tuple(seen.values())
 

@@ -17,7 +17,8 @@ Faults (``StandIn.fault`` for every request, or ``StandIn.faults`` consumed one 
 ``500`` (error body), ``timeout`` (headers never come), ``malformed`` (a chunk that is not
 JSON), ``slow_first`` (``slow_first_s`` before the first token), ``cut`` (some tokens, then
 the body ends without finish_reason or ``[DONE]``), ``error_chunk`` (an ``error`` object
-mid-stream). Every request body is kept in ``StandIn.requests``.
+mid-stream). Every request body is kept in ``StandIn.requests``; ``hold_before_last`` lets a
+test hold every stream just before its last token (to show pieces arrive before it).
 
 Run it: ``python -m hotline.sim.llm_server --port 8089 --reply "tour=We play Portland." ``
 """
@@ -64,6 +65,10 @@ class StandIn:
     api_key: str | None = None
     model: str = "standin-1"
     requests: list[dict[str, Any]] = field(default_factory=list)
+    #: Tests: when set, each stream waits for this event before its last content token.
+    hold_before_last: asyncio.Event | None = None
+    #: Content tokens sent so far (all streams), for tests.
+    tokens_sent: int = 0
 
     def app(self) -> Starlette:
         """The ASGI application."""
@@ -215,6 +220,9 @@ class StandIn:
                     return
                 if fault == "cut" and n == max(1, len(tokens) // 2):
                     return
+                if n == len(tokens) - 1 and self.hold_before_last is not None:
+                    await self.hold_before_last.wait()
+                self.tokens_sent += 1
                 yield chunk({"content": token})
             finish = "stop"
         yield chunk({}, finish)

@@ -117,10 +117,10 @@ def test_keyterms_are_the_phrases_as_written_without_duplicates() -> None:
         ('[intents.a]\nphrases = ["x"]\naction = "goodbye"\nsay = "x"\n', "not used with"),
         ('[intents.a]\nphrases = ["x"]\nsay = "x"\nweight = 2\n', "unknown key"),
         ("[intents]\na = 1\n", r"intents\.a: expected a table"),
-        ('[llm]\ntemperature = 3\n', r"llm\.temperature: must be within 0\.0\.\.2\.0"),
-        ('[llm]\nmax_history_turns = 0\n', "must be within 1..100"),
-        ('[llm]\nmax_reply_tokens = 1.5\n', "expected an integer"),
-        ('[llm]\nfirst_token_timeout_s = 0\n', "must be positive"),
+        ("[llm]\ntemperature = 3\n", r"llm\.temperature: must be within 0\.0\.\.2\.0"),
+        ("[llm]\nmax_history_turns = 0\n", "must be within 1..100"),
+        ("[llm]\nmax_reply_tokens = 1.5\n", "expected an integer"),
+        ("[llm]\nfirst_token_timeout_s = 0\n", "must be positive"),
         ("[llm]\nfirst_token_timeout_s = 5\ntotal_timeout_s = 2\n", "at least first_token"),
         ('[llm]\nsystem_prompt = " "\n', "non-empty string"),
         ("[llm]\nmodel = 'x'\n", "unknown key"),
@@ -147,7 +147,11 @@ def test_llm_settings_parse() -> None:
         3,
         40,
     )
-    assert (s.llm.temperature, s.llm.first_token_timeout_s, s.llm.total_timeout_s) == (0.0, 1.5, 4.0)
+    assert (s.llm.temperature, s.llm.first_token_timeout_s, s.llm.total_timeout_s) == (
+        0.0,
+        1.5,
+        4.0,
+    )
 
 
 def test_brain_answers_intents_fallback_repeat_goodbye_handoff() -> None:

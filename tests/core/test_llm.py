@@ -113,7 +113,12 @@ def test_unknown_delta_keys_are_ignored() -> None:
 
 def test_fragmented_tool_call_keyed_by_index() -> None:
     p = ChunkParser()
-    first = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "end_call", "arguments": ""}}
+    first = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "end_call", "arguments": ""},
+    }
     p.feed(chunk({"tool_calls": [first]}))
     for piece in ['{"good', 'bye": "Bye', ' now!"}']:
         assert p.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})) == []
@@ -129,7 +134,9 @@ def test_whole_tool_call_with_content_and_two_indices() -> None:
         {"index": 1, "id": "b", "function": {"name": "other", "arguments": "{}"}},
         {"index": 0, "id": "a", "function": {"name": "end_call", "arguments": '{"goodbye":"Bye"}'}},
     ]
-    events = p.feed(chunk({"role": "assistant", "content": "Sure.", "tool_calls": whole}, "tool_calls"))
+    events = p.feed(
+        chunk({"role": "assistant", "content": "Sure.", "tool_calls": whole}, "tool_calls")
+    )
     assert events == [
         ContentDelta("Sure."),
         ToolCall(0, "a", "end_call", {"goodbye": "Bye"}),
@@ -140,7 +147,9 @@ def test_whole_tool_call_with_content_and_two_indices() -> None:
 
 def test_tool_call_with_bad_arguments_gets_empty_arguments() -> None:
     p = ChunkParser()
-    p.feed(chunk({"tool_calls": [{"index": 0, "function": {"name": "end_call", "arguments": "{not"}}]}))
+    p.feed(
+        chunk({"tool_calls": [{"index": 0, "function": {"name": "end_call", "arguments": "{not"}}]})
+    )
     assert p.feed(chunk({}, "tool_calls"))[0] == ToolCall(0, None, "end_call", {})
 
 
@@ -174,12 +183,35 @@ def test_stream_without_finish_is_an_error() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                        st.sampled_from(["choices", "delta", "content", "tool_calls", "index",
-                                         "function", "arguments", "name", "finish_reason",
-                                         "usage", "error", "id"]), inner, max_size=4),
-                    max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "choices",
+                        "delta",
+                        "content",
+                        "tool_calls",
+                        "index",
+                        "function",
+                        "arguments",
+                        "name",
+                        "finish_reason",
+                        "usage",
+                        "error",
+                        "id",
+                    ]
+                ),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=20,
+    )
+)
 def test_fuzz_parser_raises_only_protocol_errors(obj: object) -> None:
     p = ChunkParser()
     try:
@@ -200,7 +232,7 @@ def test_cuts_at_phrase_boundaries_untrimmed() -> None:
 
 def test_long_text_cut_at_a_space() -> None:
     c = PhraseCutter(max_chars=20)
-    pieces = c.feed("one two three four five six seven eight") + [c.flush()]
+    pieces = [*c.feed("one two three four five six seven eight"), c.flush()]
     assert all(len(p) <= 20 for p in pieces)
     assert "".join(pieces) == "one two three four five six seven eight"
     c2 = PhraseCutter(max_chars=5)

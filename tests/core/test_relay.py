@@ -59,7 +59,11 @@ def test_messages_to_the_app() -> None:
         {"type": "prompt", "voicePrompt": "When's the tour?", "lang": "en-US", "last": True},
         {"type": "prompt", "voicePrompt": "partial", "lang": "en-GB", "last": False},
         {"type": "dtmf", "digit": "5"},
-        {"type": "interrupt", "utteranceUntilInterrupt": "We play Port", "durationUntilInterruptMs": 460},
+        {
+            "type": "interrupt",
+            "utteranceUntilInterrupt": "We play Port",
+            "durationUntilInterruptMs": 460,
+        },
         {"type": "error", "description": "Invalid message received: x"},
     ]
     assert r.data_to_send() == []
@@ -78,19 +82,34 @@ def test_setup_first_and_once() -> None:
         ({"type": "text", "token": " world"}, SayText(" world")),
         ({"type": "text", "token": "", "last": True}, SayText("", last=True)),
         (
-            {"type": "text", "token": "Hola", "lang": "es-ES", "interruptible": False, "preemptible": True},
+            {
+                "type": "text",
+                "token": "Hola",
+                "lang": "es-ES",
+                "interruptible": False,
+                "preemptible": True,
+            },
             SayText("Hola", interruptible=False, preemptible=True, lang="es-ES"),
         ),
         ({"type": "play", "source": "https://x.test/a.mp3"}, PlayAudio("https://x.test/a.mp3")),
         (
-            {"type": "play", "source": "http://x.test/a.wav", "loop": 0, "preemptible": True, "interruptible": False},
+            {
+                "type": "play",
+                "source": "http://x.test/a.wav",
+                "loop": 0,
+                "preemptible": True,
+                "interruptible": False,
+            },
             PlayAudio("http://x.test/a.wav", loop=0, interruptible=False, preemptible=True),
         ),
         ({"type": "sendDigits", "digits": "9www4085551212#*"}, SendDigits("9www4085551212#*")),
         ({"type": "language", "ttsLanguage": "fr-FR"}, SetLanguage("fr-FR", None)),
         ({"type": "language", "transcriptionLanguage": "multi"}, SetLanguage(None, "multi")),
         ({"type": "end"}, EndCall("relay_end")),
-        ({"type": "end", "handoffData": '{"reason":"sales"}'}, EndCall("relay_end", '{"reason":"sales"}')),
+        (
+            {"type": "end", "handoffData": '{"reason":"sales"}'},
+            EndCall("relay_end", '{"reason":"sales"}'),
+        ),
         ({"type": "text", "token": "x", "futureField": 1}, SayText("x")),
     ],
 )
@@ -169,15 +188,29 @@ def test_error_text_never_echoes_the_app_content() -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(
-        st.sampled_from(
-            ["type", "token", "last", "lang", "interruptible", "preemptible", "source", "loop",
-             "digits", "ttsLanguage", "transcriptionLanguage", "handoffData"]
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "token",
+                    "last",
+                    "lang",
+                    "interruptible",
+                    "preemptible",
+                    "source",
+                    "loop",
+                    "digits",
+                    "ttsLanguage",
+                    "transcriptionLanguage",
+                    "handoffData",
+                ]
+            )
+            | st.text(max_size=4),
+            inner,
+            max_size=5,
         )
-        | st.text(max_size=4),
-        inner,
-        max_size=5,
     ),
     max_leaves=15,
 )
@@ -185,14 +218,29 @@ _typed = st.fixed_dictionaries(
     {"type": st.sampled_from(["text", "play", "sendDigits", "language", "end"])},
     optional={
         k: _json
-        for k in ["token", "last", "lang", "interruptible", "preemptible", "source", "loop",
-                  "digits", "ttsLanguage", "transcriptionLanguage", "handoffData"]
+        for k in [
+            "token",
+            "last",
+            "lang",
+            "interruptible",
+            "preemptible",
+            "source",
+            "loop",
+            "digits",
+            "ttsLanguage",
+            "transcriptionLanguage",
+            "handoffData",
+        ]
     },
 )
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.one_of(_json.map(json.dumps), _typed.map(json.dumps), st.text(max_size=30), st.binary(max_size=10)))
+@given(
+    st.one_of(
+        _json.map(json.dumps), _typed.map(json.dumps), st.text(max_size=30), st.binary(max_size=10)
+    )
+)
 def test_fuzz_only_protocol_errors(frame: object) -> None:
     r = opened()
     try:
