@@ -14,6 +14,12 @@ already emitted): HTTP errors (``http_<status>``), no first token within
 (``total_timeout``), connection errors (``connection``), a malformed chunk or a stream that
 ends before the reply finished (``bad_stream``).
 
+A stream that ends without ``[DONE]``: the ``openai`` client cannot tell us (it stops at
+``[DONE]`` or at the end of the body alike), so the brain judges by ``finish_reason``. Cut
+before it -> ``bad_stream``. Cut after it (only the ``[DONE]`` line missing) -> the reply
+is complete and was already spoken, so it stands: a "sorry, trouble" line after a whole
+answer would be wrong.
+
 Digits are answered from the script's DTMF menu (the model is not asked about key presses).
 ``timings`` holds one :class:`TurnTiming` per turn (clock: ``time.monotonic`` by default).
 """

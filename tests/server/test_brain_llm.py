@@ -150,6 +150,16 @@ def test_each_fault_is_a_fallback_and_the_next_turn_works(fault: str, reason: st
     run(t, slow_first_s=3.0)
 
 
+def test_whole_reply_without_done_stands() -> None:
+    async def t(rig: Rig) -> None:
+        rig.standin.faults.append("no_done")
+        out = await rig.turn("tour")
+        assert spoken(out) == TOUR and not any(isinstance(o, Fallback) for o in out)
+        assert rig.brain.timings[-1].outcome == "ok"
+
+    run(t)
+
+
 def test_total_timeout() -> None:
     async def t(rig: Rig) -> None:
         out = await rig.turn("tour")
