@@ -258,3 +258,37 @@ def test_unreachable_server_is_a_fallback() -> None:
         assert out == [Fallback("connection")]
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_make_brain_factory_and_the_script_brain_adapter() -> None:
+    from hotline.server.brain_relay import RelayBrain
+    from hotline.server.brains import SansIOBrain, make_brain
+
+    async def main() -> None:
+        brain = make_brain("script", default_script())
+        assert isinstance(brain, SansIOBrain)
+        out: list[BrainOutput] = []
+
+        async def emit(o: BrainOutput) -> None:
+            out.append(o)
+
+        await brain.start(CallStarted("CA1", "MZ1"), emit)
+        await brain.handle(CallerTurn("any new merch?"))
+        await brain.handle(CallerTurn("bye"))
+        await brain.aclose()
+        assert isinstance(out[0], SayText) and "shop" in out[0].token
+        assert out[-1] == EndCall("goodbye")
+        llm = make_brain("llm", default_script(), llm_url="http://127.0.0.1:9/v1")
+        assert isinstance(llm, LlmBrain)
+        await llm.aclose()
+        relay = make_brain(
+            "relay", default_script(), relay_url="wss://app.test/relay", twilio_auth_token="t"
+        )
+        assert isinstance(relay, RelayBrain)
+        for kind, kwargs in (("llm", {}), ("relay", {}), ("oracle", {})):
+            with pytest.raises(ValueError):
+                make_brain(kind, default_script(), **kwargs)
+        with pytest.raises(ValueError, match="ws:// or wss://"):
+            make_brain("relay", default_script(), relay_url="https://app.test/relay")
+
+    asyncio.run(main())
