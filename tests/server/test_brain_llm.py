@@ -285,9 +285,9 @@ def test_make_brain_factory_and_the_script_brain_adapter() -> None:
             "relay", default_script(), relay_url="wss://app.test/relay", twilio_auth_token="t"
         )
         assert isinstance(relay, RelayBrain)
-        for kind, kwargs in (("llm", {}), ("relay", {}), ("oracle", {})):
+        for kind in ("llm", "relay", "oracle"):  # llm/relay without a URL; an unknown kind
             with pytest.raises(ValueError):
-                make_brain(kind, default_script(), **kwargs)
+                make_brain(kind, default_script())
         with pytest.raises(ValueError, match="ws:// or wss://"):
             make_brain("relay", default_script(), relay_url="https://app.test/relay")
 
