@@ -29,6 +29,14 @@ Inbound (Twilio -> app) rules enforced here:
 * Extra keys on inbound messages are ignored (Twilio may add fields); missing or ill-typed
   required fields are errors.
 
+Fast path: once started, :meth:`TwilioStream.receive_text` first offers each frame to the
+compiled :func:`hotline.codec.twilio_media_fast`, which takes only a ``media`` message the full
+parser below would accept with the same fields and this stream's ``streamSid`` (any key order,
+JSON whitespace; no escapes, extra or duplicate keys) and returns its fields, the decoded
+payload and the VAD frame statistics (:attr:`Media.frame_stats`) in one call. Anything else
+goes to the full parser, so every error comes from there (tests/core/test_twilio_fast.py checks
+the two agree on any input).
+
 Every error leaves the stream exactly as it was: the offending message is dropped and the next
 valid message is processed normally. Error messages name fields, never their values (custom
 parameters may hold a caller's number).
