@@ -203,6 +203,104 @@ def test_differential_mutated_media(text: str) -> None:
     check(text)
 
 
+_NUM_TOKENS = [
+    '"3"',
+    "3",
+    "0",
+    '"0"',
+    '"03"',
+    "03",
+    "-0",
+    "-3",
+    "1e2",
+    "1.0",
+    '"\u0663"',
+    '"+1"',
+    '"1 "',
+    '""',
+    "99999999999999999999",
+    "9999999999999999999",
+    '"9999999999999999999"',
+    '"10000000000000000000"',
+    "true",
+    "null",
+    '["1"]',
+]
+_STR_TOKENS = [
+    '"inbound"',
+    '""',
+    '"in\\u0062ound"',
+    '"a\\"b"',
+    '"\u00e9"',
+    "1",
+    "null",
+    '{"a":1}',
+]
+_WS = ["", " ", "\n", "\t", "\r\n "]
+
+
+@st.composite
+def raw_media(draw: Any) -> str:
+    """Media text built token by token with (at most) one fault: a field's value replaced by a
+    raw token (number literals, escapes, wrong types) or a duplicate key; any spacing."""
+    b64 = draw(_PAYLOADS)
+    payload_tokens = ['"' + b64.replace("/", "\\/") + '"', "1", "null", '"' + b64 + ' "']
+    fault = draw(
+        st.sampled_from(
+            [None, "track", "chunk", "timestamp", "payload", "event", "sequenceNumber",
+             "streamSid", "dup_top", "dup_media"]
+        )
+    )  # fmt: skip
+    bad: dict[str, list[str]] = {
+        "track": _STR_TOKENS,
+        "chunk": _NUM_TOKENS,
+        "timestamp": _NUM_TOKENS,
+        "sequenceNumber": _NUM_TOKENS,
+        "payload": payload_tokens,
+        "event": ['"mark"', '"Media"', '"media "', "1"],
+        "streamSid": ['"other"', '"MZ"', "null"],
+    }
+
+    def ws() -> str:
+        return str(draw(st.sampled_from(_WS)))
+
+    def value(key: str, good: str) -> str:
+        return str(draw(st.sampled_from(bad[key]))) if fault == key else good
+
+    def obj(pairs: list[tuple[str, str]], dup: bool) -> str:
+        if draw(st.booleans()):
+            draw(st.randoms()).shuffle(pairs)
+        if dup:
+            k = draw(st.sampled_from([k for k, _ in pairs]))
+            v = draw(st.sampled_from([v for _, v in pairs]))
+            pairs.insert(draw(st.integers(0, len(pairs))), (k, v))
+        inner = ",".join(f'{ws()}"{k}"{ws()}:{ws()}{v}{ws()}' for k, v in pairs)
+        return "{" + inner + "}"
+
+    media = obj(
+        [
+            ("track", value("track", '"inbound"')),
+            ("chunk", value("chunk", '"1"')),
+            ("timestamp", value("timestamp", "20")),
+            ("payload", value("payload", '"' + b64 + '"')),
+        ],
+        fault == "dup_media",
+    )
+    top = [
+        ("event", value("event", '"media"')),
+        ("sequenceNumber", value("sequenceNumber", '"2"')),
+        ("media", media),
+        ("streamSid", value("streamSid", f'"{SID}"')),
+    ]
+    return ws() + obj(top, fault == "dup_top") + ws()
+
+
+@DIFF
+@given(raw_media())
+def test_differential_raw_tokens(text: str) -> None:
+    check(text)
+
+
 @DIFF
 @given(st.text(max_size=300))
 def test_differential_arbitrary_text(text: str) -> None:
