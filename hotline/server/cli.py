@@ -38,6 +38,10 @@ def uvicorn_config_kwargs() -> dict[str, object]:
         "ws_ping_interval": None,  # Twilio does not answer pings reliably; TCP tells us
         "lifespan": "on",
         "server_header": False,
+        # The client address is hotline's to work out (HOTLINE_TRUSTED_PROXIES): uvicorn's own
+        # X-Forwarded-For handling (on by default, trusting 127.0.0.1) would be a second,
+        # differently configured answer.
+        "proxy_headers": False,
     }
 
 
