@@ -64,8 +64,12 @@ ENV_VARS: dict[str, str] = {
     "ElevenLabs' own, auto); on is refused for the flash/turbo v2.5 models",
 }
 
-#: Models that cannot use the multi-context socket (elevenlabs.io multi-context WebSocket guide).
-NO_MULTI_CONTEXT_MODELS = frozenset({"eleven_v3"})
+#: Models ElevenLabs does not serve over its WebSockets. The multi-context socket is documented
+#: ("Multi-context WebSockets are not available for the eleven_v3 model", elevenlabs.io
+#: multi-context WebSocket guide); for stream-input only third-party integrators say so
+#: (getpatter's ElevenLabs WebSocket provider docs, vercel/ai's text-to-dialogue release notes).
+#: hotline speaks only these WebSockets, so every utterance would fail.
+NO_WEBSOCKET_MODELS = frozenset({"eleven_v3"})
 #: Models for which apply_text_normalization=on is refused (multi-stream-input API reference).
 NO_NORMALIZATION_ON_MODELS = frozenset({"eleven_turbo_v2_5", "eleven_flash_v2_5"})
 
@@ -83,13 +87,18 @@ def check_model_options(model_id: str, transport: str, query: Mapping[str, str] 
     """Refuse model / option combinations ElevenLabs rejects on every utterance.
 
     Raises:
-        ConfigError: ``eleven_v3`` over the multi-context socket, or
-            ``apply_text_normalization=on`` with a flash/turbo v2.5 model.
+        ConfigError: ``eleven_v3`` (no multi-context socket, and reportedly no stream-input
+            either), or ``apply_text_normalization=on`` with a flash/turbo v2.5 model.
     """
-    if transport == "multi" and model_id in NO_MULTI_CONTEXT_MODELS:
+    if model_id in NO_WEBSOCKET_MODELS:
+        which = (
+            "the multi-context socket (ELEVENLABS_TRANSPORT=multi, the default)"
+            if transport == "multi"
+            else "ElevenLabs' WebSockets (no multi-context socket; stream-input refuses it too)"
+        )
         raise ConfigError(
-            f"ELEVENLABS_MODEL_ID={model_id} cannot use the multi-context socket "
-            "(ELEVENLABS_TRANSPORT=multi, the default): set ELEVENLABS_TRANSPORT=single"
+            f"ELEVENLABS_MODEL_ID={model_id} cannot be streamed over {which}: "
+            "use eleven_flash_v2_5, eleven_turbo_v2_5 or eleven_multilingual_v2"
         )
     normalization = (query or {}).get("apply_text_normalization")
     if normalization == "on" and model_id in NO_NORMALIZATION_ON_MODELS:

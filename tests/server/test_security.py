@@ -209,12 +209,15 @@ def test_signing_key_setting_is_a_secret() -> None:
 # ------------------------------------------------------------------ refused at settings load
 
 
-def test_eleven_v3_needs_the_single_context_socket() -> None:
-    with pytest.raises(ConfigError, match="ELEVENLABS_TRANSPORT=single") as info:
-        Settings.from_env({"ELEVENLABS_MODEL_ID": "eleven_v3"})
-    assert "\n" not in str(info.value)
-    s = Settings.from_env({"ELEVENLABS_MODEL_ID": "eleven_v3", "ELEVENLABS_TRANSPORT": "single"})
-    assert s.elevenlabs_model_id == "eleven_v3"
+@pytest.mark.parametrize("transport", ["multi", "single"])
+def test_eleven_v3_is_refused_at_settings_load(transport: str) -> None:
+    env = {"ELEVENLABS_MODEL_ID": "eleven_v3", "ELEVENLABS_TRANSPORT": transport}
+    with pytest.raises(ConfigError, match="ELEVENLABS_MODEL_ID=eleven_v3 cannot be streamed") as e:
+        Settings.from_env(env)
+    assert "\n" not in str(e.value) and ("multi-context" in str(e.value))
+    with pytest.raises(ConfigError, match="eleven_v3"):
+        TTSConfig("wss://api.elevenlabs.io", "voice", "eleven_v3", "ulaw_8000")
+    assert Settings.from_env(dict(env, ELEVENLABS_MODEL_ID="eleven_multilingual_v2"))
 
 
 @pytest.mark.parametrize("model", ["eleven_flash_v2_5", "eleven_turbo_v2_5"])
