@@ -1,9 +1,10 @@
 """Every exception hotline raises on purpose.
 
     HotlineError
-     ├── ProtocolError(ValueError)     sans-I/O: a malformed Twilio or ElevenLabs message
+     ├── ProtocolError(ValueError)     sans-I/O: a malformed Twilio, ElevenLabs or STT message
      │    ├── TwilioProtocolError
-     │    └── ElevenLabsProtocolError
+     │    ├── ElevenLabsProtocolError
+     │    └── SttProtocolError         a malformed speech-to-text message (Scribe, Deepgram) or misuse
      ├── CodecError(ValueError)        sans-I/O: bad arguments or unusable audio
      │    └── DecoderError             libmpg123 could not recover
      ├── TTSError                      the TTS service failed an utterance (error message, close,
@@ -33,6 +34,10 @@ class TwilioProtocolError(ProtocolError):
 
 class ElevenLabsProtocolError(ProtocolError):
     """A malformed or unexpected ElevenLabs WebSocket message."""
+
+
+class SttProtocolError(ProtocolError):
+    """A malformed or unexpected speech-to-text message (ElevenLabs Scribe, Deepgram), or misuse."""
 
 
 class CodecError(HotlineError, ValueError):
