@@ -252,9 +252,10 @@ class SttStream:
             await self.on_event(event)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             self.stats.callback_errors += 1
-            self._log_once("callback", "stt on_event callback raised", exc_info=True)  # type: ignore[arg-type]
+            # the type only: the exception text may quote what the caller said
+            self._log_once("callback", "stt on_event callback raised %s", type(exc).__name__)
 
     async def _run(self) -> None:
         backoff = self.config.backoff_s
@@ -271,6 +272,7 @@ class SttStream:
                     compression=None,
                     max_size=2**20,
                     ping_interval=20,
+                    close_timeout=2,
                 )
             except InvalidStatus as exc:
                 code = exc.response.status_code
@@ -288,7 +290,12 @@ class SttStream:
                 await self._emit(SttError("connect_failed", type(exc).__name__, False))
             else:
                 self.stats.connects += 1
-                fatal = await self._session(ws, proto)
+                try:
+                    fatal = await self._session(ws, proto)
+                except (OSError, ConnectionClosed, SttProtocolError) as exc:
+                    # e.g. an outgoing message refused by the protocol object: reconnect
+                    self._log_once("internal", "stt session ended: %s", type(exc).__name__)
+                    fatal = False
                 if fatal or self._closing:
                     if fatal:
                         self.status = SttStatus.FAILED
@@ -307,6 +314,13 @@ class SttStream:
 
     async def _session(self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> bool:
         """Run one connection; True when the failure is fatal (do not reconnect)."""
+        try:
+            return await self._serve(ws, proto)
+        finally:  # also on cancellation (aclose)
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _serve(self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> bool:
         fatal = False
         if isinstance(proto, DeepgramLive):
             rid = ws.response.headers.get("dg-request-id", "") if ws.response else ""
@@ -344,8 +358,6 @@ class SttStream:
             await self._emit(
                 SttError("dropped", f"connection closed (code {ws.close_code})", False)
             )
-        with contextlib.suppress(Exception):
-            await ws.close()
         return fatal
 
     async def _dispatch(self, proto: ScribeRealtime | DeepgramLive) -> bool:
@@ -379,7 +391,9 @@ class SttStream:
     async def _send_loop(self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> None:
         chunk = self.config.chunk_ms * _BYTES_PER_MS
         deepgram = proto if isinstance(proto, DeepgramLive) else None
-        while True:
+        # Checked every turn: asyncio.wait_for on Python < 3.12 can swallow a cancel that
+        # lands as the awaited event fires (aclose() sets the event, then cancels).
+        while not self._closing:
             if self._buffered >= chunk:
                 await self._send_audio(ws, proto, chunk)
             elif self._commit_requested:
@@ -408,7 +422,11 @@ class SttStream:
         self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive, n: int
     ) -> None:
         data = self._take(n)
-        await ws.send(proto.send_audio(data))
+        try:
+            await ws.send(proto.send_audio(data))
+        except BaseException:
+            self.stats.audio_bytes_dropped += len(data)  # taken but never on the wire
+            raise
         self.stats.audio_bytes_sent += len(data)
 
     def _take(self, n: int) -> bytes:

@@ -250,7 +250,9 @@ def test_deepgram_url_and_headers() -> None:
         ("keyterm", "tour"),
         ("keyterm", "merch"),
     ]
-    old = DeepgramLive(keyterms=("tour",), keywords=True, endpointing_ms=None, utterance_end_ms=None)
+    old = DeepgramLive(
+        keyterms=("tour",), keywords=True, endpointing_ms=None, utterance_end_ms=None
+    )
     q = _q(old.url("ws://127.0.0.1:9"))
     assert ("keywords", "tour") in q and ("endpointing", "false") in q
     assert not any(k == "utterance_end_ms" for k, _ in q)

@@ -165,7 +165,9 @@ def test_scribe_bad_input_errors_do_not_end_the_session() -> None:
                     await ws.send(frame)
                     assert (await recv_json(ws))["message_type"] == "input_error"
                 big = base64.b64encode(b"\xff" * 1001).decode()
-                await ws.send(json.dumps({"message_type": "input_audio_chunk", "audio_base_64": big}))
+                await ws.send(
+                    json.dumps({"message_type": "input_audio_chunk", "audio_base_64": big})
+                )
                 assert (await recv_json(ws))["message_type"] == "chunk_size_exceeded"
                 ok = base64.b64encode(b"\xff" * 160).decode()
                 first = {"message_type": "input_audio_chunk", "audio_base_64": ok}
@@ -183,7 +185,12 @@ def test_scribe_bad_input_errors_do_not_end_the_session() -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["audio_format=mp3_44100", "model_id=", "commit_strategy=sometimes", "vad_silence_threshold_secs=9"],
+    [
+        "audio_format=mp3_44100",
+        "model_id=",
+        "commit_strategy=sometimes",
+        "vad_silence_threshold_secs=9",
+    ],
 )
 def test_scribe_bad_query_is_input_error_then_close(query: str) -> None:
     async def main() -> None:
