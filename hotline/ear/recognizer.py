@@ -235,7 +235,7 @@ class Recognizer:
 
     def _open(self, start: int, audio: list[bytes]) -> None:
         self._resampler.reset()
-        self._segment_pcm: list[bytes] = []
+        self._segment_pcm = []
         self._decoder.start_utt()
         self._in_segment = True
         self._seg_start = start

@@ -256,7 +256,7 @@ def test_garbage_from_server_is_counted_not_raised() -> None:
                 stream = SttStream(cfg, rec)
                 stream.start()
                 await speak(stream, phrase_ulaw("Goodbye") + SILENCE_1S)
-                await rec.wait(lambda: "goodbye" in rec.texts())
+                await rec.wait(lambda r=rec: "goodbye" in r.texts())  # type: ignore[misc]
                 assert stream.stats.protocol_errors == 3
                 assert [e.kind for e in rec.of(SttError)] == ["protocol_error"] * 3
                 await stream.aclose()
