@@ -1100,7 +1100,7 @@ class Call:
             # One converter per utterance: no decoder or resampler state crosses utterances.
             self._converter = self._new_converter()
         utt.skipped_before = self._skipped_bytes()
-        if self._record_max:
+        if self._record_max and not utt.streaming:  # a streamed reply is never cached
             utt.recording = []
         self._tts = utt
         self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
