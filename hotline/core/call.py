@@ -222,6 +222,7 @@ class _Utt:
         "streaming",
         "text",
         "tts_started_at",
+        "ulaw",
         "ulaw_bytes",
     )
 
@@ -247,6 +248,7 @@ class _Utt:
         self.interruptible = True
         self.heard = HeardText(text)
         self.ulaw_bytes = 0  # µ-law produced for it so far (its audio timeline)
+        self.ulaw: bytes | None = None  # ready-made audio (play_ulaw): no TTS at all
         self.latency: _Latency | None = None
 
 
@@ -901,6 +903,52 @@ class Call:
             return None
         return utt
 
+    def play_ulaw(
+        self,
+        ulaw: bytes,
+        now: float,
+        *,
+        source: UtteranceSource = UtteranceSource.BRAIN,
+        label: str = "[audio]",
+        interrupt: bool = False,
+        interruptible: bool = True,
+    ) -> int:
+        """Queue ready-made 8 kHz µ-law (a fetched audio file, DTMF tones) as an utterance: it
+        plays in turn like any line, with no TTS (no :class:`StartTTS`).
+
+        Args:
+            ulaw: the audio.
+            now: the time.
+            source: who asked for it.
+            label: its text for transcripts and :class:`LineInterrupted`.
+            interrupt: cut what plays first.
+            interruptible: ``False``: the caller's voice does not cut it.
+
+        Returns:
+            The utterance id.
+
+        Raises:
+            ValueError: no audio.
+            CallStateError: the call is not active.
+        """
+        if not ulaw:
+            raise ValueError("ulaw must not be empty")
+        if self.state is not CallState.ACTIVE:
+            raise CallStateError(f"cannot play in state {self.state.value}")
+        if interrupt:
+            self._interrupt(now)
+        uid = self._next_id
+        self._next_id += 1
+        self.utterances_total += 1
+        utt = _Utt(uid, label, source, False, now)
+        utt.ulaw = bytes(ulaw)
+        utt.interruptible = interruptible
+        self._claim_latency(utt, now)
+        self._queue.append(utt)
+        if self._tts is None:
+            self._start_next(now)
+        return uid
+
     def finish(self, now: float, goodbye: str | None = None) -> None:
         """End the call gracefully: say ``goodbye`` (if given) after what is queued, or let
         what is queued and playing finish, then hang up. Nothing left to play and no goodbye:
@@ -1103,6 +1151,14 @@ class Call:
         if self._record_max and not utt.streaming:  # a streamed reply is never cached
             utt.recording = []
         self._tts = utt
+        if utt.ulaw is not None:
+            ulaw, utt.ulaw = utt.ulaw, None
+            utt.first_audio_at = now
+            utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
+            utt.ulaw_bytes = len(ulaw)
+            self._push_frames(utt, self._framer.push(ulaw))
+            self._end_utterance_audio(utt, now, None)  # starts the next one
+            return
         self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
         if utt.streaming and utt.closed:
             self._actions.append(TTSClose(utt.id))

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from hotline import __version__
 from hotline.core.script import CallScript, default_script, load_script
+from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
 from hotline.errors import ConfigError
 from hotline.server import logs
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         speech=speech,
         tts_source=TTSSource(settings.voice),
         cluster=cluster,
+        transcripts=Transcripts(settings.listen.transcripts_kept),
     )
 
     @contextlib.asynccontextmanager

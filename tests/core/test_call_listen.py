@@ -342,3 +342,20 @@ def test_turn_latency_is_reported_with_the_replys_first_frame() -> None:
     call.receive_tts(later, audio(100), turn.final_at + 1.0)
     call.pump(turn.final_at + 1.0)
     assert not any(isinstance(a, TurnLatency) for a in call.actions())
+
+
+def test_play_ulaw_plays_in_turn_without_tts() -> None:
+    call, _ = listening()
+    uid = call.play_ulaw(b"\x11" * 800, 0.0, label="[tones]")
+    assert call.actions() == []  # the greeting is still being synthesised
+    call.receive_tts(1, audio(100), 0.0)
+    call.receive_tts(1, TTSFinal(), 0.0)
+    acts = call.actions()
+    assert not any(isinstance(a, StartTTS) for a in acts)
+    for step in range(20):
+        call.pump(step * 0.02)
+    frames = [m for m in call.data_to_send() if '"media"' in m]
+    assert len(frames) == 5 + 5  # 100 ms of greeting + 100 ms of the audio
+    assert any(isinstance(a, FirstFrame) and a.utterance_id == uid for a in call.actions())
+    with pytest.raises(ValueError):
+        call.play_ulaw(b"", 1.0)
