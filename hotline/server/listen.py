@@ -130,8 +130,8 @@ class Listener:
         if self._closed:
             return
         self._closed = True
-        for task in self._play_tasks:
-            task.cancel()
+        for play in self._play_tasks:
+            play.cancel()
         task, self._task = self._task, None
         if task is not None:
             self._inputs.put_nowait(b.CallEnding())

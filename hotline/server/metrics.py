@@ -40,8 +40,8 @@ CORRUPT_AUDIO_LOG_BYTES = 1024
 # Seconds; bridge overhead and per-chunk conversion are expected well under a millisecond.
 _FINE = (2e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1)
 #: Voice-to-voice stages run from microseconds (hotline's share) to seconds (the silence wait).
-_V2V = (1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
-_V2V += (1.5, 2.0, 3.0, 5.0, 10.0)
+_V2V = (1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+_V2V_SLOW = (2.0, 3.0, 5.0, 10.0)
 _TTFA = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -110,7 +110,7 @@ class Metrics:
             "Caller's end of speech -> first reply frame sent, per stage: silence, recogniser, "
             "dispatch, model, to_tts, voice, playout; total; hotline (dispatch+to_tts+playout)",
             ["stage"],
-            buckets=_V2V,
+            buckets=(*_V2V, *_V2V_SLOW),
             registry=r,
         )
         self.caller_turns = Counter(
