@@ -5,15 +5,16 @@ BIN    := $(VENV)/bin
 SOURCES := setup.py pyproject.toml $(wildcard hotline/codec/*.pyx hotline/codec/*.pxd csrc/*.c csrc/*.h)
 PYTEST_ARGS ?=
 
-.PHONY: all sysdeps testdeps venv build test demo serve bench bench-save wheel wheel-check lint clean
+.PHONY: all sysdeps testdeps venv build test demo serve bench bench-save wheel wheel-check \
+  wheel-check-all ci-floors lint clean
 
 all: build
 
 # System packages: installed when run as root, otherwise we print the exact line and stop.
 # Build/run needs libmpg123 + pkg-config; the test suite also needs ffmpeg (pydub, a benchmark
-# rival) and redis-server (scale-out tests).
+# rival), redis-server (scale-out tests) and nginx (the reverse proxy of tests/deploy).
 BUILD_PKGS := libmpg123-dev pkg-config
-TEST_PKGS  := ffmpeg redis-server
+TEST_PKGS  := ffmpeg redis-server nginx
 define ensure_pkgs
 	@missing=""; \
 	for p in $(1); do \
@@ -91,7 +92,16 @@ wheel: build
 wheel-check: wheel
 	@bash scripts/wheel_smoke.sh
 
+# The wheel built, repaired and tested on every other declared Python found under pyenv
+# (3.10, 3.12, 3.13; a missing one is skipped loudly).
+wheel-check-all: build
+	@bash scripts/wheel_check_all.sh
+
+# The runtime dependencies at their declared minimums (scripts/floors.py), on Python 3.10.
+ci-floors: sysdeps testdeps
+	@bash scripts/ci_floors.sh
+
 clean:
-	rm -rf build dist wheelhouse *.egg-info hotline/codec/_codec.c hotline/codec/*.so \
+	rm -rf build dist wheelhouse *.egg-info .venv-floors hotline/codec/_codec.c hotline/codec/*.so \
 	  hotline/codec/*.html .pytest_cache .benchmarks $(VENV) caller.wav
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

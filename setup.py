@@ -111,6 +111,7 @@ def _extensions() -> list[Extension]:
             "csrc/ulaw.c",
             "csrc/resample.c",
             "csrc/mp3sync.c",
+            "csrc/twilio_media.c",
         ],
         include_dirs=include_dirs,
         library_dirs=library_dirs,

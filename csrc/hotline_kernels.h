@@ -213,6 +213,22 @@ void hl_mp3sync_reset(hl_mp3sync *s);
 size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *in, size_t n);
 size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off);
 
+
+/* ---- Twilio inbound `media` fast path (csrc/twilio_media.c) ----
+ * scan() returns 1 and fills *m (spans are byte offsets into the text) only for a `media`
+ * message the full parser would accept with the same fields; 0 means "use the full parser".
+ * decode_checked() decodes a payload span scan() accepted into decoded_len bytes. */
+typedef struct hl_twilio_media {
+    size_t track_off, track_len;
+    size_t sid_off, sid_len;
+    size_t payload_off, payload_len; /* the base64 text */
+    size_t decoded_len;
+    uint64_t sequence_number, chunk, timestamp;
+} hl_twilio_media;
+
+int hl_twilio_media_scan(const char *text, size_t n, hl_twilio_media *m);
+void hl_b64_decode_checked(const char *b64, size_t n, uint8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

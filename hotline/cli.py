@@ -1,4 +1,4 @@
-"""The ``hotline`` command: ``hotline serve``, ``hotline call``, ``hotline voice``, ``hotline load``.
+"""The ``hotline`` command: ``hotline serve``, ``hotline call``, ``hotline tts-standin``, ``hotline load``.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; they are imported only when chosen, so ``hotline call`` does not pay for
@@ -14,14 +14,23 @@ from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("hotline.server.cli", "run the bridge (FastAPI on uvicorn)"),
-    "call": ("hotline.sim.caller", "place a simulated Twilio call against a running server"),
-    "voice": ("hotline.voice.server", "run the offline ElevenLabs-compatible local voice alone"),
+    "call": ("hotline.sim.call_cli", "place a simulated Twilio call against a running server"),
+    "tts-standin": (
+        "hotline.tts_standin.cli",
+        "run the TTS stand-in alone (eSpeak NG speaking ElevenLabs' WebSocket protocol)",
+    ),
     "load": ("hotline.sim.load", "drive many simulated calls at once and report"),
 }
+#: Old command names, still accepted (with a warning on stderr).
+DEPRECATED: dict[str, str] = {"voice": "tts-standin"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DEPRECATED:
+        new = DEPRECATED[argv[0]]
+        print(f"hotline {argv[0]} is deprecated; use hotline {new}", file=sys.stderr)
+        argv[0] = new
     parser = argparse.ArgumentParser(prog="hotline", description=__doc__.splitlines()[0])
     from hotline import __version__
 

@@ -3,11 +3,17 @@
     HotlineError
      ├── ProtocolError(ValueError)     sans-I/O: a malformed Twilio or ElevenLabs message
      │    ├── TwilioProtocolError
-     │    └── ElevenLabsProtocolError
+     │    ├── ElevenLabsProtocolError
+     │    ├── RelayProtocolError        an invalid ConversationRelay message from the app
+     │    └── LlmProtocolError          a malformed Chat Completions stream chunk
      ├── CodecError(ValueError)        sans-I/O: bad arguments or unusable audio
      │    └── DecoderError             libmpg123 could not recover
      ├── TTSError                      the TTS service failed an utterance (error message, close,
      │                                 timeout); the call goes on
+     ├── BrainError                    a brain (LLM, relay app) failed one turn; the shell speaks
+     │                                 the script's ``brain_error`` line and the call goes on
+     ├── PlayError                     an audio URL (ConversationRelay ``play``) could not be
+     │                                 fetched or decoded
      ├── SynthesisError(ValueError)    the local voice (eSpeak NG) could not synthesise: unknown
      │                                 voice, parameter out of range, or an engine failure
      └── ConfigError(ValueError)       bad settings; raised at start-up only
@@ -33,6 +39,22 @@ class TwilioProtocolError(ProtocolError):
 
 class ElevenLabsProtocolError(ProtocolError):
     """A malformed or unexpected ElevenLabs WebSocket message."""
+
+
+class RelayProtocolError(ProtocolError):
+    """An invalid ConversationRelay message from the app (Twilio's error 64107)."""
+
+
+class LlmProtocolError(ProtocolError):
+    """A Chat Completions stream chunk that cannot be used."""
+
+
+class BrainError(HotlineError):
+    """A brain failed one turn (HTTP error, timeout, broken stream, app gone)."""
+
+
+class PlayError(HotlineError):
+    """An audio URL could not be fetched (status, size, timeout) or decoded."""
 
 
 class CodecError(HotlineError, ValueError):

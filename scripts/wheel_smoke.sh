@@ -3,13 +3,15 @@
 # path) and run the codec tests against it. Run by `make wheel-check` and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# PYTHON: the interpreter to test with; WHEEL: the wheel (default the one in wheelhouse/);
+# TESTS: what to run against it (default the codec tests).
 PY=${PYTHON:-python3}
-whl=$(ls wheelhouse/hotline-*manylinux*.whl 2>/dev/null | head -n1 || true)
+whl=${WHEEL:-$(ls wheelhouse/hotline-*manylinux*.whl 2>/dev/null | head -n1 || true)}
 [ -n "$whl" ] || { echo "wheel_smoke: no repaired wheel in wheelhouse/ (run make wheel)"; exit 1; }
 echo "wheel_smoke: $whl"
 
 # libmpg123 must be inside the wheel, not taken from the system.
-.venv/bin/auditwheel show "$whl" | tee /tmp/hotline-auditwheel.txt
+"${AUDITWHEEL:-.venv/bin/auditwheel}" show "$whl" | tee /tmp/hotline-auditwheel.txt
 unzip -l "$whl" | grep -q 'hotline\.libs/libmpg123' \
   || { echo "wheel_smoke: libmpg123 is not bundled in $whl"; exit 1; }
 
@@ -29,4 +31,5 @@ path = os.path.realpath(hotline.__file__)
 assert "site-packages" in path, f"imported hotline from {path}, not the installed wheel"
 print("installed hotline:", path, "| libmpg123", hotline.codec.mpg123_version())
 PY
-"$work/venv/bin/python" -m pytest -q -p no:cacheprovider tests/codec
+# shellcheck disable=SC2086
+"$work/venv/bin/python" -m pytest -q -p no:cacheprovider ${TESTS:-tests/codec}

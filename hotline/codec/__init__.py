@@ -21,6 +21,8 @@ API:
     Resampler(in_rate, out_rate)  stateful polyphase windowed-sinc resampler on int16 PCM
     ulaw_encode(pcm16) / ulaw_decode(ulaw) / alaw_to_ulaw(alaw)  G.711, bit-exact
     ulaw_frame_stats(ulaw) -> (rms_dbfs, zero_crossing_rate)   for the caller-side VAD
+    twilio_media_fast(text, stream_sid) -> (track, chunk, timestamp, payload, rms_dbfs, zcr) | None
+        one compiled call per usual Twilio ``media`` frame; None = use the full parser
     mpg123_version() -> str
     build_info() -> dict       the compile flags the extension was built with
     SUPPORTED_FORMATS          every ``output_format`` Transcoder accepts
@@ -92,6 +94,7 @@ from hotline.codec._codec import (
     alaw_to_ulaw,
     build_info,
     mpg123_version,
+    twilio_media_fast,
     ulaw_decode,
     ulaw_encode,
     ulaw_frame_stats,
@@ -106,6 +109,7 @@ __all__ = [
     "alaw_to_ulaw",
     "build_info",
     "mpg123_version",
+    "twilio_media_fast",
     "ulaw_decode",
     "ulaw_encode",
     "ulaw_frame_stats",

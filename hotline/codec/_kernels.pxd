@@ -57,3 +57,21 @@ cdef extern from "hotline_kernels.h" nogil:
     void hl_mp3sync_reset(hl_mp3sync *s)
     size_t hl_mp3sync_push(hl_mp3sync *s, const uint8_t *inp, size_t n)
     size_t hl_mp3sync_pull(hl_mp3sync *s, int final, size_t *off)
+
+
+# ---- Twilio inbound `media` fast path (csrc/twilio_media.c; issue 11) ----
+cdef extern from "hotline_kernels.h" nogil:
+    ctypedef struct hl_twilio_media:
+        size_t track_off
+        size_t track_len
+        size_t sid_off
+        size_t sid_len
+        size_t payload_off
+        size_t payload_len
+        size_t decoded_len
+        uint64_t sequence_number
+        uint64_t chunk
+        uint64_t timestamp
+
+    int hl_twilio_media_scan(const char *text, size_t n, hl_twilio_media *m)
+    void hl_b64_decode_checked(const char *b64, size_t n, uint8_t *out)

@@ -12,7 +12,7 @@ already converted to ``int`` here; base64 payloads are already decoded to ``byte
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "Alignment",
@@ -80,12 +80,16 @@ class Media:
         chunk: per-track counter from 1.
         timestamp: stream-relative media clock in milliseconds.
         payload: raw µ-law, 8 kHz mono (base64 already decoded); any length.
+        frame_stats: ``(rms_dbfs, zcr)`` of *payload* as :func:`hotline.codec.ulaw_frame_stats`
+            computes it, when the parser's fast path already did (else None). Not part of
+            equality: it is a cache of a function of *payload*.
     """
 
     track: str
     chunk: int
     timestamp: int
     payload: bytes
+    frame_stats: tuple[float, float] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

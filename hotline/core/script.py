@@ -15,6 +15,32 @@ A script is TOML::
     stability = 0.5                   # 0..1; also similarity_boost, style (0..1),
     speed = 1.0                       # use_speaker_boost (bool), speed (0.7..1.2)
 
+    # Spoken intents (the offline "script brain"): what the caller says -> a line.
+    fallback = "Sorry, I didn't catch that."       # optional: nothing matched
+    brain_error = "Sorry, I'm having trouble."     # optional: any brain failed a turn
+
+    [intents.tour]                    # the name is for logs and metrics only
+    phrases = ["tour", "tour dates", "concert"]   # words or phrases, matched whole-word
+    say = "Wren is on the road ..."   # the reply; or, instead of say:
+    # action = "goodbye"              #   say the goodbye line, then hang up
+    # action = "repeat"               #   say the last line again
+    # action = "handoff"              #   say ``say``, then end the call for a person
+    #                                 #   (EndCall with handoff_data)
+
+    [llm]                             # optional: persona and limits for the LLM brain
+    system_prompt = "You are ..."
+    max_history_turns = 8             # caller+reply pairs kept (1..100)
+    max_reply_tokens = 150            # 1..4096
+    temperature = 0.7                 # 0..2
+    first_token_timeout_s = 3.0       # (0, 60]
+    total_timeout_s = 15.0            # (0, 300], at least first_token_timeout_s
+
+Intent matching (:meth:`CallScript.match_intent`) works on the final transcript, normalised:
+lowercase, every run of non-letters/digits becomes one space. A phrase matches when its
+normalised words occur in the transcript as whole words, in order and adjacent. The match
+with the most words wins, then the most characters, then the intent declared first; so the
+result depends only on the text.
+
 :func:`load_script` validates everything up front and raises :class:`hotline.errors.ConfigError`
 naming the line (when it can be found) and the field. :func:`default_script` is the built-in
 artist hotline (``hotline/core/default_script.toml``).
@@ -25,6 +51,8 @@ In the loaded :class:`CallScript`, ``menu`` also holds the goodbye key (as an en
 
 from __future__ import annotations
 
+import enum
+import math
 import re
 import sys
 import types
@@ -46,17 +74,42 @@ __all__ = [
     "DEBUG_SCRIPT",
     "DEBUG_SENTENCE",
     "CallScript",
+    "Intent",
+    "IntentAction",
+    "LlmSettings",
     "MenuEntry",
     "default_script",
     "load_script",
+    "normalise",
 ]
+
+DEFAULT_FALLBACK = "Sorry, I didn't catch that. You can also press 9 to hear the options."
+DEFAULT_BRAIN_ERROR = "Sorry, I'm having a little trouble right now. Could you say that again?"
+DEFAULT_SYSTEM_PROMPT = (
+    "You answer a telephone hotline. Reply in one to three short spoken sentences, "
+    "with no lists, markup or emoji. When the caller wants to end the call, call end_call."
+)
 
 #: Longest line accepted (characters); phone lines should be far shorter.
 MAX_LINE_CHARS = 2000
 
 _TOP_KEYS = frozenset(
-    {"greeting", "menu", "goodbye", "goodbye_digit", "invalid_digit", "voice_settings"}
+    {
+        "greeting",
+        "menu",
+        "goodbye",
+        "goodbye_digit",
+        "invalid_digit",
+        "voice_settings",
+        "fallback",
+        "brain_error",
+        "intents",
+        "llm",
+    }
 )
+_INTENT_KEYS = frozenset({"phrases", "say", "action"})
+_MAX_PHRASES = 200
+_NON_WORD = re.compile(r"[\W_]+")
 _ENTRY_KEYS = frozenset({"say", "hangup"})
 _UNIT_SETTINGS = ("stability", "similarity_boost", "style")
 _SPEED_RANGE = (0.7, 1.2)
@@ -68,6 +121,45 @@ class MenuEntry:
 
     say: str
     hangup: bool = False
+
+
+class IntentAction(enum.Enum):
+    """What a matched intent does."""
+
+    SAY = "say"  #: say the intent's line
+    GOODBYE = "goodbye"  #: say the script's goodbye line, then hang up
+    REPEAT = "repeat"  #: say the last line said again
+    HANDOFF = "handoff"  #: say the line, then end the call with handoff data for a person
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One spoken intent: normalised ``phrases`` -> ``action`` (``say`` for SAY/HANDOFF).
+
+    ``terms`` are the phrases as written (for speech-recognition biasing)."""
+
+    name: str
+    phrases: tuple[str, ...]
+    action: IntentAction
+    say: str | None = None
+    terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LlmSettings:
+    """Persona and limits of the LLM brain (``[llm]`` in the script)."""
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_history_turns: int = 8
+    max_reply_tokens: int = 150
+    temperature: float = 0.7
+    first_token_timeout_s: float = 3.0
+    total_timeout_s: float = 15.0
+
+
+def normalise(text: str) -> str:
+    """Lowercase; every run of characters other than letters and digits becomes one space."""
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +181,37 @@ class CallScript:
     goodbye_digit: str | None
     invalid_digit: str
     voice_settings: Mapping[str, float | bool] | None = None
+    fallback: str = DEFAULT_FALLBACK
+    brain_error: str = DEFAULT_BRAIN_ERROR
+    intents: tuple[Intent, ...] = ()
+    llm: LlmSettings = LlmSettings()
+
+    def match_intent(self, transcript: str) -> Intent | None:
+        """The intent the caller's (final) transcript asks for, or None.
+
+        Deterministic: the phrase with the most words wins, then the longest, then the
+        intent declared first (see the module docstring)."""
+        text = f" {normalise(transcript)} "
+        if not text.strip():
+            return None
+        best: tuple[int, int, int] | None = None
+        found: Intent | None = None
+        for order, intent in enumerate(self.intents):
+            for phrase in intent.phrases:
+                if f" {phrase} " in text:
+                    rank = (phrase.count(" ") + 1, len(phrase), -order)
+                    if best is None or rank > best:
+                        best, found = rank, intent
+        return found
+
+    def keyterms(self) -> tuple[str, ...]:
+        """Words and phrases to bias speech recognition with: the intent phrases as
+        written, in order, the first spelling of each normalised phrase only."""
+        seen: dict[str, str] = {}
+        for intent in self.intents:
+            for phrase, term in zip(intent.phrases, intent.terms, strict=True):
+                seen.setdefault(phrase, term)
+        return tuple(seen.values())
 
     def entry_for(self, digit: str) -> MenuEntry:
         """The entry for *digit*; an unmapped key says ``invalid_digit`` and stays on the line."""
@@ -185,6 +308,12 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
     for key in ("greeting", "goodbye", "invalid_digit"):
         if key not in doc:
             check.fail((key,), "missing")
+    lines: dict[str, str] = {}
+    for key in ("fallback", "brain_error"):
+        if key in doc:
+            lines[key] = check.text_field(doc[key], (key,))
+    intents = _intents(check, doc.get("intents", {}))
+    llm = _llm(check, doc["llm"]) if "llm" in doc else LlmSettings()
     greeting = check.text_field(doc["greeting"], ("greeting",))
     goodbye = check.text_field(doc["goodbye"], ("goodbye",))
     invalid_digit = check.text_field(doc["invalid_digit"], ("invalid_digit",))
@@ -229,7 +358,103 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         goodbye_digit=goodbye_digit,
         invalid_digit=invalid_digit,
         voice_settings=voice_settings,
+        intents=intents,
+        llm=llm,
+        **lines,
     )
+
+
+def _intents(check: _Checker, raw: object) -> tuple[Intent, ...]:
+    if not isinstance(raw, dict):
+        check.fail(("intents",), f"expected a table, got {_toml_type(raw)}")
+    out: list[Intent] = []
+    for name, value in raw.items():
+        path = ("intents", name)
+        if not isinstance(value, dict):
+            check.fail(path, f"expected a table, got {_toml_type(value)}")
+        for key in value:
+            if key not in _INTENT_KEYS:
+                check.fail((*path, key), "unknown key (expected phrases, say, action)")
+        phrases_raw = value.get("phrases")
+        if not isinstance(phrases_raw, list) or not phrases_raw:
+            check.fail((*path, "phrases"), "expected a non-empty array of strings")
+        if len(phrases_raw) > _MAX_PHRASES:
+            check.fail((*path, "phrases"), f"more than {_MAX_PHRASES} phrases")
+        phrases: list[str] = []
+        terms: list[str] = []
+        for item in phrases_raw:
+            if not isinstance(item, str):
+                check.fail((*path, "phrases"), f"expected strings, got {_toml_type(item)}")
+            phrase = normalise(item)
+            if not phrase:
+                check.fail((*path, "phrases"), f"phrase {item!r} has no letters or digits")
+            if len(phrase) > 200:
+                check.fail((*path, "phrases"), "phrase longer than 200 characters")
+            if phrase not in phrases:
+                phrases.append(phrase)
+                terms.append(" ".join(item.split()))
+        action_raw = value.get("action", "say")
+        try:
+            action = IntentAction(action_raw)
+        except (ValueError, TypeError):
+            check.fail((*path, "action"), "expected one of say, goodbye, repeat, handoff")
+        say: str | None = None
+        if action in (IntentAction.SAY, IntentAction.HANDOFF):
+            if "say" not in value:
+                check.fail((*path, "say"), "missing")
+            say = check.text_field(value["say"], (*path, "say"))
+        elif "say" in value:
+            check.fail((*path, "say"), f"not used with action {action.value!r}")
+        out.append(Intent(name, tuple(phrases), action, say, tuple(terms)))
+    return tuple(out)
+
+
+def _number(
+    check: _Checker, value: object, path: tuple[str, ...], low: float, high: float
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        check.fail(path, f"expected a number, got {_toml_type(value)}")
+    if not low <= value <= high:
+        check.fail(path, f"must be within {low}..{high}")
+    return float(value)
+
+
+def _llm(check: _Checker, raw: object) -> LlmSettings:
+    if not isinstance(raw, dict):
+        check.fail(("llm",), f"expected a table, got {_toml_type(raw)}")
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = ("llm", key)
+        if key == "system_prompt":
+            if not isinstance(value, str) or not value.strip():
+                check.fail(path, "expected a non-empty string")
+            if len(value) > 20_000:
+                check.fail(path, "longer than 20000 characters")
+            fields[key] = value.strip()
+        elif key in ("max_history_turns", "max_reply_tokens"):
+            high = 100 if key == "max_history_turns" else 4096
+            if isinstance(value, bool) or not isinstance(value, int):
+                check.fail(path, f"expected an integer, got {_toml_type(value)}")
+            if not 1 <= value <= high:
+                check.fail(path, f"must be within 1..{high}")
+            fields[key] = value
+        elif key == "temperature":
+            fields[key] = _number(check, value, path, 0.0, 2.0)
+        elif key in ("first_token_timeout_s", "total_timeout_s"):
+            seconds = _number(check, value, path, 0.0, 60.0 if "first" in key else 300.0)
+            if seconds <= 0:
+                check.fail(path, "must be positive")
+            fields[key] = seconds
+        else:
+            check.fail(
+                path,
+                "unknown key (expected system_prompt, max_history_turns, max_reply_tokens, "
+                "temperature, first_token_timeout_s, total_timeout_s)",
+            )
+    settings = LlmSettings(**fields)
+    if settings.total_timeout_s < settings.first_token_timeout_s:
+        check.fail(("llm", "total_timeout_s"), "must be at least first_token_timeout_s")
+    return settings
 
 
 def _voice_settings(check: _Checker, raw: object) -> Mapping[str, float | bool]:

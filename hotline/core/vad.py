@@ -87,6 +87,7 @@ class Vad:
         "_silence",
         "_silence_ts",
         "_stats",
+        "_use_cached",
         "config",
         "in_speech",
     )
@@ -97,9 +98,12 @@ class Vad:
         *,
         frame_stats: Callable[[bytes], tuple[float, float]] | None = None,
     ) -> None:
-        if frame_stats is None:
-            from hotline.codec import ulaw_frame_stats
+        from hotline.codec import ulaw_frame_stats
 
+        # Media.frame_stats (from the Twilio fast path) is the compiled statistic: use it only
+        # when that is the statistic asked for.
+        self._use_cached = frame_stats is None or frame_stats is ulaw_frame_stats
+        if frame_stats is None:
             frame_stats = ulaw_frame_stats
         self.config = config if config is not None else VadConfig()
         self._stats = frame_stats
@@ -123,16 +127,30 @@ class Vad:
         return rms_dbfs >= cfg.threshold_dbfs and zcr <= cfg.max_zcr
 
     def process(self, media: Media) -> SpeechStarted | SpeechEnded | None:
-        """Feed one inbound media event; return a transition, if this frame caused one."""
-        return self.process_frame(media.payload, media.timestamp)
+        """Feed one inbound media event; return a transition, if this frame caused one.
+
+        Uses ``media.frame_stats`` when the parser already computed them (and this VAD uses
+        the compiled statistic), so a frame is measured once.
+        """
+        stats = media.frame_stats
+        if stats is None or not self._use_cached:
+            return self.process_frame(media.payload, media.timestamp)
+        n = len(media.payload)
+        if n == 0:
+            return None
+        cfg = self.config
+        speech = stats[0] >= cfg.threshold_dbfs and stats[1] <= cfg.max_zcr
+        return self._step(n, speech, media.timestamp)
 
     def process_frame(self, ulaw: bytes, timestamp_ms: int) -> SpeechStarted | SpeechEnded | None:
         """As :meth:`process`, for a bare frame and its media timestamp (ms)."""
         n = len(ulaw)
         if n == 0:
             return None
+        return self._step(n, self.is_speech(ulaw), timestamp_ms)
+
+    def _step(self, n: int, speech: bool, timestamp_ms: int) -> SpeechStarted | SpeechEnded | None:
         cfg = self.config
-        speech = self.is_speech(ulaw)
         if self.in_speech:
             if speech:
                 self._silence = 0

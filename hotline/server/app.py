@@ -25,7 +25,13 @@ from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster, RedisPhraseStore
 from hotline.server.registry import CallRegistry
 from hotline.server.routes import router
-from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
+from hotline.server.security import (
+    AdminAuth,
+    CallTokens,
+    FailureLimiter,
+    SignatureChecker,
+    parse_trusted_proxies,
+)
 from hotline.server.settings import Settings
 from hotline.server.speech import LocalPhraseStore, PhraseStore, SpeechService
 
@@ -95,10 +101,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         script=script,
         metrics=metrics,
-        signatures=SignatureChecker(settings.twilio_auth_token, settings.public_url),
+        signatures=SignatureChecker(
+            settings.twilio_auth_token, settings.public_url, settings.twilio_signing_key
+        ),
         admin=AdminAuth(settings.admin_token),
-        tokens=CallTokens(),
-        limiter=FailureLimiter(),
+        tokens=CallTokens(settings.call_token_secret),
+        limiter=FailureLimiter(
+            trusted_proxies=parse_trusted_proxies(",".join(settings.trusted_proxies))
+        ),
         ring=RingHandler(),
         vad_config=VadConfig(
             threshold_dbfs=settings.vad_threshold_dbfs,
@@ -127,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "output_format": settings.elevenlabs_output_format,
                 "timeout": settings.tts_timeout,
                 "voice_settings": script.voice_settings,
+                "extra_query": settings.elevenlabs_extra_query,
             }
             if settings.elevenlabs_api_key:
                 hub.tts = TTSConfig(

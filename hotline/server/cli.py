@@ -36,8 +36,16 @@ def uvicorn_config_kwargs() -> dict[str, object]:
     return {
         "ws_max_size": MAX_MESSAGE,  # /media-stream caps inbound messages at 64 KiB
         "ws_ping_interval": None,  # Twilio does not answer pings reliably; TCP tells us
+        # uvicorn's sans-I/O websockets protocol: its legacy one (the "auto" choice before
+        # uvicorn's auto switched) warns with websockets 13 and imports the deprecated
+        # websockets.legacy from 14 on.
+        "ws": "websockets-sansio",
         "lifespan": "on",
         "server_header": False,
+        # The client address is hotline's to work out (HOTLINE_TRUSTED_PROXIES): uvicorn's own
+        # X-Forwarded-For handling (on by default, trusting 127.0.0.1) would be a second,
+        # differently configured answer.
+        "proxy_headers": False,
     }
 
 

@@ -19,8 +19,9 @@ __all__ = ["TTSConfig", "TTSFailed", "TextFeed", "synthesize"]
 
 log = logging.getLogger("hotline.tts")
 
-# ElevenLabs audio messages are a few KB to a few hundred KB of base64.
-_MAX_MESSAGE = 4 * 2**20
+# ElevenLabs audio messages are a few KB to a few hundred KB of base64; ElevenLabs' own side
+# allows 16 MB (pipecat PR #1107, from an ElevenLabs contributor), so accept what it may send.
+_MAX_MESSAGE = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class TTSConfig:
     voice_settings: Mapping[str, object] | None = None
     generation_config: Mapping[str, object] | None = None
     extra_query: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        from hotline.server.settings import check_model_options
+
+        check_model_options(self.model_id, "", self.extra_query)  # raises ConfigError
 
     def url(self) -> str:
         return stream_input_url(

@@ -43,13 +43,11 @@ def _hub(conn: Request | WebSocket) -> Hub:
 
 
 def _client(conn: Request | WebSocket) -> str:
-    return conn.client.host if conn.client is not None else "unknown"
+    return _hub(conn).limiter.client(conn)  # X-Forwarded-For only from trusted proxies
 
 
 def _algorithm(conn: Request | WebSocket) -> str | None:
-    from twilio.request_validator import get_signature_algorithm
-
-    return get_signature_algorithm(conn.headers.get("x-twilio-webhooks-signature-settings"))
+    return conn.headers.get("x-twilio-webhooks-signature-settings")  # SharedKey + algorithm
 
 
 # ------------------------------------------------------------------------- Twilio webhooks
@@ -59,9 +57,6 @@ async def _twiml(request: Request, mode: CallMode) -> Response:
     hub = _hub(request)
     client = _client(request)
     endpoint = request.url.path.lstrip("/")
-    if hub.limiter.blocked(client):
-        hub.metrics.signature_failures.labels(endpoint).inc()
-        return Response("too many failed signatures\n", status_code=429, media_type="text/plain")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if content_type != "application/x-www-form-urlencoded" or len(body) > MAX_FORM_BYTES:
@@ -80,8 +75,12 @@ async def _twiml(request: Request, mode: CallMode) -> Response:
     signature = request.headers.get("x-twilio-signature")
     url = hub.signatures.http_url(request)
     if not hub.signatures.valid(url, form, signature, _algorithm(request)):  # type: ignore[arg-type]
-        hub.limiter.failed(client)
         hub.metrics.signature_failures.labels(endpoint).inc()
+        if hub.limiter.blocked(client):  # only invalid attempts are limited
+            return Response(
+                "too many failed signatures\n", status_code=429, media_type="text/plain"
+            )
+        hub.limiter.failed(client)
         log.warning(
             "POST /%s refused: %s Twilio signature",
             endpoint,
@@ -121,13 +120,14 @@ async def media_stream(ws: WebSocket) -> None:
     client = _client(ws)
     signature = ws.headers.get("x-twilio-signature")
     url = hub.signatures.ws_url(ws, MEDIA_PATH)
-    if hub.limiter.blocked(client) or not hub.signatures.valid(url, {}, signature, _algorithm(ws)):
-        hub.limiter.failed(client)
+    if not hub.signatures.valid(url, {}, signature, _algorithm(ws)):
         hub.metrics.signature_failures.labels("media-stream").inc()
-        log.warning(
-            "media stream upgrade refused: %s Twilio signature",
-            "missing" if not signature else "invalid",
-        )
+        if not hub.limiter.blocked(client):  # a blocked address's failures are not counted
+            hub.limiter.failed(client)
+            log.warning(
+                "media stream upgrade refused: %s Twilio signature",
+                "missing" if not signature else "invalid",
+            )
         await ws.close(code=1008)  # before accept: the upgrade is answered with HTTP 403
         return
     await ws.accept()

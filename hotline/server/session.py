@@ -365,7 +365,7 @@ class CallSession:
         hub = self.hub
         start = action.start
         params = start.custom_parameters
-        entry = hub.tokens.consume(params.get("token"), start.call_sid)
+        entry = hub.tokens.consume(params.get("token"), start.call_sid, params.get("From", ""))
         if entry is None or params.get("CallSid", start.call_sid) != start.call_sid:
             hub.metrics.signature_failures.labels("start-token").inc()
             log.warning(

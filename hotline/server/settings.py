@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -53,7 +54,58 @@ ENV_VARS: dict[str, str] = {
     "HOTLINE_REDIS_CALL_EXPIRY": "seconds a crashed replica's calls stay listed (default 15)",
     "HOTLINE_LOCAL_VOICE_CONNECT_DELAY": "local voice: simulated handshake cost in seconds "
     "(default 0)",
+    "TWILIO_SIGNING_KEY": "secret of a Twilio SharedKey: checks requests a Webhook Rule signs "
+    "(they carry X-Twilio-Webhooks-Signature-Settings); default: unset, such requests refused",
+    "HOTLINE_TOKEN_SECRET": "key of the signed per-call stream tokens; the same on every "
+    "replica (default: derived from TWILIO_AUTH_TOKEN)",
+    "HOTLINE_TRUSTED_PROXIES": "comma-separated IPs/CIDRs of reverse proxies whose "
+    "X-Forwarded-For names the client, or * (Railway: *); default: none, the TCP peer is the client",
+    "ELEVENLABS_TEXT_NORMALIZATION": "apply_text_normalization: auto, on or off (default: "
+    "ElevenLabs' own, auto); on is refused for the flash/turbo v2.5 models",
 }
+
+#: Models ElevenLabs does not serve over its WebSockets. The multi-context socket is documented
+#: ("Multi-context WebSockets are not available for the eleven_v3 model", elevenlabs.io
+#: multi-context WebSocket guide); for stream-input only third-party integrators say so
+#: (getpatter's ElevenLabs WebSocket provider docs, vercel/ai's text-to-dialogue release notes).
+#: hotline speaks only these WebSockets, so every utterance would fail.
+NO_WEBSOCKET_MODELS = frozenset({"eleven_v3"})
+#: Models for which apply_text_normalization=on is refused (multi-stream-input API reference).
+NO_NORMALIZATION_ON_MODELS = frozenset({"eleven_turbo_v2_5", "eleven_flash_v2_5"})
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_model_options(model_id: str, transport: str, query: Mapping[str, str] | None) -> None:
+    """Refuse model / option combinations ElevenLabs rejects on every utterance.
+
+    Raises:
+        ConfigError: ``eleven_v3`` (no multi-context socket, and reportedly no stream-input
+            either), or ``apply_text_normalization=on`` with a flash/turbo v2.5 model.
+    """
+    if model_id in NO_WEBSOCKET_MODELS:
+        which = (
+            "the multi-context socket (ELEVENLABS_TRANSPORT=multi, the default)"
+            if transport == "multi"
+            else "ElevenLabs' WebSockets (no multi-context socket; stream-input refuses it too)"
+        )
+        raise ConfigError(
+            f"ELEVENLABS_MODEL_ID={model_id} cannot be streamed over {which}: "
+            "use eleven_flash_v2_5, eleven_turbo_v2_5 or eleven_multilingual_v2"
+        )
+    normalization = (query or {}).get("apply_text_normalization")
+    if normalization == "on" and model_id in NO_NORMALIZATION_ON_MODELS:
+        raise ConfigError(
+            f"apply_text_normalization=on is refused by ElevenLabs for {model_id}: "
+            "use auto or off, or another model"
+        )
 
 
 DEFAULT_CACHE_BYTES = 32 * 2**20
@@ -94,6 +146,10 @@ class Settings:
     redis_heartbeat: float = 5.0
     redis_call_expiry: float = 15.0
     local_voice_connect_delay: float = 0.0
+    twilio_signing_key: str | None = _secret_field()
+    token_secret: str | None = _secret_field()
+    trusted_proxies: tuple[str, ...] = ()
+    elevenlabs_text_normalization: str | None = None
     insecure_dev: bool = False
     #: Speech-to-text, turns, brains (issue 10): see :class:`ListenSettings`.
     listen: ListenSettings = field(default_factory=lambda: ListenSettings())
@@ -152,7 +208,35 @@ class Settings:
                 "HOTLINE_REDIS_HEARTBEAT must be >= 0.05 s and shorter than "
                 "HOTLINE_REDIS_CALL_EXPIRY (at most 3600 s)"
             )
-        for name in ("twilio_auth_token", "admin_token", "elevenlabs_api_key", "redis_url"):
+        proxies: list[str] = []
+        for item in self.trusted_proxies:
+            if item.strip() == "*":
+                proxies.append("*")
+                continue
+            try:
+                proxies.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ConfigError(
+                    f"HOTLINE_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network "
+                    "(comma-separated, e.g. 10.0.0.0/8,127.0.0.1, or *)"
+                ) from None
+        object.__setattr__(self, "trusted_proxies", tuple(proxies))
+        normalization = self.elevenlabs_text_normalization
+        if normalization is not None and normalization not in ("auto", "on", "off"):
+            raise ConfigError(
+                f"ELEVENLABS_TEXT_NORMALIZATION must be auto, on or off, got {normalization!r}"
+            )
+        check_model_options(
+            self.elevenlabs_model_id, self.elevenlabs_transport, self.elevenlabs_extra_query
+        )
+        for name in (
+            "twilio_auth_token",
+            "admin_token",
+            "elevenlabs_api_key",
+            "redis_url",
+            "twilio_signing_key",
+            "token_secret",
+        ):
             value = getattr(self, name)
             if value is not None and not value.strip():
                 object.__setattr__(self, name, None)
@@ -182,7 +266,13 @@ class Settings:
             "elevenlabs_api_key": get("ELEVENLABS_API_KEY"),
             "script_path": get("HOTLINE_SCRIPT"),
             "redis_url": get("HOTLINE_REDIS_URL"),
+            "twilio_signing_key": get("TWILIO_SIGNING_KEY"),
+            "token_secret": get("HOTLINE_TOKEN_SECRET"),
         }
+        if (proxies := get("HOTLINE_TRUSTED_PROXIES")) is not None:
+            kwargs["trusted_proxies"] = tuple(p for p in proxies.split(",") if p.strip())
+        if (normalization := get("ELEVENLABS_TEXT_NORMALIZATION")) is not None:
+            kwargs["elevenlabs_text_normalization"] = normalization.lower()
         if (transport := get("ELEVENLABS_TRANSPORT")) is not None:
             kwargs["elevenlabs_transport"] = transport.lower()
         warmup = get("HOTLINE_CACHE_WARMUP")
@@ -237,6 +327,19 @@ class Settings:
         return "elevenlabs" if self.elevenlabs_api_key else "local"
 
     @property
+    def elevenlabs_extra_query(self) -> dict[str, str] | None:
+        """Extra ElevenLabs query parameters the settings ask for (None: none)."""
+        if self.elevenlabs_text_normalization is None:
+            return None
+        return {"apply_text_normalization": self.elevenlabs_text_normalization}
+
+    @property
+    def call_token_secret(self) -> str | None:
+        """Key of the signed per-call tokens: ``HOTLINE_TOKEN_SECRET``, else the Twilio token
+        (None: a random per-process key, insecure-dev only)."""
+        return self.token_secret or self.twilio_auth_token
+
+    @property
     def signatures_enforced(self) -> bool:
         return self.twilio_auth_token is not None
 
@@ -249,6 +352,17 @@ class Settings:
         """
         if self.insecure_dev:
             return
+        if (
+            self.public_url is not None
+            and self.public_url.startswith("http://")
+            and not (
+                _loopback(urlsplit(self.public_url).hostname)  # unreachable by Twilio: a local test
+            )
+        ):
+            raise ConfigError(
+                f"HOTLINE_PUBLIC_URL={self.public_url} is http://: its media stream would be "
+                "ws://, which Twilio refuses (wss only). Use https://, or --insecure-dev."
+            )
         if self.twilio_auth_token is None:
             raise ConfigError(
                 "TWILIO_AUTH_TOKEN is not set: hotline refuses to serve unsigned Twilio traffic. "
@@ -262,7 +376,17 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value set (for log redaction)."""
-        out = [v for v in (self.twilio_auth_token, self.admin_token, self.elevenlabs_api_key) if v]
+        out = [
+            v
+            for v in (
+                self.twilio_auth_token,
+                self.admin_token,
+                self.elevenlabs_api_key,
+                self.twilio_signing_key,
+                self.token_secret,
+            )
+            if v
+        ]
         out += self.listen.secrets()
         if self.redis_url:
             password = urlsplit(self.redis_url).password
@@ -272,7 +396,14 @@ class Settings:
 
     def describe(self) -> dict[str, object]:
         """Non-secret settings for logs."""
-        secret = {"twilio_auth_token", "admin_token", "elevenlabs_api_key", "redis_url"}
+        secret = {
+            "twilio_auth_token",
+            "admin_token",
+            "elevenlabs_api_key",
+            "redis_url",
+            "twilio_signing_key",
+            "token_secret",
+        }
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)

@@ -36,7 +36,7 @@ __all__ = ["MultiStats", "MultiTTS", "Preconnects"]
 
 log = logging.getLogger("hotline.tts")
 
-_MAX_MESSAGE = 4 * 2**20
+_MAX_MESSAGE = 16 * 2**20  # ElevenLabs allows 16 MB messages (see elevenlabs_client)
 #: Socket-level keep-alive when no context is live: an empty text only resets timers here.
 _SOCKET_KEEPALIVE = '{"text":""}'
 

@@ -15,23 +15,23 @@ per-frame work beyond a string format and, while audio plays, one small C call.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
 import contextlib
 import json
-import os
 import secrets
 import time
-import xml.etree.ElementTree as ET
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from hotline.sim.call_report import CallReport, HeardUtterance, report_json
+from hotline.sim.errors import CallError
+from hotline.sim.messages import CONNECTED, TwilioMessages, b64
+from hotline.sim.playback import Last, Playback
 from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME, SPEECH_DBFS
+from hotline.sim.webhook import connect_url, parse_twiml, post_webhook, sign
 
 __all__ = [
     "CallControl",
@@ -39,23 +39,14 @@ __all__ = [
     "CallOptions",
     "CallReport",
     "HeardUtterance",
-    "add_arguments",
     "parse_twiml",
     "place_call",
-    "run",
+    "report_json",
 ]
 
 FRAME_S = 0.02
-_SILENCE_B64 = base64.b64encode(SILENCE_FRAME).decode("ascii")
-_MEDIA_FMT = (
-    '{{"event":"media","sequenceNumber":"{seq}","media":{{"track":"inbound","chunk":"{chunk}",'
-    '"timestamp":"{ts}","payload":"{payload}"}},"streamSid":"{sid}"}}'
-)
+_SILENCE_B64 = b64(SILENCE_FRAME)
 _MAX_CATCH_UP = 50  # frames processed in one wake-up when the event loop was late
-
-
-class CallError(Exception):
-    """The call could not be set up (webhook, TwiML or upgrade failed)."""
 
 
 def _sid(prefix: str) -> str:
@@ -134,143 +125,6 @@ class CallOptions:
     media_speedup: float = 1.0  # inbound media this many times faster than real time
 
 
-@dataclass
-class HeardUtterance:
-    """A stretch of played audio closed by a mark echo, a clear, or the end of the call (mark None)."""
-
-    start_ms: float
-    end_ms: float
-    audio_ms: float
-    speech_ms: float
-    mark: str | None
-    cleared: bool
-
-
-@dataclass
-class CallReport:
-    call_sid: str
-    stream_sid: str = ""
-    time_to_first_audio_ms: float | None = None  # `start` sent -> first media received
-    underrun_ms: float = 0.0  # playback starved while the last message received was media
-    underrun_events: int = 0
-    # (start ms, length ms) of each gap, first 100
-    underruns: list[tuple[float, float]] = field(default_factory=list)
-    media_frames: int = 0  # media messages received
-    audio_ms: float = 0.0  # audio actually played (8 bytes = 1 ms)
-    marks_received: int = 0
-    marks_echoed: int = 0
-    clears: int = 0
-    heard: bytes = b""  # the caller's earpiece, 8 kHz µ-law, 0xFF where nothing played
-    ended_by: str = "error"  # "server_hangup" | "caller_stop" | "timeout" | "error"
-    errors: list[str] = field(default_factory=list)
-    speech_ms: float = 0.0
-    first_clear_after_barge_in_ms: float | None = None
-    barge_in_onset_ms: float | None = None
-    close_code: int | None = None
-    duration_ms: float = 0.0
-    unplayed_ms_at_end: float = 0.0  # audio still queued when the call ended
-    dtmf_sent: int = 0
-    inbound_frames: int = 0
-    protocol_violations: int = 0
-    utterances: list[HeardUtterance] = field(default_factory=list)
-    mark_names: list[str] = field(default_factory=list)
-    webhook_status: int | None = None
-    stream_url: str | None = None
-    custom_parameters: dict[str, str] = field(default_factory=dict)
-    duplicate_result: str | None = None
-    out: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """The call connected, heard audio, and ended normally without protocol errors."""
-        return (
-            not self.errors
-            and self.time_to_first_audio_ms is not None
-            and self.ended_by in ("server_hangup", "caller_stop")
-        )
-
-    def summary(self) -> str:
-        def ms(v: float | None) -> str:
-            return "-" if v is None else f"{v:.0f} ms"
-
-        lines = [
-            f"call {self.call_sid}  stream {self.stream_sid or '-'}",
-            f"  ended by             {self.ended_by} (close code {self.close_code}) after {self.duration_ms / 1000:.1f} s",
-            f"  time to first audio  {ms(self.time_to_first_audio_ms)}",
-            f"  audio heard          {self.audio_ms / 1000:.2f} s ({self.speech_ms / 1000:.2f} s speech) in {self.media_frames} media messages",
-            f"  underrun             {self.underrun_ms:.0f} ms in {self.underrun_events} gaps",
-            f"  marks                {self.marks_received} received, {self.marks_echoed} echoed",
-            f"  clears               {self.clears}"
-            + (
-                f" (first {self.first_clear_after_barge_in_ms:.0f} ms after barge-in onset)"
-                if self.first_clear_after_barge_in_ms is not None
-                else (" (barge-in: no clear)" if self.barge_in_onset_ms is not None else "")
-            ),
-            f"  dtmf sent            {self.dtmf_sent}",
-        ]
-        for i, u in enumerate(self.utterances, 1):
-            how = "cleared" if u.cleared else "played"
-            lines.append(
-                f"  utterance {i:<2}        {u.start_ms / 1000:6.2f}-{u.end_ms / 1000:6.2f} s  "
-                f"{u.audio_ms / 1000:5.2f} s audio, {u.speech_ms / 1000:5.2f} s speech  {how}"
-                + (f" (mark {u.mark})" if u.mark else "")
-            )
-        if self.duplicate_result is not None:
-            lines.append(f"  second connection    {self.duplicate_result}")
-        if self.out:
-            lines.append(f"  heard audio written  {self.out}")
-        lines.append(
-            "  errors               " + ("none" if not self.errors else "; ".join(self.errors[:5]))
-        )
-        return "\n".join(lines)
-
-
-def parse_twiml(text: str) -> tuple[str, dict[str, str]]:
-    """The ``<Connect><Stream url>`` and its ``<Parameter>``s from a TwiML document.
-
-    Raises:
-        CallError: not TwiML, or no bidirectional stream in it.
-    """
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise CallError(f"webhook answer is not XML: {exc}") from None
-    if root.tag != "Response":
-        raise CallError(f"TwiML root is <{root.tag}>, not <Response>")
-    stream = root.find("./Connect/Stream")
-    if stream is None:
-        raise CallError("TwiML has no <Connect><Stream> (a bidirectional stream)")
-    url = stream.get("url")
-    if not url:
-        raise CallError("<Stream> has no url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("wss", "ws"):
-        raise CallError(f"<Stream url> must be wss://, got {url!r}")
-    if parts.query:
-        raise CallError(f"<Stream url> must not carry a query string (Twilio error 31920): {url!r}")
-    params: dict[str, str] = {}
-    for p in stream.findall("./Parameter"):
-        name, value = p.get("name"), p.get("value")
-        if name is None or value is None:
-            raise CallError("<Parameter> without name or value")
-        params[name] = value
-    return url, params
-
-
-def _sign(token: str, url: str, params: dict[str, str]) -> str:
-    from twilio.request_validator import RequestValidator
-
-    return str(RequestValidator(token).compute_signature(url, params))
-
-
-def _connect_url(stream_url: str, base_url: str) -> str:
-    """Where to really connect: a wss:// TwiML url is reached over ws:// when the server is plain HTTP."""
-    parts = urlsplit(stream_url)
-    if parts.scheme == "wss" and urlsplit(base_url).scheme == "http":
-        return urlunsplit(("ws", *parts[1:]))
-    return stream_url
-
-
 class _Call:
     """A connected stream: the 20 ms clock (inbound media + playback) and the receiver."""
 
@@ -283,16 +137,11 @@ class _Call:
         self.params = params
         self.loop = asyncio.get_running_loop()
         self.sid = opts.stream_sid
-        self.seq = 0
-        self.chunk = 0
+        self.msgs = TwilioMessages(opts.stream_sid, opts.call_sid, opts.account_sid)
         self.t0 = 0.0
         self.scale = 1.0 if opts.realtime else 10.0
         self.frame_s = FRAME_S / self.scale
-        # playback buffer: bytes (audio) and str (mark names), in arrival order
-        self.buf: deque[bytes | str] = deque()
-        self.buf_bytes = 0
-        self.deferred_marks: list[str] = []
-        self.last_rx = ""
+        self.playback = Playback()
         self.heard = bytearray()
         self.server_closed = asyncio.Event()
         self.played_frames = 0
@@ -321,10 +170,6 @@ class _Call:
     def now_ms(self) -> float:
         return (self.loop.time() - self.t0) * 1000.0 * self.scale
 
-    def _next_seq(self) -> str:
-        self.seq += 1
-        return str(self.seq)
-
     async def _send(self, text: str | bytes) -> None:
         await self.ws.send(text)
 
@@ -334,60 +179,11 @@ class _Call:
         if msg not in self.r.errors and len(self.r.errors) < 50:
             self.r.errors.append(msg)
 
-    # -- messages out --------------------------------------------------------------------------
-
-    def _start_message(self) -> str:
-        return json.dumps(
-            {
-                "event": "start",
-                "sequenceNumber": self._next_seq(),
-                "start": {
-                    "accountSid": self.opts.account_sid,
-                    "streamSid": self.sid,
-                    "callSid": self.opts.call_sid,
-                    "tracks": ["inbound"],
-                    "customParameters": self.params,
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                },
-                "streamSid": self.sid,
-            }
-        )
-
-    def _stop_message(self) -> str:
-        return json.dumps(
-            {
-                "event": "stop",
-                "sequenceNumber": self._next_seq(),
-                "stop": {"accountSid": self.opts.account_sid, "callSid": self.opts.call_sid},
-                "streamSid": self.sid,
-            }
-        )
-
-    def _dtmf_message(self, digit: str) -> str:
-        return json.dumps(
-            {
-                "event": "dtmf",
-                "streamSid": self.sid,
-                "sequenceNumber": self._next_seq(),
-                "dtmf": {"track": "inbound_track", "digit": digit},
-            }
-        )
-
-    def _mark_message(self, name: str) -> str:
-        return json.dumps(
-            {
-                "event": "mark",
-                "sequenceNumber": self._next_seq(),
-                "streamSid": self.sid,
-                "mark": {"name": name},
-            }
-        )
-
     async def _echo_mark(self, name: str, *, cleared: bool = False) -> None:
         if self.opts.never_echo_marks:
             return
         self.r.marks_echoed += 1
-        await self._send(self._mark_message(name))
+        await self._send(self.msgs.mark(name))
         if (
             not cleared
             and self.digits
@@ -450,9 +246,7 @@ class _Call:
             self.r.media_frames += 1
             if self.r.time_to_first_audio_ms is None:
                 self.r.time_to_first_audio_ms = self.now_ms()
-            self.buf.append(audio)
-            self.buf_bytes += len(audio)
-            self.last_rx = "media"
+            self.playback.media(audio)
         elif event == "mark":
             mark = msg.get("mark")
             if (
@@ -466,13 +260,9 @@ class _Call:
             name = mark["name"]
             self.r.marks_received += 1
             self.r.mark_names.append(name)
-            self.last_rx = "mark"
-            if self.buf_bytes == 0 and not self.deferred_marks:
-                self.buf.clear()
+            if self.playback.mark(name):
                 self._close_utterance(name, cleared=False)
                 await self._echo_mark(name)
-            else:
-                self.buf.append(name)
         elif event == "clear":
             if set(msg) != {"event", "streamSid"}:
                 self._violation("31951", "clear message with wrong fields")
@@ -486,11 +276,7 @@ class _Call:
         self.r.clears += 1
         if self.barge_onset is not None and self.r.first_clear_after_barge_in_ms is None:
             self.r.first_clear_after_barge_in_ms = now - self.barge_onset
-        pending = self.deferred_marks + [x for x in self.buf if isinstance(x, str)]
-        self.deferred_marks = []
-        self.buf.clear()
-        self.buf_bytes = 0
-        self.last_rx = "clear"
+        pending = self.playback.clear()
         self._close_utterance(None, cleared=True)
         for name in pending:
             await self._echo_mark(name, cleared=True)
@@ -516,69 +302,39 @@ class _Call:
 
     async def _play_frame(self) -> None:
         """Play 20 ms: echo marks whose audio finished, take up to 160 bytes from the buffer."""
-        for name in self.deferred_marks:
+        t = self.playback.tick()
+        for name in t.marks:
             self._close_utterance(name, cleared=False)
             await self._echo_mark(name)
-        self.deferred_marks = []
-        # marks at the head were reached with nothing left before them
-        while self.buf and isinstance(self.buf[0], str):
-            head = self.buf.popleft()
-            assert isinstance(head, str)
-            self._close_utterance(head, cleared=False)
-            await self._echo_mark(head)
-        need = FRAME_BYTES
-        parts: list[bytes] = []
-        while need and self.buf:
-            head = self.buf[0]
-            if isinstance(head, str):
-                self.buf.popleft()
-                self.deferred_marks.append(head)  # its audio ends within this frame
-                continue
-            if len(head) <= need:
-                self.buf.popleft()
-                parts.append(head)
-                need -= len(head)
-            else:
-                parts.append(head[:need])
-                self.buf[0] = head[need:]
-                need = 0
-        got = FRAME_BYTES - need
-        self.buf_bytes -= got
-        if got:
+        if t.got:
             if self.utt_start is None:
                 self.utt_start = self.now_ms()
                 if self.answer_at is None and self.first_digit_at is not None:
                     self.answer_at = self.utt_start
-            self.utt_audio += got
-            self.r.audio_ms += got / 8.0
-            frame = b"".join(parts)
-            if need:
-                frame += SILENCE_FRAME[:need]
-            if self._stats is not None and self._stats(frame)[0] > SPEECH_DBFS:
+            self.utt_audio += t.got
+            self.r.audio_ms += t.got / 8.0
+            if self._stats is not None and self._stats(t.frame)[0] > SPEECH_DBFS:
                 self.utt_speech += 1
                 self.r.speech_ms += 20.0
-        else:
-            frame = SILENCE_FRAME
-        if need and self.last_rx == "media" and not self.deferred_marks:
-            self.r.underrun_ms += need / 8.0
+        if t.underrun_bytes:
+            self.r.underrun_ms += t.underrun_bytes / 8.0
             if not self.in_underrun:
                 self.r.underrun_events += 1
                 if len(self.r.underruns) < 100:
                     self.r.underruns.append((self.now_ms(), 0.0))
             if self.r.underruns and len(self.r.underruns) <= 100:
                 start, length = self.r.underruns[-1]
-                self.r.underruns[-1] = (start, length + need / 8.0)
+                self.r.underruns[-1] = (start, length + t.underrun_bytes / 8.0)
             self.in_underrun = True
         else:
             self.in_underrun = False
         if self.opts.keep_audio:
-            self.heard += frame
+            self.heard += t.frame
         self.played_frames += 1
 
     # -- inbound media -------------------------------------------------------------------------
 
     def _media_message(self) -> str:
-        self.chunk += 1
         payload = _SILENCE_B64
         if self.speech_pos >= 0:
             if self.speech_pos < len(self.speech_payloads):
@@ -586,13 +342,7 @@ class _Call:
                 self.speech_pos += 1
             else:
                 self.speech_pos = -1
-        return _MEDIA_FMT.format(
-            seq=self._next_seq(),
-            chunk=self.chunk,
-            ts=(self.chunk - 1) * 20,
-            payload=payload,
-            sid=self.sid,
-        )
+        return self.msgs.media(payload)
 
     def _start_barge_in(self) -> None:
         from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_payloads
@@ -618,7 +368,7 @@ class _Call:
                 json.dumps(
                     {
                         "event": "hotline-unknown",
-                        "sequenceNumber": self._next_seq(),
+                        "sequenceNumber": self.msgs.next_seq(),
                         "streamSid": self.sid,
                         "unknown": {"x": "1"},
                     }
@@ -630,31 +380,23 @@ class _Call:
             await self._send(SILENCE_FRAME)
         if o.huge_message and tick == 10:
             big = "A" * (1 << 20)
-            await self._send(
-                _MEDIA_FMT.format(
-                    seq=self._next_seq(),
-                    chunk=self.chunk + 1,
-                    ts=self.chunk * 20,
-                    payload=big,
-                    sid=self.sid,
-                )
-            )
+            await self._send(self.msgs.media_at(big, self.msgs.chunk + 1, self.msgs.chunk * 20))
         if o.dtmf_storm and tick == 25:
             keys = "0123456789*#"
             for i in range(o.dtmf_storm):
-                await self._send(self._dtmf_message(keys[i % len(keys)]))
+                await self._send(self.msgs.dtmf(keys[i % len(keys)]))
                 self.r.dtmf_sent += 1
 
     async def run(self) -> None:
         o = self.opts
-        await self._send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await self._send(CONNECTED)
         self.t0 = self.loop.time()
-        await self._send(self._start_message())
+        await self._send(self.msgs.start(self.params))
         self.r.stream_sid = self.sid
         if o.on_started is not None:
             o.on_started(self.r)
         if o.stop_before_media:
-            await self._send(self._stop_message())
+            await self._send(self.msgs.stop())
             self.r.ended_by = "caller_stop"
             return
         receiver = self.loop.create_task(self.receiver())
@@ -680,7 +422,7 @@ class _Call:
                         ended_by = "caller_stop"
                         break
                     while ctl._digits:
-                        await self._send(self._dtmf_message(ctl._digits.pop(0)))
+                        await self._send(self.msgs.dtmf(ctl._digits.pop(0)))
                         self.r.dtmf_sent += 1
                 if now >= o.max_seconds * 1000.0:
                     ended_by = "timeout"
@@ -700,7 +442,7 @@ class _Call:
                     ended_by = "caller_stop"
                     break
                 if self.digit_due is not None and now >= self.digit_due and self.digits:
-                    await self._send(self._dtmf_message(self.digits.pop(0)))
+                    await self._send(self.msgs.dtmf(self.digits.pop(0)))
                     self.r.dtmf_sent += 1
                     if self.first_digit_at is None:
                         self.first_digit_at = now
@@ -712,7 +454,8 @@ class _Call:
                 await self._faults(tick)
                 # frames due by the wall clock (catch up if the loop was late)
                 due = int(now / 20.0) + 1 - self.played_frames
-                if due > 0 and self.last_rx == "media" and self.buf_bytes < due * FRAME_BYTES:
+                pb = self.playback
+                if due > 0 and pb.last is Last.MEDIA and pb.buffered_bytes < due * FRAME_BYTES:
                     # About to starve: first let the receiver take what already arrived (in one
                     # loop iteration the timer can run before the task reading the socket).
                     await asyncio.sleep(0)
@@ -738,7 +481,7 @@ class _Call:
                 raise
         finally:
             self.r.ended_by = ended_by
-            self.r.unplayed_ms_at_end = self.buf_bytes / 8.0
+            self.r.unplayed_ms_at_end = self.playback.buffered_bytes / 8.0
             self._close_utterance(None, cleared=False)  # what was playing when the call ended
             self.r.duration_ms = self.now_ms()
             if ended_by != "server_hangup":
@@ -759,7 +502,7 @@ class _Call:
             self.ws.transport.abort()
             return
         with contextlib.suppress(ConnectionClosed):
-            await self._send(self._stop_message())
+            await self._send(self.msgs.stop())
 
     async def _duplicate(self) -> None:
         """Open a second stream for the same call (same signed URL, same parameters)."""
@@ -767,10 +510,10 @@ class _Call:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
 
         assert self.r.stream_url is not None
-        url = self.opts.ws_url or _connect_url(self.r.stream_url, self.opts.url)
+        url = self.opts.ws_url or connect_url(self.r.stream_url, self.opts.url)
         headers = {}
         if self.opts.auth_token:
-            headers["X-Twilio-Signature"] = _sign(self.opts.auth_token, self.r.stream_url, {})
+            headers["X-Twilio-Signature"] = sign(self.opts.auth_token, self.r.stream_url, {})
         await asyncio.sleep(0.3)
         try:
             async with connect(
@@ -784,10 +527,7 @@ class _Call:
                 await ws2.send(
                     json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
                 )
-                start = json.loads(self._start_message())
-                start["start"]["streamSid"] = sid2
-                start["streamSid"] = sid2
-                await ws2.send(json.dumps(start))
+                await ws2.send(self.msgs.start(self.params, stream_sid=sid2))
 
                 async def drain() -> None:
                     with contextlib.suppress(ConnectionClosed):  # any close code: reported below
@@ -803,53 +543,6 @@ class _Call:
             self.r.duplicate_result = f"upgrade refused (HTTP {exc.response.status_code})"
         except (ConnectionClosed, OSError) as exc:
             self.r.duplicate_result = f"failed: {type(exc).__name__}"
-
-
-_SSL_CONTEXT: Any = None
-
-
-def _ssl_context() -> Any:
-    """One TLS context per process: building one loads the CA store (~30 ms of CPU), which
-    would dominate the cost of a simulated call under load."""
-    global _SSL_CONTEXT
-    if _SSL_CONTEXT is None:
-        import ssl
-
-        _SSL_CONTEXT = ssl.create_default_context()
-    return _SSL_CONTEXT
-
-
-async def _webhook(opts: CallOptions, report: CallReport) -> str:
-    import httpx
-
-    url = opts.url.rstrip("/") + opts.voice_path
-    form = {
-        "AccountSid": opts.account_sid,
-        "ApiVersion": "2010-04-01",
-        "CallSid": opts.call_sid,
-        "CallStatus": "ringing",
-        "Called": opts.to_number,
-        "Caller": opts.from_number,
-        "Direction": "inbound",
-        "From": opts.from_number,
-        "To": opts.to_number,
-        "CallerCountry": "US",
-        "ToCountry": "US",
-    }
-    form.update(opts.extra_form)
-    headers = {"User-Agent": "TwilioProxy/1.1"}
-    if opts.auth_token:
-        token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
-        headers["X-Twilio-Signature"] = _sign(token, url, form)
-    async with httpx.AsyncClient(timeout=opts.http_timeout, verify=_ssl_context()) as client:
-        try:
-            resp = await client.post(url, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            raise CallError(f"webhook POST {url} failed: {type(exc).__name__}: {exc}") from None
-    report.webhook_status = resp.status_code
-    if resp.status_code != 200:
-        raise CallError(f"webhook POST {url} answered HTTP {resp.status_code}")
-    return resp.text
 
 
 async def place_call(options: CallOptions) -> CallReport:
@@ -871,15 +564,15 @@ async def place_call(options: CallOptions) -> CallReport:
                 caller_speech_payloads, opts.barge_in_text or DEFAULT_CALLER_TEXT
             )
     try:
-        twiml = await _webhook(opts, report)
+        twiml = await post_webhook(opts, report)
         stream_url, params = parse_twiml(twiml)
         report.stream_url = stream_url
         report.custom_parameters = dict(params)
         headers: dict[str, str] = {}
         if opts.auth_token:
             token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
-            headers["X-Twilio-Signature"] = _sign(token, stream_url, {})
-        url = opts.ws_url or _connect_url(stream_url, opts.url)
+            headers["X-Twilio-Signature"] = sign(token, stream_url, {})
+        url = opts.ws_url or connect_url(stream_url, opts.url)
         try:
             async with connect(
                 url,
@@ -916,118 +609,3 @@ async def place_call(options: CallOptions) -> CallReport:
         report.out = opts.out
     return report
 
-
-# -- CLI -------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="hotline server base URL")
-    parser.add_argument(
-        "--auth-token",
-        default=None,
-        help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN)",
-    )
-    parser.add_argument(
-        "--digits", default="", help="DTMF keys to press, one after each finished line"
-    )
-    parser.add_argument(
-        "--digit-after",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="press the first key at this time instead",
-    )
-    parser.add_argument(
-        "--barge-in-at",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="start talking at this time",
-    )
-    parser.add_argument(
-        "--hangup-after",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="hang up (stop) at this time",
-    )
-    parser.add_argument(
-        "--barge-in-after-answer",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="start talking this long after the answer to the first key began playing",
-    )
-    parser.add_argument(
-        "--hangup-after-barge-in",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="hang up this long after starting to talk",
-    )
-    parser.add_argument(
-        "--report-json", default=None, metavar="PATH", help="also write the report as JSON"
-    )
-    parser.add_argument("--max-seconds", type=float, default=30.0)
-    parser.add_argument("--out", default=None, metavar="WAV", help="write what the caller heard")
-    parser.add_argument("--from", dest="from_number", default="+15555550123")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON instead")
-    faults = parser.add_argument_group("Twilio-side faults")
-    for flag in (
-        "drop-without-stop",
-        "stop-before-media",
-        "duplicate-connection",
-        "unknown-events",
-        "malformed-json",
-        "binary-frames",
-        "huge-message",
-        "never-echo-marks",
-        "bad-signature",
-    ):
-        faults.add_argument(f"--{flag}", action="store_true")
-    faults.add_argument("--dtmf-storm", type=int, default=0, metavar="N")
-    faults.add_argument("--media-speedup", type=float, default=1.0, metavar="X")
-
-
-def report_json(report: CallReport) -> dict[str, Any]:
-    d = {k: v for k, v in vars(report).items() if k not in ("heard", "utterances")}
-    d["utterances"] = [vars(u) for u in report.utterances]
-    d["ok"] = report.ok
-    return d
-
-
-def run(args: argparse.Namespace) -> int:
-    token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
-    opts = CallOptions(
-        url=args.url,
-        auth_token=token or None,
-        digits=args.digits,
-        digit_after_s=args.digit_after,
-        barge_in_at=args.barge_in_at,
-        hangup_after_s=args.hangup_after,
-        barge_in_after_answer_s=args.barge_in_after_answer,
-        hangup_after_barge_in_s=args.hangup_after_barge_in,
-        max_seconds=args.max_seconds,
-        out=args.out,
-        from_number=args.from_number,
-        drop_without_stop=args.drop_without_stop,
-        stop_before_media=args.stop_before_media,
-        duplicate_connection=args.duplicate_connection,
-        unknown_events=args.unknown_events,
-        malformed_json=args.malformed_json,
-        binary_frames=args.binary_frames,
-        huge_message=args.huge_message,
-        never_echo_marks=args.never_echo_marks,
-        bad_signature=args.bad_signature,
-        dtmf_storm=args.dtmf_storm,
-        media_speedup=args.media_speedup,
-    )
-    report = asyncio.run(place_call(opts))
-    if args.report_json:
-        with open(args.report_json, "w", encoding="utf-8") as f:
-            json.dump(report_json(report), f, indent=2)
-    if args.json:
-        print(json.dumps(report_json(report), indent=2))
-    else:
-        print(report.summary())
-    return 0 if report.ok else 1

@@ -29,7 +29,7 @@ def caller_speech_frames(
     measured from it); the last frame is padded with µ-law silence (0xFF).
     """
     from hotline.codec import Resampler, ulaw_encode
-    from hotline.voice.espeak import synthesize
+    from hotline.tts_standin.espeak import synthesize
 
     pcm = synthesize(text, voice=voice, rate_wpm=rate_wpm)
     rs = Resampler(pcm.sample_rate, 8000)

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
-from tests.server.harness import running_server
+from tests.support.aio import arun, wait_until
+from tests.support.server import running_server
 
 T = TypeVar("T")
 TWILIO_TOKEN = "e2e-twilio-token-0123456789abcdef"
@@ -46,11 +48,14 @@ goodbye_digit = "0"
 """
 
 
-def arun(factory: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
+# The configuration users run (multi-context socket, phrase cache), and the per-utterance
+# socket without a cache, whose barge-in closes the whole ElevenLabs connection.
+TRANSPORTS = {"defaults": {}, "single": {"elevenlabs_transport": "single", "cache_bytes": 0}}
 
-    return asyncio.run(main())
+
+@pytest.fixture(params=list(TRANSPORTS))
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def sockets_open() -> int:
@@ -66,6 +71,7 @@ def sockets_open() -> int:
 class Hotline:
     base: str
     app: FastAPI
+    transport: str  # what the server runs: "multi" | "single"
 
     @property
     def voice(self) -> Any:
@@ -75,14 +81,26 @@ class Hotline:
         async with httpx.AsyncClient(base_url=self.base, headers=ADMIN) as client:
             return await client.request(method, path, **kw)
 
+    def paths(self, utterance_id: int) -> list[str]:
+        """How each call's utterance ``utterance_id`` was spoken ("multi" | "single" | "cache")."""
+        speech = self.app.state.hub.speech
+        return [r.path for r in speech.records if r.utterance_id == utterance_id]
+
+    def greeting_cut_at_the_voice(self) -> bool:
+        """The interrupted greeting's synthesis was stopped at the voice without a flush: its
+        socket closed by hotline (single) or its context closed on the call's socket (multi)."""
+        if self.transport == "single":
+            return self.voice.stats.closes_by_client > 0
+        cut = {"context_id": "u1", "close_context": True}
+        return any(cut in rec.messages for rec in self.voice.records)
+
 
 @contextlib.asynccontextmanager
-async def hotline(tmp_path: Path, script: str) -> AsyncIterator[Hotline]:
+async def hotline(tmp_path: Path, script: str, transport: str) -> AsyncIterator[Hotline]:
     script_file = tmp_path / "script.toml"
     script_file.write_text(script)
-    # running_server pins the per-utterance stream-input path with nothing cached (the
-    # ElevenLabs closes are asserted here); tests/scale covers the multi socket and the cache.
     async with running_server(
+        **TRANSPORTS[transport],
         twilio_auth_token=TWILIO_TOKEN,
         admin_token=ADMIN_TOKEN,
         script_path=str(script_file),
@@ -91,23 +109,16 @@ async def hotline(tmp_path: Path, script: str) -> AsyncIterator[Hotline]:
         tts_timeout=8.0,
     ) as srv:
         assert srv.app.state.voice is not None, "no ELEVENLABS_API_KEY: the local voice must run"
-        yield Hotline(srv.base, srv.app)
+        speech = srv.hub.speech
+        assert speech is not None
+        yield Hotline(srv.base, srv.app, str(speech.transport))
 
 
-async def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def test_whole_call_greeting_digit_say_hangup_then_barge_in(tmp_path: Path) -> None:
+def test_whole_call_greeting_digit_say_hangup_then_barge_in(tmp_path: Path, transport: str) -> None:
     async def main() -> None:
         tasks_before = asyncio.all_tasks()
         sockets_before = sockets_open()
-        async with hotline(tmp_path, SCRIPT) as hl:
+        async with hotline(tmp_path, SCRIPT, transport) as hl:
             # -- call 1: greeting, digit 1, say, digit 0 = goodbye and hang-up ------------
             live: list[CallReport] = []
             control = CallControl()
@@ -168,7 +179,6 @@ def test_whole_call_greeting_digit_say_hangup_then_barge_in(tmp_path: Path) -> N
             assert report2.ended_by == "server_hangup" and report2.duration_ms < 5000
 
             # -- call 3: talk over the greeting ------------------------------------------
-            closes_before = hl.voice.stats.closes_by_client
             barge = await place_call(
                 CallOptions(
                     url=hl.base, auth_token=TWILIO_TOKEN, barge_in_at=0.8, hangup_after_s=2.5
@@ -180,12 +190,14 @@ def test_whole_call_greeting_digit_say_hangup_then_barge_in(tmp_path: Path) -> N
             assert barge.first_clear_after_barge_in_ms is not None
             assert barge.first_clear_after_barge_in_ms <= 300
             assert barge.utterances and barge.utterances[0].cleared
-            # the ElevenLabs stream of the interrupted greeting was closed by hotline
-            await wait_until(
-                lambda: hl.voice.stats.closes_by_client > closes_before,
-                3,
-                "the TTS stream to close",
-            )
+            if hl.app.state.hub.speech.store is not None:
+                # with the cache, calls 2 and 3 heard the greeting call 1 recorded: the
+                # interrupted greeting had no synthesis to stop
+                assert hl.paths(1) == [hl.transport, "cache", "cache"]
+            else:
+                assert hl.paths(1) == ["single"] * 3
+                # the ElevenLabs stream of the interrupted greeting was closed by hotline
+                await wait_until(hl.greeting_cut_at_the_voice, 3, "the TTS stream to close")
 
             # -- nothing left of either call -------------------------------------------------
             await wait_until(
@@ -203,12 +215,12 @@ def test_whole_call_greeting_digit_say_hangup_then_barge_in(tmp_path: Path) -> N
         )
         assert sockets_open() <= sockets_before
 
-    arun(main)
+    arun(main, 60)
 
 
-def test_talking_over_a_long_greeting_clears_fast(tmp_path: Path) -> None:
+def test_talking_over_a_long_greeting_clears_fast(tmp_path: Path, transport: str) -> None:
     async def main() -> None:
-        async with hotline(tmp_path, LONG_GREETING) as hl:
+        async with hotline(tmp_path, LONG_GREETING, transport) as hl:
             report = await place_call(
                 CallOptions(
                     url=hl.base, auth_token=TWILIO_TOKEN, barge_in_at=0.8, hangup_after_s=3.0
@@ -219,7 +231,8 @@ def test_talking_over_a_long_greeting_clears_fast(tmp_path: Path) -> None:
             await wait_until(
                 lambda: hl.voice.stats.open_connections == 0, 5, "TTS sockets to close"
             )
-            assert hl.voice.stats.closes_by_client >= 1
-            assert any(rec.closed_by == "client" and not rec.final_sent for rec in hl.voice.records)
+            assert hl.paths(1) == [hl.transport]  # a fresh server: nothing cached yet
+            assert hl.greeting_cut_at_the_voice()
+            assert not any(rec.final_sent for rec in hl.voice.records)
 
-    arun(main)
+    arun(main, 60)

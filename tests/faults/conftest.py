@@ -29,3 +29,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
         alive = srv.alive
         srv.stop()
     assert alive, f"the server died during the fault matrix: {srv.error!r}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _transport(request: pytest.FixtureRequest, server: ServerThread) -> Iterator[None]:
+    """The ElevenLabs-side faults are injected per utterance (a query parameter on the TTS
+    connection), so that module runs on the per-utterance socket unless a test picks the
+    transport itself; the Twilio-side faults run on the defaults users run."""
+    if not request.module.__name__.endswith("test_elevenlabs_side"):
+        yield
+        return
+    old = server.set_transport("single")
+    try:
+        yield
+    finally:
+        server.set_transport(old)

@@ -1,6 +1,7 @@
-"""Harness for the fault matrix. The fault matrix (issue 5) runs against ONE hotline server for the whole package: the real
-app on a real uvicorn on 127.0.0.1 (ephemeral port), in a thread with its own event loop, with
-the embedded local voice. Every test hits it with one fault (from the caller simulator's fault
+"""Harness for the fault matrix. The fault matrix (issue 5) runs against ONE hotline server for
+the whole package: the real app on a real uvicorn on 127.0.0.1 (ephemeral port), in a thread
+with its own event loop (tests.support.server.ServerThread), with the embedded local voice, on
+the production defaults. Every test hits it with one fault (from the caller simulator's fault
 flags or the local voice's fault modes) and then checks that the server is still fine: /health
 answers, a normal call completes, /calls is empty, no task is left in the server's loop, no
 socket is left open, the error is counted in /metrics and logged once with the CallSid.
@@ -14,24 +15,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import socket
-import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import uvicorn
 
-from hotline.server.app import create_app
-from hotline.server.cli import uvicorn_config_kwargs
-from hotline.server.hub import Hub
-from hotline.server.settings import Settings
 from hotline.sim.caller import CallOptions, CallReport, place_call
 from hotline.sim.load import Scrape, parse_metrics
+from tests.support.aio import arun
+from tests.support.server import ServerThread as BaseServerThread
 
-T = TypeVar("T")
+__all__ = ["arun"]  # re-exported for the fault tests
 
 AUTH_TOKEN = "faults-twilio-auth-token-0123456789"
 ADMIN_TOKEN = "faults-admin-token-abcdef"
@@ -60,105 +56,13 @@ def unique(text: str) -> str:
 FAULTY = "This line meets a fault in the voice."
 
 
-class ServerThread:
-    """create_app(settings) served by uvicorn in a thread with its own event loop."""
+class ServerThread(BaseServerThread):
+    """The shared server (tests.support.server.ServerThread) with the fault matrix's switches.
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        # The fault matrix injects a fault per utterance, so it runs the per-utterance
-        # stream-input path with nothing cached; tests/scale covers the multi-context socket
-        # (reconnect with backoff after a dropped socket) and the cache.
-        self.settings = {"elevenlabs_transport": "single", "cache_bytes": 0, **settings}
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.server: uvicorn.Server | None = None
-        self.hub: Hub | None = None
-        self.app: Any = None
-        self.base = ""
-        self.baseline: set[asyncio.Task[Any]] = set()
-        self.error: BaseException | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._main, name="hotline-faults-server", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("server thread did not start")
-        if self.error is not None:
-            raise RuntimeError("server failed to start") from self.error
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by start() / alive()
-            self.error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
-        settings = Settings(public_url=self.base, **self.settings)
-        self.app = create_app(settings)
-        self.hub = self.app.state.hub
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level="warning",
-            **uvicorn_config_kwargs(),  # type: ignore[arg-type]
-        )
-        self.server = uvicorn.Server(config)
-        self.loop = asyncio.get_running_loop()
-        task = asyncio.create_task(self.server.serve(sockets=[sock]))
-        try:
-            while not self.server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn exited before starting")
-                await asyncio.sleep(0.01)
-            self.baseline = set(asyncio.all_tasks())
-            self._ready.set()
-            await task
-        finally:
-            sock.close()
-
-    def stop(self) -> None:
-        if self.loop is not None and self.server is not None and self._thread.is_alive():
-            server = self.server
-            self.loop.call_soon_threadsafe(setattr, server, "should_exit", True)
-        self._thread.join(20)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive() and self.error is None
-
-    @property
-    def voice(self) -> Any:
-        return self.app.state.voice
-
-    def call_on_loop(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
-        """Run ``fn`` on the server's loop and return its result."""
-        assert self.loop is not None
-
-        async def wrapper() -> T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout)
-
-    def stray_tasks(self) -> list[str]:
-        """Tasks in the server's loop that were not there once it had started."""
-
-        def collect() -> list[str]:
-            current = asyncio.current_task()
-            return [
-                f"{t.get_name()}: {t.get_coro()!r}"
-                for t in asyncio.all_tasks()
-                if t not in self.baseline and t is not current
-            ]
-
-        return self.call_on_loop(collect)
+    It runs the production defaults (multi-context socket, phrase cache); the ElevenLabs-side
+    matrix switches to the per-utterance socket around its tests (see conftest.py), the lines
+    that must reach the voice are made unique so the cache cannot answer them.
+    """
 
     def set_transport(self, transport: str) -> str:
         """Switch the TTS transport ("multi" | "single") for the next utterances; returns
@@ -204,13 +108,6 @@ class ServerThread:
 
 
 # ----------------------------------------------------------------------------- running a call
-
-
-def arun(factory: Callable[[], Awaitable[T]], timeout: float = 45.0) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(main())
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -12,20 +11,14 @@ from hotline.core.events import TTSAudio, TTSEvent, TTSFinal
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import TTSConfig, TTSFailed
 from hotline.server.tts_multi import MultiTTS, Preconnects
-from hotline.voice.server import LocalVoice, VoiceConfig
+from hotline.tts_standin.server import StandInConfig, TTSStandIn
+from tests.support.aio import arun
 
 T = TypeVar("T")
-FAST = VoiceConfig(first_chunk_delay=0.02, realtime_factor=20.0)
+FAST = StandInConfig(first_chunk_delay=0.02, realtime_factor=20.0)
 
 
-def arun(factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(main())
-
-
-def config(voice: LocalVoice, **kw: Any) -> TTSConfig:
+def config(voice: TTSStandIn, **kw: Any) -> TTSConfig:
     return TTSConfig(
         base_url=voice.url,
         voice_id="voice1",
@@ -53,7 +46,7 @@ def bad(exc: ElevenLabsProtocolError) -> None:
     raise AssertionError(f"malformed message: {exc}")
 
 
-async def settle(voice: LocalVoice) -> None:
+async def settle(voice: TTSStandIn) -> None:
     for _ in range(200):
         if voice.stats.open_connections == 0:
             return
@@ -63,7 +56,7 @@ async def settle(voice: LocalVoice) -> None:
 
 def test_one_socket_one_context_per_utterance_then_close_socket() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice:
+        async with TTSStandIn(FAST) as voice:
             tts = MultiTTS(config(voice), label="CA1")
             outs = []
             for text in ("First line of the call.", "Second line.", "Third one."):
@@ -94,8 +87,8 @@ def test_one_socket_one_context_per_utterance_then_close_socket() -> None:
 
 def test_cancel_closes_the_context_and_the_next_utterance_uses_a_new_one() -> None:
     async def main() -> None:
-        slow = VoiceConfig(first_chunk_delay=0.3, realtime_factor=2.0)
-        async with LocalVoice(slow) as voice:
+        slow = StandInConfig(first_chunk_delay=0.3, realtime_factor=2.0)
+        async with TTSStandIn(slow) as voice:
             tts = MultiTTS(config(voice), label="CA2")
             first = Collect()
             long_text = "This long line is cut off by a caller who starts talking over it. " * 3
@@ -128,7 +121,7 @@ def test_cancel_closes_the_context_and_the_next_utterance_uses_a_new_one() -> No
 
 def test_reconnects_with_backoff_when_the_voice_drops_the_socket() -> None:
     async def main() -> None:
-        voice = LocalVoice(FAST)
+        voice = TTSStandIn(FAST)
         await voice.start()
         port = voice.port
         tts = MultiTTS(config(voice), label="CA3", backoff=(0.05, 0.2))
@@ -136,7 +129,7 @@ def test_reconnects_with_backoff_when_the_voice_drops_the_socket() -> None:
         await voice.stop()  # the voice goes away: the socket drops
         with pytest.raises(TTSFailed):
             await tts.synthesize("Nobody is there.", Collect(), bad)
-        voice2 = LocalVoice(FAST)
+        voice2 = TTSStandIn(FAST)
         await voice2.start(port=port)
         try:
             out = Collect()
@@ -156,7 +149,7 @@ def test_reconnects_with_backoff_when_the_voice_drops_the_socket() -> None:
 
 def test_keepalive_within_the_inactivity_timeout() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice:
+        async with TTSStandIn(FAST) as voice:
             tts = MultiTTS(config(voice), label="CA4", inactivity_timeout=1)
             await tts.synthesize("Hello.", Collect(), bad)
             await asyncio.sleep(2.2)  # idle for twice the inactivity timeout
@@ -172,7 +165,7 @@ def test_keepalive_within_the_inactivity_timeout() -> None:
 
 def test_preconnected_sockets_expire_when_no_stream_comes() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice:
+        async with TTSStandIn(FAST) as voice:
             made: list[MultiTTS] = []
 
             def factory() -> MultiTTS:
@@ -202,7 +195,7 @@ def test_preconnected_sockets_expire_when_no_stream_comes() -> None:
 
 def test_never_more_than_five_live_contexts() -> None:
     async def main() -> None:
-        async with LocalVoice(VoiceConfig(first_chunk_delay=2.0)) as voice:
+        async with TTSStandIn(StandInConfig(first_chunk_delay=2.0)) as voice:
             tts = MultiTTS(config(voice), label="CA5")
             tasks = [
                 asyncio.create_task(tts.synthesize(f"Line number {n}.", Collect(), bad))

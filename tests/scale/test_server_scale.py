@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import statistics
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from hotline.sim.speech import caller_speech_frames
-from tests.scale.test_multi import arun
-from tests.server.harness import ADMIN, FakeTwilio, Running, running_server
+from tests.support.aio import arun
+from tests.support.server import ADMIN, Running, running_server
+from tests.support.twilio import FakeTwilio
 
 SCRIPT = """
 greeting = "Hello, and thanks for calling the test line."
@@ -97,7 +97,8 @@ def test_multi_barge_in_closes_the_context_and_the_next_line_uses_a_new_one(
     arun(main, 60)
 
 
-def test_cached_greeting_is_identical_and_leaves_within_5_ms_of_start(tmp_path: Path) -> None:
+def test_cached_greeting_is_identical_and_takes_the_cache_path(tmp_path: Path) -> None:
+    # How fast the cached greeting leaves is benchmarks/bench_cached_greeting.py's business.
     async def main() -> None:
         async with running_server(
             elevenlabs_transport="multi",
@@ -122,22 +123,20 @@ def test_cached_greeting_is_identical_and_leaves_within_5_ms_of_start(tmp_path: 
             assert len(heard[0]) > 8000 and all(h == heard[0] for h in heard[1:])
             records = [r for r in hub.speech.records if r.utterance_id == 1]
             assert [r.path for r in records] == ["multi", "cache", "cache", "cache"]
-            cached_ms = [1000 * r.time_to_first_audio for r in records[1:]]
-            print("cached greeting: start -> first frame (ms):", cached_ms)
-            assert statistics.median(cached_ms) <= 5.0, cached_ms
             text = (await admin(server, "GET", "/metrics")).text
             assert metric(text, "hotline_phrase_cache_hits_total") == 3
             assert metric(text, "hotline_phrase_cache_misses_total") == 1
             assert metric(text, "hotline_phrase_cache_bytes") == stats.bytes > 8000
-            bucket = 'hotline_first_audio_by_path_seconds_bucket{le="0.005",path="cache"}'
-            assert metric(text, bucket) >= 2
+            assert metric(text, "hotline_first_audio_by_path_seconds_count", '{path="cache"}') == 3
 
     arun(main, 60)
 
 
-async def _later_lines_ttfa(tmp_path: Path, transport: str) -> list[float]:
+async def _later_lines_ttfa(tmp_path: Path, transport: str) -> tuple[list[float], int]:
+    """Time to first audio of lines 2-3, and how many sockets the voice saw for the call."""
     async with running_server(
         elevenlabs_transport=transport,
+        cache_bytes=0,
         local_voice_connect_delay=0.3,
         script_path=write_script(tmp_path),
         local_voice_first_chunk_delay=0.05,
@@ -156,15 +155,18 @@ async def _later_lines_ttfa(tmp_path: Path, transport: str) -> list[float]:
         assert server.hub.speech is not None
         records = [r for r in server.hub.speech.records if r.utterance_id >= 2]
         assert {r.path for r in records} == {transport} and len(records) == 2
-        return [r.time_to_first_audio for r in records]
+        return [r.time_to_first_audio for r in records], server.app.state.voice.stats.connections
 
 
 def test_later_lines_skip_the_connect_delay_on_the_multi_socket(tmp_path: Path) -> None:
-    single = arun(lambda: _later_lines_ttfa(tmp_path, "single"), 60)
-    multi = arun(lambda: _later_lines_ttfa(tmp_path, "multi"), 60)
+    # (The cache is off: the greeting is spoken by the transport under test, too.)
+    single, single_sockets = arun(lambda: _later_lines_ttfa(tmp_path, "single"), 60)
+    multi, multi_sockets = arun(lambda: _later_lines_ttfa(tmp_path, "multi"), 60)
     print(f"time to first audio, lines 2-3: single {single} multi {multi}")
-    assert min(single) >= 0.3  # every single-path line pays the 300 ms handshake
-    assert statistics.mean(single) - statistics.mean(multi) > 0.15
+    assert min(single) >= 0.3  # every single-path line pays the 300 ms handshake (a lower bound)
+    # ... because each opens its own socket, while the multi lines reuse the call's one socket
+    # (opened at /voice); the speed-up itself is measured by benchmarks/bench_first_word.py.
+    assert (single_sockets, multi_sockets) == (3, 1)
 
 
 def test_warm_up_caches_the_fixed_lines_before_the_first_call(tmp_path: Path) -> None:

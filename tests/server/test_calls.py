@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 
 from hotline.codec import ulaw_frame_stats
 from hotline.sim.speech import caller_speech_frames
+from tests.support.aio import wait_until
 
 from .harness import ADMIN, FakeTwilio, Running, running_server, sign, with_fault
 
@@ -38,16 +39,28 @@ goodbye_digit = "0"
 """
 
 
-def call_test(script: str = SCRIPT, **overrides: Any) -> Callable[..., Callable[..., None]]:
-    """Run an async test with a fresh server (short script) and a started FakeTwilio call."""
+# The configuration users run, and the per-utterance socket without a cache (its barge-in
+# closes the ElevenLabs connection instead of a context on the call's socket).
+TRANSPORTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "single": {"elevenlabs_transport": "single", "cache_bytes": 0},
+}
+
+
+def call_test(
+    script: str = SCRIPT, *, both_transports: bool = False, **overrides: Any
+) -> Callable[..., Callable[..., None]]:
+    """Run an async test with a fresh server (short script) on the production defaults; with
+    ``both_transports`` also on the per-utterance socket without a cache."""
 
     def wrap(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-        def run(tmp_path: Path, *args: Any, **kwargs: Any) -> None:
+        def run(tmp_path: Path, *args: Any, transport: str = "defaults", **kwargs: Any) -> None:
             path = tmp_path / "script.toml"
             path.write_text(script)
+            settings = {**TRANSPORTS[transport], **overrides}
 
             async def main() -> None:
-                async with running_server(script_path=str(path), **overrides) as server:
+                async with running_server(script_path=str(path), **settings) as server:
                     baseline = set(asyncio.all_tasks())
                     await test(server, baseline, *args, **kwargs)
 
@@ -55,9 +68,18 @@ def call_test(script: str = SCRIPT, **overrides: Any) -> Callable[..., Callable[
 
         run.__name__ = test.__name__
         params = list(inspect.signature(test).parameters.values())[2:]
+        extra = []
+        if both_transports:
+            extra = [inspect.Parameter("transport", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [inspect.Parameter("tmp_path", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params]
+            [
+                inspect.Parameter("tmp_path", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                *extra,
+                *params,
+            ]
         )
+        if both_transports:
+            return pytest.mark.parametrize("transport", list(TRANSPORTS))(run)
         return run
 
     return wrap
@@ -92,6 +114,21 @@ async def no_leftovers(server: Running, baseline: set[asyncio.Task[Any]]) -> Non
     raise AssertionError(
         f"left behind: tasks={leftover} calls={server.hub.calls} sessions={server.hub.sessions} "
         f"voice connections={voice.stats.open_connections}"
+    )
+
+
+async def tts_cut(server: Running, uid: int) -> None:
+    """Utterance ``uid``'s synthesis is stopped at the voice without a flush: its socket closed
+    (single) or its context closed on the call's socket (multi)."""
+    speech = server.hub.speech
+    assert speech is not None
+    voice = server.app.state.voice
+    if speech.transport == "single":
+        await wait_until(lambda: voice.stats.open_connections == 0, 2, "the TTS socket to close")
+        return
+    cut = {"context_id": f"u{uid}", "close_context": True}
+    await wait_until(
+        lambda: any(cut in rec.messages for rec in voice.records), 2, "the TTS context to close"
     )
 
 
@@ -153,20 +190,19 @@ async def test_greeting_digit_say_goodbye(
     assert "5555550123" not in logs
 
 
-@call_test(LONG_GREETING)
+@call_test(LONG_GREETING, both_transports=True)
 async def test_barge_in_clears_within_300ms(
     server: Running, baseline: set[asyncio.Task[Any]]
 ) -> None:
     tw = FakeTwilio(server)
     await tw.start()
     await tw.wait_for(lambda: len(tw.heard.frames) > 40)  # the greeting is playing
-    voice = server.app.state.voice
     onset = tw.speak(list(caller_speech_frames("Wait, hello?")))
     await tw.wait_for(lambda: tw.heard.clears)
     latency = tw.heard.clears[0] - onset
     assert 0 < latency <= 300, latency  # media clock: speech onset -> clear received
     # The greeting's ElevenLabs stream is closed, and nothing more of it arrives.
-    await tw.wait_for(lambda: voice.stats.open_connections == 0, 2)
+    await tts_cut(server, 1)
     frames_at_clear = len(tw.heard.frames)
     await asyncio.sleep(0.5)
     assert len(tw.heard.frames) == frames_at_clear
@@ -349,7 +385,9 @@ async def test_malformed_twilio_messages_are_dropped(
 # ------------------------------------------------------------------ a misbehaving voice
 
 
-@call_test(tts_timeout=1.0)
+# The faults are injected per utterance (a query parameter on the TTS connection): the
+# per-utterance socket; the multi socket's faults are in tests/faults.
+@call_test(tts_timeout=1.0, elevenlabs_transport="single")
 async def test_misbehaving_elevenlabs(server: Running, baseline: set[asyncio.Task[Any]]) -> None:
     tw = FakeTwilio(server)
     await tw.start()
@@ -361,7 +399,7 @@ async def test_misbehaving_elevenlabs(server: Running, baseline: set[asyncio.Tas
             server,
             "POST",
             f"/calls/{tw.call_sid}/say",
-            json={"text": "This one meets a fault midway through."},
+            json={"text": f"This one meets a fault midway through, number {uid}."},
         )
         assert r.json()["utterance_id"] == uid
         with_fault(server.hub, None)

@@ -9,7 +9,6 @@ import base64
 import contextlib
 import json
 import math
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket
 from starlette.websockets import WebSocketDisconnect
 from twilio.request_validator import RequestValidator
@@ -25,17 +23,12 @@ from twilio.request_validator import RequestValidator
 from hotline.codec import ulaw_encode, ulaw_frame_stats
 from hotline.sim.caller import CallOptions, CallReport, parse_twiml, place_call
 from hotline.sim.wav import read_wav
+from tests.support.aio import arun
+from tests.support.server import bind_ephemeral, serve_asgi
 
 T = TypeVar("T")
 TOKEN = "sim-test-token-123"
 STREAM_SID = "MZ" + "1" * 32
-
-
-def arun(factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(main())
 
 
 def tone(ms: int, freq: float = 440.0) -> bytes:
@@ -98,8 +91,7 @@ class Fake:
 
 @contextlib.asynccontextmanager
 async def fake_hotline(behaviour: Behaviour, *, max_size: int = 65536) -> AsyncIterator[Fake]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = bind_ephemeral()
     port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     validator = RequestValidator(TOKEN)
@@ -163,24 +155,8 @@ async def fake_hotline(behaviour: Behaviour, *, max_size: int = 65536) -> AsyncI
         finally:
             await rx
 
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        lifespan="off",
-        ws_ping_interval=None,
-        ws_max_size=max_size,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    async with serve_asgi(app, sock, lifespan="off", ws_ping_interval=None, ws_max_size=max_size):
         yield fake
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def call(behaviour: Behaviour, **kw: Any) -> tuple[CallReport, Fake]:

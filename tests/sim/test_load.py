@@ -14,10 +14,14 @@ import sys
 import pytest
 
 from hotline.server.metrics import Metrics
+from hotline.sim.caller import CallReport
 from hotline.sim.load import (
     HIST_BRIDGE,
     HIST_TTFA,
     LoadOptions,
+    ProcSample,
+    RunFigures,
+    build_report,
     histogram_quantile,
     parse_metrics,
     proc_sample,
@@ -111,3 +115,44 @@ def test_soak_100_sequential_calls() -> None:
     assert soak["fd_growth"] <= 0, soak
     assert result["server"]["active_calls_after"] == 0
     assert result["server"]["counters"]["hotline_calls_total"] == {"": 100.0}
+
+
+def test_build_report_joins_callers_server_and_process_figures() -> None:
+    """The report alone, from hand-made figures (no server): errors, CPU, memory, health."""
+    ok = CallReport(call_sid="CA1", time_to_first_audio_ms=300.0, ended_by="caller_stop")
+    ok.audio_ms = 4000.0
+    broken = CallReport(call_sid="CA2", ended_by="error", errors=["webhook POST failed"])
+    m = Metrics()
+    before = parse_metrics(m.render().decode())
+    m.time_to_first_audio.observe(0.3)
+    after = parse_metrics(m.render().decode())
+    result = build_report(
+        RunFigures(
+            opts=LoadOptions(calls=2, seconds=4.0),
+            reports=[ok, broken],
+            feeder=None,
+            soak=None,
+            before=before,
+            after=after,
+            proc_before=ProcSample(pid=7, cpu_s=1.0, rss_bytes=50 * 2**20, fds=10, threads=2),
+            proc_after=ProcSample(pid=7, cpu_s=1.5, rss_bytes=52 * 2**20, fds=11, threads=3),
+            voice_before=None,
+            voice_after=None,
+            wall=5.0,
+            cpu_self=0.25,
+            remaining=1,
+            healthy=False,
+        )
+    )
+    errors = result["errors"]
+    assert errors["total"] >= 4, errors  # the call's error, its ending, /calls, /health
+    text = json.dumps(errors)
+    assert "webhook POST failed" in text and "still listed in /calls" in text
+    assert "/health did not answer" in text
+    s = result["server"]
+    assert s["cpu_s"] == 0.5 and s["cpu_source"] == "/proc/7/stat"
+    assert (s["rss_mb_before"], s["rss_mb_after"]) == (50.0, 52.0)
+    assert (s["fds_before"], s["fds_after"], s["healthy_after"]) == (10, 11, False)
+    assert s["ttfa"]["count"] == 1
+    assert result["calls"] == 2 and "voice_process" not in s
+    assert "server CPU" in summary(result)

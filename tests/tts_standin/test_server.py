@@ -1,4 +1,4 @@
-"""LocalVoice against a plain websockets client: ElevenLabs protocol conformance, real eSpeak +
+"""TTSStandIn against a plain websockets client: ElevenLabs protocol conformance, real eSpeak +
 encoders + the codec on the audio, every fault mode, auth, and a clean stop."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -19,20 +18,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
 from hotline.codec import Transcoder, ulaw_frame_stats
-from hotline.voice.server import FAULT_MODES, LocalVoice, VoiceConfig
-from hotline.voice.textbuf import TextBuffer, bytes_per_second, chunk_alignments, cut_chunks
+from hotline.tts_standin.server import FAULT_MODES, StandInConfig, TTSStandIn
+from hotline.tts_standin.textbuf import TextBuffer, bytes_per_second, chunk_alignments, cut_chunks
+from tests.support.aio import arun
 
 T = TypeVar("T")
-FAST = VoiceConfig(first_chunk_delay=0.05, realtime_factor=50.0)
+FAST = StandInConfig(first_chunk_delay=0.05, realtime_factor=50.0)
 TEXT = "Hello there, this is the local voice. It speaks in short sentences. "
 AUDIO_KEYS = {"audio", "isFinal", "normalizedAlignment", "alignment"}
-
-
-def arun(factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(main())
 
 
 def speech_frames(ulaw: bytes) -> int:
@@ -62,7 +55,7 @@ async def collect(ws: ClientConnection, limit: float = 20.0) -> list[dict[str, A
 
 
 async def speak(
-    voice: LocalVoice, text: str = TEXT, *, voice_id: str = "voice1", **query: str
+    voice: TTSStandIn, text: str = TEXT, *, voice_id: str = "voice1", **query: str
 ) -> tuple[list[dict[str, Any]], ClientConnection]:
     async with connect(voice.url + path(voice_id, **query)) as ws:
         await ws.send(
@@ -74,7 +67,7 @@ async def speak(
     return msgs, ws
 
 
-async def settle(voice: LocalVoice) -> None:
+async def settle(voice: TTSStandIn) -> None:
     """Wait until the server side of every connection has finished (it ends just after the client sees the close)."""
     for _ in range(250):
         if voice.stats.open_connections == 0:
@@ -124,7 +117,7 @@ def test_cut_chunks_and_alignment() -> None:
 
 def test_stream_input_speaks_then_final_then_close() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice:
+        async with TTSStandIn(FAST) as voice:
             msgs, ws = await speak(voice)
             assert ws.close_code == 1000
             audio_msgs = [m for m in msgs if m.get("audio")]
@@ -164,7 +157,7 @@ def test_stream_input_speaks_then_final_then_close() -> None:
 )
 def test_every_format_decodes_to_speech(fmt: str) -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice:
+        async with TTSStandIn(FAST) as voice:
             msgs, _ = await speak(voice, "Testing one two three. ", output_format=fmt)
             t = Transcoder(fmt)
             ulaw = t.feed(audio_of(msgs)) + t.flush()
@@ -175,8 +168,8 @@ def test_every_format_decodes_to_speech(fmt: str) -> None:
 
 def test_first_chunk_delay_and_schedule_generation_before_eos() -> None:
     async def main() -> None:
-        cfg = VoiceConfig(first_chunk_delay=0.4, realtime_factor=50.0)
-        async with LocalVoice(cfg) as voice, connect(voice.url + path()) as ws:
+        cfg = StandInConfig(first_chunk_delay=0.4, realtime_factor=50.0)
+        async with TTSStandIn(cfg) as voice, connect(voice.url + path()) as ws:
             await ws.send(
                 json.dumps({"text": " ", "generation_config": {"chunk_length_schedule": [50]}})
             )
@@ -200,7 +193,7 @@ def test_first_chunk_delay_and_schedule_generation_before_eos() -> None:
 
 def test_flush_generates_and_keeps_socket_open() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice, connect(voice.url + path()) as ws:
+        async with TTSStandIn(FAST) as voice, connect(voice.url + path()) as ws:
             await ws.send(json.dumps({"text": " "}))
             await ws.send(json.dumps({"text": "Hi. ", "flush": True}))
             first = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -217,7 +210,7 @@ def test_flush_generates_and_keeps_socket_open() -> None:
 def test_inactivity_timeout_is_elevenlabs_error_then_1008() -> None:
     async def main() -> None:
         async with (
-            LocalVoice(FAST) as voice,
+            TTSStandIn(FAST) as voice,
             connect(voice.url + path(inactivity_timeout="1")) as ws,
         ):
             await ws.send(json.dumps({"text": " "}))
@@ -253,7 +246,7 @@ def test_inactivity_timeout_is_elevenlabs_error_then_1008() -> None:
 )
 def test_invalid_message_is_invalid_input_message_then_1008(messages: list[str | bytes]) -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice, connect(voice.url + path()) as ws:
+        async with TTSStandIn(FAST) as voice, connect(voice.url + path()) as ws:
             for m in messages:
                 await ws.send(m)
             msgs = await collect(ws, 5)
@@ -268,7 +261,7 @@ def test_invalid_message_is_invalid_input_message_then_1008(messages: list[str |
 def test_unsupported_output_format_is_an_error() -> None:
     async def main() -> None:
         async with (
-            LocalVoice(FAST) as voice,
+            TTSStandIn(FAST) as voice,
             connect(voice.url + path(output_format="flac_44100")) as ws,
         ):
             msgs = await collect(ws, 5)
@@ -280,8 +273,8 @@ def test_unsupported_output_format_is_an_error() -> None:
 
 def test_api_key_and_paths() -> None:
     async def main() -> None:
-        async with LocalVoice(
-            VoiceConfig(api_key="sekrit", first_chunk_delay=0.01, realtime_factor=50)
+        async with TTSStandIn(
+            StandInConfig(api_key="sekrit", first_chunk_delay=0.01, realtime_factor=50)
         ) as voice:
             for headers in ({}, {"xi-api-key": "wrong"}):
                 with pytest.raises(InvalidStatus) as info:
@@ -312,7 +305,7 @@ def test_api_key_and_paths() -> None:
 def test_multi_stream_input_contexts() -> None:
     async def main() -> None:
         async with (
-            LocalVoice(FAST) as voice,
+            TTSStandIn(FAST) as voice,
             connect(voice.url + path(kind="multi-stream-input")) as ws,
         ):
             await ws.send(
@@ -352,7 +345,7 @@ def test_multi_stream_input_contexts() -> None:
 def test_multi_stream_input_context_limit() -> None:
     async def main() -> None:
         async with (
-            LocalVoice(FAST) as voice,
+            TTSStandIn(FAST) as voice,
             connect(voice.url + path(kind="multi-stream-input")) as ws,
         ):
             for i in range(6):
@@ -368,8 +361,8 @@ def test_multi_stream_input_context_limit() -> None:
 
 async def _fault_run(
     mode: str, how: str
-) -> tuple[list[dict[str, Any]], ClientConnection | None, LocalVoice, float]:
-    cfg = VoiceConfig(
+) -> tuple[list[dict[str, Any]], ClientConnection | None, TTSStandIn, float]:
+    cfg = StandInConfig(
         first_chunk_delay=0.05,
         realtime_factor=50.0,
         slow_first_chunk_s=1.0,
@@ -378,7 +371,7 @@ async def _fault_run(
     )
     voice_id = f"fault-{mode}" if how == "voice_id" else "voice1"
     query = {"hotline_fault": mode} if how == "query" else {}
-    voice = LocalVoice(cfg)
+    voice = TTSStandIn(cfg)
     await voice.start()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -448,7 +441,7 @@ def test_fault_idle_close() -> None:
 
 def test_fault_refuse_handshake_and_unknown_fault() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice:
+        async with TTSStandIn(FAST) as voice:
             for p, status in (
                 (path("fault-refuse_handshake"), 401),
                 (path(hotline_fault="bogus"), 400),
@@ -476,7 +469,7 @@ def test_fault_refuse_handshake_and_unknown_fault() -> None:
 def test_client_close_is_counted_and_stop_leaves_nothing() -> None:
     async def main() -> None:
         before = asyncio.all_tasks()
-        voice = LocalVoice(VoiceConfig(first_chunk_delay=0.05, realtime_factor=1.0))
+        voice = TTSStandIn(StandInConfig(first_chunk_delay=0.05, realtime_factor=1.0))
         await voice.start()
         port = voice.port
         async with connect(voice.url + path()) as ws:  # barge-in: the client closes mid-utterance
@@ -536,7 +529,7 @@ def test_cli_serves_and_stops_on_sigint() -> None:
 
 def test_multi_stream_input_context_and_socket_inactivity() -> None:
     async def main() -> None:
-        async with LocalVoice(FAST) as voice:
+        async with TTSStandIn(FAST) as voice:
             url = voice.url + path(kind="multi-stream-input", inactivity_timeout="1")
             async with connect(url) as ws:
                 await ws.send(json.dumps({"text": " ", "context_id": "a"}))
@@ -553,8 +546,8 @@ def test_multi_stream_input_context_and_socket_inactivity() -> None:
 
 @pytest.mark.parametrize("fmt", ["mp3_44100_128", "pcm_16000"])
 def test_synth_cache_is_byte_identical_to_one_continuous_encoder(fmt: str) -> None:
-    from hotline.voice.encode import Encoder
-    from hotline.voice.synth import StreamSynth, clear_caches, speech_pcm
+    from hotline.tts_standin.encode import Encoder
+    from hotline.tts_standin.synth import StreamSynth, clear_caches, speech_pcm
 
     clear_caches()
     s1 = StreamSynth(fmt)

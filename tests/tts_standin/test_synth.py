@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from hotline.codec import Transcoder
-from hotline.voice.synth import StreamSynth, clear_caches
+from hotline.tts_standin.synth import StreamSynth, clear_caches
 
 PARTS = (
     "Hey, you've reached the Wren Calloway hotline, thanks for calling! ",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hotline.errors import HotlineError, SynthesisError
-from hotline.voice.espeak import Pcm, sample_rate, synthesize
+from hotline.tts_standin.espeak import Pcm, sample_rate, synthesize
 
 
 def _rms_dbfs(pcm: Pcm) -> float:

@@ -18,14 +18,14 @@ import soxr
 
 from hotline.codec import SUPPORTED_FORMATS
 from hotline.errors import CodecError
-from hotline.voice.encode import (
+from hotline.tts_standin.encode import (
     Encoder,
     alaw_encode,
     encode,
     parse_format,
     supported_formats,
 )
-from hotline.voice.espeak import Pcm, synthesize
+from hotline.tts_standin.espeak import Pcm, synthesize
 from tests import audio
 
 with warnings.catch_warnings():
@@ -56,7 +56,7 @@ def _decode_mp3(data: bytes) -> tuple[F64, int, set[int]]:
 
 
 def _frame_bitrates(data: bytes) -> set[int]:
-    from hotline.voice.encode import _count_frames, _frame_info
+    from hotline.tts_standin.encode import _count_frames, _frame_info
 
     _count_frames(data)  # walks every header; raises if the stream is not clean frames
     pos, rates = 0, set()

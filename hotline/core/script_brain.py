@@ -1,0 +1,88 @@
+"""The script brain: the offline default, answering from the call script's intents and menu.
+
+Sans-I/O: :meth:`ScriptBrain.respond` takes one brain input and returns the outputs at once::
+
+    brain = ScriptBrain(default_script())
+    brain.respond(CallerTurn("when are you touring?"))
+    # [SayText("Wren is on the road ...", last=True)]
+
+Rules:
+
+* a final :class:`CallerTurn` is matched with :meth:`CallScript.match_intent`; nothing
+  matched -> the script's ``fallback`` line; partials (``final=False``) and empty text -> [].
+* ``say`` intent -> its line; ``goodbye`` -> the goodbye line, then :class:`EndCall`;
+  ``repeat`` -> the last line said again (the greeting before anything else); ``handoff``
+  -> its line, then :class:`EndCall` with ``handoff_data`` ``{"reason":"handoff","intent":…}``.
+* :class:`CallerDigit` -> the DTMF menu entry (``CallScript.entry_for``), an entry with
+  ``hangup`` also ends the call. Whether the session routes keys here or keeps its own
+  menu handling is the session's choice; both say the same lines.
+* :class:`Interrupted` and :class:`CallEnding` -> [].
+
+Every line is one :class:`SayText` with ``last=True``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hotline.core.brain import (
+    BrainInput,
+    BrainOutput,
+    CallEnding,
+    CallerDigit,
+    CallerTurn,
+    EndCall,
+    Interrupted,
+    SayText,
+)
+from hotline.core.script import CallScript, IntentAction
+
+__all__ = ["ScriptBrain"]
+
+
+class ScriptBrain:
+    """Answers a call from a :class:`CallScript` (deterministic, no I/O)."""
+
+    def __init__(self, script: CallScript) -> None:
+        self.script = script
+        self._last_line = script.greeting
+        #: Name of the last intent matched (None for the fallback), for metrics.
+        self.last_intent: str | None = None
+
+    def respond(self, ev: BrainInput) -> list[BrainOutput]:
+        """The outputs for one input (see the module docstring)."""
+        if isinstance(ev, CallerTurn):
+            if not ev.final or not ev.text.strip():
+                return []
+            return self._turn(ev.text)
+        if isinstance(ev, CallerDigit):
+            entry = self.script.entry_for(ev.digit)
+            out = self._say(entry.say)
+            if entry.hangup:
+                out.append(EndCall("digit"))
+            return out
+        if isinstance(ev, (Interrupted, CallEnding)):
+            return []
+        raise TypeError(f"not a brain input: {type(ev).__name__}")
+
+    def _say(self, line: str) -> list[BrainOutput]:
+        self._last_line = line
+        return [SayText(line, last=True)]
+
+    def _turn(self, text: str) -> list[BrainOutput]:
+        intent = self.script.match_intent(text)
+        self.last_intent = intent.name if intent is not None else None
+        if intent is None:
+            return [SayText(self.script.fallback, last=True)]
+        if intent.action is IntentAction.SAY:
+            assert intent.say is not None
+            return self._say(intent.say)
+        if intent.action is IntentAction.GOODBYE:
+            return [*self._say(self.script.goodbye), EndCall("goodbye")]
+        if intent.action is IntentAction.REPEAT:
+            return [SayText(self._last_line, last=True)]
+        if intent.action is IntentAction.HANDOFF:
+            assert intent.say is not None
+            data = json.dumps({"reason": "handoff", "intent": intent.name})
+            return [*self._say(intent.say), EndCall("handoff", handoff_data=data)]
+        raise AssertionError(intent.action)  # pragma: no cover - exhaustive

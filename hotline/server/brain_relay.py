@@ -1,0 +1,203 @@
+"""The relay brain: a ConversationRelay app (``HOTLINE_RELAY_URL``) answers the call.
+
+At :meth:`RelayBrain.start` hotline dials the app's WebSocket (``ws://`` or ``wss://``) the
+way Twilio does: the upgrade request carries ``X-Twilio-Signature``, computed exactly like
+``twilio.request_validator.RequestValidator.compute_signature(url, {})`` with the account's
+auth token over the URL as configured (scheme, port and query included), so an app's
+existing ``RequestValidator(...).validate(url, {}, signature)`` check passes. Then ``setup``
+is sent, and the call's events become ``prompt`` / ``dtmf`` / ``interrupt`` messages
+(:mod:`hotline.core.relay`). The app's ``text`` / ``play`` / ``sendDigits`` / ``language``
+/ ``end`` come back as brain outputs through ``emit``.
+
+Failure is never a dead call: if the app cannot be reached, or its socket drops before it
+sent ``end``, the brain emits ``Fallback("relay_connect" | "relay_gone")`` once and answers
+the rest of the call from the script (:class:`hotline.core.script_brain.ScriptBrain`).
+Invalid app messages get an ``error`` message back and are dropped; ten in a row close the
+socket with 1007 (then: ``Fallback`` and the script, as above).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from hotline.core.brain import (
+    BrainInput,
+    CallEnding,
+    CallerDigit,
+    CallerTurn,
+    CallStarted,
+    Emit,
+    EndCall,
+    Fallback,
+    Interrupted,
+)
+from hotline.core.relay import RelaySession
+from hotline.core.script import CallScript
+from hotline.core.script_brain import ScriptBrain
+from hotline.errors import RelayProtocolError
+
+__all__ = ["RelayBrain", "relay_signature"]
+
+log = logging.getLogger("hotline.brain")
+
+
+def relay_signature(url: str, auth_token: str) -> str:
+    """The ``X-Twilio-Signature`` Twilio puts on a WebSocket upgrade to ``url`` (a GET:
+    no parameters)."""
+    return str(RequestValidator(auth_token).compute_signature(url, {}))
+
+
+class RelayBrain:
+    """A :class:`hotline.core.brain.Brain` that relays the call to a ConversationRelay app.
+
+    Args:
+        url: the app's ``ws://`` / ``wss://`` URL (``HOTLINE_RELAY_URL``).
+        script: for the fallback after the app is gone.
+        auth_token: the Twilio auth token to sign the handshake with (None: no signature).
+        caller: the ``from`` the app sees in ``setup`` (the shell decides masking).
+        open_timeout: seconds to connect and upgrade.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        script: CallScript,
+        *,
+        auth_token: str | None,
+        caller: str = "",
+        open_timeout: float = 5.0,
+    ) -> None:
+        if not url.startswith(("ws://", "wss://")):
+            raise ValueError("the relay URL must start with ws:// or wss://")
+        self.url = url
+        self.auth_token = auth_token
+        self.caller = caller
+        self.open_timeout = open_timeout
+        self.relay = RelaySession()
+        self.session_id = "VX" + secrets.token_hex(16)
+        self._script = ScriptBrain(script)
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._emit: Emit | None = None
+        self._send_lock = asyncio.Lock()
+        self._gone = False  # the app is unusable: the script answers
+        self._closing = False
+        #: Why the app went away (None while it is up), for logs and metrics.
+        self.failure: str | None = None
+
+    async def start(self, ev: CallStarted, emit: Emit) -> None:
+        self._emit = emit
+        headers: dict[str, str] = {}
+        if self.auth_token:
+            headers["X-Twilio-Signature"] = relay_signature(self.url, self.auth_token)
+        try:
+            self._ws = await connect(
+                self.url,
+                additional_headers=headers,
+                open_timeout=self.open_timeout,
+                max_size=1 << 20,
+                user_agent_header="TwilioProxy/1.1",
+            )
+        except (OSError, WebSocketException, asyncio.TimeoutError, ValueError) as exc:
+            log.warning("relay app unreachable: %s", type(exc).__name__)
+            await self._give_up("relay_connect")
+            return
+        self.relay.send_setup(ev, session_id=self.session_id, caller=self.caller)
+        await self._flush()
+        self._reader = asyncio.create_task(self._read(), name="relay-reader")
+
+    async def handle(self, ev: BrainInput) -> None:
+        if self._emit is None or self._closing:
+            return
+        if self._gone:
+            for out in self._script.respond(ev):
+                await self._emit(out)
+            return
+        if isinstance(ev, CallerTurn):
+            if ev.final and ev.text.strip():
+                self.relay.send_prompt(ev.text, ev.lang, last=True)
+        elif isinstance(ev, CallerDigit):
+            self.relay.send_dtmf(ev.digit)
+        elif isinstance(ev, Interrupted):
+            self.relay.send_interrupt(ev.utterance_text_heard, ev.heard_ms)
+        elif isinstance(ev, CallEnding):
+            await self.aclose()
+            return
+        else:  # pragma: no cover - exhaustive
+            raise TypeError(f"not a brain input: {type(ev).__name__}")
+        await self._flush()
+
+    async def aclose(self) -> None:
+        self._closing = True
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(1000), timeout=2.0)
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _flush(self) -> None:
+        ws = self._ws
+        frames = self.relay.data_to_send()
+        if ws is None:
+            return
+        try:
+            async with self._send_lock:
+                for frame in frames:
+                    await ws.send(frame)
+        except (ConnectionClosed, OSError):
+            pass  # the reader sees the close and falls back
+
+    async def _give_up(self, reason: str) -> None:
+        if self._gone or self._closing:
+            return
+        self._gone = True
+        self.failure = reason
+        if self._emit is not None:
+            await self._emit(Fallback(reason))
+
+    async def _read(self) -> None:
+        assert self._ws is not None and self._emit is not None
+        ws, emit = self._ws, self._emit
+        try:
+            async for frame in ws:
+                try:
+                    self.relay.receive_text(frame)
+                except RelayProtocolError as exc:
+                    log.info("relay app sent an invalid message (%d chars): %s", len(frame), exc)
+                await self._flush()
+                ended = False
+                for out in self.relay.events_received():
+                    await emit(out)
+                    ended = ended or isinstance(out, EndCall)
+                if ended:
+                    self._closing = True
+                    await ws.close(1000)
+                    return
+                if self.relay.close_code is not None:
+                    code, reason = self.relay.close_code
+                    await ws.close(code, reason)
+                    break
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # a misbehaving app must not take the call down
+            log.warning("relay reader failed: %s", type(exc).__name__)
+        if not self._closing:
+            await self._give_up("relay_gone")
+
+    @property
+    def connected(self) -> bool:
+        """Whether the app's socket is up."""
+        return self._ws is not None and not self._gone
+
+    def __repr__(self) -> str:  # never the URL's query (it may hold a token)
+        return f"RelayBrain(session={self.session_id}, gone={self._gone})"

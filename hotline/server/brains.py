@@ -1,0 +1,70 @@
+"""Choosing and running a brain for one call (the session calls :func:`make_brain`).
+
+``HOTLINE_BRAIN`` picks it: ``script`` (default, offline), ``llm`` (``HOTLINE_LLM_URL``,
+``HOTLINE_LLM_API_KEY``, ``HOTLINE_LLM_MODEL``) or ``relay`` (``HOTLINE_RELAY_URL``, signed
+with the Twilio auth token). The session passes the values in; nothing here reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from hotline.core.brain import Brain, BrainInput, CallStarted, Emit
+from hotline.core.script import CallScript
+from hotline.core.script_brain import ScriptBrain
+
+__all__ = ["SansIOBrain", "make_brain"]
+
+
+class SansIOBrain:
+    """Runs the sans-I/O :class:`ScriptBrain` as a :class:`Brain` (emits in order)."""
+
+    def __init__(self, script: CallScript) -> None:
+        self.core = ScriptBrain(script)
+        self._emit: Emit | None = None
+
+    async def start(self, ev: CallStarted, emit: Emit) -> None:
+        self._emit = emit
+
+    async def handle(self, ev: BrainInput) -> None:
+        if self._emit is None:
+            return
+        for out in self.core.respond(ev):
+            await self._emit(out)
+
+    async def aclose(self) -> None:
+        self._emit = None
+
+
+def make_brain(
+    kind: str,
+    script: CallScript,
+    *,
+    llm_url: str | None = None,
+    llm_api_key: str = "",
+    llm_model: str = "gpt-4o-mini",
+    llm_legacy_max_tokens: bool = False,
+    relay_url: str | None = None,
+    twilio_auth_token: str | None = None,
+    caller: str = "",
+) -> Brain:
+    """A new brain for one call.
+
+    Raises:
+        ValueError: an unknown ``kind``, or ``llm``/``relay`` without its URL.
+    """
+    if kind == "script":
+        return SansIOBrain(script)
+    if kind == "llm":
+        from hotline.server.brain_llm import LlmBrain, make_client
+
+        if not llm_url:
+            raise ValueError("the llm brain needs HOTLINE_LLM_URL")
+        client = make_client(llm_url, llm_api_key, timeout=script.llm.total_timeout_s)
+        return LlmBrain(script, client, model=llm_model, legacy_max_tokens=llm_legacy_max_tokens)
+    if kind == "relay":
+        from hotline.server.brain_relay import RelayBrain
+
+        if not relay_url:
+            raise ValueError("the relay brain needs HOTLINE_RELAY_URL")
+        return RelayBrain(relay_url, script, auth_token=twilio_auth_token, caller=caller)
+    raise ValueError(f"unknown brain {kind!r} (expected script, llm or relay)")

@@ -1,0 +1,119 @@
+"""``hotline call``: place one simulated Twilio call against a running server and report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+
+from hotline.sim.call_report import report_json
+from hotline.sim.caller import CallOptions, place_call
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="hotline server base URL")
+    parser.add_argument(
+        "--auth-token",
+        default=None,
+        help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--digits", default="", help="DTMF keys to press, one after each finished line"
+    )
+    parser.add_argument(
+        "--digit-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="press the first key at this time instead",
+    )
+    parser.add_argument(
+        "--barge-in-at",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start talking at this time",
+    )
+    parser.add_argument(
+        "--hangup-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="hang up (stop) at this time",
+    )
+    parser.add_argument(
+        "--barge-in-after-answer",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start talking this long after the answer to the first key began playing",
+    )
+    parser.add_argument(
+        "--hangup-after-barge-in",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="hang up this long after starting to talk",
+    )
+    parser.add_argument(
+        "--report-json", default=None, metavar="PATH", help="also write the report as JSON"
+    )
+    parser.add_argument("--max-seconds", type=float, default=30.0)
+    parser.add_argument("--out", default=None, metavar="WAV", help="write what the caller heard")
+    parser.add_argument("--from", dest="from_number", default="+15555550123")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead")
+    faults = parser.add_argument_group("Twilio-side faults")
+    for flag in (
+        "drop-without-stop",
+        "stop-before-media",
+        "duplicate-connection",
+        "unknown-events",
+        "malformed-json",
+        "binary-frames",
+        "huge-message",
+        "never-echo-marks",
+        "bad-signature",
+    ):
+        faults.add_argument(f"--{flag}", action="store_true")
+    faults.add_argument("--dtmf-storm", type=int, default=0, metavar="N")
+    faults.add_argument("--media-speedup", type=float, default=1.0, metavar="X")
+
+
+def run(args: argparse.Namespace) -> int:
+    token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
+    opts = CallOptions(
+        url=args.url,
+        auth_token=token or None,
+        digits=args.digits,
+        digit_after_s=args.digit_after,
+        barge_in_at=args.barge_in_at,
+        hangup_after_s=args.hangup_after,
+        barge_in_after_answer_s=args.barge_in_after_answer,
+        hangup_after_barge_in_s=args.hangup_after_barge_in,
+        max_seconds=args.max_seconds,
+        out=args.out,
+        from_number=args.from_number,
+        drop_without_stop=args.drop_without_stop,
+        stop_before_media=args.stop_before_media,
+        duplicate_connection=args.duplicate_connection,
+        unknown_events=args.unknown_events,
+        malformed_json=args.malformed_json,
+        binary_frames=args.binary_frames,
+        huge_message=args.huge_message,
+        never_echo_marks=args.never_echo_marks,
+        bad_signature=args.bad_signature,
+        dtmf_storm=args.dtmf_storm,
+        media_speedup=args.media_speedup,
+    )
+    report = asyncio.run(place_call(opts))
+    if args.report_json:
+        with open(args.report_json, "w", encoding="utf-8") as f:
+            json.dump(report_json(report), f, indent=2)
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1

@@ -1,0 +1,180 @@
+"""``--spawn-server``: ``hotline serve`` (and the local voice) as child processes on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class SpawnedServer:
+    url: str
+    auth_token: str
+    admin_token: str
+    pid: int
+    voice_pid: int | None
+    log_path: str
+    first_chunk_delay: float
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@contextlib.asynccontextmanager
+async def spawn_server(
+    *,
+    embedded_voice: bool = False,
+    first_chunk_delay: float = 0.25,
+    log_level: str = "info",
+    extra_env: Mapping[str, str] | None = None,
+    startup_timeout: float = 30.0,
+) -> AsyncIterator[SpawnedServer]:
+    """``hotline serve --insecure-dev`` (plus ``hotline tts-standin`` unless ``embedded_voice``) as
+    child processes on free loopback ports, with generated tokens; stopped on exit."""
+    import httpx
+
+    auth_token = secrets.token_hex(16)
+    admin_token = secrets.token_hex(16)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    logdir = tempfile.mkdtemp(prefix="hotline-load-")
+    log_path = os.path.join(logdir, "server.log")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ELEVENLABS_", "HOTLINE_", "TWILIO_")) and k != "PORT"
+    }
+    env.update(
+        TWILIO_AUTH_TOKEN=auth_token,
+        HOTLINE_ADMIN_TOKEN=admin_token,
+        HOTLINE_PUBLIC_URL=url,
+        HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY=str(first_chunk_delay),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra_env or {})
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
+    voice_pid: int | None = None
+    try:
+        if not embedded_voice:
+            voice_port = _free_port()
+            voice_key = secrets.token_hex(16)
+            vlog = open(os.path.join(logdir, "voice.log"), "wb")
+            logs.append(vlog)
+            vproc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hotline",
+                    "tts-standin",
+                    "--port",
+                    str(voice_port),
+                    "--api-key",
+                    voice_key,
+                    "--first-chunk-delay",
+                    str(first_chunk_delay),
+                ],
+                stdout=vlog,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            procs.append(vproc)
+            voice_pid = vproc.pid
+            env.update(
+                ELEVENLABS_API_KEY=voice_key, ELEVENLABS_BASE_URL=f"ws://127.0.0.1:{voice_port}"
+            )
+            await _wait_port(voice_port, vproc, startup_timeout, os.path.join(logdir, "voice.log"))
+        slog = open(log_path, "wb")
+        logs.append(slog)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hotline",
+                "serve",
+                "--insecure-dev",
+                "--port",
+                str(port),
+                "--log-level",
+                log_level,
+            ],
+            stdout=slog,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        procs.append(proc)
+        deadline = time.monotonic() + startup_timeout
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"hotline serve exited with {proc.returncode}:\n{_tail(log_path)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    r = await client.get(url + "/health/streaming")
+                    if r.status_code == 200 and r.json().get("status") == "ok":
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"hotline serve did not start:\n{_tail(log_path)}")
+                await asyncio.sleep(0.1)
+        yield SpawnedServer(
+            url, auth_token, admin_token, proc.pid, voice_pid, log_path, first_chunk_delay
+        )
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                await asyncio.to_thread(p.wait, 10.0)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                await asyncio.to_thread(p.wait)
+        for f in logs:
+            f.close()
+        if not os.environ.get("HOTLINE_LOAD_KEEP_LOGS"):
+            shutil.rmtree(logdir, ignore_errors=True)
+
+
+async def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hotline tts-standin exited with {proc.returncode}:\n{_tail(log)}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"hotline tts-standin did not start:\n{_tail(log)}")
+        await asyncio.sleep(0.1)
+
+
+# ----------------------------------------------------------------------------- the run

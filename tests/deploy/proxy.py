@@ -1,0 +1,159 @@
+"""Real processes for deployment tests: an nginx reverse proxy and a ``hotline serve``.
+
+Both run as subprocesses on 127.0.0.1 only and are context managers that stop what they
+started (by process, never by name). ``nginx`` proxies HTTP and WebSocket upgrades the way a
+platform edge does: it appends the peer to ``X-Forwarded-For`` and passes ``Upgrade``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["NGINX", "Served", "free_port", "hotline_serve", "nginx_proxy"]
+
+#: The nginx binary (Debian puts it in /usr/sbin, which a non-root PATH may lack).
+NGINX = shutil.which("nginx") or next(
+    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+)
+
+_CONFIG = """\
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 300s;
+        }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[str], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} in {timeout} s")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[str], sig: int) -> str:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err or ""
+
+
+@contextlib.contextmanager
+def nginx_proxy(upstream: int, port: int | None = None) -> Iterator[str]:
+    """nginx on ``127.0.0.1:port`` proxying to ``127.0.0.1:upstream``; yields its base URL.
+
+    Raises:
+        RuntimeError: nginx is not installed (``apt-get install -y nginx``) or did not start.
+    """
+    if NGINX is None:
+        raise RuntimeError("nginx is not installed: apt-get install -y nginx")
+    port = free_port() if port is None else port
+    with tempfile.TemporaryDirectory(prefix="hotline-nginx-") as d:
+        conf = Path(d) / "nginx.conf"
+        conf.write_text(_CONFIG.format(d=d, port=port, upstream=upstream))
+        proc = subprocess.Popen(
+            [NGINX, "-p", d, "-e", f"{d}/error.log", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for_port(port, proc, "nginx", 10)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            _stop(proc, signal.SIGQUIT)  # graceful: the master waits for its worker
+
+
+@dataclass
+class Served:
+    port: int
+    base: str
+    proc: subprocess.Popen[str]
+    stderr: str = ""  # filled in when the server has stopped
+
+
+@contextlib.contextmanager
+def hotline_serve(*args: str, port: int | None = None, **env: str) -> Iterator[Served]:
+    """``python -m hotline serve --port PORT *args`` with ``env`` added to a clean
+    environment (no inherited TWILIO/ELEVENLABS/HOTLINE/RAILWAY variables); waits for
+    ``/health``. The served record's ``stderr`` holds the log once the block exits."""
+    port = free_port() if port is None else port
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWILIO_", "ELEVENLABS_", "HOTLINE_", "RAILWAY_"))
+    }
+    clean.update(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotline", "serve", "--port", str(port), *args],
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    served = Served(port, f"http://127.0.0.1:{port}", proc)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(served.base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"hotline serve did not start: {_stop(proc, signal.SIGINT)}")
+            time.sleep(0.1)
+        yield served
+    finally:
+        served.stderr = _stop(proc, signal.SIGINT)
