@@ -398,6 +398,9 @@ class CallSession:
             self.call.accept(clock(), script=DEBUG_SCRIPT, hangup_after_greeting=True)
         else:
             self.call.accept(clock())
+        if self.listener.stt is None:
+            # No recogniser (HOTLINE_STT=off): barge-in on speech onset, DTMF and say work.
+            self.call.stt_down(clock())
         self.listener.start(start)
 
     def bad_message(self, side: str, exc: Exception) -> None:
