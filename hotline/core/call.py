@@ -19,6 +19,27 @@ what comes out (:mod:`hotline.core.actions`)::
     call.actions()                        # -> StartTTS, CancelTTS, Hangup, ... (execute them)
     call.next_deadline(now)               # when to call pump() again if nothing else happens
 
+Listening (a call built with ``turns``; see :mod:`hotline.core.turns`)::
+
+    call = Call(script, output_format=..., vad=vad, turns=TurnConfig(...), caller_audio=stt.feed)
+    call.transcript_partial(text, now)    # the recogniser's interim transcript
+    call.transcript_final(text, now)      # ... and its committed one
+    call.stt_down(now) / call.stt_up()    # the recogniser failed / is back
+    call.turn_handed(now)                 # the shell handed a CallerTurn to the brain
+    uid = call.reply_open(now)            # a streamed reply: StartTTS(streaming=True) ...
+    call.reply_text(uid, piece, now)      # ... TTSText per piece ...
+    call.reply_close(uid, now)            # ... TTSClose
+    call.play_ulaw(ulaw, now)             # ready-made audio (a fetched file, DTMF tones)
+    call.finish(now, goodbye)             # let the reply play (or say goodbye), then hang up
+
+Every inbound media payload goes to ``caller_audio``; the VAD's onsets and ends and every
+media timestamp go to the :class:`~hotline.core.turns.TurnTaker`, which decides barge-in
+(``speech``/``words``/``off``), asks for :class:`CommitSpeech` once the caller's silence is
+long enough, and ends the turn as :class:`CallerTurn`. The first frame of the reply to a turn
+comes with a :class:`TurnLatency` (the voice-to-voice split). A cut line is reported as
+:class:`LineInterrupted`: what the caller heard, from the playhead and the TTS alignment placed
+at each chunk's offset on the utterance's own audio timeline.
+
 Recording and replay. A call built with ``record_max_bytes`` > 0 keeps the µ-law its converter
 produced for each utterance; when an utterance's TTS ends cleanly (``isFinal``, no failure, no
 undecodable audio skipped, not cut, not longer than ``record_max_bytes``) it emits
