@@ -32,6 +32,7 @@ from hotline.core import brain as b
 from hotline.core.actions import CallerTurn, LineInterrupted
 from hotline.core.call import Call, CallState, CallStateError
 from hotline.core.events import Start
+from hotline.core.transcript import Transcript
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
 
@@ -82,6 +83,9 @@ class ListenerHost(Protocol):
 
     @property
     def caller(self) -> str: ...
+
+    @property
+    def transcript(self) -> Transcript | None: ...
 
     def dispatch(self) -> None:
         """Execute the Call's pending actions and wake the sender."""
@@ -229,7 +233,8 @@ class Listener:
                 except ValueError as exc:
                     self._log_once("digits", "brain sent bad digits: %s", exc)
                 else:
-                    call.play_ulaw(tones, now, label=f"[digits {len(out.digits)}]")
+                    label = f"[digits {len(out.digits)}]"
+                    self._played(call.play_ulaw(tones, now, label=label), label, now)
             elif isinstance(out, b.SetLanguage):
                 self._log_once("language", "brain asked for a language switch (not supported)")
             elif isinstance(out, b.EndCall):
@@ -303,17 +308,24 @@ class Listener:
         loops = out.loop if out.loop > 0 else 1000
         loops = max(1, min(loops, MAX_PLAY_LOOP_BYTES // max(len(ulaw), 1)))
         try:
-            call.play_ulaw(
+            now = clock()
+            uid = call.play_ulaw(
                 ulaw * loops,
-                clock(),
+                now,
                 label="[audio]",
                 interrupt=self._preemptible,
                 interruptible=out.interruptible,
             )
+            self._played(uid, "[audio]", now)
             self._preemptible = out.preemptible
         except (CallStateError, ValueError):
             return
         self.host.dispatch()
+
+    def _played(self, uid: int, label: str, now: float) -> None:
+        transcript = self.host.transcript
+        if transcript is not None:
+            transcript.hotline(uid, label, now)
 
     def _log_once(self, kind: str, message: str, *args: object) -> None:
         if kind in self._logged or len(self._logged) > 32:
