@@ -164,6 +164,48 @@ class Listener:
         if stt is not None:
             stt.feed(ulaw)
 
+    def open_stt(self, url: str | None) -> None:
+        """Open the call's speech-to-text stream (``HOTLINE_STT``; ``url``: the embedded ear's)."""
+        from hotline.server.stt_client import SttConfig, SttProvider, SttStream
+
+        hub = self.host.hub
+        listen = hub.settings.listen
+        provider = SttProvider(listen.stt)
+        if provider is SttProvider.OFF:
+            return
+        key = listen.deepgram_api_key if provider is SttProvider.DEEPGRAM else None
+        if provider is SttProvider.ELEVENLABS:
+            key = hub.settings.elevenlabs_api_key
+        config = SttConfig(
+            provider=provider,
+            url=(url if provider is SttProvider.LOCAL else listen.stt_url) or "",
+            api_key=key or "",
+            keyterms=hub.script.keyterms()[:100],
+            silence_ms=min(max(listen.turn_silence_ms, 300), 3000),
+        )
+        self.stt = SttStream(config, self._stt_event)
+        self.stt.start()
+
+    async def _stt_event(self, ev: Any) -> None:
+        from hotline.core.stt import SttCommitted, SttError, SttPartial, SttSessionStarted
+
+        call = self.host.call
+        now = clock()
+        if isinstance(ev, SttSessionStarted):
+            call.stt_up()
+        elif isinstance(ev, SttPartial):
+            call.transcript_partial(ev.text, now)
+        elif isinstance(ev, SttCommitted):
+            call.transcript_final(ev.text, now)
+        elif isinstance(ev, SttError):
+            if ev.fatal:
+                self.host.hub.metrics.stt_failures.labels(ev.kind[:32]).inc()
+                self._log_once(
+                    f"stt:{ev.kind}", "speech-to-text failed (%s); the call goes on", ev.kind
+                )
+                call.stt_down(now)
+        self.host.dispatch()
+
     def commit_speech(self) -> None:
         stt = self.stt
         if stt is not None:
