@@ -13,16 +13,24 @@ from dataclasses import dataclass
 from hotline.core.events import Start
 
 __all__ = [
+    "LATENCY_STAGES",
     "Action",
     "AudioSkipped",
     "BargeIn",
+    "CallerTurn",
     "CancelTTS",
+    "CommitSpeech",
+    "DigitPressed",
     "FirstFrame",
     "Hangup",
     "LabelEnum",
+    "LineInterrupted",
     "StartTTS",
     "Started",
     "Stopped",
+    "TTSClose",
+    "TTSText",
+    "TurnLatency",
     "Underrun",
     "UtteranceEnded",
     "UtteranceOutcome",
@@ -44,6 +52,7 @@ class UtteranceSource(LabelEnum):
 
     SCRIPT = "script"  # the greeting, a digit's line, the goodbye
     SAY = "say"  # an outside brain (POST /calls/{sid}/say)
+    BRAIN = "brain"  # the call's brain (a streamed reply: Call.reply_open)
 
 
 class UtteranceOutcome(LabelEnum):
@@ -65,10 +74,88 @@ class Started:
 @dataclass(frozen=True, slots=True)
 class StartTTS:
     """Find audio for ``text``: replay a recording (:meth:`Call.play_recorded`) or open a TTS
-    stream and feed its events back (:meth:`Call.receive_tts`) tagged with ``utterance_id``."""
+    stream and feed its events back (:meth:`Call.receive_tts`) tagged with ``utterance_id``.
+
+    ``streaming``: a reply whose text arrives in pieces (:meth:`Call.reply_open`): ``text`` is
+    what has arrived so far, :class:`TTSText` brings the rest and :class:`TTSClose` ends it. A
+    streamed reply is never answered from the phrase cache."""
 
     utterance_id: int
     text: str
+    streaming: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TTSText:
+    """Send ``text`` (a piece of a streamed reply, untrimmed) to utterance ``utterance_id``'s
+    open TTS stream."""
+
+    utterance_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TTSClose:
+    """Utterance ``utterance_id``'s text is complete: flush its TTS stream and end it
+    (``multi-stream-input``: flush, then ``close_context``; ``stream-input``: the ``""`` EOS)."""
+
+    utterance_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSpeech:
+    """The caller's silence is long enough: make the recogniser finalise what it holds
+    (Scribe ``commit``, Deepgram ``Finalize``) and feed the result to
+    :meth:`Call.transcript_final`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTurn:
+    """The caller's turn ended: hand ``text`` (the final transcript, never empty) to the brain.
+
+    Attributes:
+        speech_started_ms / speech_ended_ms: media timestamps of the turn's first speech and
+            of the silence that ended it.
+        ended_at: ``now`` (shell clock) when the caller stopped speaking (estimated from the
+            media clock; equals ``silence_at`` when the VAD never saw speech).
+        silence_at: ``now`` when the silence became long enough.
+        final_at: ``now`` when the final transcript arrived (or its wait timed out).
+        timed_out: the recogniser's final never came; ``text`` is what had been committed.
+    """
+
+    text: str
+    speech_started_ms: int
+    speech_ended_ms: int
+    ended_at: float
+    silence_at: float
+    final_at: float
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    """A DTMF key, for the brain (a call built with ``brain_digits=True``; what played was
+    cut first)."""
+
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineInterrupted:
+    """Utterance ``utterance_id`` was cut while the caller was hearing it.
+
+    Attributes:
+        heard_text: the part of its text the caller heard (a prefix ending at a word end).
+        heard_ms: milliseconds of its audio played by the cut (by the playhead estimate).
+        text: the utterance's whole text as far as it had arrived.
+        source: who asked for it.
+    """
+
+    utterance_id: int
+    heard_text: str
+    heard_ms: float
+    text: str
+    source: UtteranceSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +211,63 @@ class FirstFrame:
     sent_at: float
 
 
+#: :class:`TurnLatency` stages, in order; ``total`` is their sum, ``hotline`` the shell's share.
+LATENCY_STAGES = ("silence", "recogniser", "dispatch", "model", "to_tts", "voice", "playout")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLatency:
+    """Voice to voice for one caller turn: from the caller's end of speech to the first frame
+    of the reply. Emitted with the reply's :class:`FirstFrame` (same ``message_index``), so the
+    shell can time the moment that frame actually leaves (``out_at``). All times are ``now``
+    values (seconds, the shell's clock).
+
+    Attributes:
+        ended_at: the caller stopped speaking (media clock mapped onto the shell clock).
+        silence_at: the silence became long enough (the turn detector's wait is over).
+        final_at: the final transcript arrived.
+        handed_at: the turn was handed to the brain (:meth:`Call.turn_handed`; else ``final_at``).
+        first_token_at: the brain's first reply text reached the Call.
+        tts_started_at: the first text was handed to TTS (``StartTTS``).
+        first_audio_at: the first TTS audio arrived.
+        sent_at: the first frame was pumped into the Twilio stream.
+    """
+
+    utterance_id: int
+    message_index: int
+    ended_at: float
+    silence_at: float
+    final_at: float
+    handed_at: float
+    first_token_at: float
+    tts_started_at: float
+    first_audio_at: float
+    sent_at: float
+
+    def stages(self, out_at: float | None = None) -> dict[str, float]:
+        """Seconds per stage (:data:`LATENCY_STAGES`) plus ``total`` and ``hotline``.
+
+        ``silence`` (the turn detector's wait), ``recogniser`` (silence -> final transcript),
+        ``model`` (handed -> first token) and ``voice`` (text to TTS -> first audio) are other
+        parties' delays; ``dispatch``, ``to_tts`` and ``playout`` (first audio -> frame out,
+        at ``out_at`` when given) are hotline's own share."""
+        out = self.sent_at if out_at is None else out_at
+        marks = (
+            self.ended_at,
+            self.silence_at,
+            self.final_at,
+            self.handed_at,
+            self.first_token_at,
+            self.tts_started_at,
+            self.first_audio_at,
+            out,
+        )
+        result = {name: max(marks[i + 1] - marks[i], 0.0) for i, name in enumerate(LATENCY_STAGES)}
+        result["total"] = max(out - self.ended_at, 0.0)
+        result["hotline"] = result["dispatch"] + result["to_tts"] + result["playout"]
+        return result
+
+
 @dataclass(frozen=True, slots=True)
 class Underrun:
     """Playback starved in the middle of an utterance for ``duration_ms`` (by our estimate)."""
@@ -166,6 +310,13 @@ class AudioSkipped:
 Action = (
     Started
     | StartTTS
+    | TTSText
+    | TTSClose
+    | CommitSpeech
+    | CallerTurn
+    | DigitPressed
+    | LineInterrupted
+    | TurnLatency
     | CancelTTS
     | Hangup
     | Stopped

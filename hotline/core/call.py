@@ -19,6 +19,27 @@ what comes out (:mod:`hotline.core.actions`)::
     call.actions()                        # -> StartTTS, CancelTTS, Hangup, ... (execute them)
     call.next_deadline(now)               # when to call pump() again if nothing else happens
 
+Listening (a call built with ``turns``; see :mod:`hotline.core.turns`)::
+
+    call = Call(script, output_format=..., vad=vad, turns=TurnConfig(...), caller_audio=stt.feed)
+    call.transcript_partial(text, now)    # the recogniser's interim transcript
+    call.transcript_final(text, now)      # ... and its committed one
+    call.stt_down(now) / call.stt_up()    # the recogniser failed / is back
+    call.turn_handed(now)                 # the shell handed a CallerTurn to the brain
+    uid = call.reply_open(now)            # a streamed reply: StartTTS(streaming=True) ...
+    call.reply_text(uid, piece, now)      # ... TTSText per piece ...
+    call.reply_close(uid, now)            # ... TTSClose
+    call.play_ulaw(ulaw, now)             # ready-made audio (a fetched file, DTMF tones)
+    call.finish(now, goodbye)             # let the reply play (or say goodbye), then hang up
+
+Every inbound media payload goes to ``caller_audio``; the VAD's onsets and ends and every
+media timestamp go to the :class:`~hotline.core.turns.TurnTaker`, which decides barge-in
+(``speech``/``words``/``off``), asks for :class:`CommitSpeech` once the caller's silence is
+long enough, and ends the turn as :class:`CallerTurn`. The first frame of the reply to a turn
+comes with a :class:`TurnLatency` (the voice-to-voice split). A cut line is reported as
+:class:`LineInterrupted`: what the caller heard, from the playhead and the TTS alignment placed
+at each chunk's offset on the utterance's own audio timeline.
+
 Recording and replay. A call built with ``record_max_bytes`` > 0 keeps the µ-law its converter
 produced for each utterance; when an utterance's TTS ends cleanly (``isFinal``, no failure, no
 undecodable audio skipped, not cut, not longer than ``record_max_bytes``) it emits
@@ -64,12 +85,19 @@ from hotline.core.actions import (
     Action,
     AudioSkipped,
     BargeIn,
+    CallerTurn,
     CancelTTS,
+    CommitSpeech,
+    DigitPressed,
     FirstFrame,
     Hangup,
+    LineInterrupted,
     Started,
     StartTTS,
     Stopped,
+    TTSClose,
+    TTSText,
+    TurnLatency,
     Underrun,
     UtteranceEnded,
     UtteranceOutcome,
@@ -92,8 +120,10 @@ from hotline.core.events import (
     TwilioEvent,
 )
 from hotline.core.framer import Framer
+from hotline.core.heard import HeardText
 from hotline.core.playhead import BYTES_PER_MS, Playhead
 from hotline.core.script import CallScript
+from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
 from hotline.core.twilio import TwilioStream
 from hotline.errors import CodecError, HotlineError
 
@@ -105,15 +135,22 @@ __all__ = [
     "Call",
     "CallState",
     "CallStateError",
+    "CallerTurn",
     "CancelTTS",
+    "CommitSpeech",
     "Converter",
     "ConverterStats",
+    "DigitPressed",
     "FirstFrame",
     "Hangup",
+    "LineInterrupted",
     "SpeechDetector",
     "StartTTS",
     "Started",
     "Stopped",
+    "TTSClose",
+    "TTSText",
+    "TurnLatency",
     "Underrun",
     "UtteranceEnded",
     "UtteranceOutcome",
@@ -174,20 +211,40 @@ class CallState(enum.Enum):
 # ---------------------------------------------------------------------------- internals
 
 
+class _Latency:
+    """The timestamps of one caller turn, until its reply's first frame goes out."""
+
+    __slots__ = ("ended_at", "final_at", "first_token_at", "handed_at", "silence_at")
+
+    def __init__(self, ended_at: float, silence_at: float, final_at: float) -> None:
+        self.ended_at = ended_at
+        self.silence_at = silence_at
+        self.final_at = final_at
+        self.handed_at = final_at
+        self.first_token_at: float | None = None
+
+
 class _Utt:
     __slots__ = (
+        "closed",
         "first_audio_at",
         "frames_sent",
         "hangup_after",
+        "heard",
         "id",
+        "interruptible",
+        "latency",
         "queued_at",
         "recording",
         "recording_bytes",
         "reported",
         "skipped_before",
         "source",
+        "streaming",
         "text",
         "tts_started_at",
+        "ulaw",
+        "ulaw_bytes",
     )
 
     def __init__(
@@ -206,6 +263,14 @@ class _Utt:
         self.recording: list[bytes] | None = None
         self.recording_bytes = 0
         self.skipped_before = 0
+        # A streamed reply (Call.reply_open) is ``streaming``; ``closed`` once its text is whole.
+        self.streaming = False
+        self.closed = True
+        self.interruptible = True
+        self.heard = HeardText(text)
+        self.ulaw_bytes = 0  # µ-law produced for it so far (its audio timeline)
+        self.ulaw: bytes | None = None  # ready-made audio (play_ulaw): no TTS at all
+        self.latency: _Latency | None = None
 
 
 class _Mark:
@@ -245,6 +310,18 @@ class Call:
         mark_grace: seconds after a goodbye should have finished playing before hanging up
             without its mark echo.
         twilio: the stream object (default: a new :class:`TwilioStream`).
+        caller_audio: called with every inbound media payload (raw µ-law) once ``start`` was
+            seen and until the call ends: the shell's speech-to-text feed. Must not block.
+        turns: turn-taking settings; with them a :class:`~hotline.core.turns.TurnTaker` joins
+            the VAD and the transcripts (:meth:`transcript_partial` / :meth:`transcript_final`)
+            into :class:`CallerTurn`, :class:`CommitSpeech` and barge-in. Without them (or
+            while the recogniser is down) barge-in is on speech onset, as before.
+        brain_digits: a DTMF key cuts what plays and is reported as :class:`DigitPressed`
+            (the brain answers) instead of being answered from the script's menu.
+
+    A call built with ``turns`` also reports every cut line as :class:`LineInterrupted`
+    (what the caller heard of it: the playhead plus the TTS alignment, via
+    :class:`~hotline.core.heard.HeardText`).
 
     Raises:
         ValueError: a nonsensical pacing parameter.
@@ -266,6 +343,9 @@ class Call:
         mark_every_frames: int = 0,
         mark_grace: float = 2.0,
         twilio: TwilioStream | None = None,
+        caller_audio: Callable[[bytes], None] | None = None,
+        turns: TurnConfig | None = None,
+        brain_digits: bool = False,
     ) -> None:
         if frame_bytes <= 0:
             raise ValueError("frame_bytes must be positive")
@@ -312,6 +392,17 @@ class Call:
         #: Utterances failed by an exception from the converter (the call went on).
         self.converter_failures = 0
         self.last_media_timestamp: int | None = None
+
+        self._caller_audio = caller_audio
+        self.turns: TurnTaker | None = TurnTaker(turns) if turns is not None else None
+        self.brain_digits = brain_digits
+        self._speech_ended_at: float | None = None  # shell-clock end of the caller's speech
+        self._latency: _Latency | None = None  # the last turn, until a reply claims it
+        self._last_turn: _Latency | None = None
+        #: The ``caller_audio`` sink raised once and was dropped.
+        self.caller_audio_failed = False
+        #: Caller turns handed out (:class:`CallerTurn`).
+        self.caller_turns = 0
 
     # ------------------------------------------------------------------ properties
 
@@ -450,22 +541,123 @@ class Call:
 
     def _on_media(self, media: Media, now: float) -> None:
         self.last_media_timestamp = media.timestamp
+        sink = self._caller_audio
+        if sink is not None and self.state is not CallState.CONNECTING:
+            try:
+                sink(media.payload)
+            except Exception:  # a broken speech-to-text feed is no reason to end the call
+                self._caller_audio = None
+                self.caller_audio_failed = True
+                self.stt_down(now)
         if self._vad is None or self.state is not CallState.ACTIVE:
             return  # the goodbye (CLOSING) is not interruptible: it plays, then we hang up
         event = self._vad.process(media)
-        if event is None:
-            return
-        if isinstance(event, SpeechStarted):
-            if self.is_speaking(now):
+        turns = self.turns
+        if turns is None:
+            if isinstance(event, SpeechStarted) and self._can_barge_in(now):
                 self._barge_in(event.timestamp_ms, now)
-        elif isinstance(event, SpeechEnded):
-            pass  # the seam for turn-taking: barge-in needs only the onset
+            return
+        if event is not None:
+            if isinstance(event, SpeechStarted):
+                turns.speech_started(event.timestamp_ms, now, self._can_barge_in(now))
+            elif isinstance(event, SpeechEnded):
+                behind = max(media.timestamp - event.timestamp_ms, 0) / 1000.0
+                self._speech_ended_at = now - behind
+                turns.speech_ended(event.timestamp_ms, now)
+            else:
+                _assert_never(event)
+        turns.media(media.timestamp, now)
+        self._turn_events(now)
+
+    def _can_barge_in(self, now: float) -> bool:
+        """The caller's voice may cut what plays now (something plays and it is interruptible)."""
+        if self.state is not CallState.ACTIVE or not self.is_speaking(now):
+            return False
+        current = self._tts or (self._playing[0] if self._playing else None)
+        if current is None:
+            current = self._out[0][0] if self._out else (self._queue[0] if self._queue else None)
+        return current is None or current.interruptible
+
+    def _turn_events(self, now: float) -> None:
+        turns = self.turns
+        if turns is None:
+            return
+        for event in turns.events():
+            if isinstance(event, Interrupt):
+                if self._can_barge_in(now):
+                    self._barge_in(event.timestamp_ms, now)
+            elif isinstance(event, CommitTranscript):
+                self._actions.append(CommitSpeech())
+            elif isinstance(event, TurnEnded):
+                ended_at = self._speech_ended_at
+                if ended_at is None or ended_at > event.silence_at:
+                    ended_at = event.silence_at
+                self._speech_ended_at = None
+                self._latency = self._last_turn = _Latency(
+                    ended_at, event.silence_at, event.final_at
+                )
+                self.caller_turns += 1
+                self._actions.append(
+                    CallerTurn(
+                        text=event.text,
+                        speech_started_ms=event.speech_started_ms,
+                        speech_ended_ms=event.speech_ended_ms,
+                        ended_at=ended_at,
+                        silence_at=event.silence_at,
+                        final_at=event.final_at,
+                        timed_out=event.timed_out,
+                    )
+                )
+            else:
+                _assert_never(event)
+
+    # ------------------------------------------------------------------ speech-to-text side
+
+    def transcript_partial(self, text: str, now: float) -> None:
+        """An interim transcript of the caller's speech (replaces the previous one)."""
+        if self.turns is None or self.state is not CallState.ACTIVE:
+            return
+        self.turns.partial(text, now, self._can_barge_in(now))
+        self._turn_events(now)
+
+    def transcript_final(self, text: str, now: float) -> None:
+        """A final (committed) transcript of a stretch of the caller's speech."""
+        if self.turns is None or self.state is not CallState.ACTIVE:
+            return
+        self.turns.final(text, now, self._can_barge_in(now))
+        self._turn_events(now)
+
+    def stt_down(self, now: float) -> None:
+        """The recogniser failed or dropped: a turn waiting for it ends with what it has, and
+        barge-in falls back to speech onset until :meth:`stt_up`."""
+        if self.turns is None:
+            return
+        self.turns.stt_down()
+        if self.state is CallState.ACTIVE:
+            self._turn_events(now)
         else:
-            _assert_never(event)
+            self.turns.events()
+
+    def stt_up(self) -> None:
+        """The recogniser is (back) up."""
+        if self.turns is not None:
+            self.turns.stt_up()
+
+    def turn_handed(self, now: float) -> None:
+        """The shell handed the last :class:`CallerTurn` to the brain at ``now`` (for
+        :class:`TurnLatency`; without it the hand-over counts as instant)."""
+        lat = self._last_turn
+        if lat is not None and lat.first_token_at is None:
+            lat.handed_at = now
 
     def _on_digit(self, digit: str, now: float) -> None:
         if self.state is not CallState.ACTIVE:
             return  # not started yet, or the goodbye is playing
+        self._latency = None  # what follows answers the key, not the last spoken turn
+        if self.brain_digits:
+            self._interrupt(now)
+            self._actions.append(DigitPressed(digit))
+            return
         entry = self.script.entry_for(digit)
         self._interrupt(now)
         if entry.hangup:
@@ -508,7 +700,14 @@ class Call:
                 self._actions.append(CancelTTS(utt.id))
                 self._finish_tts(utt, now, _converter_detail(exc), flush=False)
                 return True
-            if ulaw:
+            n = len(ulaw)
+            utt.heard.add_chunk(
+                event.alignment or event.normalized_alignment,
+                utt.ulaw_bytes / BYTES_PER_MS,
+                n / BYTES_PER_MS,
+            )
+            if n:
+                utt.ulaw_bytes += n
                 self._record(utt, ulaw)
                 self._push_frames(utt, self._framer.push(ulaw))
         elif isinstance(event, TTSFinal):
@@ -546,6 +745,8 @@ class Call:
             return False
         utt.first_audio_at = now
         utt.recording = None
+        utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
+        utt.ulaw_bytes += len(ulaw)
         self._push_frames(utt, self._framer.push(ulaw))
         self._end_utterance_audio(utt, now, None)
         return True
@@ -574,6 +775,7 @@ class Call:
                 self._converter_failed()
                 failure = failure or _converter_detail(exc)
         if tail:
+            utt.ulaw_bytes += len(tail)
             self._record(utt, tail)
             self._push_frames(utt, self._framer.push(tail))
         skipped = self._skipped_bytes() - utt.skipped_before
@@ -629,7 +831,168 @@ class Call:
             raise CallStateError(f"cannot say in state {self.state.value}")
         if interrupt:
             self._interrupt(now)
-        return self._enqueue(text, UtteranceSource.SAY, False, now)
+        return self._enqueue(text, UtteranceSource.SAY, False, now, reply=True)
+
+    # ------------------------------------------------------------------ streamed replies
+
+    def reply_open(
+        self,
+        now: float,
+        *,
+        source: UtteranceSource = UtteranceSource.BRAIN,
+        interrupt: bool = False,
+        interruptible: bool = True,
+    ) -> int:
+        """Open a reply whose text arrives in pieces (:meth:`reply_text`, then
+        :meth:`reply_close`). It is queued like any utterance; once it is its turn and has some
+        text, :class:`StartTTS` (``streaming=True``) carries the text so far, every later piece
+        a :class:`TTSText` and the close a :class:`TTSClose`, so the first words are voiced
+        while the rest is still being written. A reply closed without any text is dropped.
+
+        Args:
+            now: the time.
+            source: who speaks (default the brain).
+            interrupt: cut what plays first (a preemptible line, an interrupting reply).
+            interruptible: ``False``: the caller's voice does not cut this reply.
+
+        Returns:
+            The utterance id.
+
+        Raises:
+            CallStateError: the call is not active.
+        """
+        if self.state is not CallState.ACTIVE:
+            raise CallStateError(f"cannot reply in state {self.state.value}")
+        if interrupt:
+            self._interrupt(now)
+        uid = self._next_id
+        self._next_id += 1
+        self.utterances_total += 1
+        utt = _Utt(uid, "", source, False, now)
+        utt.streaming = True
+        utt.closed = False
+        utt.interruptible = interruptible
+        self._claim_latency(utt, None)
+        self._queue.append(utt)
+        return uid
+
+    def reply_text(self, utterance_id: int, piece: str, now: float) -> bool:
+        """Append ``piece`` (kept verbatim, spaces included) to open reply ``utterance_id``.
+
+        Returns:
+            False if that reply is gone (cut, dropped, the call ended) or already closed.
+        """
+        utt = self._open_reply(utterance_id)
+        if utt is None:
+            return False
+        if not piece:
+            return True
+        utt.text += piece
+        utt.heard.add_text(piece)
+        lat = utt.latency
+        if lat is not None and lat.first_token_at is None and piece.strip():
+            lat.first_token_at = now
+        if self._tts is utt:
+            self._actions.append(TTSText(utt.id, piece))
+        elif self._tts is None:
+            self._start_next(now)  # it may have been waiting for its first words
+        return True
+
+    def reply_close(self, utterance_id: int, now: float) -> bool:
+        """Reply ``utterance_id``'s text is complete (its TTS is flushed and closed).
+
+        Returns:
+            False if that reply is gone or was already closed.
+        """
+        utt = self._open_reply(utterance_id)
+        if utt is None:
+            return False
+        utt.closed = True
+        if self._tts is utt:
+            self._actions.append(TTSClose(utt.id))
+        elif self._tts is None:
+            self._start_next(now)
+        return True
+
+    def _open_reply(self, utterance_id: int) -> _Utt | None:
+        if self.state is CallState.ENDED:
+            return None
+        utt = self._tts
+        if utt is None or utt.id != utterance_id:
+            utt = next((u for u in self._queue if u.id == utterance_id), None)
+        if utt is None or not utt.streaming or utt.closed:
+            return None
+        return utt
+
+    def play_ulaw(
+        self,
+        ulaw: bytes,
+        now: float,
+        *,
+        source: UtteranceSource = UtteranceSource.BRAIN,
+        label: str = "[audio]",
+        interrupt: bool = False,
+        interruptible: bool = True,
+    ) -> int:
+        """Queue ready-made 8 kHz µ-law (a fetched audio file, DTMF tones) as an utterance: it
+        plays in turn like any line, with no TTS (no :class:`StartTTS`).
+
+        Args:
+            ulaw: the audio.
+            now: the time.
+            source: who asked for it.
+            label: its text for transcripts and :class:`LineInterrupted`.
+            interrupt: cut what plays first.
+            interruptible: ``False``: the caller's voice does not cut it.
+
+        Returns:
+            The utterance id.
+
+        Raises:
+            ValueError: no audio.
+            CallStateError: the call is not active.
+        """
+        if not ulaw:
+            raise ValueError("ulaw must not be empty")
+        if self.state is not CallState.ACTIVE:
+            raise CallStateError(f"cannot play in state {self.state.value}")
+        if interrupt:
+            self._interrupt(now)
+        uid = self._next_id
+        self._next_id += 1
+        self.utterances_total += 1
+        utt = _Utt(uid, label, source, False, now)
+        utt.ulaw = bytes(ulaw)
+        utt.interruptible = interruptible
+        self._claim_latency(utt, now)
+        self._queue.append(utt)
+        if self._tts is None:
+            self._start_next(now)
+        return uid
+
+    def finish(self, now: float, goodbye: str | None = None) -> None:
+        """End the call gracefully: say ``goodbye`` (if given) after what is queued, or let
+        what is queued and playing finish, then hang up. Nothing left to play and no goodbye:
+        hang up now. A no-op unless the call is active."""
+        if self.state is not CallState.ACTIVE:
+            return
+        if goodbye is not None and goodbye.strip():
+            self.state = CallState.CLOSING
+            self._enqueue(goodbye, UtteranceSource.SCRIPT, True, now)
+            return
+        last = (
+            self._queue[-1]
+            if self._queue
+            else self._tts or (self._playing[-1] if self._playing else None)
+        )
+        if last is None:
+            self._hangup("call ended by the brain", now)
+            return
+        self.state = CallState.CLOSING
+        last.hangup_after = True
+        if last in self._playing and f"u{last.id}-end" in self._marks:
+            # Its end mark is already out: the safety hang-up must be armed here.
+            self._hangup_deadline = max(now, self.playhead.drained_at()) + self._mark_grace
 
     def hangup(self, now: float, reason: str = "hangup requested") -> None:
         """Hang up now (what plays is cut). A no-op once the call has ended."""
@@ -651,6 +1014,11 @@ class Call:
             return
         if self.state is CallState.ENDED or self.twilio.stream_sid is None:
             return
+        turns = self.turns
+        if turns is not None and turns.next_deadline() is not None:
+            turns.poll(now)
+            if self.state is CallState.ACTIVE:
+                self._turn_events(now)
         out = self._out
         twilio = self.twilio
         head = self.playhead
@@ -695,6 +1063,28 @@ class Call:
                         sent_at=now,
                     )
                 )
+                lat = utt.latency
+                if lat is not None:
+                    utt.latency = None
+                    tts_at = utt.tts_started_at if utt.tts_started_at is not None else now
+                    self._actions.append(
+                        TurnLatency(
+                            utterance_id=utt.id,
+                            message_index=self._n_out,
+                            ended_at=lat.ended_at,
+                            silence_at=lat.silence_at,
+                            final_at=lat.final_at,
+                            handed_at=lat.handed_at,
+                            first_token_at=lat.first_token_at
+                            if lat.first_token_at is not None
+                            else tts_at,
+                            tts_started_at=tts_at,
+                            first_audio_at=utt.first_audio_at
+                            if utt.first_audio_at is not None
+                            else now,
+                            sent_at=now,
+                        )
+                    )
             self._n_out += 1
             utt.frames_sent += 1
             if self._mark_every and utt.frames_sent % self._mark_every == 0:
@@ -711,6 +1101,10 @@ class Call:
         """When :meth:`pump` has something to do next if no new input arrives (``None``: not
         until new input). A value ``<= now`` means: pump now."""
         deadline = self._hangup_deadline
+        if self.turns is not None and self.state is CallState.ACTIVE:
+            turn_deadline = self.turns.next_deadline()
+            if turn_deadline is not None:
+                deadline = turn_deadline if deadline is None else min(deadline, turn_deadline)
         if self._out and self.state is not CallState.ENDED and self.twilio.stream_sid:
             item = self._out[0][1]
             ahead = self.playhead.ahead(now)
@@ -723,28 +1117,72 @@ class Call:
 
     # ------------------------------------------------------------------ internals
 
-    def _enqueue(self, text: str, source: UtteranceSource, hangup_after: bool, now: float) -> int:
+    def _enqueue(
+        self,
+        text: str,
+        source: UtteranceSource,
+        hangup_after: bool,
+        now: float,
+        *,
+        reply: bool = False,
+    ) -> int:
         uid = self._next_id
         self._next_id += 1
         self.utterances_total += 1
-        self._queue.append(_Utt(uid, text, source, hangup_after, now))
+        utt = _Utt(uid, text, source, hangup_after, now)
+        if reply:
+            self._claim_latency(utt, now)
+        self._queue.append(utt)
         if self._tts is None:
             self._start_next(now)
         return uid
 
+    def _claim_latency(self, utt: _Utt, first_token_at: float | None) -> None:
+        """The reply to the last caller turn (if one is waiting) is ``utt``."""
+        lat = self._latency
+        if lat is not None:
+            self._latency = None
+            if first_token_at is not None:
+                lat.first_token_at = first_token_at
+            utt.latency = lat
+
     def _start_next(self, now: float) -> None:
-        if self._tts is not None or not self._queue or self.state is CallState.ENDED:
+        if self._tts is not None or self.state is CallState.ENDED:
             return
-        utt = self._queue.popleft()
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if not head.streaming or head.text.strip():
+                break
+            if not head.closed:
+                return  # a streamed reply with no words yet: wait for them
+            queue.popleft()  # closed without a word: nothing to say
+            self._report(head, UtteranceOutcome.DROPPED, "empty reply")
+            if head.hangup_after:
+                self._hangup("goodbye played", now)
+                return
+        if not queue:
+            return
+        utt = queue.popleft()
         utt.tts_started_at = now
         if utt.id > 1:
             # One converter per utterance: no decoder or resampler state crosses utterances.
             self._converter = self._new_converter()
         utt.skipped_before = self._skipped_bytes()
-        if self._record_max:
+        if self._record_max and not utt.streaming:  # a streamed reply is never cached
             utt.recording = []
         self._tts = utt
-        self._actions.append(StartTTS(utt.id, utt.text))
+        if utt.ulaw is not None:
+            ulaw, utt.ulaw = utt.ulaw, None
+            utt.first_audio_at = now
+            utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
+            utt.ulaw_bytes = len(ulaw)
+            self._push_frames(utt, self._framer.push(ulaw))
+            self._end_utterance_audio(utt, now, None)  # starts the next one
+            return
+        self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
+        if utt.streaming and utt.closed:
+            self._actions.append(TTSClose(utt.id))
 
     def _report(self, utt: _Utt, outcome: UtteranceOutcome, detail: str = "") -> None:
         if not utt.reported:
@@ -759,6 +1197,8 @@ class Call:
         """
         ahead = self.playhead.ahead(now)
         dropped = ahead + sum(len(item) for _, item in self._out if type(item) is bytes)
+        # What the caller heard of a cut line is for the brain: reported by a listening call.
+        cut = self._being_heard(now) if self.turns is not None else None
         # Clear only if Twilio may still hold audio: unplayed by our estimate, or a mark of
         # ours has not echoed yet.
         at_twilio = ahead > 0 or bool(self._marks)
@@ -769,6 +1209,8 @@ class Call:
         self._out.clear()
         self.playhead.clear(now)
         self._hangup_deadline = None
+        if cut is not None:
+            self._heard_report(cut, now)
         for utt in self._playing:
             self._report(utt, UtteranceOutcome.INTERRUPTED)
         self._playing.clear()
@@ -782,6 +1224,36 @@ class Call:
             self._report(utt, UtteranceOutcome.DROPPED)
         self._queue.clear()
         return dropped / BYTES_PER_MS
+
+    def _being_heard(self, now: float) -> _Utt | None:
+        """The utterance the caller is hearing (or about to hear) at ``now``, if any: the first
+        one sent but not played to its end, else the one whose TTS is running."""
+        head = self.playhead
+        for utt in self._playing:
+            if utt.frames_sent:
+                full = head.played_ms(utt.id, now + 1e6)
+                played = head.played_ms(utt.id, now)
+                if full is not None and played is not None and played < full:
+                    return utt
+        if self._tts is not None:
+            return self._tts
+        if self._out:
+            return self._out[0][0]
+        return None
+
+    def _heard_report(self, utt: _Utt, now: float) -> None:
+        played = self.playhead.played_ms(utt.id, now) if utt.frames_sent else None
+        heard_ms = played if played is not None else 0.0
+        total = utt.ulaw_bytes / BYTES_PER_MS if utt is not self._tts else None
+        self._actions.append(
+            LineInterrupted(
+                utterance_id=utt.id,
+                heard_text=utt.heard.heard(heard_ms, total_ms=total),
+                heard_ms=heard_ms,
+                text=utt.text,
+                source=utt.source,
+            )
+        )
 
     def _barge_in(self, timestamp_ms: int, now: float) -> None:
         current = self._tts or (self._playing[0] if self._playing else None)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from hotline import __version__
 from hotline.core.script import CallScript, default_script, load_script
+from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
 from hotline.errors import ConfigError
 from hotline.server import logs
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         speech=speech,
         tts_source=TTSSource(settings.voice),
         cluster=cluster,
+        transcripts=Transcripts(settings.listen.transcripts_kept),
     )
 
     @contextlib.asynccontextmanager
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hotline_logger.setLevel(logging.INFO)
         hotline_logger.addHandler(hub.ring)
         voice: Any = None
+        ear: Any = None
         warmup: asyncio.Task[int] | None = None
         try:
             tts_kwargs: dict[str, Any] = {
@@ -169,6 +172,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.elevenlabs_output_format,
                 )
             app.state.voice = voice
+            if settings.listen.stt == "local":
+                from hotline.ear.server import start_local_ear
+
+                ear = await start_local_ear()
+                hub.stt_url = ear.url
+                log.info("speech-to-text: the local ear (pocketsphinx) on %s", ear.url)
             if hub.cluster is not None:
                 await hub.cluster.start(hub.registry.infos, hub.registry.command)
             if settings.cache_warmup and hub.tts is not None:
@@ -195,6 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.speech.aclose()
             if hub.cluster is not None:
                 await hub.cluster.aclose()
+            if ear is not None:
+                await ear.stop()
             if voice is not None:
                 await voice.stop()
             hub.tts = None

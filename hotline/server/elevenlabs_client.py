@@ -8,14 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from hotline.core.elevenlabs import ElevenLabsStream, stream_input_url
 from hotline.core.events import TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError, TTSError
 
-__all__ = ["TTSConfig", "TTSFailed", "synthesize"]
+__all__ = ["TTSConfig", "TTSFailed", "TextFeed", "synthesize"]
 
 log = logging.getLogger("hotline.tts")
 
@@ -52,6 +52,69 @@ class TTSConfig:
         )
 
 
+class TextFeed:
+    """The text of a streamed utterance, arriving in pieces (the Call's ``TTSText`` /
+    ``TTSClose``), on its way into a TTS stream.
+
+    :meth:`take` hands out what is ready to send: up to the last white space while the text is
+    still open (a word cut between two pieces is never sent in halves), everything once
+    closed. ``on_change`` (set by the TTS stream) is called after every :meth:`push` and
+    :meth:`close`.
+
+    Args:
+        text: the text that arrived before the stream opened.
+    """
+
+    __slots__ = ("_held", "closed", "on_change", "text")
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self._held = text
+        self.closed = False
+        self.on_change: Callable[[], None] | None = None
+
+    def push(self, piece: str) -> None:
+        if self.closed or not piece:
+            return
+        self.text += piece
+        self._held += piece
+        if self.on_change is not None:
+            self.on_change()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.on_change is not None:
+            self.on_change()
+
+    def take(self) -> str:
+        """The text ready to send now (``""``: nothing yet; blank text is never handed out)."""
+        held = self._held
+        if self.closed:
+            self._held = ""
+            return held if held.strip() else ""
+        if held and (held[-1].isspace() or held[-1] in _WORD_END):
+            cut = len(held) - 1  # a piece ending in white space or punctuation ends a word
+        else:
+            cut = max(held.rfind(" "), held.rfind("\n"), held.rfind("\t"))
+        if cut < 0:
+            return ""
+        out, self._held = held[: cut + 1], held[cut + 1 :]
+        return out if out.strip() else ""
+
+    @property
+    def wants(self) -> int:
+        """Characters of the whole text (stripped), for "has it all been voiced"."""
+        return len(self.text.strip())
+
+
+_WORD_END = frozenset(".,!?;:")
+
+#: While a streamed utterance waits for the brain's next words, at most this long.
+FEED_WAIT = 30.0
+
+
 class TTSFailed(TTSError):
     """The utterance's TTS stream failed; ``kind`` labels the metric."""
 
@@ -66,8 +129,13 @@ async def synthesize(
     text: str,
     on_event: Callable[[TTSEvent], Awaitable[bool]],
     on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    feed: TextFeed | None = None,
 ) -> None:
     """Speak ``text``: init, text, flush, end; hand every event to ``on_event``.
+
+    With ``feed`` (a streamed utterance) the text comes from it instead: each ready piece is
+    sent with ``flush`` as it arrives (so the first words are voiced at once), keep-alives
+    while it waits, and the ``""`` end once the feed is closed.
 
     ``on_event`` (a coroutine function) resolves to False when the audio is no longer wanted;
     the socket is then closed.
@@ -95,35 +163,27 @@ async def synthesize(
         )
         async with ws_cm as ws:
             stream.send_init()
-            stream.send_text(text)
-            stream.send_flush()
-            stream.send_end()
+            writer: asyncio.Task[None] | None = None
+            if feed is None:
+                stream.send_text(text)
+                stream.send_flush()
+                stream.send_end()
+            else:
+                first = feed.take()
+                if first:
+                    stream.send_text(first, flush=True)
+                if feed.closed:
+                    stream.send_end()
             for message in stream.data_to_send():
                 await ws.send(message)
-            while True:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), config.timeout)
-                except asyncio.TimeoutError:
-                    raise TTSFailed(
-                        "timeout", f"no message for {config.timeout:g} s (no isFinal)"
-                    ) from None
-                except ConnectionClosed as exc:
-                    code = exc.rcvd.code if exc.rcvd is not None else None
-                    raise TTSFailed("closed", f"closed without isFinal (code {code})") from None
-                try:
-                    if isinstance(raw, str):
-                        stream.receive_text(raw)
-                    else:
-                        stream.receive_bytes(raw)
-                except ElevenLabsProtocolError as exc:
-                    on_bad_message(exc)
-                    continue
-                for event in stream.events_received():
-                    wanted = await on_event(event)
-                    if isinstance(event, TTSFailure):
-                        raise TTSFailed("error", f"{event.error}: {event.message}")
-                    if isinstance(event, TTSFinal) or not wanted:
-                        return
+            if feed is not None and not feed.closed:
+                writer = asyncio.get_running_loop().create_task(_feed_writer(ws, stream, feed))
+            try:
+                await _receive(config, ws, stream, on_event, on_bad_message, feed)
+            finally:
+                if writer is not None:
+                    writer.cancel()
+                    await asyncio.gather(writer, return_exceptions=True)
     except InvalidStatus as exc:
         raise TTSFailed("handshake", f"HTTP {exc.response.status_code}") from None
     except ConnectionClosed as exc:
@@ -131,3 +191,62 @@ async def synthesize(
         raise TTSFailed("closed", f"closed while sending (code {code})") from None
     except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
         raise TTSFailed("connect", f"{type(exc).__name__}: {exc}") from None
+
+
+async def _feed_writer(ws: ClientConnection, stream: ElevenLabsStream, feed: TextFeed) -> None:
+    wake = asyncio.Event()
+    feed.on_change = wake.set
+    wake.set()  # pieces may have arrived while the first went out
+    keepalive = 10.0  # well within stream-input's 20 s inactivity timeout
+    while True:
+        try:
+            await asyncio.wait_for(wake.wait(), keepalive)
+        except asyncio.TimeoutError:
+            stream.send_keepalive()
+        wake.clear()
+        piece = feed.take()
+        if piece:
+            stream.send_text(piece, flush=True)
+        if feed.closed:
+            stream.send_end()
+        for message in stream.data_to_send():
+            await ws.send(message)
+        if feed.closed:
+            return
+
+
+async def _receive(
+    config: TTSConfig,
+    ws: ClientConnection,
+    stream: ElevenLabsStream,
+    on_event: Callable[[TTSEvent], Awaitable[bool]],
+    on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    feed: TextFeed | None,
+) -> None:
+    while True:
+        wait = config.timeout
+        if feed is not None and not feed.closed:
+            wait = max(wait, FEED_WAIT)  # the brain may still be thinking
+        try:
+            raw = await asyncio.wait_for(ws.recv(), wait)
+        except asyncio.TimeoutError:
+            raise TTSFailed(
+                "timeout", f"no message for {config.timeout:g} s (no isFinal)"
+            ) from None
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            raise TTSFailed("closed", f"closed without isFinal (code {code})") from None
+        try:
+            if isinstance(raw, str):
+                stream.receive_text(raw)
+            else:
+                stream.receive_bytes(raw)
+        except ElevenLabsProtocolError as exc:
+            on_bad_message(exc)
+            continue
+        for event in stream.events_received():
+            wanted = await on_event(event)
+            if isinstance(event, TTSFailure):
+                raise TTSFailed("error", f"{event.error}: {event.message}")
+            if isinstance(event, TTSFinal) or not wanted:
+                return

@@ -7,11 +7,13 @@ nothing from the session module: calls are reached through the registry.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hotline.core.actions import LabelEnum
 from hotline.core.script import CallScript
+from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
 from hotline.server.elevenlabs_client import TTSConfig
 from hotline.server.logs import RingHandler
@@ -59,6 +61,14 @@ class Hub:
     tts: TTSConfig | None = None
     #: The link to other replicas (HOTLINE_REDIS_URL), or None when serving alone.
     cluster: Cluster | None = None
+    #: The embedded local ear's URL (HOTLINE_STT=local), set by the lifespan.
+    stt_url: str | None = None
+    #: Transcripts of recently ended calls (live calls hold their own).
+    transcripts: Transcripts = field(default_factory=Transcripts)
+    #: The last voice-to-voice splits: (CallSid, TurnLatency.stages()), newest last.
+    turn_latencies: deque[tuple[str, dict[str, float]]] = field(
+        default_factory=lambda: deque(maxlen=1000)
+    )
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:

@@ -11,12 +11,19 @@ from hotline.core.actions import (
     Action,
     AudioSkipped,
     BargeIn,
+    CallerTurn,
     CancelTTS,
+    CommitSpeech,
+    DigitPressed,
     FirstFrame,
     Hangup,
+    LineInterrupted,
     Started,
     StartTTS,
     Stopped,
+    TTSClose,
+    TTSText,
+    TurnLatency,
     Underrun,
     UtteranceEnded,
     UtteranceOutcome,
@@ -32,6 +39,9 @@ CORRUPT_AUDIO_LOG_BYTES = 1024
 
 # Seconds; bridge overhead and per-chunk conversion are expected well under a millisecond.
 _FINE = (2e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1)
+#: Voice-to-voice stages run from microseconds (hotline's share) to seconds (the silence wait).
+_V2V = (1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+_V2V_SLOW = (2.0, 3.0, 5.0, 10.0)
 _TTFA = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -94,6 +104,38 @@ class Metrics:
         self.protocol_errors = Counter(
             "hotline_protocol_errors", "Malformed messages dropped, by side", ["side"], registry=r
         )
+        # ---- listening (issue 10)
+        self.voice_to_voice = Histogram(
+            "hotline_voice_to_voice_seconds",
+            "Caller's end of speech -> first reply frame sent, per stage: silence, recogniser, "
+            "dispatch, model, to_tts, voice, playout; total; hotline (dispatch+to_tts+playout)",
+            ["stage"],
+            buckets=(*_V2V, *_V2V_SLOW),
+            registry=r,
+        )
+        self.caller_turns = Counter(
+            "hotline_caller_turns", "Caller turns handed to the brain", registry=r
+        )
+        self.lines_interrupted = Counter(
+            "hotline_lines_interrupted", "Lines the caller cut (heard text reported)", registry=r
+        )
+        self.stt_failures = Counter(
+            "hotline_stt_failures",
+            "Speech-to-text streams that failed or dropped, by kind (the call went on)",
+            ["kind"],
+            registry=r,
+        )
+        self.stt_audio_dropped = Counter(
+            "hotline_stt_audio_dropped_bytes",
+            "Caller µ-law not sent to speech-to-text (buffer full while connecting, or STT down)",
+            registry=r,
+        )
+        self.brain_fallbacks = Counter(
+            "hotline_brain_fallbacks",
+            "Brain turns that failed and were answered with the fallback line, by reason",
+            ["reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -152,7 +194,55 @@ def observe(metrics: Metrics, label: str, action: Action, now: float) -> None:
             )
     elif isinstance(action, Hangup):
         _log.info("call %s: hanging up (%s)", label, action.reason)
-    elif isinstance(action, (Started, StartTTS, CancelTTS, Stopped, UtteranceRecorded)):
+    elif isinstance(action, TurnLatency):
+        stages = action.stages(now)
+        hist = metrics.voice_to_voice
+        for stage, seconds in stages.items():
+            hist.labels(stage).observe(seconds)
+        _log.info(
+            "call %s: voice to voice %.0f ms (hotline %.2f ms; silence %.0f, recogniser %.0f, "
+            "model %.0f, voice %.0f)",
+            label,
+            stages["total"] * 1000,
+            stages["hotline"] * 1000,
+            stages["silence"] * 1000,
+            stages["recogniser"] * 1000,
+            stages["model"] * 1000,
+            stages["voice"] * 1000,
+        )
+    elif isinstance(action, CallerTurn):
+        metrics.caller_turns.inc()
+        # Never the words: lengths only.
+        _log.info(
+            "call %s: caller turn of %d chars%s",
+            label,
+            len(action.text),
+            " (recogniser timed out)" if action.timed_out else "",
+        )
+    elif isinstance(action, LineInterrupted):
+        metrics.lines_interrupted.inc()
+        _log.info(
+            "call %s: utterance %d cut after %.0f ms (%d of %d chars heard)",
+            label,
+            action.utterance_id,
+            action.heard_ms,
+            len(action.heard_text),
+            len(action.text),
+        )
+    elif isinstance(
+        action,
+        (
+            Started,
+            StartTTS,
+            TTSText,
+            TTSClose,
+            CommitSpeech,
+            DigitPressed,
+            CancelTTS,
+            Stopped,
+            UtteranceRecorded,
+        ),
+    ):
         pass  # control only: nothing to count
     else:
         _assert_never(action)

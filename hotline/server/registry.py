@@ -35,6 +35,8 @@ class LiveCall(Protocol):
 
     def hangup(self, reason: str = ...) -> None: ...
 
+    def transcript_dict(self) -> dict[str, Any] | None: ...
+
 
 class CallRegistry:
     """This replica's live calls.

@@ -213,6 +213,19 @@ async def say(call_sid: str, body: SayBody, hub: Admin) -> JSONResponse:
     return await _command(hub, call_sid, "say", {"text": body.text, "interrupt": body.interrupt})
 
 
+@router.get("/calls/{call_sid}/transcript")
+async def transcript(call_sid: str, hub: Admin) -> dict[str, Any]:
+    """What was said on a live or recently ended call of this replica (admin only)."""
+    live = hub.registry.get(call_sid)
+    data = live.transcript_dict() if live is not None else None
+    if data is None:
+        ended = hub.transcripts.get(call_sid)
+        data = ended.as_dict() if ended is not None else None
+    if data is None:
+        raise HTTPException(404, "no transcript for that call on this replica")
+    return {"call_sid": call_sid, **data}
+
+
 @router.post("/calls/{call_sid}/hangup", status_code=202)
 async def hangup(call_sid: str, hub: Admin) -> JSONResponse:
     return await _command(hub, call_sid, "hangup", {})

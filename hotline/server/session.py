@@ -23,21 +23,31 @@ from hotline.core.actions import (
     Action,
     AudioSkipped,
     BargeIn,
+    CallerTurn,
     CancelTTS,
+    CommitSpeech,
+    DigitPressed,
     FirstFrame,
     Hangup,
+    LineInterrupted,
     Started,
     StartTTS,
     Stopped,
+    TTSClose,
+    TTSText,
+    TurnLatency,
     Underrun,
     UtteranceEnded,
     UtteranceRecorded,
 )
 from hotline.core.call import Call, CallState
 from hotline.core.script import DEBUG_SCRIPT
+from hotline.core.transcript import Transcript
+from hotline.core.turns import BargeInMode, TurnConfig
 from hotline.core.vad import Vad
 from hotline.errors import ProtocolError
 from hotline.server.hub import CallMode, Hub
+from hotline.server.listen import Listener, new_brain
 from hotline.server.logs import mask_number
 from hotline.server.metrics import Metrics, observe
 from hotline.server.speech import CallSpeech
@@ -64,12 +74,24 @@ class CallSession:
         self.hub = hub
         self.ws = ws
         settings = hub.settings
+        listen = settings.listen
         self.call = Call(
             hub.script,
             output_format=settings.elevenlabs_output_format,
             vad=Vad(hub.vad_config),
             record_max_bytes=hub.speech.record_max_bytes,
+            turns=TurnConfig(
+                silence_ms=listen.turn_silence_ms, barge_in=BargeInMode(listen.barge_in)
+            ),
+            caller_audio=self._caller_audio,
+            brain_digits=listen.brain != "script",
         )
+        #: What was said on this call (set at ``start``; kept by the hub once it ended).
+        self.transcript: Transcript | None = None
+        #: Streamed utterances' text so far (for the transcript), by utterance.
+        self._streamed: dict[int, list[str]] = {}
+        #: The call's listening parts (speech-to-text stream, brain); set at ``start``.
+        self.listener: Listener | None = None
         #: The call's speech path (phrase cache, its TTS socket); set at ``start``.
         self.speech: CallSpeech | None = None
         self.call_sid: str | None = None
@@ -127,6 +149,15 @@ class CallSession:
     def hangup(self, reason: str = "hangup requested") -> None:
         self.call.hangup(clock(), reason)
         self.dispatch()
+
+    def transcript_dict(self) -> dict[str, Any] | None:
+        """The call's transcript as JSON (None before ``start``)."""
+        return self.transcript.as_dict() if self.transcript is not None else None
+
+    def _caller_audio(self, ulaw: bytes) -> None:
+        listener = self.listener
+        if listener is not None:
+            listener.caller_audio(ulaw)
 
     async def run(self) -> None:
         """Run the call until it ends; then cancel every task and close every socket."""
@@ -208,17 +239,19 @@ class CallSession:
                 bytes_before = call.bytes_sent
                 call.pump(now)
                 messages = call.data_to_send()
-                firsts: dict[int, FirstFrame] = {}
+                firsts: dict[int, list[FirstFrame | TurnLatency]] = {}
                 for action in call.actions():
-                    if isinstance(action, FirstFrame):
-                        firsts[action.message_index] = action
+                    if isinstance(action, (FirstFrame, TurnLatency)):
+                        firsts.setdefault(action.message_index, []).append(action)
                     else:
                         self._execute(action)
                 for index, message in enumerate(messages):
                     await ws.send_text(message)
-                    first = firsts.get(index)
-                    if first is not None:
-                        self._execute(first, clock())
+                    timed = firsts.get(index)
+                    if timed is not None:
+                        sent_at = clock()
+                        for action in timed:
+                            self._execute(action, sent_at)
                 if call.bytes_sent > bytes_before:
                     metrics.audio_bytes_out.inc(call.bytes_sent - bytes_before)
                 if self._done.is_set():
@@ -260,6 +293,11 @@ class CallSession:
             if not self._done.is_set():
                 assert self.speech is not None  # set at start, before accept()
                 uid = action.utterance_id
+                if action.streaming:
+                    self.speech.open_feed(uid, action.text)
+                    self._streamed[uid] = [action.text]
+                elif self.transcript is not None:
+                    self.transcript.hotline(uid, action.text, clock())
                 self._tts_tasks[uid] = asyncio.create_task(
                     self.speech.utter(self, uid, action.text, self.hub.tts),
                     name=f"hotline-tts-u{uid}",
@@ -281,10 +319,47 @@ class CallSession:
             self._finish(action.reason, code=1000)
         elif isinstance(action, Stopped):
             self._finish("twilio stop", code=1000)
+        elif isinstance(action, TTSText):
+            if self.speech is not None:
+                self.speech.feed_text(action.utterance_id, action.text)
+            pieces = self._streamed.get(action.utterance_id)
+            if pieces is not None:
+                pieces.append(action.text)
+        elif isinstance(action, TTSClose):
+            if self.speech is not None:
+                self.speech.feed_close(action.utterance_id)
+            self._streamed_said(action.utterance_id)
+        elif isinstance(action, LineInterrupted):
+            self._streamed_said(action.utterance_id)
+            if self.transcript is not None:
+                self.transcript.heard(
+                    action.utterance_id, action.heard_text, action.heard_ms, clock()
+                )
+            if self.listener is not None:
+                self.listener.line_interrupted(action)
+        elif isinstance(action, CallerTurn):
+            if self.transcript is not None:
+                self.transcript.caller(action.text, action.final_at)
+            if self.listener is not None:
+                self.listener.caller_turn(action)
+        elif isinstance(action, DigitPressed):
+            if self.listener is not None:
+                self.listener.digit(action.digit)
+        elif isinstance(action, CommitSpeech):
+            if self.listener is not None:
+                self.listener.commit_speech()
+        elif isinstance(action, TurnLatency):
+            self.hub.turn_latencies.append((self.label, action.stages(now)))
         elif isinstance(action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
             pass  # observed above
         else:
             _assert_never(action)
+
+    def _streamed_said(self, utterance_id: int) -> None:
+        """A streamed utterance's text is complete (or was cut): it joins the transcript."""
+        pieces = self._streamed.pop(utterance_id, None)
+        if pieces is not None and self.transcript is not None:
+            self.transcript.hotline(utterance_id, "".join(pieces), clock())
 
     def _on_start(self, action: Started) -> None:
         hub = self.hub
@@ -310,6 +385,8 @@ class CallSession:
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
         self.speech = hub.speech.for_call(start.call_sid, hub.tts)
+        self.transcript = Transcript(clock())
+        self.listener = Listener(self, new_brain(hub, entry.caller))
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",
             self.call_sid,
@@ -321,6 +398,11 @@ class CallSession:
             self.call.accept(clock(), script=DEBUG_SCRIPT, hangup_after_greeting=True)
         else:
             self.call.accept(clock())
+        self.listener.open_stt(hub.stt_url)
+        if self.listener.stt is None:
+            # No recogniser (HOTLINE_STT=off): barge-in on speech onset, DTMF and say work.
+            self.call.stt_down(clock())
+        self.listener.start(start)
 
     def bad_message(self, side: str, exc: Exception) -> None:
         self.hub.metrics.protocol_errors.labels(side).inc()
@@ -368,9 +450,19 @@ class CallSession:
                     await ws.close(code=self.close_code)
         finally:
             try:
+                if self.listener is not None:
+                    await self.listener.aclose()  # the brain hears CallEnding; STT closes
                 if self.speech is not None:
                     await self.speech.aclose()  # close_socket on the call's TTS socket
             finally:
+                if self.transcript is not None and self.call_sid is not None and self.registered:
+                    self.hub.transcripts.ended(self.call_sid, self.transcript)
+                    log.info(
+                        "call %s: transcript of %d entries (%d chars) kept",
+                        self.label,
+                        len(self.transcript),
+                        self.transcript.chars(),
+                    )
                 repeats = sum(n - 1 for n in self._error_kinds.values())
                 if self.registered or repeats:
                     log.info(

@@ -10,13 +10,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlsplit
 
 from hotline.errors import ConfigError
 
-__all__ = ["DEFAULT_VOICE_ID", "Settings"]
+__all__ = ["DEFAULT_VOICE_ID", "ListenSettings", "Settings"]
 
 #: ElevenLabs' premade voice "Rachel" (available on every account).
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"
@@ -151,6 +151,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     elevenlabs_text_normalization: str | None = None
     insecure_dev: bool = False
+    #: Speech-to-text, turns, brains (issue 10): see :class:`ListenSettings`.
+    listen: ListenSettings = field(default_factory=lambda: ListenSettings())
 
     def __post_init__(self) -> None:
         from hotline.codec import SUPPORTED_FORMATS
@@ -311,6 +313,7 @@ class Settings:
             if isinstance(number, float) and not math.isfinite(number):
                 raise ConfigError(f"{name} must be a finite number, got {raw!r}")
             kwargs[attr] = number
+        kwargs["listen"] = ListenSettings.from_env(get, kwargs.get("elevenlabs_api_key"))
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def with_insecure_dev(self, insecure_dev: bool = True) -> Settings:
@@ -384,6 +387,7 @@ class Settings:
             )
             if v
         ]
+        out += self.listen.secrets()
         if self.redis_url:
             password = urlsplit(self.redis_url).password
             if password:
@@ -403,5 +407,137 @@ class Settings:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, ListenSettings):
+                value = value.describe()
             out[f.name] = ("set" if value else "unset") if f.name in secret else value
         return out
+
+
+# ---------------------------------------------------------------- listening (issue 10)
+
+#: The listening floor's variables (merged into :data:`ENV_VARS`).
+LISTEN_ENV_VARS: dict[str, str] = {
+    "HOTLINE_STT": "speech-to-text: elevenlabs (Scribe realtime), deepgram, local (the embedded "
+    "ear) or off; default elevenlabs when ELEVENLABS_API_KEY is set, else local",
+    "DEEPGRAM_API_KEY": "Deepgram key, for HOTLINE_STT=deepgram",
+    "HOTLINE_STT_URL": "speech-to-text WebSocket base, e.g. wss://api.elevenlabs.io (default: "
+    "the provider's, or the embedded local ear)",
+    "HOTLINE_TURN_SILENCE_MS": "silence that ends the caller's turn (default 700)",
+    "HOTLINE_BARGE_IN": "what interrupts hotline: speech (onset, the default), words (the first "
+    "transcribed word; a cough does not) or off",
+    "HOTLINE_BRAIN": "who answers the caller: script (intents + menu, the default), llm or relay",
+    "HOTLINE_LLM_URL": "OpenAI-compatible base URL for HOTLINE_BRAIN=llm, e.g. "
+    "https://api.openai.com/v1 or http://localhost:11434/v1",
+    "HOTLINE_LLM_API_KEY": "key for HOTLINE_LLM_URL (default: OPENAI_API_KEY)",
+    "OPENAI_API_KEY": "used when HOTLINE_LLM_API_KEY is unset",
+    "HOTLINE_LLM_MODEL": "model name for HOTLINE_BRAIN=llm (default gpt-4o-mini)",
+    "HOTLINE_RELAY_URL": "ws:// or wss:// URL of a ConversationRelay app for HOTLINE_BRAIN=relay",
+    "HOTLINE_TRANSCRIPTS_KEPT": "ended calls whose transcript stays at /calls/{sid}/transcript "
+    "(default 100)",
+}
+ENV_VARS.update(LISTEN_ENV_VARS)
+
+STT_PROVIDERS = ("elevenlabs", "deepgram", "local", "off")
+BRAINS = ("script", "llm", "relay")
+BARGE_IN_MODES = ("speech", "words", "off")
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    """Speech-to-text, turn-taking and brain settings (validated).
+
+    Raises:
+        ConfigError: a value is malformed or out of range (the message names the variable).
+    """
+
+    stt: str = "local"
+    deepgram_api_key: str | None = _secret_field()
+    stt_url: str | None = None
+    turn_silence_ms: int = 700
+    barge_in: str = "speech"
+    brain: str = "script"
+    llm_url: str | None = None
+    llm_api_key: str | None = _secret_field()
+    llm_model: str = "gpt-4o-mini"
+    relay_url: str | None = _secret_field()  # its query may hold a token
+    transcripts_kept: int = 100
+
+    def __post_init__(self) -> None:
+        if self.stt not in STT_PROVIDERS:
+            raise ConfigError(f"HOTLINE_STT must be one of {', '.join(STT_PROVIDERS)}")
+        if self.stt == "deepgram" and not self.deepgram_api_key:
+            raise ConfigError("HOTLINE_STT=deepgram needs DEEPGRAM_API_KEY")
+        if self.stt_url is not None:
+            parts = urlsplit(self.stt_url)
+            if parts.scheme not in ("ws", "wss") or not parts.netloc:
+                raise ConfigError("HOTLINE_STT_URL must look like wss://host")
+        if not 0 <= self.turn_silence_ms <= 10_000:
+            raise ConfigError("HOTLINE_TURN_SILENCE_MS must be within 0..10000")
+        if self.barge_in not in BARGE_IN_MODES:
+            raise ConfigError(f"HOTLINE_BARGE_IN must be one of {', '.join(BARGE_IN_MODES)}")
+        if self.brain not in BRAINS:
+            raise ConfigError(f"HOTLINE_BRAIN must be one of {', '.join(BRAINS)}")
+        if self.brain == "llm":
+            if not self.llm_url:
+                raise ConfigError("HOTLINE_BRAIN=llm needs HOTLINE_LLM_URL")
+            if urlsplit(self.llm_url).scheme not in ("http", "https"):
+                raise ConfigError("HOTLINE_LLM_URL must look like https://host/v1")
+        if self.brain == "relay":
+            if not self.relay_url or urlsplit(self.relay_url).scheme not in ("ws", "wss"):
+                raise ConfigError("HOTLINE_BRAIN=relay needs HOTLINE_RELAY_URL (ws:// or wss://)")
+        if not self.llm_model:
+            raise ConfigError("HOTLINE_LLM_MODEL must not be empty")
+        if not 0 <= self.transcripts_kept <= 100_000:
+            raise ConfigError("HOTLINE_TRANSCRIPTS_KEPT must be within 0..100000")
+
+    @classmethod
+    def from_env(
+        cls, get: Callable[[str], str | None], elevenlabs_api_key: object = None
+    ) -> ListenSettings:
+        """Read the listening variables through ``get`` (stripped value or None).
+
+        Raises:
+            ConfigError: a value is malformed.
+        """
+        stt = get("HOTLINE_STT")
+        kwargs: dict[str, object] = {
+            "stt": stt.lower() if stt else ("elevenlabs" if elevenlabs_api_key else "local"),
+            "deepgram_api_key": get("DEEPGRAM_API_KEY"),
+            "stt_url": get("HOTLINE_STT_URL"),
+            "barge_in": (get("HOTLINE_BARGE_IN") or "speech").lower(),
+            "brain": (get("HOTLINE_BRAIN") or "script").lower(),
+            "llm_url": get("HOTLINE_LLM_URL"),
+            "llm_api_key": get("HOTLINE_LLM_API_KEY") or get("OPENAI_API_KEY"),
+            "relay_url": get("HOTLINE_RELAY_URL"),
+        }
+        if (model := get("HOTLINE_LLM_MODEL")) is not None:
+            kwargs["llm_model"] = model
+        for name, attr in (
+            ("HOTLINE_TURN_SILENCE_MS", "turn_silence_ms"),
+            ("HOTLINE_TRANSCRIPTS_KEPT", "transcripts_kept"),
+        ):
+            raw = get(name)
+            if raw is None:
+                continue
+            try:
+                kwargs[attr] = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def secrets(self) -> list[str]:
+        out = [v for v in (self.deepgram_api_key, self.llm_api_key) if v]
+        if self.relay_url:
+            query = urlsplit(self.relay_url).query
+            if query:
+                out.append(query)
+        return out
+
+    def describe(self) -> dict[str, object]:
+        secret = {"deepgram_api_key", "llm_api_key", "relay_url"}
+        return {
+            f.name: ("set" if getattr(self, f.name) else "unset")
+            if f.name in secret
+            else getattr(self, f.name)
+            for f in fields(self)
+        }

@@ -30,10 +30,10 @@ from prometheus_client.registry import Collector
 from hotline.core.actions import LabelEnum, UtteranceRecorded
 from hotline.core.cache import CacheStats, PhraseCache, phrase_key
 from hotline.core.call import Call
-from hotline.core.events import TTSAudio, TTSEvent, TTSFinal
+from hotline.core.events import Alignment, TTSAudio, TTSEvent, TTSFinal
 from hotline.core.script import CallScript
 from hotline.errors import CodecError, ElevenLabsProtocolError
-from hotline.server.elevenlabs_client import TTSConfig, TTSFailed, synthesize
+from hotline.server.elevenlabs_client import TextFeed, TTSConfig, TTSFailed, synthesize
 from hotline.server.metrics import Metrics
 from hotline.server.tts_multi import MultiStats, MultiTTS, Preconnects
 
@@ -331,6 +331,7 @@ class SpeechHost(Protocol):
 
 
 OnEvent = Callable[[TTSEvent], Awaitable[bool]]
+_NO_CHARS = Alignment((), (), ())
 
 
 class CallSpeech:
@@ -343,6 +344,26 @@ class CallSpeech:
         self.paths: dict[int, SpeechPath] = {}
         self._keys: dict[int, str] = {}  # utterance -> phrase key, while synthesising a miss
         self._recorded: dict[int, bytes] = {}  # clean recordings waiting to be stored
+        self._feeds: dict[int, TextFeed] = {}  # streamed utterances' text, by utterance
+
+    # ------------------------------------------------------------------ streamed text
+
+    def open_feed(self, utterance_id: int, text: str) -> TextFeed:
+        """A streamed utterance starts (``StartTTS(streaming=True)``) with ``text`` so far."""
+        feed = self._feeds[utterance_id] = TextFeed(text)
+        return feed
+
+    def feed_text(self, utterance_id: int, piece: str) -> None:
+        """``TTSText``: more of a streamed utterance's text."""
+        feed = self._feeds.get(utterance_id)
+        if feed is not None:
+            feed.push(piece)
+
+    def feed_close(self, utterance_id: int) -> None:
+        """``TTSClose``: a streamed utterance's text is complete."""
+        feed = self._feeds.get(utterance_id)
+        if feed is not None:
+            feed.close()
 
     async def utter(
         self, host: SpeechHost, utterance_id: int, text: str, config: TTSConfig | None
@@ -372,7 +393,9 @@ class CallSpeech:
                     if call.current_utterance != utterance_id:
                         return False
                     now = clock()
-                    event = TTSAudio(data[FIRST_SLICE:], None, None, event.context_id)
+                    # The head carried the chunk's alignment; the tail has no characters of
+                    # its own (an empty alignment, not a missing one).
+                    event = TTSAudio(data[FIRST_SLICE:], _NO_CHARS, None, event.context_id)
             if not call.receive_tts(utterance_id, event, now):
                 return False  # barge-in / hang-up: late audio dropped, close the socket
             if isinstance(event, TTSAudio):
@@ -386,7 +409,11 @@ class CallSpeech:
         try:
             if config is None:
                 raise TTSFailed("connect", "no TTS configured")
-            await self._speak(host, utterance_id, config, text, on_event, on_bad)
+            feed = self._feeds.get(utterance_id)
+            if feed is not None:
+                await self._stream(host, utterance_id, config, feed, on_event, on_bad)
+            else:
+                await self._speak(host, utterance_id, config, text, on_event, on_bad)
         except asyncio.CancelledError:
             raise
         except TTSFailed as exc:
@@ -407,6 +434,36 @@ class CallSpeech:
         finally:
             self._keys.pop(utterance_id, None)
             self._recorded.pop(utterance_id, None)
+            self._feeds.pop(utterance_id, None)
+
+    async def _stream(
+        self,
+        host: SpeechHost,
+        utterance_id: int,
+        config: TTSConfig,
+        feed: TextFeed,
+        on_event: OnEvent,
+        on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    ) -> None:
+        """A streamed utterance: never from the phrase cache, pieces into the TTS as they come."""
+        service = self.service
+        if service.transport is TTSTransport.MULTI:
+            self.paths[utterance_id] = SpeechPath.MULTI
+            sock = await self._socket_for(config)
+            await sock.synthesize(feed.text, on_event, on_bad_message, feed=feed)
+        else:
+            self.paths[utterance_id] = SpeechPath.SINGLE
+            await synthesize(config, feed.text, on_event, on_bad_message, feed=feed)
+
+    async def _socket_for(self, config: TTSConfig) -> MultiTTS:
+        sock = self.socket
+        if sock is None or sock.config != config:
+            # The TTS target changed (tests swap it live): a fresh socket for it.
+            if sock is not None:
+                await sock.aclose()
+            sock = self.socket = self.service.new_socket(config, self.call_sid)
+            sock.start()
+        return sock
 
     async def _speak(
         self,
@@ -430,13 +487,7 @@ class CallSpeech:
             self._keys[utterance_id] = key
         if service.transport is TTSTransport.MULTI:
             self.paths[utterance_id] = SpeechPath.MULTI
-            sock = self.socket
-            if sock is None or sock.config != config:
-                # The TTS target changed (tests swap it live): a fresh socket for it.
-                if sock is not None:
-                    await sock.aclose()
-                sock = self.socket = service.new_socket(config, self.call_sid)
-                sock.start()
+            sock = await self._socket_for(config)
             await sock.synthesize(text, on_event, on_bad_message)
         else:
             self.paths[utterance_id] = SpeechPath.SINGLE

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from hotline.core.elevenlabs import MAX_CONTEXTS, ElevenLabsMultiStream, multi_stream_input_url
 from hotline.core.events import TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError
-from hotline.server.elevenlabs_client import TTSConfig, TTSFailed
+from hotline.server.elevenlabs_client import FEED_WAIT, TextFeed, TTSConfig, TTSFailed
 
 __all__ = ["MultiStats", "MultiTTS", "Preconnects"]
 
@@ -53,12 +53,19 @@ class MultiStats:
     socket_closed_cleanly: bool = False
 
 
+class _FeedChanged:
+    """Queued on a context when its :class:`TextFeed` has new text or was closed."""
+
+
+_FEED_CHANGED = _FeedChanged()
+
+
 class _Ctx:
     __slots__ = ("cid", "last_sent", "queue")
 
     def __init__(self, cid: str, now: float) -> None:
         self.cid = cid
-        self.queue: asyncio.Queue[TTSEvent | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[TTSEvent | _FeedChanged | None] = asyncio.Queue()
         self.last_sent = now
 
 
@@ -167,9 +174,14 @@ class MultiTTS:
         text: str,
         on_event: Callable[[TTSEvent], Awaitable[bool]],
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
+        feed: TextFeed | None = None,
     ) -> None:
         """Speak ``text`` in a new context; same contract as
         :func:`hotline.server.elevenlabs_client.synthesize`.
+
+        With ``feed`` (a streamed utterance) the text comes from it: each ready piece goes out
+        with ``flush`` as it arrives; the context is closed (with flush) only once the feed is
+        closed and its whole text has been voiced, or has gone quiet.
 
         Raises:
             TTSFailed: not connected within ``config.open_timeout``, too many live contexts,
@@ -189,25 +201,37 @@ class MultiTTS:
         self._next += 1
         cid = f"u{self._next}"
         ctx = self._contexts[cid] = _Ctx(cid, loop.time())
-        want_chars = len(text.strip())
+        want_chars = len(text.strip()) if feed is None else feed.wants
         voiced = 0
         got_audio = False
         done = False
         try:
             try:
                 proto.open_context(cid)
-                proto.send_text(cid, text, flush=True)
+                first = text if feed is None else feed.take()
+                if first:
+                    proto.send_text(cid, first, flush=True)
             except ElevenLabsProtocolError as exc:
                 raise TTSFailed("protocol", str(exc)) from None
+            if feed is not None:
+                feed.on_change = lambda: ctx.queue.put_nowait(_FEED_CHANGED)
+                if feed.closed:
+                    ctx.queue.put_nowait(_FEED_CHANGED)
             self.stats.contexts_opened += 1
             self._kick.set()
             while True:
                 live = cid in proto.live_contexts
-                wait = self.quiet if (live and got_audio) else self.config.timeout
+                complete = feed is None or feed.closed
+                if live and got_audio and complete:
+                    wait = self.quiet
+                elif not complete and voiced >= want_chars:
+                    wait = max(self.config.timeout, FEED_WAIT)  # waiting for the brain
+                else:
+                    wait = self.config.timeout
                 try:
                     event = await asyncio.wait_for(ctx.queue.get(), wait)
                 except asyncio.TimeoutError:
-                    if live and got_audio:
+                    if live and got_audio and complete:
                         self._close_context(proto, cid, flush=True)
                         continue
                     raise TTSFailed(
@@ -215,6 +239,18 @@ class MultiTTS:
                     ) from None
                 if event is None:
                     raise TTSFailed("closed", f"socket dropped ({self._last_error})")
+                if isinstance(event, _FeedChanged):
+                    assert feed is not None
+                    piece = feed.take()
+                    want_chars = feed.wants
+                    if cid in proto.live_contexts:
+                        if piece:
+                            with contextlib.suppress(ElevenLabsProtocolError):
+                                proto.send_text(cid, piece, flush=True)
+                            self._kick.set()
+                        if feed.closed and got_audio and voiced >= want_chars:
+                            self._close_context(proto, cid, flush=True)
+                    continue
                 wanted = await on_event(event)
                 if isinstance(event, TTSFailure):
                     raise TTSFailed("error", f"{event.error}: {event.message}")
@@ -228,9 +264,15 @@ class MultiTTS:
                     align = event.alignment or event.normalized_alignment
                     if align is not None:
                         voiced += len(align.chars)
-                    if voiced >= want_chars and cid in proto.live_contexts:
+                    if (
+                        voiced >= want_chars
+                        and (feed is None or feed.closed)
+                        and cid in proto.live_contexts
+                    ):
                         self._close_context(proto, cid, flush=True)
         finally:
+            if feed is not None:
+                feed.on_change = None
             self._contexts.pop(cid, None)
             if not done and proto is self._proto and cid in proto.live_contexts:
                 # Cancelled (barge-in, hang-up) or unwanted while still generating.

@@ -1,0 +1,382 @@
+"""One call's listening parts: its speech-to-text stream and its brain, glued to the Call.
+
+The session owns the :class:`~hotline.core.call.Call`; a :class:`Listener` owns what hears the
+caller and what answers them:
+
+* **speech-to-text** (``HOTLINE_STT``): one stream per call, opened at ``start``, fed the
+  caller's µ-law from the Call's ``caller_audio`` sink (never blocking: the stream buffers a
+  bounded amount while it connects), its transcripts handed to
+  :meth:`Call.transcript_partial` / :meth:`Call.transcript_final`. A stream that cannot open or
+  drops is logged once and counted; the Call is told (:meth:`Call.stt_down`: barge-in falls back
+  to speech onset) and the call goes on, DTMF included.
+* **the brain** (``HOTLINE_BRAIN``): :class:`~hotline.core.brain.CallStarted` at accept, then
+  every :class:`~hotline.core.actions.CallerTurn`, :class:`~hotline.core.actions.DigitPressed`,
+  :class:`~hotline.core.actions.LineInterrupted` in order, :class:`CallEnding` at teardown. The
+  inputs go through one queue and one task, so the brain sees them in order and the session's
+  receive loop never awaits it. Outputs are executed on the Call: ``SayText`` pieces become one
+  streamed reply (:meth:`Call.reply_open` / ``reply_text`` / ``reply_close``), ``PlayAudio``
+  is fetched and decoded (:mod:`hotline.server.play`) and played as µ-law, ``SendDigits``
+  plays DTMF tones, ``EndCall`` lets the reply play and hangs up (the goodbye line if nothing
+  is left to say), ``Fallback`` speaks the script's ``brain_error`` line and the call goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hotline.core import brain as b
+from hotline.core.actions import CallerTurn, LineInterrupted
+from hotline.core.call import Call, CallState, CallStateError
+from hotline.core.events import Start
+from hotline.core.transcript import Transcript
+from hotline.errors import PlayError
+from hotline.server.logs import mask_number
+
+if TYPE_CHECKING:
+    from hotline.server.hub import Hub
+
+__all__ = ["MAX_PLAY_LOOP_BYTES", "Listener", "ListenerHost", "new_brain"]
+
+log = logging.getLogger("hotline.call")
+clock = time.perf_counter
+
+#: A looped ``play`` is cut at this much audio (10 minutes of µ-law).
+MAX_PLAY_LOOP_BYTES = 10 * 60 * 8000
+#: Seconds the brain gets to take CallEnding before it is closed.
+_ENDING_GRACE = 1.0
+#: Parameters of our own on the stream (never shown to the brain).
+_PRIVATE_PARAMS = frozenset({"token", "From", "CallSid"})
+
+
+def new_brain(hub: Hub, caller: str) -> b.Brain:
+    """The call's brain as ``HOTLINE_BRAIN`` says (validated by the settings)."""
+    from hotline.server.brains import make_brain
+
+    listen = hub.settings.listen
+    return make_brain(
+        listen.brain,
+        hub.script,
+        llm_url=listen.llm_url,
+        llm_api_key=listen.llm_api_key or "",
+        llm_model=listen.llm_model,
+        relay_url=listen.relay_url,
+        twilio_auth_token=hub.settings.twilio_auth_token,
+        caller=caller,
+    )
+
+
+class ListenerHost(Protocol):
+    """What a :class:`Listener` needs from the call's session."""
+
+    @property
+    def call(self) -> Call: ...
+
+    @property
+    def hub(self) -> Hub: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def caller(self) -> str: ...
+
+    @property
+    def transcript(self) -> Transcript | None: ...
+
+    def dispatch(self) -> None:
+        """Execute the Call's pending actions and wake the sender."""
+
+
+class Listener:
+    """One call's speech-to-text stream and brain (see the module docstring)."""
+
+    def __init__(self, host: ListenerHost, brain: b.Brain | None = None) -> None:
+        self.host = host
+        self.brain = brain
+        self.stt: Any = None
+        self._inputs: asyncio.Queue[b.BrainInput | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._reply: int | None = None  # the open streamed reply
+        self._reply_dead = False  # the open reply was cut: drop its pieces until ``last``
+        self._preemptible = False  # the last reply may be cut by the next one
+        self._play_tasks: set[asyncio.Task[None]] = set()
+        self._logged: set[str] = set()
+        self._closed = False
+        #: ``EndCall.handoff_data`` if the brain ended the call with some.
+        self.handoff_data: str | None = None
+        self.fallbacks = 0
+
+    # ------------------------------------------------------------------ life
+
+    def start(self, start: Start) -> None:
+        """The call was accepted: start the brain (in its own task)."""
+        if self.brain is None:
+            return
+        params = {k: v for k, v in start.custom_parameters.items() if k not in _PRIVATE_PARAMS}
+        caller = self.host.caller
+        started = b.CallStarted(
+            call_sid=start.call_sid,
+            stream_sid=start.stream_sid,
+            from_masked=mask_number(caller) if caller else None,
+            custom_parameters=params,
+            account_sid=start.account_sid,
+        )
+        self._task = asyncio.get_running_loop().create_task(
+            self._run_brain(started), name=f"hotline-brain-{start.call_sid}"
+        )
+
+    async def aclose(self) -> None:
+        """The call is over: the brain hears :class:`CallEnding`, then everything closes."""
+        if self._closed:
+            return
+        self._closed = True
+        for play in self._play_tasks:
+            play.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            self._inputs.put_nowait(b.CallEnding())
+            self._inputs.put_nowait(None)
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), _ENDING_GRACE)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.brain is not None:
+            try:
+                await asyncio.wait_for(self.brain.aclose(), _ENDING_GRACE)
+            except Exception as exc:
+                self._log_once("brain-close", "brain did not close cleanly: %s", exc)
+        if self._play_tasks:
+            await asyncio.gather(*self._play_tasks, return_exceptions=True)
+        stt, self.stt = self.stt, None
+        if stt is not None:
+            with contextlib.suppress(Exception):
+                await stt.aclose()
+
+    # ------------------------------------------------------------------ from the Call
+
+    def caller_audio(self, ulaw: bytes) -> None:
+        """The Call's sink: one inbound media payload (never blocks)."""
+        stt = self.stt
+        if stt is not None:
+            stt.feed(ulaw)
+
+    def open_stt(self, url: str | None) -> None:
+        """Open the call's speech-to-text stream (``HOTLINE_STT``; ``url``: the embedded ear's)."""
+        from hotline.server.stt_client import SttConfig, SttProvider, SttStream
+
+        hub = self.host.hub
+        listen = hub.settings.listen
+        provider = SttProvider(listen.stt)
+        if provider is SttProvider.OFF:
+            return
+        key = listen.deepgram_api_key if provider is SttProvider.DEEPGRAM else None
+        if provider is SttProvider.ELEVENLABS:
+            key = hub.settings.elevenlabs_api_key
+        config = SttConfig(
+            provider=provider,
+            url=(url if provider is SttProvider.LOCAL else listen.stt_url) or "",
+            api_key=key or "",
+            keyterms=hub.script.keyterms()[:100],
+            silence_ms=min(max(listen.turn_silence_ms, 300), 3000),
+        )
+        self.stt = SttStream(config, self._stt_event)
+        self.stt.start()
+
+    async def _stt_event(self, ev: Any) -> None:
+        from hotline.core.stt import SttCommitted, SttError, SttPartial, SttSessionStarted
+
+        call = self.host.call
+        now = clock()
+        if isinstance(ev, SttSessionStarted):
+            call.stt_up()
+        elif isinstance(ev, SttPartial):
+            call.transcript_partial(ev.text, now)
+        elif isinstance(ev, SttCommitted):
+            call.transcript_final(ev.text, now)
+        elif isinstance(ev, SttError):
+            if ev.fatal:
+                self.host.hub.metrics.stt_failures.labels(ev.kind[:32]).inc()
+                self._log_once(
+                    f"stt:{ev.kind}", "speech-to-text failed (%s); the call goes on", ev.kind
+                )
+                call.stt_down(now)
+        self.host.dispatch()
+
+    def commit_speech(self) -> None:
+        stt = self.stt
+        if stt is not None:
+            stt.commit()
+
+    def caller_turn(self, turn: CallerTurn) -> None:
+        self._put(b.CallerTurn(turn.text))
+
+    def digit(self, digit: str) -> None:
+        self._put(b.CallerDigit(digit))
+
+    def line_interrupted(self, cut: LineInterrupted) -> None:
+        if self._reply is not None and cut.utterance_id == self._reply:
+            self._reply_dead = True  # the rest of that reply is unwanted
+            self._reply = None
+        self._put(b.Interrupted(cut.heard_text, round(cut.heard_ms)))
+
+    def _put(self, ev: b.BrainInput) -> None:
+        if self._task is not None and not self._closed:
+            self._inputs.put_nowait(ev)
+
+    # ------------------------------------------------------------------ the brain
+
+    async def _run_brain(self, started: b.CallStarted) -> None:
+        brain = self.brain
+        assert brain is not None
+        try:
+            await brain.start(started, self._emit)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("call %s: brain failed to start", self.host.label)
+            await self._emit(b.Fallback(f"start: {type(exc).__name__}"))
+        while True:
+            ev = await self._inputs.get()
+            if ev is None:
+                return
+            if isinstance(ev, b.CallerTurn):
+                self.host.call.turn_handed(clock())
+            try:
+                await brain.handle(ev)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken brain must not leave the caller in silence
+                if "handle" not in self._logged:
+                    self._logged.add("handle")
+                    log.exception("call %s: brain failed a turn", self.host.label)
+                await self._emit(b.Fallback(f"handle: {type(exc).__name__}"))
+
+    async def _emit(self, out: b.BrainOutput) -> None:
+        """Execute one brain output on the Call (the brain's ``emit``)."""
+        host = self.host
+        call = host.call
+        now = clock()
+        try:
+            if isinstance(out, b.SayText):
+                self._say(call, out, now)
+            elif isinstance(out, b.PlayAudio):
+                self._close_reply(call, now)
+                self._spawn(self._play(out))
+            elif isinstance(out, b.SendDigits):
+                self._close_reply(call, now)
+                from hotline.core.dtmf import dtmf_tones
+
+                try:
+                    tones = dtmf_tones(out.digits)
+                except ValueError as exc:
+                    self._log_once("digits", "brain sent bad digits: %s", exc)
+                else:
+                    label = f"[digits {len(out.digits)}]"
+                    self._played(call.play_ulaw(tones, now, label=label), label, now)
+            elif isinstance(out, b.SetLanguage):
+                self._log_once("language", "brain asked for a language switch (not supported)")
+            elif isinstance(out, b.EndCall):
+                self._close_reply(call, now)
+                self.handoff_data = out.handoff_data
+                log.info("call %s: the brain ends the call (%s)", host.label, out.reason)
+                speaking = call.is_speaking(now)
+                call.finish(now, None if speaking else host.hub.script.goodbye)
+            elif isinstance(out, b.Fallback):
+                self._fallback(call, out.reason, now)
+            else:  # pragma: no cover - exhaustive
+                raise TypeError(f"not a brain output: {type(out).__name__}")
+        except CallStateError:
+            pass  # the call is closing or over: nothing more to say
+        host.dispatch()
+
+    def _say(self, call: Call, out: b.SayText, now: float) -> None:
+        if self._reply_dead:
+            if out.last:
+                self._reply_dead = False
+            return
+        uid = self._reply
+        if uid is None:
+            if not out.token and out.last:
+                return  # an empty, closed reply
+            uid = self._reply = call.reply_open(
+                now, interrupt=self._preemptible, interruptible=out.interruptible
+            )
+            self._preemptible = out.preemptible
+        if out.token and not call.reply_text(uid, out.token, now):
+            self._reply = None  # cut meanwhile
+            self._reply_dead = not out.last
+            return
+        if out.last:
+            call.reply_close(uid, now)
+            self._reply = None
+
+    def _close_reply(self, call: Call, now: float) -> None:
+        uid, self._reply = self._reply, None
+        self._reply_dead = False
+        if uid is not None:
+            call.reply_close(uid, now)
+
+    def _fallback(self, call: Call, reason: str, now: float) -> None:
+        self.fallbacks += 1
+        self.host.hub.metrics.brain_fallbacks.labels(_reason_label(reason)).inc()
+        self._log_once(
+            f"fallback:{reason}", "brain failed (%s): the fallback line is spoken", reason
+        )
+        self._close_reply(call, now)
+        if call.state is not CallState.ACTIVE:
+            return
+        uid = call.reply_open(now)
+        call.reply_text(uid, self.host.hub.script.brain_error, now)
+        call.reply_close(uid, now)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._play_tasks.add(task)
+        task.add_done_callback(self._play_tasks.discard)
+
+    async def _play(self, out: b.PlayAudio) -> None:
+        from hotline.server.play import fetch_ulaw
+
+        call = self.host.call
+        try:
+            ulaw = await fetch_ulaw(out.url)
+        except PlayError as exc:
+            self._log_once("play", "brain's audio could not be played: %s", exc)
+            return
+        loops = out.loop if out.loop > 0 else 1000
+        loops = max(1, min(loops, MAX_PLAY_LOOP_BYTES // max(len(ulaw), 1)))
+        try:
+            now = clock()
+            uid = call.play_ulaw(
+                ulaw * loops,
+                now,
+                label="[audio]",
+                interrupt=self._preemptible,
+                interruptible=out.interruptible,
+            )
+            self._played(uid, "[audio]", now)
+            self._preemptible = out.preemptible
+        except (CallStateError, ValueError):
+            return
+        self.host.dispatch()
+
+    def _played(self, uid: int, label: str, now: float) -> None:
+        transcript = self.host.transcript
+        if transcript is not None:
+            transcript.hotline(uid, label, now)
+
+    def _log_once(self, kind: str, message: str, *args: object) -> None:
+        if kind in self._logged or len(self._logged) > 32:
+            return
+        self._logged.add(kind)
+        log.warning("call %s: " + message, self.host.label, *args)
+
+
+def _reason_label(reason: str) -> str:
+    """A bounded metric label from a Fallback reason (its first word)."""
+    head = reason.split(":", 1)[0].split()[0] if reason.strip() else "unknown"
+    return head[:32]
