@@ -94,6 +94,17 @@ class Metrics:
         self.protocol_errors = Counter(
             "hotline_protocol_errors", "Malformed messages dropped, by side", ["side"], registry=r
         )
+        self.stream_events = Counter(
+            "hotline_stream_events",
+            "Twilio <Stream statusCallback> events (stream-started, stream-stopped, stream-error)",
+            ["event"],
+            registry=r,
+        )
+        self.stream_resumes = Counter(
+            "hotline_stream_resumes",
+            "Streams lost without hotline ending them, answered with a new stream",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
