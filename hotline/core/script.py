@@ -53,13 +53,13 @@ In the loaded :class:`CallScript`, ``menu`` also holds the goodbye key (as an en
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import re
 import sys
 import types
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources

@@ -53,6 +53,11 @@ class LiveCall(Protocol):
     close_code: int
 
 
+def _finishing(call: LiveCall) -> bool:
+    """The call's stream has ended and is being torn down."""
+    return bool(getattr(call, "end_reason", ""))
+
+
 class CallRegistry:
     """This replica's live calls.
 
@@ -84,11 +89,13 @@ class CallRegistry:
         Returns:
             False if another stream already holds ``call_sid`` (refuse this one).
         """
-        if call_sid in self._admitted:
+        held = self._admitted.get(call_sid)
+        if held is not None and not _finishing(held):
             return False
         self._admitted[call_sid] = call
         self.metrics.calls.inc()
-        self.metrics.active_calls.inc()
+        if held is None:  # else: takes over a stream that is ending (its release is a no-op)
+            self.metrics.active_calls.inc()
         if self.cluster is not None:
             self.cluster.register_soon(call_sid, call.info())
         return True
@@ -113,8 +120,10 @@ class CallRegistry:
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:
-        """Admitted calls by CallSid (read-only view)."""
-        return self._admitted
+        """Admitted calls by CallSid, without streams already ending: a call's new stream
+        (its ``<Connect action>`` resumed it here) may take over from one still tearing
+        down."""
+        return {sid: c for sid, c in self._admitted.items() if not _finishing(c)}
 
     @property
     def attached(self) -> frozenset[LiveCall]:

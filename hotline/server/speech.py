@@ -270,6 +270,8 @@ class SpeechService:
             total.contexts_cancelled += s.contexts_cancelled
             total.keepalives += s.keepalives
             total.late_messages_dropped += s.late_messages_dropped
+            total.slot_waits += s.slot_waits
+            total.contexts_forgotten += s.contexts_forgotten
 
     def multi_stats(self) -> MultiStats:
         """Totals over closed and live sockets."""
@@ -283,6 +285,8 @@ class SpeechService:
             out.contexts_cancelled += s.contexts_cancelled
             out.keepalives += s.keepalives
             out.late_messages_dropped += s.late_messages_dropped
+            out.slot_waits += s.slot_waits
+            out.contexts_forgotten += s.contexts_forgotten
         return out
 
     # ------------------------------------------------------------------ warm-up, shutdown
@@ -543,6 +547,11 @@ class _Collector(Collector):
             "hotline_tts_contexts_cancelled",
             "Contexts closed without flush (barge-in)",
             multi.contexts_cancelled,
+        )
+        yield CounterMetricFamily(
+            "hotline_tts_context_slot_waits",
+            "Utterances that waited for a closed context's final (5 contexts counted)",
+            multi.slot_waits,
         )
         yield GaugeMetricFamily(
             "hotline_tts_preconnected",

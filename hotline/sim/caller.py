@@ -120,8 +120,10 @@ class CallOptions:
     control: CallControl | None = None  # press keys / hang up from outside while the call runs
     http_timeout: float = 10.0
     # Follow <Connect action> the way Twilio does when the stream closes without the call
-    # being hung up (the server closed it, or its replica died): POST it, play what it says.
-    follow_action: bool = True
+    # being hung up (the server closed it, or its replica died): POST it (signed, with the
+    # call's standard parameters) and play what it answers (<Hangup/>, or a new stream).
+    # Off by default: the fault options below then describe one stream's life.
+    follow_action: bool = False
     max_streams: int = 5  # bound on streams per call (a resume loop ends here)
     # -- Twilio-side faults --------------------------------------------------------------------
     bad_signature: bool = False  # sign with a wrong token (expect 403 / refused upgrade)

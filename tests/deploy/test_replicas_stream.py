@@ -87,13 +87,18 @@ def _hangup_when_greeted(live: list[CallReport], control: CallControl) -> None:
 async def _call_greeting(url: str, ws_url: str | None) -> CallReport:
     live: list[CallReport] = []
     control = CallControl()
+
+    def started(report: CallReport) -> None:
+        live.append(report)
+        _hangup_when_greeted(live, control)
+
     opts = CallOptions(
         url=url,
         auth_token=TOKEN,
         ws_url=ws_url,
         max_seconds=30,
         control=control,
-        on_started=lambda r: (live.append(r), _hangup_when_greeted(live, control)),
+        on_started=started,
     )
     return await place_call(opts)
 
@@ -158,6 +163,7 @@ def test_killed_replica_call_comes_back_on_the_other(env_for: Any) -> None:
                 auth_token=TOKEN,
                 ws_url=f"ws://127.0.0.1:{b.port}/media-stream",  # the call lives on B
                 max_seconds=40,
+                follow_action=True,  # as Twilio does
                 on_started=live.append,
             )
             task = asyncio.create_task(place_call(opts))
