@@ -154,6 +154,9 @@ class SpeechService:
         self.multi_totals = MultiStats()
         self.warmed = asyncio.Event()
         self._sockets: set[MultiTTS] = set()
+        #: Open the call's TTS socket at the media-stream upgrade (False: at ``start``; the
+        #: benchmark compares the two).
+        self.preopen = True
         #: Sockets opened at a media-stream upgrade and not yet ended with it.
         self.stream_sockets = 0
         #: Of those, closed unused (the stream never started: bad token, no start).
@@ -208,7 +211,7 @@ class SpeechService:
         gets a valid ``start`` closes it on the way out, so no socket outlives its stream.
         """
         pending: _StreamSocket | None = None
-        if self.transport is TTSTransport.MULTI and config is not None:
+        if self.preopen and self.transport is TTSTransport.MULTI and config is not None:
             sock = self.new_socket(config, "(stream)")
             sock.start()
             pending = _StreamSocket(sock)
