@@ -54,3 +54,48 @@ def test_ten_interrupting_lines_in_two_seconds_never_trip_the_limit() -> None:
             await settle(voice)
 
     arun(main, timeout=60)
+
+
+def test_storm_of_interrupting_says_through_a_call() -> None:
+    """The same storm end to end: ten ``say`` with ``interrupt`` in 2 s on uncached lines
+    (no phrase cache), through a real server, its local voice and the caller simulator."""
+    import httpx
+
+    from hotline.sim.caller import CallOptions, CallReport, place_call
+    from tests.support.server import ADMIN, AUTH_TOKEN, running_server
+
+    async def main() -> None:
+        async with running_server(cache_bytes=0, tts_timeout=8.0) as run:
+            live: list[CallReport] = []
+            opts = CallOptions(
+                url=run.base, auth_token=AUTH_TOKEN, max_seconds=40, on_started=live.append
+            )
+            call = asyncio.create_task(place_call(opts))
+            while not live or not live[0].media_frames:
+                await asyncio.sleep(0.02)
+            sid = opts.call_sid
+            async with httpx.AsyncClient(base_url=run.base, headers=ADMIN) as client:
+                for i in range(10):
+                    body = {"text": f"Storm line {i}, {WORDS} {i}.", "interrupt": True}
+                    r = await client.post(f"/calls/{sid}/say", json=body)
+                    assert r.status_code == 202, r.text
+                    await asyncio.sleep(0.2)
+                last = f"u{r.json()['utterance_id']}-end"
+                while not any(u.mark == last for u in live[0].utterances):  # heard to its end
+                    assert not call.done(), call.result().errors
+                    await asyncio.sleep(0.05)
+                await client.post(f"/calls/{sid}/hangup")
+            report = await call
+            assert report.errors == [] and report.protocol_violations == 0, report.errors
+            # Every line heard to its mark, or cut by a clear (cleanly cancelled); never
+            # silence from a failed line.
+            assert all(u.mark or u.cleared for u in report.utterances), report.utterances
+            voice = run.voice
+            assert voice.stats.errors_sent == 0, "max_active_conversations (1008)"
+            stats = run.hub.speech.multi_stats()
+            assert stats.reconnects == 0
+            async with httpx.AsyncClient(base_url=run.base) as client:
+                metrics = (await client.get("/metrics")).text
+            assert 'hotline_elevenlabs_errors_total{kind="contexts"}' not in metrics
+
+    arun(main, timeout=90)
