@@ -78,8 +78,12 @@ async def serving(**settings: Any) -> AsyncIterator[tuple[str, Hub]]:
         sock.close()
 
 
-async def one_call(base: str, call_sid: str, lines: int) -> CallReport:
+async def one_call(
+    base: str, call_sid: str, lines: int, hub: Hub | None = None, at_webhook: bool = False
+) -> CallReport:
     live: list[CallReport] = []
+    if at_webhook and hub is not None:  # the old way: opened as POST /voice answers
+        hub.speech.preconnect(call_sid, hub.tts)
     options = CallOptions(
         url=base, auth_token=TOKEN, call_sid=call_sid, max_seconds=60, on_started=live.append
     )
@@ -114,12 +118,21 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-async def run_config(name: str, calls: int, lines: int, **settings: Any) -> dict[str, Any]:
+async def run_config(
+    name: str, calls: int, lines: int, preopen: str = "upgrade", **settings: Any
+) -> dict[str, Any]:
+    """``preopen``: where the multi socket is opened: ``upgrade`` (hotline's way: where the
+    stream lands), ``start`` (not before the call's start), ``webhook`` (as POST /voice
+    answers: only right when the stream lands on the same replica)."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "script.toml"
         script.write_text(SCRIPT)
         async with serving(script_path=str(script), **settings) as (base, hub):
-            reports = [await one_call(base, f"CA{n:032x}", lines) for n in range(calls)]
+            hub.speech.preopen = preopen == "upgrade"
+            reports = [
+                await one_call(base, f"CA{n:032x}", lines, hub, preopen == "webhook")
+                for n in range(calls)
+            ]
             assert hub.speech is not None
             records = list(hub.speech.records)
     greeting = [1000 * r.time_to_first_audio for r in records if r.utterance_id == 1]
@@ -139,6 +152,7 @@ async def run_config(name: str, calls: int, lines: int, **settings: Any) -> dict
 
 async def run_all(calls: int, lines: int, delay: float, first_chunk: float) -> list[dict[str, Any]]:
     common: dict[str, Any] = {
+        "cache_bytes": 0,  # "no cache" means it: every line synthesised (the default is 32 MiB)
         "local_voice_connect_delay": delay,
         "local_voice_first_chunk_delay": first_chunk,
     }
@@ -146,7 +160,17 @@ async def run_all(calls: int, lines: int, delay: float, first_chunk: float) -> l
         await run_config("single, no cache", calls, lines, elevenlabs_transport="single", **common),
         await run_config("multi, no cache", calls, lines, elevenlabs_transport="multi", **common),
         await run_config(
-            "multi + cache", calls, 0, elevenlabs_transport="multi", cache_bytes=1 << 24, **common
+            "multi, open@start", calls, 0, "start", elevenlabs_transport="multi", **common
+        ),
+        await run_config(
+            "multi, open@webhook", calls, 0, "webhook", elevenlabs_transport="multi", **common
+        ),
+        await run_config(
+            "multi + cache",
+            calls,
+            0,
+            elevenlabs_transport="multi",
+            **{**common, "cache_bytes": 1 << 24},
         ),
     ]
 
@@ -184,15 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         f"first chunk {out['first_chunk_delay_ms']:.0f} ms)"
     )
     print("# ms, p50 (min..max, n): text handed to TTS -> first media frame sent")
-    print(f"{'config':<18} {'greeting':<34} {'cached greeting':<34} {'lines 2+':<34}")
+    print(f"{'config':<20} {'greeting':<34} {'cached greeting':<34} {'lines 2+':<34}")
     for r in runs:
         print(
-            f"{r['config']:<18} {_cell(r['greeting_ms']):<34} "
+            f"{r['config']:<20} {_cell(r['greeting_ms']):<34} "
             f"{_cell(r['greeting_cached_ms']):<34} {_cell(r['later_lines_ms']):<34}"
         )
     print("# caller side, start sent -> first media frame received (ms):")
     for r in runs:
-        print(f"{r['config']:<18} {_cell(r['caller_first_audio_ms'])}")
+        print(f"{r['config']:<20} {_cell(r['caller_first_audio_ms'])}")
     bad = [e for r in runs for e in r["errors"]]
     if bad:
         print(f"# caller errors: {bad}")

@@ -456,8 +456,13 @@ class ElevenLabsMultiStream(_Socket):
 
     A context is *live* from :meth:`open_context` until :meth:`close_context`, its final
     message, or an error naming it. Closed contexts whose final message has not arrived yet
-    are *closing*: their late audio and final are still accepted (the shell discards them);
-    they do not count toward the limit of :data:`MAX_CONTEXTS` live contexts.
+    are *closing*: their late audio and final are still accepted (the shell discards them).
+    ElevenLabs keeps counting a closed context until it has finished (a flushed one goes on
+    generating after ``close_context``), so closing contexts count toward the limit of
+    :data:`MAX_CONTEXTS` just as live ones do (:attr:`active_contexts`); a sixth context is
+    refused here rather than by the server's ``max_active_conversations`` and 1008 close.
+    The shell waits for a slot, and may :meth:`forget_context` a closing context whose final
+    never came (a bounded wait).
 
     Args:
         voice_settings, generation_config: sent in every context's init message.
@@ -473,6 +478,7 @@ class ElevenLabsMultiStream(_Socket):
         self._init_fields = _settings_fields(voice_settings, generation_config)
         self._live: set[str] = set()
         self._closing: set[str] = set()
+        self._forgotten: set[str] = set()
         self.socket_closed = False
         """True after :meth:`close_socket` or a socket-level error."""
 
@@ -485,6 +491,20 @@ class ElevenLabsMultiStream(_Socket):
     def closing_contexts(self) -> frozenset[str]:
         """Contexts closed by us whose final message has not arrived yet."""
         return frozenset(self._closing)
+
+    @property
+    def active_contexts(self) -> int:
+        """Contexts ElevenLabs counts toward its limit: live plus closing."""
+        return len(self._live) + len(self._closing)
+
+    def forget_context(self, context_id: str) -> None:
+        """Stop counting a closing context whose final message never came (the shell's
+        bounded wait ran out). Its late messages are still accepted (and discarded)."""
+        if context_id in self._closing:
+            self._closing.discard(context_id)
+            if len(self._forgotten) >= 64:
+                self._forgotten.clear()
+            self._forgotten.add(context_id)
 
     # -- sending
 
@@ -509,11 +529,12 @@ class ElevenLabsMultiStream(_Socket):
             _fail("context_id must be a non-empty string")
         if context_id in self._live:
             _fail(f"context {context_id!r} is already live")
-        if len(self._live) >= MAX_CONTEXTS:
-            _fail(f"at most {MAX_CONTEXTS} live contexts per socket")
+        if len(self._live) + len(self._closing) >= MAX_CONTEXTS:
+            _fail(f"at most {MAX_CONTEXTS} contexts per socket (live, or closed and not final yet)")
         self._outgoing.append(_dumps({"text": " ", **self._init_fields, "context_id": context_id}))
         # A reused id starts afresh: anything still arriving for the old one is unrelated.
         self._closing.discard(context_id)
+        self._forgotten.discard(context_id)
         self._live.add(context_id)
 
     def send_text(self, context_id: str, text: str, *, flush: bool = False) -> None:
@@ -600,7 +621,7 @@ class ElevenLabsMultiStream(_Socket):
         if not is_error:
             if ctx is None:
                 _fail("audio/final message without 'contextId'")
-            if ctx not in self._live and ctx not in self._closing:
+            if ctx not in self._live and ctx not in self._closing and ctx not in self._forgotten:
                 _fail(f"message for unknown context {ctx!r}")
         events = _parse(msg, ctx)
         for ev in events:
@@ -612,4 +633,5 @@ class ElevenLabsMultiStream(_Socket):
                 else:
                     self._live.discard(ctx)
                     self._closing.discard(ctx)
+                    self._forgotten.discard(ctx)
         self._events.extend(events)

@@ -18,6 +18,8 @@ A script is TOML::
     # Spoken intents (the offline "script brain"): what the caller says -> a line.
     fallback = "Sorry, I didn't catch that."       # optional: nothing matched
     brain_error = "Sorry, I'm having trouble."     # optional: any brain failed a turn
+    reconnect = "Sorry about that, I'm back."      # optional: said instead of the greeting
+                                                   # when a dropped stream is resumed
 
     [intents.tour]                    # the name is for logs and metrics only
     phrases = ["tour", "tour dates", "concert"]   # words or phrases, matched whole-word
@@ -51,6 +53,7 @@ In the loaded :class:`CallScript`, ``menu`` also holds the goodbye key (as an en
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import re
@@ -85,6 +88,7 @@ __all__ = [
 
 DEFAULT_FALLBACK = "Sorry, I didn't catch that. You can also press 9 to hear the options."
 DEFAULT_BRAIN_ERROR = "Sorry, I'm having a little trouble right now. Could you say that again?"
+DEFAULT_RECONNECT = "Sorry about that, I'm back."
 DEFAULT_SYSTEM_PROMPT = (
     "You answer a telephone hotline. Reply in one to three short spoken sentences, "
     "with no lists, markup or emoji. When the caller wants to end the call, call end_call."
@@ -103,6 +107,7 @@ _TOP_KEYS = frozenset(
         "voice_settings",
         "fallback",
         "brain_error",
+        "reconnect",
         "intents",
         "llm",
     }
@@ -185,6 +190,12 @@ class CallScript:
     brain_error: str = DEFAULT_BRAIN_ERROR
     intents: tuple[Intent, ...] = ()
     llm: LlmSettings = LlmSettings()
+    reconnect: str = DEFAULT_RECONNECT
+
+    def resumed(self) -> CallScript:
+        """This script for a call whose stream dropped and came back: the ``reconnect``
+        line takes the greeting's place (the rest of the call is unchanged)."""
+        return dataclasses.replace(self, greeting=self.reconnect)
 
     def match_intent(self, transcript: str) -> Intent | None:
         """The intent the caller's (final) transcript asks for, or None.
@@ -309,7 +320,7 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         if key not in doc:
             check.fail((key,), "missing")
     lines: dict[str, str] = {}
-    for key in ("fallback", "brain_error"):
+    for key in ("fallback", "brain_error", "reconnect"):
         if key in doc:
             lines[key] = check.text_field(doc[key], (key,))
     intents = _intents(check, doc.get("intents", {}))

@@ -196,7 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             yield
         finally:
-            hub.registry.hangup_all("server shutting down")
+            hub.registry.hangup_all()  # handed over: their <Connect action> resumes them
             await hub.registry.drained(5.0)
             if warmup is not None:
                 warmup.cancel()

@@ -105,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
         log_config=None,  # keep our handlers (and their redaction)
         **uvicorn_config_kwargs(),  # type: ignore[arg-type]
     )
-    server = uvicorn.Server(config)
+    from hotline.server.drain import DrainingServer
+
+    # SIGTERM drains (live calls play on; /health says draining); see hotline.server.drain.
+    server = DrainingServer(config, app.state.hub.registry, settings.drain_timeout)
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled after a clean shutdown

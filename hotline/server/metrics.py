@@ -136,6 +136,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.stream_events = Counter(
+            "hotline_stream_events",
+            "Twilio <Stream statusCallback> events (stream-started, stream-stopped, stream-error)",
+            ["event"],
+            registry=r,
+        )
+        self.stream_resumes = Counter(
+            "hotline_stream_resumes",
+            "Streams lost without hotline ending them, answered with a new stream",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

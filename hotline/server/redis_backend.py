@@ -116,6 +116,9 @@ class Cluster:
     def _call_key(self, call_sid: str) -> str:
         return f"{self.prefix}:call:{call_sid}"
 
+    def _ended_key(self, call_sid: str) -> str:
+        return f"{self.prefix}:ended:{call_sid}"
+
     def _phrase_key(self, key: str) -> str:
         return f"{self.prefix}:phrase:{key}"
 
@@ -224,12 +227,63 @@ class Cluster:
 
     def register_soon(self, call_sid: str, info: Mapping[str, Any]) -> None:
         """:meth:`register` in the background (from synchronous code)."""
-        task = asyncio.get_running_loop().create_task(self.register(call_sid, info))
+        self.run_soon(self.register(call_sid, info))
+
+    def run_soon(self, op: Awaitable[None]) -> None:
+        """Run ``op`` (a guarded cluster coroutine) in the background."""
+
+        async def run() -> None:
+            await op
+
+        task = asyncio.get_running_loop().create_task(run())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def unregister(self, call_sid: str) -> None:
         await self._guard(lambda: self.client.delete(self._call_key(call_sid)), None)
+
+    async def call_info(self, call_sid: str) -> dict[str, Any] | None:
+        """The info a replica last registered for ``call_sid`` (still there for up to
+        ``expiry`` seconds after that replica died), or None."""
+
+        async def get() -> dict[str, Any] | None:
+            raw = await self.client.get(self._call_key(call_sid))
+            if raw is None:
+                return None
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+
+        return await self._guard(get, None)
+
+    async def mark_ended(self, call_sid: str, ttl: float) -> None:
+        """Record that hotline ended ``call_sid`` on purpose (read by any replica)."""
+        px = max(1, int(ttl * 1000))
+        await self._guard(lambda: self.client.set(self._ended_key(call_sid), b"1", px=px), None)
+
+    async def was_ended(self, call_sid: str) -> bool | None:
+        """True if some replica recorded ``call_sid`` as ended on purpose; None if Redis is
+        not answering (the caller decides alone)."""
+
+        async def get() -> bool | None:
+            return bool(await self.client.exists(self._ended_key(call_sid)))
+
+        return await self._guard(get, None)
+
+    async def count_resume(self, call_sid: str, ttl: float) -> int | None:
+        """One more resume of ``call_sid``; the count so far (None if Redis is down)."""
+
+        async def incr() -> int | None:
+            key = f"{self.prefix}:resumes:{call_sid}"
+            pipe = self.client.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.pexpire(key, max(1, int(ttl * 1000)))
+            count, _ = await pipe.execute()
+            return int(count)
+
+        return await self._guard(incr, None)
 
     async def _register_all(self) -> None:
         calls = self._local_calls()

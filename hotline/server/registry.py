@@ -10,6 +10,8 @@ session module (and the session imports it, not the other way round).
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -17,7 +19,18 @@ from hotline.core.call import CallStateError
 from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster
 
-__all__ = ["Answer", "CallRegistry", "LiveCall"]
+__all__ = ["ENDED_TTL", "MAX_RESUMES", "Answer", "CallRegistry", "LiveCall"]
+
+log = logging.getLogger("hotline.app")
+
+#: Seconds an "ended on purpose" record (and a resume count) is kept: far longer than Twilio
+#: takes to request the ``<Connect action>`` once the stream has closed.
+ENDED_TTL = 300.0
+#: Resumes of one call before the action answers ``<Hangup/>`` (a stream that keeps failing
+#: must not keep the caller on the line for ever).
+MAX_RESUMES = 5
+#: End reasons that are not hotline's choice, though hotline closed the stream itself.
+_HANDED_OVER = "server shutting down"
 
 #: (HTTP status, JSON body) of a command.
 Answer = tuple[int, dict[str, Any]]
@@ -37,6 +50,15 @@ class LiveCall(Protocol):
 
     def transcript_dict(self) -> dict[str, Any] | None: ...
 
+    #: Why the call ended ("" while it is live), and the close code hotline sends (0: none).
+    end_reason: str
+    close_code: int
+
+
+def _finishing(call: LiveCall) -> bool:
+    """The call's stream has ended and is being torn down."""
+    return bool(getattr(call, "end_reason", ""))
+
 
 class CallRegistry:
     """This replica's live calls.
@@ -51,6 +73,11 @@ class CallRegistry:
         self.cluster = cluster
         self._attached: set[LiveCall] = set()
         self._admitted: dict[str, LiveCall] = {}
+        #: SIGTERM seen: ``/health`` answers 503 so the platform routes new calls elsewhere.
+        self.draining = False
+        self._ended: dict[str, float] = {}  # CallSid -> expiry (no Redis, or Redis down)
+        self._resumes: dict[str, tuple[int, float]] = {}
+        self._stream_errors: dict[str, None] = {}  # CallSids whose stream error was logged
 
     # ------------------------------------------------------------------ life of a call
 
@@ -64,11 +91,13 @@ class CallRegistry:
         Returns:
             False if another stream already holds ``call_sid`` (refuse this one).
         """
-        if call_sid in self._admitted:
+        held = self._admitted.get(call_sid)
+        if held is not None and not _finishing(held):
             return False
         self._admitted[call_sid] = call
         self.metrics.calls.inc()
-        self.metrics.active_calls.inc()
+        if held is None:  # else: takes over a stream that is ending (its release is a no-op)
+            self.metrics.active_calls.inc()
         if self.cluster is not None:
             self.cluster.register_soon(call_sid, call.info())
         return True
@@ -93,8 +122,10 @@ class CallRegistry:
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:
-        """Admitted calls by CallSid (read-only view)."""
-        return self._admitted
+        """Admitted calls by CallSid, without streams already ending: a call's new stream
+        (its ``<Connect action>`` resumed it here) may take over from one still tearing
+        down."""
+        return {sid: c for sid, c in self._admitted.items() if not _finishing(c)}
 
     @property
     def attached(self) -> frozenset[LiveCall]:
@@ -149,10 +180,93 @@ class CallRegistry:
                 return answer
         return self.command(call_sid, op, body)
 
+    # ------------------------------------------------------------------ ended on purpose
+
+    async def ending(self, call: LiveCall) -> None:
+        """``call`` is about to close its stream: if hotline chose to end it (goodbye, the
+        hang-up API, the brain's end), record that *before* the close, so the
+        ``<Connect action>`` Twilio then requests (from any replica) answers ``<Hangup/>``.
+        A stream closed by a shutdown, or one that Twilio closed, is not recorded."""
+        sid = call.call_sid
+        if sid is None or self._admitted.get(sid) is not call:
+            return
+        if call.close_code != 1000 or call.end_reason == _HANDED_OVER:
+            return
+        self._record_ended(sid)
+        if self.cluster is not None:
+            await self.cluster.mark_ended(sid, ENDED_TTL)
+
+    def refused(self, call_sid: str) -> None:
+        """A stream for ``call_sid`` was refused (bad token): hotline's decision, so its
+        ``<Connect action>`` hangs up rather than resuming (recorded here, and in Redis)."""
+        self._record_ended(call_sid)
+        if self.cluster is not None:
+            self.cluster.run_soon(self.cluster.mark_ended(call_sid, ENDED_TTL))
+
+    def _record_ended(self, sid: str) -> None:
+        now = time.monotonic()
+        self._ended[sid] = now + ENDED_TTL
+        if len(self._ended) > 10_000:
+            self._ended = {k: t for k, t in self._ended.items() if t > now}
+
+    async def ended_on_purpose(self, call_sid: str) -> bool:
+        """Did hotline (this replica, or another through Redis) end ``call_sid`` itself?"""
+        expiry = self._ended.get(call_sid)
+        if expiry is not None and expiry > time.monotonic():
+            return True
+        if self.cluster is not None:
+            return bool(await self.cluster.was_ended(call_sid))
+        return False
+
+    async def count_resume(self, call_sid: str) -> int:
+        """Count one more resume of ``call_sid``; returns how many there have been."""
+        if self.cluster is not None:
+            shared = await self.cluster.count_resume(call_sid, ENDED_TTL)
+            if shared is not None:
+                return shared
+        now = time.monotonic()
+        count, expiry = self._resumes.get(call_sid, (0, 0.0))
+        count = count + 1 if expiry > now else 1
+        self._resumes[call_sid] = (count, now + ENDED_TTL)
+        if len(self._resumes) > 10_000:
+            self._resumes = {k: v for k, v in self._resumes.items() if v[1] > now}
+        return count
+
+    async def last_state(self, call_sid: str) -> dict[str, Any]:
+        """What is known of ``call_sid`` from before its stream dropped: the info its replica
+        last registered in Redis (mode, utterance counts, state), or ``{}`` without Redis."""
+        if self.cluster is None:
+            return {}
+        info = await self.cluster.call_info(call_sid)
+        if info is None:
+            return {}
+        keep = ("mode", "state", "utterances", "current_utterance", "barge_ins", "replica")
+        return {k: info[k] for k in keep if k in info}
+
+    def first_stream_error(self, call_sid: str) -> bool:
+        """True the first time a stream error is reported for ``call_sid`` (log it once)."""
+        if call_sid in self._stream_errors:
+            return False
+        self._stream_errors[call_sid] = None
+        while len(self._stream_errors) > 10_000:
+            del self._stream_errors[next(iter(self._stream_errors))]
+        return True
+
     # ------------------------------------------------------------------ shutdown
 
-    def hangup_all(self, reason: str) -> None:
-        """Hang up every open stream (admitted or not)."""
+    def start_drain(self) -> None:
+        """SIGTERM: keep every call (they play on); ``/health`` reports ``draining``."""
+        if not self.draining:
+            self.draining = True
+            log.info(
+                "draining: %d live call(s) play on; /health answers 503 draining",
+                len(self._attached),
+            )
+
+    def hangup_all(self, reason: str = _HANDED_OVER) -> None:
+        """Hang up every open stream (admitted or not). With the default reason the calls
+        are not recorded as ended on purpose: their ``<Connect action>`` resumes them on
+        another replica."""
         for call in list(self._attached):
             call.hangup(reason)
 

@@ -15,6 +15,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from hotline import __version__
 from hotline.server.hub import CallMode, Hub
 from hotline.server.logs import AUDIO_LOGGERS
+from hotline.server.registry import MAX_RESUMES
 from hotline.server.session import CallSession
 
 __all__ = ["router"]
@@ -23,6 +24,8 @@ log = logging.getLogger("hotline.http")
 router = APIRouter()
 
 MEDIA_PATH = "/media-stream"
+ENDED_PATH = "/stream-ended"
+STATUS_PATH = "/stream-status"
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -53,7 +56,8 @@ def _algorithm(conn: Request | WebSocket) -> str | None:
 # ------------------------------------------------------------------------- Twilio webhooks
 
 
-async def _twiml(request: Request, mode: CallMode) -> Response:
+async def _signed_form(request: Request) -> _Form | Response:
+    """The webhook's form if it is signed by Twilio, else the refusal to answer with."""
     hub = _hub(request)
     client = _client(request)
     endpoint = request.url.path.lstrip("/")
@@ -87,20 +91,52 @@ async def _twiml(request: Request, mode: CallMode) -> Response:
             "missing" if not signature else "invalid",
         )
         return Response("invalid Twilio signature\n", status_code=403, media_type="text/plain")
-    call_sid = form.first("CallSid")
-    caller = form.first("From")
-    if not call_sid:
+    if not form.first("CallSid"):
         return Response("CallSid missing\n", status_code=400, media_type="text/plain")
+    return form
+
+
+def _stream_twiml(
+    request: Request, call_sid: str, caller: str, mode: CallMode, resume: int = 0
+) -> Response:
+    """``<Connect action><Stream statusCallback>`` with a fresh per-call token.
+
+    The action URL brings the call back to hotline when the stream ends: ``<Hangup/>`` if
+    hotline ended it, a new stream (this answer again, ``resume`` > 0) if the replica died.
+    """
+    hub = _hub(request)
+    signatures = hub.signatures
     token = hub.tokens.issue(call_sid, caller, mode)
     response = VoiceResponse()
-    connect = Connect()
-    stream = connect.stream(url=hub.signatures.ws_url(request, MEDIA_PATH))
+    connect = Connect(action=signatures.public_http_url(request, f"{ENDED_PATH}?mode={mode}"))
+    stream = connect.stream(
+        url=signatures.ws_url(request, MEDIA_PATH),
+        status_callback=signatures.public_http_url(request, STATUS_PATH),
+        status_callback_method="POST",
+    )
     stream.parameter(name="CallSid", value=call_sid)
     stream.parameter(name="From", value=caller)
     stream.parameter(name="token", value=token)
+    if resume:
+        stream.parameter(name="resume", value=str(resume))
     response.append(connect)
-    hub.speech.preconnect(call_sid, hub.tts)  # the TTS handshake overlaps Twilio's
-    log.info("call %s: %s webhook answered with a media stream", call_sid, endpoint)
+    return Response(str(response), media_type="application/xml")
+
+
+async def _twiml(request: Request, mode: CallMode) -> Response:
+    form = await _signed_form(request)
+    if isinstance(form, Response):
+        return form
+    call_sid = form.first("CallSid")
+    # No TTS socket is opened here: the stream may land on another replica. It is opened
+    # where the upgrade lands (media_stream below), overlapping Twilio's connected/start.
+    log.info("call %s: %s webhook answered with a media stream", call_sid, request.url.path)
+    return _stream_twiml(request, call_sid, form.first("From"), mode)
+
+
+def _hangup() -> Response:
+    response = VoiceResponse()
+    response.hangup()
     return Response(str(response), media_type="application/xml")
 
 
@@ -112,6 +148,66 @@ async def voice(request: Request) -> Response:
 @router.post("/debug-websocket-voice")
 async def debug_websocket_voice(request: Request) -> Response:
     return await _twiml(request, CallMode.DEBUG)
+
+
+@router.post(ENDED_PATH)
+async def stream_ended(request: Request) -> Response:
+    """Twilio's ``<Connect action>``: the media stream has ended.
+
+    If hotline ended it on purpose (recorded before the close, shared through Redis), the
+    call is over: ``<Hangup/>``. Otherwise its replica died (or was stopped mid-call): answer
+    a new stream here, the caller hears the script's ``reconnect`` line and the call goes on.
+    """
+    form = await _signed_form(request)
+    if isinstance(form, Response):
+        return form
+    hub = _hub(request)
+    call_sid = form.first("CallSid")
+    status = form.first("CallStatus")
+    if status in ("completed", "busy", "failed", "no-answer", "canceled"):
+        return _hangup()  # the caller is gone
+    if await hub.registry.ended_on_purpose(call_sid):
+        log.info("call %s: stream ended by hotline; hanging up", call_sid)
+        return _hangup()
+    try:
+        mode = CallMode(request.query_params.get("mode", CallMode.SCRIPT.value))
+    except ValueError:
+        mode = CallMode.SCRIPT
+    if mode is CallMode.DEBUG:
+        return _hangup()  # the debug call is its greeting: nothing to resume
+    resumes = await hub.registry.count_resume(call_sid)
+    if resumes > MAX_RESUMES:
+        log.warning("call %s: stream lost %d times; hanging up", call_sid, resumes)
+        return _hangup()
+    state = await hub.registry.last_state(call_sid)
+    hub.metrics.stream_resumes.inc()
+    log.info(
+        "call %s: stream lost (not ended by hotline; resume %d, %d utterances before); "
+        "answering a new stream",
+        call_sid,
+        resumes,
+        int(state.get("utterances", 0) or 0),
+    )
+    return _stream_twiml(request, call_sid, form.first("From"), mode, resume=resumes)
+
+
+@router.post(STATUS_PATH)
+async def stream_status(request: Request) -> Response:
+    """``<Stream statusCallback>``: stream-started / stream-stopped / stream-error."""
+    form = await _signed_form(request)
+    if isinstance(form, Response):
+        return form
+    hub = _hub(request)
+    event = form.first("StreamEvent")
+    label = event if event in ("stream-started", "stream-stopped", "stream-error") else "other"
+    hub.metrics.stream_events.labels(label).inc()
+    if label == "stream-error" and hub.registry.first_stream_error(form.first("CallSid")):
+        log.warning(
+            "call %s: Twilio reports a stream error: %s (further ones counted only)",
+            form.first("CallSid"),
+            form.first("StreamError")[:200] or "(no detail)",
+        )
+    return Response(status_code=204)
 
 
 @router.websocket(MEDIA_PATH)
@@ -130,16 +226,22 @@ async def media_stream(ws: WebSocket) -> None:
             )
         await ws.close(code=1008)  # before accept: the upgrade is answered with HTTP 403
         return
-    await ws.accept()
-    await CallSession(hub, ws).run()
+    # The call's TTS socket is opened here, where the stream landed: its handshake overlaps
+    # the WebSocket accept and Twilio's connected/start; the call's start takes it, and a
+    # stream that never starts closes it (nothing is left on any replica).
+    async with hub.speech.stream_socket(hub.tts):
+        await ws.accept()
+        await CallSession(hub, ws).run()
 
 
 # --------------------------------------------------------------------------------- health
 
 
 @router.get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok", "version": __version__}
+async def health(request: Request) -> JSONResponse:
+    if _hub(request).registry.draining:  # SIGTERM: the platform routes new calls elsewhere
+        return JSONResponse({"status": "draining", "version": __version__}, status_code=503)
+    return JSONResponse({"status": "ok", "version": __version__})
 
 
 @router.get("/health/streaming")

@@ -66,6 +66,12 @@ class SignatureChecker:
             return self.public_url + suffix
         return f"{conn.url.scheme}://{conn.url.netloc}{suffix}"
 
+    def public_http_url(self, conn: HTTPConnection, path: str) -> str:
+        """``path`` on the public origin (the ``<Connect action>`` and ``statusCallback``)."""
+        if self.public_url:
+            return self.public_url + path
+        return f"{conn.url.scheme}://{conn.url.netloc}{path}"
+
     def ws_url(self, conn: HTTPConnection, path: str = "/media-stream") -> str:
         """The ``wss://`` URL of the media stream (``ws://`` only for an insecure-dev
         ``http://`` URL: settings refuse an ``http://`` public URL outside insecure-dev)."""

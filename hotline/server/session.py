@@ -373,6 +373,7 @@ class CallSession:
                 start.call_sid,
             )
             self.call.reject()
+            hub.registry.refused(start.call_sid)  # its <Connect action> answers <Hangup/>
             self._finish("bad token", code=1008)
             return
         if start.call_sid in hub.registry.calls:
@@ -396,6 +397,8 @@ class CallSession:
         )
         if self.mode is CallMode.DEBUG:
             self.call.accept(clock(), script=DEBUG_SCRIPT, hangup_after_greeting=True)
+        elif params.get("resume"):  # a dropped stream back (<Connect action>): no greeting
+            self.call.accept(clock(), script=hub.script.resumed())
         else:
             self.call.accept(clock())
         self.listener.open_stt(hub.stt_url)
@@ -445,6 +448,7 @@ class CallSession:
                 for task in tasks:
                     task.cancel()
             ws = self.ws
+            await self.hub.registry.ending(self)  # "ended on purpose", before Twilio sees it
             if self.close_code and ws.application_state is WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     await ws.close(code=self.close_code)

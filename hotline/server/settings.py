@@ -150,6 +150,8 @@ class Settings:
     token_secret: str | None = _secret_field()
     trusted_proxies: tuple[str, ...] = ()
     elevenlabs_text_normalization: str | None = None
+    #: Seconds a SIGTERM waits for live calls to end before the rest are handed over.
+    drain_timeout: float = 300.0
     insecure_dev: bool = False
     #: Speech-to-text, turns, brains (issue 10): see :class:`ListenSettings`.
     listen: ListenSettings = field(default_factory=lambda: ListenSettings())
@@ -197,6 +199,8 @@ class Settings:
             raise ConfigError("HOTLINE_CACHE_BYTES must be within 0..2**40")
         if not 0.1 <= self.preconnect_timeout <= 300.0:
             raise ConfigError("HOTLINE_PRECONNECT_TIMEOUT must be within 0.1..300 s")
+        if not 0.0 <= self.drain_timeout <= 3600.0:
+            raise ConfigError("HOTLINE_DRAIN_TIMEOUT must be within 0..3600 s")
         if not 0.0 <= self.local_voice_connect_delay <= 30.0:
             raise ConfigError("HOTLINE_LOCAL_VOICE_CONNECT_DELAY must be within 0..30 s")
         if self.redis_url is not None and self.redis_url.strip():
@@ -300,6 +304,7 @@ class Settings:
             ("HOTLINE_REDIS_HEARTBEAT", "redis_heartbeat", float),
             ("HOTLINE_REDIS_CALL_EXPIRY", "redis_call_expiry", float),
             ("HOTLINE_LOCAL_VOICE_CONNECT_DELAY", "local_voice_connect_delay", float),
+            ("HOTLINE_DRAIN_TIMEOUT", "drain_timeout", float),
         )
         for name, attr, kind in numbers:
             raw = get(name)

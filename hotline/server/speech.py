@@ -19,7 +19,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -110,6 +111,16 @@ class UtteranceRecord:
     time_to_first_audio: float
 
 
+@dataclass
+class _StreamSocket:
+    sock: MultiTTS
+    taken: bool = False
+
+
+#: The TTS socket opened where the current media stream landed (see stream_socket).
+_STREAM_SOCKET: ContextVar[_StreamSocket | None] = ContextVar("hotline_stream_socket", default=None)
+
+
 class SpeechService:
     """Per app: phrase store, pre-connected sockets, metrics.
 
@@ -143,6 +154,13 @@ class SpeechService:
         self.multi_totals = MultiStats()
         self.warmed = asyncio.Event()
         self._sockets: set[MultiTTS] = set()
+        #: Open the call's TTS socket at the media-stream upgrade (False: at ``start``; the
+        #: benchmark compares the two).
+        self.preopen = True
+        #: Sockets opened at a media-stream upgrade and not yet ended with it.
+        self.stream_sockets = 0
+        #: Of those, closed unused (the stream never started: bad token, no start).
+        self.stream_sockets_unused = 0
         self.first_frame = Histogram(
             "hotline_first_audio_by_path_seconds",
             "Text handed to TTS -> first media frame sent, by path (cache, multi, single)",
@@ -184,11 +202,42 @@ class SpeechService:
         if self.transport is TTSTransport.MULTI and config is not None:
             self.preconnects.open(call_sid, lambda: self.new_socket(config, call_sid))
 
+    @contextlib.asynccontextmanager
+    async def stream_socket(self, config: TTSConfig | None) -> AsyncIterator[None]:
+        """Around one media stream: open the TTS socket now, where the stream landed.
+
+        Its handshake overlaps the WebSocket accept and Twilio's ``connected``/``start``;
+        :meth:`for_call` (at ``start``, in the same task tree) takes it. A stream that never
+        gets a valid ``start`` closes it on the way out, so no socket outlives its stream.
+        """
+        pending: _StreamSocket | None = None
+        if self.preopen and self.transport is TTSTransport.MULTI and config is not None:
+            sock = self.new_socket(config, "(stream)")
+            sock.start()
+            pending = _StreamSocket(sock)
+            self.stream_sockets += 1
+        reset = _STREAM_SOCKET.set(pending)
+        try:
+            yield
+        finally:
+            _STREAM_SOCKET.reset(reset)
+            if pending is not None:
+                self.stream_sockets -= 1
+                if not pending.taken:
+                    self.stream_sockets_unused += 1
+                    await pending.sock.aclose()
+
     def for_call(self, call_sid: str, config: TTSConfig | None) -> CallSpeech:
-        """The call's speech path: the socket opened for it at ``POST /voice``, or a new one."""
+        """The call's speech path: the socket opened where its stream landed, or a new one."""
         sock: MultiTTS | None = None
         if self.transport is TTSTransport.MULTI:
-            sock = self.preconnects.take(call_sid)
+            pending = _STREAM_SOCKET.get()
+            if pending is not None and not pending.taken:
+                pending.taken = True
+                sock = pending.sock
+                sock.label = call_sid
+            else:
+                sock = self.preconnects.take(call_sid)
             if sock is None and config is not None:
                 sock = self.new_socket(config, call_sid)
             if sock is not None:
@@ -224,6 +273,8 @@ class SpeechService:
             total.contexts_cancelled += s.contexts_cancelled
             total.keepalives += s.keepalives
             total.late_messages_dropped += s.late_messages_dropped
+            total.slot_waits += s.slot_waits
+            total.contexts_forgotten += s.contexts_forgotten
 
     def multi_stats(self) -> MultiStats:
         """Totals over closed and live sockets."""
@@ -237,6 +288,8 @@ class SpeechService:
             out.contexts_cancelled += s.contexts_cancelled
             out.keepalives += s.keepalives
             out.late_messages_dropped += s.late_messages_dropped
+            out.slot_waits += s.slot_waits
+            out.contexts_forgotten += s.contexts_forgotten
         return out
 
     # ------------------------------------------------------------------ warm-up, shutdown
@@ -549,8 +602,18 @@ class _Collector(Collector):
             "Contexts closed without flush (barge-in)",
             multi.contexts_cancelled,
         )
+        yield CounterMetricFamily(
+            "hotline_tts_context_slot_waits",
+            "Utterances that waited for a closed context's final (5 contexts counted)",
+            multi.slot_waits,
+        )
         yield GaugeMetricFamily(
             "hotline_tts_preconnected",
             "Sockets waiting for their call's stream",
             len(service.preconnects),
+        )
+        yield CounterMetricFamily(
+            "hotline_tts_stream_sockets_unused",
+            "TTS sockets opened at a media-stream upgrade and closed unused (no valid start)",
+            service.stream_sockets_unused,
         )

@@ -9,7 +9,9 @@ with ``flush``; once the context's audio has voiced the whole text (alignment), 
 quiet, ``close_context`` with ``flush`` asks for its final message. Barge-in cancels the
 utterance: a context still generating gets ``close_context`` without flush (no reconnect) and
 whatever it still sends is dropped. Keep-alives go out within the inactivity timeout, at most
-:data:`~hotline.core.elevenlabs.MAX_CONTEXTS` contexts are live, a dropped socket is reopened
+:data:`~hotline.core.elevenlabs.MAX_CONTEXTS` contexts are live or closing (ElevenLabs counts a
+closed context until its final message; a sixth utterance waits for a slot), a dropped socket is
+reopened
 with backoff (the utterance that was on it fails, the call goes on), and :meth:`MultiTTS.aclose`
 ends with ``close_socket``.
 
@@ -50,6 +52,8 @@ class MultiStats:
     contexts_cancelled: int = 0  # close_context without flush (barge-in)
     keepalives: int = 0
     late_messages_dropped: int = 0
+    slot_waits: int = 0  # utterances that waited for a closing context's final (5 counted)
+    contexts_forgotten: int = 0  # closing contexts whose final never came (bounded wait)
     socket_closed_cleanly: bool = False
 
 
@@ -81,6 +85,9 @@ class MultiTTS:
             alignment usually says sooner that the whole text has been voiced).
         backoff: first and largest delay between reconnection attempts.
         label: for logs (the CallSid).
+        closing_wait: seconds a closed context keeps its slot waiting for its final message
+            (ElevenLabs counts it until then); after that it is forgotten. Default: the
+            config's ``timeout``.
     """
 
     def __init__(
@@ -92,8 +99,12 @@ class MultiTTS:
         quiet: float = 0.3,
         backoff: tuple[float, float] = (0.05, 2.0),
         label: str = "",
+        closing_wait: float | None = None,
     ) -> None:
         self.config = config
+        self.closing_wait = config.timeout if closing_wait is None else closing_wait
+        self._slot = asyncio.Event()  # set when a context's final (or error) frees a slot
+        self._closed_at: dict[str, float] = {}  # closing context -> when close_context went
         self.url = multi_stream_input_url(
             config.base_url,
             config.voice_id,
@@ -163,6 +174,7 @@ class MultiTTS:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
         self._fail_all()
+        self._slot.set()
         callback, self.on_closed = self.on_closed, None
         if callback is not None:
             callback(self)
@@ -193,10 +205,7 @@ class MultiTTS:
         self.start()
         if not await self.wait_connected(self.config.open_timeout):
             raise TTSFailed("connect", self._last_error)
-        proto = self._proto
-        assert proto is not None
-        if len(proto.live_contexts) >= MAX_CONTEXTS:
-            raise TTSFailed("contexts", f"{MAX_CONTEXTS} contexts already live on the socket")
+        proto = await self._admit()
         loop = asyncio.get_running_loop()
         self._next += 1
         cid = f"u{self._next}"
@@ -279,9 +288,59 @@ class MultiTTS:
                 self._close_context(proto, cid, flush=False)
                 self.stats.contexts_cancelled += 1
 
+    async def _admit(self) -> ElevenLabsMultiStream:
+        """The socket's protocol once it has a free context slot.
+
+        ElevenLabs counts a closed context until its final message, so with
+        :data:`MAX_CONTEXTS` live or closing, wait for a final (a closing context that sends
+        none within ``closing_wait`` is forgotten) rather than open a sixth and have the
+        server close the socket with ``max_active_conversations`` (1008).
+
+        Raises:
+            TTSFailed: no slot within ``config.timeout``, or the socket went away.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeout
+        waited = False
+        while True:
+            proto = self._proto
+            if proto is None or not self._ready.is_set():
+                if not await self.wait_connected(max(deadline - loop.time(), 0.0)):
+                    raise TTSFailed("connect", self._last_error)
+                continue
+            now = loop.time()
+            expiry: float | None = None
+            for cid in proto.closing_contexts:
+                closed = self._closed_at.setdefault(cid, now)
+                if now - closed >= self.closing_wait:
+                    proto.forget_context(cid)
+                    self._closed_at.pop(cid, None)
+                    self.stats.contexts_forgotten += 1
+                    log.info("call %s: TTS context %s never sent its final", self.label, cid)
+                else:
+                    at = closed + self.closing_wait
+                    expiry = at if expiry is None else min(expiry, at)
+            if proto.active_contexts < MAX_CONTEXTS:
+                return proto
+            if not waited:
+                waited = True
+                self.stats.slot_waits += 1
+            if now >= deadline:
+                raise TTSFailed(
+                    "contexts",
+                    f"{MAX_CONTEXTS} contexts still counted after {self.config.timeout:g} s",
+                )
+            self._slot.clear()
+            wake = deadline if expiry is None else min(deadline, expiry)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._slot.wait(), max(wake - now, 0.0))
+            if self._closing:
+                raise TTSFailed("closed", "the call's TTS socket is closed")
+
     def _close_context(self, proto: ElevenLabsMultiStream, cid: str, *, flush: bool) -> None:
         with contextlib.suppress(ElevenLabsProtocolError):
             proto.close_context(cid, flush=flush)
+            self._closed_at[cid] = asyncio.get_running_loop().time()
         self._kick.set()
 
     def _fail_all(self) -> None:
@@ -350,6 +409,8 @@ class MultiTTS:
         self._proto = ElevenLabsMultiStream(
             voice_settings=cfg.voice_settings, generation_config=cfg.generation_config
         )
+        self._closed_at.clear()  # a new socket counts nothing yet
+        self._slot.set()
         self._socket_last_sent = asyncio.get_running_loop().time()
         self._ready.set()
         writer = asyncio.get_running_loop().create_task(self._write(ws, self._proto))
@@ -380,6 +441,10 @@ class MultiTTS:
                 continue
             for event in proto.events_received():
                 cid = event.context_id
+                if isinstance(event, (TTSFinal, TTSFailure)):
+                    if cid is not None:
+                        self._closed_at.pop(cid, None)
+                    self._slot.set()  # a context stopped counting: a waiting utterance may go
                 if cid is None:  # a socket-level error: every context fails with it
                     for ctx in self._contexts.values():
                         ctx.queue.put_nowait(event)

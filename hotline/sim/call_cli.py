@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="WAV", help="write what the caller heard")
     parser.add_argument("--from", dest="from_number", default="+15555550123")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead")
+    parser.add_argument(
+        "--follow-action",
+        action="store_true",
+        help="as Twilio does: when the stream closes without a hang-up, POST the "
+        "<Connect action> URL and play what it answers (<Hangup/> or a new stream)",
+    )
     faults = parser.add_argument_group("Twilio-side faults")
     for flag in (
         "drop-without-stop",
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         bad_signature=args.bad_signature,
         dtmf_storm=args.dtmf_storm,
         media_speedup=args.media_speedup,
+        follow_action=args.follow_action,
     )
     report = asyncio.run(place_call(opts))
     if args.report_json:

@@ -52,6 +52,13 @@ class CallReport:
     stream_url: str | None = None
     custom_parameters: dict[str, str] = field(default_factory=dict)
     duplicate_result: str | None = None
+    #: One entry per media stream of the call (a dropped stream followed by its
+    #: ``<Connect action>`` gives a second): stream_sid, started_ms / first_audio_ms /
+    #: ended_ms (since the first stream's ``start``), ended_by, close_code.
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    #: What each ``<Connect action>`` POST was answered with: "hangup", "stream",
+    #: "unreachable", "http NNN" or "other".
+    actions: list[str] = field(default_factory=list)
     out: str | None = None
 
     @property

@@ -31,7 +31,15 @@ from hotline.sim.errors import CallError
 from hotline.sim.messages import CONNECTED, TwilioMessages, b64
 from hotline.sim.playback import Last, Playback
 from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME, SPEECH_DBFS
-from hotline.sim.webhook import connect_url, parse_twiml, post_webhook, sign
+from hotline.sim.webhook import (
+    connect_action,
+    connect_url,
+    is_hangup,
+    parse_twiml,
+    post_action,
+    post_webhook,
+    sign,
+)
 
 __all__ = [
     "CallControl",
@@ -111,6 +119,12 @@ class CallOptions:
     on_started: Callable[[CallReport], object] | None = None  # called right after `start` is sent
     control: CallControl | None = None  # press keys / hang up from outside while the call runs
     http_timeout: float = 10.0
+    # Follow <Connect action> the way Twilio does when the stream closes without the call
+    # being hung up (the server closed it, or its replica died): POST it (signed, with the
+    # call's standard parameters) and play what it answers (<Hangup/>, or a new stream).
+    # Off by default: the fault options below then describe one stream's life.
+    follow_action: bool = False
+    max_streams: int = 5  # bound on streams per call (a resume loop ends here)
     # -- Twilio-side faults --------------------------------------------------------------------
     bad_signature: bool = False  # sign with a wrong token (expect 403 / refused upgrade)
     drop_without_stop: bool = False  # end by dropping the TCP connection: no `stop`, no close frame
@@ -129,15 +143,23 @@ class _Call:
     """A connected stream: the 20 ms clock (inbound media + playback) and the receiver."""
 
     def __init__(
-        self, ws: Any, opts: CallOptions, report: CallReport, params: dict[str, str]
+        self,
+        ws: Any,
+        opts: CallOptions,
+        report: CallReport,
+        params: dict[str, str],
+        stream_sid: str | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self.ws = ws
         self.opts = opts
         self.r = report
         self.params = params
         self.loop = asyncio.get_running_loop()
-        self.sid = opts.stream_sid
-        self.msgs = TwilioMessages(opts.stream_sid, opts.call_sid, opts.account_sid)
+        self.sid = stream_sid or opts.stream_sid
+        self.max_seconds = opts.max_seconds if max_seconds is None else max_seconds
+        self.msgs = TwilioMessages(self.sid, opts.call_sid, opts.account_sid)
+        self.first_media_at: float | None = None  # loop time of this stream's first audio
         self.t0 = 0.0
         self.scale = 1.0 if opts.realtime else 10.0
         self.frame_s = FRAME_S / self.scale
@@ -244,6 +266,8 @@ class _Call:
             if not audio:
                 return
             self.r.media_frames += 1
+            if self.first_media_at is None:
+                self.first_media_at = self.loop.time()
             if self.r.time_to_first_audio_ms is None:
                 self.r.time_to_first_audio_ms = self.now_ms()
             self.playback.media(audio)
@@ -424,7 +448,7 @@ class _Call:
                     while ctl._digits:
                         await self._send(self.msgs.dtmf(ctl._digits.pop(0)))
                         self.r.dtmf_sent += 1
-                if now >= o.max_seconds * 1000.0:
+                if now >= self.max_seconds * 1000.0:
                     ended_by = "timeout"
                     break
                 if self.barge_onset is None and self.speech_pos < 0:
@@ -545,12 +569,61 @@ class _Call:
             self.r.duplicate_result = f"failed: {type(exc).__name__}"
 
 
-async def place_call(options: CallOptions) -> CallReport:
-    """Place one simulated call and report what the caller lived through. Never raises for
-    server misbehaviour: failures land in ``report.errors`` with ``ended_by="error"``."""
+async def _stream(
+    opts: CallOptions,
+    report: CallReport,
+    stream_url: str,
+    params: dict[str, str],
+    *,
+    ws_url: str | None,
+    stream_sid: str | None,
+    max_seconds: float,
+) -> _Call:
+    """One media stream of the call: the signed upgrade, then the call until it ends.
+
+    Raises:
+        CallError: the upgrade failed.
+    """
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidHandshake, InvalidStatus
 
+    headers: dict[str, str] = {}
+    if opts.auth_token:
+        token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
+        headers["X-Twilio-Signature"] = sign(token, stream_url, {})
+    url = ws_url or connect_url(stream_url, opts.url)
+    report.close_code = None
+    try:
+        async with connect(
+            url,
+            additional_headers=headers,
+            user_agent_header="Twilio.TmeWs/1.0",
+            compression=None,
+            ping_interval=None,
+            open_timeout=opts.http_timeout,
+            max_size=None,
+            close_timeout=2,
+        ) as ws:
+            call = _Call(ws, opts, report, params, stream_sid, max_seconds)
+            call.heard = bytearray(report.heard)  # the earpiece goes on across streams
+            try:
+                await call.run()
+            finally:
+                report.close_code = ws.close_code
+        if report.close_code is None:  # we closed it after `stop`
+            report.close_code = ws.close_code
+    except InvalidStatus as exc:
+        raise CallError(f"WebSocket upgrade refused: HTTP {exc.response.status_code}") from None
+    except (InvalidHandshake, OSError, asyncio.TimeoutError) as exc:
+        raise CallError(f"WebSocket to {url} failed: {type(exc).__name__}: {exc}") from None
+    if report.close_code is None and opts.drop_without_stop:
+        report.close_code = 1006
+    return call
+
+
+async def place_call(options: CallOptions) -> CallReport:
+    """Place one simulated call and report what the caller lived through. Never raises for
+    server misbehaviour: failures land in ``report.errors`` with ``ended_by="error"``."""
     opts = options
     report = CallReport(call_sid=opts.call_sid)
     t_begin = time.monotonic()
@@ -568,38 +641,68 @@ async def place_call(options: CallOptions) -> CallReport:
         stream_url, params = parse_twiml(twiml)
         report.stream_url = stream_url
         report.custom_parameters = dict(params)
-        headers: dict[str, str] = {}
-        if opts.auth_token:
-            token = opts.auth_token + "x" if opts.bad_signature else opts.auth_token
-            headers["X-Twilio-Signature"] = sign(token, stream_url, {})
-        url = opts.ws_url or connect_url(stream_url, opts.url)
-        try:
-            async with connect(
-                url,
-                additional_headers=headers,
-                user_agent_header="Twilio.TmeWs/1.0",
-                compression=None,
-                ping_interval=None,
-                open_timeout=opts.http_timeout,
-                max_size=None,
-                close_timeout=2,
-            ) as ws:
-                call = _Call(ws, opts, report, params)
-                try:
-                    await call.run()
-                finally:
-                    report.close_code = ws.close_code
-            if report.close_code is None:  # we closed it after `stop`
-                report.close_code = ws.close_code
-        except InvalidStatus as exc:
-            raise CallError(f"WebSocket upgrade refused: HTTP {exc.response.status_code}") from None
-        except (InvalidHandshake, OSError, asyncio.TimeoutError) as exc:
-            raise CallError(f"WebSocket to {url} failed: {type(exc).__name__}: {exc}") from None
-        if report.close_code is None and opts.drop_without_stop:
-            report.close_code = 1006
+        t_first: float | None = None  # loop time of the first stream's start
+        while True:
+            first = not report.streams
+            left = opts.max_seconds
+            if t_first is not None:
+                left -= asyncio.get_running_loop().time() - t_first
+            call = await _stream(
+                opts,
+                report,
+                stream_url,
+                params,
+                ws_url=opts.ws_url if first else None,
+                stream_sid=None if first else _sid("MZ"),
+                max_seconds=max(left, 0.0),
+            )
+            if t_first is None:
+                t_first = call.t0
+            origin = t_first
+            ended_at = asyncio.get_running_loop().time()
+            first_audio = call.first_media_at
+            report.streams.append(
+                {
+                    "stream_sid": call.sid,
+                    "started_ms": (call.t0 - origin) * 1000.0,
+                    "first_audio_ms": None
+                    if first_audio is None
+                    else (first_audio - origin) * 1000.0,
+                    "ended_ms": (ended_at - origin) * 1000.0,
+                    "ended_by": report.ended_by,
+                    "close_code": report.close_code,
+                }
+            )
+            action = connect_action(twiml)
+            if (
+                not opts.follow_action
+                or action is None
+                or report.ended_by != "server_hangup"
+                or len(report.streams) >= opts.max_streams
+            ):
+                break
+            status, twiml = await post_action(opts, action)
+            if status is None:
+                report.actions.append("unreachable")
+                break
+            if status != 200:
+                report.actions.append(f"http {status}")
+                report.errors.append(f"<Connect action> POST answered HTTP {status}")
+                break
+            if is_hangup(twiml):
+                report.actions.append("hangup")
+                break
+            try:
+                stream_url, params = parse_twiml(twiml)
+            except CallError:
+                report.actions.append("other")
+                break
+            report.actions.append("stream")
     except CallError as exc:
         report.errors.append(str(exc))
         report.ended_by = "error"
+    if len(report.streams) > 1:  # the whole call, over every stream
+        report.duration_ms = report.streams[-1]["ended_ms"]
     if not report.duration_ms:
         report.duration_ms = (time.monotonic() - t_begin) * 1000.0
     if opts.out:
@@ -608,4 +711,3 @@ async def place_call(options: CallOptions) -> CallReport:
         write_ulaw_wav(opts.out, report.heard)
         report.out = opts.out
     return report
-

@@ -41,7 +41,16 @@ class WebhookReport(Protocol):
     webhook_status: int | None
 
 
-__all__ = ["connect_url", "parse_twiml", "post_webhook", "sign", "ssl_context"]
+__all__ = [
+    "connect_action",
+    "connect_url",
+    "is_hangup",
+    "parse_twiml",
+    "post_action",
+    "post_webhook",
+    "sign",
+    "ssl_context",
+]
 
 
 def parse_twiml(text: str) -> tuple[str, dict[str, str]]:
@@ -76,6 +85,25 @@ def parse_twiml(text: str) -> tuple[str, dict[str, str]]:
     return url, params
 
 
+def connect_action(text: str) -> str | None:
+    """The ``<Connect action>`` URL of a TwiML document (None without one, or not TwiML)."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return None
+    connect = root.find("./Connect")
+    return connect.get("action") if connect is not None else None
+
+
+def is_hangup(text: str) -> bool:
+    """True if the TwiML document is (or ends the call with) ``<Hangup/>``."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return False
+    return root.tag == "Response" and root.find("./Hangup") is not None
+
+
 def sign(token: str, url: str, params: dict[str, str]) -> str:
     from twilio.request_validator import RequestValidator
 
@@ -104,6 +132,46 @@ def ssl_context() -> Any:
     return _SSL_CONTEXT
 
 
+def _base_form(opts: WebhookCall, status: str) -> dict[str, str]:
+    return {
+        "AccountSid": opts.account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": opts.call_sid,
+        "CallStatus": status,
+        "Called": opts.to_number,
+        "Caller": opts.from_number,
+        "Direction": "inbound",
+        "From": opts.from_number,
+        "To": opts.to_number,
+        "CallerCountry": "US",
+        "ToCountry": "US",
+    }
+
+
+async def post_action(opts: WebhookCall, action_url: str) -> tuple[int | None, str]:
+    """What Twilio does when a ``<Connect><Stream>`` ends without the call being hung up:
+    a signed POST of the standard voice parameters to the ``<Connect action>`` URL.
+
+    Returns:
+        (HTTP status, body); status None if the URL could not be reached.
+    """
+    import httpx
+
+    url = action_url
+    if urlsplit(url).scheme == "https" and urlsplit(opts.url).scheme == "http":
+        url = urlunsplit(("http", *urlsplit(url)[1:]))  # a plain-HTTP test server
+    form = _base_form(opts, "in-progress")
+    headers = {"User-Agent": "TwilioProxy/1.1"}
+    if opts.auth_token:
+        headers["X-Twilio-Signature"] = sign(opts.auth_token, action_url, form)
+    async with httpx.AsyncClient(timeout=opts.http_timeout, verify=ssl_context()) as client:
+        try:
+            resp = await client.post(url, data=form, headers=headers)
+        except httpx.HTTPError:
+            return None, ""
+    return resp.status_code, resp.text
+
+
 async def post_webhook(opts: WebhookCall, report: WebhookReport) -> str:
     """The signed voice-webhook POST Twilio makes when the call comes in; returns the TwiML.
 
@@ -113,19 +181,7 @@ async def post_webhook(opts: WebhookCall, report: WebhookReport) -> str:
     import httpx
 
     url = opts.url.rstrip("/") + opts.voice_path
-    form = {
-        "AccountSid": opts.account_sid,
-        "ApiVersion": "2010-04-01",
-        "CallSid": opts.call_sid,
-        "CallStatus": "ringing",
-        "Called": opts.to_number,
-        "Caller": opts.from_number,
-        "Direction": "inbound",
-        "From": opts.from_number,
-        "To": opts.to_number,
-        "CallerCountry": "US",
-        "ToCountry": "US",
-    }
+    form = _base_form(opts, "ringing")
     form.update(opts.extra_form)
     headers = {"User-Agent": "TwilioProxy/1.1"}
     if opts.auth_token:

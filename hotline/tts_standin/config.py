@@ -47,6 +47,11 @@ class StandInConfig:
     idle_close_s: float = 2.0
     fault_after_chunks: int = 2
     max_contexts: int = 5
+    #: Seconds between a multi context's last audio and its ``isFinal`` (ElevenLabs' final
+    #: is not instant, and a closed context counts toward max_contexts until it arrives).
+    final_delay: float = 0.1
+    #: Share of audio messages whose alignment is null (ElevenLabs sometimes sends none).
+    null_alignment: float = 0.15
     cache: bool = True
 
     def __post_init__(self) -> None:

@@ -38,6 +38,13 @@ from hotline.tts_standin.textbuf import (
     bytes_per_second,
     chunk_alignments,
     cut_chunks,
+    normalise_text,
+)
+
+#: ElevenLabs' text for a sixth context on one socket (livekit/agents-js#1985).
+MAX_CONTEXTS_MESSAGE = (
+    "Maximum simultaneous contexts per WebSocket connection exceeded ({n}). "
+    "Please close an existing context before opening a new one."
 )
 
 
@@ -224,11 +231,16 @@ class Session:
         chunks = cut_chunks(audio, self.rng, *self.chunk_range)
         durs = [1000.0 * len(c) / bps for c in chunks]
         aligns = chunk_alignments(text, duration_ms, durs)
+        # normalizedAlignment counts the normalised text's characters ("12" -> "twelve").
+        normalized = normalise_text(text)
+        norm_aligns = (
+            aligns if normalized == text else chunk_alignments(normalized, duration_ms, durs)
+        )
         delay = cfg.first_chunk_delay
         if self.fault == "slow_first_chunk" and not st.first_audio_sent:
             delay = cfg.slow_first_chunk_s
         ready = job.trigger + delay
-        for chunk, dur, al in zip(chunks, durs, aligns, strict=True):
+        for chunk, dur, al, nal in zip(chunks, durs, aligns, norm_aligns, strict=True):
             t = max(ready, st.next_send_at)
             wait = t - self.loop.time()
             if wait > 0:
@@ -238,12 +250,12 @@ class Session:
             if self.fault == "corrupt_audio" and self.audio_sent % 3 == 1:
                 stats.faults_injected += 1
                 chunk = self.rng.randbytes(len(chunk))
-            al_json = al.to_json() if al is not None else None
+            null = self.rng.random() < cfg.null_alignment  # sometimes no alignment at all
             msg: dict[str, Any] = {
                 "audio": base64.b64encode(chunk).decode("ascii"),
                 "isFinal": False,
-                "normalizedAlignment": al_json,
-                "alignment": al_json,
+                "normalizedAlignment": nal.to_json() if nal is not None and not null else None,
+                "alignment": al.to_json() if al is not None and not null else None,
             }
             if st.context_id is not None:
                 msg["contextId"] = st.context_id
@@ -290,6 +302,8 @@ class Session:
             )
             await self._close(1000)
         else:
+            if self.cfg.final_delay > 0:  # the final follows the last audio, not at once
+                await asyncio.sleep(self.cfg.final_delay)
             await self._send_json({"isFinal": True, "contextId": st.context_id})
 
     # -- receiving -----------------------------------------------------------------------------
@@ -384,6 +398,9 @@ class Session:
 
     async def _run_multi(self) -> None:
         contexts: dict[str, _Stream] = {}
+        # Closed contexts still flushing: they generate on and count toward max_contexts
+        # until their final message has gone (ElevenLabs' accounting).
+        closing: list[_Stream] = []
         last = self.loop.time()
         while True:
             now = self.loop.time()
@@ -433,10 +450,11 @@ class Session:
             if st is None:
                 if obj.get("close_context") is True:
                     continue  # closing an unknown (already closed) context: nothing to do
-                if len(contexts) >= self.cfg.max_contexts:
+                closing[:] = [c for c in closing if c.task is not None and not c.task.done()]
+                if len(contexts) + len(closing) >= self.cfg.max_contexts:
                     await self.fail(
                         "max_active_conversations",
-                        f"Maximum of {self.cfg.max_contexts} active contexts per connection exceeded.",
+                        MAX_CONTEXTS_MESSAGE.format(n=self.cfg.max_contexts),
                     )
                     return
                 self._apply_first(obj)
@@ -448,17 +466,18 @@ class Session:
             st.last_activity = now
             if obj.get("close_context") is True:
                 del contexts[cid]
+                closing.append(st)
                 self.voice.stats.contexts_closed += 1
                 if obj.get("flush", False):
                     segments = st.buf.add(obj.get("text", ""))
                     self._enqueue(st, segments, st.buf.flush(), end=True, final=True)
-                else:  # immediately, without flushing: drop its audio, then its final message
-                    if st.task is not None:
-                        st.task.cancel()
+                else:
+                    # Without flush, text not yet sent for generation is dropped; but what was
+                    # already flushed (or triggered) goes on generating: "If it has already
+                    # been set to flush it will continue flushing" (CloseContext schema). The
+                    # final follows its last audio, and until then the context counts.
                     st.buf.clear()
-                    if self.fault != "no_final":
-                        self.voice.stats.finals_sent += 1
-                        await self._send_json({"isFinal": True, "contextId": cid})
+                    self._enqueue(st, [], None, end=False, final=True)
                 continue
             text = obj.get("text", "")
             if fresh and text.strip() == "":

@@ -162,7 +162,7 @@ class Alignment:
         return {
             "chars": self.chars,
             "charStartTimesMs": self.char_start_times_ms,
-            "charsDurationsMs": self.chars_durations_ms,
+            "charDurationsMs": self.chars_durations_ms,  # ElevenLabs' spelling on the wire
         }
 
 
@@ -199,3 +199,29 @@ def chunk_alignments(
             i += 1
         out[-1] = last
     return out
+
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def _words(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return f"{_ONES[hundreds]} hundred" + (f" {_words(rest)}" if rest else "")
+    thousands, rest = divmod(n, 1000)
+    return f"{_words(thousands)} thousand" + (f" {_words(rest)}" if rest else "")
+
+
+def normalise_text(text: str) -> str:
+    """What ElevenLabs' text normalisation speaks, as far as ``normalizedAlignment`` shows
+    it: numbers become words ("12" -> "twelve"), so its characters differ from the text's."""
+    return re.sub(r"\d{1,6}", lambda m: _words(int(m.group())), text)

@@ -564,13 +564,32 @@ def test_at_most_five_live_contexts() -> None:
     with pytest.raises(ElevenLabsProtocolError, match="at most 5"):
         m.open_context("c5")
     assert m.data_to_send() == [] and len(m.live_contexts) == 5
+    # A closed context still counts (ElevenLabs goes on flushing it) until its final message.
     m.close_context("c0")
+    assert m.active_contexts == 5
+    with pytest.raises(ElevenLabsProtocolError, match="closed and not final yet"):
+        m.open_context("c5")
+    m.receive_text(j({"isFinal": True, "contextId": "c0"}))
     m.open_context("c5")
     assert m.live_contexts == {"c1", "c2", "c3", "c4", "c5"}
     # A final for a live context frees its slot too.
     m.receive_text(j({"isFinal": True, "contextId": "c1"}))
     m.open_context("c6")
     assert len(m.live_contexts) == 5
+
+
+def test_a_forgotten_closing_context_frees_its_slot_and_its_tail_is_still_accepted() -> None:
+    m = multi()
+    for i in range(MAX_CONTEXTS):
+        m.open_context(f"c{i}")
+    m.close_context("c0")
+    m.forget_context("c0")  # the shell's bounded wait for its final ran out
+    assert m.active_contexts == 4 and m.closing_contexts == frozenset()
+    m.open_context("c5")
+    m.receive_text(j({"isFinal": True, "contextId": "c0"}))  # late: accepted, not an error
+    assert [type(e).__name__ for e in m.events_received()] == ["TTSFinal"]
+    m.forget_context("c9")  # unknown: nothing happens
+    assert m.active_contexts == 5
 
 
 def test_context_misuse() -> None:

@@ -43,10 +43,15 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    upstream hotline_http {{ server 127.0.0.1:{upstream}; }}
+    upstream hotline_ws {{ server 127.0.0.1:{ws_upstream}; }}
+    # A load balancer with no affinity between Twilio's two requests: the webhook (plain
+    # HTTP) goes to one replica, the media-stream upgrade to another.
+    map $http_upgrade $hotline_backend {{ default hotline_ws; '' hotline_http; }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
-            proxy_pass http://127.0.0.1:{upstream};
+            proxy_pass http://$hotline_backend;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
@@ -90,8 +95,11 @@ def _stop(proc: subprocess.Popen[str], sig: int) -> str:
 
 
 @contextlib.contextmanager
-def nginx_proxy(upstream: int, port: int | None = None) -> Iterator[str]:
+def nginx_proxy(
+    upstream: int, port: int | None = None, *, ws_upstream: int | None = None
+) -> Iterator[str]:
     """nginx on ``127.0.0.1:port`` proxying to ``127.0.0.1:upstream``; yields its base URL.
+    With ``ws_upstream``, WebSocket upgrades go there instead (plain HTTP to ``upstream``).
 
     Raises:
         RuntimeError: nginx is not installed (``apt-get install -y nginx``) or did not start.
@@ -101,7 +109,14 @@ def nginx_proxy(upstream: int, port: int | None = None) -> Iterator[str]:
     port = free_port() if port is None else port
     with tempfile.TemporaryDirectory(prefix="hotline-nginx-") as d:
         conf = Path(d) / "nginx.conf"
-        conf.write_text(_CONFIG.format(d=d, port=port, upstream=upstream))
+        conf.write_text(
+            _CONFIG.format(
+                d=d,
+                port=port,
+                upstream=upstream,
+                ws_upstream=upstream if ws_upstream is None else ws_upstream,
+            )
+        )
         proc = subprocess.Popen(
             [NGINX, "-p", d, "-e", f"{d}/error.log", "-c", str(conf)],
             stdout=subprocess.DEVNULL,

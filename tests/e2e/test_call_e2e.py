@@ -233,6 +233,9 @@ def test_talking_over_a_long_greeting_clears_fast(tmp_path: Path, transport: str
             )
             assert hl.paths(1) == [hl.transport]  # a fresh server: nothing cached yet
             assert hl.greeting_cut_at_the_voice()
-            assert not any(rec.final_sent for rec in hl.voice.records)
+            if hl.transport == "single":  # the socket closed before its final
+                assert not any(rec.final_sent for rec in hl.voice.records)
+            # On the multi socket a context already flushed goes on generating after
+            # close_context, as ElevenLabs does; its final follows and hotline drops the tail.
 
     arun(main, 60)

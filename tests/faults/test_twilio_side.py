@@ -231,7 +231,7 @@ def test_media_stream_caps_messages_at_64_kib(server: ServerThread) -> None:
                 data=form,
                 headers={"X-Twilio-Signature": validator.compute_signature(url, form)},
             )
-        ws_url = re.search(r'<Stream url="([^"]+)"', r.text).group(1)  # type: ignore[union-attr]
+        ws_url = re.search(r'<Stream [^>]*url="([^"]+)"', r.text).group(1)  # type: ignore[union-attr]
         params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', r.text))
         sig = validator.compute_signature(ws_url, {})
         async with connect(ws_url, additional_headers={"X-Twilio-Signature": sig}) as ws:

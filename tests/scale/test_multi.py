@@ -193,9 +193,9 @@ def test_preconnected_sockets_expire_when_no_stream_comes() -> None:
     arun(main)
 
 
-def test_never_more_than_five_live_contexts() -> None:
+def test_a_sixth_utterance_waits_for_a_slot_instead_of_a_1008() -> None:
     async def main() -> None:
-        async with TTSStandIn(StandInConfig(first_chunk_delay=2.0)) as voice:
+        async with TTSStandIn(StandInConfig(first_chunk_delay=0.5)) as voice:
             tts = MultiTTS(config(voice), label="CA5")
             tasks = [
                 asyncio.create_task(tts.synthesize(f"Line number {n}.", Collect(), bad))
@@ -205,8 +205,22 @@ def test_never_more_than_five_live_contexts() -> None:
                 if tts.stats.contexts_opened == 5:
                     break
                 await asyncio.sleep(0.01)
-            with pytest.raises(TTSFailed, match="contexts"):
-                await tts.synthesize("A sixth at once.", Collect(), bad)
+            sixth = Collect()
+            await asyncio.wait_for(tts.synthesize("A sixth at once.", sixth, bad), 10)
+            assert sixth.audio and any(isinstance(e, TTSFinal) for e in sixth.events)
+            assert tts.stats.slot_waits == 1  # it waited for one of the five to finish
+            await asyncio.gather(*tasks)
+            assert voice.stats.errors_sent == 0 and voice.stats.connections == 1
+            # Barge-in on all five: their flushed text goes on generating (and counting)
+            # after close_context; the next utterance waits for their finals, no 1008.
+            tasks = [
+                asyncio.create_task(tts.synthesize(f"Line number {n} again.", Collect(), bad))
+                for n in range(5)
+            ]
+            for _ in range(200):
+                if tts.stats.contexts_opened == 11:
+                    break
+                await asyncio.sleep(0.01)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

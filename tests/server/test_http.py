@@ -73,13 +73,85 @@ async def test_signed_webhook_answers_twiml(client: Client, path: str) -> None:
     assert connect.tag == "Connect"
     (stream,) = list(connect)
     assert stream.tag == "Stream"
-    assert stream.attrib == {"url": "wss://hotline.example.com/media-stream"}
+    mode = "debug" if path.startswith("/debug") else "script"
+    # <Connect action> brings the call back when the stream ends; statusCallback reports it.
+    assert connect.attrib == {"action": f"{PUBLIC}/stream-ended?mode={mode}"}
+    assert stream.attrib == {
+        "url": "wss://hotline.example.com/media-stream",
+        "statusCallback": f"{PUBLIC}/stream-status",
+        "statusCallbackMethod": "POST",
+    }
     params = {p.attrib["name"]: p.attrib["value"] for p in stream}
     assert params["CallSid"] == FORM["CallSid"] and params["From"] == CALLER
     assert re.fullmatch(r"v1\.(script|debug)\.[0-9]+\.[A-Za-z0-9_-]{43}", params["token"])
     entry = client.hub.tokens.consume(params["token"], FORM["CallSid"], CALLER)  # type: ignore[attr-defined]
     assert entry is not None
-    assert entry.mode == ("debug" if path.startswith("/debug") else "script")
+    assert entry.mode == mode
+
+
+@served()
+async def test_connect_action_hangs_up_a_call_hotline_ended_and_resumes_a_dropped_one(
+    client: Client,
+) -> None:
+    hub = client.hub  # type: ignore[attr-defined]
+    action = "/stream-ended?mode=script"
+    form = dict(FORM, CallStatus="in-progress")
+    unsigned = await post_signed(client, action, form, None)
+    assert unsigned.status_code == 403
+    # Not recorded as ended by hotline (its replica died): a new stream, a fresh token.
+    r = await post_signed(client, action, form, sign(PUBLIC + action, form))
+    assert r.status_code == 200, r.text
+    stream = ET.fromstring(r.text).find("./Connect/Stream")
+    assert stream is not None
+    params = {p.attrib["name"]: p.attrib["value"] for p in stream}
+    assert params["resume"] == "1" and params["CallSid"] == FORM["CallSid"]
+    assert hub.tokens.consume(params["token"], FORM["CallSid"], CALLER) is not None
+    # Recorded as ended on purpose (a refused token here): <Hangup/>.
+    hub.registry.refused(FORM["CallSid"])
+    r = await post_signed(client, action, form, sign(PUBLIC + action, form))
+    assert ET.fromstring(r.text).find("./Hangup") is not None
+    # The caller already gone: <Hangup/> whatever was recorded.
+    other = dict(form, CallSid="CA" + "e" * 32, CallStatus="completed")
+    r = await post_signed(client, action, other, sign(PUBLIC + action, other))
+    assert ET.fromstring(r.text).find("./Hangup") is not None
+    # A stream that keeps dropping is not resumed for ever.
+    again = dict(form, CallSid="CA" + "d" * 32)
+    answers = [
+        await post_signed(client, action, again, sign(PUBLIC + action, again)) for _ in range(6)
+    ]
+    assert ET.fromstring(answers[4].text).find("./Connect/Stream") is not None
+    assert ET.fromstring(answers[5].text).find("./Hangup") is not None
+    metrics = (await client.get("/metrics")).text
+    assert "hotline_stream_resumes_total 6.0" in metrics
+
+
+@served()
+async def test_stream_status_callbacks_are_counted_and_an_error_logged_once(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hotline")
+    path = "/stream-status"
+    base = {"AccountSid": FORM["AccountSid"], "CallSid": FORM["CallSid"], "StreamSid": "MZ1"}
+    for event in ("stream-started", "stream-error", "stream-error", "stream-stopped"):
+        form = dict(base, StreamEvent=event, Timestamp="2026-12-01T00:00:00Z")
+        if event == "stream-error":
+            form["StreamError"] = "31920: Stream - WebSocket - Handshake Error"
+        r = await post_signed(client, path, form, sign(PUBLIC + path, form))
+        assert r.status_code == 204
+    metrics = (await client.get("/metrics")).text
+    assert 'hotline_stream_events_total{event="stream-error"} 2.0' in metrics
+    assert 'hotline_stream_events_total{event="stream-started"} 1.0' in metrics
+    errors = [r for r in caplog.records if "stream error" in r.getMessage()]
+    assert len(errors) == 1 and "31920" in errors[0].getMessage()
+    assert (await post_signed(client, path, base, None)).status_code == 403
+
+
+@served()
+async def test_health_says_draining_after_sigterm(client: Client) -> None:
+    assert (await client.get("/health")).json()["status"] == "ok"
+    client.hub.registry.start_drain()  # type: ignore[attr-defined]
+    r = await client.get("/health")
+    assert r.status_code == 503 and r.json()["status"] == "draining"
 
 
 @pytest.mark.parametrize("path", ["/voice", "/debug-websocket-voice"])

@@ -126,11 +126,11 @@ def test_stream_input_speaks_then_final_then_close() -> None:
                 assert set(m) == AUDIO_KEYS and m["isFinal"] is False
                 al = m["alignment"]
                 if al is not None:
-                    assert set(al) == {"chars", "charStartTimesMs", "charsDurationsMs"}
+                    assert set(al) == {"chars", "charStartTimesMs", "charDurationsMs"}
                     assert (
                         len(al["chars"])
                         == len(al["charStartTimesMs"])
-                        == len(al["charsDurationsMs"])
+                        == len(al["charDurationsMs"])
                     )
             assert msgs[-1]["isFinal"] is True and msgs[-1]["audio"] is None
             assert sum(1 for m in msgs if m.get("isFinal")) == 1
