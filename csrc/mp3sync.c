@@ -59,6 +59,11 @@ static uint32_t id3_len(const uint8_t *p)
 {
     if (p[0] != 'I' || p[1] != 'D' || p[2] != '3' || p[3] == 0xFF || p[4] == 0xFF)
         return 0;
+    /* Only ID3v2.2, 2.3 and 2.4 exist, and none defines the four low flag bits: anything else
+     * is junk that happens to start with "ID3" (e.g. '{"' after it, which would otherwise read
+     * as a 200 MB tag and swallow the stream that follows). */
+    if (p[3] < 2 || p[3] > 4 || (p[5] & 0x0F))
+        return 0;
     if ((p[6] | p[7] | p[8] | p[9]) & 0x80)
         return 0;
     uint32_t size = ((uint32_t)p[6] << 21) | ((uint32_t)p[7] << 14) | ((uint32_t)p[8] << 7) | p[9];

@@ -116,6 +116,26 @@ def test_fuzz_junk_then_valid_stream_without_flush(valid: list[bytes], data: st.
     assert len(tail) >= len(ref) - 2 * 2 * 1152
 
 
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b'ID3{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}',  # found by fuzzing
+        b"ID3\x05\x00\x00\x00\x00\x10\x00",  # no ID3v2.5
+        b"ID3\x03\x00\x01\x00\x00\x10\x00",  # an undefined flag bit
+    ],
+)
+def test_id3_lookalike_at_the_start_keeps_the_stream(valid: list[bytes], junk: bytes) -> None:
+    """At a stream's start "ID3" is believed only with a real version and flags: a JSON error
+    body ("ID3" then '{"', a 200 MB syncsafe size) must not swallow the audio behind it."""
+    good = valid[0]
+    ref_d = Mp3Decoder()
+    ref = ref_d.feed(good) + ref_d.flush()
+    d = Mp3Decoder()
+    out = d.feed(junk) + d.feed(b"\x00" * 4 + good) + d.flush()
+    assert len(out) >= len(ref) - 2 * 2 * 1152
+    assert d.metadata_bytes == 0
+
+
 @pytest.mark.parametrize("fmt", SUPPORTED_FORMATS)
 def test_random_bytes_every_format(fmt: str) -> None:
     rng = random.Random(fmt)
