@@ -378,6 +378,11 @@ class Call:
         """True if :meth:`data_to_send` would return something."""
         return self._n_out > 0
 
+    @property
+    def has_actions(self) -> bool:
+        """True if :meth:`actions` would return something."""
+        return bool(self._actions)
+
     def data_to_send(self) -> list[str]:
         """Return and forget the Twilio text frames to send, in order."""
         self._n_out = 0
@@ -680,7 +685,9 @@ class Call:
                 continue
             assert isinstance(item, bytes)
             ahead = head.sent_pos - played
-            if ahead > 0 and (not refilling or ahead + len(item) > max_ahead):
+            # An utterance's first frame goes as soon as it fits under the cap, refill step or
+            # not (what the caller waits for); the rest follow in refill steps.
+            if ahead > 0 and ((not refilling and utt.frames_sent) or ahead + len(item) > max_ahead):
                 break
             out.popleft()
             frames = 1
@@ -757,10 +764,12 @@ class Call:
         until new input). A value ``<= now`` means: pump now."""
         deadline = self._hangup_deadline
         if self._out and self.state is not CallState.ENDED and self.twilio.stream_sid:
-            item = self._out[0][1]
+            utt, item = self._out[0]
             ahead = self.playhead.ahead(now)
             if type(item) is str or ahead <= self._low_water:
                 return now
+            if not utt.frames_sent and ahead + len(item) <= self._max_ahead:
+                return now  # an utterance's first frame: at once
             wait_bytes = ahead - max(self._low_water, 0)
             due = now + max(wait_bytes, 0) / (BYTES_PER_MS * 1000)
             deadline = due if deadline is None else min(deadline, due)

@@ -244,6 +244,7 @@ class _Call:
             if not audio:
                 return
             self.r.media_frames += 1
+            self.r.media_bytes += len(audio)
             if self.r.time_to_first_audio_ms is None:
                 self.r.time_to_first_audio_ms = self.now_ms()
             self.playback.media(audio)
@@ -608,4 +609,3 @@ async def place_call(options: CallOptions) -> CallReport:
         write_ulaw_wav(opts.out, report.heard)
         report.out = opts.out
     return report
-
