@@ -20,7 +20,6 @@ import redis
 from hotline.server.security import CallTokens
 from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
 from tests.scale.conftest import RedisServer, free_port
-from tests.scale.test_multi import arun
 from tests.scale.test_server_scale import SCRIPT
 
 TOKEN = "workers-test-twilio-token-123456"
@@ -96,7 +95,7 @@ def test_say_reaches_the_call_whichever_worker_holds_it(
         )
         try:
             _wait_ready(base, proc, log_path)
-            arun(_route_says(base, redis_server.port))
+            asyncio.run(asyncio.wait_for(_route_says(base, redis_server.port), 90))
         finally:
             proc.terminate()
             try:
