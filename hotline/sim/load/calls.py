@@ -178,6 +178,7 @@ def _call_options(opts: LoadOptions, base: str, auth: str | None, seconds: float
         hangup_after_s=seconds,
         max_seconds=seconds + 30.0,
         keep_audio=False,
+        shared_clock=True,
     )
 
 
