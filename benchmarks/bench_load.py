@@ -10,6 +10,12 @@ first-chunk delay, bridge overhead p50/p99, server CPU per call-second, server R
 generator's own CPU. Targets (issue 5): zero underruns over 20 ms at 100 calls, TTFA p99 within
 200 ms of the voice's first-chunk delay, server CPU <= 5 ms per call-second.
 
+Issue 11: each run also measures the codec's own CPU per audio-second in the same process
+(``hotline.codec.Transcoder`` for the server's ``ELEVENLABS_OUTPUT_FORMAT``, default
+``mp3_44100_128``, over the load's own lines as the local voice renders them, in ~3 KB chunks)
+and prints the server's CPU per call-second divided by it (the issue's target: <= 2x), and the
+load generator's own CPU per call-second (the generator must not be the bottleneck).
+
 Not a pytest-benchmark timing: a load run is minutes of wall time on a shared machine.
 """
 
@@ -20,15 +26,47 @@ import json
 import sys
 from typing import Any
 
-from benchmarks.common import versions
-from hotline.sim.load import LoadOptions, env_pairs, run_async, run_load, summary
+from benchmarks.common import best_cpu_seconds, versions
+from hotline.sim.load import DEFAULT_TEXTS, LoadOptions, env_pairs, run_async, run_load, summary
 
 TARGET_UNDERRUN_CALLS = 0
 TARGET_TTFA_OVER_VOICE_MS = 200.0
 TARGET_CPU_MS_PER_CALL_S = 5.0
+TARGET_CPU_OVER_CODEC = 2.0  # issue 11: server CPU per call-second <= 2x the codec's own
+CHUNK = 3000  # bytes of TTS audio per feed, about what an ElevenLabs message carries
 
 
-def _targets(result: dict[str, Any], first_chunk_delay_ms: float) -> dict[str, Any]:
+def codec_cpu_ms_per_audio_second(output_format: str) -> float:
+    """The codec's own CPU per audio-second for ``output_format``: a fresh Transcoder per line
+    (as the server makes one per utterance) over the load's lines rendered by the local voice."""
+    from hotline.codec import Transcoder
+    from hotline.tts_standin.encode import encode
+    from hotline.tts_standin.synth import speech_pcm
+
+    streams = []
+    for text in DEFAULT_TEXTS:
+        pcm = speech_pcm(text, "en-us", 175)
+        streams.append(encode(pcm, output_format))
+
+    ulaw_bytes = 0
+
+    def run() -> None:
+        nonlocal ulaw_bytes
+        n = 0
+        for data in streams:
+            t = Transcoder(output_format)
+            for i in range(0, len(data), CHUNK):
+                n += len(t.feed(data[i : i + CHUNK]))
+            n += len(t.flush())
+        ulaw_bytes = n
+
+    cpu = best_cpu_seconds(run, 5)
+    return cpu * 1000.0 / (ulaw_bytes / 8000.0)
+
+
+def _targets(
+    result: dict[str, Any], first_chunk_delay_ms: float, codec_ms: float
+) -> dict[str, Any]:
     s = result["server"]
     ttfa_p99 = s.get("ttfa", {}).get("p99_ms")
     voice_p99 = s.get("tts_first_chunk", {}).get("p99_ms")
@@ -59,6 +97,22 @@ def _targets(result: dict[str, Any], first_chunk_delay_ms: float) -> dict[str, A
             "target": TARGET_CPU_MS_PER_CALL_S,
             "ok": cpu is not None and cpu <= TARGET_CPU_MS_PER_CALL_S,
         },
+        "server_cpu_over_codec": {
+            "value": None if cpu is None else round(cpu / codec_ms, 2),
+            "codec_ms_per_audio_second": round(codec_ms, 3),
+            "target": TARGET_CPU_OVER_CODEC,
+            "ok": cpu is not None and cpu / codec_ms <= TARGET_CPU_OVER_CODEC,
+        },
+        "bridge_overhead_p50_ms": {
+            "value": s.get("bridge_overhead", {}).get("p50_ms"),
+            "target": 1.0,
+            "ok": (s.get("bridge_overhead", {}).get("p50_ms") or 1e9) <= 1.0,
+        },
+        "bridge_overhead_p99_ms": {
+            "value": s.get("bridge_overhead", {}).get("p99_ms"),
+            "target": 10.0,
+            "ok": (s.get("bridge_overhead", {}).get("p99_ms") or 1e9) <= 10.0,
+        },
         "errors": {
             "value": result["errors"]["total"],
             "target": 0,
@@ -80,15 +134,17 @@ def _row(n: int, r: dict[str, Any]) -> str:
         f"{f(s['tts_first_chunk']['p99_ms'], 0):>6} "
         f"{f(s['bridge_overhead']['p50_ms'], 2):>7} {f(s['bridge_overhead']['p99_ms'], 2):>7} "
         f"{f(s['cpu_ms_per_call_second'], 2):>7} {f(s['rss_mb_before'], 0):>5}->{f(s['rss_mb_after'], 0):<5} "
-        f"{f(r['load_generator']['cpu_fraction_of_one_core'], 2):>5} {r['errors']['total']:>4}"
+        f"{f(r['load_generator']['cpu_fraction_of_one_core'], 2):>5} "
+        f"{f(r['load_generator'].get('cpu_ms_per_call_second'), 2):>6} "
+        f"{f(r['targets']['server_cpu_over_codec']['value'], 1):>6} {r['errors']['total']:>4}"
     )
 
 
 HEADER = (
     "calls  und>20 undmax  ttfa50 ttfa99 srv50  srv99  voice99 brg50ms brg99ms cpu/cs  rss MB      "
-    "gen  err\n"
+    "gen   gen    cpu/    err\n"
     "                (ms)   caller caller  (ms)   (ms)   (ms)                   (ms)              "
-    "core"
+    "core  ms/cs  codec"
 )
 
 
@@ -109,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)
+    server_env = env_pairs(args.server_env)
+    output_format = server_env.get("ELEVENLABS_OUTPUT_FORMAT", "mp3_44100_128")
     runs: list[dict[str, Any]] = []
+    codec_ms = codec_cpu_ms_per_audio_second(output_format)
     for n in args.calls:
         opts = LoadOptions(
             spawn_server=True,
@@ -121,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             server_env=env_pairs(args.server_env),
         )
         result = run_async(run_load(opts), use_uvloop=not args.no_uvloop)
-        result["targets"] = _targets(result, args.first_chunk_delay * 1000.0)
+        result["targets"] = _targets(result, args.first_chunk_delay * 1000.0, codec_ms)
         runs.append(result)
         if not args.json:
             print(summary(result), file=sys.stderr, flush=True)
@@ -131,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "first_chunk_delay_ms": args.first_chunk_delay * 1000.0,
         "voice": "embedded" if args.embedded_voice else "separate process",
-        "server_env": env_pairs(args.server_env),
+        "server_env": server_env,
+        "output_format": output_format,
+        "codec_cpu_ms_per_audio_second": round(codec_ms, 3),
         "runs": runs,
     }
     if args.json:
@@ -143,10 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         f"# {out['command']}  (voice: {out['voice']}, first-chunk delay "
         f"{out['first_chunk_delay_ms']:.0f} ms, server env {out['server_env'] or 'defaults'})"
     )
+    print(
+        f"# codec's own CPU ({output_format} -> µ-law, same run): "
+        f"{codec_ms:.3f} ms per audio-second"
+    )
     print(HEADER)
     for n, r in zip(args.calls, runs, strict=True):
         print(_row(n, r))
-    print("targets (issue 5):")
+    print("targets (issues 5 and 11):")
     for n, r in zip(args.calls, runs, strict=True):
         marks = ", ".join(
             f"{k} {v['value']} ({'ok' if v['ok'] else 'MISSED'}, target {v['target']})"

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import versions
-from hotline.sim.load import LoadOptions, _free_port, env_pairs, run_async, run_load
+from hotline.sim.load import LoadOptions, env_pairs, run_async, run_load
+from hotline.sim.load.spawn import _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPECAT = "pipecat-ai[websocket]==1.14.0"

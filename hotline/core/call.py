@@ -50,7 +50,10 @@ byte-identical to the first rendering.
 Pacing. :meth:`pump` keeps at most ``max_ahead_ms`` of audio queued at Twilio ahead of the
 playhead estimate (so a ``clear`` drops little and memory stays bounded) and never holds a
 frame back when the buffer is empty. It refills in steps of ``refill_ms`` so a call needs a few
-wake-ups per second, not fifty. Every echoed mark corrects the estimate.
+wake-ups per second, not fifty. An utterance's first frames go out at once, one 20 ms frame per
+message; once ``batch_after_ms`` is queued ahead, frames are joined into messages of up to
+``batch_ms`` (Twilio plays media payloads of any size in order), so a second of audio costs
+about six messages, not fifty. Every echoed mark corrects the estimate.
 
 Marks. One mark after each utterance's last frame (``u<id>-end``) and, every
 ``mark_every_frames`` frames, an accounting mark (``u<id>-f<n>``). A ``clear`` makes Twilio
@@ -306,6 +309,10 @@ class Call:
         frame_bytes: outbound media frame size (160 = 20 ms).
         max_ahead_ms: audio kept queued at Twilio ahead of the estimated playhead, at most.
         refill_ms: pump wakes up once the queue has drained this much below ``max_ahead_ms``.
+        batch_ms: once ``batch_after_ms`` is queued ahead of the playhead, frames go out
+            joined in messages of up to this much audio (``frame_bytes`` minimum: no batching).
+        batch_after_ms: audio queued ahead below which every frame is its own message (an
+            utterance's first frames go at once and small).
         mark_every_frames: an accounting mark after every N frames (0: only end marks).
         mark_grace: seconds after a goodbye should have finished playing before hanging up
             without its mark echo.
@@ -339,7 +346,9 @@ class Call:
         record_max_bytes: int = 0,
         frame_bytes: int = 160,
         max_ahead_ms: int = 1000,
-        refill_ms: int = 200,
+        refill_ms: int = 500,
+        batch_ms: int = 200,
+        batch_after_ms: int = 200,
         mark_every_frames: int = 0,
         mark_grace: float = 2.0,
         twilio: TwilioStream | None = None,
@@ -355,6 +364,8 @@ class Call:
             raise ValueError("refill_ms must be between 0 and max_ahead_ms")
         if mark_every_frames < 0:
             raise ValueError("mark_every_frames must be >= 0")
+        if batch_ms < 0 or batch_after_ms < 0:
+            raise ValueError("batch_ms and batch_after_ms must be >= 0")
         if record_max_bytes < 0:
             raise ValueError("record_max_bytes must be >= 0")
         self.script = script
@@ -370,6 +381,8 @@ class Call:
         self._frame_bytes = frame_bytes
         self._max_ahead = max_ahead_ms * BYTES_PER_MS
         self._low_water = self._max_ahead - refill_ms * BYTES_PER_MS
+        self._batch_bytes = max(batch_ms * BYTES_PER_MS, frame_bytes)
+        self._batch_after = max(batch_after_ms * BYTES_PER_MS, 1)
         self._mark_every = mark_every_frames
         self._mark_grace = mark_grace
         self._record_max = record_max_bytes
@@ -455,6 +468,11 @@ class Call:
     def has_data_to_send(self) -> bool:
         """True if :meth:`data_to_send` would return something."""
         return self._n_out > 0
+
+    @property
+    def has_actions(self) -> bool:
+        """True if :meth:`actions` would return something."""
+        return bool(self._actions)
 
     def data_to_send(self) -> list[str]:
         """Return and forget the Twilio text frames to send, in order."""
@@ -1026,6 +1044,7 @@ class Call:
         played = head.played(now)
         # Refill in steps: once above the low-water mark, wait until the queue drains to it.
         refilling = head.sent_pos - played <= self._low_water
+        batch_after = self._batch_after
         while out:
             utt, item = out[0]
             if type(item) is str:
@@ -1034,10 +1053,17 @@ class Call:
                 continue
             assert isinstance(item, bytes)
             ahead = head.sent_pos - played
-            if ahead > 0 and (not refilling or ahead + len(item) > max_ahead):
+            # An utterance's first frame goes as soon as it fits under the cap, refill step or
+            # not (what the caller waits for); the rest follow in refill steps.
+            if ahead > 0 and ((not refilling and utt.frames_sent) or ahead + len(item) > max_ahead):
                 break
             out.popleft()
-            if ahead <= 0:
+            frames = 1
+            if ahead >= batch_after:
+                # Well ahead of the playhead: one larger message of this utterance's next
+                # frames (never past the ahead cap, an end mark or an accounting mark).
+                item, frames = self._gather(utt, item, max_ahead - ahead)
+            elif ahead <= 0:
                 # Twilio's buffer is empty: playback (re)starts with this frame.
                 if utt.frames_sent:
                     gap = now - head.drained_at()
@@ -1086,9 +1112,35 @@ class Call:
                         )
                     )
             self._n_out += 1
-            utt.frames_sent += 1
+            utt.frames_sent += frames
             if self._mark_every and utt.frames_sent % self._mark_every == 0:
                 self._send_mark(f"u{utt.id}-f{utt.frames_sent}", utt, False, now)
+
+    def _gather(self, utt: _Utt, first: bytes, room: int) -> tuple[bytes, int]:
+        """``first`` and the next frames of ``utt`` waiting in the queue, as one message of at
+        most ``min(batch_bytes, room)`` bytes; returns it and the number of frames in it."""
+        out = self._out
+        limit = min(self._batch_bytes, room)
+        size = len(first)
+        frames = 1
+        if self._mark_every:
+            # stop on the accounting mark's frame, as frame-by-frame sending would
+            limit_frames = self._mark_every - utt.frames_sent % self._mark_every
+        else:
+            limit_frames = 1 << 30
+        parts: list[bytes] | None = None
+        while out and frames < limit_frames:
+            nutt, nxt = out[0]
+            if nutt is not utt or type(nxt) is str or size + len(nxt) > limit:
+                break
+            assert isinstance(nxt, bytes)
+            out.popleft()
+            if parts is None:
+                parts = [first]
+            parts.append(nxt)
+            size += len(nxt)
+            frames += 1
+        return (first if parts is None else b"".join(parts)), frames
 
     def _send_mark(self, name: str, utt: _Utt, final: bool, now: float) -> None:
         self.twilio.send_mark(name)
@@ -1106,10 +1158,12 @@ class Call:
             if turn_deadline is not None:
                 deadline = turn_deadline if deadline is None else min(deadline, turn_deadline)
         if self._out and self.state is not CallState.ENDED and self.twilio.stream_sid:
-            item = self._out[0][1]
+            utt, item = self._out[0]
             ahead = self.playhead.ahead(now)
             if type(item) is str or ahead <= self._low_water:
                 return now
+            if not utt.frames_sent and ahead + len(item) <= self._max_ahead:
+                return now  # an utterance's first frame: at once
             wait_bytes = ahead - max(self._low_water, 0)
             due = now + max(wait_bytes, 0) / (BYTES_PER_MS * 1000)
             deadline = due if deadline is None else min(deadline, due)

@@ -63,6 +63,9 @@ _MAX_ERROR_KINDS = 32
 START_TIMEOUT = 10.0
 
 clock = time.perf_counter
+_NEVER = float("inf")
+#: µ-law bytes a call sends between two updates of hotline_audio_bytes_out (1 s of audio).
+_COUNT_EVERY_BYTES = 8000
 
 
 def _assert_never(value: NoReturn) -> NoReturn:
@@ -103,6 +106,9 @@ class CallSession:
         self.close_code = 1000
         self._done = asyncio.Event()
         self._wake = asyncio.Event()
+        #: When the sender's timer fires (the receiver wakes it early past this time).
+        self._wake_at = _NEVER
+        self._bytes_counted = 0  # of call.bytes_sent, added to hotline_audio_bytes_out
         self._tts_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._error_kinds: dict[str, int] = {}
@@ -183,11 +189,13 @@ class CallSession:
     async def _receive_loop(self) -> None:
         ws = self.ws
         call = self.call
+        receive = ws.receive
+        wake = self._wake
         try:
             while True:
-                message = await ws.receive()
-                kind = message["type"]
-                if kind == "websocket.disconnect":
+                message = await receive()
+                text = message.get("text")
+                if text is None and message["type"] == "websocket.disconnect":
                     if message.get("code") == 1009:
                         # uvicorn's ws_max_size refused a message over MAX_MESSAGE bytes.
                         self.hub.metrics.protocol_errors.labels("twilio").inc()
@@ -198,29 +206,26 @@ class CallSession:
                         )
                     self._finish("twilio disconnected", code=None)
                     return
-                text = message.get("text")
+                now = clock()
                 try:
                     if text is not None:
                         if len(text) > MAX_MESSAGE:
                             raise ProtocolError(f"message over {MAX_MESSAGE} bytes")
-                        call.receive_text(text, clock())
+                        call.receive_text(text, now)
                     else:
                         call.receive_bytes(message.get("bytes") or b"")
                 except ProtocolError as exc:
                     self.bad_message("twilio", exc)
                     continue
                 # Most messages are inbound audio that changes nothing to send: wake the
-                # sender only when there is something for it to do.
-                actions = call.actions()
-                for action in actions:
-                    self._execute(action)
-                if actions or call.has_data_to_send:
-                    self._wake.set()
-                else:
-                    now = clock()
-                    deadline = call.next_deadline(now)
-                    if deadline is not None and deadline <= now:
-                        self._wake.set()
+                # sender only when there is something for it to do, or its wake time (cached
+                # by the sender when it went to sleep) has passed.
+                if call.has_actions:
+                    for action in call.actions():
+                        self._execute(action)
+                    wake.set()
+                elif call.has_data_to_send or now >= self._wake_at:
+                    wake.set()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -230,41 +235,52 @@ class CallSession:
     async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
         call = self.call
-        ws = self.ws
-        metrics = self.hub.metrics
+        send_text = self.ws.send_text
+        wake = self._wake
         try:
             while True:
-                self._wake.clear()
-                now = clock()
-                bytes_before = call.bytes_sent
-                call.pump(now)
+                wake.clear()
+                self._wake_at = _NEVER  # awake: the receiver need not look at the clock
+                call.pump(clock())
                 messages = call.data_to_send()
-                firsts: dict[int, list[FirstFrame | TurnLatency]] = {}
-                for action in call.actions():
-                    if isinstance(action, (FirstFrame, TurnLatency)):
-                        firsts.setdefault(action.message_index, []).append(action)
-                    else:
-                        self._execute(action)
-                for index, message in enumerate(messages):
-                    await ws.send_text(message)
-                    timed = firsts.get(index)
-                    if timed is not None:
-                        sent_at = clock()
-                        for action in timed:
-                            self._execute(action, sent_at)
-                if call.bytes_sent > bytes_before:
-                    metrics.audio_bytes_out.inc(call.bytes_sent - bytes_before)
+                firsts: dict[int, list[FirstFrame | TurnLatency]] | None = None
+                if call.has_actions:
+                    for action in call.actions():
+                        if isinstance(action, (FirstFrame, TurnLatency)):
+                            if firsts is None:
+                                firsts = {}
+                            firsts.setdefault(action.message_index, []).append(action)
+                        else:
+                            self._execute(action)
+                if firsts is None:
+                    for message in messages:
+                        await send_text(message)
+                else:
+                    for index, message in enumerate(messages):
+                        await send_text(message)
+                        timed = firsts.get(index)
+                        if timed is not None:
+                            sent_at = clock()
+                            for action in timed:
+                                self._execute(action, sent_at)
+                self._count_audio_out(False)
                 if self._done.is_set():
                     return
-                if self._wake.is_set():
+                if wake.is_set():
                     continue
                 now = clock()
                 deadline = call.next_deadline(now)
                 handle = None
                 if deadline is not None:
-                    handle = loop.call_later(max(deadline - now, 0.0), self._wake.set)
+                    if deadline <= now:
+                        await asyncio.sleep(0)  # due already: pump again after a yield
+                        continue
+                    self._wake_at = deadline
+                    handle = loop.call_later(deadline - now, wake.set)
+                else:
+                    self._wake_at = _NEVER
                 try:
-                    await self._wake.wait()
+                    await wake.wait()
                 finally:
                     if handle is not None:
                         handle.cancel()
@@ -278,6 +294,14 @@ class CallSession:
                 return
             log.exception("call %s: send loop failed", self.label)
             self._finish("internal error", code=1011)
+
+    def _count_audio_out(self, final: bool) -> None:
+        """Add the call's µ-law bytes sent since the last count to the counter, in batches of
+        about a second of audio (one locked ``inc()`` per second per call, not per wake-up)."""
+        unsent = self.call.bytes_sent - self._bytes_counted
+        if unsent >= _COUNT_EVERY_BYTES or (final and unsent > 0):
+            self._bytes_counted += unsent
+            self.hub.metrics.audio_bytes_out.inc(unsent)
 
     # ------------------------------------------------------------------ actions
 
@@ -467,6 +491,7 @@ class CallSession:
                         len(self.transcript),
                         self.transcript.chars(),
                     )
+                self._count_audio_out(True)
                 repeats = sum(n - 1 for n in self._error_kinds.values())
                 if self.registered or repeats:
                     log.info(

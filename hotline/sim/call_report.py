@@ -30,6 +30,7 @@ class CallReport:
     # (start ms, length ms) of each gap, first 100
     underruns: list[tuple[float, float]] = field(default_factory=list)
     media_frames: int = 0  # media messages received
+    media_bytes: int = 0  # µ-law bytes in them (messages carry any length)
     audio_ms: float = 0.0  # audio actually played (8 bytes = 1 ms)
     marks_received: int = 0
     marks_echoed: int = 0

@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hotline.sim.call_report import CallReport, HeardUtterance, report_json
 from hotline.sim.errors import CallError
@@ -125,6 +125,10 @@ class CallOptions:
     # Off by default: the fault options below then describe one stream's life.
     follow_action: bool = False
     max_streams: int = 5  # bound on streams per call (a resume loop ends here)
+    # One clock task for every call of this event loop (the load generator: hundreds of calls
+    # cost one timer wake-up per 20 ms, not one each). Only for plain calls: no keys, no barge-in,
+    # no control, no faults (those take the per-call clock regardless).
+    shared_clock: bool = False
     # -- Twilio-side faults --------------------------------------------------------------------
     bad_signature: bool = False  # sign with a wrong token (expect 403 / refused upgrade)
     drop_without_stop: bool = False  # end by dropping the TCP connection: no `stop`, no close frame
@@ -202,10 +206,16 @@ class _Call:
             self.r.errors.append(msg)
 
     async def _echo_mark(self, name: str, *, cleared: bool = False) -> None:
+        text = self._mark_echo(name, cleared=cleared)
+        if text is not None:
+            await self._send(text)
+
+    def _mark_echo(self, name: str, *, cleared: bool = False) -> str | None:
+        """The echo of mark ``name`` to send (None: echoes are off), with its bookkeeping."""
         if self.opts.never_echo_marks:
-            return
+            return None
         self.r.marks_echoed += 1
-        await self._send(self.msgs.mark(name))
+        text = self.msgs.mark(name)
         if (
             not cleared
             and self.digits
@@ -213,6 +223,7 @@ class _Call:
             and self.digit_due is None
         ):
             self.digit_due = self.now_ms() + 300.0  # a caller reacts after a moment
+        return text
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -268,6 +279,7 @@ class _Call:
             self.r.media_frames += 1
             if self.first_media_at is None:
                 self.first_media_at = self.loop.time()
+            self.r.media_bytes += len(audio)
             if self.r.time_to_first_audio_ms is None:
                 self.r.time_to_first_audio_ms = self.now_ms()
             self.playback.media(audio)
@@ -326,10 +338,18 @@ class _Call:
 
     async def _play_frame(self) -> None:
         """Play 20 ms: echo marks whose audio finished, take up to 160 bytes from the buffer."""
+        for echo in self._play():
+            await self._send(echo)
+
+    def _play(self) -> list[str]:
+        """Play 20 ms (see :meth:`_play_frame`); returns the mark echoes to send, in order."""
         t = self.playback.tick()
+        echoes: list[str] = []
         for name in t.marks:
             self._close_utterance(name, cleared=False)
-            await self._echo_mark(name)
+            echo = self._mark_echo(name)
+            if echo is not None:
+                echoes.append(echo)
         if t.got:
             if self.utt_start is None:
                 self.utt_start = self.now_ms()
@@ -355,6 +375,7 @@ class _Call:
         if self.opts.keep_audio:
             self.heard += t.frame
         self.played_frames += 1
+        return echoes
 
     # -- inbound media -------------------------------------------------------------------------
 
@@ -432,7 +453,9 @@ class _Call:
         ended_by = "timeout"
         tick = 0
         try:
-            while True:
+            if self._plain() and o.shared_clock:
+                ended_by = await _Ticker.join(self)
+            while not self.ended:
                 if self.server_closed.is_set():
                     ended_by = "server_hangup"
                     break
@@ -519,6 +542,56 @@ class _Call:
                     await dup
             self.r.heard = bytes(self.heard)
 
+    # -- the shared clock (load runs) -----------------------------------------------------------
+
+    def _plain(self) -> bool:
+        """No keys, barge-in, control or faults: a call the shared clock can run."""
+        o = self.opts
+        return not (
+            self.digits
+            or o.control is not None
+            or o.barge_in_at is not None
+            or o.barge_in_after_answer_s is not None
+            or o.hangup_after_barge_in_s is not None
+            or o.unknown_events
+            or o.malformed_json
+            or o.binary_frames
+            or o.huge_message
+            or o.dtmf_storm
+            or o.media_speedup != 1.0
+            or o.duplicate_connection
+        )
+
+    def _send_now(self, text: str) -> None:
+        """Send a text message without awaiting: straight into the connection's sans-I/O
+        protocol and out to the transport (what ``ws.send`` does for an unfragmented message,
+        minus its coroutine and lock)."""
+        ws = self.ws
+        ws.protocol.send_text(text.encode())
+        ws.send_data()
+
+    def _tick(self) -> str | None:
+        """One step of the shared clock: play and send the frames due by now. Returns how the
+        call ended, or None while it runs."""
+        o = self.opts
+        if self.server_closed.is_set():
+            return "server_hangup"
+        now = self.now_ms()
+        if o.hangup_after_s is not None and now >= o.hangup_after_s * 1000.0:
+            return "caller_stop"
+        if now >= o.max_seconds * 1000.0:
+            return "timeout"
+        due = int(now / 20.0) + 1 - self.played_frames
+        send = self._send_now
+        for _ in range(min(max(due, 0), _MAX_CATCH_UP)):
+            for echo in self._play():
+                send(echo)
+            send(self._media_message())
+            self.r.inbound_frames += 1
+        if due > _MAX_CATCH_UP:  # hopelessly late: skip ahead instead of bursting
+            self.played_frames += due - _MAX_CATCH_UP
+        return None
+
     async def _end_by_caller(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
@@ -567,6 +640,68 @@ class _Call:
             self.r.duplicate_result = f"upgrade refused (HTTP {exc.response.status_code})"
         except (ConnectionClosed, OSError) as exc:
             self.r.duplicate_result = f"failed: {type(exc).__name__}"
+
+
+class _Ticker:
+    """The shared clock: one task per event loop steps every joined call each 10 ms (each call
+    still plays and sends by its own 20 ms schedule; a step sends what is due)."""
+
+    PERIOD_S = 0.01
+    _running: ClassVar[dict[asyncio.AbstractEventLoop, _Ticker]] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: dict[_Call, asyncio.Future[str]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def join(cls, call: _Call) -> str:
+        """Run ``call`` on this loop's shared clock until it ends; returns how it ended."""
+        loop = call.loop
+        ticker = cls._running.get(loop)
+        if ticker is None:
+            ticker = cls._running[loop] = _Ticker(loop)
+        done: asyncio.Future[str] = loop.create_future()
+        ticker.calls[call] = done
+        if ticker.task is None:
+            ticker.task = loop.create_task(ticker._run())
+        try:
+            return await done
+        finally:
+            ticker.calls.pop(call, None)
+            call.ended = True
+
+    async def _run(self) -> None:
+        from websockets.exceptions import ConnectionClosed, InvalidState
+
+        loop = self.loop
+        try:
+            next_at = loop.time()
+            while self.calls:
+                # let the receivers take what already arrived before frames are played
+                await asyncio.sleep(0)
+                for call, done in list(self.calls.items()):
+                    if done.done():
+                        continue
+                    try:
+                        ended = call._tick()
+                    except (ConnectionClosed, InvalidState):
+                        ended = "server_hangup"
+                    except Exception as exc:  # the call's own failure, raised in its run()
+                        done.set_exception(exc)
+                        continue
+                    if ended is not None:
+                        done.set_result(ended)
+                next_at += self.PERIOD_S
+                delay = next_at - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                else:
+                    next_at = loop.time()  # the loop was late: no burst of catch-up steps
+        finally:
+            self.task = None
+            if self._running.get(loop) is self and not self.calls:
+                del self._running[loop]
 
 
 async def _stream(

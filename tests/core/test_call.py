@@ -286,14 +286,16 @@ def test_chunking_does_not_change_the_frames() -> None:
         left -= n
     assert run(cuts) == one
     assert b"".join(one)[: len(data)] == data
-    assert all(len(f) == 160 for f in one)
+    assert len(one[0]) == 160  # the first frame alone, the rest in whole frames
+    assert all(len(f) % 160 == 0 for f in one)
 
 
 # ------------------------------------------------------------------------------ pacing
 
 
 def test_pacing_keeps_at_most_one_second_ahead() -> None:
-    call = started_call(mark_every_frames=0)
+    # frame by frame (no batching), refill in 200 ms steps
+    call = started_call(mark_every_frames=0, batch_ms=20, refill_ms=200)
     call.receive_tts(1, audio(3000), 0.0)
     call.pump(0.0)
     assert len(frames_of(sent(call))) == 50  # 1000 ms at once: Twilio buffers
@@ -335,7 +337,7 @@ def test_never_starves_and_reports_underrun_mid_utterance() -> None:
 
 
 def test_mark_echo_corrects_the_playhead() -> None:
-    call = started_call(mark_every_frames=25)
+    call = started_call(mark_every_frames=25, batch_ms=20)
     call.receive_tts(1, audio(3000), 0.0)
     call.pump(0.0)
     msgs = sent(call)
@@ -346,6 +348,68 @@ def test_mark_echo_corrects_the_playhead() -> None:
     call.pump(0.9)
     assert len(frames_of(sent(call))) == 25  # refilled to 1000 ms ahead of the corrected playhead
     assert call.ahead_ms(0.9) == pytest.approx(1000)
+
+
+def _drive(call: Call, until: float, step: float = 0.01) -> list[tuple[float, dict[str, Any]]]:
+    """Pump ``call`` at its deadlines (at least every ``step``) until ``until``; every message
+    sent, with the time it went."""
+    out: list[tuple[float, dict[str, Any]]] = []
+    t = 0.0
+    while t < until:
+        call.pump(t)
+        out += [(t, m) for m in sent(call)]
+        deadline = call.next_deadline(t)
+        t = min(t + step, deadline) if deadline is not None and deadline > t else t + step
+    return out
+
+
+def test_batching_first_frames_small_then_large_messages_within_the_cap() -> None:
+    call = started_call(mark_every_frames=0)  # defaults: batch 200 ms after 200 ms ahead
+    call.receive_tts(1, audio(3000), 0.0)
+    call.receive_tts(1, TTSFinal(), 0.0)
+    msgs = _drive(call, 4.0)
+    media = [(t, base64.b64decode(m["media"]["payload"])) for t, m in msgs if m["event"] == "media"]
+    sizes = [len(b) for _, b in media]
+    assert sum(sizes) == 3000 * 8
+    assert sizes[:10] == [160] * 10  # the first 200 ms go at once, one frame per message
+    assert max(sizes) == 1600 and all(s % 160 == 0 for s in sizes)
+    assert len(media) < 40  # 150 frames in far fewer messages
+    assert msgs[-1][1] == {"event": "mark", "streamSid": SID, "mark": {"name": "u1-end"}}
+    # never more than 1 s ahead of the playhead (playback started at t=0, nothing stalled)
+    sent_bytes = 0
+    for t, b in media:
+        sent_bytes += len(b)
+        assert sent_bytes - min(t * 8000, sent_bytes) <= 8000
+    assert not any(isinstance(a, Underrun) for a in call.actions())
+
+
+def test_batching_keeps_accounting_marks_at_the_same_bytes() -> None:
+    def marks(**kw: Any) -> list[tuple[str, int]]:
+        call = started_call(mark_every_frames=7, **kw)
+        call.receive_tts(1, audio(2000), 0.0)
+        call.receive_tts(1, TTSFinal(), 0.0)
+        pos, out = 0, []
+        for _, m in _drive(call, 3.0):
+            if m["event"] == "media":
+                pos += len(base64.b64decode(m["media"]["payload"]))
+            elif m["event"] == "mark":
+                out.append((m["mark"]["name"], pos))
+        return out
+
+    batched = marks()
+    assert batched == marks(batch_ms=20)
+    assert batched[-1] == ("u1-end", 16000) and len(batched) == 100 // 7 + 1
+
+
+def test_batching_barge_in_clears_and_drops_at_most_the_cap() -> None:
+    call = started_call(mark_every_frames=0)
+    call.receive_tts(1, audio(5000), 0.0)
+    _drive(call, 1.5)
+    assert 0 < call.ahead_ms(1.5) <= 1000
+    call.actions()
+    call.receive_text(dtmf_msg("1"), 1.5)  # a digit interrupts like a barge-in
+    assert sent(call) == [{"event": "clear", "streamSid": SID}]
+    assert call.ahead_ms(1.5) == 0
 
 
 def test_consecutive_utterances_are_sequential_and_gapless() -> None:

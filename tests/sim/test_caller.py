@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import pytest
 from fastapi import FastAPI, Request, Response, WebSocket
 from starlette.websockets import WebSocketDisconnect
 from twilio.request_validator import RequestValidator
@@ -196,7 +197,8 @@ def test_parse_twiml_rejects_what_twilio_rejects() -> None:
             raise AssertionError(bad)
 
 
-def test_twilio_messages_signatures_and_marks_after_playback() -> None:
+@pytest.mark.parametrize("shared_clock", [False, True], ids=["own-clock", "shared-clock"])
+def test_twilio_messages_signatures_and_marks_after_playback(shared_clock: bool) -> None:
     sent_at: dict[str, float] = {}
 
     async def behaviour(st: Stream) -> None:
@@ -208,7 +210,7 @@ def test_twilio_messages_signatures_and_marks_after_playback() -> None:
         await st.wait_event("mark")
         await close_soon(st)
 
-    report, fake = arun(lambda: call(behaviour))
+    report, fake = arun(lambda: call(behaviour, shared_clock=shared_clock))
     assert report.ended_by == "server_hangup" and report.errors == [] and report.ok
     assert fake.webhooks[0][1] is True
     form = fake.webhooks[0][0]
@@ -273,7 +275,8 @@ def test_twilio_messages_signatures_and_marks_after_playback() -> None:
     assert report.speech_ms > 800
 
 
-def test_clear_drops_audio_and_echoes_pending_marks() -> None:
+@pytest.mark.parametrize("shared_clock", [False, True], ids=["own-clock", "shared-clock"])
+def test_clear_drops_audio_and_echoes_pending_marks(shared_clock: bool) -> None:
     cleared_at: list[float] = []
 
     async def behaviour(st: Stream) -> None:
@@ -285,7 +288,7 @@ def test_clear_drops_audio_and_echoes_pending_marks() -> None:
         await st.wait_event("mark", 1.0)
         await close_soon(st)
 
-    report, fake = arun(lambda: call(behaviour))
+    report, fake = arun(lambda: call(behaviour, shared_clock=shared_clock))
     echo_at = fake.streams[0].of("mark")[0][0]
     assert echo_at - cleared_at[0] < 0.1  # the pending mark came back at once
     assert report.clears == 1 and report.marks_echoed == 1
@@ -293,7 +296,8 @@ def test_clear_drops_audio_and_echoes_pending_marks() -> None:
     assert report.utterances[-1].cleared and report.underrun_ms == 0
 
 
-def test_underrun_counts_gaps_mid_utterance_only() -> None:
+@pytest.mark.parametrize("shared_clock", [False, True], ids=["own-clock", "shared-clock"])
+def test_underrun_counts_gaps_mid_utterance_only(shared_clock: bool) -> None:
     async def behaviour(st: Stream) -> None:
         await st.media(tone(400))
         await asyncio.sleep(0.7)  # starve playback for ~300 ms mid-utterance
@@ -306,7 +310,7 @@ def test_underrun_counts_gaps_mid_utterance_only() -> None:
         await st.wait_event("mark")
         await close_soon(st)
 
-    report, _ = arun(lambda: call(behaviour))
+    report, _ = arun(lambda: call(behaviour, shared_clock=shared_clock))
     assert 200 <= report.underrun_ms <= 600 and report.underrun_events == 1
     assert [u.mark for u in report.utterances] == ["u1", "u2"]
 
@@ -555,3 +559,47 @@ def test_control_and_barge_in_relative_to_the_answer() -> None:
     assert report.barge_in_onset_ms is not None
     assert 480 <= report.barge_in_onset_ms - answer.start_ms <= 700
     assert 1000 <= report.duration_ms <= 3000
+
+
+def test_shared_clock_runs_many_calls_on_one_timer() -> None:
+    """Five plain calls on the shared clock at once: each hears its second of audio after
+    playback, its mark echoed after it, no underrun, and one clock task serves them all."""
+    from hotline.sim.caller import _Ticker
+
+    async def behaviour(st: Stream) -> None:
+        await st.media(tone(1000))
+        await st.mark("a")
+        await st.wait_event("mark")
+        await close_soon(st)
+
+    async def main() -> tuple[list[CallReport], int]:
+        async with fake_hotline(behaviour) as fake:
+            seen: list[int] = []
+
+            async def watch() -> None:
+                while True:
+                    ticker = _Ticker._running.get(asyncio.get_running_loop())
+                    seen.append(0 if ticker is None else len(ticker.calls))
+                    await asyncio.sleep(0.05)
+
+            w = asyncio.create_task(watch())
+            reports = await asyncio.gather(
+                *(
+                    place_call(
+                        CallOptions(
+                            url=fake.base, auth_token=TOKEN, max_seconds=10.0, shared_clock=True
+                        )
+                    )
+                    for _ in range(5)
+                )
+            )
+            w.cancel()
+            return list(reports), max(seen)
+
+    reports, most = arun(main)
+    assert most == 5
+    for report in reports:
+        assert report.ended_by == "server_hangup" and report.errors == []
+        assert 950 <= report.audio_ms <= 1010 and report.underrun_ms == 0
+        assert report.marks_echoed == 1 and report.utterances[0].mark == "a"
+        assert report.inbound_frames >= 50

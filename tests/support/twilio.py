@@ -42,6 +42,10 @@ class Heard:
     bad: list[str] = field(default_factory=list)
     underrun_ms: int = 0
 
+    def received_ms(self) -> float:
+        """Milliseconds of outbound audio received (media messages carry any length)."""
+        return sum(len(frame) for _, _, frame in self.frames) / 8
+
     def audio(self) -> bytes:
         """Every outbound frame received, in order."""
         return b"".join(frame for _, _, frame in self.frames)

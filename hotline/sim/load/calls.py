@@ -102,7 +102,7 @@ class _Feeder:
                         if self.opts.queued > 0:
                             due = pending <= self.opts.queued
                         else:  # all sent, and little left to play at the caller
-                            left_ms = r.media_frames * 20.0 - r.audio_ms
+                            left_ms = r.media_bytes / 8.0 - r.audio_ms
                             due = pending <= 0 and left_ms <= self.opts.lead_ms
                         if due:
                             st.inflight = True
@@ -178,6 +178,7 @@ def _call_options(opts: LoadOptions, base: str, auth: str | None, seconds: float
         hangup_after_s=seconds,
         max_seconds=seconds + 30.0,
         keep_audio=False,
+        shared_clock=True,
     )
 
 

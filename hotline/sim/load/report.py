@@ -160,6 +160,7 @@ def build_report(run: RunFigures) -> dict[str, Any]:
         "load_generator": {
             "cpu_s": round(cpu_self, 3),
             "cpu_fraction_of_one_core": round(cpu_self / wall, 3) if wall else None,
+            "cpu_ms_per_call_second": round(cpu_self * 1000.0 / call_s, 3) if call_s else None,
         },
     }
     if soak is not None:
@@ -239,7 +240,8 @@ def summary(result: Mapping[str, Any]) -> str:
         )
     lg = result["load_generator"]
     lines.append(
-        f"  load generator CPU    {_fmt(lg['cpu_s'], ' s')} ({_fmt(lg['cpu_fraction_of_one_core'])} of one core)"
+        f"  load generator CPU    {_fmt(lg['cpu_s'], ' s')} ({_fmt(lg['cpu_fraction_of_one_core'])} of one core, "
+        f"{_fmt(lg.get('cpu_ms_per_call_second'), ' ms')} per call-second)"
     )
     counters = s.get("counters") or {}
     errs: dict[str, float] = {}
