@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import subprocess
@@ -14,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis
 
-from hotline.server.security import CallTokens
 from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
 from tests.scale.conftest import RedisServer, free_port
 from tests.scale.test_server_scale import SCRIPT
@@ -61,11 +58,6 @@ def test_workers_refuse_zero() -> None:
     assert r.returncode == 2 and "--workers must be >= 1" in r.stderr
 
 
-@pytest.mark.skipif(
-    "secret" not in inspect.signature(CallTokens).parameters,
-    reason="per-call tokens are per-process here: a worker cannot check another's token "
-    "until the stateless-token (HMAC) work lands",
-)
 def test_say_reaches_the_call_whichever_worker_holds_it(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
