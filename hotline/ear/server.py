@@ -587,6 +587,64 @@ async def start_local_ear(config: EarConfig | None = None, port: int = 0) -> Loc
     return ear
 
 
+class EarProcess:
+    """The local ear in a process of its own (what ``hotline serve`` embeds).
+
+    pocketsphinx decodes in C but holds the GIL for long stretches: in the server's own process
+    a caller's speech stalled every call's event loop by ~200 ms (underruns for everyone). In
+    its own process it costs the server nothing but the socket.
+    """
+
+    def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+    @classmethod
+    async def start(cls, timeout: float = 30.0) -> EarProcess:
+        """Spawn ``python -m hotline.ear`` on a free loopback port and wait until it listens.
+
+        Raises:
+            RuntimeError: it exited or did not come up within ``timeout`` seconds.
+        """
+        import sys
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hotline.ear",
+            "--port",
+            str(port),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        except TimeoutError:
+            line = b""
+        if not line.startswith(b"local ear on "):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise RuntimeError(f"the local ear did not start (exit {proc.returncode})")
+        return cls(proc, f"ws://127.0.0.1:{port}")
+
+    async def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL after 5 s)."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await self.proc.wait()
+
+
 # -- CLI -------------------------------------------------------------------------------------------
 
 

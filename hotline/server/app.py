@@ -173,9 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             app.state.voice = voice
             if settings.listen.stt == "local":
-                from hotline.ear.server import start_local_ear
+                from hotline.ear.server import EarProcess
 
-                ear = await start_local_ear()
+                ear = await EarProcess.start()  # its own process: decoding holds the GIL
                 hub.stt_url = ear.url
                 log.info("speech-to-text: the local ear (pocketsphinx) on %s", ear.url)
             if hub.cluster is not None:

@@ -123,10 +123,10 @@ async def llm_turn_reaches_the_model_and_streams_into_tts_before_its_last_token(
                 "content": "What are the tour dates?",
             }
             assert request["stream"] is True
-            frames_before = len(tw.heard.frames)
+            heard_before = len(tw.heard.audio())  # µ-law bytes: 8 per ms, whatever the message size
             hold.set()
             await tw.wait_for(lambda: any("Seattle" in t for t in tts_texts(run)), 10)
-            await tw.wait_for(lambda: len(tw.heard.frames) > frames_before + 50, 10)
+            await tw.wait_for(lambda: len(tw.heard.audio()) > heard_before + 50 * 160, 10)
             await tw.wait_for(lambda: tw.mark_echoed("u2-end"), 15)
             t = await transcript(run, tw.call_sid)
             said = [(e["speaker"], e["text"]) for e in t["entries"]]
@@ -292,11 +292,11 @@ async def relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call() -> Non
             # sendDigits and play: DTMF tones and a fetched WAV, played as µ-law.
             async with audio_server() as audio_url:
                 app.audio_url = audio_url
-                frames_before = len(tw.heard.frames)
+                heard_before = len(tw.heard.audio())
                 await tw.dtmf("7")
                 await tw.wait_for(lambda: tw.mark_echoed("u5-end"), 15)
-            # 2 tones of 100 ms + 100 ms gaps, then 0.5 s of audio: at least 0.9 s of frames.
-            assert len(tw.heard.frames) - frames_before >= 45
+            # 2 tones of 100 ms + 100 ms gaps, then 0.5 s of audio: at least 0.9 s heard.
+            assert len(tw.heard.audio()) - heard_before >= 900 * 8
             said = [e["text"] for e in session(run, tw).transcript_dict()["entries"]]  # type: ignore[index]
             assert "[digits 2]" in said and "[audio]" in said
 
