@@ -1,11 +1,12 @@
 """Every exception hotline raises on purpose.
 
     HotlineError
-     ├── ProtocolError(ValueError)     sans-I/O: a malformed Twilio or ElevenLabs message
+     ├── ProtocolError(ValueError)     sans-I/O: a malformed Twilio, ElevenLabs or STT message
      │    ├── TwilioProtocolError
      │    ├── ElevenLabsProtocolError
      │    ├── RelayProtocolError        an invalid ConversationRelay message from the app
-     │    └── LlmProtocolError          a malformed Chat Completions stream chunk
+     │    ├── LlmProtocolError          a malformed Chat Completions stream chunk
+     │    └── SttProtocolError          a malformed speech-to-text message (Scribe, Deepgram) or misuse
      ├── CodecError(ValueError)        sans-I/O: bad arguments or unusable audio
      │    └── DecoderError             libmpg123 could not recover
      ├── TTSError                      the TTS service failed an utterance (error message, close,
@@ -55,6 +56,10 @@ class BrainError(HotlineError):
 
 class PlayError(HotlineError):
     """An audio URL could not be fetched (status, size, timeout) or decoded."""
+
+
+class SttProtocolError(ProtocolError):
+    """A malformed or unexpected speech-to-text message (ElevenLabs Scribe, Deepgram), or misuse."""
 
 
 class CodecError(HotlineError, ValueError):

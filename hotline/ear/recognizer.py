@@ -1,0 +1,377 @@
+"""The local ear's recogniser: energy segmentation + pocketsphinx on the speech segments only.
+
+Synchronous and single-threaded per object (the server runs it in a worker thread). Input is
+8 kHz G.711 µ-law in any chunking; output is a list of :class:`Partial` / :class:`Final`.
+
+Choices, measured on this machine (``benchmarks/bench_ear.py``):
+
+* **16 kHz, not 8 kHz.** pocketsphinx's US English model is a 16 kHz model; its ``feat.params``
+  (which override the caller's settings) fix ``upperf=6800``, so ``samprate=8000`` fails to
+  initialise. A copy of the model with ``upperf 3500`` initialises at 8 kHz but recognised
+  nothing right (the filterbank no longer matches training). So µ-law is decoded
+  (:func:`hotline.codec.ulaw_decode`) and upsampled 8 -> 16 kHz (:class:`hotline.codec.Resampler`).
+* **remove_noise off** (a model copy whose ``feat.params`` says ``-remove_noise no``): with the
+  noise remover on, the last word of a phrase was often lost.
+* **A grammar from the key terms**, never the open language model: with the default LM most
+  words of eSpeak telephone speech came out wrong. The grammar is a loop over the key terms
+  (each a word or a phrase): ``public <s> = <kt>+``. With whole caller phrases as key terms this
+  recognises phrases; with single words it spots the key words of a sentence. With no key terms
+  at all the default LM is used (open vocabulary, poor).
+* **Only speech is decoded**: frames are classified by :func:`hotline.codec.ulaw_frame_stats`
+  (loud enough, not noise-like); a segment opens after ``min_speech_ms`` of speech (with
+  ``preroll_ms`` of audio before it), and closes after ``silence_ms`` without speech: the
+  silence is fed too (the decoder needs trailing silence to finish the last word).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats
+
+__all__ = ["EXTRA_PRONUNCIATIONS", "Final", "Partial", "Recognizer", "RecognizerConfig", "Word"]
+
+_FRAME = 160  # 20 ms of µ-law at 8 kHz
+_BYTES_PER_MS = 8
+
+#: Words the CMU dictionary lacks that an artist hotline needs (ARPAbet phones).
+EXTRA_PRONUNCIATIONS: dict[str, str] = {
+    "merch": "M ER CH",
+    "merchandise": "M ER CH AH N D AY Z",
+    "setlist": "S EH T L IH S T",
+    "livestream": "L AY V S T R IY M",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizerConfig:
+    """Segmentation and decoding settings.
+
+    Attributes:
+        keyterms: words/phrases the grammar is built from (empty: the open LM).
+        silence_ms: silence that ends a segment (Scribe's ``vad_silence_threshold_secs``).
+        min_speech_ms: speech needed to open a segment.
+        preroll_ms: audio kept from before the segment opened.
+        threshold_dbfs / max_zcr: a frame is speech when louder and not noise-like.
+        max_segment_ms: a segment this long is cut (committed) even without silence.
+        partial_every_ms: how often a partial hypothesis is taken while speech goes on.
+        vad: commit on silence; False means only :meth:`Recognizer.commit` ends a segment.
+    """
+
+    keyterms: tuple[str, ...] = ()
+    silence_ms: int = 500
+    min_speech_ms: int = 100
+    preroll_ms: int = 100
+    threshold_dbfs: float = -42.0
+    max_zcr: float = 0.45
+    max_segment_ms: int = 15_000
+    partial_every_ms: int = 300
+    vad: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    start: float  # seconds since the stream began
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    text: str
+    words: tuple[Word, ...]
+    start: float
+    end: float
+
+
+#: Initial cepstral mean: the model's ``40,3,-1`` is for wideband audio; this is the mean
+#: live CMN settled on for speech that went through 8 kHz µ-law and back up to 16 kHz
+#: (measured). Without it the first utterance of a stream was usually lost while CMN adapted.
+CMN_INIT = "55,24,-36,51,-33,1,4,-41,14,-21,12,10,-19"
+
+_MODEL_LOCK = threading.Lock()
+_MODEL_DIR: Path | None = None
+_WORD = re.compile(r"[a-z']+")
+
+
+def _model_dir() -> Path:
+    """A copy of the bundled acoustic model with ``-remove_noise no`` (symlinks + one file)."""
+    global _MODEL_DIR
+    with _MODEL_LOCK:
+        if _MODEL_DIR is not None and _MODEL_DIR.exists():
+            return _MODEL_DIR
+        from pocketsphinx import get_model_path
+
+        src = Path(get_model_path()) / "en-us" / "en-us"
+        dst = Path(tempfile.mkdtemp(prefix="hotline-ear-model-"))
+        for item in src.iterdir():
+            if item.name != "feat.params":
+                os.symlink(item, dst / item.name)
+        params = (src / "feat.params").read_text()
+        params = params.replace("-remove_noise yes", "-remove_noise no")
+        (dst / "feat.params").write_text(params)
+        _MODEL_DIR = dst
+        return dst
+
+
+def cleanup_model_dir() -> None:
+    """Remove the model copy (tests and the CLI call it at exit; harmless if absent)."""
+    global _MODEL_DIR
+    with _MODEL_LOCK:
+        if _MODEL_DIR is not None:
+            shutil.rmtree(_MODEL_DIR, ignore_errors=True)
+            _MODEL_DIR = None
+
+
+def normalise(term: str) -> list[str]:
+    """A key term as dictionary words: lower case, punctuation dropped."""
+    return _WORD.findall(term.lower().replace("’", "'"))
+
+
+class Recognizer:
+    """Segments one µ-law stream and decodes each speech segment with a key-term grammar."""
+
+    def __init__(self, config: RecognizerConfig) -> None:
+        from pocketsphinx import set_loglevel
+
+        set_loglevel("FATAL")
+        self.config = config
+        self.unknown_terms = 0
+        self.phrases: tuple[str, ...] = ()
+        self.fallbacks = 0
+        self.grammar = self._grammar_for(config.keyterms)
+        self._decoder = self._build()
+        self._resampler = Resampler(8000, 16000)
+        self._segment_pcm: list[bytes] = []
+        self._carry = b""
+        self._pos = 0  # bytes of µ-law seen = sample index at 8 kHz
+        self._preroll: list[bytes] = []
+        self._onset: list[bytes] = []
+        self._onset_ms = 0
+        self._in_segment = False
+        self._seg_start = 0
+        self._seg_ms = 0
+        self._silence_ms = 0
+        self._since_partial = 0
+        self._last_partial = ""
+        self.speech_seconds = 0.0
+        self.segments = 0
+
+    def _grammar_for(self, keyterms: tuple[str, ...]) -> str | None:
+        """A JSGF loop over the key terms that the dictionary can spell (None: no key terms)."""
+        if not keyterms:
+            return None
+        probe = self._new_decoder(lm=False)
+        phrases = []
+        for term in keyterms:
+            words = normalise(term)
+            ok = bool(words)
+            for w in words:
+                if probe.lookup_word(w) is None and w not in EXTRA_PRONUNCIATIONS:
+                    ok = False
+            if ok:
+                phrases.append(" ".join(words))
+            else:
+                self.unknown_terms += 1
+        if not phrases:
+            raise ValueError("no key term is in the recogniser's dictionary")
+        self.phrases = tuple(sorted(set(phrases)))
+        alts = " | ".join(f"( {p} )" for p in self.phrases)
+        return f"#JSGF V1.0;\ngrammar ear;\npublic <s> = <kt>+ ;\n<kt> = {alts} ;\n"
+
+    @staticmethod
+    def _new_decoder(*, lm: bool) -> Any:
+        from pocketsphinx import Decoder, get_model_path
+
+        models = Path(get_model_path()) / "en-us"
+        return Decoder(
+            hmm=str(_model_dir()),
+            dict=str(models / "cmudict-en-us.dict"),
+            lm=str(models / "en-us.lm.bin") if lm else None,
+            dither=True,
+            cmninit=CMN_INIT,
+        )
+
+    def _build(self) -> Any:
+        if self.grammar is None:
+            return self._new_decoder(lm=True)
+        decoder = self._new_decoder(lm=False)
+        for word, phones in EXTRA_PRONUNCIATIONS.items():
+            if decoder.lookup_word(word) is None:
+                decoder.add_word(word, phones, True)
+        for i, phrase in enumerate(self.phrases):
+            decoder.add_jsgf_string(
+                f"kt{i}", f"#JSGF V1.0;\ngrammar kt{i};\npublic <s> = {phrase} ;\n"
+            )
+        decoder.add_jsgf_string("ear", self.grammar)
+        decoder.activate_search("ear")
+        return decoder
+
+    # -- helpers
+
+    def _is_speech(self, frame: bytes) -> bool:
+        rms, zcr = ulaw_frame_stats(frame)
+        return rms >= self.config.threshold_dbfs and zcr <= self.config.max_zcr
+
+    def _decode(self, ulaw: bytes) -> None:
+        pcm = self._resampler.process(ulaw_decode(ulaw))
+        self._segment_pcm.append(pcm)
+        if pcm:
+            self._decoder.process_raw(pcm, False, False)
+        self._seg_ms += len(ulaw) // _BYTES_PER_MS
+        self.speech_seconds += len(ulaw) / 8000
+
+    def _open(self, start: int, audio: list[bytes]) -> None:
+        self._resampler.reset()
+        self._segment_pcm = []
+        self._decoder.start_utt()
+        self._in_segment = True
+        self._seg_start = start
+        self._seg_ms = 0
+        self._silence_ms = 0
+        self._since_partial = 0
+        self._last_partial = ""
+        for frame in audio:
+            self._decode(frame)
+
+    def _close(self) -> Final:
+        pcm = b"".join(self._segment_pcm)
+        tail = self._resampler.flush()
+        if tail:
+            self._decoder.process_raw(tail, False, False)
+        self._decoder.end_utt()
+        pcm += tail
+        self._segment_pcm = []
+        self._in_segment = False
+        self.segments += 1
+        hyp = self._decoder.hyp()
+        text = " ".join(normalise(hyp.hypstr)) if hyp is not None else ""
+        if self.phrases and not self._complete(text):
+            text = self._best_phrase(pcm)
+        offset = self._seg_start / 8000
+        words = []
+        for seg in self._decoder.seg() or ():
+            token = seg.word
+            if token.startswith(("<", "[")) or token == "<sil>":
+                continue
+            token = re.sub(r"\(\d+\)$", "", token).strip()
+            if token:
+                # frames are 10 ms
+                words.append(
+                    Word(token, offset + seg.start_frame / 100, offset + seg.end_frame / 100)
+                )
+        end = offset + self._seg_ms / 1000
+        return Final(text, tuple(words), offset, end)
+
+    def _complete(self, text: str) -> bool:
+        """Whether ``text`` is a whole sequence of key terms (the grammar's end was reached)."""
+        words = text.split()
+        if not words:
+            return False
+        ok = [True] + [False] * len(words)
+        split = [p.split() for p in self.phrases]
+        for i in range(len(words)):
+            if ok[i]:
+                for p in split:
+                    if words[i : i + len(p)] == p:
+                        ok[i + len(p)] = True
+        return ok[-1]
+
+    def _best_phrase(self, pcm: bytes) -> str:
+        """The loop grammar ended mid-phrase (pocketsphinx then returns the best partial
+        path): score each key term alone on the segment and take the best that completes."""
+        self.fallbacks += 1
+        d = self._decoder
+        best, best_score = "", None
+        for i, phrase in enumerate(self.phrases):
+            d.activate_search(f"kt{i}")
+            d.start_utt()
+            for j in range(0, len(pcm), 3200):
+                d.process_raw(pcm[j : j + 3200], False, False)
+            d.end_utt()
+            hyp = d.hyp()
+            if hyp is not None and " ".join(normalise(hyp.hypstr)) == phrase:
+                if best_score is None or hyp.best_score > best_score:
+                    best, best_score = phrase, hyp.best_score
+        d.activate_search("ear")
+        return best
+
+    def _partial(self) -> Partial | None:
+        hyp = self._decoder.hyp()
+        text = " ".join(normalise(hyp.hypstr)) if hyp is not None else ""
+        if text and text != self._last_partial:
+            self._last_partial = text
+            return Partial(text)
+        return None
+
+    # -- API
+
+    def feed(self, ulaw: bytes) -> list[Partial | Final]:
+        """Take any amount of µ-law; return what it finished (partials, finals)."""
+        cfg = self.config
+        data = self._carry + ulaw
+        n = len(data) - len(data) % _FRAME
+        self._carry = data[n:]
+        out: list[Partial | Final] = []
+        for i in range(0, n, _FRAME):
+            frame = data[i : i + _FRAME]
+            start = self._pos
+            self._pos += _FRAME
+            speech = self._is_speech(frame)
+            if not self._in_segment:
+                if speech:
+                    self._onset.append(frame)
+                    self._onset_ms += 20
+                    if self._onset_ms >= cfg.min_speech_ms:
+                        audio = self._preroll + self._onset
+                        first = start - (len(audio) - 1) * _FRAME
+                        self._preroll, self._onset, self._onset_ms = [], [], 0
+                        self._open(max(first, 0), audio)
+                else:
+                    self._preroll.extend(self._onset)
+                    self._preroll.append(frame)
+                    self._onset, self._onset_ms = [], 0
+                    keep = max(cfg.preroll_ms // 20, 0)
+                    del self._preroll[: max(len(self._preroll) - keep, 0)]
+                continue
+            self._decode(frame)
+            self._silence_ms = 0 if speech else self._silence_ms + 20
+            self._since_partial += 20
+            if (
+                cfg.vad and self._silence_ms >= cfg.silence_ms
+            ) or self._seg_ms >= cfg.max_segment_ms:
+                out.append(self._close())
+            elif self._since_partial >= cfg.partial_every_ms and self._silence_ms == 0:
+                self._since_partial = 0
+                p = self._partial()
+                if p is not None:
+                    out.append(p)
+        return out
+
+    def commit(self) -> Final:
+        """End the current segment now (manual commit); an empty Final when none is open."""
+        self._preroll, self._onset, self._onset_ms = [], [], 0
+        if not self._in_segment:
+            t = self._pos / 8000
+            return Final("", (), t, t)
+        return self._close()
+
+    @property
+    def in_segment(self) -> bool:
+        return self._in_segment
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._pos / 8000

@@ -1,0 +1,352 @@
+"""LocalEar against a plain websockets client: Scribe and Deepgram protocol conformance,
+recognition of eSpeak caller phrases, bad input, auth, fault modes, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from hotline.core.stt import DeepgramLive, ScribeRealtime
+from hotline.ear.phrases import PHRASES, phrase_ulaw
+from hotline.ear.recognizer import Recognizer, RecognizerConfig, normalise
+from hotline.ear.server import EarConfig, LocalEar, start_local_ear
+
+T = TypeVar("T")
+SILENCE_1S = b"\xff" * 8000
+
+
+def arun(factory: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
+    async def main() -> T:
+        return await asyncio.wait_for(factory(), timeout)
+
+    return asyncio.run(main())
+
+
+def scribe_url(ear: LocalEar, **kw: Any) -> str:
+    fault = kw.pop("fault", None)
+    url = ScribeRealtime(**kw).url(ear.url)
+    return url + (f"&hotline_fault={fault}" if fault else "")
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+    frame = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(frame, str)
+    msg = json.loads(frame)
+    assert isinstance(msg, dict)
+    return msg
+
+
+async def until(ws: ClientConnection, kind: str, key: str = "message_type") -> dict[str, Any]:
+    while True:
+        msg = await recv_json(ws)
+        if msg.get(key) == kind:
+            return msg
+
+
+def chunks(data: bytes, n: int = 160) -> list[bytes]:
+    return [data[i : i + n] for i in range(0, len(data), n)]
+
+
+def words(text: str) -> str:
+    return " ".join(normalise(text))
+
+
+# -------------------------------------------------------------------------- recogniser
+
+
+def test_recognizer_each_phrase_in_one_stream() -> None:
+    rec = Recognizer(RecognizerConfig(keyterms=PHRASES))
+    got = []
+    for phrase in PHRASES:
+        audio = SILENCE_1S[:4000] + phrase_ulaw(phrase) + SILENCE_1S
+        for chunk in chunks(audio, 333):  # odd chunking: frames are cut internally
+            got += [r.text for r in rec.feed(chunk) if type(r).__name__ == "Final"]
+    assert got == [words(p) for p in PHRASES]
+    assert rec.segments == len(PHRASES)
+    assert rec.speech_seconds < rec.audio_seconds  # silence is not decoded
+
+
+def test_recognizer_silence_decodes_nothing_and_manual_commit() -> None:
+    rec = Recognizer(RecognizerConfig(keyterms=("goodbye",), vad=False))
+    assert rec.feed(SILENCE_1S * 2) == []
+    assert rec.speech_seconds == 0.0
+    assert rec.commit().text == ""
+    rec.feed(phrase_ulaw("Goodbye") + SILENCE_1S * 2)  # no VAD commit
+    assert rec.in_segment
+    assert rec.commit().text == "goodbye"
+
+
+def test_recognizer_rejects_unspellable_keyterms() -> None:
+    with pytest.raises(ValueError):
+        Recognizer(RecognizerConfig(keyterms=("zzqxv",)))
+    rec = Recognizer(RecognizerConfig(keyterms=("zzqxv", "merch")))
+    assert rec.unknown_terms == 1 and rec.phrases == ("merch",)
+
+
+# ------------------------------------------------------------------------------ Scribe
+
+
+def test_scribe_session_recognises_and_timestamps() -> None:
+    async def main() -> None:
+        async with LocalEar() as ear:
+            url = scribe_url(
+                ear, keyterms=PHRASES, include_timestamps=True, vad_silence_threshold_secs=0.5
+            )
+            async with connect(url) as ws:
+                started = await recv_json(ws)
+                assert started["message_type"] == "session_started"
+                assert started["config"]["audio_format"] == "ulaw_8000"
+                assert started["config"]["vad_commit_strategy"] is True
+                proto = ScribeRealtime(previous_text="hello")
+                for c in chunks(phrase_ulaw("What are the tour dates?") + SILENCE_1S, 1600):
+                    await ws.send(proto.send_audio(c))
+                committed = await until(ws, "committed_transcript")
+                assert committed["text"] == "what are the tour dates"
+                timed = await recv_json(ws)
+                assert timed["message_type"] == "committed_transcript_with_timestamps"
+                texts = [w["text"] for w in timed["words"] if w["type"] == "word"]
+                assert texts == ["what", "are", "the", "tour", "dates"]
+                assert ear.stats.commits == 1
+
+    arun(main)
+
+
+def test_scribe_manual_commit_and_partials() -> None:
+    async def main() -> None:
+        async with LocalEar() as ear:
+            url = scribe_url(ear, keyterms=PHRASES, commit_strategy=_manual())
+            async with connect(url) as ws:
+                await until(ws, "session_started")
+                proto = ScribeRealtime()
+                for c in chunks(phrase_ulaw("Tell me about the new album") + SILENCE_1S * 2, 800):
+                    await ws.send(proto.send_audio(c))
+                partial = await until(ws, "partial_transcript")
+                assert partial["text"] and "tell me about the new album".startswith(partial["text"])
+                await ws.send(proto.commit())
+                committed = await until(ws, "committed_transcript")
+                assert committed["text"] == "tell me about the new album"
+
+    arun(main)
+
+
+def _manual() -> Any:
+    from hotline.core.stt import CommitStrategy
+
+    return CommitStrategy.MANUAL
+
+
+def test_scribe_bad_input_errors_do_not_end_the_session() -> None:
+    async def main() -> None:
+        async with LocalEar(EarConfig(max_chunk_bytes=1000)) as ear:
+            async with connect(scribe_url(ear, keyterms=("goodbye",))) as ws:
+                await until(ws, "session_started")
+                bad: list[str | bytes] = [
+                    "not json",
+                    json.dumps({"message_type": "nope"}),
+                    json.dumps({"message_type": "input_audio_chunk", "audio_base_64": 5}),
+                    json.dumps({"message_type": "input_audio_chunk", "audio_base_64": "!!!"}),
+                    json.dumps(
+                        {"message_type": "input_audio_chunk", "audio_base_64": "", "sample_rate": 1}
+                    ),
+                    b"\x00binary",
+                ]
+                for frame in bad:
+                    await ws.send(frame)
+                    assert (await recv_json(ws))["message_type"] == "input_error"
+                big = base64.b64encode(b"\xff" * 1001).decode()
+                await ws.send(
+                    json.dumps({"message_type": "input_audio_chunk", "audio_base_64": big})
+                )
+                assert (await recv_json(ws))["message_type"] == "chunk_size_exceeded"
+                ok = base64.b64encode(b"\xff" * 160).decode()
+                first = {"message_type": "input_audio_chunk", "audio_base_64": ok}
+                await ws.send(json.dumps({**first, "previous_text": "context"}))
+                await ws.send(json.dumps({**first, "previous_text": "again"}))
+                err = await recv_json(ws)
+                assert err["message_type"] == "input_error" and "previous_text" in err["error"]
+                # still serving
+                await ws.send(json.dumps({**first, "commit": True}))
+                assert (await recv_json(ws))["message_type"] == "committed_transcript"
+                assert ear.stats.input_errors == 8
+
+    arun(main)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "audio_format=mp3_44100",
+        "model_id=",
+        "commit_strategy=sometimes",
+        "vad_silence_threshold_secs=9",
+    ],
+)
+def test_scribe_bad_query_is_input_error_then_close(query: str) -> None:
+    async def main() -> None:
+        async with LocalEar() as ear:
+            base = f"{ear.url}/v1/speech-to-text/realtime?model_id=scribe_v2_realtime&audio_format=ulaw_8000"
+            async with connect(f"{base}&{query}") as ws:
+                msg = await recv_json(ws)
+                assert msg["message_type"] == "input_error"
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code == 1008
+
+    arun(main)
+
+
+def test_scribe_auth_and_refuse() -> None:
+    async def main() -> None:
+        async with LocalEar(EarConfig(api_key="secret")) as ear:
+            for url, headers in (
+                (scribe_url(ear), {}),
+                (scribe_url(ear), {"xi-api-key": "wrong"}),
+                (scribe_url(ear, fault="refuse"), {"xi-api-key": "secret"}),
+            ):
+                async with connect(url, additional_headers=headers) as ws:
+                    assert (await recv_json(ws))["message_type"] == "auth_error"
+                    with pytest.raises(ConnectionClosed):
+                        await ws.recv()
+                    assert ws.close_code == 1008
+            async with connect(scribe_url(ear), additional_headers={"xi-api-key": "secret"}) as ws:
+                assert (await recv_json(ws))["message_type"] == "session_started"
+            async with connect(scribe_url(ear) + "&token=secret") as ws:
+                assert (await recv_json(ws))["message_type"] == "session_started"
+            with pytest.raises(InvalidStatus):
+                async with connect(f"{ear.url}/v1/elsewhere"):
+                    pass
+
+    arun(main)
+
+
+def test_scribe_faults_garbage_and_drop() -> None:
+    async def main() -> None:
+        async with LocalEar(EarConfig(drop_after_chunks=3)) as ear:
+            async with connect(scribe_url(ear, fault="garbage")) as ws:
+                await until(ws, "session_started")
+                await ws.send(ScribeRealtime().send_audio(b"\xff" * 160))
+                assert await ws.recv() == "this is not json {"
+                assert await ws.recv() == b"\x00\x01binary"
+                assert (await recv_json(ws))["message_type"] == "surprise"
+            async with connect(scribe_url(ear, fault="drop")) as ws:
+                await until(ws, "session_started")
+                with pytest.raises(ConnectionClosed):
+                    for _ in range(10):
+                        await ws.send(ScribeRealtime().send_audio(b"\xff" * 160))
+                        await asyncio.sleep(0.05)
+                    await ws.recv()
+            assert ear.stats.faults_injected == 2
+
+    arun(main)
+
+
+# ---------------------------------------------------------------------------- Deepgram
+
+
+def test_deepgram_stand_in_protocol() -> None:
+    async def main() -> None:
+        async with LocalEar(EarConfig(api_key="dg")) as ear:
+            proto = DeepgramLive(keyterms=PHRASES, endpointing_ms=500)
+            url = proto.url(ear.url)
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url, additional_headers=DeepgramLive.headers("bad")):
+                    pass
+            assert refused.value.response.status_code == 401
+            async with connect(url, additional_headers=DeepgramLive.headers("dg")) as ws:
+                audio = phrase_ulaw("Where can I buy merch?") + SILENCE_1S
+                for c in chunks(audio, 800):
+                    await ws.send(proto.send_audio(c))
+                started = await until(ws, "SpeechStarted", "type")
+                assert started["timestamp"] > 0
+                final = await until(ws, "Results", "type")
+                while not final["is_final"]:
+                    final = await until(ws, "Results", "type")
+                assert final["speech_final"] is True
+                alt = final["channel"]["alternatives"][0]
+                assert alt["transcript"] == "where can i buy merch"
+                assert [w["word"] for w in alt["words"]] == ["where", "can", "i", "buy", "merch"]
+                assert (await recv_json(ws))["type"] == "UtteranceEnd"
+                await ws.send(proto.keep_alive())
+                for c in chunks(phrase_ulaw("Goodbye"), 800):
+                    await ws.send(proto.send_audio(c))
+                await ws.send(proto.finalize())
+                fin = await until(ws, "Results", "type")
+                while not fin["is_final"]:
+                    fin = await until(ws, "Results", "type")
+                assert fin["from_finalize"] is True
+                assert fin["channel"]["alternatives"][0]["transcript"] == "goodbye"
+                await ws.send(proto.close_stream())
+                meta = await until(ws, "Metadata", "type")
+                assert meta["duration"] > 2.0
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 1000
+
+    arun(main)
+
+
+def test_deepgram_idle_close_net_0001_and_bad_query() -> None:
+    async def main() -> None:
+        async with LocalEar(EarConfig(idle_close_s=0.5)) as ear:
+            async with connect(DeepgramLive().url(ear.url)) as ws:
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code == 1011 and ws.close_reason == "NET-0001"
+            with pytest.raises(InvalidStatus) as bad:
+                async with connect(f"{ear.url}/v1/listen?encoding=linear16&sample_rate=16000"):
+                    pass
+            assert bad.value.response.status_code == 400
+
+    arun(main)
+
+
+# --------------------------------------------------------------------------------- CLI
+
+
+def test_cli_serves_and_stops() -> None:
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotline.ear", "--port", "0", "--keyterm", "goodbye"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "/v1/speech-to-text/realtime" in line and "127.0.0.1" in line
+        base = line.split()[3].rsplit("/v1/", 1)[0]
+
+        async def main() -> None:
+            async with connect(ScribeRealtime().url(base)) as ws:
+                assert (await recv_json(ws))["message_type"] == "session_started"
+
+        arun(main)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_start_helper() -> None:
+    async def main() -> None:
+        ear = await start_local_ear()
+        try:
+            assert ear.url.startswith("ws://127.0.0.1:")
+        finally:
+            await ear.stop()
+
+    arun(main)
