@@ -33,7 +33,9 @@ async def measure(turns: int, token_delay: float) -> dict[str, float]:
     standin = StandIn(default=REPLY, token_delay=token_delay)
     sock = listening_socket(0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(standin.app(), log_config=None, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(standin.app(), log_config=None, log_level="warning", ws="none")
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)

@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hotline_logger.setLevel(logging.INFO)
         hotline_logger.addHandler(hub.ring)
         voice: Any = None
+        ear: Any = None
         warmup: asyncio.Task[int] | None = None
         try:
             tts_kwargs: dict[str, Any] = {
@@ -171,6 +172,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.elevenlabs_output_format,
                 )
             app.state.voice = voice
+            if settings.listen.stt == "local":
+                from hotline.ear.server import start_local_ear
+
+                ear = await start_local_ear()
+                hub.stt_url = ear.url
+                log.info("speech-to-text: the local ear (pocketsphinx) on %s", ear.url)
             if hub.cluster is not None:
                 await hub.cluster.start(hub.registry.infos, hub.registry.command)
             if settings.cache_warmup and hub.tts is not None:
@@ -197,6 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.speech.aclose()
             if hub.cluster is not None:
                 await hub.cluster.aclose()
+            if ear is not None:
+                await ear.stop()
             if voice is not None:
                 await voice.stop()
             hub.tts = None

@@ -61,6 +61,8 @@ class Hub:
     tts: TTSConfig | None = None
     #: The link to other replicas (HOTLINE_REDIS_URL), or None when serving alone.
     cluster: Cluster | None = None
+    #: The embedded local ear's URL (HOTLINE_STT=local), set by the lifespan.
+    stt_url: str | None = None
     #: Transcripts of recently ended calls (live calls hold their own).
     transcripts: Transcripts = field(default_factory=Transcripts)
     #: The last voice-to-voice splits: (CallSid, TurnLatency.stages()), newest last.

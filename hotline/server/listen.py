@@ -32,6 +32,7 @@ from hotline.core import brain as b
 from hotline.core.actions import CallerTurn, LineInterrupted
 from hotline.core.call import Call, CallState, CallStateError
 from hotline.core.events import Start
+from hotline.core.transcript import Transcript
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
 
@@ -82,6 +83,9 @@ class ListenerHost(Protocol):
 
     @property
     def caller(self) -> str: ...
+
+    @property
+    def transcript(self) -> Transcript | None: ...
 
     def dispatch(self) -> None:
         """Execute the Call's pending actions and wake the sender."""
@@ -160,6 +164,48 @@ class Listener:
         if stt is not None:
             stt.feed(ulaw)
 
+    def open_stt(self, url: str | None) -> None:
+        """Open the call's speech-to-text stream (``HOTLINE_STT``; ``url``: the embedded ear's)."""
+        from hotline.server.stt_client import SttConfig, SttProvider, SttStream
+
+        hub = self.host.hub
+        listen = hub.settings.listen
+        provider = SttProvider(listen.stt)
+        if provider is SttProvider.OFF:
+            return
+        key = listen.deepgram_api_key if provider is SttProvider.DEEPGRAM else None
+        if provider is SttProvider.ELEVENLABS:
+            key = hub.settings.elevenlabs_api_key
+        config = SttConfig(
+            provider=provider,
+            url=(url if provider is SttProvider.LOCAL else listen.stt_url) or "",
+            api_key=key or "",
+            keyterms=hub.script.keyterms()[:100],
+            silence_ms=min(max(listen.turn_silence_ms, 300), 3000),
+        )
+        self.stt = SttStream(config, self._stt_event)
+        self.stt.start()
+
+    async def _stt_event(self, ev: Any) -> None:
+        from hotline.core.stt import SttCommitted, SttError, SttPartial, SttSessionStarted
+
+        call = self.host.call
+        now = clock()
+        if isinstance(ev, SttSessionStarted):
+            call.stt_up()
+        elif isinstance(ev, SttPartial):
+            call.transcript_partial(ev.text, now)
+        elif isinstance(ev, SttCommitted):
+            call.transcript_final(ev.text, now)
+        elif isinstance(ev, SttError):
+            if ev.fatal:
+                self.host.hub.metrics.stt_failures.labels(ev.kind[:32]).inc()
+                self._log_once(
+                    f"stt:{ev.kind}", "speech-to-text failed (%s); the call goes on", ev.kind
+                )
+                call.stt_down(now)
+        self.host.dispatch()
+
     def commit_speech(self) -> None:
         stt = self.stt
         if stt is not None:
@@ -229,7 +275,8 @@ class Listener:
                 except ValueError as exc:
                     self._log_once("digits", "brain sent bad digits: %s", exc)
                 else:
-                    call.play_ulaw(tones, now, label=f"[digits {len(out.digits)}]")
+                    label = f"[digits {len(out.digits)}]"
+                    self._played(call.play_ulaw(tones, now, label=label), label, now)
             elif isinstance(out, b.SetLanguage):
                 self._log_once("language", "brain asked for a language switch (not supported)")
             elif isinstance(out, b.EndCall):
@@ -303,17 +350,24 @@ class Listener:
         loops = out.loop if out.loop > 0 else 1000
         loops = max(1, min(loops, MAX_PLAY_LOOP_BYTES // max(len(ulaw), 1)))
         try:
-            call.play_ulaw(
+            now = clock()
+            uid = call.play_ulaw(
                 ulaw * loops,
-                clock(),
+                now,
                 label="[audio]",
                 interrupt=self._preemptible,
                 interruptible=out.interruptible,
             )
+            self._played(uid, "[audio]", now)
             self._preemptible = out.preemptible
         except (CallStateError, ValueError):
             return
         self.host.dispatch()
+
+    def _played(self, uid: int, label: str, now: float) -> None:
+        transcript = self.host.transcript
+        if transcript is not None:
+            transcript.hotline(uid, label, now)
 
     def _log_once(self, kind: str, message: str, *args: object) -> None:
         if kind in self._logged or len(self._logged) > 32:

@@ -398,6 +398,7 @@ class CallSession:
             self.call.accept(clock(), script=DEBUG_SCRIPT, hangup_after_greeting=True)
         else:
             self.call.accept(clock())
+        self.listener.open_stt(hub.stt_url)
         if self.listener.stt is None:
             # No recogniser (HOTLINE_STT=off): barge-in on speech onset, DTMF and say work.
             self.call.stt_down(clock())

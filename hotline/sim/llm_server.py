@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         standin.default = args.default
     sock = listening_socket(args.port)
     print(f"OpenAI-compatible stand-in on http://127.0.0.1:{sock.getsockname()[1]}/v1", flush=True)
-    server = uvicorn.Server(uvicorn.Config(standin.app(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(standin.app(), log_level="warning", ws="none"))
     server.run(sockets=[sock])
 
 

@@ -19,6 +19,10 @@ from http import HTTPStatus
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response as StarletteResponse
+from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
 
@@ -180,6 +184,7 @@ class App:
         self.received: list[dict[str, Any]] = []
         self.rejected = 0
         self.got = asyncio.Event()
+        self.audio_url = ""
 
     def check(self, conn: ServerConnection, request: Request) -> Response | None:
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -208,6 +213,9 @@ class App:
                     for token in ("Wren ", "plays ", "Portland ", "in May."):
                         await ws.send(json.dumps({"type": "text", "token": token}))
                     await ws.send(json.dumps({"type": "text", "token": "", "last": True}))
+            elif kind == "dtmf" and msg["digit"] == "7":
+                await ws.send(json.dumps({"type": "sendDigits", "digits": "12"}))
+                await ws.send(json.dumps({"type": "play", "source": self.audio_url}))
             elif kind == "dtmf":
                 await ws.send(
                     json.dumps(
@@ -217,6 +225,29 @@ class App:
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.received if m.get("type") == kind]
+
+
+@contextlib.asynccontextmanager
+async def audio_server() -> AsyncIterator[str]:
+    """Serves /hold.wav: 0.5 s of 16-bit 8 kHz mono PCM (a 440 Hz tone)."""
+    import array
+    import struct
+
+    pcm = array.array(
+        "h", (int(6000 * math.sin(2 * math.pi * 440 * i / 8000)) for i in range(4000))
+    ).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    body = b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    wav = b"RIFF" + struct.pack("<I", len(body)) + body
+
+    async def hold(request: StarletteRequest) -> StarletteResponse:
+        return StarletteResponse(wav, media_type="audio/wav")
+
+    app = Starlette(routes=[Route("/hold.wav", hold)])
+
+    async with serve_asgi(app) as server:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}/hold.wav"
 
 
 @contextlib.asynccontextmanager
@@ -257,6 +288,17 @@ async def relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call() -> Non
             assert app.of("dtmf")[0]["digit"] == "5"
             await tw.wait_for(lambda: any("pressed 5" in t for t in tts_texts(run)), 10)
             await tw.wait_for(lambda: tw.mark_echoed("u3-end"), 15)
+
+            # sendDigits and play: DTMF tones and a fetched WAV, played as µ-law.
+            async with audio_server() as audio_url:
+                app.audio_url = audio_url
+                frames_before = len(tw.heard.frames)
+                await tw.dtmf("7")
+                await tw.wait_for(lambda: tw.mark_echoed("u5-end"), 15)
+            # 2 tones of 100 ms + 100 ms gaps, then 0.5 s of audio: at least 0.9 s of frames.
+            assert len(tw.heard.frames) - frames_before >= 45
+            said = [e["text"] for e in session(run, tw).transcript_dict()["entries"]]  # type: ignore[index]
+            assert "[digits 2]" in said and "[audio]" in said
 
             # A long line, cut by the caller's voice (the VAD hears the Twilio side speak).
             caller_says(run, tw, "Tell me a story")
