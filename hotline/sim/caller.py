@@ -335,7 +335,7 @@ class _Call:
             self.utt_audio += t.got
             self.r.audio_ms += t.got / 8.0
             self.last_audio_ms = self.now_ms()
-            turn = self.r.turns[-1] if self.r.turns else None
+            turn = self.turn  # until the next question (or the end of the conversation)
             replying = turn is not None and turn.first_reply_ms is not None
             if turn is not None and replying:
                 turn.reply_audio_ms += t.got / 8.0
