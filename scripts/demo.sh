@@ -2,16 +2,22 @@
 # `make demo`: one simulated phone call through hotline, offline, on this machine.
 #
 # Starts `hotline serve` on a free loopback port with a fresh random Twilio auth token and admin
-# token (the embedded local voice speaks: eSpeak NG over ElevenLabs' own protocol), then places
-# a signed simulated Twilio call: it hears the greeting, presses 1, hears the answer, talks over
-# it, and hangs up. Prints what the caller lived through and the server's own figures, writes
-# what the caller heard to caller.wav, stops the server. Exits non-zero if anything failed.
+# token (the embedded local voice speaks: eSpeak NG over ElevenLabs' own protocol; the embedded
+# local ear listens: pocketsphinx behind Scribe's realtime protocol), then places a signed
+# simulated Twilio call: it hears the greeting, asks a question aloud (the ear transcribes it, the
+# script brain answers with the intent's line), presses 1, hears the answer, talks over it, and
+# hangs up. Prints what the caller lived through, the spoken turn's voice-to-voice split and the
+# server's own figures, writes what the caller heard to caller.wav, stops the server. Exits
+# non-zero if anything failed.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 OUT=${HOTLINE_DEMO_OUT:-caller.wav}
-[ -x "$BIN/hotline" ] || { echo "demo: $BIN/hotline not found; run 'make build' first" >&2; exit 1; }
+QUESTION=${HOTLINE_DEMO_QUESTION:-Tell me about the new album}
+[ -x "$BIN/python" ] || { echo "demo: $BIN/python not found; run 'make build' first" >&2; exit 1; }
+# `python -m hotline` runs the hotline this checkout's environment imports (PYTHONPATH honoured).
+HOTLINE=("$BIN/python" -m hotline)
 
 PORT=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TWILIO_AUTH_TOKEN=$("$BIN/python" -c 'import secrets; print(secrets.token_hex(16))')
@@ -41,12 +47,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== hotline demo: server on $BASE (local voice, random tokens for this run)"
-# The demo is offline: the embedded local voice speaks even if an ElevenLabs key is set.
-env -u ELEVENLABS_API_KEY \
+echo "== hotline demo: server on $BASE (local voice and local ear, random tokens for this run)"
+# The demo is offline: the embedded local voice speaks and the local ear listens even if an
+# ElevenLabs or Deepgram key is set; the script brain answers.
+env -u ELEVENLABS_API_KEY -u DEEPGRAM_API_KEY \
   TWILIO_AUTH_TOKEN="$TWILIO_AUTH_TOKEN" HOTLINE_ADMIN_TOKEN="$HOTLINE_ADMIN_TOKEN" \
-  HOTLINE_PUBLIC_URL="$BASE" \
-  "$BIN/hotline" serve --host 127.0.0.1 --port "$PORT" >"$LOG" 2>&1 &
+  HOTLINE_PUBLIC_URL="$BASE" HOTLINE_STT=local HOTLINE_BRAIN=script \
+  "${HOTLINE[@]}" serve --host 127.0.0.1 --port "$PORT" >"$LOG" 2>&1 &
 SERVER_PID=$!
 
 "$BIN/python" - "$BASE" "$SERVER_PID" <<'PY' || exit 1
@@ -69,10 +76,11 @@ while time.monotonic() < deadline:
 sys.exit("demo: server not healthy after 20 s")
 PY
 
-echo "== calling: hear the greeting, press 1, talk over the answer, hang up"
+echo "== calling: hear the greeting, ask \"$QUESTION\" aloud, press 1, talk over the answer, hang up"
 CALL_RC=0
-TWILIO_AUTH_TOKEN="$TWILIO_AUTH_TOKEN" "$BIN/hotline" call --url "$BASE" --digits 1 \
-  --barge-in-after-answer 2.0 --hangup-after-barge-in 2.5 --max-seconds 60 \
+TWILIO_AUTH_TOKEN="$TWILIO_AUTH_TOKEN" HOTLINE_ADMIN_TOKEN="$HOTLINE_ADMIN_TOKEN" \
+  "${HOTLINE[@]}" call --url "$BASE" --speak "$QUESTION" --digits 1 \
+  --barge-in-after-answer 2.0 --hangup-after-barge-in 2.5 --max-seconds 90 \
   --out "$OUT" --report-json "$REPORT" || CALL_RC=$?
 
 echo "== report"
@@ -130,8 +138,35 @@ print(f"  barge-ins (server)     {counter('hotline_barge_ins'):.0f}")
 if conv_mean is not None:
     print(f"  conversion             {conv_mean * 1e6:.0f} us per chunk (mean over {conv_n} chunks)")
 print(f"  marks                  {rep['marks_received']} sent by hotline, {rep['marks_echoed']} echoed")
+turn_ok = bool(rep.get("turns"))
+for t in rep.get("turns") or []:
+    from hotline.core.script import default_script
+
+    script = default_script()
+    print(f"  spoken question        {t['text']!r}, heard as {t.get('heard_as')!r}")
+    reply = t.get("reply_text") or ""
+    said = next((i.name for i in script.intents if i.say and i.say == reply), None)
+    print(f"    answered with        " + (f"the {said!r} intent line ({len(reply)} chars)" if said else repr(reply[:60])))
+    v2v = t.get("voice_to_voice_ms")
+    print(f"    voice to voice       {fmt_ms(v2v)} caller side (end of speech -> first reply audio), "
+          f"reply {t['reply_audio_ms'] / 1000:.1f} s heard")
+    s = t.get("server")
+    if s:
+        print("    server split         caller's end of speech")
+        print(f"                         -> final transcript     {s['silence'] + s['recogniser']:7.1f} ms"
+              f"  (silence wait {s['silence']:.0f} + recogniser {s['recogniser']:.0f})")
+        print(f"                         -> brain's first token  {s['dispatch'] + s['model']:7.1f} ms"
+              f"  (dispatch {s['dispatch']:.2f} + brain {s['model']:.2f})")
+        print(f"                         -> first text to TTS    {s['to_tts']:7.2f} ms")
+        print(f"                         -> first TTS audio      {s['voice']:7.1f} ms  (the voice)")
+        print(f"                         -> first frame out      {s['playout']:7.2f} ms")
+        print(f"                         = {s['total']:.0f} ms; hotline's own share {s['hotline']:.2f} ms"
+              " (dispatch + to TTS + playout)")
+    turn_ok = turn_ok and said is not None and v2v is not None and bool(s)
 print(f"  caller heard           {rep.get('out') or '-'}")
-ok = rep.get("ok") and rep["clears"] >= 1 and rep["underrun_ms"] == 0
+ok = rep.get("ok") and rep["clears"] >= 1 and rep["underrun_ms"] == 0 and turn_ok
+if not turn_ok:
+    rep.setdefault("errors", []).append("the spoken question was not answered with an intent line")
 print("  result                 " + ("OK" if ok else "PROBLEM: " + ("; ".join(rep.get("errors") or []) or "see above")))
 sys.exit(0 if ok else 1)
 PY

@@ -58,6 +58,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="hang up this long after starting to talk",
     )
+    talk = parser.add_argument_group("a conversation")
+    talk.add_argument(
+        "--speak",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="say this aloud (eSpeak NG, real-time 20 ms frames) once the line has ended and "
+        "silence followed; repeatable: each question after the previous reply was heard. "
+        "Without --digits or barge-in options the caller hangs up after the last reply",
+    )
+    talk.add_argument(
+        "--speak-gap",
+        type=float,
+        default=0.7,
+        metavar="SECONDS",
+        help="silence after a line's audio ends before the caller speaks (default 0.7)",
+    )
+    talk.add_argument(
+        "--reply-timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="no reply this long after a question: ask the next one (default 15)",
+    )
+    talk.add_argument(
+        "--no-server-split",
+        action="store_true",
+        help="do not read the server's voice-to-voice split from /metrics around each question",
+    )
+    talk.add_argument(
+        "--admin-token",
+        default=None,
+        help="read the call's transcript afterwards: what the server heard of each question and "
+        "the line it said (default: $HOTLINE_ADMIN_TOKEN)",
+    )
     parser.add_argument(
         "--report-json", default=None, metavar="PATH", help="also write the report as JSON"
     )
@@ -90,6 +125,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     token = args.auth_token if args.auth_token is not None else os.environ.get("TWILIO_AUTH_TOKEN")
+    admin = (
+        args.admin_token if args.admin_token is not None else os.environ.get("HOTLINE_ADMIN_TOKEN")
+    )
+    speak = tuple(t for t in args.speak if t.strip())
+    more = bool(
+        args.digits
+        or args.barge_in_at is not None
+        or args.barge_in_after_answer is not None
+        or args.hangup_after is not None
+    )
     opts = CallOptions(
         url=args.url,
         auth_token=token or None,
@@ -114,6 +159,12 @@ def run(args: argparse.Namespace) -> int:
         dtmf_storm=args.dtmf_storm,
         media_speedup=args.media_speedup,
         follow_action=args.follow_action,
+        speak=speak,
+        speak_gap_s=args.speak_gap,
+        reply_timeout_s=args.reply_timeout,
+        hangup_after_replies=bool(speak) and not more,
+        server_split=bool(speak) and not args.no_server_split,
+        admin_token=admin or None,
     )
     report = asyncio.run(place_call(opts))
     if args.report_json:

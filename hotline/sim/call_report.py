@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CallReport", "HeardUtterance", "report_json"]
+__all__ = ["CallReport", "HeardUtterance", "SpokenTurn", "report_json"]
+
+#: The server's voice-to-voice stages (``hotline_voice_to_voice_seconds{stage=...}``), in order.
+SERVER_STAGES = ("silence", "recogniser", "dispatch", "model", "to_tts", "voice", "playout")
 
 
 @dataclass
@@ -18,6 +21,33 @@ class HeardUtterance:
     speech_ms: float
     mark: str | None
     cleared: bool
+
+
+@dataclass
+class SpokenTurn:
+    """One question the caller spoke (``--speak``) and the reply it heard.
+
+    Times are ms since ``start`` was sent (the caller's clock). ``server`` is the server's own
+    split of that turn's voice to voice in ms per stage (:data:`SERVER_STAGES` plus ``total``
+    and ``hotline``), read from ``/metrics`` deltas around the turn, when it could be read.
+    """
+
+    text: str
+    spoke_at_ms: float  # first frame of the question sent
+    ended_ms: float | None = None  # the caller stopped speaking (last speech frame sent)
+    first_reply_ms: float | None = None  # first reply audio received after that
+    reply_audio_ms: float = 0.0  # reply audio played (until the next question or the end)
+    reply_speech_ms: float = 0.0
+    server: dict[str, float] | None = None
+    heard_as: str | None = None  # what the server's recogniser made of it (admin transcript)
+    reply_text: str | None = None  # the line hotline said next (admin transcript)
+
+    @property
+    def voice_to_voice_ms(self) -> float | None:
+        """Caller-side voice to voice: end of speech -> first reply audio received."""
+        if self.ended_ms is None or self.first_reply_ms is None:
+            return None
+        return self.first_reply_ms - self.ended_ms
 
 
 @dataclass
@@ -61,6 +91,7 @@ class CallReport:
     #: "unreachable", "http NNN" or "other".
     actions: list[str] = field(default_factory=list)
     out: str | None = None
+    turns: list[SpokenTurn] = field(default_factory=list)  # spoken questions (--speak)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +128,8 @@ class CallReport:
                 f"{u.audio_ms / 1000:5.2f} s audio, {u.speech_ms / 1000:5.2f} s speech  {how}"
                 + (f" (mark {u.mark})" if u.mark else "")
             )
+        for i, t in enumerate(self.turns, 1):
+            lines.extend(_turn_lines(i, t))
         if self.duplicate_result is not None:
             lines.append(f"  second connection    {self.duplicate_result}")
         if self.out:
@@ -107,8 +140,29 @@ class CallReport:
         return "\n".join(lines)
 
 
+def _turn_lines(i: int, t: SpokenTurn) -> list[str]:
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f} ms"
+
+    lines = [
+        f"  question {i:<2}         spoke {t.spoke_at_ms / 1000:.2f}-"
+        + ("?" if t.ended_ms is None else f"{t.ended_ms / 1000:.2f}")
+        + f" s ({len(t.text)} chars); voice to voice {ms(t.voice_to_voice_ms)} (caller side); "
+        f"reply {t.reply_audio_ms / 1000:.2f} s heard ({t.reply_speech_ms / 1000:.2f} s speech)"
+    ]
+    if t.server:
+        s = t.server
+        split = ", ".join(f"{k} {s[k]:.1f}" for k in SERVER_STAGES if k in s)
+        lines.append(
+            f"    server split (ms)  {split}; total {s.get('total', 0):.0f}, "
+            f"hotline's own {s.get('hotline', 0):.2f}"
+        )
+    return lines
+
+
 def report_json(report: CallReport) -> dict[str, Any]:
-    d = {k: v for k, v in vars(report).items() if k not in ("heard", "utterances")}
+    d = {k: v for k, v in vars(report).items() if k not in ("heard", "utterances", "turns")}
     d["utterances"] = [vars(u) for u in report.utterances]
+    d["turns"] = [dict(vars(t), voice_to_voice_ms=t.voice_to_voice_ms) for t in report.turns]
     d["ok"] = report.ok
     return d

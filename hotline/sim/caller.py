@@ -3,7 +3,8 @@
 It does what Twilio does for a ``<Connect><Stream>`` call (shared/docs/protocols.md §1):
 a signed voice-webhook POST, the TwiML parsed, a signed WebSocket upgrade to the ``<Stream>``
 url, ``connected`` then ``start`` (with the ``<Parameter>`` values in ``customParameters``),
-inbound media every 20 ms (silence, or eSpeak speech for barge-in), ``dtmf`` presses, and
+inbound media every 20 ms (silence, or eSpeak speech for barge-in and for spoken questions:
+``speak``, each asked once the previous line has ended and silence followed), ``dtmf`` presses, and
 ``stop`` at the end; all numbers are JSON strings. Outbound audio is played by a simulated
 8 kHz playback clock: marks are echoed only once the audio queued before them has played
 (at once if nothing is queued), ``clear`` drops the buffer and echoes every pending mark.
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hotline.sim.call_report import CallReport, HeardUtterance, report_json
+from hotline.sim.call_report import CallReport, HeardUtterance, SpokenTurn, report_json
 from hotline.sim.errors import CallError
 from hotline.sim.messages import CONNECTED, TwilioMessages, b64
 from hotline.sim.playback import Last, Playback
@@ -47,6 +48,7 @@ __all__ = [
     "CallOptions",
     "CallReport",
     "HeardUtterance",
+    "SpokenTurn",
     "parse_twiml",
     "place_call",
     "report_json",
@@ -141,6 +143,13 @@ class CallOptions:
     never_echo_marks: bool = False  # marks are never echoed (not even on clear)
     dtmf_storm: int = 0  # this many DTMF messages in one burst 0.5 s in
     media_speedup: float = 1.0  # inbound media this many times faster than real time
+    # -- a conversation ------------------------------------------------------------------------
+    speak: tuple[str, ...] = ()  # questions spoken in turn, each after the last line was heard
+    speak_gap_s: float = 0.7  # silence after the line's audio ends before the caller speaks
+    reply_timeout_s: float = 15.0  # no reply audio this long after a question: ask the next
+    hangup_after_replies: bool = False  # hang up once the last reply was heard (and a gap)
+    server_split: bool = False  # read the server's per-turn split from /metrics deltas
+    admin_token: str | None = None  # read the call's transcript afterwards (what was heard)
 
 
 class _Call:
@@ -186,6 +195,14 @@ class _Call:
         self.first_digit_at: float | None = None
         self.answer_at: float | None = None
         self.ended = False
+        # spoken questions
+        self.questions = list(opts.speak)
+        self.turn: SpokenTurn | None = None  # the question being spoken or awaiting its reply
+        self.speech_end = -1  # index of the question's last speech frame
+        self.last_audio_ms: float | None = None  # the last frame that played audio
+        self.snapshots: list[asyncio.Task[Any]] = []  # /metrics around each question
+        self.http: Any = None
+        self.conversed = not self.questions  # every question asked and its reply heard
         try:
             from hotline.codec import ulaw_frame_stats
 
@@ -221,6 +238,7 @@ class _Call:
             and self.digits
             and self.opts.digit_after_s is None
             and self.digit_due is None
+            and self.conversed
         ):
             self.digit_due = self.now_ms() + 300.0  # a caller reacts after a moment
         return text
@@ -282,6 +300,9 @@ class _Call:
             self.r.media_bytes += len(audio)
             if self.r.time_to_first_audio_ms is None:
                 self.r.time_to_first_audio_ms = self.now_ms()
+            turn = self.turn
+            if turn is not None and turn.ended_ms is not None and turn.first_reply_ms is None:
+                turn.first_reply_ms = self.now_ms()
             self.playback.media(audio)
         elif event == "mark":
             mark = msg.get("mark")
@@ -357,9 +378,16 @@ class _Call:
                     self.answer_at = self.utt_start
             self.utt_audio += t.got
             self.r.audio_ms += t.got / 8.0
+            self.last_audio_ms = self.now_ms()
+            turn = self.turn  # until the next question (or the end of the conversation)
+            replying = turn is not None and turn.first_reply_ms is not None
+            if turn is not None and replying:
+                turn.reply_audio_ms += t.got / 8.0
             if self._stats is not None and self._stats(t.frame)[0] > SPEECH_DBFS:
                 self.utt_speech += 1
                 self.r.speech_ms += 20.0
+                if turn is not None and replying:
+                    turn.reply_speech_ms += 20.0
         if t.underrun_bytes:
             self.r.underrun_ms += t.underrun_bytes / 8.0
             if not self.in_underrun:
@@ -384,10 +412,80 @@ class _Call:
         if self.speech_pos >= 0:
             if self.speech_pos < len(self.speech_payloads):
                 payload = self.speech_payloads[self.speech_pos]
+                turn = self.turn
+                if (
+                    turn is not None
+                    and turn.ended_ms is None
+                    and self.speech_pos >= self.speech_end
+                ):
+                    turn.ended_ms = self.now_ms()  # the question's last speech frame goes out
                 self.speech_pos += 1
             else:
                 self.speech_pos = -1
         return self.msgs.media(payload)
+
+    # -- spoken questions ----------------------------------------------------------------------
+
+    def _line_over(self, now: float) -> bool:
+        """What was playing has ended and ``speak_gap_s`` of silence followed."""
+        return (
+            self.playback.buffered_bytes == 0
+            and self.last_audio_ms is not None
+            and now - self.last_audio_ms >= self.opts.speak_gap_s * 1000.0
+        )
+
+    def _converse(self, now: float) -> None:
+        """Ask the next question once the last line (the reply to the previous one) was heard."""
+        if self.conversed or self.speech_pos >= 0:
+            return
+        turn = self.turn
+        if turn is not None and turn.first_reply_ms is None:
+            assert turn.ended_ms is not None
+            if now - turn.ended_ms < self.opts.reply_timeout_s * 1000.0:
+                return  # still waiting for the reply to start
+        elif not self._line_over(now):
+            return
+        self._snapshot()
+        if not self.questions:
+            self.conversed = True
+            self.turn = None
+            if self.digits and self.opts.digit_after_s is None and self.digit_due is None:
+                self.digit_due = now + 300.0
+            return
+        text = self.questions.pop(0)
+        from hotline.sim.speech import caller_speech_end, caller_speech_payloads
+
+        try:
+            self.speech_payloads = caller_speech_payloads(text)
+            self.speech_end = caller_speech_end(text)
+        except Exception as exc:  # eSpeak/codec unavailable: the call goes on without speech
+            self.r.errors.append(f"caller speech unavailable: {exc}")
+            self.questions.clear()
+            self.conversed = True
+            return
+        self.speech_pos = 0
+        self.turn = SpokenTurn(text=text, spoke_at_ms=now)
+        self.r.turns.append(self.turn)
+
+    def _snapshot(self) -> None:
+        """Scrape the server's voice-to-voice histogram in the background (a turn boundary)."""
+        if not self.opts.server_split or self.http is None:
+            return
+        from hotline.sim.server_split import scrape_v2v
+
+        self.snapshots.append(self.loop.create_task(scrape_v2v(self.http, self.opts.url)))
+
+    async def _close_snapshots(self) -> None:
+        from hotline.sim.server_split import scrape_v2v, split_between
+
+        snaps = [await t for t in self.snapshots]
+        if len(snaps) == len(self.r.turns) and snaps:  # the call ended before the last reply
+            snaps.append(await scrape_v2v(self.http, self.opts.url))
+        for i, turn in enumerate(self.r.turns):
+            if i + 1 < len(snaps):
+                got = split_between(snaps[i], snaps[i + 1])
+                if got is not None:
+                    turn.server = got[0]
 
     def _start_barge_in(self) -> None:
         from hotline.sim.speech import DEFAULT_CALLER_TEXT, caller_speech_payloads
@@ -433,6 +531,19 @@ class _Call:
                 self.r.dtmf_sent += 1
 
     async def run(self) -> None:
+        if not self.opts.server_split or not self.opts.speak:
+            await self._run()
+            return
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            self.http = http
+            try:
+                await self._run()
+            finally:
+                await self._close_snapshots()
+
+    async def _run(self) -> None:
         o = self.opts
         await self._send(CONNECTED)
         self.t0 = self.loop.time()
@@ -473,6 +584,16 @@ class _Call:
                         self.r.dtmf_sent += 1
                 if now >= self.max_seconds * 1000.0:
                     ended_by = "timeout"
+                    break
+                self._converse(now)
+                if (
+                    o.hangup_after_replies
+                    and self.conversed
+                    and self.r.turns
+                    and self.speech_pos < 0
+                    and self._line_over(now)
+                ):
+                    ended_by = "caller_stop"
                     break
                 if self.barge_onset is None and self.speech_pos < 0:
                     if (o.barge_in_at is not None and now >= o.barge_in_at * 1000.0) or (
@@ -642,6 +763,35 @@ class _Call:
             self.r.duplicate_result = f"failed: {type(exc).__name__}"
 
 
+async def _read_transcript(opts: CallOptions, report: CallReport) -> None:
+    """What the server heard of each question and the line it said next (admin transcript)."""
+    import httpx
+
+    url = f"{opts.url.rstrip('/')}/calls/{opts.call_sid}/transcript"
+    try:
+        async with httpx.AsyncClient() as http:
+            r = await http.get(
+                url, headers={"Authorization": f"Bearer {opts.admin_token}"}, timeout=5.0
+            )
+        entries = r.json().get("entries", []) if r.status_code == 200 else []
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return
+    if not isinstance(entries, list):
+        return
+    turns = iter(report.turns)
+    turn: SpokenTurn | None = None
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("speaker") == "caller":
+            turn = next(turns, None)
+            if turn is None:
+                break
+            turn.heard_as = str(entry.get("text", ""))
+        elif entry.get("speaker") == "hotline" and turn is not None and turn.reply_text is None:
+            turn.reply_text = str(entry.get("text", ""))
+
+
 class _Ticker:
     """The shared clock: one task per event loop steps every joined call each 10 ms (each call
     still plays and sends by its own 20 ms schedule; a step sends what is due)."""
@@ -762,6 +912,11 @@ async def place_call(options: CallOptions) -> CallReport:
     opts = options
     report = CallReport(call_sid=opts.call_sid)
     t_begin = time.monotonic()
+    for text in opts.speak:  # the questions, synthesized before the clock starts
+        from hotline.sim.speech import caller_speech_end
+
+        with contextlib.suppress(Exception):  # reported when the question is due
+            await asyncio.to_thread(caller_speech_end, text)
     if (
         opts.barge_in_at is not None or opts.barge_in_after_answer_s is not None
     ):  # synthesize the caller's words before the clock starts
@@ -840,6 +995,8 @@ async def place_call(options: CallOptions) -> CallReport:
         report.duration_ms = report.streams[-1]["ended_ms"]
     if not report.duration_ms:
         report.duration_ms = (time.monotonic() - t_begin) * 1000.0
+    if opts.admin_token and report.turns:
+        await _read_transcript(opts, report)
     if opts.out:
         from hotline.sim.wav import write_ulaw_wav
 

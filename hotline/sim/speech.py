@@ -49,3 +49,14 @@ def caller_speech_payloads(text: str = DEFAULT_CALLER_TEXT) -> tuple[str, ...]:
     import base64
 
     return tuple(base64.b64encode(f).decode("ascii") for f in caller_speech_frames(text))
+
+
+@functools.lru_cache(maxsize=16)
+def caller_speech_end(text: str = DEFAULT_CALLER_TEXT) -> int:
+    """Index of the last speech frame of :func:`caller_speech_frames` (the caller's end of
+    speech: eSpeak's trailing silence is not speech). -1 if nothing in it is speech."""
+    frames = caller_speech_frames(text)
+    for i in range(len(frames) - 1, -1, -1):
+        if frame_is_speech(frames[i]):
+            return i
+    return -1

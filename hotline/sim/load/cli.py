@@ -70,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-say", action="store_true", help="callers hear only the greeting (no say requests)"
     )
+    parser.add_argument(
+        "--converse",
+        type=int,
+        default=0,
+        metavar="N",
+        help="conversing calls: each asks N questions aloud, each after the previous reply, "
+        "and hangs up; reports voice to voice (caller side, the server's per-stage split and "
+        "hotline's own share). See hotline.sim.load.converse",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON report")
     parser.add_argument(
         "--no-uvloop", action="store_true", help="use asyncio's default loop, not uvloop"
@@ -120,6 +129,27 @@ def run_async(coro: Any, *, use_uvloop: bool = True) -> Any:
     return asyncio.run(coro)
 
 
+def _run_converse(args: argparse.Namespace, opts: LoadOptions) -> int:
+    from hotline.sim.load.converse import ConverseOptions, converse_summary, run_converse
+
+    copts = ConverseOptions(
+        calls=opts.calls,
+        questions=args.converse,
+        url=None if opts.spawn_server else opts.url,
+        auth_token=opts.auth_token,
+        ramp_s=opts.ramp_s,
+        server_env=opts.server_env,
+        first_chunk_delay=opts.first_chunk_delay,
+    )
+    try:
+        result = run_async(run_converse(copts), use_uvloop=not args.no_uvloop)
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"hotline load: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else converse_summary(result))
+    return 0 if result["errors"]["total"] == 0 and result["answered"] == result["questions"] else 1
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         opts = options_from_args(args)
@@ -138,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
             "hear only the greeting",
             file=sys.stderr,
         )
+    if args.converse:
+        return _run_converse(args, opts)
     try:
         result = run_async(run_load(opts), use_uvloop=not args.no_uvloop)
     except (RuntimeError, ValueError, OSError) as exc:
