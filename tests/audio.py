@@ -77,7 +77,7 @@ def speech(rate: int = ESPEAK_RATE) -> bytes:
     """~10 s of eSpeak NG speech, int16 mono little-endian at ``rate``."""
 
     def make_native() -> bytes:
-        from hotline.voice.espeak import synthesize
+        from hotline.tts_standin.espeak import synthesize
 
         pcm = synthesize(SPEECH_TEXT, voice=SPEECH_VOICE, rate_wpm=SPEECH_WPM)
         assert pcm.sample_rate == ESPEAK_RATE, pcm.sample_rate
@@ -109,8 +109,8 @@ def encoded(output_format: str, *, tag: bool = False) -> bytes:
     if codec == "pcm":
         return pcm16
 
-    from hotline.voice.encode import MP3_QUALITY, encode
-    from hotline.voice.espeak import Pcm
+    from hotline.tts_standin.encode import MP3_QUALITY, encode
+    from hotline.tts_standin.espeak import Pcm
 
     def make() -> bytes:
         return encode(Pcm(pcm16, rate), output_format, lame_tag=tag)

@@ -153,12 +153,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.elevenlabs_output_format,
                 )
             else:
-                from hotline.voice.server import LocalVoice, VoiceConfig
+                from hotline.tts_standin.config import StandInConfig
+                from hotline.tts_standin.server import TTSStandIn
 
                 key = secrets.token_urlsafe(24)
                 logs.register_secret(key)
-                voice = LocalVoice(
-                    VoiceConfig(
+                voice = TTSStandIn(
+                    StandInConfig(
                         api_key=key,
                         first_chunk_delay=settings.local_voice_first_chunk_delay,
                         connect_delay=settings.local_voice_connect_delay,

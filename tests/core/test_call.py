@@ -935,7 +935,7 @@ def test_play_recorded_for_an_unwanted_utterance_is_refused() -> None:
 
 def test_real_transcoder_recording_replays_byte_identical() -> None:
     codec = pytest.importorskip("hotline.codec")
-    from hotline.voice.synth import StreamSynth
+    from hotline.tts_standin.synth import StreamSynth
 
     mp3 = StreamSynth("mp3_44100_128", cache=False).generate("Replayed exactly.", end=True).audio
     fmt = "mp3_44100_128"

@@ -4,7 +4,7 @@ hears the *next* utterance to its end, and what played before the fault played t
 a stalled utterance ends within a bound with one log line naming the CallSid, the failure is
 counted in /metrics, and nothing of the call is left behind once it ends.
 
-The voice's fault modes come from hotline.voice.server (``hotline_fault=<mode>`` on the TTS URL);
+The voice's fault modes come from hotline.tts_standin.faults (``hotline_fault=<mode>`` on the TTS URL);
 the server reads its TTS target once per utterance, so one utterance can be pointed at a fault.
 """
 
