@@ -245,7 +245,11 @@ async def stt_refused_at_connect_the_call_goes_on_with_dtmf(
             assert stt_failures(await metrics(run), "auth_error") == 1
             assert len(failure_logs(caplog)) == 1
             await press_and_hear(run, tw, "1")
-            tw.speak(spoken("What are the tour dates?"))  # nobody transcribes it
+            # Nobody transcribes this; with the recogniser down its onset cuts the line (speech
+            # barge-in, as without STT). Keys still work once the caller is quiet again.
+            tw.speak(spoken("What are the tour dates?"))
+            await tw.wait_for(lambda: not tw._speech, 10)
+            await asyncio.sleep(1.5)
             await press_and_hear(run, tw, "2")
             assert ear.stats.connections == 1  # an auth failure is not retried
             assert len(failure_logs(caplog)) == 1
