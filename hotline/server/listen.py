@@ -48,6 +48,8 @@ clock = time.perf_counter
 MAX_PLAY_LOOP_BYTES = 10 * 60 * 8000
 #: Seconds the brain gets to take CallEnding before it is closed.
 _ENDING_GRACE = 1.0
+#: Non-fatal SttError kinds that mean the stream is down (the client reconnects).
+_STREAM_FAILURES = frozenset({"dropped", "refused", "connect_failed"})
 #: Parameters of our own on the stream (never shown to the brain).
 _PRIVATE_PARAMS = frozenset({"token", "From", "CallSid"})
 
@@ -176,11 +178,19 @@ class Listener:
         key = listen.deepgram_api_key if provider is SttProvider.DEEPGRAM else None
         if provider is SttProvider.ELEVENLABS:
             key = hub.settings.elevenlabs_api_key
+        keyterms = hub.script.keyterms()
+        if provider is SttProvider.LOCAL:
+            # The local ear's grammar is a loop over the key terms: every sound is forced into
+            # one, so single intent words alone turn a caller's sentence into noise words
+            # ("what are the tour dates" -> "bye"). Whole caller phrases make it work.
+            from hotline.ear.phrases import PHRASES
+
+            keyterms = tuple(dict.fromkeys([*keyterms, *PHRASES]))
         config = SttConfig(
             provider=provider,
             url=(url if provider is SttProvider.LOCAL else listen.stt_url) or "",
             api_key=key or "",
-            keyterms=hub.script.keyterms()[:100],
+            keyterms=keyterms[:100],
             silence_ms=min(max(listen.turn_silence_ms, 300), 3000),
         )
         self.stt = SttStream(config, self._stt_event)
@@ -198,12 +208,14 @@ class Listener:
         elif isinstance(ev, SttCommitted):
             call.transcript_final(ev.text, now)
         elif isinstance(ev, SttError):
-            if ev.fatal:
+            # A refused or dropped stream is a failure even when the client will reconnect
+            # (it used to be counted and logged only when fatal: a drop went unseen).
+            if ev.fatal or ev.kind in _STREAM_FAILURES:
                 self.host.hub.metrics.stt_failures.labels(ev.kind[:32]).inc()
                 self._log_once(
                     f"stt:{ev.kind}", "speech-to-text failed (%s); the call goes on", ev.kind
                 )
-                call.stt_down(now)
+                call.stt_down(now)  # barge-in on speech onset until session_started again
         self.host.dispatch()
 
     def commit_speech(self) -> None:
