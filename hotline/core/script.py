@@ -112,7 +112,7 @@ _TOP_KEYS = frozenset(
         "llm",
     }
 )
-_INTENT_KEYS = frozenset({"phrases", "say", "action"})
+_INTENT_KEYS = frozenset({"phrases", "say", "action", "examples"})
 _MAX_PHRASES = 200
 _NON_WORD = re.compile(r"[\W_]+")
 _ENTRY_KEYS = frozenset({"say", "hangup"})
@@ -141,13 +141,16 @@ class IntentAction(enum.Enum):
 class Intent:
     """One spoken intent: normalised ``phrases`` -> ``action`` (``say`` for SAY/HANDOFF).
 
-    ``terms`` are the phrases as written (for speech-recognition biasing)."""
+    ``terms`` are the phrases as written (for speech-recognition biasing); ``examples`` are
+    whole sentences callers say for this intent (``examples = [...]``), given to a recogniser
+    that needs complete phrases to listen for (the local ear's grammar)."""
 
     name: str
     phrases: tuple[str, ...]
     action: IntentAction
     say: str | None = None
     terms: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,10 @@ class CallScript:
             for phrase, term in zip(intent.phrases, intent.terms, strict=True):
                 seen.setdefault(phrase, term)
         return tuple(seen.values())
+
+    def caller_phrases(self) -> tuple[str, ...]:
+        """The intents' example sentences, in order, each once (for phrase-level biasing)."""
+        return tuple(dict.fromkeys(e for intent in self.intents for e in intent.examples))
 
     def entry_for(self, digit: str) -> MenuEntry:
         """The entry for *digit*; an unmapped key says ``invalid_digit`` and stays on the line."""
@@ -385,7 +392,7 @@ def _intents(check: _Checker, raw: object) -> tuple[Intent, ...]:
             check.fail(path, f"expected a table, got {_toml_type(value)}")
         for key in value:
             if key not in _INTENT_KEYS:
-                check.fail((*path, key), "unknown key (expected phrases, say, action)")
+                check.fail((*path, key), "unknown key (expected phrases, say, action, examples)")
         phrases_raw = value.get("phrases")
         if not isinstance(phrases_raw, list) or not phrases_raw:
             check.fail((*path, "phrases"), "expected a non-empty array of strings")
@@ -404,6 +411,14 @@ def _intents(check: _Checker, raw: object) -> tuple[Intent, ...]:
             if phrase not in phrases:
                 phrases.append(phrase)
                 terms.append(" ".join(item.split()))
+        examples_raw = value.get("examples", [])
+        if not isinstance(examples_raw, list) or len(examples_raw) > _MAX_PHRASES:
+            check.fail((*path, "examples"), f"expected an array of at most {_MAX_PHRASES} strings")
+        examples: list[str] = []
+        for item in examples_raw:
+            if not isinstance(item, str) or not normalise(item) or len(item) > 200:
+                check.fail((*path, "examples"), "expected sentences of 1..200 characters")
+            examples.append(" ".join(item.split()))
         action_raw = value.get("action", "say")
         try:
             action = IntentAction(action_raw)
@@ -416,7 +431,7 @@ def _intents(check: _Checker, raw: object) -> tuple[Intent, ...]:
             say = check.text_field(value["say"], (*path, "say"))
         elif "say" in value:
             check.fail((*path, "say"), f"not used with action {action.value!r}")
-        out.append(Intent(name, tuple(phrases), action, say, tuple(terms)))
+        out.append(Intent(name, tuple(phrases), action, say, tuple(terms), tuple(examples)))
     return tuple(out)
 
 

@@ -182,10 +182,9 @@ class Listener:
         if provider is SttProvider.LOCAL:
             # The local ear's grammar is a loop over the key terms: every sound is forced into
             # one, so single intent words alone turn a caller's sentence into noise words
-            # ("what are the tour dates" -> "bye"). Whole caller phrases make it work.
-            from hotline.ear.phrases import PHRASES
-
-            keyterms = tuple(dict.fromkeys([*keyterms, *PHRASES]))
+            # ("what are the tour dates" -> "bye"). The script's example sentences (whole
+            # phrases callers say) come first.
+            keyterms = tuple(dict.fromkeys([*hub.script.caller_phrases(), *keyterms]))
         config = SttConfig(
             provider=provider,
             url=(url if provider is SttProvider.LOCAL else listen.stt_url) or "",

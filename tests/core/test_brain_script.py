@@ -199,3 +199,16 @@ def test_default_script_intents(said: str, intent: str) -> None:
         assert found.action is IntentAction.GOODBYE
     assert s.fallback and s.brain_error and s.llm.system_prompt
     assert "tour dates" in s.keyterms()
+
+
+def test_intent_examples_are_the_caller_phrases() -> None:
+
+    script = default_script()
+    phrases = script.caller_phrases()
+    assert "What are the tour dates?" in phrases and "I want to talk to a person" in phrases
+    assert len(phrases) == len(set(phrases))
+    with pytest.raises(ConfigError, match="examples"):
+        load_script(
+            'greeting = "Hi"\ngoodbye = "Bye"\ninvalid_digit = "?"\n'
+            '[intents.x]\nphrases = ["x"]\nsay = "X"\nexamples = [3]\n'
+        )

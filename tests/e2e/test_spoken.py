@@ -139,7 +139,8 @@ async def spoken_questions_are_recognised_and_answered_with_the_intent_line() ->
             want = expected_line(intent, previous)
             assert line["text"].strip() == want.strip(), (question, line)
             # The answer's audio arrived after the question was spoken.
-            assert sum(1 for wall, _, _ in tw.heard.frames if wall > spoke_at) > 50
+            # over 1 s of reply audio (µ-law bytes: outbound media messages are batched)
+            assert sum(len(f) for wall, _, f in tw.heard.frames if wall > spoke_at) > 50 * 160
             previous = want
             if intent == "goodbye":
                 await tw.wait_for(lambda: tw.stopped.is_set(), 20)
@@ -222,8 +223,8 @@ async def press_and_hear(run: Running, tw: FakeTwilio, digit: str) -> None:
     t = await wait_entries(run, tw, "hotline", before + 1, 15)
     line = entries(t, "hotline")[before]
     assert line["text"] == SCRIPT.entry_for(digit).say
-    frames_before = len(tw.heard.frames)
-    await tw.wait_for(lambda: len(tw.heard.frames) > frames_before + 50, 15)
+    heard_before = len(tw.heard.audio())
+    await tw.wait_for(lambda: len(tw.heard.audio()) > heard_before + 50 * 160, 15)
 
 
 def test_stt_refused_at_connect_the_call_goes_on_with_dtmf(
