@@ -617,7 +617,8 @@ class EarProcess:
             "hotline.ear",
             "--port",
             str(port),
-            stdin=asyncio.subprocess.DEVNULL,
+            "--watch-stdin",
+            stdin=asyncio.subprocess.PIPE,  # closed when this process exits, however it exits
             stdout=asyncio.subprocess.PIPE,
         )
         assert proc.stdout is not None
@@ -656,16 +657,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keyterm", action="append", default=[], help="default key term (repeatable)"
     )
+    parser.add_argument(
+        "--watch-stdin",
+        action="store_true",
+        help="exit when stdin reaches end of file (the embedding server is gone)",
+    )
 
 
-async def _serve(cfg: EarConfig, host: str, port: int) -> None:
+async def _serve(cfg: EarConfig, host: str, port: int, watch_stdin: bool = False) -> None:
     import signal
+    import sys
+    import threading
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if watch_stdin:
+        # Embedded by a server: its end of our stdin closes when it exits, however it exits
+        # (kill -9 included), and then so do we: never an orphan holding ports and pipes.
+        def _watch() -> None:
+            with contextlib.suppress(OSError, ValueError):
+                while sys.stdin.buffer.read(4096):
+                    pass
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=_watch, name="hotline-ear-parent", daemon=True).start()
     ear = LocalEar(cfg)
     await ear.start(host, port)
     print(
@@ -690,7 +708,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"hotline ear: {exc}")
         return 2
     try:
-        asyncio.run(_serve(cfg, args.host, args.port))
+        asyncio.run(_serve(cfg, args.host, args.port, args.watch_stdin))
     except OSError as exc:
         print(f"hotline ear: cannot listen on {args.host}:{args.port}: {exc}")
         return 1
