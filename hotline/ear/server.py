@@ -356,7 +356,7 @@ class _DeepgramSession(_Session):
         while True:
             try:
                 raw = await asyncio.wait_for(self.ws.recv(), self.cfg.idle_close_s)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin on 3.10
                 await self.ws.close(1011, "NET-0001")
                 return
             except ConnectionClosed:
@@ -624,7 +624,7 @@ class EarProcess:
         assert proc.stdout is not None
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin on 3.10
             line = b""
         if not line.startswith(b"local ear on "):
             with contextlib.suppress(ProcessLookupError):
@@ -640,7 +640,7 @@ class EarProcess:
                 self.proc.terminate()
             try:
                 await asyncio.wait_for(self.proc.wait(), 5.0)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin on 3.10
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 await self.proc.wait()

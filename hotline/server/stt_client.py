@@ -284,7 +284,7 @@ class SttStream:
                     self.status = SttStatus.FAILED
                     self._drop_buffer()
                     return
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
+            except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
                 self.stats.connect_failures += 1
                 self._log_once("connect_failed", "stt connect failed (%s)", type(exc).__name__)
                 await self._emit(SttError("connect_failed", type(exc).__name__, False))
@@ -404,7 +404,7 @@ class SttStream:
             elif self._buffered:
                 # Wait briefly for the rest of a chunk rather than sending 20 ms messages.
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.chunk_ms / 1000)
                 if 0 < self._buffered < chunk and not self._commit_requested:
                     await self._send_audio(ws, proto, self._buffered)
@@ -413,7 +413,7 @@ class SttStream:
                 try:
                     timeout = self.config.keepalive_s if deepgram is not None else None
                     await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
+                except asyncio.TimeoutError:  # not the builtin on 3.10
                     if deepgram is not None:
                         await ws.send(deepgram.keep_alive())
                         self.stats.keepalives += 1
