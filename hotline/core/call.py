@@ -598,8 +598,8 @@ class Call:
 
     def _turn_events(self, now: float) -> None:
         turns = self.turns
-        if turns is None:
-            return
+        if turns is None or not turns.has_events:
+            return  # the common case, once per inbound frame: nothing to hand out
         for event in turns.events():
             if isinstance(event, Interrupt):
                 if self._can_barge_in(now):

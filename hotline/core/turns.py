@@ -170,6 +170,11 @@ class TurnTaker:
         """When :meth:`poll` must run if nothing else happens (the final-transcript wait)."""
         return self._deadline
 
+    @property
+    def has_events(self) -> bool:
+        """True if :meth:`events` would return something (checked per frame, so no list is made)."""
+        return bool(self._events)
+
     def events(self) -> list[TurnEvent]:
         """Return and forget the events, in order."""
         out, self._events = self._events, []
