@@ -43,11 +43,6 @@ for line in open(sys.argv[1]).read().split():
 if bad:
     sys.exit("ci-floors: not the floors: " + ", ".join(bad))
 PY
-# KNOWN FAILURE, left out loudly rather than hidden: at the floors on 3.10 the STT client's runs
-# against the local ear lose their stream and time out, while the ear alone answers the same
-# phrases correctly there. Under investigation (see the closing note of the session that added it).
-echo "ci-floors: LEFT OUT tests/server/test_stt_client.py (known floors failure, under investigation)"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider -x \
-  tests/codec tests/core tests/server tests/deploy tests/scale/test_redis_backend.py \
-  --ignore tests/server/test_stt_client.py
+  tests/codec tests/core tests/server tests/deploy tests/scale/test_redis_backend.py
 echo "ci-floors: passed in $(( $(date +%s) - start )) s"

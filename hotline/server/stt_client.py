@@ -185,6 +185,7 @@ class SttStream:
         self._commit_requested = False
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._in_connect = False  # inside websockets.connect() (see aclose)
         self._logged: set[str] = set()
 
     # -- the caller's side (sync, never blocks)
@@ -233,7 +234,16 @@ class SttStream:
         self._wake.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            if self._in_connect:
+                # Cancelling websockets' connect() mid-handshake can leave its socket open (an
+                # unclosed-transport warning): let the bounded handshake finish instead; _run
+                # closes what it opened as soon as it sees _closing.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(task), self.config.connect_timeout_s + 1.0
+                    )
+            if not task.done():
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.status is not SttStatus.OFF:
@@ -264,6 +274,7 @@ class SttStream:
             url = proto.url(self.config.base_url())
             headers = proto.headers(self.config.api_key) if self.config.api_key else {}
             self.status = SttStatus.CONNECTING
+            self._in_connect = True
             try:
                 ws = await connect(
                     url,
@@ -289,6 +300,11 @@ class SttStream:
                 self._log_once("connect_failed", "stt connect failed (%s)", type(exc).__name__)
                 await self._emit(SttError("connect_failed", type(exc).__name__, False))
             else:
+                self._in_connect = False
+                if self._closing:  # aclose() waited for this handshake: close what it opened
+                    with contextlib.suppress(Exception):
+                        await ws.close()
+                    return
                 self.stats.connects += 1
                 try:
                     fatal = await self._session(ws, proto)
@@ -303,6 +319,7 @@ class SttStream:
                     return
                 if self.status is SttStatus.LIVE:  # had been working: reconnect promptly
                     backoff = self.config.backoff_s
+            self._in_connect = False
             self.status = SttStatus.RECONNECTING
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.config.backoff_max_s)

@@ -50,7 +50,7 @@ class Recorder:
         async def loop() -> None:
             while not pred():  # status changes come without an event: poll too
                 self.changed.clear()
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), 0.05)
 
         await asyncio.wait_for(loop(), timeout)
