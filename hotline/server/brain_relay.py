@@ -42,6 +42,7 @@ from hotline.core.relay import RelaySession
 from hotline.core.script import CallScript
 from hotline.core.script_brain import ScriptBrain
 from hotline.errors import RelayProtocolError
+from hotline.server.tls import ssl_for
 
 __all__ = ["RelayBrain", "relay_signature"]
 
@@ -100,6 +101,7 @@ class RelayBrain:
         try:
             self._ws = await connect(
                 self.url,
+                ssl=ssl_for(self.url),
                 additional_headers=headers,
                 open_timeout=self.open_timeout,
                 max_size=1 << 20,

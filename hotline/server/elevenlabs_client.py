@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from hotline.core.elevenlabs import ElevenLabsStream, stream_input_url
 from hotline.core.events import TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError, TTSError
+from hotline.server.tls import ssl_for
 
 __all__ = ["TTSConfig", "TTSFailed", "TextFeed", "synthesize"]
 
@@ -151,8 +152,10 @@ async def synthesize(
     )
     headers = {"xi-api-key": config.api_key} if config.api_key else None
     try:
+        url = config.url()
         ws_cm = connect(
-            config.url(),
+            url,
+            ssl=ssl_for(url),
             additional_headers=headers,
             open_timeout=config.open_timeout,
             close_timeout=1.0,

@@ -43,6 +43,7 @@ from hotline.core.stt import (
     SttSpeechStarted,
 )
 from hotline.errors import ConfigError, SttProtocolError
+from hotline.server.tls import ssl_for
 
 __all__ = ["SttConfig", "SttProvider", "SttStats", "SttStatus", "SttStream"]
 
@@ -181,6 +182,8 @@ class SttStream:
         self._buffer: deque[bytes] = deque()
         self._buffered = 0
         self._limit = config.buffer_ms * _BYTES_PER_MS
+        #: feed() wakes the sender only once a whole message's worth is buffered (not per 20 ms).
+        self._chunk = config.chunk_ms * _BYTES_PER_MS
         self._wake = asyncio.Event()
         self._commit_requested = False
         self._task: asyncio.Task[None] | None = None
@@ -216,7 +219,8 @@ class SttStream:
             else:
                 self._buffered -= len(old)
                 self.stats.audio_bytes_dropped += len(old)
-        self._wake.set()
+        if self._buffered >= self._chunk:
+            self._wake.set()
 
     def commit(self) -> None:
         """End the current utterance now (Scribe commit / Deepgram Finalize), after queued audio."""
@@ -278,6 +282,7 @@ class SttStream:
             try:
                 ws = await connect(
                     url,
+                    ssl=ssl_for(url),
                     additional_headers=headers,
                     open_timeout=self.config.connect_timeout_s,
                     compression=None,
@@ -406,34 +411,48 @@ class SttStream:
         return fatal
 
     async def _send_loop(self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> None:
-        chunk = self.config.chunk_ms * _BYTES_PER_MS
+        loop = asyncio.get_running_loop()
+        chunk = self._chunk
+        # A part message goes when no whole one has filled for two message lengths (the caller's
+        # audio paused or ended); Twilio's 50 payloads a second fill one long before that.
+        flush_after = 2 * self.config.chunk_ms / 1000
         deepgram = proto if isinstance(proto, DeepgramLive) else None
-        # Checked every turn: asyncio.wait_for on Python < 3.12 can swallow a cancel that
-        # lands as the awaited event fires (aclose() sets the event, then cancels).
+        keepalive_s = self.config.keepalive_s
+        last_sent = loop.time()
+        # Checked every turn: aclose() sets the event, then cancels, and a cancel that lands as
+        # the awaited event fires must not leave the loop running.
         while not self._closing:
             if self._buffered >= chunk:
                 await self._send_audio(ws, proto, chunk)
-            elif self._commit_requested:
+                last_sent = loop.time()
+                continue
+            if self._commit_requested:
                 if self._buffered:
                     await self._send_audio(ws, proto, self._buffered)
                 self._commit_requested = False
                 await ws.send(proto.commit())
-            elif self._buffered:
-                # Wait briefly for the rest of a chunk rather than sending 20 ms messages.
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.chunk_ms / 1000)
-                if 0 < self._buffered < chunk and not self._commit_requested:
-                    await self._send_audio(ws, proto, self._buffered)
-            else:
-                self._wake.clear()
-                try:
-                    timeout = self.config.keepalive_s if deepgram is not None else None
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except asyncio.TimeoutError:  # not the builtin on 3.10
-                    if deepgram is not None:
-                        await ws.send(deepgram.keep_alive())
-                        self.stats.keepalives += 1
+                last_sent = loop.time()
+                continue
+            # Asleep until a whole message is buffered (feed() wakes it then, not per 20 ms
+            # payload), a commit, aclose() or the timer: one timer per message, no task.
+            self._wake.clear()
+            timeout = flush_after
+            if deepgram is not None and not self._buffered:
+                timeout = max(0.0, min(timeout, keepalive_s - (loop.time() - last_sent)))
+            timer = loop.call_later(timeout, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
+            if self._closing or self._commit_requested or self._buffered >= chunk:
+                continue
+            if self._buffered:
+                await self._send_audio(ws, proto, self._buffered)
+                last_sent = loop.time()
+            elif deepgram is not None and loop.time() - last_sent >= keepalive_s:
+                await ws.send(deepgram.keep_alive())
+                self.stats.keepalives += 1
+                last_sent = loop.time()
 
     async def _send_audio(
         self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive, n: int

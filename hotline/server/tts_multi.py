@@ -33,6 +33,7 @@ from hotline.core.elevenlabs import MAX_CONTEXTS, ElevenLabsMultiStream, multi_s
 from hotline.core.events import TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import FEED_WAIT, TextFeed, TTSConfig, TTSFailed
+from hotline.server.tls import ssl_for
 
 __all__ = ["MultiStats", "MultiTTS", "Preconnects"]
 
@@ -361,6 +362,7 @@ class MultiTTS:
             try:
                 ws = await connect(
                     self.url,
+                    ssl=ssl_for(self.url),
                     additional_headers=headers,
                     open_timeout=cfg.open_timeout,
                     close_timeout=1.0,

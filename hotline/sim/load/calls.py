@@ -192,12 +192,21 @@ async def run_load(opts: LoadOptions) -> dict[str, Any]:
             extra_env=opts.server_env,
         ) as srv:
             result = await _run(
-                opts, srv.url, srv.auth_token, srv.admin_token, srv.pid, srv.voice_pid
+                opts,
+                srv.url,
+                srv.auth_token,
+                srv.admin_token,
+                srv.pid,
+                srv.voice_pid,
+                srv.ear_pid,
             )
             result["server"]["spawned"] = {
                 "voice": "embedded"
                 if opts.embedded_voice
                 else "separate process (hotline tts-standin)",
+                "stt": "the local ear in its own process (Scribe protocol)"
+                if srv.ear_pid
+                else opts.server_env.get("HOTLINE_STT", "the server's default"),
                 "first_chunk_delay_ms": opts.first_chunk_delay * 1000.0,
                 "env": dict(opts.server_env),
                 "log_tail": _tail(srv.log_path, 8) if result["errors"]["total"] else "",
@@ -215,6 +224,7 @@ async def _run(
     admin: str | None,
     pid: int | None,
     voice_pid: int | None,
+    ear_pid: int | None = None,
 ) -> dict[str, Any]:
     import httpx
 
@@ -223,6 +233,7 @@ async def _run(
         before = await _get_metrics(client, base)
         proc_before = proc_sample(pid) if pid else None
         voice_before = proc_sample(voice_pid) if voice_pid else None
+        ear_before = proc_sample(ear_pid) if ear_pid else None
         cpu0, wall0 = time.process_time(), time.monotonic()
         reports: list[CallReport]
         soak: dict[str, Any] | None = None
@@ -244,6 +255,7 @@ async def _run(
         after = await _get_metrics(client, base)
         proc_after = proc_sample(pid) if pid else None
         voice_after = proc_sample(voice_pid) if voice_pid else None
+        ear_after = proc_sample(ear_pid) if ear_pid else None
         healthy = await _health(client, base)
     return build_report(
         RunFigures(
@@ -257,6 +269,8 @@ async def _run(
             proc_after=proc_after,
             voice_before=voice_before,
             voice_after=voice_after,
+            ear_before=ear_before,
+            ear_after=ear_after,
             wall=wall,
             cpu_self=cpu_self,
             remaining=remaining,

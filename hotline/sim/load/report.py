@@ -62,6 +62,8 @@ class RunFigures:
     cpu_self: float  # CPU seconds of this (the load generator's) process
     remaining: int | None  # calls still listed in /calls after the run
     healthy: bool  # /health answered after the run
+    ear_before: ProcSample | None = None  # the separate local ear (the STT stand-in)
+    ear_after: ProcSample | None = None
 
 
 def build_report(run: RunFigures) -> dict[str, Any]:
@@ -130,6 +132,12 @@ def build_report(run: RunFigures) -> dict[str, Any]:
     server["rss_mb_after"] = None if rss_after is None else round(rss_after / 2**20, 2)
     server["healthy_after"] = healthy
     server["active_calls_after"] = remaining
+    eb, ea = run.ear_before, run.ear_after
+    if eb is not None and ea is not None:
+        server["ear_process"] = {
+            "cpu_s": round(ea.cpu_s - eb.cpu_s, 3),
+            "rss_mb_after": round(ea.rss_bytes / 2**20, 2),
+        }
     if vb is not None and va is not None:
         server["voice_process"] = {
             "cpu_s": round(va.cpu_s - vb.cpu_s, 3),
@@ -226,6 +234,8 @@ def summary(result: Mapping[str, Any]) -> str:
     )
     if "voice_process" in s:
         lines.append(f"  voice process CPU     {_fmt(s['voice_process']['cpu_s'], ' s')}")
+    if "ear_process" in s:
+        lines.append(f"  ear (STT) process CPU {_fmt(s['ear_process']['cpu_s'], ' s')}")
     lines.append(
         f"  server RSS            {_fmt(s.get('rss_mb_before'), ' MB')} -> "
         f"{_fmt(s.get('rss_mb_after'), ' MB')}"

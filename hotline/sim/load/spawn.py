@@ -33,6 +33,8 @@ class SpawnedServer:
     voice_pid: int | None
     log_path: str
     first_chunk_delay: float
+    #: The local ear in its own process, as the server's Scribe service (None: not spawned).
+    ear_pid: int | None = None
 
 
 def _tail(path: str, lines: int = 20) -> str:
@@ -53,7 +55,14 @@ async def spawn_server(
     startup_timeout: float = 30.0,
 ) -> AsyncIterator[SpawnedServer]:
     """``hotline serve --insecure-dev`` (plus ``hotline tts-standin`` unless ``embedded_voice``) as
-    child processes on free loopback ports, with generated tokens; stopped on exit."""
+    child processes on free loopback ports, with generated tokens; stopped on exit.
+
+    With the voice in its own process the server is configured as a deployment is: ElevenLabs
+    for the voice *and* for speech-to-text (Scribe realtime, the default once
+    ``ELEVENLABS_API_KEY`` is set), the local ear (``python -m hotline.ear``) standing in for
+    Scribe in a third process, so every call streams its caller's audio to a recogniser over
+    the real client path. ``HOTLINE_STT`` or ``HOTLINE_STT_URL`` in ``extra_env`` overrides
+    that (e.g. ``HOTLINE_STT=off``)."""
     import httpx
 
     auth_token = secrets.token_hex(16)
@@ -78,6 +87,7 @@ async def spawn_server(
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
     voice_pid: int | None = None
+    ear_pid: int | None = None
     try:
         if not embedded_voice:
             voice_port = _free_port()
@@ -107,6 +117,30 @@ async def spawn_server(
                 ELEVENLABS_API_KEY=voice_key, ELEVENLABS_BASE_URL=f"ws://127.0.0.1:{voice_port}"
             )
             await _wait_port(voice_port, vproc, startup_timeout, os.path.join(logdir, "voice.log"))
+            if not {"HOTLINE_STT", "HOTLINE_STT_URL"} & set(extra_env or {}):
+                ear_port = _free_port()
+                elog = open(os.path.join(logdir, "ear.log"), "wb")
+                logs.append(elog)
+                eproc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "hotline.ear",
+                        "--port",
+                        str(ear_port),
+                        "--api-key",
+                        voice_key,
+                    ],
+                    stdout=elog,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+                procs.append(eproc)
+                ear_pid = eproc.pid
+                env.update(HOTLINE_STT_URL=f"ws://127.0.0.1:{ear_port}")
+                await _wait_port(
+                    ear_port, eproc, startup_timeout, os.path.join(logdir, "ear.log"), "the ear"
+                )
         slog = open(log_path, "wb")
         logs.append(slog)
         proc = subprocess.Popen(
@@ -141,7 +175,7 @@ async def spawn_server(
                     raise RuntimeError(f"hotline serve did not start:\n{_tail(log_path)}")
                 await asyncio.sleep(0.1)
         yield SpawnedServer(
-            url, auth_token, admin_token, proc.pid, voice_pid, log_path, first_chunk_delay
+            url, auth_token, admin_token, proc.pid, voice_pid, log_path, first_chunk_delay, ear_pid
         )
     finally:
         for p in reversed(procs):
@@ -159,11 +193,17 @@ async def spawn_server(
             shutil.rmtree(logdir, ignore_errors=True)
 
 
-async def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: str) -> None:
+async def _wait_port(
+    port: int,
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    log: str,
+    what: str = "hotline tts-standin",
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"hotline tts-standin exited with {proc.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{_tail(log)}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -173,7 +213,7 @@ async def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, l
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"hotline tts-standin did not start:\n{_tail(log)}")
+            raise RuntimeError(f"{what} did not start:\n{_tail(log)}")
         await asyncio.sleep(0.1)
 
 
