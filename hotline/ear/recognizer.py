@@ -198,7 +198,9 @@ class Recognizer:
         self.phrases: tuple[str, ...] = ()
         self.fallbacks = 0
         self.grammar = self._grammar_for(config.keyterms)
-        self._decoder = self._build()
+        # Built at the first speech onset: a session that hears only silence (most of a load
+        # run's) never pays for one; the grammar was checked above.
+        self._decoder: Any = None
         self._resampler = Resampler(8000, 16000)
         self._segment_pcm: list[bytes] = []
         self._carry = b""
@@ -279,6 +281,8 @@ class Recognizer:
     def _open(self, start: int, audio: list[bytes]) -> None:
         self._resampler.reset()
         self._segment_pcm = []
+        if self._decoder is None:
+            self._decoder = self._build()
         self._decoder.start_utt()
         self._in_segment = True
         self._seg_start = start

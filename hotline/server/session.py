@@ -49,6 +49,7 @@ from hotline.errors import ProtocolError
 from hotline.server.hub import CallMode, Hub
 from hotline.server.listen import Listener, new_brain
 from hotline.server.logs import mask_number
+from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
 from hotline.server.speech import CallSpeech
 
@@ -112,6 +113,8 @@ class CallSession:
         self._tts_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._error_kinds: dict[str, int] = {}
+        #: The connection's direct path (None: ASGI receive/send), set by run().
+        self._direct: DirectSocket | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -170,10 +173,14 @@ class CallSession:
         self.hub.registry.attach(self)
         no_start = asyncio.get_running_loop().call_later(START_TIMEOUT, self._start_timeout)
         try:
-            self._tasks = [
-                asyncio.create_task(self._receive_loop(), name="hotline-receive"),
-                asyncio.create_task(self._send_loop(), name="hotline-send"),
-            ]
+            # uvicorn with hotline's protocol hands each message to on_text() as it is parsed
+            # (no receive task); any other server goes through ASGI.
+            self._direct = direct_socket(self.ws.scope, self)
+            if self._direct is None:
+                self._tasks.append(
+                    asyncio.create_task(self._receive_loop(), name="hotline-receive")
+                )
+            self._tasks.append(asyncio.create_task(self._send_loop(), name="hotline-send"))
             await self._done.wait()
         finally:
             no_start.cancel()
@@ -187,55 +194,83 @@ class CallSession:
     # ------------------------------------------------------------------ tasks
 
     async def _receive_loop(self) -> None:
-        ws = self.ws
-        call = self.call
-        receive = ws.receive
-        wake = self._wake
+        """The ASGI path (a server without :mod:`hotline.server.media_ws`'s direct path)."""
+        receive = self.ws.receive
         try:
             while True:
                 message = await receive()
                 text = message.get("text")
-                if text is None and message["type"] == "websocket.disconnect":
-                    if message.get("code") == 1009:
-                        # uvicorn's ws_max_size refused a message over MAX_MESSAGE bytes.
-                        self.hub.metrics.protocol_errors.labels("twilio").inc()
-                        log.warning(
-                            "call %s: a message over %d bytes: stream closed (1009)",
-                            self.label,
-                            MAX_MESSAGE,
-                        )
-                    self._finish("twilio disconnected", code=None)
+                if text is not None:
+                    self.on_text(text)
+                elif message["type"] == "websocket.disconnect":
+                    self.on_disconnect(int(message.get("code") or 1005))
                     return
-                now = clock()
-                try:
-                    if text is not None:
-                        if len(text) > MAX_MESSAGE:
-                            raise ProtocolError(f"message over {MAX_MESSAGE} bytes")
-                        call.receive_text(text, now)
-                    else:
-                        call.receive_bytes(message.get("bytes") or b"")
-                except ProtocolError as exc:
-                    self.bad_message("twilio", exc)
-                    continue
-                # Most messages are inbound audio that changes nothing to send: wake the
-                # sender only when there is something for it to do, or its wake time (cached
-                # by the sender when it went to sleep) has passed.
-                if call.has_actions:
-                    for action in call.actions():
-                        self._execute(action)
-                    wake.set()
-                elif call.has_data_to_send or now >= self._wake_at:
-                    wake.set()
+                else:
+                    self.on_bytes(message.get("bytes") or b"")
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("call %s: receive loop failed", self.label)
             self._finish("internal error", code=1011)
 
+    # The receiving side, called per Twilio message: by the ASGI loop above, or directly from
+    # the connection's data_received (media_ws.DirectSink). Never raises.
+
+    def on_text(self, text: str) -> None:
+        now = clock()
+        call = self.call
+        try:
+            if len(text) > MAX_MESSAGE:
+                raise ProtocolError(f"message over {MAX_MESSAGE} bytes")
+            call.receive_text(text, now)
+        except ProtocolError as exc:
+            self.bad_message("twilio", exc)
+            return
+        except Exception:
+            log.exception("call %s: a Twilio message failed", self.label)
+            self._finish("internal error", code=1011)
+            return
+        # Most messages are inbound audio that changes nothing to send: wake the sender only
+        # when there is something for it to do, or its wake time (cached by the sender when it
+        # went to sleep) has passed.
+        try:
+            if call.has_actions:
+                for action in call.actions():
+                    self._execute(action)
+                self._wake.set()
+            elif call.has_data_to_send or now >= self._wake_at:
+                self._wake.set()
+        except Exception:
+            log.exception("call %s: receive loop failed", self.label)
+            self._finish("internal error", code=1011)
+
+    def on_bytes(self, data: bytes) -> None:
+        try:
+            self.call.receive_bytes(data)
+        except ProtocolError as exc:
+            self.bad_message("twilio", exc)
+
+    def on_disconnect(self, code: int) -> None:
+        if code == 1009 and not self._done.is_set():
+            # uvicorn's ws_max_size refused a message over MAX_MESSAGE bytes.
+            self.hub.metrics.protocol_errors.labels("twilio").inc()
+            log.warning(
+                "call %s: a message over %d bytes: stream closed (1009)", self.label, MAX_MESSAGE
+            )
+        self._finish("twilio disconnected", code=None)
+
+    async def _send_direct(self, message: str) -> None:
+        direct = self._direct
+        assert direct is not None
+        if direct.write_paused:  # Twilio reads slowly: wait, as ASGI's send() would
+            await direct.wait_writable()
+        if not direct.send_text(message):
+            raise ConnectionResetError("media stream closed")
+
     async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
         call = self.call
-        send_text = self.ws.send_text
+        send_text = self._send_direct if self._direct is not None else self.ws.send_text
         wake = self._wake
         try:
             while True:

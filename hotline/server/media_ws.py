@@ -1,0 +1,165 @@
+"""uvicorn's sans-I/O WebSocket protocol with a direct path for hotline's media streams.
+
+Through ASGI every inbound Twilio message (50 a second per call) costs: a dict put on an
+``asyncio.Queue``, the transport's reading paused and resumed (two ``epoll_ctl`` calls), a
+future woken, the receiving task switched in, and Starlette's ``receive()`` wrappers; every
+outbound one an awaited ``send()`` through the same layers. At 100 calls that was most of the
+server's CPU outside the codec. :class:`MediaWebSocketProtocol` is uvicorn's own
+``websockets-sansio`` protocol (the handshake, frame parsing, size limit, close handshake and
+every ASGI path stay uvicorn's), plus one ASGI scope extension, :data:`DIRECT`: after
+``websocket.accept`` the app may call ``attach(sink)``, and from then on
+
+* each message is handed to ``sink.on_text`` / ``sink.on_bytes`` *inside* ``data_received``
+  (synchronously, in arrival order, reading never paused), and the disconnect (peer close,
+  lost connection, an oversized or invalid frame, server shutdown) to ``sink.on_disconnect``;
+* :meth:`DirectSocket.send_text` writes one unmasked text frame straight to the transport.
+
+The app still closes through ASGI (``websocket.close``), so uvicorn's close handshake and
+timers are untouched. Servers or clients that are not this protocol (Starlette's TestClient,
+``--ws wsproto``, another ASGI server) do not offer the extension, and the app uses ASGI.
+
+The swap is made at the one place every uvicorn version of this protocol routes events
+through (``self.queue.put_nowait``), so it does not depend on how a version assembles frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any, Protocol
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+__all__ = ["DIRECT", "DirectSink", "DirectSocket", "MediaWebSocketProtocol", "direct_socket"]
+
+log = logging.getLogger("hotline.ws")
+
+#: The ASGI scope extension's key: ``scope["extensions"][DIRECT]["attach"](sink)``.
+DIRECT = "hotline.direct"
+
+_TEXT_FIN = 0x81
+_pack16 = struct.Struct("!BBH").pack
+_pack64 = struct.Struct("!BBQ").pack
+
+
+class DirectSink(Protocol):
+    """What receives a directly attached connection's messages (called in ``data_received``;
+    must not raise, must not block)."""
+
+    def on_text(self, text: str) -> None: ...
+    def on_bytes(self, data: bytes) -> None: ...
+    def on_disconnect(self, code: int) -> None: ...
+
+
+class _SinkQueue:
+    """Stands in for the protocol's ASGI receive queue once a sink is attached."""
+
+    __slots__ = ("_protocol", "_sink")
+
+    def __init__(self, protocol: MediaWebSocketProtocol, sink: DirectSink) -> None:
+        self._protocol = protocol
+        self._sink = sink
+
+    def put_nowait(self, message: Any) -> None:
+        kind = message["type"]
+        try:
+            if kind == "websocket.receive":
+                text = message.get("text")
+                if text is not None:
+                    self._sink.on_text(text)
+                else:
+                    self._sink.on_bytes(message.get("bytes") or b"")
+            elif kind == "websocket.disconnect":
+                self._protocol.direct_closed = True
+                self._sink.on_disconnect(int(message.get("code", 1005)))
+        except Exception:  # the sink's bug must not take the connection's parser down
+            log.exception("media stream: the direct sink raised")
+
+    def empty(self) -> bool:
+        return True
+
+    async def get(self) -> dict[str, Any]:
+        raise RuntimeError("receive() on a WebSocket attached directly (hotline.direct)")
+
+
+class DirectSocket:
+    """The sending half of an attached connection."""
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, protocol: MediaWebSocketProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    @property
+    def open(self) -> bool:
+        p = self._protocol
+        return not (p.close_sent or p.direct_closed or self._transport.is_closing())
+
+    @property
+    def write_paused(self) -> bool:
+        """The transport's buffer is over its high-water mark (the peer reads slowly)."""
+        return not self._protocol.writable.is_set()
+
+    async def wait_writable(self) -> None:
+        await self._protocol.writable.wait()
+
+    def send_text(self, text: str) -> bool:
+        """Write one text message as a single frame; False (nothing written) once closing."""
+        if not self.open:
+            return False
+        payload = text.encode()
+        n = len(payload)
+        if n < 126:
+            header = bytes((_TEXT_FIN, n))
+        elif n < 65536:
+            header = _pack16(_TEXT_FIN, 126, n)
+        else:
+            header = _pack64(_TEXT_FIN, 127, n)
+        self._transport.write(header + payload)
+        return True
+
+
+class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's ``websockets-sansio`` protocol offering the :data:`DIRECT` extension."""
+
+    direct_closed = False
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        # The app's task was created, not yet run: the extension is there when it starts.
+        if scope is not None and not self.close_sent:
+            scope["extensions"][DIRECT] = {"attach": self.attach}
+
+    def attach(self, sink: DirectSink) -> DirectSocket | None:
+        """Deliver this connection's messages to ``sink`` from now on (after accept).
+
+        Messages already queued for ASGI are handed over first, in order. None: the
+        connection is not open (not accepted, closing or gone); use ASGI.
+        """
+        if not self.handshake_complete or self.close_sent or self.transport.is_closing():
+            return None
+        queue = self.queue
+        pending = []
+        while not queue.empty():
+            pending.append(queue.get_nowait())
+        direct = _SinkQueue(self, sink)
+        self.queue = direct  # type: ignore[assignment]
+        # Every later message goes straight to the sink: the base class pauses reading after
+        # queueing a message until receive() drains the queue, which nobody calls now.
+        if self.read_paused:
+            self.transport.resume_reading()
+        self.read_paused = True
+        for message in pending:
+            direct.put_nowait(message)
+        return DirectSocket(self)
+
+
+def direct_socket(scope: Any, sink: DirectSink) -> DirectSocket | None:
+    """Attach ``sink`` if the server's protocol offers :data:`DIRECT` (else None: use ASGI)."""
+    ext = (scope.get("extensions") or {}).get(DIRECT)
+    if not ext:
+        return None
+    attach = ext.get("attach")
+    return attach(sink) if attach is not None else None
