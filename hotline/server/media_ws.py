@@ -70,8 +70,11 @@ class _SinkQueue:
                 else:
                     self._sink.on_bytes(message.get("bytes") or b"")
             elif kind == "websocket.disconnect":
-                self._protocol.direct_closed = True
-                self._sink.on_disconnect(int(message.get("code", 1005)))
+                # The first says why (a close frame's code, 1009, ...); the connection's loss
+                # that follows repeats it as 1005/1006, which ASGI apps never read either.
+                if not self._protocol.direct_closed:
+                    self._protocol.direct_closed = True
+                    self._sink.on_disconnect(int(message.get("code", 1005)))
         except Exception:  # the sink's bug must not take the connection's parser down
             log.exception("media stream: the direct sink raised")
 
@@ -108,22 +111,43 @@ class DirectSocket:
         """Write one text message as a single frame; False (nothing written) once closing."""
         if not self.open:
             return False
-        payload = text.encode()
-        n = len(payload)
-        if n < 126:
-            header = bytes((_TEXT_FIN, n))
-        elif n < 65536:
-            header = _pack16(_TEXT_FIN, 126, n)
-        else:
-            header = _pack64(_TEXT_FIN, 127, n)
-        self._transport.write(header + payload)
+        self._transport.write(_text_frame(text))
         return True
+
+    def send_texts(self, texts: list[str]) -> bool:
+        """Write several text messages (a frame each) in one ``write``; False once closing."""
+        if not self.open:
+            return False
+        self._transport.write(b"".join([_text_frame(t) for t in texts]))
+        return True
+
+
+def _text_frame(text: str) -> bytes:
+    """One unmasked, final, uncompressed text frame (RFC 6455 5.2; a server never masks)."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        return bytes((_TEXT_FIN, n)) + payload
+    if n < 65536:
+        return _pack16(_TEXT_FIN, 126, n) + payload
+    return _pack64(_TEXT_FIN, 127, n) + payload
 
 
 class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol offering the :data:`DIRECT` extension."""
 
     direct_closed = False
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's drops the messages parsed from the same read as a bad frame; they came
+        # first and are handed on first, then the parser's close.
+        conn = self.conn
+        conn.receive_data(data)
+        if conn.parser_exc is not None:
+            self.handle_events()
+            self.handle_parser_exception()
+            return
+        self.handle_events()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

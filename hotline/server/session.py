@@ -267,10 +267,19 @@ class CallSession:
         if not direct.send_text(message):
             raise ConnectionResetError("media stream closed")
 
+    async def _send_direct_batch(self, messages: list[str]) -> None:
+        direct = self._direct
+        assert direct is not None
+        if direct.write_paused:
+            await direct.wait_writable()
+        if not direct.send_texts(messages):
+            raise ConnectionResetError("media stream closed")
+
     async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
         call = self.call
-        send_text = self._send_direct if self._direct is not None else self.ws.send_text
+        direct = self._direct
+        send_text = self._send_direct if direct is not None else self.ws.send_text
         wake = self._wake
         try:
             while True:
@@ -288,8 +297,11 @@ class CallSession:
                         else:
                             self._execute(action)
                 if firsts is None:
-                    for message in messages:
-                        await send_text(message)
+                    if direct is not None and len(messages) > 1:
+                        await self._send_direct_batch(messages)  # one write, one syscall
+                    else:
+                        for message in messages:
+                            await send_text(message)
                 else:
                     for index, message in enumerate(messages):
                         await send_text(message)
