@@ -49,6 +49,9 @@ class LoadOptions:
     # with spawn_server: more environment for `hotline serve`, e.g. {"ELEVENLABS_TRANSPORT":
     # "single", "HOTLINE_CACHE_BYTES": "0"} (the TTS path for every utterance)
     server_env: dict[str, str] = field(default_factory=dict)
+    # with spawn_server: run `hotline serve` on these CPUs only, and the voice, the ear and this
+    # generator on the others (the capacity ramp pins the server to one core)
+    server_cpus: frozenset[int] | None = None
 
 
 @dataclass
@@ -190,6 +193,7 @@ async def run_load(opts: LoadOptions) -> dict[str, Any]:
             first_chunk_delay=opts.first_chunk_delay,
             log_level=opts.server_log_level,
             extra_env=opts.server_env,
+            server_cpus=opts.server_cpus,
         ) as srv:
             result = await _run(
                 opts,

@@ -79,6 +79,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and hangs up; reports voice to voice (caller side, the server's per-stage split and "
         "hotline's own share). See hotline.sim.load.converse",
     )
+    parser.add_argument(
+        "--find-capacity",
+        action="store_true",
+        help="with --spawn-server: the server pinned to one core, raise N from --calls (doubling, "
+        "then bisecting) until a call underruns; report the largest N that holds",
+    )
+    parser.add_argument(
+        "--capacity-step",
+        type=int,
+        default=25,
+        metavar="N",
+        help="--find-capacity's resolution (default 25 calls)",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON report")
     parser.add_argument(
         "--no-uvloop", action="store_true", help="use asyncio's default loop, not uvloop"
@@ -150,6 +163,33 @@ def _run_converse(args: argparse.Namespace, opts: LoadOptions) -> int:
     return 0 if result["errors"]["total"] == 0 and result["answered"] == result["questions"] else 1
 
 
+def _run_capacity(args: argparse.Namespace, opts: LoadOptions) -> int:
+    from hotline.sim.load.capacity import capacity_summary, find_capacity, row_line
+
+    if not opts.spawn_server:
+        print("hotline load: --find-capacity needs --spawn-server", file=sys.stderr)
+        return 2
+    if len(os.sched_getaffinity(0)) < 2:
+        print("hotline load: --find-capacity needs two CPUs (server | generator)", file=sys.stderr)
+        return 2
+
+    def progress(row: dict[str, Any]) -> None:
+        if not args.json:
+            print(row_line(row), flush=True)
+
+    try:
+        result = run_async(
+            find_capacity(opts, step=max(1, args.capacity_step), on_row=progress),
+            use_uvloop=not args.no_uvloop,
+        )
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"hotline load: {exc}", file=sys.stderr)
+        return 1
+    # the rows were printed as they came
+    print(json.dumps(result, indent=2) if args.json else capacity_summary(result, rows=False))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         opts = options_from_args(args)
@@ -170,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.converse:
         return _run_converse(args, opts)
+    if getattr(args, "find_capacity", False):
+        return _run_capacity(args, opts)
     try:
         result = run_async(run_load(opts), use_uvloop=not args.no_uvloop)
     except (RuntimeError, ValueError, OSError) as exc:

@@ -53,6 +53,7 @@ async def spawn_server(
     log_level: str = "info",
     extra_env: Mapping[str, str] | None = None,
     startup_timeout: float = 30.0,
+    server_cpus: frozenset[int] | None = None,
 ) -> AsyncIterator[SpawnedServer]:
     """``hotline serve --insecure-dev`` (plus ``hotline tts-standin`` unless ``embedded_voice``) as
     child processes on free loopback ports, with generated tokens; stopped on exit.
@@ -62,7 +63,8 @@ async def spawn_server(
     ``ELEVENLABS_API_KEY`` is set), the local ear (``python -m hotline.ear``) standing in for
     Scribe in a third process, so every call streams its caller's audio to a recogniser over
     the real client path. ``HOTLINE_STT`` or ``HOTLINE_STT_URL`` in ``extra_env`` overrides
-    that (e.g. ``HOTLINE_STT=off``)."""
+    that (e.g. ``HOTLINE_STT=off``). ``server_cpus``: the server runs on those CPUs only, and
+    the voice, the ear and the calling process on the others."""
     import httpx
 
     auth_token = secrets.token_hex(16)
@@ -88,6 +90,7 @@ async def spawn_server(
     logs: list[Any] = []
     voice_pid: int | None = None
     ear_pid: int | None = None
+    own_cpus = os.sched_getaffinity(0)  # restored on exit (server_cpus moves this process)
     try:
         if not embedded_voice:
             voice_port = _free_port()
@@ -160,6 +163,13 @@ async def spawn_server(
             env=env,
         )
         procs.append(proc)
+        if server_cpus:
+            others = set(os.sched_getaffinity(0)) - set(server_cpus)
+            os.sched_setaffinity(proc.pid, server_cpus)
+            if others:
+                for helper in (voice_pid, ear_pid, 0):  # 0: this process
+                    if helper is not None:
+                        os.sched_setaffinity(helper, others)
         deadline = time.monotonic() + startup_timeout
         async with httpx.AsyncClient(timeout=2.0) as client:
             while True:
@@ -178,6 +188,8 @@ async def spawn_server(
             url, auth_token, admin_token, proc.pid, voice_pid, log_path, first_chunk_delay, ear_pid
         )
     finally:
+        if server_cpus:
+            os.sched_setaffinity(0, own_cpus)
         for p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
