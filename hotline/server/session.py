@@ -1,9 +1,11 @@
 """One live call: the tasks that move data between the Twilio socket and
 :class:`hotline.core.call.Call`, and its teardown.
 
-Tasks per call: the *receiver* (reads Twilio frames, hands them to the Call, never awaits
-anything else), the *sender* (pumps due frames out, wakes on new audio or the Call's next
-deadline) and one speech task per utterance (:meth:`hotline.server.speech.CallSpeech.utter`).
+Per call: the *receiving side* (:meth:`CallSession.on_text`: each Twilio message to the Call,
+never awaiting; called from the connection's ``data_received`` on hotline's own uvicorn protocol,
+:mod:`hotline.server.media_ws`, else by a receive task over ASGI), the *sender* task (pumps due
+frames out, wakes on new audio or the Call's next deadline) and one speech task per utterance
+(:meth:`hotline.server.speech.CallSpeech.utter`).
 :meth:`CallSession.run` returns once the call is over, and only after every task is finished
 and every socket closed. What actions say is counted and logged by
 :func:`hotline.server.metrics.observe`; this module only executes them.
