@@ -24,6 +24,7 @@ through (``self.queue.put_nowait``), so it does not depend on how a version asse
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import struct
 from typing import Any, Protocol
@@ -52,15 +53,32 @@ class DirectSink(Protocol):
 
 
 class _SinkQueue:
-    """Stands in for the protocol's ASGI receive queue once a sink is attached."""
+    """Stands in for the protocol's ASGI receive queue once a sink is attached.
 
-    __slots__ = ("_protocol", "_sink")
+    The sink runs in the attaching task's context (``contextvars``), as it would had that task
+    received the message itself: what the app set before attaching (e.g. the stream's
+    preopened TTS socket) is what it sees, and the tasks it starts inherit it.
+    """
+
+    __slots__ = ("_context", "_inside", "_protocol", "_sink")
 
     def __init__(self, protocol: MediaWebSocketProtocol, sink: DirectSink) -> None:
         self._protocol = protocol
         self._sink = sink
+        self._context = contextvars.copy_context()
+        self._inside = False
 
     def put_nowait(self, message: Any) -> None:
+        if self._inside:  # a close while the sink runs: already in the context
+            self._deliver(message)
+            return
+        self._inside = True
+        try:
+            self._context.run(self._deliver, message)
+        finally:
+            self._inside = False
+
+    def _deliver(self, message: Any) -> None:
         kind = message["type"]
         try:
             if kind == "websocket.receive":

@@ -169,6 +169,9 @@ def _run_capacity(args: argparse.Namespace, opts: LoadOptions) -> int:
     if not opts.spawn_server:
         print("hotline load: --find-capacity needs --spawn-server", file=sys.stderr)
         return 2
+    if not hasattr(os, "sched_setaffinity"):
+        print("hotline load: --find-capacity pins CPUs: Linux only", file=sys.stderr)
+        return 2
     if len(os.sched_getaffinity(0)) < 2:
         print("hotline load: --find-capacity needs two CPUs (server | generator)", file=sys.stderr)
         return 2

@@ -90,7 +90,8 @@ async def spawn_server(
     logs: list[Any] = []
     voice_pid: int | None = None
     ear_pid: int | None = None
-    own_cpus = os.sched_getaffinity(0)  # restored on exit (server_cpus moves this process)
+    # restored on exit (server_cpus moves this process); Linux only, like the pinning
+    own_cpus = os.sched_getaffinity(0) if server_cpus else None
     try:
         if not embedded_voice:
             voice_port = _free_port()
@@ -188,7 +189,7 @@ async def spawn_server(
             url, auth_token, admin_token, proc.pid, voice_pid, log_path, first_chunk_delay, ear_pid
         )
     finally:
-        if server_cpus:
+        if own_cpus is not None:
             os.sched_setaffinity(0, own_cpus)
         for p in reversed(procs):
             if p.poll() is None:
