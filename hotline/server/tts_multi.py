@@ -130,6 +130,7 @@ class MultiTTS:
         self._contexts: dict[str, _Ctx] = {}
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
+        self._in_connect = False  # inside websockets.connect() (see aclose)
         self._next = 0
         self._last_error = "not connected yet"
         self._socket_last_sent = 0.0
@@ -169,6 +170,13 @@ class MultiTTS:
                 self.stats.socket_closed_cleanly = True
         runner, self._runner = self._runner, None
         if runner is not None:
+            if self._in_connect and not runner.done():
+                # Cancelling websockets' connect() mid-handshake leaves the server a connection
+                # that never sent its request (websockets < 15 logs a traceback for it, and a
+                # refused stream closes its preopened socket at once): let the bounded handshake
+                # finish; _run closes what it opened as soon as it sees _closing.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(runner), self.config.open_timeout + 1.0)
             if ws is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), 1.0)
@@ -359,6 +367,7 @@ class MultiTTS:
         headers = {"xi-api-key": cfg.api_key} if cfg.api_key else None
         attempt = 0
         while not self._closing:
+            self._in_connect = True
             try:
                 ws = await connect(
                     self.url,
@@ -376,6 +385,11 @@ class MultiTTS:
             except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
                 self._connect_failed(f"{type(exc).__name__}: {exc}")
             else:
+                self._in_connect = False
+                if self._closing:  # aclose() waited for this handshake: close what it opened
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(ws.close(), 1.0)
+                    return
                 if self.stats.connects:
                     self.stats.reconnects += 1
                     log.info("call %s: TTS socket reopened", self.label)
@@ -395,6 +409,7 @@ class MultiTTS:
                 log.warning(
                     "call %s: TTS socket dropped (%s); reconnecting", self.label, self._last_error
                 )
+            self._in_connect = False
             attempt += 1
             await asyncio.sleep(self._backoff(attempt))
 
