@@ -112,6 +112,7 @@ def _extensions() -> list[Extension]:
             "csrc/resample.c",
             "csrc/mp3sync.c",
             "csrc/twilio_media.c",
+            "csrc/ws_frames.c",
         ],
         include_dirs=include_dirs,
         library_dirs=library_dirs,

@@ -229,6 +229,20 @@ typedef struct hl_twilio_media {
 int hl_twilio_media_scan(const char *text, size_t n, hl_twilio_media *m);
 void hl_b64_decode_checked(const char *b64, size_t n, uint8_t *out);
 
+/* ---- WebSocket client frames, the common case (csrc/ws_frames.c) ----
+ * scan() returns 1 for a complete final, masked, uncompressed text/binary frame of at most
+ * max_payload bytes (*f filled: offsets from the frame's first byte), 0 for "need more bytes",
+ * -1 for any other frame (the full parser's business). unmask() XORs n bytes with the 4-byte
+ * mask, the mask's phase starting at src[0]; dst may equal src. */
+typedef struct hl_ws_frame {
+    int opcode;          /* 1 text, 2 binary */
+    size_t mask_off;     /* the 4 mask bytes */
+    size_t payload_off, payload_len;
+} hl_ws_frame;
+
+int hl_ws_frame_scan(const uint8_t *buf, size_t n, uint64_t max_payload, hl_ws_frame *f);
+void hl_ws_unmask(const uint8_t *src, size_t n, const uint8_t mask[4], uint8_t *dst);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,8 @@ API:
     ulaw_frame_stats(ulaw) -> (rms_dbfs, zero_crossing_rate)   for the caller-side VAD
     twilio_media_fast(text, stream_sid) -> (track, chunk, timestamp, payload, rms_dbfs, zcr) | None
         one compiled call per usual Twilio ``media`` frame; None = use the full parser
+    ws_client_frames(data, max_size) -> (messages, consumed, stopped)
+        a client's plain WebSocket frames unmasked in one call (the media stream's direct path)
     mpg123_version() -> str
     build_info() -> dict       the compile flags the extension was built with
     SUPPORTED_FORMATS          every ``output_format`` Transcoder accepts
@@ -98,6 +100,7 @@ from hotline.codec._codec import (
     ulaw_decode,
     ulaw_encode,
     ulaw_frame_stats,
+    ws_client_frames,
 )
 
 __all__ = [
@@ -113,4 +116,5 @@ __all__ = [
     "ulaw_decode",
     "ulaw_encode",
     "ulaw_frame_stats",
+    "ws_client_frames",
 ]

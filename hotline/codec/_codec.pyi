@@ -82,3 +82,6 @@ class Transcoder:
 def twilio_media_fast(
     text: object, stream_sid: str
 ) -> tuple[str, int, int, bytes, float, float] | None: ...
+
+# WebSocket client frames, the common case (issue 11)
+def ws_client_frames(data: bytes, max_size: int) -> tuple[list[str | bytes], int, bool]: ...

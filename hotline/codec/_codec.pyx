@@ -1125,3 +1125,67 @@ def twilio_media_fast(text, str stream_sid not None):
     else:
         track = text[m.track_off:m.track_off + m.track_len]
     return (track, m.chunk, m.timestamp, payload, db, zcr)
+
+
+# =====================================================================================
+# WebSocket client frames, the common case (csrc/ws_frames.c; issue 11). Self-contained
+# section: used by hotline.server.media_ws's direct path, nothing above depends on it.
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+
+
+def ws_client_frames(bytes data not None, Py_ssize_t max_size):
+    """Split a client's byte stream into the messages of its leading plain frames.
+
+    Takes frames from the start of *data* while each is a complete final (unfragmented),
+    masked, uncompressed text or binary frame of at most *max_size* payload bytes, and returns
+    ``(messages, consumed, stopped)``: the unmasked payloads in order (``str`` for text, strictly
+    UTF-8 decoded; ``bytes`` for binary), how many bytes of *data* they took, and whether taking
+    stopped at a frame that is not of that kind (a control frame, a fragment, RSV bits, an
+    unmasked frame, an oversized one, text that is not UTF-8) rather than at the end of the
+    data or a frame not yet complete. ``data[consumed:]`` starts at a frame boundary: when
+    *stopped*, it belongs to the full parser (websockets), which rules on it exactly as it would
+    have on the whole stream. Never raises on input.
+    """
+    cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(data)
+    cdef size_t n = <size_t>len(data)
+    cdef size_t pos = 0
+    cdef list out = []
+    cdef bint stopped = False
+    cdef hl_ws_frame f
+    cdef int r
+    cdef bytes payload
+    cdef uint8_t *scratch
+    cdef uint8_t small[2048]
+    cdef uint64_t limit = <uint64_t>max_size if max_size > 0 else 0
+    while pos < n:
+        r = hl_ws_frame_scan(p + pos, n - pos, limit, &f)
+        if r == 0:
+            break
+        if r < 0:
+            stopped = True
+            break
+        if f.opcode == 2:
+            payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>f.payload_len)
+            hl_ws_unmask(p + pos + f.payload_off, f.payload_len, p + pos + f.mask_off,
+                         <uint8_t *>PyBytes_AS_STRING(payload))
+            out.append(payload)
+        else:
+            if f.payload_len <= sizeof(small):
+                scratch = &small[0]
+            else:
+                scratch = <uint8_t *>malloc(f.payload_len)
+                if scratch == NULL:
+                    raise MemoryError()
+            hl_ws_unmask(p + pos + f.payload_off, f.payload_len, p + pos + f.mask_off, scratch)
+            try:
+                out.append(PyUnicode_DecodeUTF8(<const char *>scratch, <Py_ssize_t>f.payload_len, NULL))
+            except UnicodeDecodeError:
+                stopped = True
+                break
+            finally:
+                if scratch != &small[0]:
+                    free(scratch)
+        pos += f.payload_off + f.payload_len
+    return out, <Py_ssize_t>pos, stopped

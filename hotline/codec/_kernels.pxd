@@ -75,3 +75,15 @@ cdef extern from "hotline_kernels.h" nogil:
 
     int hl_twilio_media_scan(const char *text, size_t n, hl_twilio_media *m)
     void hl_b64_decode_checked(const char *b64, size_t n, uint8_t *out)
+
+
+# ---- WebSocket client frames, the common case (csrc/ws_frames.c; issue 11) ----
+cdef extern from "hotline_kernels.h" nogil:
+    ctypedef struct hl_ws_frame:
+        int opcode
+        size_t mask_off
+        size_t payload_off
+        size_t payload_len
+
+    int hl_ws_frame_scan(const uint8_t *buf, size_t n, uint64_t max_payload, hl_ws_frame *f)
+    void hl_ws_unmask(const uint8_t *src, size_t n, const uint8_t *mask, uint8_t *dst)

@@ -235,3 +235,120 @@ def test_the_sink_runs_in_the_attaching_tasks_context() -> None:
         assert seen == ["the route"]
 
     arun(main)
+
+
+async def _raw_client(sock: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Any]:
+    """A handshaken client connection whose frames the test writes byte for byte."""
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+    proto = ClientProtocol(parse_uri(ws_url(sock)))
+    proto.send_request(proto.connect())
+    writer.write(b"".join(proto.data_to_send()))
+    while not proto.events_received():
+        proto.receive_data(await asyncio.wait_for(reader.read(4096), 5))
+    assert proto.handshake_exc is None
+    return reader, writer, proto
+
+
+def _masked(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+    return Frame(opcode, data, fin=fin).serialize(mask=True, extensions=[])
+
+
+@pytest.mark.parametrize("cut", ["whole", "1", "7", "100", "random"])
+def test_any_cut_of_mixed_frames_reaches_the_sink_whole_and_in_order(cut: str) -> None:
+    """Plain frames take the compiled path, pings and fragments websockets': at every cut of
+    the byte stream (mid-header, mid-payload, a plain frame right after a ping's first byte)
+    the sink sees the same messages in order and every ping is answered."""
+    import random
+
+    stream = b"".join(
+        [
+            _masked(Opcode.TEXT, b"one"),
+            _masked(Opcode.TEXT, "é".encode() * 200),
+            _masked(Opcode.PING, b"p1"),
+            _masked(Opcode.TEXT, b"frag", fin=False),
+            _masked(Opcode.CONT, b"men", fin=False),
+            _masked(Opcode.CONT, b"ted"),
+            _masked(Opcode.BINARY, bytes(range(256)) * 100),
+            _masked(Opcode.PING, b"p2"),
+            _masked(Opcode.TEXT, b"two"),
+            _masked(Opcode.TEXT, b""),
+            _masked(Opcode.TEXT, b"three"),
+        ]
+    )
+    rng = random.Random(11)
+    if cut == "whole":
+        sizes = [len(stream)]
+    elif cut == "random":
+        sizes = [rng.randint(1, 600) for _ in range(len(stream))]
+    else:
+        sizes = [int(cut)] * len(stream)
+
+    async def main() -> None:
+        sinks: list[Sink] = []
+        sock = bind_ephemeral()
+        async with serve_asgi(make_app(sinks), sock):
+            reader, writer, proto = await _raw_client(sock)
+            await wait_until(lambda: bool(sinks), timeout=5)
+            pos = 0
+            for size in sizes:
+                if pos >= len(stream):
+                    break
+                writer.write(stream[pos : pos + size])
+                pos += size
+                await writer.drain()
+                await asyncio.sleep(0)  # most pieces arrive in reads of their own
+            await wait_until(lambda: "three" in sinks[0].texts, timeout=10)
+            pongs: list[bytes] = []
+            while len(pongs) < 2:
+                proto.receive_data(await asyncio.wait_for(reader.read(4096), 5))
+                pongs += [bytes(e.data) for e in proto.events_received()]
+            writer.close()
+            await writer.wait_closed()
+            assert sinks[0].texts == ["one", "é" * 200, "fragmented", "two", "", "three"]
+            assert sinks[0].bytes == [bytes(range(256)) * 100]
+            assert pongs == [b"p1", b"p2"]
+            await wait_until(lambda: bool(sinks[0].disconnects), timeout=5)
+
+    arun(main)
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        # plain frames, then an unmasked one (a client must mask), in one read
+        [
+            _masked(Opcode.TEXT, b"a")
+            + _masked(Opcode.TEXT, b"b")
+            + Frame(Opcode.TEXT, b"unmasked").serialize(mask=False, extensions=[])
+            + _masked(Opcode.TEXT, b"never")
+        ],
+        # a plain-looking frame in a read of its own while a fragmented message is open
+        [
+            _masked(Opcode.TEXT, b"a") + _masked(Opcode.TEXT, b"b"),
+            _masked(Opcode.TEXT, b"fr", fin=False),
+            _masked(Opcode.TEXT, b"never"),
+        ],
+    ],
+    ids=["unmasked", "mid-fragment"],
+)
+def test_a_bad_frame_after_plain_ones_closes_after_them(reads: list[bytes]) -> None:
+    async def main() -> None:
+        sinks: list[Sink] = []
+        sock = bind_ephemeral()
+        async with serve_asgi(make_app(sinks), sock):
+            _, writer, _ = await _raw_client(sock)
+            await wait_until(lambda: bool(sinks), timeout=5)
+            for data in reads:
+                writer.write(data)
+                await writer.drain()
+                await asyncio.sleep(0.05)  # a read each
+            await wait_until(lambda: bool(sinks[0].disconnects), timeout=5)
+            assert sinks[0].texts == ["a", "b"]
+            assert sinks[0].disconnects == [1002]
+            writer.close()
+            await writer.wait_closed()
+
+    arun(main)
