@@ -201,6 +201,7 @@ class Recognizer:
         # Built at the first speech onset: a session that hears only silence (most of a load
         # run's) never pays for one; the grammar was checked above.
         self._decoder: Any = None
+        self._phrase_searches: set[int] = set()  # kt{i}, added to the decoder when first needed
         self._resampler = Resampler(8000, 16000)
         self._segment_pcm: list[bytes] = []
         self._carry = b""
@@ -250,16 +251,18 @@ class Recognizer:
             lm=str(models / "en-us.lm.bin") if lm else None,
             dither=True,
             cmninit=CMN_INIT,
+            # The hypothesis from the Viterbi backtrace, not a lattice search: with a loop over
+            # a script's ~70 key terms, bestpath made one hyp() take 1-9 s of CPU (a caller's
+            # turn then missed its final-transcript deadline); the words come out the same.
+            bestpath=False,
         )
 
     def _build(self) -> Any:
         if self.grammar is None:
             return self._new_decoder(lm=True)
         decoder = self._new_decoder(lm=False, dictionary=_dictionary_for(self.phrases))
-        for i, phrase in enumerate(self.phrases):
-            decoder.add_jsgf_string(
-                f"kt{i}", f"#JSGF V1.0;\ngrammar kt{i};\npublic <s> = {phrase} ;\n"
-            )
+        alts = " | ".join(f"( {p} )" for p in self.phrases)
+        decoder.add_jsgf_string("one", f"#JSGF V1.0;\ngrammar one;\npublic <s> = {alts} ;\n")
         decoder.add_jsgf_string("ear", self.grammar)
         decoder.activate_search("ear")
         return decoder
@@ -311,7 +314,9 @@ class Recognizer:
         words = []
         for seg in self._decoder.seg() or ():
             token = seg.word
-            if token.startswith(("<", "[")) or token == "<sil>":
+            # fillers (<sil>, [NOISE]) and the grammar's null transitions, "(NULL)", which the
+            # Viterbi backtrace lists
+            if token.startswith(("<", "[", "(")):
                 continue
             token = re.sub(r"\(\d+\)$", "", token).strip()
             if token:
@@ -338,11 +343,24 @@ class Recognizer:
 
     def _best_phrase(self, pcm: bytes) -> str:
         """The loop grammar ended mid-phrase (pocketsphinx then returns the best partial
-        path): score each key term alone on the segment and take the best that completes."""
+        path): the best single key term for the whole segment.
+
+        One pass over a grammar of exactly one key term (the phrases as alternatives) finds
+        it; only when that pass too ends mid-phrase is each key term scored alone (a pass per
+        term: with a script's ~70 terms, seconds of CPU for a 2 s segment, which had the
+        recogniser miss the turn's final-transcript deadline on a loaded machine)."""
         self.fallbacks += 1
         d = self._decoder
+        text = self._decode_with("one", pcm)
+        if text in self.phrases:
+            return text
         best, best_score = "", None
         for i, phrase in enumerate(self.phrases):
+            if i not in self._phrase_searches:
+                d.add_jsgf_string(
+                    f"kt{i}", f"#JSGF V1.0;\ngrammar kt{i};\npublic <s> = {phrase} ;\n"
+                )
+                self._phrase_searches.add(i)
             d.activate_search(f"kt{i}")
             d.start_utt()
             for j in range(0, len(pcm), 3200):
@@ -354,6 +372,20 @@ class Recognizer:
                     best, best_score = phrase, hyp.best_score
         d.activate_search("ear")
         return best
+
+    def _decode_with(self, search: str, pcm: bytes) -> str:
+        """The segment decoded again with another search; the normalised hypothesis."""
+        d = self._decoder
+        d.activate_search(search)
+        try:
+            d.start_utt()
+            for j in range(0, len(pcm), 3200):
+                d.process_raw(pcm[j : j + 3200], False, False)
+            d.end_utt()
+            hyp = d.hyp()
+            return " ".join(normalise(hyp.hypstr)) if hyp is not None else ""
+        finally:
+            d.activate_search("ear")
 
     def _partial(self) -> Partial | None:
         hyp = self._decoder.hyp()
