@@ -53,6 +53,15 @@ int16_t hl_alaw_decode1(uint8_t code);
  *           negative when < 0 (0 is positive); 0.0 when n < 2. */
 void hl_ulaw_frame_stats(const uint8_t *restrict ulaw, size_t n, double *rms_dbfs, double *zcr);
 
+/* Periodicity of a µ-law window, for telling voiced speech from a cough or noise: the largest
+ * normalised autocorrelation of the decoded, mean-removed samples over lags min_lag..max_lag
+ * (inclusive), each lag comparing x[0 .. n-max_lag) with x[lag .. lag+n-max_lag):
+ *     r(lag) = sum(a*b) / sqrt(sum(a*a) * sum(b*b))
+ * Returns 0.0 when n <= max_lag, when either energy is 0, or when no r is positive; never
+ * above 1.0 (up to rounding). The caller checks 1 <= min_lag <= max_lag. */
+double hl_ulaw_periodicity(const uint8_t *restrict ulaw, size_t n, size_t min_lag,
+                           size_t max_lag);
+
 /* PCM helpers. */
 /* float * scale -> int16, rounded half to even and saturated; NaN -> 0 */
 size_t hl_f32_to_s16(const float *restrict in, size_t n, float scale, int16_t *restrict out);

@@ -120,6 +120,56 @@ void hl_ulaw_frame_stats(const uint8_t *restrict ulaw, size_t n, double *rms_dbf
     *zcr = n >= 2 ? (double)crossings / (double)(n - 1) : 0.0;
 }
 
+/* Windows up to this many samples are decoded once into a stack buffer; longer ones are
+ * decoded on the fly (a table-free shift and add per sample, same sums, same order). */
+#define HL_PERIODICITY_STACK 1024
+
+static inline double periodicity_sample(const uint8_t *restrict ulaw, const double *x, size_t i,
+                                        double mean)
+{
+    return x ? x[i] : (double)ulaw_dec(ulaw[i]) - mean;
+}
+
+double hl_ulaw_periodicity(const uint8_t *restrict ulaw, size_t n, size_t min_lag,
+                           size_t max_lag)
+{
+    if (n <= max_lag || min_lag < 1 || min_lag > max_lag)
+        return 0.0;
+    double mean = 0.0;
+    for (size_t i = 0; i < n; i++)
+        mean += (double)ulaw_dec(ulaw[i]);
+    mean /= (double)n;
+    double buf[HL_PERIODICITY_STACK];
+    const double *x = NULL;
+    if (n <= HL_PERIODICITY_STACK) {
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (double)ulaw_dec(ulaw[i]) - mean;
+        x = buf;
+    }
+    size_t m = n - max_lag;
+    double ea = 0.0;
+    for (size_t i = 0; i < m; i++) {
+        double a = periodicity_sample(ulaw, x, i, mean);
+        ea += a * a;
+    }
+    double best = 0.0;
+    for (size_t lag = min_lag; lag <= max_lag; lag++) {
+        double ab = 0.0, eb = 0.0;
+        for (size_t i = 0; i < m; i++) {
+            double a = periodicity_sample(ulaw, x, i, mean);
+            double b = periodicity_sample(ulaw, x, i + lag, mean);
+            ab += a * b;
+            eb += b * b;
+        }
+        if (ea > 0.0 && eb > 0.0) {
+            double r = ab / sqrt(ea * eb);
+            if (r > best)
+                best = r;
+        }
+    }
+    return best;
+}
+
 size_t hl_f32_to_s16(const float *restrict in, size_t n, float scale, int16_t *restrict out)
 {
     for (size_t i = 0; i < n; i++) {

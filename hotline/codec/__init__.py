@@ -21,6 +21,7 @@ API:
     Resampler(in_rate, out_rate)  stateful polyphase windowed-sinc resampler on int16 PCM
     ulaw_encode(pcm16) / ulaw_decode(ulaw) / alaw_to_ulaw(alaw)  G.711, bit-exact
     ulaw_frame_stats(ulaw) -> (rms_dbfs, zero_crossing_rate)   for the caller-side VAD
+    ulaw_periodicity(ulaw, min_lag, max_lag) -> float         voiced speech vs a cough
     twilio_media_fast(text, stream_sid) -> (track, chunk, timestamp, payload, rms_dbfs, zcr) | None
         one compiled call per usual Twilio ``media`` frame; None = use the full parser
     ws_client_frames(data, max_size) -> (messages, consumed, stopped)
@@ -78,6 +79,13 @@ ulaw_frame_stats: rms over the decoded samples in dB relative to full scale 3276
 -120.0 (also for silence and empty input); zero-crossing rate = sign changes between
 neighbouring samples / (n - 1) (0 counts as positive; 0.0 for fewer than two samples).
 
+ulaw_periodicity: over the decoded samples x (mean removed) of a window of n bytes, the largest
+r(lag) = sum(a*b) / sqrt(sum(a*a) * sum(b*b)) for min_lag <= lag <= max_lag, where a =
+x[0 .. n-max_lag) and b = x[lag .. lag+n-max_lag); 0.0 when n <= max_lag, when an energy is 0 or
+no r is positive. Voiced speech (a glottal pitch period) scores 0.7-1.0 at lags of 2.5-12.5 ms;
+a cough, breath or line noise is aperiodic and stays below ~0.6. CodecError unless
+1 <= min_lag <= max_lag.
+
 TranscoderStats counts over the object's lifetime (flush() and reset() do not clear it):
 bytes_in, bytes_out, feeds, skipped_bytes, decoder_resyncs, metadata_bytes (ID3v2 tags
 skipped), input_rate (the format's rate,
@@ -100,6 +108,7 @@ from hotline.codec._codec import (
     ulaw_decode,
     ulaw_encode,
     ulaw_frame_stats,
+    ulaw_periodicity,
     ws_client_frames,
 )
 
@@ -116,5 +125,6 @@ __all__ = [
     "ulaw_decode",
     "ulaw_encode",
     "ulaw_frame_stats",
+    "ulaw_periodicity",
     "ws_client_frames",
 ]

@@ -229,6 +229,25 @@ def ulaw_frame_stats(ulaw):
     return (db, zcr)
 
 
+def ulaw_periodicity(ulaw, min_lag, max_lag):
+    """Largest normalised autocorrelation of a µ-law window over a lag range; see
+    hotline.codec for the contract."""
+    cdef Py_buffer view
+    cdef double r = 0.0
+    if not isinstance(min_lag, int) or not isinstance(max_lag, int):
+        raise TypeError("min_lag and max_lag must be int")
+    if not 1 <= min_lag <= max_lag:
+        raise CodecError(f"need 1 <= min_lag <= max_lag, got {min_lag}, {max_lag}")
+    cdef size_t lo = min_lag, hi = max_lag
+    _get_buffer(ulaw, &view)
+    try:
+        with nogil:
+            r = hl_ulaw_periodicity(<const uint8_t *>view.buf, view.len, lo, hi)
+    finally:
+        PyBuffer_Release(&view)
+    return r
+
+
 # ---------------------------------------------------------------------- filter tables
 
 cdef class _Table:

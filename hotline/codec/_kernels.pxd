@@ -17,6 +17,7 @@ cdef extern from "hotline_kernels.h" nogil:
     size_t hl_ulaw_encode_s16le(const uint8_t *pcm, size_t n, uint8_t *out)
     size_t hl_alaw_to_ulaw(const uint8_t *alaw, size_t n, uint8_t *out)
     void hl_ulaw_frame_stats(const uint8_t *ulaw, size_t n, double *rms_dbfs, double *zcr)
+    double hl_ulaw_periodicity(const uint8_t *ulaw, size_t n, size_t min_lag, size_t max_lag)
     size_t hl_f32_to_s16(const float *inp, size_t n, float scale, int16_t *out)
 
     # opaque here: the C header defines them, Cython only passes pointers and embeds them

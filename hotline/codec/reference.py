@@ -35,6 +35,7 @@ __all__ = [
     "ulaw_encode",
     "ulaw_encode_sample",
     "ulaw_frame_stats",
+    "ulaw_periodicity",
 ]
 
 # Filter design constants: keep in sync with csrc/resample.c.
@@ -117,6 +118,33 @@ def ulaw_frame_stats(ulaw: bytes) -> tuple[float, float]:
         db = max(DBFS_FLOOR, 20.0 * math.log10(math.sqrt(sumsq / n) / 32768.0))
     crossings = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
     return db, (crossings / (n - 1) if n >= 2 else 0.0)
+
+
+def ulaw_periodicity(ulaw: bytes, min_lag: int, max_lag: int) -> float:
+    """The contract of hotline.codec.ulaw_periodicity, summed in the kernel's order."""
+    if not 1 <= min_lag <= max_lag:
+        raise ValueError(f"need 1 <= min_lag <= max_lag, got {min_lag}, {max_lag}")
+    n = len(ulaw)
+    if n <= max_lag:
+        return 0.0
+    mean = 0.0
+    for c in ulaw:
+        mean += float(ulaw_decode_sample(c))
+    mean /= n
+    x = [ulaw_decode_sample(c) - mean for c in ulaw]
+    m = n - max_lag
+    ea = 0.0
+    for i in range(m):
+        ea += x[i] * x[i]
+    best = 0.0
+    for lag in range(min_lag, max_lag + 1):
+        ab = eb = 0.0
+        for i in range(m):
+            ab += x[i] * x[i + lag]
+            eb += x[i + lag] * x[i + lag]
+        if ea > 0.0 and eb > 0.0:
+            best = max(best, ab / math.sqrt(ea * eb))
+    return best
 
 
 # ----------------------------------------------------------------------------- resampler

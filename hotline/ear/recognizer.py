@@ -21,6 +21,14 @@ Choices, measured on this machine (``benchmarks/bench_ear.py``):
   (loud enough, not noise-like); a segment opens after ``min_speech_ms`` of speech (with
   ``preroll_ms`` of audio before it), and closes after ``silence_ms`` without speech: the
   silence is fed too (the decoder needs trailing silence to finish the last word).
+* **No words without voiced speech.** A grammar recogniser always returns its nearest phrase: a
+  200 ms cough came out as "hang up", "bye" or "person", and ended or handed off the call. Loud,
+  not-too-noisy frames open a segment as before, but a segment is decoded into words only when
+  it held ``min_voiced_ms`` of voiced frames: periodic at a voice's pitch
+  (:func:`hotline.codec.ulaw_periodicity` >= ``min_periodicity`` over a 40 ms window, lags of
+  2.5-15 ms, i.e. 66-400 Hz). eSpeak's shortest words ("yes", "no", "bye") had 120-340 ms of
+  it, filtered-noise coughs 0-40 ms (``tests/ear/test_gate.py``). Otherwise the segment ends
+  with an empty final and no partials (counted in :attr:`Recognizer.unvoiced`).
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats
+from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats, ulaw_periodicity
 
 __all__ = ["EXTRA_PRONUNCIATIONS", "Final", "Partial", "Recognizer", "RecognizerConfig", "Word"]
 
 _FRAME = 160  # 20 ms of µ-law at 8 kHz
 _BYTES_PER_MS = 8
+#: Pitch periods looked for, in samples at 8 kHz: 400 Hz down to ~66 Hz.
+_PITCH_LAGS = (20, 120)
 
 #: Words the CMU dictionary lacks that an artist hotline needs (ARPAbet phones).
 EXTRA_PRONUNCIATIONS: dict[str, str] = {
@@ -64,6 +74,9 @@ class RecognizerConfig:
         max_segment_ms: a segment this long is cut (committed) even without silence.
         partial_every_ms: how often a partial hypothesis is taken while speech goes on.
         vad: commit on silence; False means only :meth:`Recognizer.commit` ends a segment.
+        min_voiced_ms: voiced speech a segment needs to be decoded into words (a cough, a
+            click or line noise has none: its segment ends with an empty final).
+        min_periodicity: a loud frame is voiced when its window's periodicity reaches this.
     """
 
     keyterms: tuple[str, ...] = ()
@@ -75,6 +88,8 @@ class RecognizerConfig:
     max_segment_ms: int = 15_000
     partial_every_ms: int = 300
     vad: bool = True
+    min_voiced_ms: int = 80
+    min_periodicity: float = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +230,11 @@ class Recognizer:
         self._silence_ms = 0
         self._since_partial = 0
         self._last_partial = ""
+        self._last_frame = b""
+        self._voiced_ms = 0
         self.speech_seconds = 0.0
         self.segments = 0
+        self.unvoiced = 0  # segments ended without words: no voiced speech in them
 
     def _grammar_for(self, keyterms: tuple[str, ...]) -> str | None:
         """A JSGF loop over the key terms that the dictionary can spell (None: no key terms)."""
@@ -273,7 +291,18 @@ class Recognizer:
         rms, zcr = ulaw_frame_stats(frame)
         return rms >= self.config.threshold_dbfs and zcr <= self.config.max_zcr
 
+    def _voiced(self, frame: bytes) -> bool:
+        """Whether a frame is loud and periodic at a voice's pitch (with the frame before it:
+        a 40 ms window holds at least two periods of the lowest pitch looked for)."""
+        window = self._last_frame + frame
+        self._last_frame = frame
+        if ulaw_frame_stats(frame)[0] < self.config.threshold_dbfs:
+            return False
+        return ulaw_periodicity(window, *_PITCH_LAGS) >= self.config.min_periodicity
+
     def _decode(self, ulaw: bytes) -> None:
+        if self._voiced(ulaw):
+            self._voiced_ms += len(ulaw) // _BYTES_PER_MS
         pcm = self._resampler.process(ulaw_decode(ulaw))
         self._segment_pcm.append(pcm)
         if pcm:
@@ -290,6 +319,8 @@ class Recognizer:
         self._in_segment = True
         self._seg_start = start
         self._seg_ms = 0
+        self._last_frame = b""
+        self._voiced_ms = 0
         self._silence_ms = 0
         self._since_partial = 0
         self._last_partial = ""
@@ -306,11 +337,14 @@ class Recognizer:
         self._segment_pcm = []
         self._in_segment = False
         self.segments += 1
+        offset = self._seg_start / 8000
+        if self._voiced_ms < self.config.min_voiced_ms:
+            self.unvoiced += 1
+            return Final("", (), offset, offset + self._seg_ms / 1000)
         hyp = self._decoder.hyp()
         text = " ".join(normalise(hyp.hypstr)) if hyp is not None else ""
         if self.phrases and not self._complete(text):
             text = self._best_phrase(pcm)
-        offset = self._seg_start / 8000
         words = []
         for seg in self._decoder.seg() or ():
             token = seg.word
@@ -432,7 +466,11 @@ class Recognizer:
                 cfg.vad and self._silence_ms >= cfg.silence_ms
             ) or self._seg_ms >= cfg.max_segment_ms:
                 out.append(self._close())
-            elif self._since_partial >= cfg.partial_every_ms and self._silence_ms == 0:
+            elif (
+                self._since_partial >= cfg.partial_every_ms
+                and self._silence_ms == 0
+                and self._voiced_ms >= cfg.min_voiced_ms
+            ):
                 self._since_partial = 0
                 p = self._partial()
                 if p is not None:

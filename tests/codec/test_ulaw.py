@@ -24,6 +24,7 @@ class TestUlawReference:
     ulaw_decode: ClassVar[Any] = staticmethod(reference.ulaw_decode)
     alaw_to_ulaw: ClassVar[Any] = staticmethod(reference.alaw_to_ulaw)
     ulaw_frame_stats: ClassVar[Any] = staticmethod(reference.ulaw_frame_stats)
+    ulaw_periodicity: ClassVar[Any] = staticmethod(reference.ulaw_periodicity)
 
     def test_encode_all_int16_vs_audioop(self, audioop: ModuleType) -> None:
         assert self.ulaw_encode(ALL_INT16) == audioop.lin2ulaw(ALL_INT16, 2)
@@ -79,12 +80,45 @@ class TestUlawReference:
         assert db == pytest.approx(20 * math.log10(8000 / math.sqrt(2) / 32768), abs=0.2)
         assert zcr == pytest.approx(2000 / 8000, abs=0.02)  # 2 crossings per 1 kHz period
 
+    def test_periodicity_of_a_pitch_pulse_train_and_of_noise(self) -> None:
+        # a 150 Hz vowel-like wave (fundamental + two harmonics): period 53.3 samples
+        t = np.arange(320)
+        wave = sum(np.sin(2 * np.pi * 150 * k * t / 8000) / k for k in (1, 2, 3))
+        voiced = reference.ulaw_encode(np.rint(6000 * wave).astype("<i2").tobytes())
+        assert self.ulaw_periodicity(voiced, 20, 120) > 0.9
+        noise = np.random.default_rng(3).normal(0, 4000, 320).astype("<i2").tobytes()
+        assert self.ulaw_periodicity(reference.ulaw_encode(noise), 20, 120) < 0.4
+
+    def test_periodicity_edges(self) -> None:
+        assert self.ulaw_periodicity(b"", 20, 120) == 0.0
+        assert self.ulaw_periodicity(b"\x80" * 120, 20, 120) == 0.0  # n <= max_lag
+        assert self.ulaw_periodicity(b"\xff" * 320, 20, 120) == 0.0  # silence: no energy
+        assert self.ulaw_periodicity(b"\x80" * 320, 1, 5) == 0.0  # constant: mean removed
+        with pytest.raises(ValueError):
+            self.ulaw_periodicity(b"\x80" * 320, 0, 5)
+        with pytest.raises(ValueError):
+            self.ulaw_periodicity(b"\x80" * 320, 9, 5)
+
 
 class TestUlawCompiled(TestUlawReference):
     ulaw_encode = staticmethod(codec.ulaw_encode)
     ulaw_decode = staticmethod(codec.ulaw_decode)
     alaw_to_ulaw = staticmethod(codec.alaw_to_ulaw)
     ulaw_frame_stats = staticmethod(codec.ulaw_frame_stats)
+    ulaw_periodicity = staticmethod(codec.ulaw_periodicity)
+
+    def test_periodicity_vs_reference(self) -> None:
+        rng = np.random.default_rng(11)
+        t = np.arange(1100)
+        for n, lo, hi in ((121, 20, 120), (160, 20, 120), (320, 20, 120), (1100, 1, 30)):
+            for pitch in (0, 90, 210):
+                x = rng.normal(0, 2000, n)
+                if pitch:
+                    x = x + 8000 * np.sign(np.sin(2 * np.pi * pitch * t[:n] / 8000))
+                window = codec.ulaw_encode(np.clip(x, -32768, 32767).astype("<i2").tobytes())
+                assert codec.ulaw_periodicity(window, lo, hi) == pytest.approx(
+                    reference.ulaw_periodicity(window, lo, hi), abs=1e-12
+                )
 
     def test_encode_all_int16_vs_reference(self) -> None:
         assert codec.ulaw_encode(ALL_INT16) == reference.ulaw_encode(ALL_INT16)

@@ -20,6 +20,7 @@ from hotline.core.script import default_script
 from hotline.ear.phrases import phrase_ulaw
 from hotline.ear.server import EarConfig, LocalEar
 from hotline.server.settings import ListenSettings
+from hotline.sim.noise import cough as cough_burst
 from tests.support.aio import arun
 from tests.support.server import ADMIN, Running, running_server
 from tests.support.twilio import FakeTwilio
@@ -167,6 +168,32 @@ async def spoken_handoff_says_its_line_and_ends_the_call() -> None:
         assert match is not None and match.name == "person", caller
         assert match.say is not None
         assert any(e["speaker"] == "hotline" and e["text"] == match.say for e in said)
+        await tw.close()
+
+
+def test_coughs_after_the_greeting_leave_the_call_going_and_words_still_end_it() -> None:
+    arun(coughs_after_the_greeting_leave_the_call_going_and_words_still_end_it, 120)
+
+
+async def coughs_after_the_greeting_leave_the_call_going_and_words_still_end_it() -> None:
+    """The shipped defaults (script brain, the local grammar ear): three coughs that the ear
+    once heard as "hang up", "bye" and "person" (the call ended or was handed off) are no
+    turn at all; the caller's own goodbye then ends the call."""
+    async with running_server(listen=ListenSettings(stt="local")) as run:
+        tw = FakeTwilio(run)
+        await greeted(tw)
+        for seed, smooth in ((1, 0.9), (3, 0.5), (0, 0.95)):
+            tw.speak(frames(cough_burst(200, seed=seed, smooth=smooth)))
+            await tw.wait_for(lambda: not tw._speech, 5)
+            # the ear's segment closes after 500 ms of silence, the turn after 700 ms
+            await asyncio.sleep(2.0)
+        t = await transcript(run, tw.call_sid)
+        assert entries(t, "caller") == [], t
+        assert [e["text"] for e in entries(t, "hotline")] == [SCRIPT.greeting], t
+        assert not tw.stopped.is_set()
+        t, _ = await ask(run, tw, "That's all, goodbye")
+        assert entries(t, "hotline")[-1]["text"].strip() == SCRIPT.goodbye.strip()
+        await tw.wait_for(lambda: tw.stopped.is_set(), 20)
         await tw.close()
 
 
