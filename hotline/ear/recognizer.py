@@ -273,6 +273,10 @@ class Recognizer:
             # a script's ~70 key terms, bestpath made one hyp() take 1-9 s of CPU (a caller's
             # turn then missed its final-transcript deadline); the words come out the same.
             bestpath=False,
+            # Each decoder resets pocketsphinx's (process-wide) log level from its own config
+            # (default WARN), undoing set_loglevel: fsg_search's "Final result does not match
+            # the grammar" then reached stderr dozens of times per commit.
+            loglevel="FATAL",
         )
 
     def _build(self) -> Any:
