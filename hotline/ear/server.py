@@ -42,11 +42,12 @@ import binascii
 import contextlib
 import json
 import logging
+import re
 import socket
 import struct
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -600,38 +601,50 @@ class EarProcess:
         self.url = url
 
     @classmethod
-    async def start(cls, timeout: float = 30.0) -> EarProcess:
+    async def start(
+        cls,
+        timeout: float = 30.0,
+        *,
+        api_key: str | None = None,
+        stderr: int | IO[Any] | None = None,
+    ) -> EarProcess:
         """Spawn ``python -m hotline.ear`` on a free loopback port and wait until it listens.
+
+        Args:
+            timeout: seconds to wait for it to listen.
+            api_key: the key its clients must present (None: any).
+            stderr: where its log goes (a file or descriptor; None: this process's stderr).
 
         Raises:
             RuntimeError: it exited or did not come up within ``timeout`` seconds.
         """
         import sys
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        args = ["--port", "0", "--watch-stdin"]
+        if api_key is not None:
+            args += ["--api-key", api_key]
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "hotline.ear",
-            "--port",
-            str(port),
-            "--watch-stdin",
+            *args,
             stdin=asyncio.subprocess.PIPE,  # closed when this process exits, however it exits
             stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
         )
         assert proc.stdout is not None
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), timeout)
         except asyncio.TimeoutError:  # not the builtin on 3.10
             line = b""
-        if not line.startswith(b"local ear on "):
+        # The port is the one it bound (port 0: no probe, no race for the port).
+        ready = re.match(rb"local ear on (ws://127\.0\.0\.1:\d+)/", line)
+        if ready is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
             raise RuntimeError(f"the local ear did not start (exit {proc.returncode})")
-        return cls(proc, f"ws://127.0.0.1:{port}")
+        return cls(proc, ready.group(1).decode())
 
     async def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL after 5 s)."""
@@ -664,36 +677,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _ParentWatch(asyncio.Protocol):
+    """Sets ``stop`` when the read end of stdin reaches end of file or fails."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+
+    def eof_received(self) -> bool:
+        self.stop.set()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop.set()
+
+
 async def _serve(cfg: EarConfig, host: str, port: int, watch_stdin: bool = False) -> None:
     import signal
-    import sys
-    import threading
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    watch: asyncio.BaseTransport | None = None
     if watch_stdin:
         # Embedded by a server: its end of our stdin closes when it exits, however it exits
         # (kill -9 included), and then so do we: never an orphan holding ports and pipes.
-        def _watch() -> None:
-            with contextlib.suppress(OSError, ValueError):
-                while sys.stdin.buffer.read(4096):
-                    pass
-            loop.call_soon_threadsafe(stop.set)
-
-        threading.Thread(target=_watch, name="hotline-ear-parent", daemon=True).start()
+        # Watched by the event loop on fd 0 itself: a thread blocked in sys.stdin.buffer.read
+        # held the buffered reader's lock, and the interpreter aborted at exit waiting for it.
+        stdin = open(0, "rb", buffering=0, closefd=False)  # noqa: SIM115 (the transport owns it)
+        watch, _ = await loop.connect_read_pipe(lambda: _ParentWatch(stop), stdin)
     ear = LocalEar(cfg)
-    await ear.start(host, port)
-    print(
-        f"local ear on {ear.url}{SCRIBE_PATH} (Scribe) and {ear.url}{DEEPGRAM_PATH} (Deepgram)",
-        flush=True,
-    )
     try:
+        await ear.start(host, port)
+        print(
+            f"local ear on {ear.url}{SCRIBE_PATH} (Scribe) and {ear.url}{DEEPGRAM_PATH} (Deepgram)",
+            flush=True,
+        )
         await stop.wait()
     finally:
         await ear.stop()
+        if watch is not None:
+            watch.close()
 
 
 def run(args: argparse.Namespace) -> int:
