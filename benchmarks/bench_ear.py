@@ -28,9 +28,10 @@ from typing import Any
 
 from benchmarks.common import versions
 from hotline.core.stt import SttCommitted, SttEvent
+from hotline.ear.config import EarConfig
 from hotline.ear.phrases import KEYWORDS, PHRASES, phrase_ulaw
 from hotline.ear.recognizer import normalise
-from hotline.ear.server import EarConfig, LocalEar
+from hotline.ear.server import LocalEar
 from hotline.server.stt_client import SttConfig, SttProvider, SttStream
 
 LEAD = b"\xff" * 4000  # 0.5 s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hotline.ear.server import add_arguments, run
+from hotline.ear.cli import add_arguments, run
 
 
 def main() -> int:

@@ -175,7 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             app.state.voice = voice
             if settings.listen.stt == "local":
-                from hotline.ear.server import EarProcess
+                from hotline.ear.process import EarProcess
 
                 ear = await EarProcess.start()  # its own process: decoding holds the GIL
                 hub.stt_url = ear.url

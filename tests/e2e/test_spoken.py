@@ -17,8 +17,9 @@ import pytest
 
 from hotline.codec import ulaw_encode
 from hotline.core.script import default_script
+from hotline.ear.config import EarConfig
 from hotline.ear.phrases import phrase_ulaw
-from hotline.ear.server import EarConfig, LocalEar
+from hotline.ear.server import LocalEar
 from hotline.server.settings import ListenSettings
 from hotline.sim.noise import cough as cough_burst
 from tests.support.aio import arun

@@ -18,9 +18,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hotline.core.stt import DeepgramLive, ScribeRealtime
+from hotline.ear.config import EarConfig
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import Recognizer, RecognizerConfig, normalise
-from hotline.ear.server import EarConfig, LocalEar, start_local_ear
+from hotline.ear.server import LocalEar, start_local_ear
 
 T = TypeVar("T")
 SILENCE_1S = b"\xff" * 8000

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 
 from hotline.core.stt import CommitStrategy, ScribeRealtime
 from hotline.ear.phrases import PHRASES, phrase_ulaw
-from hotline.ear.server import EarProcess
+from hotline.ear.process import EarProcess
 from tests.ear.test_ear import arun, until
 
 
@@ -74,7 +74,7 @@ def test_ear_process_exits_when_its_stdin_closes(tmp_path: Path) -> None:
 
 PARENT = """
 import asyncio, sys
-from hotline.ear.server import EarProcess
+from hotline.ear.process import EarProcess
 
 async def main():
     ear = await EarProcess.start()

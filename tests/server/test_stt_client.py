@@ -14,9 +14,10 @@ from typing import TypeVar
 import pytest
 
 from hotline.core.stt import SttCommitted, SttError, SttEvent, SttSessionStarted
+from hotline.ear.config import EarConfig
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import normalise
-from hotline.ear.server import EarConfig, LocalEar
+from hotline.ear.server import LocalEar
 from hotline.errors import ConfigError
 from hotline.server.stt_client import SttConfig, SttProvider, SttStatus, SttStream
 
