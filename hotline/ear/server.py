@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -51,64 +51,26 @@ from hotline.ear.config import DEEPGRAM_PATH, FAULT_MODES, SCRIBE_PATH, EarConfi
 from hotline.ear.deepgram import DeepgramSession
 from hotline.ear.scribe import ScribeSession
 from hotline.ear.session import Session, query_value, split_target
+from hotline.loopback import LoopbackServer
 
 __all__ = ["LocalEar", "start_local_ear"]
 
 log = logging.getLogger("hotline.ear")
 
 
-class LocalEar:
+class LocalEar(LoopbackServer):
     """The speech-to-text server. ``async with LocalEar(cfg) as ear: ear.url``."""
 
+    ws_logger = "hotline.ear.ws"
+
     def __init__(self, config: EarConfig | None = None) -> None:
+        super().__init__()
         self.config = config if config is not None else EarConfig()
         self.stats = EarStats()
-        self._server: Server | None = None
-        self._host = "127.0.0.1"
-        self._port = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if self._server is not None:
-            raise RuntimeError("LocalEar already started")
-        self._server = await serve(
-            self._handler,
-            host,
-            port,
-            process_request=self._process_request,
-            compression=None,
-            ping_interval=None,
-            max_size=2**20,
-            logger=logging.getLogger("hotline.ear.ws"),
-        )
-        name = next(iter(self._server.sockets)).getsockname()
-        self._host, self._port = str(name[0]), int(name[1])
+        await super().start(host, port)
         log.info("local ear (pocketsphinx; Scribe and Deepgram protocols) on %s", self.url)
-
-    @property
-    def url(self) -> str:
-        """``ws://127.0.0.1:PORT``: the base for both Scribe and Deepgram URLs."""
-        if self._server is None:
-            raise RuntimeError("LocalEar is not running")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"ws://{host}:{self._port}"
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        await server.wait_closed()
-
-    async def __aenter__(self) -> LocalEar:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def authorised(self, header: str | None, token: str | None = None) -> bool:
         key = self.config.api_key

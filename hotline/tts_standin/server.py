@@ -29,9 +29,10 @@ import asyncio
 import logging
 from collections import deque
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from hotline.loopback import LoopbackServer
 from hotline.tts_standin.config import ConnectionRecord, StandInConfig, StandInStats
 from hotline.tts_standin.faults import FAULT_MODES, fault_for
 from hotline.tts_standin.protocol import parse_target
@@ -42,63 +43,21 @@ __all__ = ["FAULT_MODES", "ConnectionRecord", "StandInConfig", "StandInStats", "
 log = logging.getLogger("hotline.voice")  # the name hotline.server.logs routes (audio loggers)
 
 
-class TTSStandIn:
+class TTSStandIn(LoopbackServer):
     """The ElevenLabs-compatible server. ``async with TTSStandIn(cfg) as standin: standin.url``."""
 
+    ws_logger = "hotline.voice.ws"
+
     def __init__(self, config: StandInConfig | None = None) -> None:
+        super().__init__()
         self.config = config if config is not None else StandInConfig()
         self.stats = StandInStats()
         self.records: deque[ConnectionRecord] = deque(maxlen=1000)
-        self._server: Server | None = None
-        self._port = 0
-        self._host = "127.0.0.1"
         self._number = 0
-        self._stopping = False
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if self._server is not None:
-            raise RuntimeError("TTSStandIn already started")
-        self._stopping = False
-        self._server = await serve(
-            self._handler,
-            host,
-            port,
-            process_request=self._process_request,
-            compression=None,
-            ping_interval=None,
-            max_size=2**20,
-            logger=logging.getLogger("hotline.voice.ws"),
-        )
-        sock = next(iter(self._server.sockets))
-        name = sock.getsockname()
-        self._host, self._port = str(name[0]), int(name[1])
+        await super().start(host, port)
         log.info("local voice (eSpeak NG, ElevenLabs protocol) on %s", self.url)
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("TTSStandIn is not running")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"ws://{host}:{self._port}"
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping = True
-        server.close()
-        await server.wait_closed()
-
-    async def __aenter__(self) -> TTSStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         if self.config.connect_delay > 0:
@@ -135,7 +94,7 @@ class TTSStandIn:
             self.stats.open_connections -= 1
             rec = session.record
             rec.closed_at = asyncio.get_running_loop().time()
-            by_server = session.server_closing or self._stopping
+            by_server = session.server_closing or self.stopping
             rec.closed_by = "server" if by_server else "client"
             rec.close_code = ws.close_code
             if not by_server and not rec.final_sent:

@@ -24,10 +24,7 @@ import asyncio
 import contextlib
 import os
 import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -86,56 +83,34 @@ class ConverseOptions:
     first_chunk_delay: float = 0.25  # the spawned local voice's own delay
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def _spawned(opts: ConverseOptions) -> AsyncIterator[tuple[str, str, int]]:
     """The local ear in its own process, then ``hotline serve`` (and voice) reaching it."""
+    from hotline.ear.process import EarProcess
     from hotline.sim.load.spawn import spawn_server
 
     tmp = tempfile.mkdtemp(prefix="hotline-converse-")
     script = os.path.join(tmp, "script.toml")
     with open(script, "w", encoding="utf-8") as f:
         f.write(CONVERSE_SCRIPT)
-    port = _free_port()
     key = secrets.token_hex(8)
-    ear_log = open(os.path.join(tmp, "ear.log"), "wb")
-    ear = subprocess.Popen(
-        [sys.executable, "-m", "hotline.ear", "--port", str(port), "--api-key", key],
-        stdout=ear_log,
-        stderr=subprocess.STDOUT,
-    )
+    ear: EarProcess | None = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if ear.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the local ear did not start")
-            await asyncio.sleep(0.1)
+        with open(os.path.join(tmp, "ear.log"), "wb") as ear_log:
+            ear = await EarProcess.start(api_key=key, stderr=ear_log)
         env = {
             "HOTLINE_SCRIPT": script,
             "HOTLINE_STT": "deepgram",
             "DEEPGRAM_API_KEY": key,
-            "HOTLINE_STT_URL": f"ws://127.0.0.1:{port}",
+            "HOTLINE_STT_URL": ear.url,
             "HOTLINE_BRAIN": "script",
             **opts.server_env,
         }
         async with spawn_server(extra_env=env, first_chunk_delay=opts.first_chunk_delay) as srv:
             yield srv.url, srv.auth_token, srv.pid
     finally:
-        if ear.poll() is None:
-            ear.terminate()
-        try:
-            await asyncio.to_thread(ear.wait, 10.0)
-        except subprocess.TimeoutExpired:
-            ear.kill()
-            await asyncio.to_thread(ear.wait)
-        ear_log.close()
+        if ear is not None:
+            await ear.stop()
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,11 +16,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hotline.ear.process import EarProcess
+from hotline.loopback import free_port
 
 
 @dataclass
@@ -69,7 +65,7 @@ async def spawn_server(
 
     auth_token = secrets.token_hex(16)
     admin_token = secrets.token_hex(16)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     logdir = tempfile.mkdtemp(prefix="hotline-load-")
     log_path = os.path.join(logdir, "server.log")
@@ -89,12 +85,13 @@ async def spawn_server(
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
     voice_pid: int | None = None
+    ear: EarProcess | None = None
     ear_pid: int | None = None
     # restored on exit (server_cpus moves this process); Linux only, like the pinning
     own_cpus = os.sched_getaffinity(0) if server_cpus else None
     try:
         if not embedded_voice:
-            voice_port = _free_port()
+            voice_port = free_port()
             voice_key = secrets.token_hex(16)
             vlog = open(os.path.join(logdir, "voice.log"), "wb")
             logs.append(vlog)
@@ -122,29 +119,16 @@ async def spawn_server(
             )
             await _wait_port(voice_port, vproc, startup_timeout, os.path.join(logdir, "voice.log"))
             if not {"HOTLINE_STT", "HOTLINE_STT_URL"} & set(extra_env or {}):
-                ear_port = _free_port()
-                elog = open(os.path.join(logdir, "ear.log"), "wb")
-                logs.append(elog)
-                eproc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "hotline.ear",
-                        "--port",
-                        str(ear_port),
-                        "--api-key",
-                        voice_key,
-                    ],
-                    stdout=elog,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-                procs.append(eproc)
-                ear_pid = eproc.pid
-                env.update(HOTLINE_STT_URL=f"ws://127.0.0.1:{ear_port}")
-                await _wait_port(
-                    ear_port, eproc, startup_timeout, os.path.join(logdir, "ear.log"), "the ear"
-                )
+                ear_log = os.path.join(logdir, "ear.log")
+                with open(ear_log, "wb") as elog:
+                    try:
+                        ear = await EarProcess.start(
+                            startup_timeout, api_key=voice_key, stderr=elog
+                        )
+                    except RuntimeError as exc:
+                        raise RuntimeError(f"{exc}:\n{_tail(ear_log)}") from None
+                ear_pid = ear.proc.pid
+                env.update(HOTLINE_STT_URL=ear.url)
         slog = open(log_path, "wb")
         logs.append(slog)
         proc = subprocess.Popen(
@@ -200,6 +184,8 @@ async def spawn_server(
             except subprocess.TimeoutExpired:
                 p.kill()
                 await asyncio.to_thread(p.wait)
+        if ear is not None:
+            await ear.stop()
         for f in logs:
             f.close()
         if not os.environ.get("HOTLINE_LOAD_KEEP_LOGS"):
