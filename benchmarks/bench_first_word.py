@@ -34,7 +34,9 @@ from hotline.server.app import create_app
 from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.hub import Hub
 from hotline.server.settings import Settings
-from hotline.sim.caller import CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallOptions
 
 TOKEN = "bench-first-word-twilio-token-0123"
 ADMIN = "bench-first-word-admin-token"

@@ -8,7 +8,8 @@ import json
 import os
 
 from hotline.sim.call_report import report_json
-from hotline.sim.caller import CallOptions, place_call
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallOptions
 
 __all__ = ["add_arguments", "run"]
 

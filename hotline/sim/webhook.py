@@ -13,7 +13,7 @@ from hotline.sim.errors import CallError
 
 
 class WebhookCall(Protocol):
-    """What the webhook POST reads of a call's options (:class:`hotline.sim.caller.CallOptions`)."""
+    """What the webhook POST reads of a call's options (:class:`hotline.sim.options.CallOptions`)."""
 
     @property
     def url(self) -> str: ...

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallControl, CallOptions
 from tests.deploy.proxy import hotline_serve
 
 TOKEN = "drain-test-twilio-token-0123456789abcd"

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from hotline.sim.caller import CallOptions, place_call
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallOptions
 from tests.deploy.proxy import NGINX, free_port, hotline_serve, nginx_proxy
 
 pytestmark = pytest.mark.skipif(

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallControl, CallOptions
 from tests.deploy.proxy import NGINX, free_port, hotline_serve, nginx_proxy
 from tests.scale.conftest import RedisServer, redis_server
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from hotline.sim.caller import CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallOptions
 from tests.deploy.proxy import free_port, hotline_serve
 
 TOKEN = "replicas-twilio-token-0123456789abcdef"

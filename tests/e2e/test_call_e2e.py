@@ -18,7 +18,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallControl, CallOptions
 from tests.support.aio import arun, wait_until
 from tests.support.server import running_server
 

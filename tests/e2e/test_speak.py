@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotline.sim.caller import CallOptions, place_call
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallOptions
 from hotline.sim.speech import caller_speech_frames
 from tests.support.aio import arun
 from tests.support.server import ADMIN_TOKEN, AUTH_TOKEN, running_server

@@ -22,8 +22,10 @@ from typing import Any
 
 import httpx
 
-from hotline.sim.caller import CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
 from hotline.sim.load import Scrape, parse_metrics
+from hotline.sim.options import CallOptions
 from tests.support.aio import arun
 from tests.support.server import ServerThread as BaseServerThread
 

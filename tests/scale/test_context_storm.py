@@ -61,7 +61,9 @@ def test_storm_of_interrupting_says_through_a_call() -> None:
     (no phrase cache), through a real server, its local voice and the caller simulator."""
     import httpx
 
-    from hotline.sim.caller import CallOptions, CallReport, place_call
+    from hotline.sim.call_report import CallReport
+    from hotline.sim.caller import place_call
+    from hotline.sim.options import CallOptions
     from tests.support.server import ADMIN, AUTH_TOKEN, running_server
 
     async def main() -> None:

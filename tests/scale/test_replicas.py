@@ -17,7 +17,9 @@ import httpx
 import pytest
 import redis
 
-from hotline.sim.caller import CallControl, CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallControl, CallOptions
 from tests.scale.conftest import RedisServer, free_port
 from tests.scale.test_multi import arun
 from tests.scale.test_server_scale import SCRIPT, metric

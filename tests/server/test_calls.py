@@ -442,7 +442,8 @@ def test_health_streaming_reports_local_voice(tmp_path: Path) -> None:
 @call_test()
 async def test_with_the_caller_simulator(server: Running, baseline: set[asyncio.Task[Any]]) -> None:
     """The same path driven by ``hotline call``'s machinery (hotline.sim.caller)."""
-    from hotline.sim.caller import CallOptions, place_call
+    from hotline.sim.caller import place_call
+    from hotline.sim.options import CallOptions
 
     from .harness import AUTH_TOKEN
 
@@ -462,7 +463,8 @@ async def test_with_the_caller_simulator(server: Running, baseline: set[asyncio.
 async def test_barge_in_with_the_caller_simulator(
     server: Running, baseline: set[asyncio.Task[Any]]
 ) -> None:
-    from hotline.sim.caller import CallOptions, place_call
+    from hotline.sim.caller import place_call
+    from hotline.sim.options import CallOptions
 
     from .harness import AUTH_TOKEN
 

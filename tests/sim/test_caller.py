@@ -22,8 +22,11 @@ from starlette.websockets import WebSocketDisconnect
 from twilio.request_validator import RequestValidator
 
 from hotline.codec import ulaw_encode, ulaw_frame_stats
-from hotline.sim.caller import CallOptions, CallReport, parse_twiml, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallOptions
 from hotline.sim.wav import read_wav
+from hotline.sim.webhook import parse_twiml
 from tests.support.aio import arun
 from tests.support.server import bind_ephemeral, serve_asgi
 
@@ -519,7 +522,7 @@ def test_cli_prints_summary() -> None:
 
 
 def test_control_and_barge_in_relative_to_the_answer() -> None:
-    from hotline.sim.caller import CallControl
+    from hotline.sim.options import CallControl
 
     control = CallControl()
 
@@ -564,7 +567,7 @@ def test_control_and_barge_in_relative_to_the_answer() -> None:
 def test_shared_clock_runs_many_calls_on_one_timer() -> None:
     """Five plain calls on the shared clock at once: each hears its second of audio after
     playback, its mark echoed after it, no underrun, and one clock task serves them all."""
-    from hotline.sim.caller import _Ticker
+    from hotline.sim.clock import SharedClock
 
     async def behaviour(st: Stream) -> None:
         # One message (as hotline sends an utterance's later audio): 50 frame-sized sends from
@@ -581,7 +584,7 @@ def test_shared_clock_runs_many_calls_on_one_timer() -> None:
 
             async def watch() -> None:
                 while True:
-                    ticker = _Ticker._running.get(asyncio.get_running_loop())
+                    ticker = SharedClock._running.get(asyncio.get_running_loop())
                     seen.append(0 if ticker is None else len(ticker.calls))
                     await asyncio.sleep(0.05)
 

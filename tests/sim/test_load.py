@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from hotline.server.metrics import Metrics
-from hotline.sim.caller import CallReport
+from hotline.sim.call_report import CallReport
 from hotline.sim.load import (
     HIST_BRIDGE,
     HIST_TTFA,

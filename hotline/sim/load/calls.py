@@ -9,7 +9,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hotline.sim.caller import CallOptions, CallReport, place_call
+from hotline.sim.call_report import CallReport
+from hotline.sim.caller import place_call
 from hotline.sim.load.consts import (
     DEFAULT_TEXTS,
 )
@@ -20,6 +21,7 @@ from hotline.sim.load.metrics import (
 from hotline.sim.load.proc import ProcSample, proc_sample
 from hotline.sim.load.report import RunFigures, build_report
 from hotline.sim.load.spawn import _tail, spawn_server
+from hotline.sim.options import CallOptions
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``hotline load --converse N``: concurrent calls that hold a conversation, and its figures.
 
 Each call hears the greeting, then asks ``N`` questions aloud (eSpeak NG in real-time 20 ms
-frames, :attr:`hotline.sim.caller.CallOptions.speak`), each once the previous reply was heard,
+frames, :attr:`hotline.sim.options.CallOptions.speak`), each once the previous reply was heard,
 and hangs up after the last reply. Reported:
 
 * caller side: voice to voice per question (the caller's end of speech -> first reply audio
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotline.sim.call_report import SERVER_STAGES, CallReport
-from hotline.sim.caller import CallOptions, place_call
+from hotline.sim.caller import place_call
+from hotline.sim.options import CallOptions
 from hotline.sim.server_split import V2vSnapshot, scrape_v2v
 
 __all__ = [

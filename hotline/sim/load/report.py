@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from hotline.sim.caller import CallReport
+from hotline.sim.call_report import CallReport
 from hotline.sim.load.consts import (
     _COUNTERS,
     _HISTOGRAMS,
