@@ -245,6 +245,28 @@ def test_peers_of_the_server_stay_apart(layer: str) -> None:
     assert problems == [], "\n".join(problems)
 
 
+def test_the_server_reaches_the_ear_only_through_its_launcher() -> None:
+    """The ear is a peer of the server: it imports nothing of ``hotline.server``, and the server
+    imports only ``hotline.ear.process`` (the ear decodes in a process of its own), which itself
+    imports no other hotline module (no recogniser, no pocketsphinx in the server's process)."""
+    modules = _modules()
+    assert "hotline.ear.process" in modules
+    problems = []
+    for module, path in modules.items():
+        for name, line in _imports(path, module):
+            where = f"{path.relative_to(ROOT)}:{line}: imports {name}"
+            if module.startswith("hotline.ear.") and name.startswith("hotline.server"):
+                problems.append(where)
+            if module.startswith("hotline.server") and (
+                name in ("hotline.ear", "hotline.ear.__main__")
+                or (name.startswith("hotline.ear.") and not name.startswith("hotline.ear.process"))
+            ):
+                problems.append(where)
+            if module == "hotline.ear.process":
+                problems.append(where)
+    assert problems == [], "\n".join(problems)
+
+
 def test_no_import_cycles() -> None:
     cycles = _cycles(_graph(_modules()))
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
