@@ -48,8 +48,6 @@ clock = time.perf_counter
 MAX_PLAY_LOOP_BYTES = 10 * 60 * 8000
 #: Seconds the brain gets to take CallEnding before it is closed.
 _ENDING_GRACE = 1.0
-#: Non-fatal SttError kinds that mean the stream is down (the client reconnects).
-_STREAM_FAILURES = frozenset({"dropped", "refused", "connect_failed"})
 #: Parameters of our own on the stream (never shown to the brain).
 _PRIVATE_PARAMS = frozenset({"token", "From", "CallSid"})
 
@@ -196,7 +194,7 @@ class Listener:
         self.stt.start()
 
     async def _stt_event(self, ev: Any) -> None:
-        from hotline.core.stt import SttCommitted, SttError, SttPartial, SttSessionStarted
+        from hotline.core.stt import SttCommitted, SttFailure, SttPartial, SttSessionStarted
 
         call = self.host.call
         now = clock()
@@ -206,10 +204,10 @@ class Listener:
             call.transcript_partial(ev.text, now)
         elif isinstance(ev, SttCommitted):
             call.transcript_final(ev.text, now)
-        elif isinstance(ev, SttError):
-            # A refused or dropped stream is a failure even when the client will reconnect
-            # (it used to be counted and logged only when fatal: a drop went unseen).
-            if ev.fatal or ev.kind in _STREAM_FAILURES:
+        elif isinstance(ev, SttFailure):
+            # The stream is down (a refused or dropped stream too, though the client will
+            # reconnect); a rejected message is not.
+            if ev.fatal:
                 self.host.hub.metrics.stt_failures.labels(ev.kind[:32]).inc()
                 self._log_once(
                     f"stt:{ev.kind}", "speech-to-text failed (%s); the call goes on", ev.kind

@@ -11,10 +11,12 @@
 Audio goes into one bounded buffer (``SttConfig.buffer_ms``, 3 s by default) that a sender task
 drains; while connecting or reconnecting it fills, and the oldest audio is dropped and counted.
 A refused, failed or dropped STT never raises into the caller: it reconnects with backoff
-(except after an authentication failure, which will not heal), reports :class:`SttError`
-events with the client's own kinds (``refused``, ``connect_failed``, ``dropped``,
-``protocol_error``) through ``on_event``, keeps :attr:`SttStream.status` and
-:attr:`SttStream.stats`, and logs once per failure kind (lengths only, never transcripts).
+(:mod:`hotline.server.ws_client`) unless a failure is ``permanent`` (a refused key, a server
+error the protocol object marks so: it will not heal), reports :class:`SttFailure` events with
+the client's own kinds (``refused``, ``connect_failed``, ``dropped``, ``protocol_error``)
+through ``on_event``, keeps :attr:`SttStream.status` and :attr:`SttStream.stats`, and logs once
+per failure kind (lengths only, never transcripts). :meth:`SttStream.aclose` ends a connection
+attempt at once (the half-open transport is closed, the handshake is not waited out).
 """
 
 from __future__ import annotations
@@ -27,29 +29,30 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
+from hotline.core.deepgram import DeepgramLive
+from hotline.core.scribe import CommitStrategy, ScribeRealtime
 from hotline.core.stt import (
-    CommitStrategy,
-    DeepgramLive,
-    ScribeRealtime,
     SttClosed,
     SttCommitted,
-    SttError,
     SttEvent,
+    SttFailure,
     SttPartial,
     SttSessionStarted,
     SttSpeechStarted,
 )
 from hotline.errors import ConfigError, SttProtocolError
-from hotline.server.tls import ssl_for
+from hotline.server.ws_client import WsFailure, WsOptions, reconnect
 
 __all__ = ["SttConfig", "SttProvider", "SttStats", "SttStatus", "SttStream"]
 
 log = logging.getLogger("hotline.stt")
 
 _BYTES_PER_MS = 8
+#: Handshake statuses that will not heal by reconnecting: the key is wrong or not allowed.
+_REFUSED_FOR_GOOD = frozenset({401, 403})
 
 
 class SttProvider(enum.Enum):
@@ -64,7 +67,7 @@ class SttStatus(enum.Enum):
     CONNECTING = "connecting"
     LIVE = "live"
     RECONNECTING = "reconnecting"  # waiting out the backoff after a failure
-    FAILED = "failed"  # gave up (authentication refused); audio is dropped
+    FAILED = "failed"  # gave up (a permanent failure: a refused key, quota); audio is dropped
     CLOSED = "closed"
     OFF = "off"
 
@@ -149,6 +152,17 @@ class SttConfig:
     def base_url(self) -> str:
         return self.url or DEFAULT_URLS.get(self.provider, "")
 
+    def ws_options(self) -> WsOptions:
+        """The STT use of the shared client policy (see :mod:`hotline.server.ws_client`)."""
+        return WsOptions(
+            open_timeout=self.connect_timeout_s,
+            close_timeout=2.0,
+            ping_interval=20.0,
+            max_size=2**20,
+            backoff=(self.backoff_s, self.backoff_max_s),
+            fatal_statuses=_REFUSED_FOR_GOOD,
+        )
+
 
 @dataclass
 class SttStats:
@@ -188,7 +202,6 @@ class SttStream:
         self._commit_requested = False
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._in_connect = False  # inside websockets.connect() (see aclose)
         self._logged: set[str] = set()
 
     # -- the caller's side (sync, never blocks)
@@ -234,22 +247,13 @@ class SttStream:
         return self._buffered
 
     async def aclose(self) -> None:
+        """Stop: a connection attempt ends at once, a live connection is closed."""
         self._closing = True
         self._wake.set()
         task, self._task = self._task, None
         if task is not None:
-            if self._in_connect:
-                # Cancelling websockets' connect() mid-handshake can leave its socket open (an
-                # unclosed-transport warning): let the bounded handshake finish instead; _run
-                # closes what it opened as soon as it sees _closing.
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.shield(task), self.config.connect_timeout_s + 1.0
-                    )
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if self.status is not SttStatus.OFF:
             self.status = SttStatus.CLOSED
 
@@ -272,78 +276,62 @@ class SttStream:
             self._log_once("callback", "stt on_event callback raised %s", type(exc).__name__)
 
     async def _run(self) -> None:
-        backoff = self.config.backoff_s
-        while not self._closing:
-            proto = self.config.protocol()
-            url = proto.url(self.config.base_url())
-            headers = proto.headers(self.config.api_key) if self.config.api_key else {}
-            self.status = SttStatus.CONNECTING
-            self._in_connect = True
-            try:
-                ws = await connect(
-                    url,
-                    ssl=ssl_for(url),
-                    additional_headers=headers,
-                    open_timeout=self.config.connect_timeout_s,
-                    compression=None,
-                    max_size=2**20,
-                    ping_interval=20,
-                    close_timeout=2,
+        config = self.config
+        url = config.protocol().url(config.base_url())
+        headers = config.protocol().headers(config.api_key) if config.api_key else None
+        failure = await reconnect(
+            url,
+            config.ws_options(),
+            self._connected,
+            self._connect_failed,
+            headers=headers,
+            stop=lambda: self._closing or self.status is SttStatus.FAILED,
+        )
+        if failure is not None or self.status is SttStatus.FAILED:
+            self.status = SttStatus.FAILED
+            self._drop_buffer()
+
+    async def _connect_failed(self, failure: WsFailure) -> None:
+        self.stats.connect_failures += 1
+        if failure.status is not None:
+            code = failure.status
+            self._log_once("refused", "stt handshake refused (HTTP %d)", code)
+            await self._emit(
+                SttFailure(
+                    "refused", f"handshake refused: HTTP {code}", True, permanent=failure.fatal
                 )
-            except InvalidStatus as exc:
-                code = exc.response.status_code
-                self.stats.connect_failures += 1
-                fatal = code in (401, 403)
-                self._log_once("refused", "stt handshake refused (HTTP %d)", code)
-                await self._emit(SttError("refused", f"handshake refused: HTTP {code}", fatal))
-                if fatal:
-                    self.status = SttStatus.FAILED
-                    self._drop_buffer()
-                    return
-            except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
-                self.stats.connect_failures += 1
-                self._log_once("connect_failed", "stt connect failed (%s)", type(exc).__name__)
-                await self._emit(SttError("connect_failed", type(exc).__name__, False))
-            else:
-                self._in_connect = False
-                if self._closing:  # aclose() waited for this handshake: close what it opened
-                    with contextlib.suppress(Exception):
-                        await ws.close()
-                    return
-                self.stats.connects += 1
-                try:
-                    fatal = await self._session(ws, proto)
-                except (OSError, ConnectionClosed, SttProtocolError) as exc:
-                    # e.g. an outgoing message refused by the protocol object: reconnect
-                    self._log_once("internal", "stt session ended: %s", type(exc).__name__)
-                    fatal = False
-                if fatal or self._closing:
-                    if fatal:
-                        self.status = SttStatus.FAILED
-                        self._drop_buffer()
-                    return
-                if self.status is SttStatus.LIVE:  # had been working: reconnect promptly
-                    backoff = self.config.backoff_s
-            self._in_connect = False
+            )
+        else:
+            name = type(failure.exc).__name__
+            self._log_once("connect_failed", "stt connect failed (%s)", name)
+            await self._emit(SttFailure("connect_failed", name, True, permanent=failure.fatal))
+        self.status = SttStatus.RECONNECTING
+
+    async def _connected(self, ws: ClientConnection) -> bool:
+        """Serve one connection; True when it had worked (the backoff starts again)."""
+        self.stats.connects += 1
+        proto = self.config.protocol()
+        try:
+            permanent = await self._serve(ws, proto)
+        except (OSError, ConnectionClosed, SttProtocolError) as exc:
+            # e.g. an outgoing message refused by the protocol object: reconnect
+            self._log_once("internal", "stt session ended: %s", type(exc).__name__)
+            permanent = False
+        worked = self.status is SttStatus.LIVE
+        if permanent:
+            self.status = SttStatus.FAILED
+        elif not self._closing:
             self.status = SttStatus.RECONNECTING
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.config.backoff_max_s)
+        return worked
 
     def _drop_buffer(self) -> None:
         self.stats.audio_bytes_dropped += self._buffered
         self._buffer.clear()
         self._buffered = 0
 
-    async def _session(self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> bool:
-        """Run one connection; True when the failure is fatal (do not reconnect)."""
-        try:
-            return await self._serve(ws, proto)
-        finally:  # also on cancellation (aclose)
-            with contextlib.suppress(Exception):
-                await ws.close()
-
     async def _serve(self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> bool:
-        fatal = False
+        """Run one connection; True when a failure is permanent (do not reconnect)."""
+        permanent = False
         if isinstance(proto, DeepgramLive):
             rid = ws.response.headers.get("dg-request-id", "") if ws.response else ""
             proto.connection_opened(rid)
@@ -359,9 +347,9 @@ class SttStream:
                 except SttProtocolError as exc:
                     self.stats.protocol_errors += 1
                     self._log_once("protocol_error", "stt message dropped: %s", str(exc)[:120])
-                    await self._emit(SttError("protocol_error", str(exc)[:200], False))
+                    await self._emit(SttFailure("protocol_error", str(exc)[:200], False))
                 if await self._dispatch(proto):
-                    fatal = True
+                    permanent = True
         except ConnectionClosed:
             pass
         finally:
@@ -373,17 +361,18 @@ class SttStream:
         else:
             proto.flush_pending()
         if await self._dispatch(proto):
-            fatal = True
-        if not self._closing and not fatal:
+            permanent = True
+        if not self._closing and not permanent:
             self.stats.drops += 1
             self._log_once("dropped", "stt connection lost (close code %s)", ws.close_code)
             await self._emit(
-                SttError("dropped", f"connection closed (code {ws.close_code})", False)
+                SttFailure("dropped", f"connection closed (code {ws.close_code})", True)
             )
-        return fatal
+        return permanent
 
     async def _dispatch(self, proto: ScribeRealtime | DeepgramLive) -> bool:
-        fatal = False
+        """Hand the protocol's events on; True when one of them is permanent."""
+        permanent = False
         for ev in proto.events_received():
             if isinstance(ev, SttSessionStarted):
                 self.status = SttStatus.LIVE
@@ -392,23 +381,16 @@ class SttStream:
             elif isinstance(ev, SttCommitted):
                 self.stats.commits += 1
                 self.stats.committed_chars += len(ev.text)
-            elif isinstance(ev, SttError):
+            elif isinstance(ev, SttFailure):
                 self.stats.server_errors += 1
                 self._log_once(
                     f"server:{ev.kind}", "stt server error %s (fatal=%s)", ev.kind, ev.fatal
                 )
-                # Credentials, quota and terms do not heal by reconnecting.
-                if ev.kind in (
-                    "auth_error",
-                    "quota_exceeded",
-                    "unaccepted_terms_error",
-                    "unaccepted_terms",
-                ):
-                    fatal = True
+                permanent = permanent or ev.permanent  # the protocol object's word
             elif isinstance(ev, SttSpeechStarted | SttClosed):
                 pass
             await self._emit(ev)
-        return fatal
+        return permanent
 
     async def _send_loop(self, ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> None:
         loop = asyncio.get_running_loop()
@@ -430,7 +412,8 @@ class SttStream:
                 if self._buffered:
                     await self._send_audio(ws, proto, self._buffered)
                 self._commit_requested = False
-                await ws.send(proto.commit())
+                proto.commit()
+                await _drain(ws, proto)
                 last_sent = loop.time()
                 continue
             # Asleep until a whole message is buffered (feed() wakes it then, not per 20 ms
@@ -450,7 +433,8 @@ class SttStream:
                 await self._send_audio(ws, proto, self._buffered)
                 last_sent = loop.time()
             elif deepgram is not None and loop.time() - last_sent >= keepalive_s:
-                await ws.send(deepgram.keep_alive())
+                deepgram.keep_alive()
+                await _drain(ws, deepgram)
                 self.stats.keepalives += 1
                 last_sent = loop.time()
 
@@ -459,7 +443,8 @@ class SttStream:
     ) -> None:
         data = self._take(n)
         try:
-            await ws.send(proto.send_audio(data))
+            proto.send_audio(data)
+            await _drain(ws, proto)
         except BaseException:
             self.stats.audio_bytes_dropped += len(data)  # taken but never on the wire
             raise
@@ -477,3 +462,8 @@ class SttStream:
             got += len(part)
         self._buffered -= got
         return b"".join(parts)
+
+
+async def _drain(ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> None:
+    for message in proto.data_to_send():
+        await ws.send(message)

@@ -1,4 +1,5 @@
-"""hotline.core.stt: every message in and out of Scribe realtime and Deepgram live, no network."""
+"""hotline.core.stt, .scribe, .deepgram: every message in and out of Scribe realtime and Deepgram
+live, no network."""
 
 from __future__ import annotations
 
@@ -10,21 +11,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hotline.core.deepgram import DeepgramLive, DeepgramState
+from hotline.core.scribe import SCRIBE_ERRORS, SCRIBE_PERMANENT, CommitStrategy, ScribeRealtime
 from hotline.core.stt import (
-    SCRIBE_ERRORS,
-    CommitStrategy,
-    DeepgramLive,
-    DeepgramState,
-    ScribeRealtime,
     SttClosed,
     SttCommitted,
-    SttError,
+    SttFailure,
     SttPartial,
     SttSessionStarted,
     SttSpeechStarted,
     SttWord,
 )
 from hotline.errors import ConfigError, ProtocolError, SttProtocolError
+
+
+def _sent(p: ScribeRealtime | DeepgramLive) -> str | bytes:
+    """The one message queued since the last drain."""
+    [message] = p.data_to_send()
+    return message
 
 
 def _q(url: str) -> list[tuple[str, str]]:
@@ -94,7 +98,8 @@ def test_scribe_bad_base(base: str) -> None:
 
 def test_scribe_send_audio_previous_text_first_only() -> None:
     s = ScribeRealtime(previous_text="hello")
-    first = json.loads(s.send_audio(b"\xff\x7f"))
+    s.send_audio(b"\xff\x7f")
+    first = json.loads(_sent(s))
     assert first == {
         "message_type": "input_audio_chunk",
         "audio_base_64": base64.b64encode(b"\xff\x7f").decode(),
@@ -102,13 +107,16 @@ def test_scribe_send_audio_previous_text_first_only() -> None:
         "sample_rate": 8000,
         "previous_text": "hello",
     }
-    second = json.loads(s.send_audio(bytearray(b"\x00")))
+    s.send_audio(bytearray(b"\x00"))
+    second = json.loads(_sent(s))
     assert "previous_text" not in second and second["audio_base_64"] == "AA=="
     assert s.audio_bytes_sent == 3
 
 
 def test_scribe_commit_is_sdk_wire_form() -> None:
-    assert json.loads(ScribeRealtime().commit()) == {
+    s = ScribeRealtime()
+    s.commit()
+    assert json.loads(_sent(s)) == {
         "message_type": "input_audio_chunk",
         "audio_base_64": "",
         "commit": True,
@@ -119,7 +127,9 @@ def test_scribe_commit_is_sdk_wire_form() -> None:
 @pytest.mark.parametrize("bad", [b"", "text", None, 5])
 def test_scribe_send_audio_rejects(bad: object) -> None:
     with pytest.raises(SttProtocolError):
-        ScribeRealtime().send_audio(bad)  # type: ignore[arg-type]
+        s = ScribeRealtime()
+        s.send_audio(bad)  # type: ignore[arg-type]
+    assert s.data_to_send() == []
 
 
 # ----------------------------------------------------------------------------- Scribe in
@@ -179,7 +189,7 @@ def test_scribe_with_timestamps_commits_once_with_words() -> None:
 def test_scribe_every_error_type(kind: str) -> None:
     s = ScribeRealtime()
     assert _feed(s, {"message_type": kind, "error": "detail"}) == [
-        SttError(kind, "detail", SCRIBE_ERRORS[kind])
+        SttFailure(kind, "detail", SCRIBE_ERRORS[kind], kind in SCRIBE_PERMANENT)
     ]
 
 
@@ -187,6 +197,14 @@ def test_scribe_error_fatality() -> None:
     assert SCRIBE_ERRORS["auth_error"] and SCRIBE_ERRORS["quota_exceeded"]
     assert not SCRIBE_ERRORS["commit_throttled"] and not SCRIBE_ERRORS["chunk_size_exceeded"]
     assert not SCRIBE_ERRORS["input_error"]
+    # permanent (the client stops reconnecting): only what a new session would meet again
+    assert SCRIBE_PERMANENT == {
+        "auth_error",
+        "quota_exceeded",
+        "unaccepted_terms_error",
+        "unaccepted_terms",
+    }
+    assert all(SCRIBE_ERRORS[kind] for kind in SCRIBE_PERMANENT)  # permanent implies fatal
 
 
 @pytest.mark.parametrize(
@@ -275,17 +293,28 @@ def test_deepgram_bad_config(kwargs: dict[str, object]) -> None:
 
 def test_deepgram_sending() -> None:
     d = DeepgramLive()
-    assert d.send_audio(bytearray(b"\x01\x02")) == b"\x01\x02"
-    assert json.loads(d.keep_alive()) == {"type": "KeepAlive"}
-    assert json.loads(d.finalize()) == {"type": "Finalize"}
-    assert d.commit() == d.finalize()
-    assert json.loads(d.close_stream()) == {"type": "CloseStream"}
+    d.send_audio(bytearray(b"\x01\x02"))
+    d.keep_alive()
+    d.finalize()
+    d.commit()
+    assert d.state is DeepgramState.OPEN
+    d.close_stream()
+    assert d.data_to_send() == [
+        b"\x01\x02",
+        '{"type":"KeepAlive"}',
+        '{"type":"Finalize"}',
+        '{"type":"Finalize"}',  # commit() is Finalize
+        '{"type":"CloseStream"}',
+    ]
     assert d.state is DeepgramState.CLOSING
     for send in (lambda: d.send_audio(b"\x01"), d.keep_alive, d.finalize, d.close_stream):
         with pytest.raises(SttProtocolError):
             send()
+    assert d.data_to_send() == []  # nothing queued after CloseStream
+    fresh = DeepgramLive()
     with pytest.raises(SttProtocolError):
-        DeepgramLive().send_audio(b"")
+        fresh.send_audio(b"")
+    assert fresh.data_to_send() == []
 
 
 # ---------------------------------------------------------------------------- Deepgram in
@@ -365,21 +394,23 @@ def test_deepgram_finalize_and_metadata() -> None:
 def test_deepgram_errors_and_close() -> None:
     d = DeepgramLive()
     assert _feed(d, {"type": "Error", "variant": "DATA-0000", "description": "bad audio"}) == [
-        SttError("DATA-0000", "bad audio", True)
+        SttFailure("DATA-0000", "bad audio", True)
     ]
     d.receive_text(json.dumps(_results("half", is_final=True)))
     d.receive_close(1011, "NET-0001")
     events = d.events_received()
     assert events[-2:] == [
         SttCommitted("half"),
-        SttError("NET-0001", "no audio or KeepAlive within 10 seconds", True),
+        SttFailure("NET-0001", "no audio or KeepAlive within 10 seconds", True),
     ]
     clean = DeepgramLive()
     clean.receive_close(1000, "")
     assert clean.events_received() == []
     lost = DeepgramLive()
     lost.receive_close(None, "")
-    assert lost.events_received() == [SttError("close_None", "connection closed (code None)", True)]
+    assert lost.events_received() == [
+        SttFailure("close_None", "connection closed (code None)", True)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -475,7 +506,7 @@ def test_fuzz_scribe_only_protocol_errors(frames: list[str], timestamps: bool) -
             pass
     s.flush_pending()
     for ev in s.events_received():
-        assert isinstance(ev, SttSessionStarted | SttPartial | SttCommitted | SttError)
+        assert isinstance(ev, SttSessionStarted | SttPartial | SttCommitted | SttFailure)
 
 
 @settings(max_examples=400, deadline=None)
@@ -488,4 +519,4 @@ def test_fuzz_deepgram_only_protocol_errors(frames: list[str]) -> None:
         except SttProtocolError:
             pass
     d.receive_close(1011, "NET-0000")
-    assert d.events_received()[-1] == SttError("NET-0000", "the service did not respond", True)
+    assert d.events_received()[-1] == SttFailure("NET-0000", "the service did not respond", True)

@@ -17,7 +17,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from hotline.core.stt import DeepgramLive, ScribeRealtime
+from hotline.core.deepgram import DeepgramLive
+from hotline.core.scribe import ScribeRealtime
 from hotline.ear.config import EarConfig
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import Recognizer, RecognizerConfig, normalise
@@ -53,6 +54,12 @@ async def until(ws: ClientConnection, kind: str, key: str = "message_type") -> d
         msg = await recv_json(ws)
         if msg.get(key) == kind:
             return msg
+
+
+async def drain(ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> None:
+    """Send what ``proto`` queued."""
+    for message in proto.data_to_send():
+        await ws.send(message)
 
 
 def chunks(data: bytes, n: int = 160) -> list[bytes]:
@@ -111,7 +118,8 @@ def test_scribe_session_recognises_and_timestamps() -> None:
                 assert started["config"]["vad_commit_strategy"] is True
                 proto = ScribeRealtime(previous_text="hello")
                 for c in chunks(phrase_ulaw("What are the tour dates?") + SILENCE_1S, 1600):
-                    await ws.send(proto.send_audio(c))
+                    proto.send_audio(c)
+                    await drain(ws, proto)
                 committed = await until(ws, "committed_transcript")
                 assert committed["text"] == "what are the tour dates"
                 timed = await recv_json(ws)
@@ -131,10 +139,12 @@ def test_scribe_manual_commit_and_partials() -> None:
                 await until(ws, "session_started")
                 proto = ScribeRealtime()
                 for c in chunks(phrase_ulaw("Tell me about the new album") + SILENCE_1S * 2, 800):
-                    await ws.send(proto.send_audio(c))
+                    proto.send_audio(c)
+                    await drain(ws, proto)
                 partial = await until(ws, "partial_transcript")
                 assert partial["text"] and "tell me about the new album".startswith(partial["text"])
-                await ws.send(proto.commit())
+                proto.commit()
+                await drain(ws, proto)
                 committed = await until(ws, "committed_transcript")
                 assert committed["text"] == "tell me about the new album"
 
@@ -142,7 +152,7 @@ def test_scribe_manual_commit_and_partials() -> None:
 
 
 def _manual() -> Any:
-    from hotline.core.stt import CommitStrategy
+    from hotline.core.scribe import CommitStrategy
 
     return CommitStrategy.MANUAL
 
@@ -236,7 +246,9 @@ def test_scribe_faults_garbage_and_drop() -> None:
         async with LocalEar(EarConfig(drop_after_chunks=3)) as ear:
             async with connect(scribe_url(ear, fault="garbage")) as ws:
                 await until(ws, "session_started")
-                await ws.send(ScribeRealtime().send_audio(b"\xff" * 160))
+                one = ScribeRealtime()
+                one.send_audio(b"\xff" * 160)
+                await drain(ws, one)
                 assert await ws.recv() == "this is not json {"
                 assert await ws.recv() == b"\x00\x01binary"
                 assert (await recv_json(ws))["message_type"] == "surprise"
@@ -244,7 +256,9 @@ def test_scribe_faults_garbage_and_drop() -> None:
                 await until(ws, "session_started")
                 with pytest.raises(ConnectionClosed):
                     for _ in range(10):
-                        await ws.send(ScribeRealtime().send_audio(b"\xff" * 160))
+                        one = ScribeRealtime()
+                        one.send_audio(b"\xff" * 160)
+                        await drain(ws, one)
                         await asyncio.sleep(0.05)
                     await ws.recv()
             assert ear.stats.faults_injected == 2
@@ -267,7 +281,8 @@ def test_deepgram_stand_in_protocol() -> None:
             async with connect(url, additional_headers=DeepgramLive.headers("dg")) as ws:
                 audio = phrase_ulaw("Where can I buy merch?") + SILENCE_1S
                 for c in chunks(audio, 800):
-                    await ws.send(proto.send_audio(c))
+                    proto.send_audio(c)
+                    await drain(ws, proto)
                 started = await until(ws, "SpeechStarted", "type")
                 assert started["timestamp"] > 0
                 final = await until(ws, "Results", "type")
@@ -278,16 +293,20 @@ def test_deepgram_stand_in_protocol() -> None:
                 assert alt["transcript"] == "where can i buy merch"
                 assert [w["word"] for w in alt["words"]] == ["where", "can", "i", "buy", "merch"]
                 assert (await recv_json(ws))["type"] == "UtteranceEnd"
-                await ws.send(proto.keep_alive())
+                proto.keep_alive()
+                await drain(ws, proto)
                 for c in chunks(phrase_ulaw("Goodbye"), 800):
-                    await ws.send(proto.send_audio(c))
-                await ws.send(proto.finalize())
+                    proto.send_audio(c)
+                    await drain(ws, proto)
+                proto.finalize()
+                await drain(ws, proto)
                 fin = await until(ws, "Results", "type")
                 while not fin["is_final"]:
                     fin = await until(ws, "Results", "type")
                 assert fin["from_finalize"] is True
                 assert fin["channel"]["alternatives"][0]["transcript"] == "goodbye"
-                await ws.send(proto.close_stream())
+                proto.close_stream()
+                await drain(ws, proto)
                 meta = await until(ws, "Metadata", "type")
                 assert meta["duration"] > 2.0
                 with pytest.raises(ConnectionClosed):

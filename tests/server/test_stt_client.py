@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-from hotline.core.stt import SttCommitted, SttError, SttEvent, SttSessionStarted
+from hotline.core.stt import SttCommitted, SttFailure, SttEvent, SttSessionStarted
 from hotline.ear.config import EarConfig
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import normalise
@@ -85,7 +85,7 @@ def test_every_phrase_recognised(provider: SttProvider) -> None:
             assert rec.texts() == [_words(p) for p in PHRASES]
             assert stream.status is SttStatus.LIVE
             assert isinstance(rec.events[0], SttSessionStarted)
-            assert not rec.of(SttError)
+            assert not rec.of(SttFailure)
             assert stream.stats.commits == len(PHRASES)
             assert stream.stats.audio_bytes_dropped == 0
             # The tail (less than one 100 ms message) goes once no whole message has filled.
@@ -124,7 +124,7 @@ def test_deepgram_keepalive_holds_an_idle_stream_open() -> None:
             stream.start()
             await asyncio.sleep(2.0)  # > idle_close_s without audio
             assert stream.stats.keepalives >= 3
-            assert stream.stats.drops == 0 and not rec.of(SttError)
+            assert stream.stats.drops == 0 and not rec.of(SttFailure)
             await speak(stream, phrase_ulaw("Goodbye") + SILENCE_1S)
             await rec.wait(lambda: bool(rec.texts()))
             assert rec.texts() == ["goodbye"]
@@ -141,8 +141,10 @@ def test_refused_at_connect_scribe_auth_error() -> None:
             stream.start()
             stream.feed(b"\xff" * 800)
             await rec.wait(lambda: stream.status is SttStatus.FAILED)
-            errors = rec.of(SttError)
-            assert errors[0] == SttError("auth_error", "You must be authenticated.", True)
+            errors = rec.of(SttFailure)
+            assert errors[0] == SttFailure(
+                "auth_error", "You must be authenticated.", True, permanent=True
+            )
             stream.feed(b"\xff" * 800)  # after failure: dropped, counted, no raise
             stream.commit()
             assert stream.stats.audio_bytes_dropped == 1600
@@ -159,7 +161,9 @@ def test_refused_at_connect_deepgram_http_401() -> None:
             stream = SttStream(cfg, rec)
             stream.start()
             await rec.wait(lambda: stream.status is SttStatus.FAILED)
-            assert rec.of(SttError) == [SttError("refused", "handshake refused: HTTP 401", True)]
+            assert rec.of(SttFailure) == [
+                SttFailure("refused", "handshake refused: HTTP 401", True, permanent=True)
+            ]
             assert stream.stats.connect_failures == 1
             await stream.aclose()
 
@@ -189,8 +193,8 @@ def test_nothing_listening_buffers_bounded_then_connects(caplog: pytest.LogCaptu
         await speak(stream, b"\xff" * 8000 * 5)  # 5 s of audio into a 3 s buffer
         assert stream.buffered_bytes == 24_000
         assert stream.stats.audio_bytes_dropped == 16_000
-        await rec.wait(lambda: len(rec.of(SttError)) >= 3)
-        assert {e.kind for e in rec.of(SttError)} == {"connect_failed"}
+        await rec.wait(lambda: len(rec.of(SttFailure)) >= 3)
+        assert {e.kind for e in rec.of(SttFailure)} == {"connect_failed"}
         assert stream.status in (SttStatus.RECONNECTING, SttStatus.CONNECTING)
         ear = LocalEar()
         await ear.start(port=port)
@@ -218,7 +222,7 @@ def test_dropped_mid_stream_reconnects_and_hears_again() -> None:
             await speak(stream, SILENCE_1S * 3, pace=0.001)
             await rec.wait(lambda: stream.stats.drops >= 2)
             assert stream.stats.connects >= 2
-            assert {e.kind for e in rec.of(SttError)} <= {"dropped", "connect_failed"}
+            assert {e.kind for e in rec.of(SttFailure)} <= {"dropped", "connect_failed"}
             assert stream.buffered_bytes <= 24_000
         await stream.aclose()
 
@@ -242,7 +246,7 @@ def test_drop_then_recover_on_a_healthy_server() -> None:
         await ear2.start(port=port)
         try:
             await rec.wait(lambda: "where can i buy merch" in rec.texts())
-            assert rec.of(SttError)[0].kind == "dropped"
+            assert rec.of(SttFailure)[0].kind == "dropped"
         finally:
             await stream.aclose()
             await ear2.stop()
@@ -261,7 +265,7 @@ def test_garbage_from_server_is_counted_not_raised() -> None:
                 await speak(stream, phrase_ulaw("Goodbye") + SILENCE_1S)
                 await rec.wait(lambda r=rec: "goodbye" in r.texts())  # type: ignore[misc]
                 assert stream.stats.protocol_errors == 3
-                assert [e.kind for e in rec.of(SttError)] == ["protocol_error"] * 3
+                assert [e.kind for e in rec.of(SttFailure)] == ["protocol_error"] * 3
                 await stream.aclose()
 
     arun(main)
