@@ -19,13 +19,12 @@ socket with 1007 (then: ``Fallback`` and the script, as above).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 
 from twilio.request_validator import RequestValidator
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from hotline.core.brain import (
     BrainInput,
@@ -42,7 +41,7 @@ from hotline.core.relay import RelaySession
 from hotline.core.script import CallScript
 from hotline.core.script_brain import ScriptBrain
 from hotline.errors import RelayProtocolError
-from hotline.server.tls import ssl_for
+from hotline.server.ws_client import WsError, WsOptions, close_ws, open_ws
 
 __all__ = ["RelayBrain", "relay_signature"]
 
@@ -98,17 +97,21 @@ class RelayBrain:
         headers: dict[str, str] = {}
         if self.auth_token:
             headers["X-Twilio-Signature"] = relay_signature(self.url, self.auth_token)
+        # The relay's use of the shared client policy (hotline.server.ws_client), connected
+        # once: pings (an app may sit silent between prompts), permessage-deflate offered as
+        # always (an app written for Twilio's client may expect it), Twilio's user agent.
+        options = WsOptions(
+            open_timeout=self.open_timeout,
+            close_timeout=2.0,
+            ping_interval=20.0,
+            max_size=1 << 20,
+            compression="deflate",
+            user_agent="TwilioProxy/1.1",
+        )
         try:
-            self._ws = await connect(
-                self.url,
-                ssl=ssl_for(self.url),
-                additional_headers=headers,
-                open_timeout=self.open_timeout,
-                max_size=1 << 20,
-                user_agent_header="TwilioProxy/1.1",
-            )
-        except (OSError, WebSocketException, asyncio.TimeoutError, ValueError) as exc:
-            log.warning("relay app unreachable: %s", type(exc).__name__)
+            self._ws = await open_ws(self.url, options, headers)
+        except WsError as err:
+            log.warning("relay app unreachable: %s", type(err.failure.exc).__name__)
             await self._give_up("relay_connect")
             return
         self.relay.send_setup(ev, session_id=self.session_id, caller=self.caller)
@@ -140,8 +143,7 @@ class RelayBrain:
         self._closing = True
         ws, self._ws = self._ws, None
         if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(1000), timeout=2.0)
+            await close_ws(ws)
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()

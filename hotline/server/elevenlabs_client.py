@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from hotline.core.elevenlabs import ElevenLabsStream, stream_input_url
 from hotline.core.events import TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError, TTSError
-from hotline.server.tls import ssl_for
+from hotline.server.ws_client import WsError, WsOptions, close_ws, open_ws
 
 __all__ = ["TTSConfig", "TTSFailed", "TextFeed", "synthesize"]
 
@@ -42,6 +42,20 @@ class TTSConfig:
         from hotline.server.settings import check_model_options
 
         check_model_options(self.model_id, "", self.extra_query)  # raises ConfigError
+
+    def ws_options(self, backoff: tuple[float, float] = (0.05, 2.0)) -> WsOptions:
+        """The TTS use of the shared client policy (see :mod:`hotline.server.ws_client`): no
+        pings (ElevenLabs' inactivity timer wants its own keep-alive messages), 16 MB
+        messages."""
+        return WsOptions(
+            open_timeout=self.open_timeout,
+            close_timeout=1.0,
+            ping_interval=None,
+            max_size=_MAX_MESSAGE,
+            compression=None,
+            backoff=backoff,
+            logger=log,
+        )
 
     def url(self) -> str:
         return stream_input_url(
@@ -152,48 +166,43 @@ async def synthesize(
     )
     headers = {"xi-api-key": config.api_key} if config.api_key else None
     try:
-        url = config.url()
-        ws_cm = connect(
-            url,
-            ssl=ssl_for(url),
-            additional_headers=headers,
-            open_timeout=config.open_timeout,
-            close_timeout=1.0,
-            max_size=_MAX_MESSAGE,
-            compression=None,
-            ping_interval=None,
-            logger=log,
-        )
-        async with ws_cm as ws:
-            stream.send_init()
-            writer: asyncio.Task[None] | None = None
-            if feed is None:
-                stream.send_text(text)
-                stream.send_flush()
+        ws = await open_ws(config.url(), config.ws_options(), headers)
+    except WsError as err:
+        failure = err.failure
+        if failure.status is not None:
+            raise TTSFailed("handshake", f"HTTP {failure.status}") from None
+        exc = failure.exc
+        raise TTSFailed("connect", f"{type(exc).__name__}: {exc}") from None
+    try:
+        stream.send_init()
+        writer: asyncio.Task[None] | None = None
+        if feed is None:
+            stream.send_text(text)
+            stream.send_flush()
+            stream.send_end()
+        else:
+            first = feed.take()
+            if first:
+                stream.send_text(first, flush=True)
+            if feed.closed:
                 stream.send_end()
-            else:
-                first = feed.take()
-                if first:
-                    stream.send_text(first, flush=True)
-                if feed.closed:
-                    stream.send_end()
-            for message in stream.data_to_send():
-                await ws.send(message)
-            if feed is not None and not feed.closed:
-                writer = asyncio.get_running_loop().create_task(_feed_writer(ws, stream, feed))
-            try:
-                await _receive(config, ws, stream, on_event, on_bad_message, feed)
-            finally:
-                if writer is not None:
-                    writer.cancel()
-                    await asyncio.gather(writer, return_exceptions=True)
-    except InvalidStatus as exc:
-        raise TTSFailed("handshake", f"HTTP {exc.response.status_code}") from None
+        for message in stream.data_to_send():
+            await ws.send(message)
+        if feed is not None and not feed.closed:
+            writer = asyncio.get_running_loop().create_task(_feed_writer(ws, stream, feed))
+        try:
+            await _receive(config, ws, stream, on_event, on_bad_message, feed)
+        finally:
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
     except ConnectionClosed as exc:
         code = exc.rcvd.code if exc.rcvd is not None else None
         raise TTSFailed("closed", f"closed while sending (code {code})") from None
-    except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+    except (OSError, asyncio.TimeoutError) as exc:
         raise TTSFailed("connect", f"{type(exc).__name__}: {exc}") from None
+    finally:
+        await close_ws(ws)
 
 
 async def _feed_writer(ws: ClientConnection, stream: ElevenLabsStream, feed: TextFeed) -> None:

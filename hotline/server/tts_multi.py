@@ -26,14 +26,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from hotline.core.elevenlabs import MAX_CONTEXTS, ElevenLabsMultiStream, multi_stream_input_url
 from hotline.core.events import TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import FEED_WAIT, TextFeed, TTSConfig, TTSFailed
-from hotline.server.tls import ssl_for
+from hotline.server.ws_client import WsFailure, reconnect
 
 __all__ = ["MultiStats", "MultiTTS", "Preconnects"]
 
@@ -130,7 +130,6 @@ class MultiTTS:
         self._contexts: dict[str, _Ctx] = {}
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
-        self._in_connect = False  # inside websockets.connect() (see aclose)
         self._next = 0
         self._last_error = "not connected yet"
         self._socket_last_sent = 0.0
@@ -170,13 +169,8 @@ class MultiTTS:
                 self.stats.socket_closed_cleanly = True
         runner, self._runner = self._runner, None
         if runner is not None:
-            if self._in_connect and not runner.done():
-                # Cancelling websockets' connect() mid-handshake leaves the server a connection
-                # that never sent its request (websockets < 15 logs a traceback for it, and a
-                # refused stream closes its preopened socket at once): let the bounded handshake
-                # finish; _run closes what it opened as soon as it sees _closing.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(runner), self.config.open_timeout + 1.0)
+            # A connection attempt ends at once (ws_client closes its half-open transport);
+            # an open socket gets its closing handshake first.
             if ws is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), 1.0)
@@ -358,67 +352,44 @@ class MultiTTS:
 
     # ------------------------------------------------------------------ connection
 
-    def _backoff(self, attempt: int) -> float:
-        first, largest = self.backoff
-        return float(min(largest, first * 2 ** max(attempt - 1, 0)))
-
     async def _run(self) -> None:
         cfg = self.config
         headers = {"xi-api-key": cfg.api_key} if cfg.api_key else None
-        attempt = 0
-        while not self._closing:
-            self._in_connect = True
-            try:
-                ws = await connect(
-                    self.url,
-                    ssl=ssl_for(self.url),
-                    additional_headers=headers,
-                    open_timeout=cfg.open_timeout,
-                    close_timeout=1.0,
-                    max_size=_MAX_MESSAGE,
-                    compression=None,
-                    ping_interval=None,
-                    logger=log,
-                )
-            except InvalidStatus as exc:
-                self._connect_failed(f"handshake refused (HTTP {exc.response.status_code})")
-            except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
-                self._connect_failed(f"{type(exc).__name__}: {exc}")
-            else:
-                self._in_connect = False
-                if self._closing:  # aclose() waited for this handshake: close what it opened
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(ws.close(), 1.0)
-                    return
-                if self.stats.connects:
-                    self.stats.reconnects += 1
-                    log.info("call %s: TTS socket reopened", self.label)
-                self.stats.connects += 1
-                self._logged_failure = False
-                attempt = 0
-                try:
-                    await self._serve(ws)
-                finally:
-                    self._ready.clear()
-                    self._ws = None
-                    self._fail_all()
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(ws.close(), 1.0)
-                if self._closing:
-                    return
-                log.warning(
-                    "call %s: TTS socket dropped (%s); reconnecting", self.label, self._last_error
-                )
-            self._in_connect = False
-            attempt += 1
-            await asyncio.sleep(self._backoff(attempt))
+        await reconnect(
+            self.url,
+            cfg.ws_options(backoff=self.backoff),
+            self._connected,
+            self._connect_failed,
+            headers=headers,
+            stop=lambda: self._closing,
+        )
 
-    def _connect_failed(self, detail: str) -> None:
+    async def _connect_failed(self, failure: WsFailure) -> None:
         self.stats.connect_failures += 1
-        self._last_error = detail
+        self._last_error = failure.describe()
         if not self._logged_failure:
             self._logged_failure = True
-            log.warning("call %s: cannot open the TTS socket: %s; retrying", self.label, detail)
+            log.warning(
+                "call %s: cannot open the TTS socket: %s; retrying", self.label, self._last_error
+            )
+
+    async def _connected(self, ws: ClientConnection) -> bool:
+        if self.stats.connects:
+            self.stats.reconnects += 1
+            log.info("call %s: TTS socket reopened", self.label)
+        self.stats.connects += 1
+        self._logged_failure = False
+        try:
+            await self._serve(ws)
+        finally:
+            self._ready.clear()
+            self._ws = None
+            self._fail_all()
+        if not self._closing:
+            log.warning(
+                "call %s: TTS socket dropped (%s); reconnecting", self.label, self._last_error
+            )
+        return True
 
     async def _serve(self, ws: ClientConnection) -> None:
         cfg = self.config

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-from hotline.core.stt import SttCommitted, SttFailure, SttEvent, SttSessionStarted
+from hotline.core.stt import SttCommitted, SttEvent, SttFailure, SttSessionStarted
 from hotline.ear.config import EarConfig
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import normalise
