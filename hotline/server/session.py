@@ -526,12 +526,10 @@ class CallSession:
                 with contextlib.suppress(Exception):
                     await ws.close(code=self.close_code)
         finally:
+            # The call leaves the registry first, then its sockets close: a recogniser or a
+            # voice that cannot be reached must not keep a hung-up call listed (or its SID
+            # taken) while their attempts end.
             try:
-                if self.listener is not None:
-                    await self.listener.aclose()  # the brain hears CallEnding; STT closes
-                if self.speech is not None:
-                    await self.speech.aclose()  # close_socket on the call's TTS socket
-            finally:
                 if self.transcript is not None and self.call_sid is not None and self.registered:
                     self.hub.transcripts.ended(self.call_sid, self.transcript)
                     log.info(
@@ -551,6 +549,11 @@ class CallSession:
                     )
                 # Forgets the call at once; only the shared-registry delete awaits.
                 await self.hub.registry.release(self)
+            finally:
+                if self.listener is not None:
+                    await self.listener.aclose()  # the brain hears CallEnding; STT closes
+                if self.speech is not None:
+                    await self.speech.aclose()  # close_socket on the call's TTS socket
 
 
 def _is_disconnect(exc: Exception) -> bool:
