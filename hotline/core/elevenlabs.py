@@ -48,7 +48,6 @@ __all__ = [
     "ElevenLabsMultiStream",
     "ElevenLabsStream",
     "TTSState",
-    "multi_stream_input_url",
     "parse_message",
     "stream_input_url",
 ]
@@ -73,15 +72,34 @@ def _dumps(obj: Mapping[str, object]) -> str:
 # ---------------------------------------------------------------------------------- URLs
 
 
-def _url(
+def stream_input_url(
     base: str,
     voice_id: str,
-    endpoint: str,
+    *,
     model_id: str,
     output_format: str,
-    inactivity_timeout: int | None,
-    extra: Mapping[str, str] | None,
+    multi: bool = False,
+    inactivity_timeout: int | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> str:
+    """The ``stream-input`` URL, ``{base}/v1/text-to-speech/{voice_id}/stream-input?…``, or
+    with ``multi`` the ``multi-stream-input`` one.
+
+    Args:
+        base: ``"wss://api.elevenlabs.io"`` or a local ``"ws://127.0.0.1:PORT"``.
+        voice_id: percent-encoded into the path.
+        model_id: e.g. ``"eleven_flash_v2_5"``; always sent.
+        output_format: e.g. ``"ulaw_8000"``; always sent (ElevenLabs' default is MP3).
+        multi: the ``multi-stream-input`` endpoint (contexts on one socket).
+        inactivity_timeout: seconds, 1..180; omitted when None (server default 20).
+        extra: more query parameters (``sync_alignment``, ``auto_mode``, …).
+
+    The API key is not part of the URL: send it as the ``xi-api-key`` handshake header.
+
+    Raises:
+        ConfigError: a bad base URL, empty ids, an out-of-range timeout.
+    """
+    endpoint = "multi-stream-input" if multi else "stream-input"
     parts = urlsplit(base)
     if parts.scheme not in ("ws", "wss") or not parts.netloc:
         raise ConfigError(
@@ -113,48 +131,6 @@ def _url(
     return (
         f"{parts.scheme}://{parts.netloc}{path}/v1/text-to-speech/"
         f"{quote(voice_id, safe='')}/{endpoint}?{urlencode(query)}"
-    )
-
-
-def stream_input_url(
-    base: str,
-    voice_id: str,
-    *,
-    model_id: str,
-    output_format: str,
-    inactivity_timeout: int | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> str:
-    """The ``stream-input`` URL: ``{base}/v1/text-to-speech/{voice_id}/stream-input?…``.
-
-    Args:
-        base: ``"wss://api.elevenlabs.io"`` or a local ``"ws://127.0.0.1:PORT"``.
-        voice_id: percent-encoded into the path.
-        model_id: e.g. ``"eleven_flash_v2_5"``; always sent.
-        output_format: e.g. ``"ulaw_8000"``; always sent (ElevenLabs' default is MP3).
-        inactivity_timeout: seconds, 1..180; omitted when None (server default 20).
-        extra: more query parameters (``sync_alignment``, ``auto_mode``, …).
-
-    The API key is not part of the URL: send it as the ``xi-api-key`` handshake header.
-
-    Raises:
-        ConfigError: a bad base URL, empty ids, an out-of-range timeout.
-    """
-    return _url(base, voice_id, "stream-input", model_id, output_format, inactivity_timeout, extra)
-
-
-def multi_stream_input_url(
-    base: str,
-    voice_id: str,
-    *,
-    model_id: str,
-    output_format: str,
-    inactivity_timeout: int | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> str:
-    """The ``multi-stream-input`` URL; arguments as :func:`stream_input_url`."""
-    return _url(
-        base, voice_id, "multi-stream-input", model_id, output_format, inactivity_timeout, extra
     )
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from hotline.core.elevenlabs import MAX_CONTEXTS, ElevenLabsMultiStream, multi_stream_input_url
+from hotline.core.elevenlabs import MAX_CONTEXTS, ElevenLabsMultiStream, stream_input_url
 from hotline.core.events import TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import FEED_WAIT, TextFeed, TTSConfig, TTSFailed
@@ -106,9 +106,10 @@ class MultiTTS:
         self.closing_wait = config.timeout if closing_wait is None else closing_wait
         self._slot = asyncio.Event()  # set when a context's final (or error) frees a slot
         self._closed_at: dict[str, float] = {}  # closing context -> when close_context went
-        self.url = multi_stream_input_url(
+        self.url = stream_input_url(
             config.base_url,
             config.voice_id,
+            multi=True,
             model_id=config.model_id,
             output_format=config.output_format,
             inactivity_timeout=inactivity_timeout,

@@ -13,7 +13,6 @@ from hotline.core.elevenlabs import (
     ElevenLabsMultiStream,
     ElevenLabsStream,
     TTSState,
-    multi_stream_input_url,
     parse_message,
     stream_input_url,
 )
@@ -81,9 +80,10 @@ def test_stream_input_url() -> None:
 
 
 def test_multi_stream_input_url_with_options() -> None:
-    url = multi_stream_input_url(
+    url = stream_input_url(
         "ws://127.0.0.1:8765/",
         "voice/with space",
+        multi=True,
         model_id="m",
         output_format="mp3_44100_128",
         inactivity_timeout=60,
@@ -121,7 +121,7 @@ def test_url_rejects_bad_configuration(base: str, kwargs: dict[str, Any]) -> Non
     with pytest.raises(ConfigError):
         stream_input_url(base, "voice", **args)
     with pytest.raises(ConfigError):
-        multi_stream_input_url(base, "voice", **args)
+        stream_input_url(base, "voice", multi=True, **args)
 
 
 def test_url_rejects_empty_voice() -> None:
