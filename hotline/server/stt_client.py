@@ -286,10 +286,14 @@ class SttStream:
             self._connect_failed,
             headers=headers,
             stop=lambda: self._closing or self.status is SttStatus.FAILED,
+            on_attempt=self._connecting,
         )
         if failure is not None or self.status is SttStatus.FAILED:
             self.status = SttStatus.FAILED
             self._drop_buffer()
+
+    def _connecting(self) -> None:
+        self.status = SttStatus.CONNECTING
 
     async def _connect_failed(self, failure: WsFailure) -> None:
         self.stats.connect_failures += 1

@@ -198,6 +198,7 @@ async def reconnect(
     *,
     headers: Mapping[str, str] | None = None,
     stop: Callable[[], bool] = lambda: False,
+    on_attempt: Callable[[], None] = lambda: None,
 ) -> WsFailure | None:
     """Connect, ``serve`` the connection, close it, wait the backoff, again, until ``stop()``.
 
@@ -206,12 +207,14 @@ async def reconnect(
             from its first delay). The connection is closed after it, also on cancellation.
         on_failure: told of every failed attempt, before the backoff.
         stop: checked before every attempt and after every connection.
+        on_attempt: called as each attempt starts.
 
     Returns:
         The fatal failure that ended the loop, or None when ``stop()`` ended it.
     """
     backoff = Backoff(*options.backoff)
     while not stop():
+        on_attempt()
         try:
             ws = await open_ws(url, options, headers)
         except WsError as err:
