@@ -277,8 +277,9 @@ class SttStream:
 
     async def _run(self) -> None:
         config = self.config
-        url = config.protocol().url(config.base_url())
-        headers = config.protocol().headers(config.api_key) if config.api_key else None
+        first = config.protocol()  # each connection gets a fresh one (see _connected)
+        url = first.url(config.base_url())
+        headers = first.headers(config.api_key) if config.api_key else None
         failure = await reconnect(
             url,
             config.ws_options(),
