@@ -99,7 +99,7 @@ class RelayBrain:
             headers["X-Twilio-Signature"] = relay_signature(self.url, self.auth_token)
         # The relay's use of the shared client policy (hotline.server.ws_client), connected
         # once: pings (an app may sit silent between prompts), permessage-deflate offered as
-        # always (an app written for Twilio's client may expect it), Twilio's user agent.
+        # always (an app that does not want it declines it), Twilio's user agent.
         options = WsOptions(
             open_timeout=self.open_timeout,
             close_timeout=2.0,

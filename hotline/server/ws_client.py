@@ -16,10 +16,10 @@ relay          20         2           deflate      1 MB       (once)       (once
 
 Why they differ: ElevenLabs' TTS sockets carry their own keep-alive messages (a WebSocket ping
 does not reset its inactivity timer) and send audio messages far above 1 MB; STT and the relay
-have no keep-alive message of their own while idle. The relay offers permessage-deflate
-because a ConversationRelay app is written for Twilio's client, and ``websockets`` (the
-server most such apps run) accepts it when offered: hotline keeps offering what it always
-offered. A refused STT key (401/403) does not heal, and the STT stream retries in the
+have no keep-alive message of their own while idle. The relay keeps offering
+permessage-deflate, as it always did (websockets' default): Twilio's documentation does not say
+whether its own client offers it, an app written against Twilio may have been tested with it,
+and an app that does not want it declines it in the handshake, so offering cannot break one. A refused STT key (401/403) does not heal, and the STT stream retries in the
 background for the whole call, so it stops; the TTS socket keeps retrying because every
 utterance reports its own failure (``TTSFailed``) and a key may be fixed while a call runs.
 
