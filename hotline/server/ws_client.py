@@ -26,8 +26,9 @@ utterance reports its own failure (``TTSFailed``) and a key may be fixed while a
 Attempts belong to their owner's task: cancelling it (the call hung up) ends the attempt at
 once. websockets (from 14.1, the declared floor, to today's) closes the half-open transport
 when a handshake is cancelled, and asyncio closes a socket whose TCP or TLS connect is
-cancelled, so no handshake is waited out. Every exception of an attempt is caught here and
-turned into a :class:`WsFailure`; nothing is left in a future for the garbage collector.
+cancelled, so no handshake is waited out. Every failure of an attempt is awaited and caught
+here and becomes a :class:`WsFailure` (anything else is a bug and raised to the owner's task,
+which its owner awaits): nothing is left in a future for the garbage collector to report.
 
 websockets' own ``async for ws in connect(...)`` was not used: at 14.1 its backoff is global
 (environment variables, a random first delay of up to 5 s, then 3.1 s and more), where hotline
