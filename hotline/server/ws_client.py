@@ -19,8 +19,9 @@ does not reset its inactivity timer) and send audio messages far above 1 MB; STT
 have no keep-alive message of their own while idle. The relay keeps offering
 permessage-deflate, as it always did (websockets' default): Twilio's documentation does not say
 whether its own client offers it, an app written against Twilio may have been tested with it,
-and an app that does not want it declines it in the handshake, so offering cannot break one. A refused STT key (401/403) does not heal, and the STT stream retries in the
-background for the whole call, so it stops; the TTS socket keeps retrying because every
+and an app that does not want it declines it in the handshake, so offering cannot break one.
+A refused STT key (401/403) does not heal, and the STT stream retries in the background for
+the whole call, so it stops; the TTS socket keeps retrying (as it always did) because every
 utterance reports its own failure (``TTSFailed``) and a key may be fixed while a call runs.
 
 Attempts belong to their owner's task: cancelling it (the call hung up) ends the attempt at
@@ -30,9 +31,11 @@ cancelled, so no handshake is waited out. Every failure of an attempt is awaited
 here and becomes a :class:`WsFailure` (anything else is a bug and raised to the owner's task,
 which its owner awaits): nothing is left in a future for the garbage collector to report.
 
-websockets' own ``async for ws in connect(...)`` was not used: at 14.1 its backoff is global
-(environment variables, a random first delay of up to 5 s, then 3.1 s and more), where hotline
-reconnects a dropped TTS socket after 50 ms.
+websockets' own ``async for ws in connect(...)`` with ``process_exception`` has this shape and
+was checked, but not used: at 14.1 its backoff is global (environment variables, a random
+first delay of up to 5 s, then 3.1 s and more; 17.x made it a method), where hotline reconnects
+a dropped TTS socket after 50 ms; it reconnects at once after a connection that closed, and
+``process_exception`` is synchronous, where the STT stream reports each failure as an event.
 """
 
 from __future__ import annotations
