@@ -14,6 +14,7 @@ import httpx
 
 from hotline.server.app import create_app
 from hotline.server.settings import Settings
+from hotline.server.stt_client import SttProvider
 from tests.support.server import (
     ADMIN,
     ADMIN_TOKEN,
@@ -65,7 +66,7 @@ def test_unreachable_recogniser_calls_leave_at_hang_up() -> None:
                 "HOTLINE_STT_URL": "wss://scribe.invalid",
             }
         )
-        assert settings.listen.stt == "elevenlabs"
+        assert SttProvider(settings.listen.stt) is SttProvider.ELEVENLABS
         app = create_app(settings)
         async with serve_asgi(app, sock) as server:
             hub = app.state.hub
