@@ -13,10 +13,10 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from hotline.core.stt import CommitStrategy, ScribeRealtime
+from hotline.core.scribe import CommitStrategy, ScribeRealtime
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.process import EarProcess
-from tests.ear.test_ear import arun, until
+from tests.ear.test_ear import arun, drain, until
 
 
 def test_ear_process_serves_logs_no_decoder_noise_and_stops_cleanly(tmp_path: Path) -> None:
@@ -37,8 +37,9 @@ def test_ear_process_serves_logs_no_decoder_noise_and_stops_cleanly(tmp_path: Pa
                 # which pocketsphinx reports as "Final result does not match the grammar".
                 for phrase in PHRASES:
                     audio = phrase_ulaw(phrase)
-                    await ws.send(proto.send_audio(audio[: len(audio) // 2]))
-                    await ws.send(proto.commit())
+                    proto.send_audio(audio[: len(audio) // 2])
+                    proto.commit()
+                    await drain(ws, proto)
                     await until(ws, "committed_transcript")
         finally:
             t0 = time.monotonic()
