@@ -6,7 +6,7 @@
 Both servers answer the same simulated Twilio calls (``hotline load --no-say``: the signed
 webhook, ``<Connect><Stream>``, real-time inbound media, a playback clock that counts
 underruns), both speak the default script's greeting on ``start`` through the same local voice
-(``hotline voice``, a separate process whose CPU counts for neither), one after the other:
+(``hotline tts-standin``, a separate process whose CPU counts for neither), one after the other:
 
 - hotline: ``hotline serve`` spawned by the load generator (``--spawn-server``).
 - pipecat: benchmarks/rival_pipecat.py (pipecat's TwilioFrameSerializer + ElevenLabs WebSocket
@@ -83,7 +83,7 @@ def run_rival(
     try:
         with open(logdir / "voice.log", "wb") as vlog, open(logdir / "rival.log", "wb") as rlog:
             voice = subprocess.Popen(
-                [sys.executable, "-m", "hotline", "voice", "--port", str(voice_port),
+                [sys.executable, "-m", "hotline", "tts-standin", "--port", str(voice_port),
                  "--api-key", key, "--first-chunk-delay", str(delay)],
                 stdout=vlog, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip

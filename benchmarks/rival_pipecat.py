@@ -155,7 +155,7 @@ def build_app(port: int, voice_url: str, api_key: str, greeting: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rival_pipecat")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--voice-url", required=True, help="ws://127.0.0.1:N (hotline voice)")
+    p.add_argument("--voice-url", required=True, help="ws://127.0.0.1:N (hotline tts-standin)")
     p.add_argument("--api-key", default=os.environ.get("ELEVENLABS_API_KEY", ""))
     p.add_argument("--greeting-file", type=Path, default=DEFAULT_SCRIPT)
     p.add_argument("--log-level", default="WARNING")

@@ -21,16 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "load": ("hotline.sim.load", "drive many simulated calls at once and report"),
 }
-#: Old command names, still accepted (with a warning on stderr).
-DEPRECATED: dict[str, str] = {"voice": "tts-standin"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DEPRECATED:
-        new = DEPRECATED[argv[0]]
-        print(f"hotline {argv[0]} is deprecated; use hotline {new}", file=sys.stderr)
-        argv[0] = new
     parser = argparse.ArgumentParser(prog="hotline", description=__doc__.splitlines()[0])
     from hotline import __version__
 

@@ -499,7 +499,16 @@ def test_client_close_is_counted_and_stop_leaves_nothing() -> None:
 
 def test_cli_serves_and_stops_on_sigint() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "voice", "--port", "0", "--first-chunk-delay", "0.01"],
+        [
+            sys.executable,
+            "-m",
+            "hotline",
+            "tts-standin",
+            "--port",
+            "0",
+            "--first-chunk-delay",
+            "0.01",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
