@@ -25,6 +25,8 @@ server catches them, logs once and drops the offending input.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class HotlineError(Exception):
     """Base class of every exception hotline raises on purpose."""
@@ -80,3 +82,12 @@ class SynthesisError(HotlineError, ValueError):
 
 class ConfigError(HotlineError, ValueError):
     """Invalid configuration, reported at start-up."""
+
+
+def assert_never(value: NoReturn) -> NoReturn:
+    """The end of an exhaustive dispatch: mypy proves it unreachable, a bug raises here.
+
+    Raises:
+        AssertionError: always (``value`` is a member of the union no branch handled).
+    """
+    raise AssertionError(f"unhandled: {value!r}")

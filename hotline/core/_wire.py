@@ -6,11 +6,12 @@ import base64
 import json
 import sys
 from binascii import a2b_base64
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from hotline.errors import ProtocolError
 
-__all__ = ["b64decode_strict", "describe", "load_object"]
+__all__ = ["b64decode_strict", "describe", "load_object", "raiser"]
 
 if sys.version_info >= (3, 11):
 
@@ -28,6 +29,15 @@ else:  # pragma: no cover - Python 3.10
 def describe(value: object) -> str:
     """A type name for error messages (never the value itself: it may be a caller's data)."""
     return "null" if value is None else type(value).__name__
+
+
+def raiser(error: type[ProtocolError]) -> Callable[[str], NoReturn]:
+    """A protocol module's ``_fail(message)``: raises ``error(message)``."""
+
+    def fail(message: str) -> NoReturn:
+        raise error(message)
+
+    return fail
 
 
 def load_object(text: object, error: type[ProtocolError]) -> dict[str, Any]:

@@ -82,7 +82,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 from hotline.core.actions import (
     Action,
@@ -124,14 +124,14 @@ from hotline.core.events import (
 )
 from hotline.core.framer import Framer
 from hotline.core.heard import HeardText
-from hotline.core.playhead import BYTES_PER_MS, Playhead
+from hotline.core.playhead import Playhead
 from hotline.core.script import CallScript
 from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
 from hotline.core.twilio import TwilioStream
-from hotline.errors import CodecError, HotlineError
+from hotline.core.ulaw import BYTES_PER_MS
+from hotline.errors import CodecError, HotlineError, assert_never
 
 __all__ = [
-    "BYTES_PER_MS",
     "Action",
     "AudioSkipped",
     "BargeIn",
@@ -160,10 +160,6 @@ __all__ = [
     "UtteranceRecorded",
     "UtteranceSource",
 ]
-
-
-def _assert_never(value: NoReturn) -> NoReturn:
-    raise AssertionError(f"unhandled: {value!r}")
 
 
 class CallStateError(HotlineError, RuntimeError):
@@ -524,7 +520,7 @@ class Call:
         elif isinstance(event, Connected):
             pass
         else:
-            _assert_never(event)
+            assert_never(event)
 
     def accept(
         self,
@@ -583,7 +579,7 @@ class Call:
                 self._speech_ended_at = now - behind
                 turns.speech_ended(event.timestamp_ms, now)
             else:
-                _assert_never(event)
+                assert_never(event)
         turns.media(media.timestamp, now)
         self._turn_events(now)
 
@@ -627,7 +623,7 @@ class Call:
                     )
                 )
             else:
-                _assert_never(event)
+                assert_never(event)
 
     # ------------------------------------------------------------------ speech-to-text side
 
@@ -734,7 +730,7 @@ class Call:
             self._actions.append(CancelTTS(utt.id))
             self._finish_tts(utt, now, f"{event.error}: {event.message}", flush=True)
         else:
-            _assert_never(event)
+            assert_never(event)
         return True
 
     def tts_failed(self, utterance_id: int, detail: str, now: float) -> bool:

@@ -36,10 +36,10 @@ import enum
 import json
 from binascii import Error as _B64Error
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from hotline.core._wire import b64decode_strict, describe, load_object
+from hotline.core._wire import b64decode_strict, describe, load_object, raiser
 from hotline.core.events import Alignment, TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ConfigError, ElevenLabsProtocolError
 
@@ -59,8 +59,7 @@ _MAX_INACTIVITY_TIMEOUT = 180
 _MAX_ERROR_CHARS = 500
 
 
-def _fail(message: str) -> NoReturn:
-    raise ElevenLabsProtocolError(message)
+_fail = raiser(ElevenLabsProtocolError)
 
 
 def _dumps(obj: Mapping[str, object]) -> str:

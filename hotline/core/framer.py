@@ -20,12 +20,10 @@ sizes; an exact multiple of the frame size leaves nothing pending and ``end()`` 
 
 from __future__ import annotations
 
+from hotline.core.ulaw import FRAME_BYTES, SILENCE
 from hotline.errors import CodecError
 
-__all__ = ["SILENCE", "Framer"]
-
-#: µ-law encoding of PCM 0.
-SILENCE = 0xFF
+__all__ = ["Framer"]
 
 
 class Framer:
@@ -40,7 +38,7 @@ class Framer:
 
     __slots__ = ("_buf", "frame_bytes")
 
-    def __init__(self, frame_bytes: int = 160) -> None:
+    def __init__(self, frame_bytes: int = FRAME_BYTES) -> None:
         if isinstance(frame_bytes, bool) or not isinstance(frame_bytes, int) or frame_bytes <= 0:
             raise CodecError(f"frame_bytes must be a positive integer, got {frame_bytes!r}")
         self.frame_bytes = frame_bytes
@@ -82,7 +80,7 @@ class Framer:
         buf = self._buf
         if not buf:
             return None
-        frame = bytes(buf) + bytes((SILENCE,)) * (self.frame_bytes - len(buf))
+        frame = bytes(buf) + SILENCE * (self.frame_bytes - len(buf))
         buf.clear()
         return frame
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-__all__ = ["BYTES_PER_MS", "SPANS_KEPT", "Playhead"]
+from hotline.core.ulaw import BYTES_PER_MS
 
-#: µ-law at 8 kHz: one byte per sample, 8 bytes per millisecond.
-BYTES_PER_MS = 8
+__all__ = ["SPANS_KEPT", "Playhead"]
+
 _BYTES_PER_S = 8000
 #: Utterances whose played span is remembered.
 SPANS_KEPT = 32

@@ -36,9 +36,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any
 
-from hotline.core._wire import describe, load_object
+from hotline.core._wire import describe, load_object, raiser
 from hotline.core.brain import (
     BrainOutput,
     CallStarted,
@@ -60,8 +60,7 @@ _DIGITS = re.compile(r"^[0-9w#*]{1,256}$")
 _LANG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$|^multi$")
 
 
-def _fail(problem: str) -> NoReturn:
-    raise RelayProtocolError(problem)
+_fail = raiser(RelayProtocolError)
 
 
 def _opt_bool(msg: Mapping[str, Any], key: str, default: bool) -> bool:

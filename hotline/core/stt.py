@@ -39,10 +39,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
-from hotline.core._wire import describe
+from hotline.core._wire import describe, raiser
 from hotline.errors import ConfigError, SttProtocolError
 
 __all__ = [
@@ -62,8 +62,7 @@ _MAX_KEYTERMS = 100
 _MAX_KEYTERM_CHARS = 50
 
 
-def _fail(message: str) -> NoReturn:
-    raise SttProtocolError(message)
+_fail = raiser(SttProtocolError)
 
 
 def _dumps(obj: Mapping[str, object]) -> str:

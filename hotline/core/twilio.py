@@ -57,10 +57,10 @@ import re
 import types
 from binascii import Error as _B64Error
 from binascii import b2a_base64
-from typing import Any, NoReturn
+from typing import Any
 
 from hotline.codec import twilio_media_fast as _media_fast
-from hotline.core._wire import b64decode_strict, describe, load_object
+from hotline.core._wire import b64decode_strict, describe, load_object, raiser
 from hotline.core.events import (
     Connected,
     Dtmf,
@@ -151,8 +151,7 @@ def clear_message(stream_sid: str) -> str:
 # ------------------------------------------------------------------------------ inbound
 
 
-def _fail(message: str) -> NoReturn:
-    raise TwilioProtocolError(message)
+_fail = raiser(TwilioProtocolError)
 
 
 def _obj(msg: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -28,11 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotline.core.events import Media, SpeechEnded, SpeechStarted
+from hotline.core.ulaw import BYTES_PER_MS
 from hotline.errors import ConfigError
 
 __all__ = ["Vad", "VadConfig"]
-
-_BYTES_PER_MS = 8  # µ-law, 8 kHz, 1 byte per sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +157,7 @@ class Vad:
             if self._silence == 0:
                 self._silence_ts = timestamp_ms
             self._silence += n
-            if self._silence >= cfg.hang_ms * _BYTES_PER_MS:
+            if self._silence >= cfg.hang_ms * BYTES_PER_MS:
                 self.in_speech = False
                 self._run = self._gap = self._silence = 0
                 return SpeechEnded(self._silence_ts)
@@ -168,12 +167,12 @@ class Vad:
                 self._onset_ts = timestamp_ms
             self._run += n
             self._gap = 0
-            if self._run >= cfg.min_speech_ms * _BYTES_PER_MS:
+            if self._run >= cfg.min_speech_ms * BYTES_PER_MS:
                 self.in_speech = True
                 self._run = self._gap = self._silence = 0
                 return SpeechStarted(self._onset_ts)
         elif self._run:
             self._gap += n
-            if self._gap > cfg.onset_gap_ms * _BYTES_PER_MS:
+            if self._gap > cfg.onset_gap_ms * BYTES_PER_MS:
                 self._run = self._gap = 0
         return None

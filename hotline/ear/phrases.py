@@ -11,7 +11,7 @@ import functools
 
 from hotline.codec import Resampler, ulaw_encode
 
-__all__ = ["KEYWORDS", "PHRASES", "SILENCE", "phrase_ulaw"]
+__all__ = ["KEYWORDS", "PHRASES", "phrase_ulaw"]
 
 #: What callers of an artist hotline ask.
 PHRASES: tuple[str, ...] = (
@@ -25,9 +25,6 @@ PHRASES: tuple[str, ...] = (
 
 #: The key words of :data:`PHRASES` (what a keyword-biased recogniser is told to listen for).
 KEYWORDS: tuple[str, ...] = ("tour", "dates", "merch", "album", "person", "goodbye", "repeat")
-
-#: One byte of µ-law digital silence (Twilio's silence is 0xFF).
-SILENCE = b"\xff"
 
 
 @functools.lru_cache(maxsize=64)

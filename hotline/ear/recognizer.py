@@ -44,11 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats, ulaw_periodicity
+from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
 
 __all__ = ["EXTRA_PRONUNCIATIONS", "Final", "Partial", "Recognizer", "RecognizerConfig", "Word"]
 
-_FRAME = 160  # 20 ms of µ-law at 8 kHz
-_BYTES_PER_MS = 8
 #: Pitch periods looked for, in samples at 8 kHz: 400 Hz down to ~66 Hz.
 _PITCH_LAGS = (20, 120)
 
@@ -306,12 +305,12 @@ class Recognizer:
 
     def _decode(self, ulaw: bytes) -> None:
         if self._voiced(ulaw):
-            self._voiced_ms += len(ulaw) // _BYTES_PER_MS
+            self._voiced_ms += len(ulaw) // BYTES_PER_MS
         pcm = self._resampler.process(ulaw_decode(ulaw))
         self._segment_pcm.append(pcm)
         if pcm:
             self._decoder.process_raw(pcm, False, False)
-        self._seg_ms += len(ulaw) // _BYTES_PER_MS
+        self._seg_ms += len(ulaw) // BYTES_PER_MS
         self.speech_seconds += len(ulaw) / 8000
 
     def _open(self, start: int, audio: list[bytes]) -> None:
@@ -439,13 +438,13 @@ class Recognizer:
         """Take any amount of µ-law; return what it finished (partials, finals)."""
         cfg = self.config
         data = self._carry + ulaw
-        n = len(data) - len(data) % _FRAME
+        n = len(data) - len(data) % FRAME_BYTES
         self._carry = data[n:]
         out: list[Partial | Final] = []
-        for i in range(0, n, _FRAME):
-            frame = data[i : i + _FRAME]
+        for i in range(0, n, FRAME_BYTES):
+            frame = data[i : i + FRAME_BYTES]
             start = self._pos
-            self._pos += _FRAME
+            self._pos += FRAME_BYTES
             speech = self._is_speech(frame)
             if not self._in_segment:
                 if speech:
@@ -453,7 +452,7 @@ class Recognizer:
                     self._onset_ms += 20
                     if self._onset_ms >= cfg.min_speech_ms:
                         audio = self._preroll + self._onset
-                        first = start - (len(audio) - 1) * _FRAME
+                        first = start - (len(audio) - 1) * FRAME_BYTES
                         self._preroll, self._onset, self._onset_ms = [], [], 0
                         self._open(max(first, 0), audio)
                 else:

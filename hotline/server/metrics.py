@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -29,6 +28,7 @@ from hotline.core.actions import (
     UtteranceOutcome,
     UtteranceRecorded,
 )
+from hotline.errors import assert_never
 
 __all__ = ["CORRUPT_AUDIO_LOG_BYTES", "Metrics", "observe"]
 
@@ -256,8 +256,4 @@ def observe(metrics: Metrics, label: str, action: Action, now: float) -> None:
     ):
         pass  # control only: nothing to count
     else:
-        _assert_never(action)
-
-
-def _assert_never(value: NoReturn) -> NoReturn:
-    raise AssertionError(f"unhandled action: {value!r}")
+        assert_never(action)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, NoReturn
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -47,7 +47,7 @@ from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.transcript import Transcript
 from hotline.core.turns import BargeInMode, TurnConfig
 from hotline.core.vad import Vad
-from hotline.errors import ProtocolError
+from hotline.errors import ProtocolError, assert_never
 from hotline.server.hub import CallMode, Hub
 from hotline.server.listen import Listener, new_brain
 from hotline.server.logs import mask_number
@@ -69,10 +69,6 @@ clock = time.perf_counter
 _NEVER = float("inf")
 #: µ-law bytes a call sends between two updates of hotline_audio_bytes_out (1 s of audio).
 _COUNT_EVERY_BYTES = 8000
-
-
-def _assert_never(value: NoReturn) -> NoReturn:
-    raise AssertionError(f"unhandled action: {value!r}")
 
 
 class CallSession:
@@ -426,7 +422,7 @@ class CallSession:
         elif isinstance(action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
             pass  # observed above
         else:
-            _assert_never(action)
+            assert_never(action)
 
     def _streamed_said(self, utterance_id: int) -> None:
         """A streamed utterance's text is complete (or was cut): it joins the transcript."""

@@ -43,6 +43,7 @@ from hotline.core.stt import (
     SttSessionStarted,
     SttSpeechStarted,
 )
+from hotline.core.ulaw import BYTES_PER_MS
 from hotline.errors import ConfigError, SttProtocolError
 from hotline.server.ws_client import WsFailure, WsOptions, reconnect
 
@@ -50,7 +51,6 @@ __all__ = ["SttConfig", "SttProvider", "SttStats", "SttStatus", "SttStream"]
 
 log = logging.getLogger("hotline.stt")
 
-_BYTES_PER_MS = 8
 #: Handshake statuses that will not heal by reconnecting: the key is wrong or not allowed.
 _REFUSED_FOR_GOOD = frozenset({401, 403})
 
@@ -195,9 +195,9 @@ class SttStream:
         self.status = SttStatus.OFF if config.provider is SttProvider.OFF else SttStatus.IDLE
         self._buffer: deque[bytes] = deque()
         self._buffered = 0
-        self._limit = config.buffer_ms * _BYTES_PER_MS
+        self._limit = config.buffer_ms * BYTES_PER_MS
         #: feed() wakes the sender only once a whole message's worth is buffered (not per 20 ms).
-        self._chunk = config.chunk_ms * _BYTES_PER_MS
+        self._chunk = config.chunk_ms * BYTES_PER_MS
         self._wake = asyncio.Event()
         self._commit_requested = False
         self._task: asyncio.Task[None] | None = None

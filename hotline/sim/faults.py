@@ -9,10 +9,10 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 
+from hotline.core.ulaw import SILENCE_FRAME
 from hotline.sim.call_report import CallReport
 from hotline.sim.messages import TwilioMessages
 from hotline.sim.options import CallOptions, new_sid
-from hotline.sim.speech import SILENCE_FRAME
 from hotline.sim.webhook import connect_url, sign
 
 __all__ = ["duplicate_stream", "send_faults"]

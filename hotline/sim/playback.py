@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME
+from hotline.core.ulaw import FRAME_BYTES, SILENCE_FRAME
 
 __all__ = ["Last", "Playback", "Tick"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 
-FRAME_BYTES = 160  # 20 ms of 8 kHz µ-law
-SILENCE_FRAME = b"\xff" * FRAME_BYTES
+from hotline.core.ulaw import FRAME_BYTES, SILENCE
+
 SPEECH_DBFS = -45.0  # a frame louder than this counts as speech (line silence is far below)
 
 DEFAULT_CALLER_TEXT = "Hello? Sorry, can I ask you something about the tickets, please?"
@@ -36,7 +36,7 @@ def caller_speech_frames(
     ulaw = ulaw_encode(rs.process(pcm.samples) + rs.flush())
     frames = [ulaw[i : i + FRAME_BYTES] for i in range(0, len(ulaw), FRAME_BYTES)]
     if frames and len(frames[-1]) < FRAME_BYTES:
-        frames[-1] = frames[-1] + b"\xff" * (FRAME_BYTES - len(frames[-1]))
+        frames[-1] = frames[-1] + SILENCE * (FRAME_BYTES - len(frames[-1]))
     start = 0
     while start < len(frames) and not frame_is_speech(frames[start]):
         start += 1

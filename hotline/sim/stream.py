@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from hotline.core.ulaw import FRAME_BYTES, SILENCE_FRAME
 from hotline.sim.call_report import CallReport, HeardUtterance, SpokenTurn
 from hotline.sim.clock import FRAME_S, MAX_CATCH_UP, SharedClock
 from hotline.sim.conversation import Conversation
@@ -19,7 +20,7 @@ from hotline.sim.faults import duplicate_stream, send_faults
 from hotline.sim.messages import CONNECTED, TwilioMessages, b64
 from hotline.sim.options import CallOptions
 from hotline.sim.playback import Last, Playback
-from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME, SPEECH_DBFS
+from hotline.sim.speech import SPEECH_DBFS
 
 __all__ = ["MediaStream"]
 

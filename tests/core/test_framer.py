@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.core.framer import SILENCE, Framer
+from hotline.core.framer import Framer
+from hotline.core.ulaw import SILENCE
 from hotline.errors import CodecError
 
 DATA = bytes((i * 37 + 11) % 256 for i in range(1000))
@@ -38,7 +39,7 @@ def test_end_pads_with_silence_only_at_end() -> None:
     assert f.push(DATA[:170]) == [DATA[:160]]  # no padding mid-utterance
     tail = f.end()
     assert tail == DATA[160:170] + b"\xff" * 150
-    assert SILENCE == 0xFF and len(tail) == 160
+    assert SILENCE == b"\xff" and len(tail) == 160
     assert f.pending == 0 and f.end() is None  # nothing left, ready for the next utterance
     assert f.push(DATA[:160]) == [DATA[:160]]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hotline.core.ulaw import FRAME_BYTES, SILENCE_FRAME
 from hotline.sim.messages import CONNECTED, TwilioMessages, b64
 from hotline.sim.playback import Last, Playback
-from hotline.sim.speech import FRAME_BYTES, SILENCE_FRAME
 
 
 def test_mark_with_nothing_queued_is_due_at_once() -> None:

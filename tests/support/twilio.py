@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from hotline.core.ulaw import SILENCE_FRAME
 from hotline.sim.messages import CONNECTED, TwilioMessages, b64
 from hotline.sim.playback import Playback
-from hotline.sim.speech import SILENCE_FRAME
 from hotline.sim.webhook import parse_twiml
 
 from .server import CALLER, Running, sign
