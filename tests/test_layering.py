@@ -4,11 +4,14 @@ Rules (style guide, section 2):
 
 1. ``server -> core -> codec``, never backwards. ``core`` and ``codec`` import none of the I/O
    frameworks (asyncio, fastapi, starlette, websockets, httpx, uvicorn, socket, ...), never
-   read the environment, and never import the layers above them (server, voice, sim, cli);
+   read the environment, and never import the layers above them (server, tts_standin, ear,
+   sim, cli);
    ``core`` reads no clock (``time``/``datetime``): the shell passes the time in.
-2. ``voice`` (the local ElevenLabs stand-in) and ``sim`` (the caller simulator and load
-   generator) are peers of ``server``, not parts of it: neither imports ``hotline.server``
-   (they talk to it over its real protocols), and ``server`` imports nothing from ``sim``.
+2. ``tts_standin`` (the local voice: ElevenLabs' TTS protocol), ``ear`` (the local ear:
+   Scribe's and Deepgram's protocols) and ``sim`` (the caller simulator and load generator) are
+   peers of ``server``, not parts of it: none imports ``hotline.server`` (they talk to it over
+   its real protocols). ``server`` imports nothing from ``sim``, and from ``ear`` only the
+   process launcher ``hotline.ear.process``: the ear decodes in a process of its own.
 3. No import cycle among hotline modules. Every import statement counts: module level,
    inside functions, and under ``if TYPE_CHECKING:`` (a cycle that only type-checks is
    still two modules that cannot be understood apart). ``from pkg import name`` counts as an
@@ -43,7 +46,7 @@ FORBIDDEN_HOTLINE = {
     "core": (
         "hotline.server",
         "hotline.tts_standin",
-        "hotline.voice",
+        "hotline.ear",
         "hotline.sim",
         "hotline.cli",
     ),
@@ -51,7 +54,7 @@ FORBIDDEN_HOTLINE = {
         "hotline.core",
         "hotline.server",
         "hotline.tts_standin",
-        "hotline.voice",
+        "hotline.ear",
         "hotline.sim",
         "hotline.cli",
     ),
@@ -142,7 +145,7 @@ def test_cython_sources_import_no_io() -> None:
 # ------------------------------------------------------------------ peers of the server
 
 PEER_RULES = {
-    "voice": ("hotline.server",),
+    "tts_standin": ("hotline.server",),
     "sim": ("hotline.server",),
     "server": ("hotline.sim",),
 }
@@ -306,7 +309,7 @@ def test_type_checking_imports_count(tmp_path: Path) -> None:
         "from os import environ",
         "from os import getenv as g",
         "from hotline.server import settings",
-        "import hotline.voice.server",
+        "import hotline.ear.server",
         "from hotline.tts_standin import server",
         "from ..server import app",
         "import importlib\nimportlib.import_module('asyncio')",
