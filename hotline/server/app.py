@@ -20,7 +20,7 @@ from hotline.core.vad import VadConfig
 from hotline.errors import ConfigError
 from hotline.server import logs
 from hotline.server.elevenlabs_client import TTSConfig
-from hotline.server.hub import Hub, TTSSource
+from hotline.server.hub import Hub
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster, RedisPhraseStore
@@ -35,6 +35,7 @@ from hotline.server.security import (
 )
 from hotline.server.settings import Settings
 from hotline.server.speech import LocalPhraseStore, PhraseStore, SpeechService
+from hotline.server.stt_client import SttProvider
 
 __all__ = ["create_app", "load_call_script"]
 
@@ -83,7 +84,8 @@ def _scale_out(settings: Settings, metrics: Metrics) -> tuple[Cluster | None, Sp
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. The lifespan starts the embedded local voice when no ElevenLabs key is
-    set, and on shutdown ends every live call and stops the voice.
+    set and the local ear (its own process) when ``HOTLINE_STT=local``; on shutdown it ends
+    every live call, then stops the ear and the voice.
 
     Raises:
         ConfigError: invalid settings or script; no ``TWILIO_AUTH_TOKEN`` or public URL
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         registry=CallRegistry(metrics, cluster),
         speech=speech,
-        tts_source=TTSSource(settings.voice),
+        tts_source=settings.voice,
         cluster=cluster,
         transcripts=Transcripts(settings.listen.transcripts_kept),
     )
@@ -174,7 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.elevenlabs_output_format,
                 )
             app.state.voice = voice
-            if settings.listen.stt == "local":
+            if settings.listen.stt is SttProvider.LOCAL:
                 from hotline.ear.process import EarProcess
 
                 ear = await EarProcess.start()  # its own process: decoding holds the GIL

@@ -1,8 +1,9 @@
-"""Choosing and running a brain for one call (the session calls :func:`make_brain`).
+"""Choosing and running a brain for one call (:func:`hotline.server.listen.new_brain` calls
+:func:`make_brain`).
 
 ``HOTLINE_BRAIN`` picks it: ``script`` (default, offline), ``llm`` (``HOTLINE_LLM_URL``,
 ``HOTLINE_LLM_API_KEY``, ``HOTLINE_LLM_MODEL``) or ``relay`` (``HOTLINE_RELAY_URL``, signed
-with the Twilio auth token). The session passes the values in; nothing here reads the
+with the Twilio auth token). The listener passes the values in; nothing here reads the
 environment.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 from hotline.core.brain import Brain, BrainInput, CallStarted, Emit
 from hotline.core.script import CallScript
 from hotline.core.script_brain import ScriptBrain
+from hotline.errors import assert_never
+from hotline.server.settings import BrainKind
 
 __all__ = ["SansIOBrain", "make_brain"]
 
@@ -36,7 +39,7 @@ class SansIOBrain:
 
 
 def make_brain(
-    kind: str,
+    kind: BrainKind,
     script: CallScript,
     *,
     llm_url: str | None = None,
@@ -50,21 +53,21 @@ def make_brain(
     """A new brain for one call.
 
     Raises:
-        ValueError: an unknown ``kind``, or ``llm``/``relay`` without its URL.
+        ValueError: ``llm``/``relay`` without its URL.
     """
-    if kind == "script":
+    if kind is BrainKind.SCRIPT:
         return SansIOBrain(script)
-    if kind == "llm":
+    if kind is BrainKind.LLM:
         from hotline.server.brain_llm import LlmBrain, make_client
 
         if not llm_url:
             raise ValueError("the llm brain needs HOTLINE_LLM_URL")
         client = make_client(llm_url, llm_api_key, timeout=script.llm.total_timeout_s)
         return LlmBrain(script, client, model=llm_model, legacy_max_tokens=llm_legacy_max_tokens)
-    if kind == "relay":
+    if kind is BrainKind.RELAY:
         from hotline.server.brain_relay import RelayBrain
 
         if not relay_url:
             raise ValueError("the relay brain needs HOTLINE_RELAY_URL")
         return RelayBrain(relay_url, script, auth_token=twilio_auth_token, caller=caller)
-    raise ValueError(f"unknown brain {kind!r} (expected script, llm or relay)")
+    assert_never(kind)

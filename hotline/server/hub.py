@@ -21,17 +21,10 @@ from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster
 from hotline.server.registry import CallRegistry, LiveCall
 from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
-from hotline.server.settings import Settings
+from hotline.server.settings import Settings, TTSSource
 from hotline.server.speech import SpeechService
 
-__all__ = ["CallMode", "Hub", "TTSSource"]
-
-
-class TTSSource(LabelEnum):
-    """Who synthesises: ElevenLabs (an API key is set) or the embedded local voice."""
-
-    ELEVENLABS = "elevenlabs"
-    LOCAL = "local"
+__all__ = ["CallMode", "Hub"]
 
 
 class CallMode(LabelEnum):

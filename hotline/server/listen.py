@@ -170,7 +170,8 @@ class Listener:
 
         hub = self.host.hub
         listen = hub.settings.listen
-        provider = SttProvider(listen.stt)
+        provider = listen.stt
+        assert provider is not None  # the Settings resolve HOTLINE_STT's default
         if provider is SttProvider.OFF:
             return
         key = listen.deepgram_api_key if provider is SttProvider.DEEPGRAM else None

@@ -45,7 +45,7 @@ from hotline.core.actions import (
 from hotline.core.call import Call, CallState
 from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.transcript import Transcript
-from hotline.core.turns import BargeInMode, TurnConfig
+from hotline.core.turns import TurnConfig
 from hotline.core.vad import Vad
 from hotline.errors import ProtocolError, assert_never
 from hotline.server.hub import CallMode, Hub
@@ -53,6 +53,7 @@ from hotline.server.listen import Listener, new_brain
 from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
+from hotline.server.settings import BrainKind
 from hotline.server.speech import CallSpeech
 
 __all__ = ["MAX_MESSAGE", "START_TIMEOUT", "CallSession"]
@@ -82,11 +83,9 @@ class CallSession:
             output_format=settings.elevenlabs_output_format,
             vad=Vad(hub.vad_config),
             record_max_bytes=hub.speech.record_max_bytes,
-            turns=TurnConfig(
-                silence_ms=listen.turn_silence_ms, barge_in=BargeInMode(listen.barge_in)
-            ),
+            turns=TurnConfig(silence_ms=listen.turn_silence_ms, barge_in=listen.barge_in),
             caller_audio=self._caller_audio,
-            brain_digits=listen.brain != "script",
+            brain_digits=listen.brain is not BrainKind.SCRIPT,
         )
         #: What was said on this call (set at ``start``; kept by the hub once it ended).
         self.transcript: Transcript | None = None

@@ -36,6 +36,7 @@ from hotline.core.script import CallScript
 from hotline.errors import CodecError, ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import TextFeed, TTSConfig, TTSFailed, synthesize
 from hotline.server.metrics import Metrics
+from hotline.server.settings import TTSTransport
 from hotline.server.tts_multi import MultiStats, MultiTTS, Preconnects
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "SpeechHost",
     "SpeechPath",
     "SpeechService",
-    "TTSTransport",
     "UtteranceRecord",
 ]
 
@@ -60,13 +60,6 @@ MAX_PHRASE_BYTES = 120 * 8000
 #: Bytes of an utterance's first TTS audio message converted before the first frames go out.
 FIRST_SLICE = 2048
 _FIRST_FRAME = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
-
-
-class TTSTransport(LabelEnum):
-    """How utterances reach the TTS (``ELEVENLABS_TRANSPORT``)."""
-
-    MULTI = "multi"  # one pre-connected multi-stream-input socket per call
-    SINGLE = "single"  # one stream-input socket per utterance
 
 
 class SpeechPath(LabelEnum):

@@ -263,9 +263,10 @@ def test_unreachable_server_is_a_fallback() -> None:
 def test_make_brain_factory_and_the_script_brain_adapter() -> None:
     from hotline.server.brain_relay import RelayBrain
     from hotline.server.brains import SansIOBrain, make_brain
+    from hotline.server.settings import BrainKind
 
     async def main() -> None:
-        brain = make_brain("script", default_script())
+        brain = make_brain(BrainKind.SCRIPT, default_script())
         assert isinstance(brain, SansIOBrain)
         out: list[BrainOutput] = []
 
@@ -278,17 +279,20 @@ def test_make_brain_factory_and_the_script_brain_adapter() -> None:
         await brain.aclose()
         assert isinstance(out[0], SayText) and "shop" in out[0].token
         assert out[-1] == EndCall("goodbye")
-        llm = make_brain("llm", default_script(), llm_url="http://127.0.0.1:9/v1")
+        llm = make_brain(BrainKind.LLM, default_script(), llm_url="http://127.0.0.1:9/v1")
         assert isinstance(llm, LlmBrain)
         await llm.aclose()
         relay = make_brain(
-            "relay", default_script(), relay_url="wss://app.test/relay", twilio_auth_token="t"
+            BrainKind.RELAY,
+            default_script(),
+            relay_url="wss://app.test/relay",
+            twilio_auth_token="t",
         )
         assert isinstance(relay, RelayBrain)
-        for kind in ("llm", "relay", "oracle"):  # llm/relay without a URL; an unknown kind
+        for kind in (BrainKind.LLM, BrainKind.RELAY):  # without a URL
             with pytest.raises(ValueError):
                 make_brain(kind, default_script())
         with pytest.raises(ValueError, match="ws:// or wss://"):
-            make_brain("relay", default_script(), relay_url="https://app.test/relay")
+            make_brain(BrainKind.RELAY, default_script(), relay_url="https://app.test/relay")
 
     asyncio.run(main())
