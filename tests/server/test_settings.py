@@ -1,4 +1,5 @@
-"""Settings.from_env: defaults, parsing, clear errors; secrets stay out of repr."""
+"""Settings: defaults, parsing, clear errors; secrets stay out of repr; everything derived from
+the one declaration per variable holds for every variable."""
 
 from __future__ import annotations
 
@@ -6,8 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from hotline.core.turns import BargeInMode
 from hotline.errors import ConfigError
-from hotline.server.settings import DEFAULT_VOICE_ID, Settings
+from hotline.server.env import integer, number
+from hotline.server.settings import (
+    DEFAULT_VOICE_ID,
+    ENV_VARS,
+    BrainKind,
+    ListenSettings,
+    Settings,
+    TTSSource,
+    TTSTransport,
+)
+from hotline.server.stt_client import SttProvider
 
 
 def test_defaults() -> None:
@@ -119,3 +131,114 @@ def test_bad_script_is_a_config_error(tmp_path: Path) -> None:
         create_app(Settings(insecure_dev=True, script_path=str(bad)))
     with pytest.raises(ConfigError, match="cannot read"):
         create_app(Settings(insecure_dev=True, script_path=str(tmp_path / "missing.toml")))
+
+
+# ------------------------------------------------------- one declaration per variable
+
+#: A valid value for every variable that needs a particular shape (the rest take any text).
+SAMPLES = {
+    "HOTLINE_PUBLIC_URL": "https://x.example.com",
+    "RAILWAY_PUBLIC_DOMAIN": "x.up.railway.app",
+    "ELEVENLABS_OUTPUT_FORMAT": "ulaw_8000",
+    "ELEVENLABS_BASE_URL": "ws://127.0.0.1:9",
+    "ELEVENLABS_TRANSPORT": "single",
+    "ELEVENLABS_TEXT_NORMALIZATION": "off",
+    "HOTLINE_CACHE_WARMUP": "1",
+    "HOTLINE_REDIS_URL": "redis://:s3cret-redis@10.0.0.5:6379/2",
+    "HOTLINE_TRUSTED_PROXIES": "10.0.0.0/8",
+    "HOTLINE_STT": "off",
+    "HOTLINE_STT_URL": "wss://stt.example",
+    "HOTLINE_BARGE_IN": "words",
+    "HOTLINE_RELAY_URL": "wss://app.example/relay?token=s3cret-relay",
+    "HOTLINE_REDIS_HEARTBEAT": "1",
+    "HOTLINE_REDIS_CALL_EXPIRY": "30",
+    "HOTLINE_VAD_THRESHOLD_DBFS": "-40",
+    "HOTLINE_BRAIN": "llm",
+}
+#: What a variable needs beside it to be valid.
+NEEDS = {"HOTLINE_BRAIN": {"HOTLINE_LLM_URL": "http://127.0.0.1:9/v1"}}
+#: What the logs must never show of a secret, when it is not the whole value.
+REDACTED = {"HOTLINE_REDIS_URL": "s3cret-redis", "HOTLINE_RELAY_URL": "token=s3cret-relay"}
+
+
+def _sample(name: str) -> str:
+    row = ENV_VARS[name]
+    if name in SAMPLES:
+        return SAMPLES[name]
+    if row.parse is integer:
+        return "7"
+    if row.parse is number:
+        return "1.5"
+    return f"s3cret-{name.lower()}" if row.secret else f"v-{name.lower()}"
+
+
+def test_every_variable_is_read() -> None:
+    for name in ENV_VARS:
+        needs = NEEDS.get(name, {})
+        s = Settings.from_env({**needs, name: _sample(name)})
+        assert s != Settings.from_env(needs), f"{name} changed nothing"
+
+
+def test_every_secret_is_kept_out_of_logs() -> None:
+    secret = [name for name, row in ENV_VARS.items() if row.secret]
+    assert {"TWILIO_AUTH_TOKEN", "HOTLINE_REDIS_URL", "OPENAI_API_KEY"} <= set(secret)
+    for name in secret:
+        value = _sample(name)
+        s = Settings.from_env({name: value})
+        hidden = REDACTED.get(name, value)
+        assert hidden in s.secrets(), name
+        assert hidden not in repr(s) and hidden not in str(s.describe()), name
+    assert "set" in str(Settings.from_env({"OPENAI_API_KEY": "k"}).describe()["listen"])
+
+
+def test_blank_means_unset_for_every_variable() -> None:
+    assert Settings.from_env({name: "  " for name in ENV_VARS}) == Settings.from_env({})
+    assert Settings(twilio_auth_token=" ", redis_url="").secrets() == ()
+    assert Settings(twilio_auth_token=" ").twilio_auth_token is None
+
+
+def test_choices_are_enum_members_from_the_environment_and_from_code() -> None:
+    s = Settings.from_env(
+        {"ELEVENLABS_TRANSPORT": "Single", "HOTLINE_BRAIN": "script", "HOTLINE_BARGE_IN": "OFF"}
+    )
+    assert s.elevenlabs_transport is TTSTransport.SINGLE and s.voice is TTSSource.LOCAL
+    assert s.listen.brain is BrainKind.SCRIPT and s.listen.barge_in is BargeInMode.OFF
+    listen = ListenSettings(stt="off", barge_in="words")  # type: ignore[arg-type]
+    assert listen.stt is SttProvider.OFF and listen.barge_in is BargeInMode.WORDS
+    assert Settings(elevenlabs_transport="single").elevenlabs_transport is TTSTransport.SINGLE  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="HOTLINE_BRAIN must be one of script, llm, relay"):
+        ListenSettings(brain="oracle")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="HOTLINE_STT must be one of"):
+        Settings.from_env({"HOTLINE_STT": "whisper"})
+    assert s.describe()["elevenlabs_transport"] == "single"  # plain values in the logs
+
+
+def test_scribe_when_an_elevenlabs_key_is_set_in_code_too() -> None:
+    assert Settings.from_env({"ELEVENLABS_API_KEY": "k"}).listen.stt is SttProvider.ELEVENLABS
+    assert Settings(elevenlabs_api_key="k").listen.stt is SttProvider.ELEVENLABS
+    assert Settings().listen.stt is SttProvider.LOCAL
+    chosen = Settings(elevenlabs_api_key="k", listen=ListenSettings(stt=SttProvider.LOCAL))
+    assert chosen.listen.stt is SttProvider.LOCAL
+    assert Settings.from_env({"ELEVENLABS_API_KEY": "k", "HOTLINE_STT": "off"}).listen.stt is (
+        SttProvider.OFF
+    )
+
+
+def test_drain_timeout_is_declared_like_the_rest() -> None:
+    assert "HOTLINE_DRAIN_TIMEOUT" in ENV_VARS
+    assert Settings.from_env({"HOTLINE_DRAIN_TIMEOUT": "12"}).drain_timeout == 12.0
+    for bad in ("soon", "-1", "4000"):
+        with pytest.raises(ConfigError, match="HOTLINE_DRAIN_TIMEOUT"):
+            Settings.from_env({"HOTLINE_DRAIN_TIMEOUT": bad})
+
+
+def test_checks_hold_for_settings_built_in_code() -> None:
+    for kwargs, words in (
+        ({"port": 0}, "PORT"),
+        ({"tts_timeout": 0.0}, "HOTLINE_TTS_TIMEOUT"),
+        ({"public_url": "x.example.com"}, "HOTLINE_PUBLIC_URL"),
+        ({"trusted_proxies": ("proxy.local",)}, "HOTLINE_TRUSTED_PROXIES"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            Settings(**kwargs)  # type: ignore[arg-type]
+    assert Settings(public_url="https://x.example.com/").public_url == "https://x.example.com"
