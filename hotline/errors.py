@@ -1,4 +1,4 @@
-"""Every exception hotline raises on purpose.
+"""Every exception hotline raises on purpose, and :func:`assert_never`.
 
     HotlineError
      ├── ProtocolError(ValueError)     sans-I/O: a malformed Twilio, ElevenLabs or STT message
@@ -9,6 +9,8 @@
      │    └── SttProtocolError          a malformed speech-to-text message (Scribe, Deepgram) or misuse
      ├── CodecError(ValueError)        sans-I/O: bad arguments or unusable audio
      │    └── DecoderError             libmpg123 could not recover
+     ├── CallStateError(RuntimeError)  sans-I/O: a Call method used in a state that forbids it
+     │                                 (``say`` after hang-up); defined in hotline.core.call
      ├── TTSError                      the TTS service failed an utterance (error message, close,
      │                                 timeout); the call goes on
      ├── BrainError                    a brain (LLM, relay app) failed one turn; the shell speaks
@@ -17,10 +19,15 @@
      │                                 fetched or decoded
      ├── SynthesisError(ValueError)    the local voice (eSpeak NG) could not synthesise: unknown
      │                                 voice, parameter out of range, or an engine failure
-     └── ConfigError(ValueError)       bad settings; raised at start-up only
+     └── ConfigError(ValueError)       bad settings or configuration objects; raised at start-up
+                                       (and by the core's config classes: VadConfig, TurnConfig,
+                                       ElevenLabs query options, the call script)
 
-The sans-I/O layers (``codec``, ``core``) raise only ProtocolError and CodecError; the
-server catches them, logs once and drops the offending input.
+What arrives from outside makes the sans-I/O layers (``codec``, ``core``) raise ProtocolError or
+CodecError; the server catches them, logs once and drops the offending input. A caller's own
+mistake raises CallStateError, ConfigError, or a plain ValueError for a bad argument (cache
+size, DTMF digits, pacing parameters), and the codec's objects raise RuntimeError when two
+threads use one at once: bugs, not traffic, so the shell does not catch them.
 """
 
 from __future__ import annotations
