@@ -128,7 +128,7 @@ from hotline.core.playhead import Playhead
 from hotline.core.script import CallScript
 from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
 from hotline.core.twilio import TwilioStream
-from hotline.core.ulaw import BYTES_PER_MS
+from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
 from hotline.errors import CodecError, HotlineError, assert_never
 
 __all__ = [
@@ -340,7 +340,7 @@ class Call:
         vad: SpeechDetector | None = None,
         converter_factory: Callable[[str], Converter] | None = None,
         record_max_bytes: int = 0,
-        frame_bytes: int = 160,
+        frame_bytes: int = FRAME_BYTES,
         max_ahead_ms: int = 1000,
         refill_ms: int = 500,
         batch_ms: int = 200,
