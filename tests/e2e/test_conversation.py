@@ -45,6 +45,13 @@ async def llm(standin: StandIn) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
 
 
+def _histogram_sum(metrics: str, name: str, stage: str) -> float:
+    """``name``'s ``_sum`` for ``stage`` in a /metrics text."""
+    prefix = f'{name}_sum{{stage="{stage}"}} '
+    (line,) = [line for line in metrics.splitlines() if line.startswith(prefix)]
+    return float(line[len(prefix) :])
+
+
 def session(run: Running, tw: FakeTwilio) -> CallSession:
     live = run.hub.registry.get(tw.call_sid)
     assert isinstance(live, CallSession)
@@ -136,8 +143,14 @@ async def llm_turn_reaches_the_model_and_streams_into_tts_before_its_last_token(
                 metrics = (await client.get(f"{run.base}/metrics")).text
             assert 'hotline_voice_to_voice_seconds_count{stage="hotline"} 1.0' in metrics
             assert 'hotline_voice_to_voice_seconds_count{stage="model"} 1.0' in metrics
-            (sid, stages) = run.hub.turn_latencies[-1]
-            assert sid == tw.call_sid and stages["model"] > 0 and stages["voice"] > 0
+            assert _histogram_sum(metrics, "hotline_voice_to_voice_seconds", "model") > 0
+            assert _histogram_sum(metrics, "hotline_voice_to_voice_seconds", "voice") > 0
+            logged = [
+                r["message"]
+                for r in run.hub.ring.snapshot(["hotline.call"])
+                if "voice to voice" in r["message"]
+            ]
+            assert len(logged) == 1 and tw.call_sid in logged[0], logged
             await tw.hang_up()
         # Kept after the call ended (the server is gone: read the store directly).
         kept = run.hub.transcripts.get(tw.call_sid)
