@@ -76,6 +76,9 @@ class TextFeed:
     closed. ``on_change`` (set by the TTS stream) is called after every :meth:`push` and
     :meth:`close`.
 
+    A fixed line is a feed closed at birth (:meth:`fixed`): the TTS clients speak both through
+    the same path.
+
     Args:
         text: the text that arrived before the stream opened.
     """
@@ -87,6 +90,13 @@ class TextFeed:
         self._held = text
         self.closed = False
         self.on_change: Callable[[], None] | None = None
+
+    @classmethod
+    def fixed(cls, text: str) -> TextFeed:
+        """A fixed line: its whole text, closed at birth."""
+        feed = cls(text)
+        feed.closed = True
+        return feed
 
     def push(self, piece: str) -> None:
         if self.closed or not piece:
@@ -141,16 +151,15 @@ class TTSFailed(TTSError):
 
 async def synthesize(
     config: TTSConfig,
-    text: str,
+    text: str | TextFeed,
     on_event: Callable[[TTSEvent], Awaitable[bool]],
     on_bad_message: Callable[[ElevenLabsProtocolError], None],
-    feed: TextFeed | None = None,
 ) -> None:
-    """Speak ``text``: init, text, flush, end; hand every event to ``on_event``.
+    """Speak ``text`` on a ``stream-input`` socket of its own; hand every event to ``on_event``.
 
-    With ``feed`` (a streamed utterance) the text comes from it instead: each ready piece is
-    sent with ``flush`` as it arrives (so the first words are voiced at once), keep-alives
-    while it waits, and the ``""`` end once the feed is closed.
+    ``text`` is a fixed line (a :class:`TextFeed` closed at birth) or a streamed utterance's
+    feed: init, then each ready piece with ``flush`` as it arrives (so the first words are
+    voiced at once), keep-alives while the feed waits, and the ``""`` end once it is closed.
 
     ``on_event`` (a coroutine function) resolves to False when the audio is no longer wanted;
     the socket is then closed.
@@ -161,6 +170,7 @@ async def synthesize(
         TTSFailed: could not connect, handshake refused, an error message, a close without
             ``isFinal``, or nothing received for ``config.timeout`` seconds.
     """
+    feed = text if isinstance(text, TextFeed) else TextFeed.fixed(text)
     stream = ElevenLabsStream(
         voice_settings=config.voice_settings, generation_config=config.generation_config
     )
@@ -176,19 +186,14 @@ async def synthesize(
     try:
         stream.send_init()
         writer: asyncio.Task[None] | None = None
-        if feed is None:
-            stream.send_text(text)
-            stream.send_flush()
+        first = feed.take()
+        if first:
+            stream.send_text(first, flush=True)
+        if feed.closed:
             stream.send_end()
-        else:
-            first = feed.take()
-            if first:
-                stream.send_text(first, flush=True)
-            if feed.closed:
-                stream.send_end()
         for message in stream.data_to_send():
             await ws.send(message)
-        if feed is not None and not feed.closed:
+        if not feed.closed:
             writer = asyncio.get_running_loop().create_task(_feed_writer(ws, stream, feed))
         try:
             await _receive(config, ws, stream, on_event, on_bad_message, feed)
@@ -233,11 +238,11 @@ async def _receive(
     stream: ElevenLabsStream,
     on_event: Callable[[TTSEvent], Awaitable[bool]],
     on_bad_message: Callable[[ElevenLabsProtocolError], None],
-    feed: TextFeed | None,
+    feed: TextFeed,
 ) -> None:
     while True:
         wait = config.timeout
-        if feed is not None and not feed.closed:
+        if not feed.closed:
             wait = max(wait, FEED_WAIT)  # the brain may still be thinking
         try:
             raw = await asyncio.wait_for(ws.recv(), wait)

@@ -453,13 +453,7 @@ class CallSpeech:
             host.bad_message("elevenlabs", exc)
 
         try:
-            if config is None:
-                raise TTSFailed("connect", "no TTS configured")
-            feed = self._feeds.get(utterance_id)
-            if feed is not None:
-                await self._stream(host, utterance_id, config, feed, on_event, on_bad)
-            else:
-                await self._speak(host, utterance_id, config, text, on_event, on_bad)
+            await self._speak(host, utterance_id, config, text, on_event, on_bad)
         except asyncio.CancelledError:
             raise
         except TTSFailed as exc:
@@ -482,25 +476,6 @@ class CallSpeech:
             self._recorded.pop(utterance_id, None)
             self._feeds.pop(utterance_id, None)
 
-    async def _stream(
-        self,
-        host: SpeechHost,
-        utterance_id: int,
-        config: TTSConfig,
-        feed: TextFeed,
-        on_event: OnEvent,
-        on_bad_message: Callable[[ElevenLabsProtocolError], None],
-    ) -> None:
-        """A streamed utterance: never from the phrase cache, pieces into the TTS as they come."""
-        service = self.service
-        if service.transport is TTSTransport.MULTI:
-            self.paths[utterance_id] = SpeechPath.MULTI
-            sock = await self._socket_for(config)
-            await sock.synthesize(feed.text, on_event, on_bad_message, feed=feed)
-        else:
-            self.paths[utterance_id] = SpeechPath.SINGLE
-            await synthesize(config, feed.text, on_event, on_bad_message, feed=feed)
-
     async def _socket_for(self, config: TTSConfig) -> MultiTTS:
         sock = self.socket
         if sock is None or sock.config != config:
@@ -515,29 +490,37 @@ class CallSpeech:
         self,
         host: SpeechHost,
         utterance_id: int,
-        config: TTSConfig,
+        config: TTSConfig | None,
         text: str,
         on_event: OnEvent,
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
     ) -> None:
+        """A streamed utterance goes to the TTS piece by piece; a fixed line (a feed closed at
+        birth) is looked up in the phrase store first, and stored if its recording is clean."""
+        if config is None:
+            raise TTSFailed("connect", "no TTS configured")
         service = self.service
         store = service.store
-        key = service.phrase_key(config, text) if store is not None else None
-        if store is not None and key is not None:
-            hit = await store.get(key)
-            if hit is not None:
-                self.paths[utterance_id] = SpeechPath.CACHE
-                if host.call.play_recorded(utterance_id, hit, clock()):
-                    host.dispatch()
-                return
-            self._keys[utterance_id] = key
+        key: str | None = None
+        feed = self._feeds.get(utterance_id)
+        if feed is None:
+            feed = TextFeed.fixed(text)
+            key = service.phrase_key(config, text) if store is not None else None
+            if store is not None and key is not None:
+                hit = await store.get(key)
+                if hit is not None:
+                    self.paths[utterance_id] = SpeechPath.CACHE
+                    if host.call.play_recorded(utterance_id, hit, clock()):
+                        host.dispatch()
+                    return
+                self._keys[utterance_id] = key
         if service.transport is TTSTransport.MULTI:
             self.paths[utterance_id] = SpeechPath.MULTI
             sock = await self._socket_for(config)
-            await sock.synthesize(text, on_event, on_bad_message)
+            await sock.synthesize(feed, on_event, on_bad_message)
         else:
             self.paths[utterance_id] = SpeechPath.SINGLE
-            await synthesize(config, text, on_event, on_bad_message)
+            await synthesize(config, feed, on_event, on_bad_message)
         recording = self._recorded.pop(utterance_id, None)
         if store is not None and key is not None and recording is not None:
             await store.put(key, recording)

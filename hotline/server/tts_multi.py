@@ -187,23 +187,24 @@ class MultiTTS:
 
     async def synthesize(
         self,
-        text: str,
+        text: str | TextFeed,
         on_event: Callable[[TTSEvent], Awaitable[bool]],
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
-        feed: TextFeed | None = None,
     ) -> None:
         """Speak ``text`` in a new context; same contract as
         :func:`hotline.server.elevenlabs_client.synthesize`.
 
-        With ``feed`` (a streamed utterance) the text comes from it: each ready piece goes out
-        with ``flush`` as it arrives; the context is closed (with flush) only once the feed is
-        closed and its whole text has been voiced, or has gone quiet.
+        ``text`` is a fixed line (a :class:`TextFeed` closed at birth) or a streamed
+        utterance's feed: each ready piece goes out with ``flush`` as it arrives; the context
+        is closed (with flush) only once the feed is closed and its whole text has been voiced,
+        or has gone quiet.
 
         Raises:
             TTSFailed: not connected within ``config.open_timeout``, too many live contexts,
                 an error message, the socket dropped, or nothing received for ``config.timeout``.
         """
         del on_bad_message  # malformed frames are reported by the reader, once per socket
+        feed = text if isinstance(text, TextFeed) else TextFeed.fixed(text)
         if self._closing:
             raise TTSFailed("closed", "the call's TTS socket is closed")
         self.start()
@@ -214,27 +215,25 @@ class MultiTTS:
         self._next += 1
         cid = f"u{self._next}"
         ctx = self._contexts[cid] = _Ctx(cid, loop.time())
-        want_chars = len(text.strip()) if feed is None else feed.wants
+        want_chars = feed.wants
         voiced = 0
         got_audio = False
         done = False
         try:
             try:
                 proto.open_context(cid)
-                first = text if feed is None else feed.take()
+                first = feed.take()
                 if first:
                     proto.send_text(cid, first, flush=True)
             except ElevenLabsProtocolError as exc:
                 raise TTSFailed("protocol", str(exc)) from None
-            if feed is not None:
+            if not feed.closed:
                 feed.on_change = lambda: ctx.queue.put_nowait(_FEED_CHANGED)
-                if feed.closed:
-                    ctx.queue.put_nowait(_FEED_CHANGED)
             self.stats.contexts_opened += 1
             self._kick.set()
             while True:
                 live = cid in proto.live_contexts
-                complete = feed is None or feed.closed
+                complete = feed.closed
                 if live and got_audio and complete:
                     wait = self.quiet
                 elif not complete and voiced >= want_chars:
@@ -253,7 +252,6 @@ class MultiTTS:
                 if event is None:
                     raise TTSFailed("closed", f"socket dropped ({self._last_error})")
                 if isinstance(event, _FeedChanged):
-                    assert feed is not None
                     piece = feed.take()
                     want_chars = feed.wants
                     if cid in proto.live_contexts:
@@ -277,15 +275,10 @@ class MultiTTS:
                     align = event.alignment or event.normalized_alignment
                     if align is not None:
                         voiced += len(align.chars)
-                    if (
-                        voiced >= want_chars
-                        and (feed is None or feed.closed)
-                        and cid in proto.live_contexts
-                    ):
+                    if voiced >= want_chars and feed.closed and cid in proto.live_contexts:
                         self._close_context(proto, cid, flush=True)
         finally:
-            if feed is not None:
-                feed.on_change = None
+            feed.on_change = None
             self._contexts.pop(cid, None)
             if not done and proto is self._proto and cid in proto.live_contexts:
                 # Cancelled (barge-in, hang-up) or unwanted while still generating.
