@@ -9,6 +9,10 @@ hotline's own: text handed to TTS -> first media frame sent (for the greeting th
 ``start`` handled), split by utterance (the greeting, then the lines said through
 ``POST /calls/{CallSid}/say``), plus the caller's time from sending ``start`` to the first
 media frame received.
+
+Where the call's multi socket is opened is the benchmark's to choose (``run_config``'s
+``preopen``): hotline opens it at the media-stream upgrade; the other two places are built here
+through ``create_app``'s ``tts_factory``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import socket
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +34,14 @@ import httpx
 import uvicorn
 
 from benchmarks.common import versions
+from hotline.core.events import TTSEvent
+from hotline.errors import ElevenLabsProtocolError
 from hotline.server.app import create_app
 from hotline.server.cli import uvicorn_config_kwargs
+from hotline.server.elevenlabs_client import TextFeed, TTSConfig
 from hotline.server.hub import Hub
 from hotline.server.settings import Settings
+from hotline.server.speech import CallTTS, TTSFactory
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
@@ -57,13 +65,69 @@ LINES = (
 )
 
 
+class _OpenAtStart:
+    """The call's TTS, not connecting before the call's first utterance (at its ``start``)."""
+
+    def __init__(self, tts: CallTTS) -> None:
+        self.tts = tts
+        self.config = tts.config
+
+    @property
+    def label(self) -> str:
+        return self.tts.label
+
+    @label.setter
+    def label(self, value: str) -> None:
+        self.tts.label = value
+
+    def start(self) -> None:
+        """Not at the upgrade: the first synthesis connects."""
+
+    async def synthesize(
+        self,
+        text: str | TextFeed,
+        on_event: Callable[[TTSEvent], Awaitable[bool]],
+        on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    ) -> None:
+        await self.tts.synthesize(text, on_event, on_bad_message)
+
+    async def aclose(self) -> None:
+        await self.tts.aclose()
+
+
+class Preopen:
+    """Where the call's multi socket is opened (a ``tts_factory``): ``upgrade`` (hotline's
+    way: where the stream lands), ``start`` (not before the call's start), ``webhook`` (as
+    ``POST /voice`` answers, :meth:`webhook`: only right when the stream lands on the same
+    replica, as it does here)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self._opened: CallTTS | None = None
+
+    def __call__(self, config: TTSConfig, build: Callable[[TTSConfig], CallTTS]) -> CallTTS:
+        if self.where == "start":
+            return _OpenAtStart(build(config))
+        opened, self._opened = self._opened, None
+        return opened if opened is not None else build(config)
+
+    def webhook(self, hub: Hub) -> None:
+        """The next call's webhook: open its socket now (the next upgrade takes it)."""
+        assert hub.tts is not None
+        self._opened = hub.speech.new_tts(hub.tts)
+        self._opened.start()
+
+
 @contextlib.asynccontextmanager
-async def serving(**settings: Any) -> AsyncIterator[tuple[str, Hub]]:
+async def serving(
+    tts_factory: TTSFactory | None = None, **settings: Any
+) -> AsyncIterator[tuple[str, Hub]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_app(
-        Settings(twilio_auth_token=TOKEN, public_url=base, admin_token=ADMIN, **settings)
+        Settings(twilio_auth_token=TOKEN, public_url=base, admin_token=ADMIN, **settings),
+        tts_factory=tts_factory,
     )
     config = uvicorn.Config(app, log_config=None, log_level="warning", **uvicorn_config_kwargs())  # type: ignore[arg-type]
     server = uvicorn.Server(config)
@@ -81,11 +145,11 @@ async def serving(**settings: Any) -> AsyncIterator[tuple[str, Hub]]:
 
 
 async def one_call(
-    base: str, call_sid: str, lines: int, hub: Hub | None = None, at_webhook: bool = False
+    base: str, call_sid: str, lines: int, hub: Hub | None = None, preopen: Preopen | None = None
 ) -> CallReport:
     live: list[CallReport] = []
-    if at_webhook and hub is not None:  # the old way: opened as POST /voice answers
-        hub.speech.preconnect(call_sid, hub.tts)
+    if preopen is not None and preopen.where == "webhook" and hub is not None:
+        preopen.webhook(hub)  # the old way: opened as POST /voice answers
     options = CallOptions(
         url=base, auth_token=TOKEN, call_sid=call_sid, max_seconds=60, on_started=live.append
     )
@@ -129,12 +193,10 @@ async def run_config(
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "script.toml"
         script.write_text(SCRIPT)
-        async with serving(script_path=str(script), **settings) as (base, hub):
-            hub.speech.preopen = preopen == "upgrade"
-            reports = [
-                await one_call(base, f"CA{n:032x}", lines, hub, preopen == "webhook")
-                for n in range(calls)
-            ]
+        where = Preopen(preopen)
+        factory = where if preopen != "upgrade" else None
+        async with serving(factory, script_path=str(script), **settings) as (base, hub):
+            reports = [await one_call(base, f"CA{n:032x}", lines, hub, where) for n in range(calls)]
             assert hub.speech is not None
             records = list(hub.speech.records)
     greeting = [1000 * r.time_to_first_audio for r in records if r.utterance_id == 1]

@@ -34,7 +34,7 @@ from hotline.server.security import (
     parse_trusted_proxies,
 )
 from hotline.server.settings import Settings
-from hotline.server.speech import LocalPhraseStore, PhraseStore, SpeechService
+from hotline.server.speech import LocalPhraseStore, PhraseStore, SpeechService, TTSFactory
 from hotline.server.stt_client import SttProvider
 
 __all__ = ["create_app", "load_call_script"]
@@ -57,7 +57,9 @@ def load_call_script(path: str | None) -> CallScript:
     return load_script(text, source=path)
 
 
-def _scale_out(settings: Settings, metrics: Metrics) -> tuple[Cluster | None, SpeechService]:
+def _scale_out(
+    settings: Settings, metrics: Metrics, tts_factory: TTSFactory | None
+) -> tuple[Cluster | None, SpeechService]:
     """The Redis link (HOTLINE_REDIS_URL) and the speech service (cache, TTS transport)."""
     cluster: Cluster | None = None
     if settings.redis_url:
@@ -77,15 +79,21 @@ def _scale_out(settings: Settings, metrics: Metrics) -> tuple[Cluster | None, Sp
         transport=settings.elevenlabs_transport,
         store=store,
         registry=metrics.registry,
-        preconnect_ttl=settings.preconnect_timeout,
+        tts_factory=tts_factory,
     )
     return cluster, speech
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tts_factory: TTSFactory | None = None
+) -> FastAPI:
     """Build the app. The lifespan starts the embedded local voice when no ElevenLabs key is
     set and the local ear (its own process) when ``HOTLINE_STT=local``; on shutdown it ends
     every live call, then stops the ear and the voice.
+
+    ``tts_factory`` builds each call's TTS in place of the speech service's own (which it is
+    handed): what tests and benchmarks use to point utterances at a fault or open sockets
+    elsewhere; the server leaves it None.
 
     Raises:
         ConfigError: invalid settings or script; no ``TWILIO_AUTH_TOKEN`` or public URL
@@ -99,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs.register_secret(secret)
     script = load_call_script(settings.script_path)
     metrics = Metrics()
-    cluster, speech = _scale_out(settings, metrics)
+    cluster, speech = _scale_out(settings, metrics, tts_factory)
     hub = Hub(
         settings=settings,
         script=script,

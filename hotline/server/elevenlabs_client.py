@@ -16,7 +16,7 @@ from hotline.core.events import TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError, TTSError
 from hotline.server.ws_client import WsError, WsOptions, close_ws, open_ws
 
-__all__ = ["TTSConfig", "TTSFailed", "TextFeed", "synthesize"]
+__all__ = ["SingleTTS", "TTSConfig", "TTSFailed", "TextFeed", "synthesize"]
 
 log = logging.getLogger("hotline.tts")
 
@@ -208,6 +208,34 @@ async def synthesize(
         raise TTSFailed("connect", f"{type(exc).__name__}: {exc}") from None
     finally:
         await close_ws(ws)
+
+
+class SingleTTS:
+    """A call's TTS with ``ELEVENLABS_TRANSPORT=single``: a ``stream-input`` socket per
+    utterance (:func:`synthesize`); nothing is open between utterances.
+
+    The same surface as :class:`hotline.server.tts_multi.MultiTTS` (``config``, ``label``,
+    :meth:`start`, :meth:`synthesize`, :meth:`aclose`).
+    """
+
+    def __init__(self, config: TTSConfig, *, label: str = "") -> None:
+        self.config = config
+        self.label = label
+
+    def start(self) -> None:
+        """Nothing to open ahead: each utterance connects."""
+
+    async def synthesize(
+        self,
+        text: str | TextFeed,
+        on_event: Callable[[TTSEvent], Awaitable[bool]],
+        on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    ) -> None:
+        """:func:`synthesize` on this call's target."""
+        await synthesize(self.config, text, on_event, on_bad_message)
+
+    async def aclose(self) -> None:
+        """Nothing to close: an utterance's socket closes with its task."""
 
 
 async def _feed_writer(ws: ClientConnection, stream: ElevenLabsStream, feed: TextFeed) -> None:

@@ -7,7 +7,6 @@ nothing from the session module: calls are reached through the registry.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -50,7 +49,8 @@ class Hub:
     speech: SpeechService
     tts_source: TTSSource = TTSSource.LOCAL
     #: Where utterances are synthesised; set by the lifespan (the local voice's URL when no
-    #: ElevenLabs key is configured). Read once per utterance, so it may be replaced live.
+    #: ElevenLabs key is configured), None before it and after shutdown. Each media stream's
+    #: TTS is built for it at the upgrade.
     tts: TTSConfig | None = None
     #: The link to other replicas (HOTLINE_REDIS_URL), or None when serving alone.
     cluster: Cluster | None = None
@@ -58,10 +58,6 @@ class Hub:
     stt_url: str | None = None
     #: Transcripts of recently ended calls (live calls hold their own).
     transcripts: Transcripts = field(default_factory=Transcripts)
-    #: The last voice-to-voice splits: (CallSid, TurnLatency.stages()), newest last.
-    turn_latencies: deque[tuple[str, dict[str, float]]] = field(
-        default_factory=lambda: deque(maxlen=1000)
-    )
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:

@@ -33,7 +33,6 @@ through (``self.queue.put_nowait``), so it does not depend on how a version asse
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import struct
 from typing import Any, Protocol
@@ -68,38 +67,19 @@ class DirectSink(Protocol):
 class _SinkQueue:
     """Stands in for the protocol's ASGI receive queue once a sink is attached.
 
-    The sink runs in the attaching task's context (``contextvars``), as it would had that task
-    received the message itself: what the app set before attaching (e.g. the stream's
-    preopened TTS socket) is what it sees, and the tasks it starts inherit it.
+    The sink is called as it is, in the protocol's own callbacks: hotline's sink
+    (:class:`~hotline.server.session.CallSession`) carries its connection's state on itself,
+    as uvicorn's protocol objects do.
     """
 
-    __slots__ = ("_context", "_inside", "_protocol", "_sink")
+    __slots__ = ("_protocol", "_sink")
 
     def __init__(self, protocol: MediaWebSocketProtocol, sink: DirectSink) -> None:
         self._protocol = protocol
         self._sink = sink
-        self._context = contextvars.copy_context()
-        self._inside = False
-
-    def put_nowait(self, message: Any) -> None:
-        if self._inside:  # a close while the sink runs: already in the context
-            self._deliver(message)
-            return
-        self._inside = True
-        try:
-            self._context.run(self._deliver, message)
-        finally:
-            self._inside = False
 
     def deliver_messages(self, messages: list[str | bytes]) -> None:
-        """The fast path's messages, in order, in one context switch."""
-        self._inside = True
-        try:
-            self._context.run(self._deliver_messages, messages)
-        finally:
-            self._inside = False
-
-    def _deliver_messages(self, messages: list[str | bytes]) -> None:
+        """The fast path's messages, in order."""
         sink = self._sink
         for message in messages:
             try:
@@ -110,7 +90,7 @@ class _SinkQueue:
             except Exception:
                 log.exception("media stream: the direct sink raised")
 
-    def _deliver(self, message: Any) -> None:
+    def put_nowait(self, message: Any) -> None:
         kind = message["type"]
         try:
             if kind == "websocket.receive":

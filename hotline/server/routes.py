@@ -227,11 +227,11 @@ async def media_stream(ws: WebSocket) -> None:
         await ws.close(code=1008)  # before accept: the upgrade is answered with HTTP 403
         return
     # The call's TTS socket is opened here, where the stream landed: its handshake overlaps
-    # the WebSocket accept and Twilio's connected/start; the call's start takes it, and a
+    # the WebSocket accept and Twilio's connected/start; the session's start takes it, and a
     # stream that never starts closes it (nothing is left on any replica).
-    async with hub.speech.stream_socket(hub.tts):
+    async with hub.speech.stream_socket(hub.tts) as tts:
         await ws.accept()
-        await CallSession(hub, ws).run()
+        await CallSession(hub, ws, tts_socket=tts).run()
 
 
 # --------------------------------------------------------------------------------- health

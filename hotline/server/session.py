@@ -54,7 +54,7 @@ from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
 from hotline.server.settings import BrainKind
-from hotline.server.speech import CallSpeech
+from hotline.server.speech import CallSpeech, CallTTS
 
 __all__ = ["MAX_MESSAGE", "START_TIMEOUT", "CallSession"]
 
@@ -73,9 +73,20 @@ _COUNT_EVERY_BYTES = 8000
 
 
 class CallSession:
-    def __init__(self, hub: Hub, ws: WebSocket) -> None:
+    """One media stream's call.
+
+    Args:
+        hub: the app's shared state.
+        ws: the media stream.
+        tts_socket: the TTS opened where the stream landed
+            (:meth:`~hotline.server.speech.SpeechService.stream_socket`); the call's
+            ``start`` takes it (None: no TTS configured).
+    """
+
+    def __init__(self, hub: Hub, ws: WebSocket, *, tts_socket: CallTTS | None) -> None:
         self.hub = hub
         self.ws = ws
+        self._tts_socket = tts_socket
         settings = hub.settings
         listen = settings.listen
         self.call = Call(
@@ -367,7 +378,7 @@ class CallSession:
                 elif self.transcript is not None:
                     self.transcript.hotline(uid, action.text, clock())
                 self._tts_tasks[uid] = asyncio.create_task(
-                    self.speech.utter(self, uid, action.text, self.hub.tts),
+                    self.speech.utter(self, uid, action.text),
                     name=f"hotline-tts-u{uid}",
                 )
         elif isinstance(action, CancelTTS):
@@ -416,9 +427,7 @@ class CallSession:
         elif isinstance(action, CommitSpeech):
             if self.listener is not None:
                 self.listener.commit_speech()
-        elif isinstance(action, TurnLatency):
-            self.hub.turn_latencies.append((self.label, action.stages(now)))
-        elif isinstance(action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
+        elif isinstance(action, (TurnLatency, UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
             pass  # observed above
         else:
             assert_never(action)
@@ -453,7 +462,7 @@ class CallSession:
         self.caller = entry.caller
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
-        self.speech = hub.speech.for_call(start.call_sid, hub.tts)
+        self.speech = hub.speech.for_call(start.call_sid, self._tts_socket)
         self.transcript = Transcript(clock())
         self.listener = Listener(self, new_brain(hub, entry.caller))
         log.info(

@@ -1,10 +1,17 @@
-"""How a call's utterances get their audio: the phrase cache first, then the call's
-pre-connected ``multi-stream-input`` socket (or, with ``ELEVENLABS_TRANSPORT=single``, one
-``stream-input`` socket per utterance).
+"""How a call's utterances get their audio: the phrase cache first, then the call's TTS (its
+``multi-stream-input`` socket, or with ``ELEVENLABS_TRANSPORT=single`` a ``stream-input``
+socket per utterance).
 
-:class:`SpeechService` is per app: the phrase store (in-process, or shared through Redis), the
-sockets opened when ``POST /voice`` answers, the warm-up, the cache metrics. :class:`CallSpeech`
-is per call; :meth:`CallSpeech.utter` is the task that gets one utterance its audio.
+:class:`SpeechService` is per app: the phrase store (in-process, or shared through Redis), each
+call's TTS, the warm-up, the cache metrics. Each media stream gets its call's TTS where its
+upgrade lands (:meth:`SpeechService.stream_socket`): with ``multi`` (the default) a socket that
+starts connecting at once, so its handshake overlaps the WebSocket accept and Twilio's
+``connected``/``start``. The route hands it to its :class:`~hotline.server.session.CallSession`,
+whose ``start`` makes it the call's (:meth:`SpeechService.for_call`); a stream that never gets a
+valid ``start`` closes it unused. :class:`CallSpeech` is per call; :meth:`CallSpeech.utter` is
+the task that gets one utterance its audio. A fixed line and a streamed one take the same path:
+a fixed line is a :class:`~hotline.server.elevenlabs_client.TextFeed` closed at birth, and only
+a fixed line can come from the phrase store.
 
 A hit hands the stored µ-law to :meth:`hotline.core.call.Call.play_recorded` (the caller hears
 exactly the first rendering). A miss is synthesised; the Call records it and reports a clean
@@ -20,7 +27,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,20 +40,28 @@ from hotline.core.call import Call
 from hotline.core.events import Alignment, TTSAudio, TTSEvent, TTSFinal
 from hotline.core.script import CallScript
 from hotline.errors import CodecError, ElevenLabsProtocolError
-from hotline.server.elevenlabs_client import TextFeed, TTSConfig, TTSFailed, synthesize
+from hotline.server.elevenlabs_client import (
+    SingleTTS,
+    TextFeed,
+    TTSConfig,
+    TTSFailed,
+    synthesize,
+)
 from hotline.server.metrics import Metrics
 from hotline.server.settings import TTSTransport
-from hotline.server.tts_multi import MultiStats, MultiTTS, Preconnects
+from hotline.server.tts_multi import MultiStats, MultiTTS
 
 __all__ = [
     "FIRST_SLICE",
     "MAX_PHRASE_BYTES",
     "CallSpeech",
+    "CallTTS",
     "LocalPhraseStore",
     "PhraseStore",
     "SpeechHost",
     "SpeechPath",
     "SpeechService",
+    "TTSFactory",
     "UtteranceRecord",
 ]
 
@@ -60,6 +74,8 @@ MAX_PHRASE_BYTES = 120 * 8000
 #: Bytes of an utterance's first TTS audio message converted before the first frames go out.
 FIRST_SLICE = 2048
 _FIRST_FRAME = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
+#: A call's TTS before a call has taken it (its logs' label).
+_UNCLAIMED = "(stream)"
 
 
 class SpeechPath(LabelEnum):
@@ -68,6 +84,32 @@ class SpeechPath(LabelEnum):
     CACHE = "cache"
     MULTI = "multi"
     SINGLE = "single"
+
+
+class CallTTS(Protocol):
+    """What speaks a call's utterances: :class:`~hotline.server.tts_multi.MultiTTS` or
+    :class:`~hotline.server.elevenlabs_client.SingleTTS`."""
+
+    config: TTSConfig
+    label: str
+
+    def start(self) -> None:
+        """Start connecting, if it keeps a socket."""
+
+    async def synthesize(
+        self,
+        text: str | TextFeed,
+        on_event: Callable[[TTSEvent], Awaitable[bool]],
+        on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    ) -> None:
+        """Speak one utterance (see :func:`hotline.server.elevenlabs_client.synthesize`)."""
+
+    async def aclose(self) -> None:
+        """Close what is open; idempotent."""
+
+
+#: Records an utterance's first frame sent: (CallSid, utterance, path, seconds from text to it).
+FirstFrameSent = Callable[[str, int, SpeechPath, float], None]
 
 
 class PhraseStore(Protocol):
@@ -94,6 +136,10 @@ class LocalPhraseStore:
         self.cache.put(key, ulaw)
 
 
+#: Builds a call's TTS for a target, given the service's own builder (:meth:`SpeechService.new_tts`).
+TTSFactory = Callable[[TTSConfig, Callable[[TTSConfig], CallTTS]], CallTTS]
+
+
 @dataclass(frozen=True)
 class UtteranceRecord:
     """One utterance's path and time to first audio (text handed to TTS -> first frame sent)."""
@@ -104,27 +150,17 @@ class UtteranceRecord:
     time_to_first_audio: float
 
 
-@dataclass
-class _StreamSocket:
-    sock: MultiTTS
-    taken: bool = False
-
-
-#: The TTS socket opened where the current media stream landed (see stream_socket).
-_STREAM_SOCKET: ContextVar[_StreamSocket | None] = ContextVar("hotline_stream_socket", default=None)
-
-
 class SpeechService:
-    """Per app: phrase store, pre-connected sockets, metrics.
+    """Per app: phrase store, the calls' TTS, metrics.
 
     Args:
         transport: ``"multi"`` (a pre-connected ``multi-stream-input`` socket per call) or
             ``"single"`` (a ``stream-input`` socket per utterance).
         store: the phrase store, or None for no cache.
         registry: where the cache and socket metrics are registered.
-        preconnect_ttl: seconds a socket opened by ``POST /voice`` waits for its stream.
         inactivity_timeout: the multi socket's ``inactivity_timeout`` (keep-alives go out
             well within it).
+        tts_factory: builds each call's TTS instead of :meth:`new_tts` (which it is given).
 
     Raises:
         ValueError: an unknown transport.
@@ -136,23 +172,23 @@ class SpeechService:
         transport: TTSTransport | str = TTSTransport.MULTI,
         store: PhraseStore | None = None,
         registry: CollectorRegistry | None = None,
-        preconnect_ttl: float = 10.0,
         inactivity_timeout: int = 20,
+        tts_factory: TTSFactory | None = None,
     ) -> None:
-        self.transport = transport  # the setter converts (and checks)
+        try:
+            self.transport = TTSTransport(transport)
+        except ValueError:
+            names = tuple(t.value for t in TTSTransport)
+            raise ValueError(f"transport must be one of {names}, got {transport!r}") from None
         self.store = store
         self.inactivity_timeout = inactivity_timeout
-        self.preconnects = Preconnects(ttl=preconnect_ttl)
         self.records: deque[UtteranceRecord] = deque(maxlen=1000)
         self.multi_totals = MultiStats()
         self.warmed = asyncio.Event()
+        self._factory = tts_factory
         self._sockets: set[MultiTTS] = set()
-        #: Open the call's TTS socket at the media-stream upgrade (False: at ``start``; the
-        #: benchmark compares the two).
-        self.preopen = True
-        #: Sockets opened at a media-stream upgrade and not yet ended with it.
-        self.stream_sockets = 0
-        #: Of those, closed unused (the stream never started: bad token, no start).
+        self._claimed: set[CallTTS] = set()  # opened at an upgrade, taken by its call's start
+        #: TTS sockets opened at a media-stream upgrade and closed unused (no valid start).
         self.stream_sockets_unused = 0
         self.first_frame = Histogram(
             "hotline_first_audio_by_path_seconds",
@@ -164,19 +200,6 @@ class SpeechService:
         if registry is not None:
             registry.register(_Collector(self))
 
-    @property
-    def transport(self) -> TTSTransport:
-        """How utterances reach the TTS; may be changed live (read once per utterance)."""
-        return self._transport
-
-    @transport.setter
-    def transport(self, value: TTSTransport | str) -> None:
-        try:
-            self._transport = TTSTransport(value)
-        except ValueError:
-            names = tuple(t.value for t in TTSTransport)
-            raise ValueError(f"transport must be one of {names}, got {value!r}") from None
-
     # ------------------------------------------------------------------ per call
 
     @property
@@ -184,70 +207,54 @@ class SpeechService:
         """What a call should record of each utterance (0 without a phrase store)."""
         return MAX_PHRASE_BYTES if self.store is not None else 0
 
-    def new_socket(self, config: TTSConfig, call_sid: str) -> MultiTTS:
-        sock = MultiTTS(config, inactivity_timeout=self.inactivity_timeout, label=call_sid)
+    def new_tts(self, config: TTSConfig) -> CallTTS:
+        """A call's TTS on this service's transport (a multi socket counts in the metrics)."""
+        if self.transport is TTSTransport.SINGLE:
+            return SingleTTS(config, label=_UNCLAIMED)
+        sock = MultiTTS(config, inactivity_timeout=self.inactivity_timeout, label=_UNCLAIMED)
         sock.on_closed = self._socket_closed
         self._sockets.add(sock)
         return sock
 
-    def preconnect(self, call_sid: str, config: TTSConfig | None) -> None:
-        """``POST /voice`` answered: start the call's TTS handshake now (multi only)."""
-        if self.transport is TTSTransport.MULTI and config is not None:
-            self.preconnects.open(call_sid, lambda: self.new_socket(config, call_sid))
-
     @contextlib.asynccontextmanager
-    async def stream_socket(self, config: TTSConfig | None) -> AsyncIterator[None]:
-        """Around one media stream: open the TTS socket now, where the stream landed.
+    async def stream_socket(self, config: TTSConfig | None) -> AsyncIterator[CallTTS | None]:
+        """Around one media stream: its call's TTS, connecting from now on (None: no TTS
+        configured).
 
-        Its handshake overlaps the WebSocket accept and Twilio's ``connected``/``start``;
-        :meth:`for_call` (at ``start``, in the same task tree) takes it. A stream that never
-        gets a valid ``start`` closes it on the way out, so no socket outlives its stream.
+        Its handshake overlaps the WebSocket accept and Twilio's ``connected``/``start``; the
+        session handed it makes it the call's at ``start`` (:meth:`for_call`) and closes it
+        with the call. A stream that never gets a valid ``start`` closes it on the way out,
+        so no socket outlives its stream.
         """
-        pending: _StreamSocket | None = None
-        if self.preopen and self.transport is TTSTransport.MULTI and config is not None:
-            sock = self.new_socket(config, "(stream)")
-            sock.start()
-            pending = _StreamSocket(sock)
-            self.stream_sockets += 1
-        reset = _STREAM_SOCKET.set(pending)
+        if config is None:
+            yield None
+            return
+        tts = self._factory(config, self.new_tts) if self._factory else self.new_tts(config)
+        tts.start()
         try:
-            yield
+            yield tts
         finally:
-            _STREAM_SOCKET.reset(reset)
-            if pending is not None:
-                self.stream_sockets -= 1
-                if not pending.taken:
-                    self.stream_sockets_unused += 1
-                    await pending.sock.aclose()
+            if tts in self._claimed:
+                self._claimed.discard(tts)
+            elif self.transport is TTSTransport.MULTI:
+                self.stream_sockets_unused += 1
+            await tts.aclose()  # a call that took it has closed it already
 
-    def for_call(self, call_sid: str, config: TTSConfig | None) -> CallSpeech:
-        """The call's speech path: the socket opened where its stream landed, or a new one."""
-        sock: MultiTTS | None = None
-        if self.transport is TTSTransport.MULTI:
-            pending = _STREAM_SOCKET.get()
-            if pending is not None and not pending.taken:
-                pending.taken = True
-                sock = pending.sock
-                sock.label = call_sid
-            else:
-                sock = self.preconnects.take(call_sid)
-            if sock is None and config is not None:
-                sock = self.new_socket(config, call_sid)
-            if sock is not None:
-                sock.start()
-        return CallSpeech(self, call_sid, sock)
+    def for_call(self, call_sid: str, tts: CallTTS | None) -> CallSpeech:
+        """Call ``call_sid`` started on the stream that opened ``tts``: its speech path."""
+        if tts is not None:
+            self._claimed.add(tts)
+            tts.label = call_sid
+        return CallSpeech(
+            call_sid,
+            tts,
+            store=self.store,
+            path=SpeechPath(self.transport.value),
+            first_frame_sent=self.first_frame_sent,
+        )
 
     def phrase_key(self, config: TTSConfig, text: str) -> str | None:
-        try:
-            return phrase_key(
-                voice_id=config.voice_id,
-                model_id=config.model_id,
-                output_format=config.output_format,
-                voice_settings=config.voice_settings,
-                text=text,
-            )
-        except ValueError:
-            return None
+        return key_for(config, text)
 
     def first_frame_sent(
         self, call_sid: str, utterance_id: int, path: SpeechPath, time_to_first_audio: float
@@ -258,31 +265,13 @@ class SpeechService:
     def _socket_closed(self, sock: MultiTTS) -> None:
         if sock in self._sockets:
             self._sockets.discard(sock)
-            total, s = self.multi_totals, sock.stats
-            total.connects += s.connects
-            total.reconnects += s.reconnects
-            total.connect_failures += s.connect_failures
-            total.contexts_opened += s.contexts_opened
-            total.contexts_cancelled += s.contexts_cancelled
-            total.keepalives += s.keepalives
-            total.late_messages_dropped += s.late_messages_dropped
-            total.slot_waits += s.slot_waits
-            total.contexts_forgotten += s.contexts_forgotten
+            self.multi_totals += sock.stats
 
     def multi_stats(self) -> MultiStats:
         """Totals over closed and live sockets."""
         out = MultiStats(**vars(self.multi_totals))
         for sock in self._sockets:
-            s = sock.stats
-            out.connects += s.connects
-            out.reconnects += s.reconnects
-            out.connect_failures += s.connect_failures
-            out.contexts_opened += s.contexts_opened
-            out.contexts_cancelled += s.contexts_cancelled
-            out.keepalives += s.keepalives
-            out.late_messages_dropped += s.late_messages_dropped
-            out.slot_waits += s.slot_waits
-            out.contexts_forgotten += s.contexts_forgotten
+            out += sock.stats
         return out
 
     # ------------------------------------------------------------------ warm-up, shutdown
@@ -296,33 +285,55 @@ class SpeechService:
         try:
             if self.store is None:
                 return 0
-            lines = [script.greeting, script.goodbye, script.invalid_digit]
-            lines += [entry.say for entry in script.menu.values()]
-            stored = 0
-            for text in dict.fromkeys(lines):
-                key = self.phrase_key(config, text)
-                if key is None:
-                    continue
-                if await self.store.get(key) is not None:
-                    stored += 1
-                    continue
-                try:
-                    recording = await _record_line(config, text)
-                except (TTSFailed, CodecError) as exc:
-                    log.warning("cache warm-up: a line failed (%s); skipped", exc)
-                    continue
-                if recording is not None:
-                    await self.store.put(key, recording)
-                    stored += 1
-            log.info("cache warm-up: %d of %d fixed lines cached", stored, len(set(lines)))
-            return stored
+            return await warm_up(self.store, config, script)
         finally:
             self.warmed.set()
 
     async def aclose(self) -> None:
-        await self.preconnects.aclose()
         for sock in list(self._sockets):
             await sock.aclose()
+
+
+def key_for(config: TTSConfig, text: str) -> str | None:
+    """The phrase key of ``text`` spoken with ``config``'s voice (None: not cacheable)."""
+    try:
+        return phrase_key(
+            voice_id=config.voice_id,
+            model_id=config.model_id,
+            output_format=config.output_format,
+            voice_settings=config.voice_settings,
+            text=text,
+        )
+    except ValueError:
+        return None
+
+
+async def warm_up(store: PhraseStore, config: TTSConfig, script: CallScript) -> int:
+    """Synthesise the script's fixed lines into ``store`` (``HOTLINE_CACHE_WARMUP=1``).
+
+    Returns:
+        How many lines were stored (already cached lines count too).
+    """
+    lines = [script.greeting, script.goodbye, script.invalid_digit]
+    lines += [entry.say for entry in script.menu.values()]
+    stored = 0
+    for text in dict.fromkeys(lines):
+        key = key_for(config, text)
+        if key is None:
+            continue
+        if await store.get(key) is not None:
+            stored += 1
+            continue
+        try:
+            recording = await _record_line(config, text)
+        except (TTSFailed, CodecError) as exc:
+            log.warning("cache warm-up: a line failed (%s); skipped", exc)
+            continue
+        if recording is not None:
+            await store.put(key, recording)
+            stored += 1
+    log.info("cache warm-up: %d of %d fixed lines cached", stored, len(set(lines)))
+    return stored
 
 
 async def _record_line(config: TTSConfig, text: str) -> bytes | None:
@@ -376,17 +387,34 @@ class SpeechHost(Protocol):
         """Count (and log once per kind) a malformed message that was dropped."""
 
 
-OnEvent = Callable[[TTSEvent], Awaitable[bool]]
 _NO_CHARS = Alignment((), (), ())
 
 
 class CallSpeech:
-    """One call's speech path (see the module docstring)."""
+    """One call's speech path (see the module docstring).
 
-    def __init__(self, service: SpeechService, call_sid: str, sock: MultiTTS | None) -> None:
-        self.service = service
+    Args:
+        call_sid: the call.
+        tts: the call's TTS, or None when no TTS is configured (every utterance fails).
+        store: the phrase store, or None for no cache.
+        path: the path of an utterance that is not a cache hit (the TTS transport).
+        first_frame_sent: where each utterance's time to first audio goes.
+    """
+
+    def __init__(
+        self,
+        call_sid: str,
+        tts: CallTTS | None,
+        *,
+        store: PhraseStore | None,
+        path: SpeechPath,
+        first_frame_sent: FirstFrameSent,
+    ) -> None:
         self.call_sid = call_sid
-        self.socket = sock
+        self.tts = tts
+        self.store = store
+        self.path = path
+        self._first_frame_sent = first_frame_sent
         self.paths: dict[int, SpeechPath] = {}
         self._keys: dict[int, str] = {}  # utterance -> phrase key, while synthesising a miss
         self._recorded: dict[int, bytes] = {}  # clean recordings waiting to be stored
@@ -411,9 +439,7 @@ class CallSpeech:
         if feed is not None:
             feed.close()
 
-    async def utter(
-        self, host: SpeechHost, utterance_id: int, text: str, config: TTSConfig | None
-    ) -> None:
+    async def utter(self, host: SpeechHost, utterance_id: int, text: str) -> None:
         """Get utterance ``utterance_id`` its audio (the task behind a ``StartTTS``): replay it
         from the phrase store, or synthesise it into the Call. Failures end the utterance (the
         Call goes on); returns when the utterance's TTS is over, or raises CancelledError."""
@@ -453,7 +479,7 @@ class CallSpeech:
             host.bad_message("elevenlabs", exc)
 
         try:
-            await self._speak(host, utterance_id, config, text, on_event, on_bad)
+            await self._speak(host, utterance_id, text, on_event, on_bad)
         except asyncio.CancelledError:
             raise
         except TTSFailed as exc:
@@ -476,36 +502,25 @@ class CallSpeech:
             self._recorded.pop(utterance_id, None)
             self._feeds.pop(utterance_id, None)
 
-    async def _socket_for(self, config: TTSConfig) -> MultiTTS:
-        sock = self.socket
-        if sock is None or sock.config != config:
-            # The TTS target changed (tests swap it live): a fresh socket for it.
-            if sock is not None:
-                await sock.aclose()
-            sock = self.socket = self.service.new_socket(config, self.call_sid)
-            sock.start()
-        return sock
-
     async def _speak(
         self,
         host: SpeechHost,
         utterance_id: int,
-        config: TTSConfig | None,
         text: str,
-        on_event: OnEvent,
+        on_event: Callable[[TTSEvent], Awaitable[bool]],
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
     ) -> None:
         """A streamed utterance goes to the TTS piece by piece; a fixed line (a feed closed at
         birth) is looked up in the phrase store first, and stored if its recording is clean."""
-        if config is None:
+        tts = self.tts
+        if tts is None:
             raise TTSFailed("connect", "no TTS configured")
-        service = self.service
-        store = service.store
+        store = self.store
         key: str | None = None
         feed = self._feeds.get(utterance_id)
         if feed is None:
             feed = TextFeed.fixed(text)
-            key = service.phrase_key(config, text) if store is not None else None
+            key = key_for(tts.config, text) if store is not None else None
             if store is not None and key is not None:
                 hit = await store.get(key)
                 if hit is not None:
@@ -514,13 +529,8 @@ class CallSpeech:
                         host.dispatch()
                     return
                 self._keys[utterance_id] = key
-        if service.transport is TTSTransport.MULTI:
-            self.paths[utterance_id] = SpeechPath.MULTI
-            sock = await self._socket_for(config)
-            await sock.synthesize(feed, on_event, on_bad_message)
-        else:
-            self.paths[utterance_id] = SpeechPath.SINGLE
-            await synthesize(config, feed, on_event, on_bad_message)
+        self.paths[utterance_id] = self.path
+        await tts.synthesize(feed, on_event, on_bad_message)
         recording = self._recorded.pop(utterance_id, None)
         if store is not None and key is not None and recording is not None:
             await store.put(key, recording)
@@ -531,14 +541,14 @@ class CallSpeech:
             self._recorded[action.utterance_id] = action.ulaw
 
     def first_frame_sent(self, utterance_id: int, time_to_first_audio: float) -> None:
-        path = self.paths.pop(utterance_id, SpeechPath(self.service.transport.value))
-        self.service.first_frame_sent(self.call_sid, utterance_id, path, time_to_first_audio)
+        path = self.paths.pop(utterance_id, self.path)
+        self._first_frame_sent(self.call_sid, utterance_id, path, time_to_first_audio)
 
     async def aclose(self) -> None:
-        sock, self.socket = self.socket, None
-        if sock is not None:
+        tts, self.tts = self.tts, None
+        if tts is not None:
             with contextlib.suppress(Exception):
-                await sock.aclose()
+                await tts.aclose()
 
 
 class _Collector(Collector):
@@ -582,11 +592,6 @@ class _Collector(Collector):
             "hotline_tts_context_slot_waits",
             "Utterances that waited for a closed context's final (5 contexts counted)",
             multi.slot_waits,
-        )
-        yield GaugeMetricFamily(
-            "hotline_tts_preconnected",
-            "Sockets waiting for their call's stream",
-            len(service.preconnects),
         )
         yield CounterMetricFamily(
             "hotline_tts_stream_sockets_unused",

@@ -3,10 +3,11 @@
 
 :class:`MultiTTS` keeps one socket open for the whole call and speaks each utterance in its own
 context (``u1``, ``u2``, ...), so only the first utterance can pay for the TLS + upgrade
-handshake, and not even that one when the socket was opened as ``POST /voice`` answered
-(:class:`Preconnects`). Per utterance: ``{"text":" ", voice settings, "context_id"}``, the text
-with ``flush``; once the context's audio has voiced the whole text (alignment), or has gone
-quiet, ``close_context`` with ``flush`` asks for its final message. Barge-in cancels the
+handshake, and not even that one: the socket is opened when the media-stream upgrade arrives
+(:meth:`hotline.server.speech.SpeechService.stream_socket`), so its handshake overlaps
+Twilio's ``connected``/``start``. Per utterance: ``{"text":" ", voice settings, "context_id"}``,
+the text with ``flush``; once the context's audio has voiced the whole text (alignment), or has
+gone quiet, ``close_context`` with ``flush`` asks for its final message. Barge-in cancels the
 utterance: a context still generating gets ``close_context`` without flush (no reconnect) and
 whatever it still sends is dropped. Keep-alives go out within the inactivity timeout, at most
 :data:`~hotline.core.elevenlabs.MAX_CONTEXTS` contexts are live or closing (ElevenLabs counts a
@@ -35,7 +36,7 @@ from hotline.errors import ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import FEED_WAIT, TextFeed, TTSConfig, TTSFailed
 from hotline.server.ws_client import WsFailure, reconnect
 
-__all__ = ["MultiStats", "MultiTTS", "Preconnects"]
+__all__ = ["MultiStats", "MultiTTS"]
 
 log = logging.getLogger("hotline.tts")
 
@@ -56,6 +57,14 @@ class MultiStats:
     slot_waits: int = 0  # utterances that waited for a closing context's final (5 counted)
     contexts_forgotten: int = 0  # closing contexts whose final never came (bounded wait)
     socket_closed_cleanly: bool = False
+
+    def __iadd__(self, other: MultiStats) -> MultiStats:
+        """Add ``other``'s counts (totals over sockets; ``socket_closed_cleanly`` is per
+        socket and stays as it is)."""
+        for name, value in vars(other).items():
+            if not isinstance(value, bool):
+                setattr(self, name, getattr(self, name) + value)
+        return self
 
 
 class _FeedChanged:
@@ -471,58 +480,3 @@ class MultiTTS:
                     await ws.send(message)
             except ConnectionClosed:
                 return
-
-
-class Preconnects:
-    """Sockets opened when ``POST /voice`` answers, waiting for their call's ``start``.
-
-    Args:
-        ttl: seconds a socket waits for its media stream before it is closed.
-        limit: at most this many waiting sockets (older ones are closed first).
-    """
-
-    def __init__(self, *, ttl: float = 10.0, limit: int = 1000) -> None:
-        self.ttl = ttl
-        self.limit = limit
-        self.expired = 0
-        self._waiting: dict[str, tuple[MultiTTS, asyncio.TimerHandle]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._waiting)
-
-    def open(self, call_sid: str, make: Callable[[], MultiTTS]) -> None:
-        """Start connecting ``make()`` for ``call_sid`` (a repeated webhook reuses the waiting
-        socket)."""
-        if call_sid in self._waiting:
-            return
-        while len(self._waiting) >= self.limit:
-            self._expire(next(iter(self._waiting)))
-        tts = make()
-        tts.start()
-        handle = asyncio.get_running_loop().call_later(self.ttl, self._expire, call_sid)
-        self._waiting[call_sid] = (tts, handle)
-
-    def take(self, call_sid: str) -> MultiTTS | None:
-        """The socket opened for ``call_sid``, now owned by the caller, or None."""
-        entry = self._waiting.pop(call_sid, None)
-        if entry is None:
-            return None
-        entry[1].cancel()
-        return entry[0]
-
-    def _expire(self, call_sid: str) -> None:
-        entry = self._waiting.pop(call_sid, None)
-        if entry is None:
-            return
-        entry[1].cancel()
-        self.expired += 1
-        task = asyncio.get_running_loop().create_task(entry[0].aclose())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def aclose(self) -> None:
-        for call_sid in list(self._waiting):
-            self._expire(call_sid)
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)

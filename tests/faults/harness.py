@@ -1,10 +1,11 @@
-"""Harness for the fault matrix. The fault matrix (issue 5) runs against ONE hotline server for
-the whole package: the real app on a real uvicorn on 127.0.0.1 (ephemeral port), in a thread
-with its own event loop (tests.support.server.ServerThread), with the embedded local voice, on
-the production defaults. Every test hits it with one fault (from the caller simulator's fault
-flags or the local voice's fault modes) and then checks that the server is still fine: /health
-answers, a normal call completes, /calls is empty, no task is left in the server's loop, no
-socket is left open, the error is counted in /metrics and logged once with the CallSid.
+"""Harness for the fault matrix. The fault matrix (issue 5) runs against ONE hotline server per
+TTS transport for the whole package: the real app on a real uvicorn on 127.0.0.1 (ephemeral
+port), in a thread with its own event loop (tests.support.server.ServerThread), with the
+embedded local voice, on the production defaults. Every test hits it with one fault (from the
+caller simulator's fault flags or the local voice's fault modes) and then checks that the
+server is still fine: /health answers, a normal call completes, /calls is empty, no task is
+left in the server's loop, no socket is left open, the error is counted in /metrics and logged
+once with the CallSid.
 
 Sharing one server is deliberate: a fault that leaves damage behind (a stuck task, a leaked
 socket, a wedged loop) shows up in the tests that follow, as it would in production.
@@ -17,7 +18,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from hotline.sim.load import Scrape, parse_metrics
 from hotline.sim.options import CallOptions
 from tests.support.aio import arun
 from tests.support.server import ServerThread as BaseServerThread
+from tests.support.tts import FaultSwitch
 
 __all__ = ["arun"]  # re-exported for the fault tests
 
@@ -59,49 +61,24 @@ FAULTY = "This line meets a fault in the voice."
 
 
 class ServerThread(BaseServerThread):
-    """The shared server (tests.support.server.ServerThread) with the fault matrix's switches.
+    """A shared server (tests.support.server.ServerThread) with the fault matrix's switch.
 
-    It runs the production defaults (multi-context socket, phrase cache); the ElevenLabs-side
-    matrix switches to the per-utterance socket around its tests (see conftest.py), the lines
-    that must reach the voice are made unique so the cache cannot answer them.
+    It runs the production defaults (phrase cache) on one TTS transport (see conftest.py: a
+    server per transport); the lines that must reach the voice are made unique so the cache
+    cannot answer them. Its app builds each call's TTS through a :class:`FaultSwitch`, so the
+    next utterances can be pointed at a fault (:meth:`set_tts`).
     """
 
-    def set_transport(self, transport: str) -> str:
-        """Switch the TTS transport ("multi" | "single") for the next utterances; returns
-        the previous one. (Read per utterance by the speech service.)"""
-        hub = self.hub
-        assert hub is not None
-
-        def apply() -> str:
-            speech = hub.speech
-            assert speech is not None
-            old = str(speech.transport)
-            speech.transport = transport
-            return old
-
-        return self.call_on_loop(apply)
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.switch = FaultSwitch()
+        super().__init__(settings, tts_factory=self.switch)
 
     def set_tts(self, *, fault: str | None = None, **changes: Any) -> None:
         """Point the next utterances' TTS at a fault mode (or other TTSConfig changes)."""
-        hub = self.hub
-        assert hub is not None
-
-        def apply() -> None:
-            assert hub.tts is not None
-            if not hasattr(self, "_tts_default"):
-                self._tts_default = hub.tts
-            base = self._tts_default
-            extra = {"hotline_fault": fault} if fault else None
-            hub.tts = replace(base, extra_query=extra, **changes)
-
-        self.call_on_loop(apply)
+        self.call_on_loop(lambda: self.switch.arm(fault, **changes))
 
     def reset_tts(self) -> None:
-        hub = self.hub
-        assert hub is not None
-        if hasattr(self, "_tts_default"):
-            default = self._tts_default
-            self.call_on_loop(lambda: setattr(hub, "tts", default))
+        self.call_on_loop(self.switch.disarm)
 
     def log_records(self, call_sid: str, level: str = "WARNING") -> list[dict[str, Any]]:
         hub = self.hub

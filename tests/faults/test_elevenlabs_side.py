@@ -5,7 +5,8 @@ a stalled utterance ends within a bound with one log line naming the CallSid, th
 counted in /metrics, and nothing of the call is left behind once it ends.
 
 The voice's fault modes come from hotline.tts_standin.faults (``hotline_fault=<mode>`` on the TTS URL);
-the server reads its TTS target once per utterance, so one utterance can be pointed at a fault.
+the test server builds its calls' TTS through a FaultSwitch (tests.support.tts), so one utterance
+can be pointed at a fault.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .harness import (
 ERRORS = "hotline_elevenlabs_errors_total"
 #: The server's default is "multi" (a multi-stream-input socket per call, replaced when the TTS
 #: target changes); the rows most about a dying socket also run on "single" (one per utterance).
+#: The ``server`` fixture picks the server of the test's transport (conftest.py).
 #: (The single-transport runs are marked slow: `-m "not slow"` keeps the matrix under 90 s.)
 TRANSPORTS = ("multi", pytest.param("single", marks=pytest.mark.slow))
 
@@ -76,31 +78,7 @@ async def tts_fault(
     stall_bound: float | None = None,
     audio_before_fault: bool = False,
     utterance_fails: bool = True,
-    transport: str | None = None,
     **tts_changes: Any,
-) -> None:
-    if transport is None:
-        await _tts_fault(
-            server, fault, kinds, stall_bound, audio_before_fault, utterance_fails, tts_changes
-        )
-        return
-    old = server.set_transport(transport)
-    try:
-        await _tts_fault(
-            server, fault, kinds, stall_bound, audio_before_fault, utterance_fails, tts_changes
-        )
-    finally:
-        server.set_transport(old)
-
-
-async def _tts_fault(
-    server: ServerThread,
-    fault: str | None,
-    kinds: tuple[str, ...],
-    stall_bound: float | None,
-    audio_before_fault: bool,
-    utterance_fails: bool,
-    tts_changes: dict[str, Any],
 ) -> None:
     before = await scrape(server)
     call = await LiveCall(server, call_options(server)).start()
@@ -160,7 +138,6 @@ def test_error_json_then_1008_mid_utterance(server: ServerThread, transport: str
             fault="error_1008",
             kinds=("error",),
             audio_before_fault=True,
-            transport=transport,
         )
     )
 
@@ -173,7 +150,6 @@ def test_tcp_reset_mid_chunk(server: ServerThread, transport: str) -> None:
             fault="reset_mid_chunk",
             kinds=("closed",),
             audio_before_fault=True,
-            transport=transport,
         )
     )
 
@@ -196,7 +172,6 @@ def test_is_final_never_sent(server: ServerThread, transport: str) -> None:
             fault="no_final",
             kinds=("timeout",),
             audio_before_fault=True,
-            transport=transport,
         )
     )
 
@@ -228,7 +203,6 @@ def test_connection_refused(server: ServerThread, transport: str) -> None:
             server,
             kinds=("connect",),
             stall_bound=bound,
-            transport=transport,
             base_url=f"ws://127.0.0.1:{port}",
         )
     )

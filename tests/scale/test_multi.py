@@ -10,7 +10,7 @@ import pytest
 from hotline.core.events import TTSAudio, TTSEvent, TTSFinal
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import TTSConfig, TTSFailed
-from hotline.server.tts_multi import MultiTTS, Preconnects
+from hotline.server.tts_multi import MultiTTS
 from hotline.tts_standin.server import StandInConfig, TTSStandIn
 from tests.support.aio import arun
 
@@ -159,36 +159,6 @@ def test_keepalive_within_the_inactivity_timeout() -> None:
             await tts.aclose()
             await settle(voice)
             assert {"text": ""} in voice.records[-1].messages
-
-    arun(main)
-
-
-def test_preconnected_sockets_expire_when_no_stream_comes() -> None:
-    async def main() -> None:
-        async with TTSStandIn(FAST) as voice:
-            made: list[MultiTTS] = []
-
-            def factory() -> MultiTTS:
-                made.append(MultiTTS(config(voice), label=f"CA{len(made)}"))
-                return made[-1]
-
-            pre = Preconnects(ttl=0.3)
-            pre.open("CAexpire", factory)
-            pre.open("CAexpire", factory)  # a repeated webhook reuses it
-            pre.open("CAtaken", factory)
-            assert len(made) == 2
-            taken = pre.take("CAtaken")
-            assert taken is made[1] and pre.take("CAtaken") is None
-            assert await taken.wait_connected(2)
-            for _ in range(100):
-                if voice.stats.connections == 2 and voice.stats.open_connections == 1:
-                    break
-                await asyncio.sleep(0.02)
-            assert pre.expired == 1 and len(pre) == 0
-            assert voice.stats.open_connections == 1  # the expired one was closed
-            await taken.aclose()
-            await pre.aclose()
-            await settle(voice)
 
     arun(main)
 

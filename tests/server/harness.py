@@ -3,9 +3,6 @@ plus the fault switch for the next utterances' TTS connections."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from hotline.server.hub import Hub
 from tests.support.server import (
     ADMIN,
     ADMIN_TOKEN,
@@ -15,6 +12,7 @@ from tests.support.server import (
     running_server,
     sign,
 )
+from tests.support.tts import FaultSwitch
 from tests.support.twilio import FakeTwilio, Heard
 
 __all__ = [
@@ -23,15 +21,9 @@ __all__ = [
     "AUTH_TOKEN",
     "CALLER",
     "FakeTwilio",
+    "FaultSwitch",
     "Heard",
     "Running",
     "running_server",
     "sign",
-    "with_fault",
 ]
-
-
-def with_fault(hub: Hub, fault: str | None) -> None:
-    """Make the next utterances' TTS connections ask the local voice for ``fault``."""
-    assert hub.tts is not None
-    hub.tts = replace(hub.tts, extra_query={"hotline_fault": fault} if fault else None)

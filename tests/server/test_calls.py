@@ -20,7 +20,7 @@ from hotline.codec import ulaw_frame_stats
 from hotline.sim.speech import caller_speech_frames
 from tests.support.aio import wait_until
 
-from .harness import ADMIN, FakeTwilio, Running, running_server, sign, with_fault
+from .harness import ADMIN, FakeTwilio, FaultSwitch, Running, running_server, sign
 
 SCRIPT = """
 greeting = "Hello, thanks for calling."
@@ -387,14 +387,17 @@ async def test_malformed_twilio_messages_are_dropped(
 
 # The faults are injected per utterance (a query parameter on the TTS connection): the
 # per-utterance socket; the multi socket's faults are in tests/faults.
-@call_test(tts_timeout=1.0, elevenlabs_transport="single")
+MISBEHAVING = FaultSwitch()
+
+
+@call_test(tts_timeout=1.0, elevenlabs_transport="single", tts_factory=MISBEHAVING)
 async def test_misbehaving_elevenlabs(server: Running, baseline: set[asyncio.Task[Any]]) -> None:
     tw = FakeTwilio(server)
     await tw.start()
     await tw.wait_for(lambda: tw.mark_echoed("u1-end"))
     uid = 2
     for fault in ("error_1008", "corrupt_audio", "no_final"):
-        with_fault(server.hub, fault)
+        MISBEHAVING.arm(fault)
         r = await admin(
             server,
             "POST",
@@ -402,7 +405,7 @@ async def test_misbehaving_elevenlabs(server: Running, baseline: set[asyncio.Tas
             json={"text": f"This one meets a fault midway through, number {uid}."},
         )
         assert r.json()["utterance_id"] == uid
-        with_fault(server.hub, None)
+        MISBEHAVING.disarm()
         r = await admin(
             server, "POST", f"/calls/{tw.call_sid}/say", json={"text": "And this one works."}
         )

@@ -4,7 +4,6 @@ server with a real websockets client, against the ASGI path it replaces."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 from typing import Any
 
@@ -197,42 +196,6 @@ def test_other_protocols_offer_no_direct_path() -> None:
         assert sinks[0].texts == ["(asgi)"]
         assert direct_socket({"extensions": {}}, Sink()) is None
         assert DIRECT == "hotline.direct"
-
-    arun(main)
-
-
-_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="server")
-
-
-def test_the_sink_runs_in_the_attaching_tasks_context() -> None:
-    seen: list[str] = []
-
-    class ContextSink(Sink):
-        def on_text(self, text: str) -> None:
-            seen.append(_SEEN.get())
-            super().on_text(text)
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                await send({"type": msg["type"] + ".complete"})
-                if msg["type"] == "lifespan.shutdown":
-                    return
-        await receive()
-        await send({"type": "websocket.accept"})
-        _SEEN.set("the route")
-        sink = ContextSink()
-        sink.direct = direct_socket(scope, sink)
-        await wait_until(lambda: bool(sink.disconnects), timeout=20)
-
-    async def main() -> None:
-        sock = bind_ephemeral()
-        async with serve_asgi(app, sock):
-            async with connect(ws_url(sock), compression=None) as ws:
-                await ws.send("echo")
-                await asyncio.wait_for(ws.recv(), 5)
-        assert seen == ["the route"]
 
     arun(main)
 

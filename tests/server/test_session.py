@@ -10,7 +10,7 @@ import base64
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from hotline.server.hub import Hub
 from hotline.server.settings import Settings
 from hotline.server.speech import LocalPhraseStore, SpeechPath
 
-from .harness import ADMIN, ADMIN_TOKEN, AUTH_TOKEN, CALLER, sign
+from .harness import ADMIN, ADMIN_TOKEN, AUTH_TOKEN, CALLER, FaultSwitch, sign
 
 PUBLIC = "https://hotline.example.com"
 WS_URL = "wss://hotline.example.com/media-stream"
@@ -306,19 +306,25 @@ def test_a_clean_miss_is_stored_and_a_hit_replays_byte_identical(client: TestCli
 
 
 @pytest.mark.parametrize("fault", ["error_1008", "corrupt_audio"])
-@pytest.mark.parametrize("client", [CACHED], indirect=True)
-def test_a_dirty_miss_is_not_stored_and_the_call_goes_on(client: TestClient, fault: str) -> None:
+def test_a_dirty_miss_is_not_stored_and_the_call_goes_on(script_path: str, fault: str) -> None:
+    switch = FaultSwitch()
+    switch.arm(fault)
+    app = create_app(_settings(script_path=script_path, **CACHED), tts_factory=switch)
+    with TestClient(app) as client:
+        _dirty_miss_is_not_stored(client, switch)
+
+
+def _dirty_miss_is_not_stored(client: TestClient, switch: FaultSwitch) -> None:
     hub = _hub(client)
     store = hub.speech.store
     assert isinstance(store, LocalPhraseStore) and hub.tts is not None
     clean = hub.tts
-    hub.tts = replace(clean, extra_query={"hotline_fault": fault})
     sid = "CA" + "3" * 32
     with _open(client) as ws:
         line = Line(ws, sid)
         line.start(_answer(client, sid))
         line.read_until("u1-end")
-        hub.tts = clean
+        switch.disarm()
         assert client.portal is not None
         status, _ = client.portal.call(hub.registry.command, sid, "say", {"text": "Clean."})
         assert status == 202

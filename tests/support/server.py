@@ -24,6 +24,7 @@ from hotline.server.app import create_app
 from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.hub import Hub
 from hotline.server.settings import Settings
+from hotline.server.speech import TTSFactory
 from hotline.sim import webhook
 
 T = TypeVar("T")
@@ -104,11 +105,15 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_server(**overrides: Any) -> AsyncIterator[Running]:
-    """``create_app(Settings(...))`` served in this loop; ``overrides`` are Settings fields."""
+async def running_server(
+    *, tts_factory: TTSFactory | None = None, **overrides: Any
+) -> AsyncIterator[Running]:
+    """``create_app(Settings(...))`` served in this loop; ``overrides`` are Settings fields,
+    ``tts_factory`` goes to ``create_app`` (e.g. a :class:`tests.support.tts.FaultSwitch`)."""
     sock = bind_ephemeral()
     base = base_url(sock)
-    app = create_app(Settings(**{**TEST_SETTINGS, "public_url": base, **overrides}))
+    settings = Settings(**{**TEST_SETTINGS, "public_url": base, **overrides})
+    app = create_app(settings, tts_factory=tts_factory)
     async with serve_asgi(app, sock) as server:
         yield Running(base, app.state.hub, server, app)
 
@@ -116,8 +121,9 @@ async def running_server(**overrides: Any) -> AsyncIterator[Running]:
 class ServerThread:
     """``create_app(Settings(...))`` served by uvicorn in a thread with its own event loop."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], *, tts_factory: TTSFactory | None = None) -> None:
         self.settings = {**TEST_SETTINGS, **settings}
+        self.tts_factory = tts_factory
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: uvicorn.Server | None = None
         self.hub: Hub | None = None
@@ -144,7 +150,7 @@ class ServerThread:
 
     async def _serve(self) -> None:
         self.loop = asyncio.get_running_loop()
-        async with running_server(**self.settings) as run:
+        async with running_server(tts_factory=self.tts_factory, **self.settings) as run:
             self.base, self.app, self.hub, self.server = run.base, run.app, run.hub, run.server
             self.baseline = set(asyncio.all_tasks())
             self._ready.set()
