@@ -41,7 +41,8 @@ from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.elevenlabs_client import TextFeed, TTSConfig
 from hotline.server.hub import Hub
 from hotline.server.settings import Settings
-from hotline.server.speech import CallTTS, TTSFactory
+from hotline.server.speech import CallTTS
+from hotline.server.speech_service import TTSFactory
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions

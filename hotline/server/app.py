@@ -23,6 +23,7 @@ from hotline.server.elevenlabs_client import TTSConfig
 from hotline.server.hub import Hub
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
+from hotline.server.phrases import LocalPhraseStore, PhraseStore
 from hotline.server.redis_backend import Cluster, RedisPhraseStore
 from hotline.server.registry import CallRegistry
 from hotline.server.routes import router
@@ -34,7 +35,7 @@ from hotline.server.security import (
     parse_trusted_proxies,
 )
 from hotline.server.settings import Settings
-from hotline.server.speech import LocalPhraseStore, PhraseStore, SpeechService, TTSFactory
+from hotline.server.speech_service import SpeechService, TTSFactory
 from hotline.server.stt_client import SttProvider
 
 __all__ = ["create_app", "load_call_script"]

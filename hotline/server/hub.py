@@ -21,7 +21,7 @@ from hotline.server.redis_backend import Cluster
 from hotline.server.registry import CallRegistry, LiveCall
 from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
 from hotline.server.settings import Settings, TTSSource
-from hotline.server.speech import SpeechService
+from hotline.server.speech_service import SpeechService
 
 __all__ = ["CallMode", "Hub"]
 

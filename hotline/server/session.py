@@ -79,7 +79,7 @@ class CallSession:
         hub: the app's shared state.
         ws: the media stream.
         tts_socket: the TTS opened where the stream landed
-            (:meth:`~hotline.server.speech.SpeechService.stream_socket`); the call's
+            (:meth:`~hotline.server.speech_service.SpeechService.stream_socket`); the call's
             ``start`` takes it (None: no TTS configured).
     """
 

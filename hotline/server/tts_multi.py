@@ -4,7 +4,7 @@
 :class:`MultiTTS` keeps one socket open for the whole call and speaks each utterance in its own
 context (``u1``, ``u2``, ...), so only the first utterance can pay for the TLS + upgrade
 handshake, and not even that one: the socket is opened when the media-stream upgrade arrives
-(:meth:`hotline.server.speech.SpeechService.stream_socket`), so its handshake overlaps
+(:meth:`hotline.server.speech_service.SpeechService.stream_socket`), so its handshake overlaps
 Twilio's ``connected``/``start``. Per utterance: ``{"text":" ", voice settings, "context_id"}``,
 the text with ``flush``; once the context's audio has voiced the whole text (alignment), or has
 gone quiet, ``close_context`` with ``flush`` asks for its final message. Barge-in cancels the

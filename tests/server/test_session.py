@@ -19,8 +19,9 @@ from starlette.testclient import TestClient, WebSocketTestSession
 
 from hotline.server.app import create_app
 from hotline.server.hub import Hub
+from hotline.server.phrases import LocalPhraseStore
 from hotline.server.settings import Settings
-from hotline.server.speech import LocalPhraseStore, SpeechPath
+from hotline.server.speech import SpeechPath
 
 from .harness import ADMIN, ADMIN_TOKEN, AUTH_TOKEN, CALLER, FaultSwitch, sign
 

@@ -24,7 +24,7 @@ from hotline.server.app import create_app
 from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.hub import Hub
 from hotline.server.settings import Settings
-from hotline.server.speech import TTSFactory
+from hotline.server.speech_service import TTSFactory
 from hotline.sim import webhook
 
 T = TypeVar("T")
