@@ -410,15 +410,6 @@ class Settings:
         "1 = synthesise the script's fixed lines into the cache at start-up",
         parse=flag,
     )
-    preconnect_timeout: float = var(
-        "HOTLINE_PRECONNECT_TIMEOUT",
-        10.0,
-        "seconds a TTS socket pre-opened by SpeechService.preconnect (a benchmark) waits for "
-        "its stream",
-        parse=number,
-        check=within(0.1, 300, "s"),
-        table=Table.STANDIN,
-    )
     redis_url: str | None = var(
         "HOTLINE_REDIS_URL",
         None,

@@ -12,7 +12,7 @@ def test_defaults_are_multi_and_a_32_mib_cache() -> None:
     s = Settings.from_env({})
     assert s.elevenlabs_transport == "multi" and s.cache_bytes == 32 * 2**20
     assert not s.cache_warmup and s.redis_url is None
-    assert (s.redis_heartbeat, s.redis_call_expiry, s.preconnect_timeout) == (5.0, 15.0, 10.0)
+    assert (s.redis_heartbeat, s.redis_call_expiry) == (5.0, 15.0)
     assert s.local_voice_connect_delay == 0.0
     built = Settings()  # the same defaults in code as from the environment
     assert built.elevenlabs_transport == "multi" and built.cache_bytes == 32 * 2**20
@@ -26,7 +26,6 @@ def test_everything_from_env() -> None:
             "ELEVENLABS_TRANSPORT": "Single",
             "HOTLINE_CACHE_BYTES": "1024",
             "HOTLINE_CACHE_WARMUP": "1",
-            "HOTLINE_PRECONNECT_TIMEOUT": "3",
             "HOTLINE_REDIS_URL": "redis://:s3cret-pass@10.0.0.5:6379/2",
             "HOTLINE_REDIS_HEARTBEAT": "0.5",
             "HOTLINE_REDIS_CALL_EXPIRY": "2",
@@ -34,7 +33,7 @@ def test_everything_from_env() -> None:
         }
     )
     assert s.elevenlabs_transport == "single" and s.cache_bytes == 1024 and s.cache_warmup
-    assert s.preconnect_timeout == 3.0 and s.local_voice_connect_delay == 0.3
+    assert s.local_voice_connect_delay == 0.3
     assert (s.redis_heartbeat, s.redis_call_expiry) == (0.5, 2.0)
     assert "s3cret-pass" not in repr(s) and s.describe()["redis_url"] == "set"
     assert "s3cret-pass" in s.secrets()  # registered for log redaction
@@ -49,7 +48,6 @@ def test_everything_from_env() -> None:
         ({"HOTLINE_CACHE_WARMUP": "maybe"}, "HOTLINE_CACHE_WARMUP"),
         ({"HOTLINE_REDIS_URL": "http://x"}, "HOTLINE_REDIS_URL"),
         ({"HOTLINE_REDIS_HEARTBEAT": "20"}, "HOTLINE_REDIS_HEARTBEAT"),
-        ({"HOTLINE_PRECONNECT_TIMEOUT": "0"}, "HOTLINE_PRECONNECT_TIMEOUT"),
         ({"HOTLINE_LOCAL_VOICE_CONNECT_DELAY": "nan"}, "HOTLINE_LOCAL_VOICE_CONNECT_DELAY"),
     ],
 )
