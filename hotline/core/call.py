@@ -1,17 +1,18 @@
-"""The per-call state machine: utterances, pacing, marks, barge-in, hang-up. Sans-I/O.
+"""The per-call state machine: it owns every utterance from queued to heard. Sans-I/O.
 
-A :class:`Call` owns one :class:`~hotline.core.twilio.TwilioStream`, the call's script, a queue
-of utterances, the current utterance's µ-law converter (a new :class:`hotline.codec.Transcoder`
-per utterance, flushed at its end, reset on barge-in), a :class:`~hotline.core.framer.Framer`
-and a :class:`~hotline.core.playhead.Playhead`. It never sleeps, reads a clock or touches a
-socket: the shell passes the time in (``now``, seconds on any monotonic clock) and executes
-what comes out (:mod:`hotline.core.actions`)::
+A :class:`Call` joins one :class:`~hotline.core.twilio.TwilioStream`, the call's script, its
+:class:`~hotline.core.utterances.Utterances`, a :class:`~hotline.core.render.Renderer` (TTS audio
+to µ-law, the clean-recording rule), a :class:`~hotline.core.pacer.Pacer` (frames, marks, the
+playhead) and, when listening, a :class:`~hotline.core.turns.TurnTaker`. It never sleeps, reads
+a clock or touches a socket, and never calls the shell: the shell passes the time in (``now``,
+seconds on any monotonic clock), feeds it input and drains what comes out, once per wake-up::
 
     call = Call(script, output_format="mp3_44100_128")
     call.receive_text(text, now)          # every Twilio text frame (raises TwilioProtocolError)
     call.accept(now)                      # after Started: the shell checked the token
     call.play_recorded(uid, ulaw, now)    # StartTTS answered from the phrase cache
     call.receive_tts(uid, event, now)     # ... or every ElevenLabs event of utterance ``uid``
+    call.render_held(uid, now)            # ... once the first slice's frames are out (holds_audio)
     call.tts_failed(uid, detail, now)     # the TTS socket closed / timed out without isFinal
     call.say(text, now, interrupt=False)  # an outside brain speaks into the call
     call.pump(now)                        # move the audio that is due into the Twilio stream
@@ -21,67 +22,39 @@ what comes out (:mod:`hotline.core.actions`)::
 
 Listening (a call built with ``turns``; see :mod:`hotline.core.turns`)::
 
-    call = Call(script, output_format=..., vad=vad, turns=TurnConfig(...), caller_audio=stt.feed)
+    call = Call(script, output_format=..., vad=vad, turns=TurnConfig(...), recognise=True)
+    call.audio_to_recognise()             # -> the caller's µ-law since the last call (for STT)
     call.transcript_partial(text, now)    # the recogniser's interim transcript
     call.transcript_final(text, now)      # ... and its committed one
     call.stt_down(now) / call.stt_up()    # the recogniser failed / is back
     call.turn_handed(now)                 # the shell handed a CallerTurn to the brain
-    uid = call.reply_open(now)            # a streamed reply: StartTTS(streaming=True) ...
-    call.reply_text(uid, piece, now)      # ... TTSText per piece ...
-    call.reply_close(uid, now)            # ... TTSClose
-    call.play_ulaw(ulaw, now)             # ready-made audio (a fetched file, DTMF tones)
+    call.replies.say(piece, now, last=.)  # the brain's reply, streamed (reply_open/text/close)
+    call.replies.play(ulaw, now)          # ready-made audio (a fetched file; play_ulaw: tones)
     call.finish(now, goodbye)             # let the reply play (or say goodbye), then hang up
 
-Every inbound media payload goes to ``caller_audio``; the VAD's onsets and ends and every
-media timestamp go to the :class:`~hotline.core.turns.TurnTaker`, which decides barge-in
-(``speech``/``words``/``off``), asks for :class:`CommitSpeech` once the caller's silence is
-long enough, and ends the turn as :class:`CallerTurn`. The first frame of the reply to a turn
-comes with a :class:`TurnLatency` (the voice-to-voice split). A cut line is reported as
-:class:`LineInterrupted`: what the caller heard, from the playhead and the TTS alignment placed
-at each chunk's offset on the utterance's own audio timeline.
+The VAD's onsets and ends and every media timestamp go to the turn taker, which decides barge-in
+(``speech``/``words``/``off``), asks for :class:`CommitSpeech` once the caller's silence is long
+enough and ends the turn as :class:`CallerTurn`; the first frame of its reply comes with a
+:class:`TurnLatency` (:mod:`hotline.core.latency`). A cut line is reported as
+:class:`LineInterrupted` with what the caller heard (the playhead and the TTS alignment, via
+:class:`~hotline.core.heard.HeardText`). The call's :class:`~hotline.core.transcript.Transcript`
+(from ``accept``) gets every caller turn, every line hotline began to say and what the caller
+heard of a cut one.
 
-Recording and replay. A call built with ``record_max_bytes`` > 0 keeps the µ-law its converter
-produced for each utterance; when an utterance's TTS ends cleanly (``isFinal``, no failure, no
-undecodable audio skipped, not cut, not longer than ``record_max_bytes``) it emits
-:class:`~hotline.core.actions.UtteranceRecorded` with exactly the bytes the caller is sent. A
-later :meth:`play_recorded` of those bytes frames them the same way, so a replay is
-byte-identical to the first rendering.
+Barge-in: speech (or words) from the caller while something interruptible plays in an active
+call (audio queued at Twilio, frames not yet sent, or a TTS stream running; the goodbye is not
+interruptible) sends ``clear``, drops the pending marks and frames, resets the converter and asks
+the shell to close that utterance's TTS stream (:class:`CancelTTS`); late audio is ignored.
 
-Pacing. :meth:`pump` keeps at most ``max_ahead_ms`` of audio queued at Twilio ahead of the
-playhead estimate (so a ``clear`` drops little and memory stays bounded) and never holds a
-frame back when the buffer is empty. It refills in steps of ``refill_ms`` so a call needs a few
-wake-ups per second, not fifty. An utterance's first frames go out at once, one 20 ms frame per
-message; once ``batch_after_ms`` is queued ahead, frames are joined into messages of up to
-``batch_ms`` (Twilio plays media payloads of any size in order), so a second of audio costs
-about six messages, not fifty. Every echoed mark corrects the estimate.
-
-Marks. One mark after each utterance's last frame (``u<id>-end``) and, every
-``mark_every_frames`` frames, an accounting mark (``u<id>-f<n>``). A ``clear`` makes Twilio
-echo every pending mark at once, so on barge-in the pending marks are forgotten first and any
-echo of an unknown name is ignored.
-
-Barge-in. A :class:`~hotline.core.events.SpeechStarted` from the VAD while something is
-playing in an active call (audio queued at Twilio, frames not yet sent, or a TTS stream
-running; the goodbye is not interruptible) sends ``clear``, drops the pending marks and
-frames, resets the converter and the framer, and asks the shell to close that utterance's
-ElevenLabs stream (:class:`~hotline.core.actions.CancelTTS`). Late audio for it is ignored.
-
-Converter failures. Any exception from the converter (a :class:`~hotline.errors.CodecError`
-for bad audio, but also e.g. ``MemoryError``) fails that utterance only: the converter is
-reset (or replaced), :attr:`Call.converter_failures` counts it, the utterance ends
-``failed`` with the reason in its detail, and the next utterance plays.
-
-Script. On ``start`` (once the shell has checked the per-call token and called :meth:`accept`)
-the greeting is spoken. A DTMF digit speaks its line (interrupting what plays); a goodbye digit
-speaks the goodbye and hangs up once its end mark has echoed (or, if Twilio never echoes it,
-``mark_grace`` seconds after it should have finished playing).
+Script: on ``start`` (once the shell has called :meth:`accept`) the greeting is spoken. A DTMF
+digit speaks its line (interrupting what plays); a goodbye digit speaks the goodbye and hangs up
+once its end mark has echoed (or ``mark_grace`` seconds after it should have finished playing).
 """
 
 from __future__ import annotations
 
 import enum
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Protocol
 
 from hotline.core.actions import (
@@ -92,7 +65,6 @@ from hotline.core.actions import (
     CancelTTS,
     CommitSpeech,
     DigitPressed,
-    FirstFrame,
     Hangup,
     LineInterrupted,
     Started,
@@ -100,14 +72,12 @@ from hotline.core.actions import (
     Stopped,
     TTSClose,
     TTSText,
-    TurnLatency,
-    Underrun,
-    UtteranceEnded,
     UtteranceOutcome,
     UtteranceRecorded,
     UtteranceSource,
 )
 from hotline.core.events import (
+    Alignment,
     Connected,
     Dtmf,
     MarkEcho,
@@ -122,71 +92,22 @@ from hotline.core.events import (
     TTSFinal,
     TwilioEvent,
 )
-from hotline.core.framer import Framer
-from hotline.core.heard import HeardText
-from hotline.core.playhead import Playhead
+from hotline.core.latency import Latencies
+from hotline.core.pacer import Pacer
+from hotline.core.render import NO_CHARS, Converter, Renderer, first_slice
 from hotline.core.script import CallScript
+from hotline.core.transcript import Transcript
 from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
 from hotline.core.twilio import TwilioStream
 from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
-from hotline.errors import CodecError, HotlineError, assert_never
+from hotline.core.utterances import Replies, Utterance, Utterances
+from hotline.errors import HotlineError, assert_never
 
-__all__ = [
-    "Action",
-    "AudioSkipped",
-    "BargeIn",
-    "Call",
-    "CallState",
-    "CallStateError",
-    "CallerTurn",
-    "CancelTTS",
-    "CommitSpeech",
-    "Converter",
-    "ConverterStats",
-    "DigitPressed",
-    "FirstFrame",
-    "Hangup",
-    "LineInterrupted",
-    "SpeechDetector",
-    "StartTTS",
-    "Started",
-    "Stopped",
-    "TTSClose",
-    "TTSText",
-    "TurnLatency",
-    "Underrun",
-    "UtteranceEnded",
-    "UtteranceOutcome",
-    "UtteranceRecorded",
-    "UtteranceSource",
-]
+__all__ = ["Call", "CallState", "CallStateError", "SpeechDetector"]
 
 
 class CallStateError(HotlineError, RuntimeError):
     """A call method was used in a state that does not allow it (e.g. ``say`` after hang-up)."""
-
-
-class ConverterStats(Protocol):
-    """The converter statistics :class:`Call` reads."""
-
-    @property
-    def skipped_bytes(self) -> int: ...
-
-
-class Converter(Protocol):
-    """What :class:`Call` needs from :class:`hotline.codec.Transcoder`: TTS audio in, µ-law out.
-
-    ``feed`` and ``flush`` may raise anything; :class:`Call` fails only that utterance.
-    """
-
-    def feed(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-    def reset(self) -> None: ...
-
-    @property
-    def stats(self) -> ConverterStats: ...
 
 
 class SpeechDetector(Protocol):
@@ -207,90 +128,6 @@ class CallState(enum.Enum):
     ENDED = "ended"  # hung up, stopped or rejected; everything else is ignored
 
 
-# ---------------------------------------------------------------------------- internals
-
-
-class _Latency:
-    """The timestamps of one caller turn, until its reply's first frame goes out."""
-
-    __slots__ = ("ended_at", "final_at", "first_token_at", "handed_at", "silence_at")
-
-    def __init__(self, ended_at: float, silence_at: float, final_at: float) -> None:
-        self.ended_at = ended_at
-        self.silence_at = silence_at
-        self.final_at = final_at
-        self.handed_at = final_at
-        self.first_token_at: float | None = None
-
-
-class _Utt:
-    __slots__ = (
-        "closed",
-        "first_audio_at",
-        "frames_sent",
-        "hangup_after",
-        "heard",
-        "id",
-        "interruptible",
-        "latency",
-        "queued_at",
-        "recording",
-        "recording_bytes",
-        "reported",
-        "skipped_before",
-        "source",
-        "streaming",
-        "text",
-        "tts_started_at",
-        "ulaw",
-        "ulaw_bytes",
-    )
-
-    def __init__(
-        self, uid: int, text: str, source: UtteranceSource, hangup_after: bool, now: float
-    ) -> None:
-        self.id = uid
-        self.text = text
-        self.source = source
-        self.hangup_after = hangup_after
-        self.queued_at = now
-        self.tts_started_at: float | None = None
-        self.first_audio_at: float | None = None
-        self.frames_sent = 0
-        self.reported = False
-        # The µ-law produced for it (None: not recording, replayed, or spoiled).
-        self.recording: list[bytes] | None = None
-        self.recording_bytes = 0
-        self.skipped_before = 0
-        # A streamed reply (Call.reply_open) is ``streaming``; ``closed`` once its text is whole.
-        self.streaming = False
-        self.closed = True
-        self.interruptible = True
-        self.heard = HeardText(text)
-        self.ulaw_bytes = 0  # µ-law produced for it so far (its audio timeline)
-        self.ulaw: bytes | None = None  # ready-made audio (play_ulaw): no TTS at all
-        self.latency: _Latency | None = None
-
-
-class _Mark:
-    __slots__ = ("final", "pos", "utt")
-
-    def __init__(self, utt: _Utt, pos: int, final: bool) -> None:
-        self.utt = utt
-        self.pos = pos
-        self.final = final
-
-
-# An outbound queue entry: a µ-law frame, or (str) the name of the utterance's end mark.
-_OutItem = tuple[_Utt, bytes | str]
-
-
-def _default_converter(output_format: str) -> Converter:
-    from hotline.codec import Transcoder
-
-    return Transcoder(output_format)
-
-
 class Call:
     """One phone call: Twilio stream in and out, utterances, pacing, barge-in.
 
@@ -302,29 +139,20 @@ class Call:
         converter_factory: builds the µ-law converter (default :class:`hotline.codec.Transcoder`).
         record_max_bytes: record each synthesised utterance up to this many µ-law bytes and
             report clean ones as :class:`UtteranceRecorded` (0: record nothing).
-        frame_bytes: outbound media frame size (160 = 20 ms).
-        max_ahead_ms: audio kept queued at Twilio ahead of the estimated playhead, at most.
-        refill_ms: pump wakes up once the queue has drained this much below ``max_ahead_ms``.
-        batch_ms: once ``batch_after_ms`` is queued ahead of the playhead, frames go out
-            joined in messages of up to this much audio (``frame_bytes`` minimum: no batching).
-        batch_after_ms: audio queued ahead below which every frame is its own message (an
-            utterance's first frames go at once and small).
-        mark_every_frames: an accounting mark after every N frames (0: only end marks).
-        mark_grace: seconds after a goodbye should have finished playing before hanging up
-            without its mark echo.
+        frame_bytes, max_ahead_ms, refill_ms, batch_ms, batch_after_ms, mark_every_frames,
+            mark_grace: pacing and marks (:class:`~hotline.core.pacer.Pacer`).
         twilio: the stream object (default: a new :class:`TwilioStream`).
-        caller_audio: called with every inbound media payload (raw µ-law) once ``start`` was
-            seen and until the call ends: the shell's speech-to-text feed. Must not block.
+        first_slice_bytes: of an utterance's first TTS audio message convert only this much
+            at once and hold the rest (:attr:`holds_audio`) until the shell has sent the first
+            frames (:data:`~hotline.core.render.FIRST_SLICE`; 0: convert whole messages).
+        recognise: keep every inbound media payload from ``start`` on for
+            :meth:`audio_to_recognise` (the shell's speech-to-text feed drains it).
         turns: turn-taking settings; with them a :class:`~hotline.core.turns.TurnTaker` joins
-            the VAD and the transcripts (:meth:`transcript_partial` / :meth:`transcript_final`)
-            into :class:`CallerTurn`, :class:`CommitSpeech` and barge-in. Without them (or
-            while the recogniser is down) barge-in is on speech onset, as before.
+            the VAD and the transcripts into :class:`CallerTurn`, :class:`CommitSpeech` and
+            barge-in, and every cut line is reported as :class:`LineInterrupted`. Without them
+            (or while the recogniser is down) barge-in is on speech onset.
         brain_digits: a DTMF key cuts what plays and is reported as :class:`DigitPressed`
             (the brain answers) instead of being answered from the script's menu.
-
-    A call built with ``turns`` also reports every cut line as :class:`LineInterrupted`
-    (what the caller heard of it: the playhead plus the TTS alignment, via
-    :class:`~hotline.core.heard.HeardText`).
 
     Raises:
         ValueError: a nonsensical pacing parameter.
@@ -348,68 +176,42 @@ class Call:
         mark_every_frames: int = 0,
         mark_grace: float = 2.0,
         twilio: TwilioStream | None = None,
-        caller_audio: Callable[[bytes], None] | None = None,
+        first_slice_bytes: int = 0,
+        recognise: bool = False,
         turns: TurnConfig | None = None,
         brain_digits: bool = False,
     ) -> None:
-        if frame_bytes <= 0:
-            raise ValueError("frame_bytes must be positive")
-        if max_ahead_ms * BYTES_PER_MS < frame_bytes:
-            raise ValueError("max_ahead_ms must hold at least one frame")
-        if not 0 <= refill_ms <= max_ahead_ms:
-            raise ValueError("refill_ms must be between 0 and max_ahead_ms")
-        if mark_every_frames < 0:
-            raise ValueError("mark_every_frames must be >= 0")
-        if batch_ms < 0 or batch_after_ms < 0:
-            raise ValueError("batch_ms and batch_after_ms must be >= 0")
-        if record_max_bytes < 0:
-            raise ValueError("record_max_bytes must be >= 0")
         self.script = script
         self.hangup_after_greeting = hangup_after_greeting
         self.output_format = output_format
         self.state = CallState.CONNECTING
         self.twilio = twilio if twilio is not None else TwilioStream()
-        self._vad = vad
-        factory = converter_factory if converter_factory is not None else _default_converter
-        self._new_converter = lambda: factory(output_format)
-        self._converter = self._new_converter()  # fails early on a bad format
-        self._framer = Framer(frame_bytes)
-        self._frame_bytes = frame_bytes
-        self._max_ahead = max_ahead_ms * BYTES_PER_MS
-        self._low_water = self._max_ahead - refill_ms * BYTES_PER_MS
-        self._batch_bytes = max(batch_ms * BYTES_PER_MS, frame_bytes)
-        self._batch_after = max(batch_after_ms * BYTES_PER_MS, 1)
-        self._mark_every = mark_every_frames
-        self._mark_grace = mark_grace
-        self._record_max = record_max_bytes
-
-        self._next_id = 1
-        self._queue: deque[_Utt] = deque()  # waiting for TTS
-        self._tts: _Utt | None = None  # TTS stream running
-        self._playing: list[_Utt] = []  # TTS done, end mark not echoed yet
-        self._out: deque[_OutItem] = deque()
-        self._marks: dict[str, _Mark] = {}
         self._actions: list[Action] = []
-        self._n_out = 0  # messages queued in the TwilioStream since the last data_to_send()
-
-        self.playhead = Playhead()
-        self._hangup_deadline: float | None = None
-
-        self.start: Start | None = None
-        self.utterances_total = 0
-        self.barge_ins = 0
-        #: Utterances failed by an exception from the converter (the call went on).
-        self.converter_failures = 0
-        self.last_media_timestamp: int | None = None
-
-        self._caller_audio = caller_audio
+        self.pacer = Pacer(
+            self.twilio,
+            self._actions,
+            frame_bytes=frame_bytes,
+            max_ahead_ms=max_ahead_ms,
+            refill_ms=refill_ms,
+            batch_ms=batch_ms,
+            batch_after_ms=batch_after_ms,
+            mark_every_frames=mark_every_frames,
+            mark_grace=mark_grace,
+        )
+        self._render = Renderer(output_format, converter_factory, record_max=record_max_bytes)
+        self._utts = Utterances(self._actions)
+        self._first_slice = first_slice_bytes
+        self._held = b""  # the rest of the current utterance's first audio message
+        self._vad = vad
+        self._recognise: list[bytes] | None = [] if recognise else None
         self.turns: TurnTaker | None = TurnTaker(turns) if turns is not None else None
         self.brain_digits = brain_digits
-        self._speech_ended_at: float | None = None  # shell-clock end of the caller's speech
-        self._latency: _Latency | None = None  # the last turn, until a reply claims it
-        self._last_turn: _Latency | None = None
-        #: The ``caller_audio`` sink raised once and was dropped.
-        self.caller_audio_failed = False
+        self._latency = Latencies()
+        #: What the brain is saying (its streamed reply; see :class:`Replies`).
+        self.replies = Replies(self)
+        #: What was said on this call (from :meth:`accept` on).
+        self.transcript: Transcript | None = None
+        self.barge_ins = 0
         #: Caller turns handed out (:class:`CallerTurn`).
         self.caller_turns = 0
 
@@ -426,44 +228,48 @@ class Call:
     @property
     def bytes_sent(self) -> int:
         """µ-law bytes handed to Twilio so far (8 per millisecond)."""
-        return self.playhead.sent_pos
+        return self.pacer.playhead.sent_pos
 
     @property
     def current_utterance(self) -> int | None:
         """The utterance whose TTS is running, if any."""
-        return self._tts.id if self._tts is not None else None
+        current = self._utts.current
+        return current.id if current is not None else None
 
     @property
     def queued_utterances(self) -> int:
-        return len(self._queue)
+        return len(self._utts.queue)
+
+    @property
+    def utterances_total(self) -> int:
+        return self._utts.total
+
+    @property
+    def converter_failures(self) -> int:
+        """Utterances failed by an exception from the converter (the call went on)."""
+        return self._render.failures
+
+    @property
+    def holds_audio(self) -> bool:
+        """The current utterance's first slice went ahead: the shell should let its frames
+        out, then call :meth:`render_held`."""
+        return bool(self._held)
 
     def ahead_ms(self, now: float) -> float:
         """Audio queued at Twilio and not yet played, by our estimate."""
-        return self.playhead.ahead(now) / BYTES_PER_MS
-
-    def played_ms(self, utterance_id: int, now: float) -> float | None:
-        """Milliseconds of utterance ``utterance_id`` the caller has heard by ``now`` (by our
-        estimate; after a cut, up to the cut). None: nothing of it was sent (or long ago)."""
-        return self.playhead.played_ms(utterance_id, now)
+        return self.pacer.ahead(now) / BYTES_PER_MS
 
     def is_speaking(self, now: float) -> bool:
         """True while something is (or is about to be) heard by the caller."""
-        if self._tts is not None or self._out or self._queue:
-            return True
-        if self.playhead.ahead(now) > 0:
-            return True
-        # Our estimate says Twilio's buffer is empty, but an end mark has not echoed yet:
-        # believe the mark for a short while (the echo may be on its way).
-        if any(m.final for m in self._marks.values()):
-            return now < self.playhead.drained_at() + self._mark_grace
-        return False
+        utts = self._utts
+        return utts.current is not None or bool(utts.queue) or self.pacer.speaking(now)
 
     # ------------------------------------------------------------------ outputs
 
     @property
     def has_data_to_send(self) -> bool:
         """True if :meth:`data_to_send` would return something."""
-        return self._n_out > 0
+        return self.pacer.n_out > 0
 
     @property
     def has_actions(self) -> bool:
@@ -472,13 +278,29 @@ class Call:
 
     def data_to_send(self) -> list[str]:
         """Return and forget the Twilio text frames to send, in order."""
-        self._n_out = 0
-        return self.twilio.data_to_send()
+        return self.pacer.data_to_send()
 
     def actions(self) -> list[Action]:
         """Return and forget the actions for the shell, in order."""
-        out, self._actions = self._actions, []
+        out = self._actions[:]
+        self._actions.clear()
         return out
+
+    def audio_to_recognise(self) -> list[bytes]:
+        """Return and forget the caller's µ-law payloads received since the last call (a call
+        built with ``recognise``; from ``start`` until the call ends)."""
+        buf = self._recognise
+        if not buf:
+            return []
+        out = buf[:]
+        buf.clear()
+        return out
+
+    def stop_recognising(self, now: float) -> None:
+        """The shell can no longer feed the recogniser: keep no more audio, and barge-in falls
+        back to speech onset (:meth:`stt_down`)."""
+        self._recognise = None
+        self.stt_down(now)
 
     # ------------------------------------------------------------------ Twilio side
 
@@ -510,12 +332,11 @@ class Call:
         elif isinstance(event, Dtmf):
             self._on_digit(event.digit, now)
         elif isinstance(event, Start):
-            self.start = event
             self.state = CallState.STARTED
-            self.playhead.restart(now)
+            self.pacer.playhead.restart(now)
             self._actions.append(Started(event))
         elif isinstance(event, Stop):
-            self._end(now, UtteranceOutcome.INTERRUPTED)
+            self._end(UtteranceOutcome.INTERRUPTED)
             self._actions.append(Stopped())
         elif isinstance(event, Connected):
             pass
@@ -529,7 +350,7 @@ class Call:
         script: CallScript | None = None,
         hangup_after_greeting: bool | None = None,
     ) -> None:
-        """The shell checked ``start``: begin the call by speaking the greeting.
+        """The shell checked ``start``: begin the call (and its transcript) with the greeting.
 
         Args:
             now: the time.
@@ -546,23 +367,24 @@ class Call:
             self.script = script
         if hangup_after_greeting is not None:
             self.hangup_after_greeting = hangup_after_greeting
+        self.transcript = Transcript(now)
         self.state = CallState.CLOSING if self.hangup_after_greeting else CallState.ACTIVE
-        self._enqueue(self.script.greeting, UtteranceSource.SCRIPT, self.hangup_after_greeting, now)
+        greeting = self._utts.add(
+            self.script.greeting,
+            UtteranceSource.SCRIPT,
+            now,
+            hangup_after=self.hangup_after_greeting,
+        )
+        self._queued(greeting, now)
 
     def reject(self) -> None:
         """The shell refused ``start`` (bad token): the call ends without a word."""
         self.state = CallState.ENDED
 
     def _on_media(self, media: Media, now: float) -> None:
-        self.last_media_timestamp = media.timestamp
-        sink = self._caller_audio
-        if sink is not None and self.state is not CallState.CONNECTING:
-            try:
-                sink(media.payload)
-            except Exception:  # a broken speech-to-text feed is no reason to end the call
-                self._caller_audio = None
-                self.caller_audio_failed = True
-                self.stt_down(now)
+        recognise = self._recognise
+        if recognise is not None and self.state is not CallState.CONNECTING:
+            recognise.append(media.payload)
         if self._vad is None or self.state is not CallState.ACTIVE:
             return  # the goodbye (CLOSING) is not interruptible: it plays, then we hang up
         event = self._vad.process(media)
@@ -576,7 +398,7 @@ class Call:
                 turns.speech_started(event.timestamp_ms, now, self._can_barge_in(now))
             elif isinstance(event, SpeechEnded):
                 behind = max(media.timestamp - event.timestamp_ms, 0) / 1000.0
-                self._speech_ended_at = now - behind
+                self._latency.speech_ended(now - behind)
                 turns.speech_ended(event.timestamp_ms, now)
             else:
                 assert_never(event)
@@ -587,9 +409,7 @@ class Call:
         """The caller's voice may cut what plays now (something plays and it is interruptible)."""
         if self.state is not CallState.ACTIVE or not self.is_speaking(now):
             return False
-        current = self._tts or (self._playing[0] if self._playing else None)
-        if current is None:
-            current = self._out[0][0] if self._out else (self._queue[0] if self._queue else None)
+        current = self._utts.now_playing(self.pacer.unsent(), queued=True)
         return current is None or current.interruptible
 
     def _turn_events(self, now: float) -> None:
@@ -603,14 +423,10 @@ class Call:
             elif isinstance(event, CommitTranscript):
                 self._actions.append(CommitSpeech())
             elif isinstance(event, TurnEnded):
-                ended_at = self._speech_ended_at
-                if ended_at is None or ended_at > event.silence_at:
-                    ended_at = event.silence_at
-                self._speech_ended_at = None
-                self._latency = self._last_turn = _Latency(
-                    ended_at, event.silence_at, event.final_at
-                )
+                ended_at = self._latency.turn_ended(event)
                 self.caller_turns += 1
+                if self.transcript is not None:
+                    self.transcript.caller(event.text, event.final_at)
                 self._actions.append(
                     CallerTurn(
                         text=event.text,
@@ -624,6 +440,31 @@ class Call:
                 )
             else:
                 assert_never(event)
+
+    def _on_digit(self, digit: str, now: float) -> None:
+        if self.state is not CallState.ACTIVE:
+            return  # not started yet, or the goodbye is playing
+        self._latency.forget()  # what follows answers the key, not the last spoken turn
+        self._interrupt(now)
+        if self.brain_digits:
+            self._actions.append(DigitPressed(digit))
+            return
+        entry = self.script.entry_for(digit)
+        if entry.hangup:
+            self.state = CallState.CLOSING
+        utt = self._utts.add(entry.say, UtteranceSource.SCRIPT, now, hangup_after=entry.hangup)
+        self._queued(utt, now)
+
+    def _on_mark(self, name: str, now: float) -> None:
+        mark = self.pacer.echo(name, now)
+        if mark is None or not mark.final:
+            return  # unknown, a late echo after a clear, or an accounting mark
+        utt = mark.utt
+        if utt in self._utts.playing:
+            self._utts.playing.remove(utt)
+        self._utts.report(utt, UtteranceOutcome.PLAYED)
+        if utt.hangup_after:
+            self._hangup("goodbye played")
 
     # ------------------------------------------------------------------ speech-to-text side
 
@@ -660,78 +501,48 @@ class Call:
     def turn_handed(self, now: float) -> None:
         """The shell handed the last :class:`CallerTurn` to the brain at ``now`` (for
         :class:`TurnLatency`; without it the hand-over counts as instant)."""
-        lat = self._last_turn
-        if lat is not None and lat.first_token_at is None:
-            lat.handed_at = now
-
-    def _on_digit(self, digit: str, now: float) -> None:
-        if self.state is not CallState.ACTIVE:
-            return  # not started yet, or the goodbye is playing
-        self._latency = None  # what follows answers the key, not the last spoken turn
-        if self.brain_digits:
-            self._interrupt(now)
-            self._actions.append(DigitPressed(digit))
-            return
-        entry = self.script.entry_for(digit)
-        self._interrupt(now)
-        if entry.hangup:
-            self.state = CallState.CLOSING
-        self._enqueue(entry.say, UtteranceSource.SCRIPT, entry.hangup, now)
-
-    def _on_mark(self, name: str, now: float) -> None:
-        mark = self._marks.pop(name, None)
-        if mark is None:
-            return  # unknown, or a late echo after a clear: ignore
-        self.playhead.echo(mark.pos, now)
-        if not mark.final:
-            return
-        utt = mark.utt
-        if utt in self._playing:
-            self._playing.remove(utt)
-        self._report(utt, UtteranceOutcome.PLAYED)
-        if utt.hangup_after:
-            self._hangup("goodbye played", now)
+        self._latency.handed(now)
 
     # ------------------------------------------------------------------ TTS side
 
     def receive_tts(self, utterance_id: int, event: TTSEvent, now: float) -> bool:
-        """Handle one TTS event of utterance ``utterance_id``.
+        """Handle one TTS event of utterance ``utterance_id``. Of a large first audio message
+        only the first slice is converted; the rest is held (:attr:`holds_audio`).
 
         Returns:
             False if that utterance is no longer wanted (barge-in, hang-up): the event was
             dropped, which is the right thing for late audio.
         """
-        utt = self._tts
-        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
+        utt = self._rendering(utterance_id)
+        if utt is None:
             return False
+        if isinstance(event, TTSAudio) and utt.first_audio_at is None:
+            utt.first_audio_at = now
+            event, self._held = first_slice(event, self._first_slice)
+        else:
+            self._render_held(utt, now)
+            if self._utts.current is not utt:
+                return True  # the converter failed on the held audio: the utterance is over
         if isinstance(event, TTSAudio):
-            if utt.first_audio_at is None:
-                utt.first_audio_at = now
-            try:
-                ulaw = self._converter.feed(event.data)
-            except Exception as exc:  # any converter failure fails this utterance only
-                self._converter_failed()
-                self._actions.append(CancelTTS(utt.id))
-                self._finish_tts(utt, now, _converter_detail(exc), flush=False)
-                return True
-            n = len(ulaw)
-            utt.heard.add_chunk(
-                event.alignment or event.normalized_alignment,
-                utt.ulaw_bytes / BYTES_PER_MS,
-                n / BYTES_PER_MS,
-            )
-            if n:
-                utt.ulaw_bytes += n
-                self._record(utt, ulaw)
-                self._push_frames(utt, self._framer.push(ulaw))
+            alignment = event.alignment or event.normalized_alignment
+            self._render_audio(utt, event.data, alignment, now)
         elif isinstance(event, TTSFinal):
-            self._finish_tts(utt, now, None, flush=True)
+            self._finish_tts(utt, now, None)
         elif isinstance(event, TTSFailure):
             self._actions.append(CancelTTS(utt.id))
-            self._finish_tts(utt, now, f"{event.error}: {event.message}", flush=True)
+            self._finish_tts(utt, now, f"{event.error}: {event.message}")
         else:
             assert_never(event)
         return True
+
+    def render_held(self, utterance_id: int, now: float) -> bool:
+        """Convert the rest of utterance ``utterance_id``'s first audio message (after its
+        first frames went out). Returns False if that utterance is no longer wanted."""
+        utt = self._rendering(utterance_id)
+        if utt is None:
+            return False
+        self._render_held(utt, now)
+        return self._utts.current is utt
 
     def tts_failed(self, utterance_id: int, detail: str, now: float) -> bool:
         """The shell's TTS stream for ``utterance_id`` ended without ``isFinal`` (closed, timed
@@ -740,10 +551,12 @@ class Call:
         Returns:
             False if that utterance was no longer current (nothing to do).
         """
-        utt = self._tts
-        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
+        utt = self._rendering(utterance_id)
+        if utt is None:
             return False
-        self._finish_tts(utt, now, detail, flush=True)
+        self._render_held(utt, now)
+        if self._utts.current is utt:  # the converter did not fail on the held audio
+            self._finish_tts(utt, now, detail)
         return True
 
     def play_recorded(self, utterance_id: int, ulaw: bytes, now: float) -> bool:
@@ -754,80 +567,73 @@ class Call:
         Returns:
             False if that utterance is no longer wanted (nothing was queued).
         """
-        utt = self._tts
-        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
+        utt = self._rendering(utterance_id)
+        if utt is None:
             return False
-        utt.first_audio_at = now
-        utt.recording = None
-        utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
-        utt.ulaw_bytes += len(ulaw)
-        self._push_frames(utt, self._framer.push(ulaw))
-        self._end_utterance_audio(utt, now, None)
+        self._render.forget()
+        self._play_ready(utt, ulaw, now)
         return True
 
-    def _push_frames(self, utt: _Utt, frames: Iterable[bytes]) -> None:
-        out = self._out
-        for frame in frames:
-            out.append((utt, frame))
+    def _rendering(self, utterance_id: int) -> Utterance | None:
+        utt = self._utts.current
+        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
+            return None
+        return utt
 
-    def _record(self, utt: _Utt, ulaw: bytes) -> None:
-        parts = utt.recording
-        if parts is None:
-            return
-        utt.recording_bytes += len(ulaw)
-        if utt.recording_bytes > self._record_max:
-            utt.recording = None  # would not fit the cache: abandoned
-            return
-        parts.append(ulaw)
+    def _render_held(self, utt: Utterance, now: float) -> None:
+        held, self._held = self._held, b""
+        if held:
+            # The head carried the message's alignment; the rest has no characters of its own.
+            self._render_audio(utt, held, NO_CHARS, now)
 
-    def _finish_tts(self, utt: _Utt, now: float, failure: str | None, *, flush: bool) -> None:
-        tail = b""
-        if flush:
-            try:
-                tail = self._converter.flush()
-            except Exception as exc:  # any converter failure fails this utterance only
-                self._converter_failed()
-                failure = failure or _converter_detail(exc)
+    def _render_audio(
+        self, utt: Utterance, data: bytes, alignment: Alignment | None, now: float
+    ) -> None:
+        ulaw = self._render.feed(data)
+        if ulaw is None:  # the converter failed: this utterance ends, the next one starts
+            self._held = b""
+            self._actions.append(CancelTTS(utt.id))
+            self._finish_tts(utt, now, None, flush=False)
+            return
+        n = len(ulaw)
+        utt.heard.add_chunk(alignment, utt.ulaw_bytes / BYTES_PER_MS, n / BYTES_PER_MS)
+        if n:
+            utt.ulaw_bytes += n
+            self.pacer.push(utt, ulaw)
+
+    def _finish_tts(
+        self, utt: Utterance, now: float, failure: str | None, *, flush: bool = True
+    ) -> None:
+        render = self._render
+        tail, skipped = render.finish(failure, flush=flush)
         if tail:
             utt.ulaw_bytes += len(tail)
-            self._record(utt, tail)
-            self._push_frames(utt, self._framer.push(tail))
-        skipped = self._skipped_bytes() - utt.skipped_before
+            self.pacer.push(utt, tail)
         if skipped > 0:
             self._actions.append(AudioSkipped(utt.id, skipped))
-        if failure is None and not skipped and utt.recording:
-            self._actions.append(UtteranceRecorded(utt.id, utt.text, b"".join(utt.recording)))
-        utt.recording = None
-        self._end_utterance_audio(utt, now, failure)
+        if render.recording is not None:
+            self._actions.append(UtteranceRecorded(utt.id, utt.text, render.recording))
+            render.recording = None
+        self._rendered(utt, now, render.failure)
 
-    def _end_utterance_audio(self, utt: _Utt, now: float, failure: str | None) -> None:
-        last = self._framer.end()
-        if last:
-            self._out.append((utt, last))
-        self._out.append((utt, f"u{utt.id}-end"))
-        self._tts = None
-        self._playing.append(utt)
+    def _play_ready(self, utt: Utterance, ulaw: bytes, now: float) -> None:
+        """Ready-made µ-law (a recording, a play_ulaw) is ``utt``'s whole audio."""
+        utt.first_audio_at = now
+        utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
+        utt.ulaw_bytes += len(ulaw)
+        self.pacer.push(utt, ulaw)
+        self._rendered(utt, now, None)
+
+    def _rendered(self, utt: Utterance, now: float, failure: str | None) -> None:
+        """``utt``'s audio is complete: it plays out and the next utterance starts."""
+        self.pacer.end(utt)
+        self._utts.current = None
+        self._utts.playing.append(utt)
         if failure is not None:
-            self._report(utt, UtteranceOutcome.FAILED, failure)
+            self._utts.report(utt, UtteranceOutcome.FAILED, failure)
         self._start_next(now)
 
-    def _skipped_bytes(self) -> int:
-        try:
-            return int(self._converter.stats.skipped_bytes)
-        except Exception:  # a broken converter's statistics are no reason to fail the call
-            return 0
-
-    def _reset_converter(self) -> None:
-        try:
-            self._converter.reset()
-        except Exception:
-            self._converter = self._new_converter()
-
-    def _converter_failed(self) -> None:
-        self.converter_failures += 1
-        self._reset_converter()
-
-    # ------------------------------------------------------------------ outside brain
+    # ------------------------------------------------------------------ what to say
 
     def say(self, text: str, now: float, *, interrupt: bool = False) -> int:
         """Queue ``text`` as an utterance; with ``interrupt`` replace what is playing.
@@ -841,13 +647,10 @@ class Call:
         """
         if not text or not text.strip():
             raise ValueError("text must not be empty")
-        if self.state is not CallState.ACTIVE:
-            raise CallStateError(f"cannot say in state {self.state.value}")
-        if interrupt:
-            self._interrupt(now)
-        return self._enqueue(text, UtteranceSource.SAY, False, now, reply=True)
-
-    # ------------------------------------------------------------------ streamed replies
+        utt = self._add(text, UtteranceSource.SAY, now, interrupt=interrupt)
+        utt.latency = self._latency.claim(now)
+        self._queued(utt, now)
+        return utt.id
 
     def reply_open(
         self,
@@ -875,20 +678,11 @@ class Call:
         Raises:
             CallStateError: the call is not active.
         """
-        if self.state is not CallState.ACTIVE:
-            raise CallStateError(f"cannot reply in state {self.state.value}")
-        if interrupt:
-            self._interrupt(now)
-        uid = self._next_id
-        self._next_id += 1
-        self.utterances_total += 1
-        utt = _Utt(uid, "", source, False, now)
+        utt = self._add("", source, now, interrupt=interrupt, interruptible=interruptible)
         utt.streaming = True
         utt.closed = False
-        utt.interruptible = interruptible
-        self._claim_latency(utt, None)
-        self._queue.append(utt)
-        return uid
+        utt.latency = self._latency.claim(None)
+        return utt.id
 
     def reply_text(self, utterance_id: int, piece: str, now: float) -> bool:
         """Append ``piece`` (kept verbatim, spaces included) to open reply ``utterance_id``.
@@ -901,14 +695,13 @@ class Call:
             return False
         if not piece:
             return True
-        utt.text += piece
         utt.heard.add_text(piece)
         lat = utt.latency
         if lat is not None and lat.first_token_at is None and piece.strip():
             lat.first_token_at = now
-        if self._tts is utt:
+        if self._utts.current is utt:
             self._actions.append(TTSText(utt.id, piece))
-        elif self._tts is None:
+        elif self._utts.current is None:
             self._start_next(now)  # it may have been waiting for its first words
         return True
 
@@ -922,21 +715,16 @@ class Call:
         if utt is None:
             return False
         utt.closed = True
-        if self._tts is utt:
-            self._actions.append(TTSClose(utt.id))
-        elif self._tts is None:
+        if self._utts.current is utt:
+            self._close_text(utt, now)
+        elif self._utts.current is None:
             self._start_next(now)
         return True
 
-    def _open_reply(self, utterance_id: int) -> _Utt | None:
+    def _open_reply(self, utterance_id: int) -> Utterance | None:
         if self.state is CallState.ENDED:
             return None
-        utt = self._tts
-        if utt is None or utt.id != utterance_id:
-            utt = next((u for u in self._queue if u.id == utterance_id), None)
-        if utt is None or not utt.streaming or utt.closed:
-            return None
-        return utt
+        return self._utts.open_reply(utterance_id)
 
     def play_ulaw(
         self,
@@ -949,18 +737,8 @@ class Call:
         interruptible: bool = True,
     ) -> int:
         """Queue ready-made 8 kHz µ-law (a fetched audio file, DTMF tones) as an utterance: it
-        plays in turn like any line, with no TTS (no :class:`StartTTS`).
-
-        Args:
-            ulaw: the audio.
-            now: the time.
-            source: who asked for it.
-            label: its text for transcripts and :class:`LineInterrupted`.
-            interrupt: cut what plays first.
-            interruptible: ``False``: the caller's voice does not cut it.
-
-        Returns:
-            The utterance id.
+        plays in turn like any line, with no TTS (no :class:`StartTTS`); ``label`` is its text
+        (in the transcript from now on, and in :class:`LineInterrupted`).
 
         Raises:
             ValueError: no audio.
@@ -968,21 +746,28 @@ class Call:
         """
         if not ulaw:
             raise ValueError("ulaw must not be empty")
+        utt = self._add(label, source, now, interrupt=interrupt, interruptible=interruptible)
+        utt.ulaw = bytes(ulaw)
+        utt.latency = self._latency.claim(now)
+        self._said(utt, now)
+        self._queued(utt, now)
+        return utt.id
+
+    def _add(
+        self,
+        text: str,
+        source: UtteranceSource,
+        now: float,
+        *,
+        interrupt: bool,
+        interruptible: bool = True,
+    ) -> Utterance:
+        """A new utterance from outside the script (the call must be active)."""
         if self.state is not CallState.ACTIVE:
-            raise CallStateError(f"cannot play in state {self.state.value}")
+            raise CallStateError(f"cannot speak in state {self.state.value}")
         if interrupt:
             self._interrupt(now)
-        uid = self._next_id
-        self._next_id += 1
-        self.utterances_total += 1
-        utt = _Utt(uid, label, source, False, now)
-        utt.ulaw = bytes(ulaw)
-        utt.interruptible = interruptible
-        self._claim_latency(utt, now)
-        self._queue.append(utt)
-        if self._tts is None:
-            self._start_next(now)
-        return uid
+        return self._utts.add(text, source, now, interruptible=interruptible)
 
     def finish(self, now: float, goodbye: str | None = None) -> None:
         """End the call gracefully: say ``goodbye`` (if given) after what is queued, or let
@@ -992,27 +777,23 @@ class Call:
             return
         if goodbye is not None and goodbye.strip():
             self.state = CallState.CLOSING
-            self._enqueue(goodbye, UtteranceSource.SCRIPT, True, now)
+            self._queued(
+                self._utts.add(goodbye, UtteranceSource.SCRIPT, now, hangup_after=True), now
+            )
             return
-        last = (
-            self._queue[-1]
-            if self._queue
-            else self._tts or (self._playing[-1] if self._playing else None)
-        )
+        last = self._utts.last()
         if last is None:
-            self._hangup("call ended by the brain", now)
+            self._hangup("call ended by the brain")
             return
         self.state = CallState.CLOSING
         last.hangup_after = True
-        if last in self._playing and f"u{last.id}-end" in self._marks:
-            # Its end mark is already out: the safety hang-up must be armed here.
-            self._hangup_deadline = max(now, self.playhead.drained_at()) + self._mark_grace
+        if last in self._utts.playing and self.pacer.end_mark_out(last):
+            self.pacer.arm_hangup(now)  # its end mark is out: arm the safety hang-up here
 
     def hangup(self, now: float, reason: str = "hangup requested") -> None:
         """Hang up now (what plays is cut). A no-op once the call has ended."""
-        if self.state is CallState.ENDED:
-            return
-        self._hangup(reason, now)
+        if self.state is not CallState.ENDED:
+            self._hangup(reason)
 
     # ------------------------------------------------------------------ pacing
 
@@ -1021,10 +802,11 @@ class Call:
         queued at Twilio (a frame always goes when its buffer is empty), and marks; fire the
         goodbye safety hang-up. Call it whenever audio arrived or :meth:`next_deadline` passed.
         """
-        if self._hangup_deadline is not None and now >= self._hangup_deadline:
-            self._hangup_deadline = None
+        deadline = self.pacer.hangup_deadline
+        if deadline is not None and now >= deadline:
+            self.pacer.hangup_deadline = None
             if self.state is not CallState.ENDED:
-                self._hangup("goodbye played (no mark echo)", now)
+                self._hangup("goodbye played (no mark echo)")
             return
         if self.state is CallState.ENDED or self.twilio.stream_sid is None:
             return
@@ -1033,173 +815,29 @@ class Call:
             turns.poll(now)
             if self.state is CallState.ACTIVE:
                 self._turn_events(now)
-        out = self._out
-        twilio = self.twilio
-        head = self.playhead
-        max_ahead = self._max_ahead
-        played = head.played(now)
-        # Refill in steps: once above the low-water mark, wait until the queue drains to it.
-        refilling = head.sent_pos - played <= self._low_water
-        batch_after = self._batch_after
-        while out:
-            utt, item = out[0]
-            if type(item) is str:
-                out.popleft()
-                self._send_mark(item, utt, True, now)
-                continue
-            assert isinstance(item, bytes)
-            ahead = head.sent_pos - played
-            # An utterance's first frame goes as soon as it fits under the cap, refill step or
-            # not (what the caller waits for); the rest follow in refill steps.
-            if ahead > 0 and ((not refilling and utt.frames_sent) or ahead + len(item) > max_ahead):
-                break
-            out.popleft()
-            frames = 1
-            if ahead >= batch_after:
-                # Well ahead of the playhead: one larger message of this utterance's next
-                # frames (never past the ahead cap, an end mark or an accounting mark).
-                item, frames = self._gather(utt, item, max_ahead - ahead)
-            elif ahead <= 0:
-                # Twilio's buffer is empty: playback (re)starts with this frame.
-                if utt.frames_sent:
-                    gap = now - head.drained_at()
-                    if gap >= 0.001:
-                        self._actions.append(Underrun(utt.id, gap * 1000.0))
-                head.restart(now)
-                played = head.sent_pos
-            twilio.send_media(item)
-            head.sent(utt.id, len(item))
-            if not utt.frames_sent:
-                self._actions.append(
-                    FirstFrame(
-                        utterance_id=utt.id,
-                        source=utt.source,
-                        message_index=self._n_out,
-                        queued_at=utt.queued_at,
-                        tts_started_at=utt.tts_started_at
-                        if utt.tts_started_at is not None
-                        else now,
-                        first_audio_at=utt.first_audio_at
-                        if utt.first_audio_at is not None
-                        else now,
-                        sent_at=now,
-                    )
-                )
-                lat = utt.latency
-                if lat is not None:
-                    utt.latency = None
-                    tts_at = utt.tts_started_at if utt.tts_started_at is not None else now
-                    self._actions.append(
-                        TurnLatency(
-                            utterance_id=utt.id,
-                            message_index=self._n_out,
-                            ended_at=lat.ended_at,
-                            silence_at=lat.silence_at,
-                            final_at=lat.final_at,
-                            handed_at=lat.handed_at,
-                            first_token_at=lat.first_token_at
-                            if lat.first_token_at is not None
-                            else tts_at,
-                            tts_started_at=tts_at,
-                            first_audio_at=utt.first_audio_at
-                            if utt.first_audio_at is not None
-                            else now,
-                            sent_at=now,
-                        )
-                    )
-            self._n_out += 1
-            utt.frames_sent += frames
-            if self._mark_every and utt.frames_sent % self._mark_every == 0:
-                self._send_mark(f"u{utt.id}-f{utt.frames_sent}", utt, False, now)
-
-    def _gather(self, utt: _Utt, first: bytes, room: int) -> tuple[bytes, int]:
-        """``first`` and the next frames of ``utt`` waiting in the queue, as one message of at
-        most ``min(batch_bytes, room)`` bytes; returns it and the number of frames in it."""
-        out = self._out
-        limit = min(self._batch_bytes, room)
-        size = len(first)
-        frames = 1
-        if self._mark_every:
-            # stop on the accounting mark's frame, as frame-by-frame sending would
-            limit_frames = self._mark_every - utt.frames_sent % self._mark_every
-        else:
-            limit_frames = 1 << 30
-        parts: list[bytes] | None = None
-        while out and frames < limit_frames:
-            nutt, nxt = out[0]
-            if nutt is not utt or type(nxt) is str or size + len(nxt) > limit:
-                break
-            assert isinstance(nxt, bytes)
-            out.popleft()
-            if parts is None:
-                parts = [first]
-            parts.append(nxt)
-            size += len(nxt)
-            frames += 1
-        return (first if parts is None else b"".join(parts)), frames
-
-    def _send_mark(self, name: str, utt: _Utt, final: bool, now: float) -> None:
-        self.twilio.send_mark(name)
-        self._n_out += 1
-        self._marks[name] = _Mark(utt, self.playhead.sent_pos, final)
-        if final and utt.hangup_after:
-            self._hangup_deadline = max(now, self.playhead.drained_at()) + self._mark_grace
+        self.pacer.pump(now)
 
     def next_deadline(self, now: float) -> float | None:
         """When :meth:`pump` has something to do next if no new input arrives (``None``: not
         until new input). A value ``<= now`` means: pump now."""
-        deadline = self._hangup_deadline
+        deadlines = [self.pacer.hangup_deadline]
         if self.turns is not None and self.state is CallState.ACTIVE:
-            turn_deadline = self.turns.next_deadline()
-            if turn_deadline is not None:
-                deadline = turn_deadline if deadline is None else min(deadline, turn_deadline)
-        if self._out and self.state is not CallState.ENDED and self.twilio.stream_sid:
-            utt, item = self._out[0]
-            ahead = self.playhead.ahead(now)
-            if type(item) is str or ahead <= self._low_water:
-                return now
-            if not utt.frames_sent and ahead + len(item) <= self._max_ahead:
-                return now  # an utterance's first frame: at once
-            wait_bytes = ahead - max(self._low_water, 0)
-            due = now + max(wait_bytes, 0) / (BYTES_PER_MS * 1000)
-            deadline = due if deadline is None else min(deadline, due)
-        return deadline
+            deadlines.append(self.turns.next_deadline())
+        if self.state is not CallState.ENDED:
+            deadlines.append(self.pacer.next_due(now))
+        return min((d for d in deadlines if d is not None), default=None)
 
     # ------------------------------------------------------------------ internals
 
-    def _enqueue(
-        self,
-        text: str,
-        source: UtteranceSource,
-        hangup_after: bool,
-        now: float,
-        *,
-        reply: bool = False,
-    ) -> int:
-        uid = self._next_id
-        self._next_id += 1
-        self.utterances_total += 1
-        utt = _Utt(uid, text, source, hangup_after, now)
-        if reply:
-            self._claim_latency(utt, now)
-        self._queue.append(utt)
-        if self._tts is None:
+    def _queued(self, utt: Utterance, now: float) -> None:
+        if self._utts.current is None:
             self._start_next(now)
-        return uid
-
-    def _claim_latency(self, utt: _Utt, first_token_at: float | None) -> None:
-        """The reply to the last caller turn (if one is waiting) is ``utt``."""
-        lat = self._latency
-        if lat is not None:
-            self._latency = None
-            if first_token_at is not None:
-                lat.first_token_at = first_token_at
-            utt.latency = lat
 
     def _start_next(self, now: float) -> None:
-        if self._tts is not None or self.state is CallState.ENDED:
+        utts = self._utts
+        if utts.current is not None or self.state is CallState.ENDED:
             return
-        queue = self._queue
+        queue = utts.queue
         while queue:
             head = queue[0]
             if not head.streaming or head.text.strip():
@@ -1207,37 +845,34 @@ class Call:
             if not head.closed:
                 return  # a streamed reply with no words yet: wait for them
             queue.popleft()  # closed without a word: nothing to say
-            self._report(head, UtteranceOutcome.DROPPED, "empty reply")
+            utts.report(head, UtteranceOutcome.DROPPED, "empty reply")
             if head.hangup_after:
-                self._hangup("goodbye played", now)
+                self._hangup("goodbye played")
                 return
         if not queue:
             return
-        utt = queue.popleft()
+        utt = utts.current = queue.popleft()
         utt.tts_started_at = now
-        if utt.id > 1:
-            # One converter per utterance: no decoder or resampler state crosses utterances.
-            self._converter = self._new_converter()
-        utt.skipped_before = self._skipped_bytes()
-        if self._record_max and not utt.streaming:  # a streamed reply is never cached
-            utt.recording = []
-        self._tts = utt
         if utt.ulaw is not None:
             ulaw, utt.ulaw = utt.ulaw, None
-            utt.first_audio_at = now
-            utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
-            utt.ulaw_bytes = len(ulaw)
-            self._push_frames(utt, self._framer.push(ulaw))
-            self._end_utterance_audio(utt, now, None)  # starts the next one
+            self._play_ready(utt, ulaw, now)
             return
+        self._render.begin(record=not utt.streaming)  # a streamed reply is never cached
         self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
-        if utt.streaming and utt.closed:
-            self._actions.append(TTSClose(utt.id))
+        if not utt.streaming:
+            self._said(utt, now)
+        elif utt.closed:
+            self._close_text(utt, now)
 
-    def _report(self, utt: _Utt, outcome: UtteranceOutcome, detail: str = "") -> None:
-        if not utt.reported:
-            utt.reported = True
-            self._actions.append(UtteranceEnded(utt.id, utt.source, outcome, detail))
+    def _close_text(self, utt: Utterance, now: float) -> None:
+        """The rendering streamed reply's text is whole: close its TTS; it joins the transcript."""
+        self._actions.append(TTSClose(utt.id))
+        self._said(utt, now)
+
+    def _said(self, utt: Utterance, now: float) -> None:
+        if not utt.said and self.transcript is not None:
+            utt.said = True
+            self.transcript.hotline(utt.id, utt.text, now)
 
     def _interrupt(self, now: float) -> float:
         """Cut everything that plays or waits: clear, forget marks and frames, cancel the TTS.
@@ -1245,99 +880,54 @@ class Call:
         Returns:
             Milliseconds of audio dropped (queued at Twilio by our estimate + unsent frames).
         """
-        ahead = self.playhead.ahead(now)
-        dropped = ahead + sum(len(item) for _, item in self._out if type(item) is bytes)
         # What the caller heard of a cut line is for the brain: reported by a listening call.
         cut = self._being_heard(now) if self.turns is not None else None
-        # Clear only if Twilio may still hold audio: unplayed by our estimate, or a mark of
-        # ours has not echoed yet.
-        at_twilio = ahead > 0 or bool(self._marks)
-        if at_twilio and self.twilio.stream_sid is not None and self.state is not CallState.ENDED:
-            self.twilio.send_clear()
-            self._n_out += 1
-        self._marks.clear()
-        self._out.clear()
-        self.playhead.clear(now)
-        self._hangup_deadline = None
+        dropped = self.pacer.cut(now, may_clear=self.state is not CallState.ENDED)
         if cut is not None:
             self._heard_report(cut, now)
-        for utt in self._playing:
-            self._report(utt, UtteranceOutcome.INTERRUPTED)
-        self._playing.clear()
-        if self._tts is not None:
-            self._actions.append(CancelTTS(self._tts.id))
-            self._report(self._tts, UtteranceOutcome.INTERRUPTED)
-            self._tts = None
-            self._reset_converter()
-            self._framer.clear()
-        for utt in self._queue:
-            self._report(utt, UtteranceOutcome.DROPPED)
-        self._queue.clear()
+        self._held = b""
+        if self._utts.drop_all(UtteranceOutcome.INTERRUPTED):
+            self._render.reset()
         return dropped / BYTES_PER_MS
 
-    def _being_heard(self, now: float) -> _Utt | None:
+    def _being_heard(self, now: float) -> Utterance | None:
         """The utterance the caller is hearing (or about to hear) at ``now``, if any: the first
         one sent but not played to its end, else the one whose TTS is running."""
-        head = self.playhead
-        for utt in self._playing:
+        head = self.pacer.playhead
+        for utt in self._utts.playing:
             if utt.frames_sent:
                 full = head.played_ms(utt.id, now + 1e6)
                 played = head.played_ms(utt.id, now)
                 if full is not None and played is not None and played < full:
                     return utt
-        if self._tts is not None:
-            return self._tts
-        if self._out:
-            return self._out[0][0]
-        return None
+        return self._utts.current or self.pacer.unsent()
 
-    def _heard_report(self, utt: _Utt, now: float) -> None:
-        played = self.playhead.played_ms(utt.id, now) if utt.frames_sent else None
+    def _heard_report(self, utt: Utterance, now: float) -> None:
+        played = self.pacer.playhead.played_ms(utt.id, now) if utt.frames_sent else None
         heard_ms = played if played is not None else 0.0
-        total = utt.ulaw_bytes / BYTES_PER_MS if utt is not self._tts else None
-        self._actions.append(
-            LineInterrupted(
-                utterance_id=utt.id,
-                heard_text=utt.heard.heard(heard_ms, total_ms=total),
-                heard_ms=heard_ms,
-                text=utt.text,
-                source=utt.source,
-            )
-        )
+        total = utt.ulaw_bytes / BYTES_PER_MS if utt is not self._utts.current else None
+        heard_text = utt.heard.heard(heard_ms, total_ms=total)
+        if utt.streaming and utt.tts_started_at is not None:
+            self._said(utt, now)  # a streamed line cut before its close: what it had
+        if self.transcript is not None:
+            self.transcript.heard(utt.id, heard_text, heard_ms, now)
+        self.replies.cut(utt.id)
+        self._actions.append(LineInterrupted(utt.id, heard_text, heard_ms, utt.text, utt.source))
 
     def _barge_in(self, timestamp_ms: int, now: float) -> None:
-        current = self._tts or (self._playing[0] if self._playing else None)
-        if current is None and self._out:
-            current = self._out[0][0]
+        current = self._utts.now_playing(self.pacer.unsent())
         uid = current.id if current is not None else 0
         dropped_ms = self._interrupt(now)
         self.barge_ins += 1
         self._actions.append(BargeIn(uid, timestamp_ms, dropped_ms))
 
-    def _end(self, now: float, outcome: UtteranceOutcome) -> None:
-        for utt in self._playing:
-            self._report(utt, outcome)
-        self._playing.clear()
-        if self._tts is not None:
-            self._actions.append(CancelTTS(self._tts.id))
-            self._report(self._tts, outcome)
-            self._tts = None
-        for utt in self._queue:
-            self._report(utt, UtteranceOutcome.DROPPED)
-        self._queue.clear()
-        self._out.clear()
-        self._marks.clear()
-        self._hangup_deadline = None
-        self._reset_converter()
-        self._framer.clear()
+    def _end(self, outcome: UtteranceOutcome) -> None:
+        self._utts.drop_all(outcome)
+        self.pacer.stop()
+        self._render.reset()
+        self._held = b""
         self.state = CallState.ENDED
 
-    def _hangup(self, reason: str, now: float) -> None:
-        self._end(now, UtteranceOutcome.INTERRUPTED)
+    def _hangup(self, reason: str) -> None:
+        self._end(UtteranceOutcome.INTERRUPTED)
         self._actions.append(Hangup(reason))
-
-
-def _converter_detail(exc: Exception) -> str:
-    if isinstance(exc, CodecError):
-        return f"codec: {exc}"
-    return f"codec: {type(exc).__name__}: {exc}" if str(exc) else f"codec: {type(exc).__name__}"

@@ -1,11 +1,12 @@
 """One call's listening parts: its speech-to-text stream and its brain, glued to the Call.
 
 The session owns the :class:`~hotline.core.call.Call`; a :class:`Listener` owns what hears the
-caller and what answers them:
+caller and what answers them. It only feeds the Call (then ``host.dispatch()``: the session drains
+the Call's actions); the Call keeps the transcript and the brain's reply bookkeeping.
 
 * **speech-to-text** (``HOTLINE_STT``): one stream per call, opened at ``start``, fed the
-  caller's µ-law from the Call's ``caller_audio`` sink (never blocking: the stream buffers a
-  bounded amount while it connects), its transcripts handed to
+  caller's µ-law the session drains from :meth:`Call.audio_to_recognise` (never blocking: the
+  stream buffers a bounded amount while it connects), its transcripts handed to
   :meth:`Call.transcript_partial` / :meth:`Call.transcript_final`. A stream that cannot open or
   drops is logged once and counted; the Call is told (:meth:`Call.stt_down`: barge-in falls back
   to speech onset) and the call goes on, DTMF included.
@@ -14,8 +15,8 @@ caller and what answers them:
   :class:`~hotline.core.actions.LineInterrupted` in order, :class:`CallEnding` at teardown. The
   inputs go through one queue and one task, so the brain sees them in order and the session's
   receive loop never awaits it. Outputs are executed on the Call: ``SayText`` pieces become one
-  streamed reply (:meth:`Call.reply_open` / ``reply_text`` / ``reply_close``), ``PlayAudio``
-  is fetched and decoded (:mod:`hotline.server.play`) and played as µ-law, ``SendDigits``
+  streamed reply (:class:`hotline.core.utterances.Replies`), ``PlayAudio`` is fetched and
+  decoded (:mod:`hotline.server.play`) and played as µ-law, ``SendDigits``
   plays DTMF tones, ``EndCall`` lets the reply play and hangs up (the goodbye line if nothing
   is left to say), ``Fallback`` speaks the script's ``brain_error`` line and the call goes on.
 """
@@ -32,14 +33,13 @@ from hotline.core import brain as b
 from hotline.core.actions import CallerTurn, LineInterrupted
 from hotline.core.call import Call, CallState, CallStateError
 from hotline.core.events import Start
-from hotline.core.transcript import Transcript
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
 
 if TYPE_CHECKING:
     from hotline.server.hub import Hub
 
-__all__ = ["MAX_PLAY_LOOP_BYTES", "Listener", "ListenerHost", "new_brain"]
+__all__ = ["MAX_PLAY_LOOP_BYTES", "Listener", "ListenerHost", "new_brain", "recognises"]
 
 log = logging.getLogger("hotline.call")
 clock = time.perf_counter
@@ -69,6 +69,13 @@ def new_brain(hub: Hub, caller: str) -> b.Brain:
     )
 
 
+def recognises(hub: Hub) -> bool:
+    """Calls keep the caller's audio for a recogniser (``HOTLINE_STT`` is not ``off``)."""
+    from hotline.server.stt_client import SttProvider
+
+    return hub.settings.listen.stt is not SttProvider.OFF
+
+
 class ListenerHost(Protocol):
     """What a :class:`Listener` needs from the call's session."""
 
@@ -84,11 +91,8 @@ class ListenerHost(Protocol):
     @property
     def caller(self) -> str: ...
 
-    @property
-    def transcript(self) -> Transcript | None: ...
-
     def dispatch(self) -> None:
-        """Execute the Call's pending actions and wake the sender."""
+        """The Call was fed: execute its pending actions and wake the sender."""
 
 
 class Listener:
@@ -100,9 +104,6 @@ class Listener:
         self.stt: Any = None
         self._inputs: asyncio.Queue[b.BrainInput | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._reply: int | None = None  # the open streamed reply
-        self._reply_dead = False  # the open reply was cut: drop its pieces until ``last``
-        self._preemptible = False  # the last reply may be cut by the next one
         self._play_tasks: set[asyncio.Task[None]] = set()
         self._logged: set[str] = set()
         self._closed = False
@@ -158,11 +159,12 @@ class Listener:
 
     # ------------------------------------------------------------------ from the Call
 
-    def caller_audio(self, ulaw: bytes) -> None:
-        """The Call's sink: one inbound media payload (never blocks)."""
+    def hear(self, audio: list[bytes]) -> None:
+        """The caller's µ-law payloads, for the recogniser (never blocks)."""
         stt = self.stt
         if stt is not None:
-            stt.feed(ulaw)
+            for ulaw in audio:
+                stt.feed(ulaw)
 
     def open_stt(self, url: str | None) -> None:
         """Open the call's speech-to-text stream (``HOTLINE_STT``; ``url``: the embedded ear's)."""
@@ -228,9 +230,6 @@ class Listener:
         self._put(b.CallerDigit(digit))
 
     def line_interrupted(self, cut: LineInterrupted) -> None:
-        if self._reply is not None and cut.utterance_id == self._reply:
-            self._reply_dead = True  # the rest of that reply is unwanted
-            self._reply = None
         self._put(b.Interrupted(cut.heard_text, round(cut.heard_ms)))
 
     def _put(self, ev: b.BrainInput) -> None:
@@ -272,12 +271,18 @@ class Listener:
         now = clock()
         try:
             if isinstance(out, b.SayText):
-                self._say(call, out, now)
+                call.replies.say(
+                    out.token,
+                    now,
+                    last=out.last,
+                    interruptible=out.interruptible,
+                    preemptible=out.preemptible,
+                )
             elif isinstance(out, b.PlayAudio):
-                self._close_reply(call, now)
+                call.replies.close(now)
                 self._spawn(self._play(out))
             elif isinstance(out, b.SendDigits):
-                self._close_reply(call, now)
+                call.replies.close(now)
                 from hotline.core.dtmf import dtmf_tones
 
                 try:
@@ -285,12 +290,11 @@ class Listener:
                 except ValueError as exc:
                     self._log_once("digits", "brain sent bad digits: %s", exc)
                 else:
-                    label = f"[digits {len(out.digits)}]"
-                    self._played(call.play_ulaw(tones, now, label=label), label, now)
+                    call.play_ulaw(tones, now, label=f"[digits {len(out.digits)}]")
             elif isinstance(out, b.SetLanguage):
                 self._log_once("language", "brain asked for a language switch (not supported)")
             elif isinstance(out, b.EndCall):
-                self._close_reply(call, now)
+                call.replies.close(now)
                 self.handoff_data = out.handoff_data
                 log.info("call %s: the brain ends the call (%s)", host.label, out.reason)
                 speaking = call.is_speaking(now)
@@ -303,40 +307,13 @@ class Listener:
             pass  # the call is closing or over: nothing more to say
         host.dispatch()
 
-    def _say(self, call: Call, out: b.SayText, now: float) -> None:
-        if self._reply_dead:
-            if out.last:
-                self._reply_dead = False
-            return
-        uid = self._reply
-        if uid is None:
-            if not out.token and out.last:
-                return  # an empty, closed reply
-            uid = self._reply = call.reply_open(
-                now, interrupt=self._preemptible, interruptible=out.interruptible
-            )
-            self._preemptible = out.preemptible
-        if out.token and not call.reply_text(uid, out.token, now):
-            self._reply = None  # cut meanwhile
-            self._reply_dead = not out.last
-            return
-        if out.last:
-            call.reply_close(uid, now)
-            self._reply = None
-
-    def _close_reply(self, call: Call, now: float) -> None:
-        uid, self._reply = self._reply, None
-        self._reply_dead = False
-        if uid is not None:
-            call.reply_close(uid, now)
-
     def _fallback(self, call: Call, reason: str, now: float) -> None:
         self.fallbacks += 1
         self.host.hub.metrics.brain_fallbacks.labels(_reason_label(reason)).inc()
         self._log_once(
             f"fallback:{reason}", "brain failed (%s): the fallback line is spoken", reason
         )
-        self._close_reply(call, now)
+        call.replies.close(now)
         if call.state is not CallState.ACTIVE:
             return
         uid = call.reply_open(now)
@@ -360,24 +337,15 @@ class Listener:
         loops = out.loop if out.loop > 0 else 1000
         loops = max(1, min(loops, MAX_PLAY_LOOP_BYTES // max(len(ulaw), 1)))
         try:
-            now = clock()
-            uid = call.play_ulaw(
+            call.replies.play(
                 ulaw * loops,
-                now,
-                label="[audio]",
-                interrupt=self._preemptible,
+                clock(),
                 interruptible=out.interruptible,
+                preemptible=out.preemptible,
             )
-            self._played(uid, "[audio]", now)
-            self._preemptible = out.preemptible
         except (CallStateError, ValueError):
             return
         self.host.dispatch()
-
-    def _played(self, uid: int, label: str, now: float) -> None:
-        transcript = self.host.transcript
-        if transcript is not None:
-            transcript.hotline(uid, label, now)
 
     def _log_once(self, kind: str, message: str, *args: object) -> None:
         if kind in self._logged or len(self._logged) > 32:

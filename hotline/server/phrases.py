@@ -14,6 +14,7 @@ from typing import Protocol
 
 from hotline.core.cache import CacheStats, PhraseCache, phrase_key
 from hotline.core.events import TTSAudio, TTSEvent, TTSFinal
+from hotline.core.render import Renderer
 from hotline.core.script import CallScript
 from hotline.errors import CodecError, ElevenLabsProtocolError
 from hotline.server.elevenlabs_client import TTSConfig, TTSFailed, synthesize
@@ -93,31 +94,30 @@ async def warm_up(store: PhraseStore, config: TTSConfig, script: CallScript) -> 
 
 
 async def _record_line(config: TTSConfig, text: str) -> bytes | None:
-    """Synthesise ``text`` and return its µ-law as a call would record it (None: not clean).
+    """Synthesise ``text`` and return its µ-law as a call records it: rendered by the core's
+    :class:`~hotline.core.render.Renderer` under the same clean-recording rule (None: not clean).
 
     Raises:
         TTSFailed: as :func:`synthesize` does.
+        CodecError: the output format is not supported.
     """
-    from hotline.codec import Transcoder
-
-    conv = Transcoder(config.output_format)
-    parts: list[bytes] = []
-    final = False
+    render = Renderer(config.output_format, record_max=MAX_PHRASE_BYTES)
+    render.begin()
+    failure: str | None = "stream ended without isFinal"
 
     async def feed(event: TTSEvent) -> bool:
-        nonlocal final
-        if isinstance(event, TTSAudio):
-            parts.append(conv.feed(event.data))
-        elif isinstance(event, TTSFinal):
-            parts.append(conv.flush())
-            final = True
+        nonlocal failure
+        if isinstance(event, TTSFinal):
+            failure = None
+        elif isinstance(event, TTSAudio):
+            return render.feed(event.data) is not None  # the converter failed: not clean
         return True
 
     await synthesize(config, text, feed, _ignore_bad)
-    ulaw = b"".join(parts)
-    if not final or conv.stats.skipped_bytes or not 0 < len(ulaw) <= MAX_PHRASE_BYTES:
-        return None
-    return ulaw
+    render.finish(failure)
+    if render.failure is not None:
+        log.warning("cache warm-up: a line was not rendered cleanly (%s); skipped", render.failure)
+    return render.recording
 
 
 def _ignore_bad(exc: ElevenLabsProtocolError) -> None:

@@ -5,9 +5,10 @@ Per call: the *receiving side* (:meth:`CallSession.on_text`: each Twilio message
 never awaiting; called from the connection's ``data_received`` on hotline's own uvicorn protocol,
 :mod:`hotline.server.media_ws`, else by a receive task over ASGI), the *sender* task (pumps due
 frames out, wakes on new audio or the Call's next deadline) and one speech task per utterance
-(:meth:`hotline.server.speech.CallSpeech.utter`).
-:meth:`CallSession.run` returns once the call is over, and only after every task is finished
-and every socket closed. What actions say is counted and logged by
+(:meth:`hotline.server.speech.CallSpeech.utter`). Whatever feeds the Call (a Twilio message, a
+TTS or STT event, the brain, the HTTP API, the sender's timer) is one wake-up: the Call's actions
+are drained once, by :meth:`CallSession._drain`, and executed. :meth:`CallSession.run` returns
+once the call is over, and only after every task is finished and every socket closed. What actions say is counted and logged by
 :func:`hotline.server.metrics.observe`; this module only executes them.
 """
 
@@ -43,13 +44,14 @@ from hotline.core.actions import (
     UtteranceRecorded,
 )
 from hotline.core.call import Call, CallState
+from hotline.core.render import FIRST_SLICE
 from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.transcript import Transcript
 from hotline.core.turns import TurnConfig
 from hotline.core.vad import Vad
 from hotline.errors import ProtocolError, assert_never
 from hotline.server.hub import CallMode, Hub
-from hotline.server.listen import Listener, new_brain
+from hotline.server.listen import Listener, new_brain, recognises
 from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
@@ -94,14 +96,11 @@ class CallSession:
             output_format=settings.elevenlabs_output_format,
             vad=Vad(hub.vad_config),
             record_max_bytes=hub.speech.record_max_bytes,
+            first_slice_bytes=FIRST_SLICE,
+            recognise=recognises(hub),
             turns=TurnConfig(silence_ms=listen.turn_silence_ms, barge_in=listen.barge_in),
-            caller_audio=self._caller_audio,
             brain_digits=listen.brain is not BrainKind.SCRIPT,
         )
-        #: What was said on this call (set at ``start``; kept by the hub once it ended).
-        self.transcript: Transcript | None = None
-        #: Streamed utterances' text so far (for the transcript), by utterance.
-        self._streamed: dict[int, list[str]] = {}
         #: The call's listening parts (speech-to-text stream, brain); set at ``start``.
         self.listener: Listener | None = None
         #: The call's speech path (phrase cache, its TTS socket); set at ``start``.
@@ -167,14 +166,15 @@ class CallSession:
         self.call.hangup(clock(), reason)
         self.dispatch()
 
+    @property
+    def transcript(self) -> Transcript | None:
+        """What was said on this call (the Call's, from ``start``; kept by the hub once it ended)."""
+        return self.call.transcript
+
     def transcript_dict(self) -> dict[str, Any] | None:
         """The call's transcript as JSON (None before ``start``)."""
-        return self.transcript.as_dict() if self.transcript is not None else None
-
-    def _caller_audio(self, ulaw: bytes) -> None:
-        listener = self.listener
-        if listener is not None:
-            listener.caller_audio(ulaw)
+        transcript = self.call.transcript
+        return transcript.as_dict() if transcript is not None else None
 
     async def run(self) -> None:
         """Run the call until it ends; then cancel every task and close every socket."""
@@ -238,14 +238,20 @@ class CallSession:
             log.exception("call %s: a Twilio message failed", self.label)
             self._finish("internal error", code=1011)
             return
+        listener = self.listener
+        if listener is not None:  # from start on: the caller's audio to the recogniser
+            audio = call.audio_to_recognise()
+            if audio:
+                try:
+                    listener.hear(audio)
+                except Exception:  # a broken speech-to-text feed is no reason to end the call
+                    call.stop_recognising(now)
         # Most messages are inbound audio that changes nothing to send: wake the sender only
         # when there is something for it to do, or its wake time (cached by the sender when it
         # went to sleep) has passed.
         try:
             if call.has_actions:
-                for action in call.actions():
-                    self._execute(action)
-                self._wake.set()
+                self.dispatch()
             elif call.has_data_to_send or now >= self._wake_at:
                 self._wake.set()
         except Exception:
@@ -295,15 +301,7 @@ class CallSession:
                 self._wake_at = _NEVER  # awake: the receiver need not look at the clock
                 call.pump(clock())
                 messages = call.data_to_send()
-                firsts: dict[int, list[FirstFrame | TurnLatency]] | None = None
-                if call.has_actions:
-                    for action in call.actions():
-                        if isinstance(action, (FirstFrame, TurnLatency)):
-                            if firsts is None:
-                                firsts = {}
-                            firsts.setdefault(action.message_index, []).append(action)
-                        else:
-                            self._execute(action)
+                firsts = self._drain(timed=True)
                 if firsts is None:
                     if direct is not None and len(messages) > 1:
                         await self._send_direct_batch(messages)  # one write, one syscall
@@ -361,10 +359,28 @@ class CallSession:
     # ------------------------------------------------------------------ actions
 
     def dispatch(self) -> None:
-        """Execute the Call's pending actions and wake the sender."""
-        for action in self.call.actions():
-            self._execute(action)
+        """The Call was fed (a Twilio message, a TTS or STT event, the brain, the API): execute
+        its pending actions and wake the sender."""
+        self._drain()
         self._wake.set()
+
+    def _drain(self, *, timed: bool = False) -> dict[int, list[FirstFrame | TurnLatency]] | None:
+        """Execute the Call's pending actions, once per wake-up. With ``timed`` (the sender,
+        right after ``pump``/``data_to_send``), a first frame's :class:`FirstFrame` and
+        :class:`TurnLatency` are returned by message index instead, to be executed once that
+        message has left."""
+        call = self.call
+        if not call.has_actions:
+            return None
+        firsts: dict[int, list[FirstFrame | TurnLatency]] | None = None
+        for action in call.actions():
+            if timed and isinstance(action, (FirstFrame, TurnLatency)):
+                if firsts is None:
+                    firsts = {}
+                firsts.setdefault(action.message_index, []).append(action)
+            else:
+                self._execute(action)
+        return firsts
 
     def _execute(self, action: Action, now: float | None = None) -> None:
         observe(self.hub.metrics, self.label, action, clock() if now is None else now)
@@ -374,9 +390,6 @@ class CallSession:
                 uid = action.utterance_id
                 if action.streaming:
                     self.speech.open_feed(uid, action.text)
-                    self._streamed[uid] = [action.text]
-                elif self.transcript is not None:
-                    self.transcript.hotline(uid, action.text, clock())
                 self._tts_tasks[uid] = asyncio.create_task(
                     self.speech.utter(self, uid, action.text),
                     name=f"hotline-tts-u{uid}",
@@ -401,24 +414,13 @@ class CallSession:
         elif isinstance(action, TTSText):
             if self.speech is not None:
                 self.speech.feed_text(action.utterance_id, action.text)
-            pieces = self._streamed.get(action.utterance_id)
-            if pieces is not None:
-                pieces.append(action.text)
         elif isinstance(action, TTSClose):
             if self.speech is not None:
                 self.speech.feed_close(action.utterance_id)
-            self._streamed_said(action.utterance_id)
         elif isinstance(action, LineInterrupted):
-            self._streamed_said(action.utterance_id)
-            if self.transcript is not None:
-                self.transcript.heard(
-                    action.utterance_id, action.heard_text, action.heard_ms, clock()
-                )
             if self.listener is not None:
                 self.listener.line_interrupted(action)
         elif isinstance(action, CallerTurn):
-            if self.transcript is not None:
-                self.transcript.caller(action.text, action.final_at)
             if self.listener is not None:
                 self.listener.caller_turn(action)
         elif isinstance(action, DigitPressed):
@@ -431,12 +433,6 @@ class CallSession:
             pass  # observed above
         else:
             assert_never(action)
-
-    def _streamed_said(self, utterance_id: int) -> None:
-        """A streamed utterance's text is complete (or was cut): it joins the transcript."""
-        pieces = self._streamed.pop(utterance_id, None)
-        if pieces is not None and self.transcript is not None:
-            self.transcript.hotline(utterance_id, "".join(pieces), clock())
 
     def _on_start(self, action: Started) -> None:
         hub = self.hub
@@ -463,7 +459,6 @@ class CallSession:
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
         self.speech = hub.speech.for_call(start.call_sid, self._tts_socket)
-        self.transcript = Transcript(clock())
         self.listener = Listener(self, new_brain(hub, entry.caller))
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",
@@ -534,13 +529,14 @@ class CallSession:
             # voice that cannot be reached must not keep a hung-up call listed (or its SID
             # taken) while their attempts end.
             try:
-                if self.transcript is not None and self.call_sid is not None and self.registered:
-                    self.hub.transcripts.ended(self.call_sid, self.transcript)
+                transcript = self.call.transcript
+                if transcript is not None and self.call_sid is not None and self.registered:
+                    self.hub.transcripts.ended(self.call_sid, transcript)
                     log.info(
                         "call %s: transcript of %d entries (%d chars) kept",
                         self.label,
-                        len(self.transcript),
-                        self.transcript.chars(),
+                        len(transcript),
+                        transcript.chars(),
                     )
                 self._count_audio_out(True)
                 repeats = sum(n - 1 for n in self._error_kinds.values())

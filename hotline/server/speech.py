@@ -20,20 +20,17 @@ from typing import Protocol
 
 from hotline.core.actions import LabelEnum, UtteranceRecorded
 from hotline.core.call import Call
-from hotline.core.events import Alignment, TTSAudio, TTSEvent
+from hotline.core.events import TTSAudio, TTSEvent
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server import phrases
 from hotline.server.elevenlabs_client import TextFeed, TTSConfig, TTSFailed
 from hotline.server.metrics import Metrics
 from hotline.server.phrases import PhraseStore
 
-__all__ = ["FIRST_SLICE", "CallSpeech", "CallTTS", "SpeechHost", "SpeechPath"]
+__all__ = ["CallSpeech", "CallTTS", "SpeechHost", "SpeechPath"]
 
 call_log = logging.getLogger("hotline.call")
 clock = time.perf_counter
-
-#: Bytes of an utterance's first TTS audio message converted before the first frames go out.
-FIRST_SLICE = 2048
 
 
 class SpeechPath(LabelEnum):
@@ -83,13 +80,10 @@ class SpeechHost(Protocol):
     def label(self) -> str: ...
 
     def dispatch(self) -> None:
-        """Execute the Call's pending actions and wake the sender."""
+        """The Call was fed: execute its pending actions and wake the sender."""
 
     def bad_message(self, side: str, exc: Exception) -> None:
         """Count (and log once per kind) a malformed message that was dropped."""
-
-
-_NO_CHARS = Alignment((), (), ())
 
 
 class CallSpeech:
@@ -147,34 +141,23 @@ class CallSpeech:
         Call goes on); returns when the utterance's TTS is over, or raises CancelledError."""
         call = host.call
         metrics = host.metrics
-        first = True
 
         async def on_event(event: TTSEvent) -> bool:
-            nonlocal first
             now = clock()
-            if isinstance(event, TTSAudio) and first:
-                first = False
-                data = event.data
-                if len(data) > FIRST_SLICE:
-                    # A big first chunk: convert a slice, let the sender put the first frames
-                    # on the wire, then convert the rest (the codec is chunking-invariant).
-                    head = TTSAudio(data[:FIRST_SLICE], event.alignment, None, event.context_id)
-                    if not call.receive_tts(utterance_id, head, now):
-                        return False
-                    metrics.conversion.observe(clock() - now)
-                    host.dispatch()
-                    await asyncio.sleep(0)
-                    if call.current_utterance != utterance_id:
-                        return False
-                    now = clock()
-                    # The head carried the chunk's alignment; the tail has no characters of
-                    # its own (an empty alignment, not a missing one).
-                    event = TTSAudio(data[FIRST_SLICE:], _NO_CHARS, None, event.context_id)
             if not call.receive_tts(utterance_id, event, now):
                 return False  # barge-in / hang-up: late audio dropped, close the socket
             if isinstance(event, TTSAudio):
                 metrics.conversion.observe(clock() - now)
             host.dispatch()
+            if call.holds_audio:
+                # The Call converted only the first slice of a big first message: let the
+                # sender put its frames on the wire, then have the rest converted.
+                await asyncio.sleep(0)
+                now = clock()
+                if not call.render_held(utterance_id, now):
+                    return False
+                metrics.conversion.observe(clock() - now)
+                host.dispatch()
             return call.current_utterance == utterance_id
 
         def on_bad(exc: ElevenLabsProtocolError) -> None:

@@ -13,13 +13,9 @@ from typing import Any
 
 import pytest
 
-from hotline.core.call import (
+from hotline.core.actions import (
     BargeIn,
-    Call,
-    CallState,
-    CallStateError,
     CancelTTS,
-    Converter,
     FirstFrame,
     Hangup,
     Started,
@@ -31,7 +27,9 @@ from hotline.core.call import (
     UtteranceRecorded,
     UtteranceSource,
 )
+from hotline.core.call import Call, CallState, CallStateError
 from hotline.core.events import TTSAudio, TTSFailure, TTSFinal
+from hotline.core.render import Converter
 from hotline.core.script import CallScript, MenuEntry, default_script
 from hotline.core.vad import Vad, VadConfig
 from hotline.errors import CodecError, TwilioProtocolError
@@ -974,14 +972,15 @@ def test_accept_with_a_script_and_hangup_after_greeting() -> None:
 
 def test_played_ms_follows_the_playhead_and_stops_at_a_cut() -> None:
     call = started_call(mark_every_frames=0)
-    assert call.played_ms(1, 0.0) is None
+    head = call.pacer.playhead
+    assert head.played_ms(1, 0.0) is None
     call.receive_tts(1, audio(400), 0.0)
     call.pump(0.0)
-    assert call.played_ms(1, 0.0) == 0.0
-    assert call.played_ms(1, 0.1) == pytest.approx(100.0)
+    assert head.played_ms(1, 0.0) == 0.0
+    assert head.played_ms(1, 0.1) == pytest.approx(100.0)
     call.say("Cut.", 0.15, interrupt=True)
-    assert call.played_ms(1, 0.15) == pytest.approx(150.0)
-    assert call.played_ms(1, 5.0) == pytest.approx(150.0)  # nothing after the cut was heard
+    assert head.played_ms(1, 0.15) == pytest.approx(150.0)
+    assert head.played_ms(1, 5.0) == pytest.approx(150.0)  # nothing after the cut was heard
 
 
 def test_enums_keep_their_label_strings() -> None:

@@ -28,6 +28,7 @@ from hotline.core.call import Call, CallState, CallStateError
 from hotline.core.events import Alignment, TTSAudio, TTSFinal
 from hotline.core.turns import BargeInMode, TurnConfig
 from tests.core.test_call import (
+    CALL_SID,
     SCRIPT,
     SILENCE,
     _tone_frame,
@@ -37,18 +38,18 @@ from tests.core.test_call import (
     mark_msg,
     media_msg,
     start_msg,
+    twilio,
 )
 
 
-def listening(barge_in: BargeInMode = BargeInMode.SPEECH, **kw: Any) -> tuple[Call, list[bytes]]:
-    heard: list[bytes] = []
+def listening(barge_in: BargeInMode = BargeInMode.SPEECH, **kw: Any) -> Call:
     kw.setdefault("turns", TurnConfig(silence_ms=400, final_timeout_ms=1000, barge_in=barge_in))
-    call = make_call(caller_audio=heard.append, **kw)
+    call = make_call(recognise=True, **kw)
     call.receive_text(start_msg(), 0.0)
     call.actions()
     call.accept(0.0)
     assert call.actions() == [StartTTS(1, SCRIPT.greeting)]
-    return call, heard
+    return call
 
 
 class Clock:
@@ -84,28 +85,42 @@ def finish_greeting(call: Call, now: float = 0.0) -> None:
     call.actions()
 
 
-def test_caller_audio_reaches_the_sink_from_start_on() -> None:
-    call, heard = listening()
+def test_caller_audio_is_kept_for_the_recogniser_from_start_on() -> None:
+    call = make_call(recognise=True, turns=TurnConfig())
+    call.receive_text(start_msg(), 0.0)
     call.receive_text(media_msg(0, b"\x01" * 160), 0.0)
     call.receive_text(media_msg(20, b"\x02" * 160), 0.02)
-    assert heard == [b"\x01" * 160, b"\x02" * 160]
+    assert call.audio_to_recognise() == [b"\x01" * 160, b"\x02" * 160]
+    assert call.audio_to_recognise() == []  # drained
+    call.accept(0.0)
+    call.receive_text(media_msg(40, b"\x03" * 160), 0.04)
+    call.receive_text(twilio("stop", stop={"accountSid": "AC00", "callSid": CALL_SID}), 0.06)
+    call.receive_text(media_msg(60, b"\x04" * 160), 0.06)  # after the call ended: ignored
+    assert call.audio_to_recognise() == [b"\x03" * 160]
 
 
-def test_a_raising_sink_is_dropped_and_the_call_goes_on() -> None:
-    def broken(_: bytes) -> None:
-        raise RuntimeError("stt gone")
+def test_a_call_that_does_not_recognise_keeps_no_audio() -> None:
+    call = make_call(turns=TurnConfig())
+    call.receive_text(start_msg(), 0.0)
+    call.receive_text(media_msg(0, b"\x01" * 160), 0.0)
+    assert call.audio_to_recognise() == []
 
-    call = make_call(caller_audio=broken, turns=TurnConfig())
+
+def test_stop_recognising_keeps_no_more_audio_and_the_call_goes_on() -> None:
+    call = make_call(recognise=True, turns=TurnConfig())
     call.receive_text(start_msg(), 0.0)
     call.accept(0.0)
     call.receive_text(media_msg(0, SILENCE), 0.0)
+    assert call.audio_to_recognise() == [SILENCE]
+    call.stop_recognising(0.01)  # the shell's feed broke
     call.receive_text(media_msg(20, SILENCE), 0.02)
-    assert call.caller_audio_failed and call.state is CallState.ACTIVE
+    assert call.audio_to_recognise() == []
+    assert call.state is CallState.ACTIVE
     assert call.turns is not None and not call.turns.stt_available
 
 
 def test_a_turn_commits_then_ends_with_the_final_transcript() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     clock = Clock(call, now=1.0)
     clock.frames(600, speech=True)
@@ -125,7 +140,7 @@ def test_a_turn_commits_then_ends_with_the_final_transcript() -> None:
 
 
 def test_a_cough_without_words_is_no_turn() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     clock = Clock(call, now=1.0)
     clock.frames(200, speech=True)
@@ -137,7 +152,7 @@ def test_a_cough_without_words_is_no_turn() -> None:
 
 
 def test_words_mode_a_cough_does_not_cut_the_line_a_word_does() -> None:
-    call, _ = listening(BargeInMode.WORDS)
+    call = listening(BargeInMode.WORDS)
     call.receive_tts(1, audio(3000), 0.0)
     clock = Clock(call)
     clock.frames(200, speech=True)  # a 200 ms cough while the greeting plays
@@ -153,13 +168,13 @@ def test_words_mode_a_cough_does_not_cut_the_line_a_word_does() -> None:
 
 
 def test_speech_mode_cuts_on_onset_and_words_falls_back_while_stt_is_down() -> None:
-    call, _ = listening(BargeInMode.SPEECH)
+    call = listening(BargeInMode.SPEECH)
     call.receive_tts(1, audio(3000), 0.0)
     clock = Clock(call)
     clock.frames(200, speech=True)
     assert any(isinstance(a, BargeIn) for a in clock.take())
 
-    call, _ = listening(BargeInMode.WORDS)
+    call = listening(BargeInMode.WORDS)
     call.stt_down(0.0)
     call.receive_tts(1, audio(3000), 0.0)
     clock = Clock(call)
@@ -184,7 +199,7 @@ def test_without_turns_the_onset_barges_in_as_before() -> None:
 
 
 def test_streamed_reply_pieces_go_to_tts_as_they_arrive() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     uid = call.reply_open(1.0)
     assert call.actions() == []  # no words yet: nothing to voice
@@ -199,7 +214,7 @@ def test_streamed_reply_pieces_go_to_tts_as_they_arrive() -> None:
 
 
 def test_a_queued_streamed_reply_starts_with_its_text_so_far() -> None:
-    call, _ = listening()
+    call = listening()
     uid = call.reply_open(0.1)
     call.reply_text(uid, "One", 0.1)
     call.reply_text(uid, " two.", 0.2)
@@ -213,7 +228,7 @@ def test_a_queued_streamed_reply_starts_with_its_text_so_far() -> None:
 
 
 def test_a_reply_closed_without_words_is_dropped() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     first = call.reply_open(1.0)
     second = call.reply_open(1.0)
@@ -243,7 +258,7 @@ def _aligned(text: str, ms_per_char: int) -> TTSAudio:
 
 
 def test_line_interrupted_reports_the_heard_words_from_the_alignment() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     uid = call.reply_open(1.0)
     call.reply_text(uid, "Wren is on the road this spring.", 1.0)
@@ -268,7 +283,7 @@ def test_line_interrupted_reports_the_heard_words_from_the_alignment() -> None:
 
 
 def test_brain_digits_cut_and_report_the_key() -> None:
-    call, _ = listening(brain_digits=True)
+    call = listening(brain_digits=True)
     call.receive_tts(1, audio(500), 0.0)
     call.pump(0.0)
     call.data_to_send()
@@ -280,7 +295,7 @@ def test_brain_digits_cut_and_report_the_key() -> None:
 
 
 def test_finish_lets_the_reply_play_then_hangs_up() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     uid = call.say("Bye for now.", 1.0)
     call.finish(1.0)
@@ -295,7 +310,7 @@ def test_finish_lets_the_reply_play_then_hangs_up() -> None:
 
 
 def test_finish_with_nothing_to_play_says_the_goodbye() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     call.finish(1.0, SCRIPT.goodbye)
     acts = call.actions()
@@ -308,7 +323,7 @@ def test_finish_with_nothing_to_play_says_the_goodbye() -> None:
 
 
 def test_turn_latency_is_reported_with_the_replys_first_frame() -> None:
-    call, _ = listening()
+    call = listening()
     finish_greeting(call)
     clock = Clock(call, now=1.0)
     clock.frames(600, speech=True)
@@ -345,7 +360,7 @@ def test_turn_latency_is_reported_with_the_replys_first_frame() -> None:
 
 
 def test_play_ulaw_plays_in_turn_without_tts() -> None:
-    call, _ = listening()
+    call = listening()
     uid = call.play_ulaw(b"\x11" * 800, 0.0, label="[tones]")
     assert call.actions() == []  # the greeting is still being synthesised
     call.receive_tts(1, audio(100), 0.0)
