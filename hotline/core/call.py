@@ -59,10 +59,8 @@ from typing import Protocol
 
 from hotline.core.actions import (
     Action,
-    AudioSkipped,
     BargeIn,
     CallerTurn,
-    CancelTTS,
     CommitSpeech,
     DigitPressed,
     Hangup,
@@ -73,11 +71,9 @@ from hotline.core.actions import (
     TTSClose,
     TTSText,
     UtteranceOutcome,
-    UtteranceRecorded,
     UtteranceSource,
 )
 from hotline.core.events import (
-    Alignment,
     Connected,
     Dtmf,
     MarkEcho,
@@ -86,15 +82,12 @@ from hotline.core.events import (
     SpeechStarted,
     Start,
     Stop,
-    TTSAudio,
     TTSEvent,
-    TTSFailure,
-    TTSFinal,
     TwilioEvent,
 )
 from hotline.core.latency import Latencies
 from hotline.core.pacer import Pacer
-from hotline.core.render import NO_CHARS, Converter, Renderer, first_slice
+from hotline.core.render import Converter, Renderer, Voice
 from hotline.core.script import CallScript
 from hotline.core.transcript import Transcript
 from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
@@ -198,10 +191,9 @@ class Call:
             mark_every_frames=mark_every_frames,
             mark_grace=mark_grace,
         )
-        self._render = Renderer(output_format, converter_factory, record_max=record_max_bytes)
         self._utts = Utterances(self._actions)
-        self._first_slice = first_slice_bytes
-        self._held = b""  # the rest of the current utterance's first audio message
+        renderer = Renderer(output_format, converter_factory, record_max=record_max_bytes)
+        self._voice = Voice(renderer, self.pacer, self._utts, self._actions, first_slice_bytes)
         self._vad = vad
         self._recognise: list[bytes] | None = [] if recognise else None
         self.turns: TurnTaker | None = TurnTaker(turns) if turns is not None else None
@@ -247,13 +239,13 @@ class Call:
     @property
     def converter_failures(self) -> int:
         """Utterances failed by an exception from the converter (the call went on)."""
-        return self._render.failures
+        return self._voice.renderer.failures
 
     @property
     def holds_audio(self) -> bool:
         """The current utterance's first slice went ahead: the shell should let its frames
         out, then call :meth:`render_held`."""
-        return bool(self._held)
+        return bool(self._voice.held)
 
     def ahead_ms(self, now: float) -> float:
         """Audio queued at Twilio and not yet played, by our estimate."""
@@ -516,23 +508,8 @@ class Call:
         utt = self._rendering(utterance_id)
         if utt is None:
             return False
-        if isinstance(event, TTSAudio) and utt.first_audio_at is None:
-            utt.first_audio_at = now
-            event, self._held = first_slice(event, self._first_slice)
-        else:
-            self._render_held(utt, now)
-            if self._utts.current is not utt:
-                return True  # the converter failed on the held audio: the utterance is over
-        if isinstance(event, TTSAudio):
-            alignment = event.alignment or event.normalized_alignment
-            self._render_audio(utt, event.data, alignment, now)
-        elif isinstance(event, TTSFinal):
-            self._finish_tts(utt, now, None)
-        elif isinstance(event, TTSFailure):
-            self._actions.append(CancelTTS(utt.id))
-            self._finish_tts(utt, now, f"{event.error}: {event.message}")
-        else:
-            assert_never(event)
+        if self._voice.receive(utt, event, now):
+            self._start_next(now)
         return True
 
     def render_held(self, utterance_id: int, now: float) -> bool:
@@ -541,8 +518,10 @@ class Call:
         utt = self._rendering(utterance_id)
         if utt is None:
             return False
-        self._render_held(utt, now)
-        return self._utts.current is utt
+        if self._voice.release(utt):
+            self._start_next(now)
+            return False
+        return True
 
     def tts_failed(self, utterance_id: int, detail: str, now: float) -> bool:
         """The shell's TTS stream for ``utterance_id`` ended without ``isFinal`` (closed, timed
@@ -554,9 +533,8 @@ class Call:
         utt = self._rendering(utterance_id)
         if utt is None:
             return False
-        self._render_held(utt, now)
-        if self._utts.current is utt:  # the converter did not fail on the held audio
-            self._finish_tts(utt, now, detail)
+        self._voice.failed(utt, detail)
+        self._start_next(now)
         return True
 
     def play_recorded(self, utterance_id: int, ulaw: bytes, now: float) -> bool:
@@ -570,8 +548,8 @@ class Call:
         utt = self._rendering(utterance_id)
         if utt is None:
             return False
-        self._render.forget()
-        self._play_ready(utt, ulaw, now)
+        self._voice.ready(utt, ulaw, now)
+        self._start_next(now)
         return True
 
     def _rendering(self, utterance_id: int) -> Utterance | None:
@@ -579,59 +557,6 @@ class Call:
         if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
             return None
         return utt
-
-    def _render_held(self, utt: Utterance, now: float) -> None:
-        held, self._held = self._held, b""
-        if held:
-            # The head carried the message's alignment; the rest has no characters of its own.
-            self._render_audio(utt, held, NO_CHARS, now)
-
-    def _render_audio(
-        self, utt: Utterance, data: bytes, alignment: Alignment | None, now: float
-    ) -> None:
-        ulaw = self._render.feed(data)
-        if ulaw is None:  # the converter failed: this utterance ends, the next one starts
-            self._held = b""
-            self._actions.append(CancelTTS(utt.id))
-            self._finish_tts(utt, now, None, flush=False)
-            return
-        n = len(ulaw)
-        utt.heard.add_chunk(alignment, utt.ulaw_bytes / BYTES_PER_MS, n / BYTES_PER_MS)
-        if n:
-            utt.ulaw_bytes += n
-            self.pacer.push(utt, ulaw)
-
-    def _finish_tts(
-        self, utt: Utterance, now: float, failure: str | None, *, flush: bool = True
-    ) -> None:
-        render = self._render
-        tail, skipped = render.finish(failure, flush=flush)
-        if tail:
-            utt.ulaw_bytes += len(tail)
-            self.pacer.push(utt, tail)
-        if skipped > 0:
-            self._actions.append(AudioSkipped(utt.id, skipped))
-        if render.recording is not None:
-            self._actions.append(UtteranceRecorded(utt.id, utt.text, render.recording))
-            render.recording = None
-        self._rendered(utt, now, render.failure)
-
-    def _play_ready(self, utt: Utterance, ulaw: bytes, now: float) -> None:
-        """Ready-made µ-law (a recording, a play_ulaw) is ``utt``'s whole audio."""
-        utt.first_audio_at = now
-        utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
-        utt.ulaw_bytes += len(ulaw)
-        self.pacer.push(utt, ulaw)
-        self._rendered(utt, now, None)
-
-    def _rendered(self, utt: Utterance, now: float, failure: str | None) -> None:
-        """``utt``'s audio is complete: it plays out and the next utterance starts."""
-        self.pacer.end(utt)
-        self._utts.current = None
-        self._utts.playing.append(utt)
-        if failure is not None:
-            self._utts.report(utt, UtteranceOutcome.FAILED, failure)
-        self._start_next(now)
 
     # ------------------------------------------------------------------ what to say
 
@@ -835,34 +760,29 @@ class Call:
 
     def _start_next(self, now: float) -> None:
         utts = self._utts
-        if utts.current is not None or self.state is CallState.ENDED:
-            return
         queue = utts.queue
-        while queue:
-            head = queue[0]
-            if not head.streaming or head.text.strip():
-                break
-            if not head.closed:
-                return  # a streamed reply with no words yet: wait for them
-            queue.popleft()  # closed without a word: nothing to say
-            utts.report(head, UtteranceOutcome.DROPPED, "empty reply")
-            if head.hangup_after:
-                self._hangup("goodbye played")
-                return
-        if not queue:
-            return
-        utt = utts.current = queue.popleft()
-        utt.tts_started_at = now
-        if utt.ulaw is not None:
-            ulaw, utt.ulaw = utt.ulaw, None
-            self._play_ready(utt, ulaw, now)
-            return
-        self._render.begin(record=not utt.streaming)  # a streamed reply is never cached
-        self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
-        if not utt.streaming:
-            self._said(utt, now)
-        elif utt.closed:
-            self._close_text(utt, now)
+        while utts.current is None and self.state is not CallState.ENDED and queue:
+            utt = queue[0]
+            if utt.streaming and not utt.text.strip():
+                if not utt.closed:
+                    return  # a streamed reply with no words yet: wait for them
+                queue.popleft()  # closed without a word: nothing to say
+                utts.report(utt, UtteranceOutcome.DROPPED, "empty reply")
+                if utt.hangup_after:
+                    self._hangup("goodbye played")
+                continue
+            utt = utts.current = queue.popleft()
+            utt.tts_started_at = now
+            if utt.ulaw is not None:  # ready-made: it is rendered at once, the next one starts
+                ulaw, utt.ulaw = utt.ulaw, None
+                self._voice.ready(utt, ulaw, now)
+                continue
+            self._voice.renderer.begin(record=not utt.streaming)  # a streamed reply is never cached
+            self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
+            if not utt.streaming:
+                self._said(utt, now)
+            elif utt.closed:
+                self._close_text(utt, now)
 
     def _close_text(self, utt: Utterance, now: float) -> None:
         """The rendering streamed reply's text is whole: close its TTS; it joins the transcript."""
@@ -885,9 +805,8 @@ class Call:
         dropped = self.pacer.cut(now, may_clear=self.state is not CallState.ENDED)
         if cut is not None:
             self._heard_report(cut, now)
-        self._held = b""
         if self._utts.drop_all(UtteranceOutcome.INTERRUPTED):
-            self._render.reset()
+            self._voice.cut()
         return dropped / BYTES_PER_MS
 
     def _being_heard(self, now: float) -> Utterance | None:
@@ -924,8 +843,7 @@ class Call:
     def _end(self, outcome: UtteranceOutcome) -> None:
         self._utts.drop_all(outcome)
         self.pacer.stop()
-        self._render.reset()
-        self._held = b""
+        self._voice.cut()
         self.state = CallState.ENDED
 
     def _hangup(self, reason: str) -> None:

@@ -13,6 +13,10 @@ failed, no undecodable audio was skipped and it is not longer than ``record_max`
 the cache warm-up renders its lines through a :class:`Renderer` of its own, so both follow one
 rule.
 
+:class:`Voice` puts the current utterance's audio (TTS events, or ready-made µ-law) into the
+:class:`~hotline.core.pacer.Pacer` through the renderer, places its alignment on the utterance's
+:class:`~hotline.core.heard.HeardText` and reports how the utterance's rendering ended.
+
 First slice. An utterance's first TTS message can be large (a second of MP3 takes a while to
 convert): :func:`first_slice` cuts it so that only the first :data:`FIRST_SLICE` bytes are
 converted before the first frames go out; the rest is held until the shell has sent them.
@@ -23,8 +27,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from hotline.core.events import Alignment, TTSAudio
-from hotline.errors import CodecError
+from hotline.core.actions import (
+    Action,
+    AudioSkipped,
+    CancelTTS,
+    UtteranceOutcome,
+    UtteranceRecorded,
+)
+from hotline.core.events import Alignment, TTSAudio, TTSEvent, TTSFailure, TTSFinal
+from hotline.core.pacer import Pacer
+from hotline.core.ulaw import BYTES_PER_MS
+from hotline.core.utterances import Utterance, Utterances
+from hotline.errors import CodecError, assert_never
 
 __all__ = [
     "FIRST_SLICE",
@@ -32,6 +46,7 @@ __all__ = [
     "Converter",
     "ConverterStats",
     "Renderer",
+    "Voice",
     "converter_detail",
     "first_slice",
 ]
@@ -211,3 +226,107 @@ class Renderer:
             return int(self._converter.stats.skipped_bytes)
         except Exception:  # a broken converter's statistics are no reason to fail the call
             return 0
+
+
+class Voice:
+    """The current utterance's audio, from TTS events or ready-made µ-law into the pacer.
+
+    Each method returns (or, for those without a result, means) that the utterance's audio is
+    complete: it moved from ``utts.current`` to ``utts.playing`` and the caller starts the next.
+    """
+
+    __slots__ = ("_actions", "_first_slice", "_pacer", "_utts", "held", "renderer")
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        pacer: Pacer,
+        utts: Utterances,
+        actions: list[Action],
+        first_slice_bytes: int = 0,
+    ) -> None:
+        self.renderer = renderer
+        self._pacer = pacer
+        self._utts = utts
+        self._actions = actions
+        self._first_slice = first_slice_bytes
+        self.held = b""  # the rest of the current utterance's first audio message
+
+    def receive(self, utt: Utterance, event: TTSEvent, now: float) -> bool:
+        """One TTS event of ``utt`` (the current utterance). Returns True if its audio is
+        complete."""
+        if isinstance(event, TTSAudio) and utt.first_audio_at is None:
+            utt.first_audio_at = now
+            event, self.held = first_slice(event, self._first_slice)
+        elif self.release(utt):
+            return True  # the converter failed on the held audio: the utterance is over
+        if isinstance(event, TTSAudio):
+            return self._audio(utt, event.data, event.alignment or event.normalized_alignment)
+        if isinstance(event, TTSFinal):
+            self._finish(utt, None)
+        elif isinstance(event, TTSFailure):
+            self._actions.append(CancelTTS(utt.id))
+            self._finish(utt, f"{event.error}: {event.message}")
+        else:
+            assert_never(event)
+        return True
+
+    def release(self, utt: Utterance) -> bool:
+        """Convert the held rest of ``utt``'s first audio message. Returns True if that ended
+        the utterance (the converter failed)."""
+        held, self.held = self.held, b""
+        # The head carried the message's alignment; the rest has no characters of its own.
+        return bool(held) and self._audio(utt, held, NO_CHARS)
+
+    def failed(self, utt: Utterance, detail: str) -> None:
+        """``utt``'s TTS ended without ``isFinal``: what arrived still plays."""
+        if not self.release(utt):
+            self._finish(utt, detail)
+
+    def ready(self, utt: Utterance, ulaw: bytes, now: float) -> None:
+        """Ready-made µ-law (a recording, a play_ulaw) is ``utt``'s whole audio."""
+        self.renderer.forget()
+        utt.first_audio_at = now
+        utt.heard.add_chunk(None, 0.0, len(ulaw) / BYTES_PER_MS)
+        utt.ulaw_bytes += len(ulaw)
+        self._pacer.push(utt, ulaw)
+        self._rendered(utt, None)
+
+    def cut(self) -> None:
+        """The current utterance was cut: drop the held audio and what the converter holds."""
+        self.held = b""
+        self.renderer.reset()
+
+    def _audio(self, utt: Utterance, data: bytes, alignment: Alignment | None) -> bool:
+        ulaw = self.renderer.feed(data)
+        if ulaw is None:  # the converter failed: this utterance ends, the next one starts
+            self.held = b""
+            self._actions.append(CancelTTS(utt.id))
+            self._finish(utt, None, flush=False)
+            return True
+        n = len(ulaw)
+        utt.heard.add_chunk(alignment, utt.ulaw_bytes / BYTES_PER_MS, n / BYTES_PER_MS)
+        if n:
+            utt.ulaw_bytes += n
+            self._pacer.push(utt, ulaw)
+        return False
+
+    def _finish(self, utt: Utterance, failure: str | None, *, flush: bool = True) -> None:
+        render = self.renderer
+        tail, skipped = render.finish(failure, flush=flush)
+        if tail:
+            utt.ulaw_bytes += len(tail)
+            self._pacer.push(utt, tail)
+        if skipped > 0:
+            self._actions.append(AudioSkipped(utt.id, skipped))
+        if render.recording is not None:
+            self._actions.append(UtteranceRecorded(utt.id, utt.text, render.recording))
+            render.recording = None
+        self._rendered(utt, render.failure)
+
+    def _rendered(self, utt: Utterance, failure: str | None) -> None:
+        self._pacer.end(utt)
+        self._utts.current = None
+        self._utts.playing.append(utt)
+        if failure is not None:
+            self._utts.report(utt, UtteranceOutcome.FAILED, failure)
