@@ -361,13 +361,9 @@ class Call:
             self.hangup_after_greeting = hangup_after_greeting
         self.transcript = Transcript(now)
         self.state = CallState.CLOSING if self.hangup_after_greeting else CallState.ACTIVE
-        greeting = self._utts.add(
-            self.script.greeting,
-            UtteranceSource.SCRIPT,
-            now,
-            hangup_after=self.hangup_after_greeting,
-        )
-        self._queued(greeting, now)
+        greeting, hangup = self.script.greeting, self.hangup_after_greeting
+        self._utts.add(greeting, UtteranceSource.SCRIPT, now, hangup_after=hangup)
+        self._start_next(now)
 
     def reject(self) -> None:
         """The shell refused ``start`` (bad token): the call ends without a word."""
@@ -444,8 +440,8 @@ class Call:
         entry = self.script.entry_for(digit)
         if entry.hangup:
             self.state = CallState.CLOSING
-        utt = self._utts.add(entry.say, UtteranceSource.SCRIPT, now, hangup_after=entry.hangup)
-        self._queued(utt, now)
+        self._utts.add(entry.say, UtteranceSource.SCRIPT, now, hangup_after=entry.hangup)
+        self._start_next(now)
 
     def _on_mark(self, name: str, now: float) -> None:
         mark = self.pacer.echo(name, now)
@@ -574,7 +570,7 @@ class Call:
             raise ValueError("text must not be empty")
         utt = self._add(text, UtteranceSource.SAY, now, interrupt=interrupt)
         utt.latency = self._latency.claim(now)
-        self._queued(utt, now)
+        self._start_next(now)
         return utt.id
 
     def reply_open(
@@ -675,7 +671,7 @@ class Call:
         utt.ulaw = bytes(ulaw)
         utt.latency = self._latency.claim(now)
         self._said(utt, now)
-        self._queued(utt, now)
+        self._start_next(now)
         return utt.id
 
     def _add(
@@ -702,9 +698,8 @@ class Call:
             return
         if goodbye is not None and goodbye.strip():
             self.state = CallState.CLOSING
-            self._queued(
-                self._utts.add(goodbye, UtteranceSource.SCRIPT, now, hangup_after=True), now
-            )
+            self._utts.add(goodbye, UtteranceSource.SCRIPT, now, hangup_after=True)
+            self._start_next(now)
             return
         last = self._utts.last()
         if last is None:
@@ -754,10 +749,6 @@ class Call:
 
     # ------------------------------------------------------------------ internals
 
-    def _queued(self, utt: Utterance, now: float) -> None:
-        if self._utts.current is None:
-            self._start_next(now)
-
     def _start_next(self, now: float) -> None:
         utts = self._utts
         queue = utts.queue
@@ -801,25 +792,16 @@ class Call:
             Milliseconds of audio dropped (queued at Twilio by our estimate + unsent frames).
         """
         # What the caller heard of a cut line is for the brain: reported by a listening call.
-        cut = self._being_heard(now) if self.turns is not None else None
-        dropped = self.pacer.cut(now, may_clear=self.state is not CallState.ENDED)
+        pacer = self.pacer
+        cut = None
+        if self.turns is not None:
+            cut = self._utts.being_heard(pacer.playhead, pacer.unsent(), now)
+        dropped = pacer.cut(now, may_clear=self.state is not CallState.ENDED)
         if cut is not None:
             self._heard_report(cut, now)
         if self._utts.drop_all(UtteranceOutcome.INTERRUPTED):
             self._voice.cut()
         return dropped / BYTES_PER_MS
-
-    def _being_heard(self, now: float) -> Utterance | None:
-        """The utterance the caller is hearing (or about to hear) at ``now``, if any: the first
-        one sent but not played to its end, else the one whose TTS is running."""
-        head = self.pacer.playhead
-        for utt in self._utts.playing:
-            if utt.frames_sent:
-                full = head.played_ms(utt.id, now + 1e6)
-                played = head.played_ms(utt.id, now)
-                if full is not None and played is not None and played < full:
-                    return utt
-        return self._utts.current or self.pacer.unsent()
 
     def _heard_report(self, utt: Utterance, now: float) -> None:
         played = self.pacer.playhead.played_ms(utt.id, now) if utt.frames_sent else None

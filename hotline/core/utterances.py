@@ -31,6 +31,7 @@ from hotline.core.heard import HeardText
 
 if TYPE_CHECKING:
     from hotline.core.latency import TurnTimes
+    from hotline.core.playhead import Playhead
 
 __all__ = ["Replies", "Utterance", "Utterances"]
 
@@ -126,6 +127,17 @@ class Utterances:
         if utt is None and queued and self.queue:
             utt = self.queue[0]
         return utt
+
+    def being_heard(self, head: Playhead, unsent: Utterance | None, now: float) -> Utterance | None:
+        """The utterance the caller is hearing (or about to hear) at ``now``, if any: the first
+        one sent but not played to its end, else the rendering one, else ``unsent``."""
+        for utt in self.playing:
+            if utt.frames_sent:
+                full = head.played_ms(utt.id, now + 1e6)
+                played = head.played_ms(utt.id, now)
+                if full is not None and played is not None and played < full:
+                    return utt
+        return self.current or unsent
 
     def last(self) -> Utterance | None:
         """The utterance that will end last."""
