@@ -1,9 +1,10 @@
 """The per-call state machine: it owns every utterance from queued to heard. Sans-I/O.
 
 A :class:`Call` joins one :class:`~hotline.core.twilio.TwilioStream`, the call's script, its
-:class:`~hotline.core.utterances.Utterances`, a :class:`~hotline.core.render.Renderer` (TTS audio
+:class:`~hotline.core.utterances.Utterances`, a :class:`~hotline.core.render.Voice` (TTS audio
 to µ-law, the clean-recording rule), a :class:`~hotline.core.pacer.Pacer` (frames, marks, the
-playhead) and, when listening, a :class:`~hotline.core.turns.TurnTaker`. It never sleeps, reads
+playhead) and :class:`~hotline.core.listening.Listening` (the caller's side: their audio for the
+recogniser, the VAD, the :class:`~hotline.core.turns.TurnTaker`). It never sleeps, reads
 a clock or touches a socket, and never calls the shell: the shell passes the time in (``now``,
 seconds on any monotonic clock), feeds it input and drains what comes out, once per wake-up::
 
@@ -55,13 +56,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Protocol
 
 from hotline.core.actions import (
     Action,
     BargeIn,
-    CallerTurn,
-    CommitSpeech,
     DigitPressed,
     Hangup,
     LineInterrupted,
@@ -78,37 +76,27 @@ from hotline.core.events import (
     Dtmf,
     MarkEcho,
     Media,
-    SpeechEnded,
-    SpeechStarted,
     Start,
     Stop,
     TTSEvent,
     TwilioEvent,
 )
-from hotline.core.latency import Latencies
+from hotline.core.listening import Listening, SpeechDetector
 from hotline.core.pacer import Pacer
 from hotline.core.render import Converter, Renderer, Voice
 from hotline.core.script import CallScript
 from hotline.core.transcript import Transcript
-from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
+from hotline.core.turns import TurnConfig, TurnTaker
 from hotline.core.twilio import TwilioStream
 from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
 from hotline.core.utterances import Replies, Utterance, Utterances
 from hotline.errors import HotlineError, assert_never
 
-__all__ = ["Call", "CallState", "CallStateError", "SpeechDetector"]
+__all__ = ["Call", "CallState", "CallStateError"]
 
 
 class CallStateError(HotlineError, RuntimeError):
     """A call method was used in a state that does not allow it (e.g. ``say`` after hang-up)."""
-
-
-class SpeechDetector(Protocol):
-    """What :class:`Call` needs from :class:`hotline.core.vad.Vad`."""
-
-    def process(self, media: Media) -> SpeechStarted | SpeechEnded | None: ...
-
-    def reset(self) -> None: ...
 
 
 class CallState(enum.Enum):
@@ -194,20 +182,32 @@ class Call:
         self._utts = Utterances(self._actions)
         renderer = Renderer(output_format, converter_factory, record_max=record_max_bytes)
         self._voice = Voice(renderer, self.pacer, self._utts, self._actions, first_slice_bytes)
-        self._vad = vad
-        self._recognise: list[bytes] | None = [] if recognise else None
-        self.turns: TurnTaker | None = TurnTaker(turns) if turns is not None else None
+        self._ears = Listening(
+            self._actions,
+            vad,
+            turns,
+            recognise=recognise,
+            can_barge_in=self._can_barge_in,
+            barge_in=self._barge_in,
+        )
         self.brain_digits = brain_digits
-        self._latency = Latencies()
         #: What the brain is saying (its streamed reply; see :class:`Replies`).
         self.replies = Replies(self)
         #: What was said on this call (from :meth:`accept` on).
         self.transcript: Transcript | None = None
         self.barge_ins = 0
-        #: Caller turns handed out (:class:`CallerTurn`).
-        self.caller_turns = 0
 
     # ------------------------------------------------------------------ properties
+
+    @property
+    def turns(self) -> TurnTaker | None:
+        """The turn taker (a call built with ``turns``)."""
+        return self._ears.turns
+
+    @property
+    def caller_turns(self) -> int:
+        """Caller turns handed out (:class:`CallerTurn`)."""
+        return self._ears.caller_turns
 
     @property
     def call_sid(self) -> str | None:
@@ -281,17 +281,12 @@ class Call:
     def audio_to_recognise(self) -> list[bytes]:
         """Return and forget the caller's µ-law payloads received since the last call (a call
         built with ``recognise``; from ``start`` until the call ends)."""
-        buf = self._recognise
-        if not buf:
-            return []
-        out = buf[:]
-        buf.clear()
-        return out
+        return self._ears.audio_to_recognise()
 
     def stop_recognising(self, now: float) -> None:
         """The shell can no longer feed the recogniser: keep no more audio, and barge-in falls
         back to speech onset (:meth:`stt_down`)."""
-        self._recognise = None
+        self._ears.stop_recognising()
         self.stt_down(now)
 
     # ------------------------------------------------------------------ Twilio side
@@ -359,7 +354,7 @@ class Call:
             self.script = script
         if hangup_after_greeting is not None:
             self.hangup_after_greeting = hangup_after_greeting
-        self.transcript = Transcript(now)
+        self.transcript = self._ears.transcript = Transcript(now)
         self.state = CallState.CLOSING if self.hangup_after_greeting else CallState.ACTIVE
         greeting, hangup = self.script.greeting, self.hangup_after_greeting
         self._utts.add(greeting, UtteranceSource.SCRIPT, now, hangup_after=hangup)
@@ -370,28 +365,10 @@ class Call:
         self.state = CallState.ENDED
 
     def _on_media(self, media: Media, now: float) -> None:
-        recognise = self._recognise
-        if recognise is not None and self.state is not CallState.CONNECTING:
-            recognise.append(media.payload)
-        if self._vad is None or self.state is not CallState.ACTIVE:
-            return  # the goodbye (CLOSING) is not interruptible: it plays, then we hang up
-        event = self._vad.process(media)
-        turns = self.turns
-        if turns is None:
-            if isinstance(event, SpeechStarted) and self._can_barge_in(now):
-                self._barge_in(event.timestamp_ms, now)
-            return
-        if event is not None:
-            if isinstance(event, SpeechStarted):
-                turns.speech_started(event.timestamp_ms, now, self._can_barge_in(now))
-            elif isinstance(event, SpeechEnded):
-                behind = max(media.timestamp - event.timestamp_ms, 0) / 1000.0
-                self._latency.speech_ended(now - behind)
-                turns.speech_ended(event.timestamp_ms, now)
-            else:
-                assert_never(event)
-        turns.media(media.timestamp, now)
-        self._turn_events(now)
+        if self.state is not CallState.CONNECTING:
+            self._ears.keep(media.payload)
+        if self.state is CallState.ACTIVE:  # the goodbye (CLOSING) plays, then we hang up
+            self._ears.media(media, now)
 
     def _can_barge_in(self, now: float) -> bool:
         """The caller's voice may cut what plays now (something plays and it is interruptible)."""
@@ -400,39 +377,10 @@ class Call:
         current = self._utts.now_playing(self.pacer.unsent(), queued=True)
         return current is None or current.interruptible
 
-    def _turn_events(self, now: float) -> None:
-        turns = self.turns
-        if turns is None or not turns.has_events:
-            return  # the common case, once per inbound frame: nothing to hand out
-        for event in turns.events():
-            if isinstance(event, Interrupt):
-                if self._can_barge_in(now):
-                    self._barge_in(event.timestamp_ms, now)
-            elif isinstance(event, CommitTranscript):
-                self._actions.append(CommitSpeech())
-            elif isinstance(event, TurnEnded):
-                ended_at = self._latency.turn_ended(event)
-                self.caller_turns += 1
-                if self.transcript is not None:
-                    self.transcript.caller(event.text, event.final_at)
-                self._actions.append(
-                    CallerTurn(
-                        text=event.text,
-                        speech_started_ms=event.speech_started_ms,
-                        speech_ended_ms=event.speech_ended_ms,
-                        ended_at=ended_at,
-                        silence_at=event.silence_at,
-                        final_at=event.final_at,
-                        timed_out=event.timed_out,
-                    )
-                )
-            else:
-                assert_never(event)
-
     def _on_digit(self, digit: str, now: float) -> None:
         if self.state is not CallState.ACTIVE:
             return  # not started yet, or the goodbye is playing
-        self._latency.forget()  # what follows answers the key, not the last spoken turn
+        self._ears.latency.forget()  # what follows answers the key, not the last spoken turn
         self._interrupt(now)
         if self.brain_digits:
             self._actions.append(DigitPressed(digit))
@@ -458,38 +406,27 @@ class Call:
 
     def transcript_partial(self, text: str, now: float) -> None:
         """An interim transcript of the caller's speech (replaces the previous one)."""
-        if self.turns is None or self.state is not CallState.ACTIVE:
-            return
-        self.turns.partial(text, now, self._can_barge_in(now))
-        self._turn_events(now)
+        if self.state is CallState.ACTIVE:
+            self._ears.partial(text, now)
 
     def transcript_final(self, text: str, now: float) -> None:
         """A final (committed) transcript of a stretch of the caller's speech."""
-        if self.turns is None or self.state is not CallState.ACTIVE:
-            return
-        self.turns.final(text, now, self._can_barge_in(now))
-        self._turn_events(now)
+        if self.state is CallState.ACTIVE:
+            self._ears.final(text, now)
 
     def stt_down(self, now: float) -> None:
         """The recogniser failed or dropped: a turn waiting for it ends with what it has, and
         barge-in falls back to speech onset until :meth:`stt_up`."""
-        if self.turns is None:
-            return
-        self.turns.stt_down()
-        if self.state is CallState.ACTIVE:
-            self._turn_events(now)
-        else:
-            self.turns.events()
+        self._ears.stt_down(now, active=self.state is CallState.ACTIVE)
 
     def stt_up(self) -> None:
         """The recogniser is (back) up."""
-        if self.turns is not None:
-            self.turns.stt_up()
+        self._ears.stt_up()
 
     def turn_handed(self, now: float) -> None:
         """The shell handed the last :class:`CallerTurn` to the brain at ``now`` (for
         :class:`TurnLatency`; without it the hand-over counts as instant)."""
-        self._latency.handed(now)
+        self._ears.latency.handed(now)
 
     # ------------------------------------------------------------------ TTS side
 
@@ -569,7 +506,7 @@ class Call:
         if not text or not text.strip():
             raise ValueError("text must not be empty")
         utt = self._add(text, UtteranceSource.SAY, now, interrupt=interrupt)
-        utt.latency = self._latency.claim(now)
+        utt.latency = self._ears.latency.claim(now)
         self._start_next(now)
         return utt.id
 
@@ -602,7 +539,7 @@ class Call:
         utt = self._add("", source, now, interrupt=interrupt, interruptible=interruptible)
         utt.streaming = True
         utt.closed = False
-        utt.latency = self._latency.claim(None)
+        utt.latency = self._ears.latency.claim(None)
         return utt.id
 
     def reply_text(self, utterance_id: int, piece: str, now: float) -> bool:
@@ -669,7 +606,7 @@ class Call:
             raise ValueError("ulaw must not be empty")
         utt = self._add(label, source, now, interrupt=interrupt, interruptible=interruptible)
         utt.ulaw = bytes(ulaw)
-        utt.latency = self._latency.claim(now)
+        utt.latency = self._ears.latency.claim(now)
         self._said(utt, now)
         self._start_next(now)
         return utt.id
@@ -730,19 +667,15 @@ class Call:
             return
         if self.state is CallState.ENDED or self.twilio.stream_sid is None:
             return
-        turns = self.turns
-        if turns is not None and turns.next_deadline() is not None:
-            turns.poll(now)
-            if self.state is CallState.ACTIVE:
-                self._turn_events(now)
+        self._ears.poll(now, active=self.state is CallState.ACTIVE)
         self.pacer.pump(now)
 
     def next_deadline(self, now: float) -> float | None:
         """When :meth:`pump` has something to do next if no new input arrives (``None``: not
         until new input). A value ``<= now`` means: pump now."""
         deadlines = [self.pacer.hangup_deadline]
-        if self.turns is not None and self.state is CallState.ACTIVE:
-            deadlines.append(self.turns.next_deadline())
+        if self.state is CallState.ACTIVE:
+            deadlines.append(self._ears.next_deadline())
         if self.state is not CallState.ENDED:
             deadlines.append(self.pacer.next_due(now))
         return min((d for d in deadlines if d is not None), default=None)
@@ -794,7 +727,7 @@ class Call:
         # What the caller heard of a cut line is for the brain: reported by a listening call.
         pacer = self.pacer
         cut = None
-        if self.turns is not None:
+        if self._ears.turns is not None:
             cut = self._utts.being_heard(pacer.playhead, pacer.unsent(), now)
         dropped = pacer.cut(now, may_clear=self.state is not CallState.ENDED)
         if cut is not None:

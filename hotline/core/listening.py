@@ -1,0 +1,191 @@
+"""The caller's side of a call: what is heard of them. Sans-I/O: the time is passed in.
+
+:class:`Listening` keeps the caller's µ-law for the recogniser (the shell drains it with
+:meth:`~hotline.core.call.Call.audio_to_recognise`), runs the VAD and the
+:class:`~hotline.core.turns.TurnTaker` on every inbound frame of an active call and turns what the
+turn taker decides into the Call's business: a barge-in (the Call's ``barge_in``, when its
+``can_barge_in`` allows), :class:`~hotline.core.actions.CommitSpeech` and
+:class:`~hotline.core.actions.CallerTurn` (written to the call's transcript too). The timing of the
+caller's turns waits in :attr:`Listening.latency` for the reply's
+:class:`~hotline.core.actions.TurnLatency`. Without ``turns`` (or while the recogniser is down) a
+VAD onset is the barge-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from hotline.core.actions import Action, CallerTurn, CommitSpeech
+from hotline.core.events import Media, SpeechEnded, SpeechStarted
+from hotline.core.latency import Latencies
+from hotline.core.transcript import Transcript
+from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
+from hotline.errors import assert_never
+
+__all__ = ["Listening", "SpeechDetector"]
+
+
+class SpeechDetector(Protocol):
+    """What :class:`Listening` needs from :class:`hotline.core.vad.Vad`."""
+
+    def process(self, media: Media) -> SpeechStarted | SpeechEnded | None: ...
+
+    def reset(self) -> None: ...
+
+
+class Listening:
+    """The caller's side of one call (see the module docstring).
+
+    Args:
+        actions: the Call's action queue (``CommitSpeech`` and ``CallerTurn`` go there).
+        vad: the speech detector (``None``: no barge-in, no turns from the VAD).
+        turns: turn-taking settings (``None``: barge-in on the VAD's onset only).
+        recognise: keep the caller's audio for :meth:`audio_to_recognise`.
+        can_barge_in: whether the caller's voice may cut what plays at ``now``.
+        barge_in: cut what plays (the onset's media timestamp, ``now``).
+    """
+
+    __slots__ = (
+        "_actions",
+        "_barge_in",
+        "_can_barge_in",
+        "_recognise",
+        "_vad",
+        "caller_turns",
+        "latency",
+        "transcript",
+        "turns",
+    )
+
+    def __init__(
+        self,
+        actions: list[Action],
+        vad: SpeechDetector | None,
+        turns: TurnConfig | None,
+        *,
+        recognise: bool,
+        can_barge_in: Callable[[float], bool],
+        barge_in: Callable[[int, float], None],
+    ) -> None:
+        self._actions = actions
+        self._vad = vad
+        self.turns: TurnTaker | None = TurnTaker(turns) if turns is not None else None
+        self._recognise: list[bytes] | None = [] if recognise else None
+        self._can_barge_in = can_barge_in
+        self._barge_in = barge_in
+        self.latency = Latencies()
+        #: Where caller turns are written (the Call's, once accepted).
+        self.transcript: Transcript | None = None
+        #: Caller turns handed out (:class:`CallerTurn`).
+        self.caller_turns = 0
+
+    # ------------------------------------------------------------------ the caller's audio
+
+    def keep(self, ulaw: bytes) -> None:
+        """An inbound payload of a started call, for the recogniser."""
+        if self._recognise is not None:
+            self._recognise.append(ulaw)
+
+    def audio_to_recognise(self) -> list[bytes]:
+        """Return and forget the payloads kept since the last call."""
+        buf = self._recognise
+        if not buf:
+            return []
+        out = buf[:]
+        buf.clear()
+        return out
+
+    def stop_recognising(self) -> None:
+        """Keep no more audio (the shell's feed broke)."""
+        self._recognise = None
+
+    def media(self, media: Media, now: float) -> None:
+        """One inbound frame of an active call: the VAD, then the turn taker."""
+        if self._vad is None:
+            return
+        event = self._vad.process(media)
+        turns = self.turns
+        if turns is None:
+            if isinstance(event, SpeechStarted) and self._can_barge_in(now):
+                self._barge_in(event.timestamp_ms, now)
+            return
+        if event is not None:
+            if isinstance(event, SpeechStarted):
+                turns.speech_started(event.timestamp_ms, now, self._can_barge_in(now))
+            elif isinstance(event, SpeechEnded):
+                behind = max(media.timestamp - event.timestamp_ms, 0) / 1000.0
+                self.latency.speech_ended(now - behind)
+                turns.speech_ended(event.timestamp_ms, now)
+            else:
+                assert_never(event)
+        turns.media(media.timestamp, now)
+        self._events(now)
+
+    # ------------------------------------------------------------------ the recogniser
+
+    def partial(self, text: str, now: float) -> None:
+        """An interim transcript (an active call)."""
+        if self.turns is not None:
+            self.turns.partial(text, now, self._can_barge_in(now))
+            self._events(now)
+
+    def final(self, text: str, now: float) -> None:
+        """A final transcript (an active call)."""
+        if self.turns is not None:
+            self.turns.final(text, now, self._can_barge_in(now))
+            self._events(now)
+
+    def stt_down(self, now: float, *, active: bool) -> None:
+        """The recogniser failed: a waiting turn ends with what it has (an active call)."""
+        if self.turns is None:
+            return
+        self.turns.stt_down()
+        if active:
+            self._events(now)
+        else:
+            self.turns.events()
+
+    def stt_up(self) -> None:
+        if self.turns is not None:
+            self.turns.stt_up()
+
+    def poll(self, now: float, *, active: bool) -> None:
+        """The turn taker's deadline may have passed."""
+        turns = self.turns
+        if turns is not None and turns.next_deadline() is not None:
+            turns.poll(now)
+            if active:
+                self._events(now)
+
+    def next_deadline(self) -> float | None:
+        return self.turns.next_deadline() if self.turns is not None else None
+
+    def _events(self, now: float) -> None:
+        turns = self.turns
+        if turns is None or not turns.has_events:
+            return  # the common case, once per inbound frame: nothing to hand out
+        for event in turns.events():
+            if isinstance(event, Interrupt):
+                if self._can_barge_in(now):
+                    self._barge_in(event.timestamp_ms, now)
+            elif isinstance(event, CommitTranscript):
+                self._actions.append(CommitSpeech())
+            elif isinstance(event, TurnEnded):
+                ended_at = self.latency.turn_ended(event)
+                self.caller_turns += 1
+                if self.transcript is not None:
+                    self.transcript.caller(event.text, event.final_at)
+                self._actions.append(
+                    CallerTurn(
+                        text=event.text,
+                        speech_started_ms=event.speech_started_ms,
+                        speech_ended_ms=event.speech_ended_ms,
+                        ended_at=ended_at,
+                        silence_at=event.silence_at,
+                        final_at=event.final_at,
+                        timed_out=event.timed_out,
+                    )
+                )
+            else:
+                assert_never(event)
