@@ -101,6 +101,15 @@ wheel-check-all: build
 ci-floors: sysdeps testdeps
 	@bash scripts/ci_floors.sh
 
+# The Dockerfile (the file railway.json names) built with buildah on a Debian base made by
+# mmdebstrap, run from the image and called; SIGTERM drains it; the wheel in a stage with no
+# compiler. Needs root. Bounded: 40 min at most; removes what it made (scripts/image_check.sh).
+IMAGE_PKGS := buildah mmdebstrap iproute2
+.PHONY: image-check
+image-check: build
+	$(call ensure_pkgs,$(IMAGE_PKGS))
+	@BIN=$(BIN) timeout --kill-after=60 2400 bash scripts/image_check.sh
+
 clean:
 	rm -rf build dist wheelhouse *.egg-info .venv-floors hotline/codec/_codec.c hotline/codec/*.so \
 	  hotline/codec/*.html .pytest_cache .benchmarks $(VENV) caller.wav
