@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,13 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from benchmarks.common import versions
 from hotline.core.events import TTSEvent
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server.app import create_app
-from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.elevenlabs_client import TextFeed, TTSConfig
 from hotline.server.hub import Hub
 from hotline.server.settings import Settings
@@ -46,6 +43,8 @@ from hotline.server.speech_service import TTSFactory
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
+from tests.support.net import base_url, bind_ephemeral
+from tests.support.server import serve_asgi
 
 TOKEN = "bench-first-word-twilio-token-0123"
 ADMIN = "bench-first-word-admin-token"
@@ -123,26 +122,14 @@ class Preopen:
 async def serving(
     tts_factory: TTSFactory | None = None, **settings: Any
 ) -> AsyncIterator[tuple[str, Hub]]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock = bind_ephemeral()
+    base = base_url(sock)
     app = create_app(
         Settings(twilio_auth_token=TOKEN, public_url=base, admin_token=ADMIN, **settings),
         tts_factory=tts_factory,
     )
-    config = uvicorn.Config(app, log_config=None, log_level="warning", **uvicorn_config_kwargs())  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+    async with serve_asgi(app, sock):
         yield base, app.state.hub
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def one_call(

@@ -1,8 +1,9 @@
-"""Real processes for deployment tests: an nginx reverse proxy and a ``hotline serve``.
+"""An nginx reverse proxy for the deployment tests (``hotline serve`` itself comes from
+:mod:`tests.support.spawn`).
 
-Both run as subprocesses on 127.0.0.1 only and are context managers that stop what they
-started (by process, never by name). ``nginx`` proxies HTTP and WebSocket upgrades the way a
-platform edge does: it appends the peer to ``X-Forwarded-For`` and passes ``Upgrade``.
+It runs as a subprocess on 127.0.0.1 only, in a context manager that stops what it started (by
+process, never by name), and proxies HTTP and WebSocket upgrades the way a platform edge does:
+it appends the peer to ``X-Forwarded-For`` and passes ``Upgrade``.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.support.net import free_port
+from tests.support.spawn import stop
 
-__all__ = ["NGINX", "Served", "free_port", "hotline_serve", "nginx_proxy"]
+__all__ = ["NGINX", "nginx_proxy"]
 
 #: The nginx binary (Debian puts it in /usr/sbin, which a non-root PATH may lack).
 NGINX = shutil.which("nginx") or next(
@@ -65,12 +65,6 @@ http {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_for_port(port: int, proc: subprocess.Popen[str], what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -81,17 +75,6 @@ def _wait_for_port(port: int, proc: subprocess.Popen[str], what: str, timeout: f
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} in {timeout} s")
         time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[str], sig: int) -> str:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        _, err = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return err or ""
 
 
 @contextlib.contextmanager
@@ -127,48 +110,4 @@ def nginx_proxy(
             _wait_for_port(port, proc, "nginx", 10)
             yield f"http://127.0.0.1:{port}"
         finally:
-            _stop(proc, signal.SIGQUIT)  # graceful: the master waits for its worker
-
-
-@dataclass
-class Served:
-    port: int
-    base: str
-    proc: subprocess.Popen[str]
-    stderr: str = ""  # filled in when the server has stopped
-
-
-@contextlib.contextmanager
-def hotline_serve(*args: str, port: int | None = None, **env: str) -> Iterator[Served]:
-    """``python -m hotline serve --port PORT *args`` with ``env`` added to a clean
-    environment (no inherited TWILIO/ELEVENLABS/HOTLINE/RAILWAY variables); waits for
-    ``/health``. The served record's ``stderr`` holds the log once the block exits."""
-    port = free_port() if port is None else port
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TWILIO_", "ELEVENLABS_", "HOTLINE_", "RAILWAY_"))
-    }
-    clean.update(env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "serve", "--port", str(port), *args],
-        env=clean,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    served = Served(port, f"http://127.0.0.1:{port}", proc)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(served.base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"hotline serve did not start: {_stop(proc, signal.SIGINT)}")
-            time.sleep(0.1)
-        yield served
-    finally:
-        served.stderr = _stop(proc, signal.SIGINT)
+            stop(proc, signal.SIGQUIT)  # graceful: the master waits for its worker

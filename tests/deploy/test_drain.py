@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
-from tests.deploy.proxy import hotline_serve
+from tests.support.spawn import hotline_serve
+
+pytestmark = pytest.mark.slow  # real processes in real time: `make test-all`, not `make test`
 
 TOKEN = "drain-test-twilio-token-0123456789abcd"
 GREETING = (

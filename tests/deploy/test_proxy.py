@@ -16,11 +16,16 @@ from twilio.request_validator import RequestValidator
 
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
-from tests.deploy.proxy import NGINX, free_port, hotline_serve, nginx_proxy
+from tests.deploy.proxy import NGINX, nginx_proxy
+from tests.support.net import free_port
+from tests.support.spawn import hotline_serve
 
-pytestmark = pytest.mark.skipif(
-    NGINX is None, reason="nginx is not installed (apt-get install -y nginx; `make testdeps`)"
-)
+pytestmark = [
+    pytest.mark.slow,  # real nginx and hotline processes: `make test-all`, not `make test`
+    pytest.mark.skipif(
+        NGINX is None, reason="nginx is not installed (apt-get install -y nginx; `make testdeps`)"
+    ),
+]
 
 TOKEN = "deploy-twilio-token-0123456789abcdef"
 FORM = {"CallSid": "CAscanner", "From": "+15555550199"}

@@ -18,8 +18,12 @@ import pytest
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
-from tests.deploy.proxy import NGINX, free_port, hotline_serve, nginx_proxy
+from tests.deploy.proxy import NGINX, nginx_proxy
 from tests.scale.conftest import RedisServer, redis_server
+from tests.support.net import free_port
+from tests.support.spawn import hotline_serve
+
+pytestmark = pytest.mark.slow  # real processes in real time: `make test-all`, not `make test`
 
 __all__ = ["redis_server"]  # the fixture, imported for these tests
 

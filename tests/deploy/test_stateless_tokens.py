@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
-from tests.deploy.proxy import free_port, hotline_serve
+from tests.support.net import free_port
+from tests.support.spawn import hotline_serve
+
+pytestmark = pytest.mark.slow  # real processes in real time: `make test-all`, not `make test`
 
 TOKEN = "replicas-twilio-token-0123456789abcdef"
 

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -23,16 +22,10 @@ from hotline.ear.config import EarConfig
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import Recognizer, RecognizerConfig, normalise
 from hotline.ear.server import LocalEar, start_local_ear
+from tests.support.aio import arun
 
 T = TypeVar("T")
 SILENCE_1S = b"\xff" * 8000
-
-
-def arun(factory: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(main())
 
 
 def scribe_url(ear: LocalEar, **kw: Any) -> str:

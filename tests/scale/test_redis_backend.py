@@ -10,7 +10,7 @@ import pytest
 
 from hotline.server.redis_backend import Cluster, RedisPhraseStore
 from tests.scale.conftest import RedisServer
-from tests.scale.test_multi import arun
+from tests.support.aio import arun
 
 
 class Replica:

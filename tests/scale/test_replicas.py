@@ -4,10 +4,8 @@ across replicas, a crashed replica's calls expiring, a Redis outage survived."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +18,18 @@ import redis
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
-from tests.scale.conftest import RedisServer, free_port
-from tests.scale.test_multi import arun
+from tests.scale.conftest import RedisServer
 from tests.scale.test_server_scale import SCRIPT, metric
+from tests.support.aio import arun
+from tests.support.net import free_port
+from tests.support.spawn import spawn_serve, wait_healthy
+
+pytestmark = pytest.mark.slow  # real processes in real time: `make test-all`, not `make test`
 
 TOKEN = "replica-test-twilio-token-123456"
 ADMIN_TOKEN = "replica-test-admin-token-abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 EXPIRY = 1.5
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Replica:
@@ -38,12 +39,7 @@ class Replica:
         self.log_path = tmp_path / f"{name}.log"
         script = tmp_path / "script.toml"
         script.write_text(SCRIPT)
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("TWILIO_", "HOTLINE_", "ELEVENLABS_", "RAILWAY_"))
-        }
-        env.update(
+        env = dict(
             TWILIO_AUTH_TOKEN=TOKEN,
             HOTLINE_PUBLIC_URL=self.base,
             HOTLINE_ADMIN_TOKEN=ADMIN_TOKEN,
@@ -55,25 +51,10 @@ class Replica:
             PORT=str(self.port),
         )
         self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = spawn_serve(env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(self.base + "/health", timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"replica did not start:\n{self.output()}")
+        wait_healthy(self.base, self.proc, 20, self.output)
 
     def output(self) -> str:
         self.log.flush()

@@ -5,61 +5,40 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
-from tests.scale.conftest import RedisServer, free_port
+from tests.scale.conftest import RedisServer
 from tests.scale.test_server_scale import SCRIPT
+from tests.support.net import free_port
+from tests.support.spawn import run_serve, spawn_serve, wait_healthy
 
 TOKEN = "workers-test-twilio-token-123456"
 ADMIN = {"Authorization": "Bearer workers-test-admin-token-abcdef"}
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TWILIO_", "HOTLINE_", "ELEVENLABS_", "RAILWAY_"))
-    }
-    env.update(extra)
-    return env
 
 
 def test_workers_refused_without_redis() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "hotline", "serve", "--insecure-dev", "--workers", "2"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = run_serve("--insecure-dev", "--workers", "2")
     assert r.returncode == 2
     lines = [line for line in r.stderr.splitlines() if line.startswith("hotline serve:")]
     assert len(lines) == 1 and "HOTLINE_REDIS_URL" in lines[0], r.stderr
 
 
 def test_workers_refuse_zero() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "hotline", "serve", "--insecure-dev", "--workers", "0"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = run_serve("--insecure-dev", "--workers", "0")
     assert r.returncode == 2 and "--workers must be >= 1" in r.stderr
 
 
+@pytest.mark.slow
 def test_say_reaches_the_call_whichever_worker_holds_it(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
@@ -68,7 +47,7 @@ def test_say_reaches_the_call_whichever_worker_holds_it(
     script = tmp_path / "script.toml"
     script.write_text(SCRIPT)
     log_path = tmp_path / "serve.log"
-    env = _env(
+    env = dict(
         TWILIO_AUTH_TOKEN=TOKEN,
         HOTLINE_PUBLIC_URL=base,
         HOTLINE_ADMIN_TOKEN=ADMIN["Authorization"].split()[1],
@@ -80,15 +59,9 @@ def test_say_reaches_the_call_whichever_worker_holds_it(
         PORT=str(port),
     )
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve", "--workers", "2"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = spawn_serve("--workers", "2", env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(base, proc, log_path)
+            wait_healthy(base, proc, 30, lambda: log_path.read_text("utf-8", "replace"))
             asyncio.run(asyncio.wait_for(_route_says(base, redis_server.port), 90))
         finally:
             proc.terminate()
@@ -101,19 +74,6 @@ def test_say_reaches_the_call_whichever_worker_holds_it(
     out = log_path.read_text("utf-8", "replace")
     assert code == 0, out
     assert out.count("worker ") >= 2 and "Traceback" not in out, out
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log_path.read_text("utf-8", "replace")
-        try:
-            if httpx.get(base + "/health", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("hotline serve --workers 2 did not start")
 
 
 async def _until(cond: Any, timeout: float, what: str) -> None:

@@ -22,7 +22,8 @@ from hotline.core.brain import (
 from hotline.core.script import CallScript, default_script, load_script
 from hotline.server.brain_llm import LlmBrain, make_client
 from hotline.sim.llm_server import END_CALL, StandIn
-from tests.server.asgi import serve
+from tests.support.net import free_port
+from tests.support.server import serve
 
 TOUR = (
     "We play Portland on the twelfth, Seattle on the fourteenth, and Vancouver. Tickets are online!"
@@ -237,12 +238,7 @@ def test_history_bound_and_legacy_max_tokens_with_the_default_script() -> None:
 
 def test_unreachable_server_is_a_fallback() -> None:
     async def main() -> None:
-        import socket
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()  # nothing listens there
+        port = free_port()  # nothing listens there
         brain = LlmBrain(
             load_script(FAST), make_client(f"http://127.0.0.1:{port}/v1", "k"), model="m"
         )

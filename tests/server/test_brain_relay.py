@@ -29,6 +29,7 @@ from hotline.core.brain import (
 )
 from hotline.core.script import default_script
 from hotline.server.brain_relay import RelayBrain
+from tests.support.net import free_port
 
 TOKEN = "relay-test-auth-token-0123456789"
 CALL = CallStarted(
@@ -239,12 +240,7 @@ def test_call_ending_closes_the_socket_normally() -> None:
 
 def test_unreachable_app() -> None:
     async def main() -> None:
-        import socket
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()  # nothing listens there
         brain = RelayBrain(f"ws://127.0.0.1:{port}/x", default_script(), auth_token=TOKEN)
         out: list[BrainOutput] = []
 

@@ -2,80 +2,50 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 
 import httpx
 
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TWILIO_", "HOTLINE_", "ELEVENLABS_"))
-    }
-    env.pop("RAILWAY_PUBLIC_DOMAIN", None)
-    env.update(extra)
-    return env
-
-
-def _serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hotline", "serve", *args],
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+from tests.support.net import free_port
+from tests.support.spawn import run_serve, spawn_serve, wait_healthy
 
 
 def test_refuses_without_twilio_token() -> None:
-    r = _serve()
+    r = run_serve()
     assert r.returncode == 2
     assert "TWILIO_AUTH_TOKEN is not set" in r.stderr and "--insecure-dev" in r.stderr
 
 
 def test_refuses_without_public_url() -> None:
-    r = _serve(TWILIO_AUTH_TOKEN="t")
+    r = run_serve(TWILIO_AUTH_TOKEN="t")
     assert r.returncode == 2 and "HOTLINE_PUBLIC_URL" in r.stderr
 
 
 def test_insecure_dev_is_loopback_only() -> None:
-    r = _serve("--insecure-dev", "--host", "0.0.0.0")
+    r = run_serve("--insecure-dev", "--host", "0.0.0.0")
     assert r.returncode == 2 and "127.0.0.1 only" in r.stderr
 
 
 def test_bad_setting_is_reported() -> None:
-    r = _serve("--insecure-dev", ELEVENLABS_OUTPUT_FORMAT="wav_44100")
+    r = run_serve("--insecure-dev", ELEVENLABS_OUTPUT_FORMAT="wav_44100")
     assert r.returncode == 2 and "ELEVENLABS_OUTPUT_FORMAT" in r.stderr
 
 
 def test_insecure_dev_serves_with_the_local_voice() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "serve", "--insecure-dev", "--port", str(port)],
-        env=_env(HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY="0.05"),
+    port = free_port()
+    proc = spawn_serve(
+        "--insecure-dev",
+        "--port",
+        str(port),
+        env={"HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY": "0.05"},
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_healthy(base, proc, 20)
         body = httpx.get(base + "/health/streaming").json()
         assert (
             body["voice"] == "local"

@@ -15,7 +15,8 @@ from websockets.frames import Frame, Opcode
 from hotline.server.media_ws import DIRECT, DirectSocket, direct_socket
 from hotline.server.session import MAX_MESSAGE
 from tests.support.aio import arun, wait_until
-from tests.support.server import base_url, bind_ephemeral, serve_asgi
+from tests.support.net import base_url, bind_ephemeral
+from tests.support.server import serve_asgi
 
 
 class Sink:

@@ -17,7 +17,8 @@ from hotline.codec import ulaw_decode, ulaw_encode
 from hotline.errors import PlayError
 from hotline.server.play import fetch_ulaw, to_ulaw
 from tests.audio import tone, wav_bytes
-from tests.server.asgi import serve
+from tests.support.net import free_port
+from tests.support.server import serve
 
 
 def mp3_of(pcm16: bytes, rate: int = 44100) -> bytes:
@@ -131,12 +132,7 @@ def test_clear_errors(path: str, kwargs: dict[str, float], match: str) -> None:
 
 def test_connection_refused_and_bad_scheme() -> None:
     async def t(base: str) -> None:
-        import socket
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()  # nothing listens there
         with pytest.raises(PlayError, match="ConnectError"):
             await fetch_ulaw(f"http://127.0.0.1:{port}/a.mp3")
         with pytest.raises(PlayError, match="http"):

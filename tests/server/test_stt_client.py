@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
@@ -20,16 +19,11 @@ from hotline.ear.recognizer import normalise
 from hotline.ear.server import LocalEar
 from hotline.errors import ConfigError
 from hotline.server.stt_client import SttConfig, SttProvider, SttStatus, SttStream
+from tests.support.aio import arun
+from tests.support.net import free_port
 
 T = TypeVar("T")
 SILENCE_1S = b"\xff" * 8000
-
-
-def arun(factory: Callable[[], Awaitable[T]], timeout: float = 90.0) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
-
-    return asyncio.run(main())
 
 
 class Recorder:
@@ -170,15 +164,9 @@ def test_refused_at_connect_deepgram_http_401() -> None:
     arun(main)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_nothing_listening_buffers_bounded_then_connects(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        port = _free_port()
+        port = free_port()
         rec = Recorder()
         cfg = SttConfig(
             url=f"ws://127.0.0.1:{port}",

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from hotline.sim.llm_server import END_CALL, StandIn
-from tests.server.asgi import serve
+from tests.support.server import serve
 
 BODY = {
     "model": "m",

@@ -1,6 +1,7 @@
-"""The one way the tests start a server: an ASGI app on a real uvicorn, 127.0.0.1, an
-ephemeral port; in the test's own event loop (:func:`running_server`) or in a thread with its
-own loop (:class:`ServerThread`, for a server shared by many tests).
+"""The one way the tests start a server in-process: an ASGI app on a real uvicorn, 127.0.0.1,
+an ephemeral port (:func:`serve_asgi`); hotline's app in the test's own event loop
+(:func:`running_server`) or in a thread with its own loop (:class:`ServerThread`, for a server
+shared by many tests); any other app, e.g. a stand-in, with :func:`serve`.
 
 The hotline app runs on the configuration users run: whatever ``Settings`` defaults to (today
 the multi-context ElevenLabs socket and a 32 MiB phrase cache). A test that needs the other
@@ -27,6 +28,8 @@ from hotline.server.settings import Settings
 from hotline.server.speech_service import TTSFactory
 from hotline.sim import webhook
 
+from .net import base_url, bind_ephemeral
+
 T = TypeVar("T")
 
 AUTH_TOKEN = "test-twilio-auth-token-0123456789"
@@ -46,14 +49,6 @@ TEST_SETTINGS: dict[str, Any] = {
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
     """Twilio's ``X-Twilio-Signature`` for ``url`` and form ``params`` (the simulator's)."""
     return webhook.sign(token, url, params)
-
-
-def bind_ephemeral() -> socket.socket:
-    """A socket bound to 127.0.0.1 on a free port (handed to uvicorn, so no race for it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 @contextlib.asynccontextmanager
@@ -81,8 +76,14 @@ async def serve_asgi(
         sock.close()
 
 
-def base_url(sock: socket.socket) -> str:
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Any ASGI app (a stand-in: the LLM, a media server) served on uvicorn's sans-I/O WebSocket
+    protocol (``"auto"`` picks the deprecated legacy one on uvicorn < 0.36), with TCP_NODELAY;
+    yields ``http://127.0.0.1:<port>``."""
+    sock = bind_ephemeral(nodelay=True)
+    async with serve_asgi(app, sock, timeout_graceful_shutdown=2, ws="websockets-sansio"):
+        yield base_url(sock)
 
 
 @dataclass
