@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from hotline.server.app import create_app
 from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.hub import Hub
-from hotline.server.settings import Settings
+from hotline.server.settings import ListenSettings, Settings
 from hotline.server.speech_service import TTSFactory
 from hotline.sim import webhook
 
@@ -37,12 +37,15 @@ ADMIN_TOKEN = "test-admin-token-abcdef"
 CALLER = "+15555550123"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
-# What every test server gets unless it overrides it: tokens, and a quick local voice.
+# What every test server gets unless it overrides it: tokens, a quick local voice, and no
+# speech-to-text (each lifespan with the default local ear spawns a `python -m hotline.ear`
+# process, ~1.2 s a server). A test that listens opts in: ``listen=ListenSettings(stt="local")``.
 TEST_SETTINGS: dict[str, Any] = {
     "twilio_auth_token": AUTH_TOKEN,
     "admin_token": ADMIN_TOKEN,
     "local_voice_first_chunk_delay": 0.05,
     "tts_timeout": 1.5,
+    "listen": ListenSettings(stt="off"),
 }
 
 
