@@ -8,11 +8,11 @@ import json
 import math
 import random
 import types
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from hotline.codec import Transcoder
 from hotline.core.actions import (
     BargeIn,
     CancelTTS,
@@ -56,8 +56,8 @@ SCRIPT = CallScript(
 
 
 class _UlawPassthrough:
-    """Transcoder("ulaw_8000") as specified (byte-for-byte); used only while the compiled
-    codec is not built."""
+    """A byte-for-byte converter double: the base of the failing converters below (the calls
+    themselves convert with the compiled :class:`~hotline.codec.Transcoder`)."""
 
     def feed(self, data: bytes) -> bytes:
         return bytes(data)
@@ -75,14 +75,6 @@ class _UlawPassthrough:
 
 class _NoStats:
     skipped_bytes = 0
-
-
-def _ulaw_factory() -> Callable[[str], Converter]:
-    try:
-        from hotline.codec import Transcoder
-    except ImportError:  # the codec helper has not built the extension yet
-        return lambda fmt: _UlawPassthrough()
-    return Transcoder
 
 
 def _ulaw_to_linear(u: int) -> int:
@@ -122,7 +114,7 @@ SILENCE = b"\xff" * 160
 
 def make_call(**kw: Any) -> Call:
     kw.setdefault("output_format", "ulaw_8000")
-    kw.setdefault("converter_factory", _ulaw_factory())
+    kw.setdefault("converter_factory", Transcoder)
     kw.setdefault("vad", Vad(VadConfig(min_speech_ms=60), frame_stats=_stats))
     return Call(kw.pop("script", SCRIPT), **kw)
 
@@ -932,19 +924,18 @@ def test_play_recorded_for_an_unwanted_utterance_is_refused() -> None:
 
 
 def test_real_transcoder_recording_replays_byte_identical() -> None:
-    codec = pytest.importorskip("hotline.codec")
     from hotline.tts_standin.synth import StreamSynth
 
     mp3 = StreamSynth("mp3_44100_128", cache=False).generate("Replayed exactly.", end=True).audio
     fmt = "mp3_44100_128"
-    call = _recording_call(output_format=fmt, converter_factory=codec.Transcoder)
+    call = _recording_call(output_format=fmt, converter_factory=Transcoder)
     for i in range(0, len(mp3), 997):
         call.receive_tts(1, TTSAudio(mp3[i : i + 997], None, None), 0.0)
     call.receive_tts(1, TTSFinal(), 0.0)
     rec = next(a for a in call.actions() if isinstance(a, UtteranceRecorded))
     assert len(rec.ulaw) > 8000
     heard_first = _all_media(call, 5.0)
-    again = _recording_call(output_format=fmt, converter_factory=codec.Transcoder)
+    again = _recording_call(output_format=fmt, converter_factory=Transcoder)
     again.play_recorded(1, rec.ulaw, 0.0)
     assert _all_media(again, 5.0) == heard_first
 

@@ -7,13 +7,10 @@ import io
 import random
 import warnings
 
+import av
 import numpy as np
 import numpy.typing as npt
 import pytest
-
-pytest.importorskip("hotline.codec", reason="the compiled codec is not built")
-
-import av
 import soxr
 
 from hotline.codec import SUPPORTED_FORMATS
