@@ -45,4 +45,5 @@ if bad:
 PY
 "$venv/bin/python" -m pytest -q -p no:cacheprovider -x \
   tests/codec tests/core tests/server tests/deploy tests/scale/test_redis_backend.py
+bash scripts/stubtest.sh "$venv/bin/python"
 echo "ci-floors: passed in $(( $(date +%s) - start )) s"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the repaired manylinux wheel alone in a fresh venv (no Cython, no source tree on the
-# path) and run the codec tests against it. Run by `make wheel-check` and .ci/run.
+# path) and run the codec tests and stubtest against it. Run by `make wheel-check` and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 # PYTHON: the interpreter to test with; WHEEL: the wheel (default the one in wheelhouse/);
 # TESTS: what to run against it (default the codec tests).
 PY=${PYTHON:-python3}
@@ -33,3 +34,5 @@ print("installed hotline:", path, "| libmpg123", hotline.codec.mpg123_version())
 PY
 # shellcheck disable=SC2086
 "$work/venv/bin/python" -m pytest -q -p no:cacheprovider ${TESTS:-tests/codec}
+# The stubs against the wheel's own module (the allowlist is in the copied tests/).
+bash "$root/scripts/stubtest.sh" "$work/venv/bin/python"
