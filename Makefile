@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SOURCES := setup.py pyproject.toml $(wildcard hotline/codec/*.pyx hotline/codec/*.pxd csrc/*.c csrc/*.h)
 PYTEST_ARGS ?=
 
-.PHONY: all sysdeps testdeps venv build test demo serve bench bench-save wheel wheel-check \
+.PHONY: all sysdeps testdeps venv build test test-all demo serve bench bench-save wheel wheel-check \
   wheel-check-all ci-floors lint clean
 
 all: build
@@ -59,13 +59,30 @@ $(VENV)/.stamp-build: $(SOURCES) $(VENV)/.stamp-deps
 
 build: sysdeps $(VENV)/.stamp-build
 
-test: build testdeps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The suite in two tiers (markers in pyproject.toml). `make test`: everything but the `slow`
+# tier, on PYTEST_WORKERS xdist workers; tests that share a server or must not overlap one
+# another carry an xdist_group (--dist loadgroup keeps each group on one worker, in order).
+# `make test-all` (what CI runs): the same, then the `slow` tier (soak, capacity, deploy, the
+# replicas and workers, real-time spoken runs, the per-utterance fault rows) one at a time,
+# as the whole suite ran before it had tiers.
+PYTEST_WORKERS ?= 2
+PYTEST_FAST := $(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST_SLOW := $(BIN)/python -m pytest -m slow -n 0
 
+test: build testdeps
+	$(PYTEST_FAST) $(PYTEST_ARGS)
+
+test-all: build testdeps
+	$(PYTEST_FAST) $(PYTEST_ARGS)
+	$(PYTEST_SLOW) $(PYTEST_ARGS)
+
+# Static gates, kept out of pytest: ruff (lint and format), mypy over hotline/ (config in
+# pyproject.toml), and stubtest of the codec's stubs against the built module.
 lint: build
 	$(BIN)/ruff check hotline tests benchmarks
 	$(BIN)/ruff format --check hotline tests benchmarks setup.py
 	$(BIN)/mypy
+	@bash scripts/stubtest.sh $(BIN)/python
 
 demo: build
 	@bash scripts/demo.sh

@@ -21,8 +21,12 @@ from fastapi import FastAPI
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
+from tests.support import marks
 from tests.support.aio import arun, wait_until
 from tests.support.server import running_server
+
+# Windows on the caller simulator's wall clock (time to first audio, clear after barge-in).
+pytestmark = marks.wall_clock
 
 T = TypeVar("T")
 TWILIO_TOKEN = "e2e-twilio-token-0123456789abcdef"

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hotline.server.settings import ListenSettings
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
 from hotline.sim.speech import caller_speech_frames
+from tests.support import marks
 from tests.support.aio import arun
 from tests.support.server import ADMIN_TOKEN, AUTH_TOKEN, running_server
+
+# The turn's end within 40 ms of the last speech frame, on the caller simulator's wall clock.
+pytestmark = marks.wall_clock
 
 SCRIPT = """
 greeting = "Hello, this is the test line."
@@ -46,7 +51,7 @@ def test_spoken_questions_are_answered_with_their_intent_lines(tmp_path: Path) -
 async def spoken_questions(tmp_path: Path) -> None:
     script = tmp_path / "script.toml"
     script.write_text(SCRIPT)
-    async with running_server(script_path=str(script)) as run:
+    async with running_server(script_path=str(script), listen=ListenSettings(stt="local")) as run:
         opts = CallOptions(
             url=run.base,
             auth_token=AUTH_TOKEN,

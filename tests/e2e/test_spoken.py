@@ -26,6 +26,8 @@ from tests.support.aio import arun
 from tests.support.server import ADMIN, Running, running_server
 from tests.support.twilio import FakeTwilio
 
+pytestmark = pytest.mark.slow  # pocketsphinx in real time, ~140 s: `make test-all`, not `make test`
+
 SCRIPT = default_script()
 
 #: (what the caller says, the intent it must reach). "Goodbye" alone came out of the ear as

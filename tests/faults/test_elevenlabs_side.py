@@ -12,11 +12,13 @@ can be pointed at a fault.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from typing import Any
 
 import pytest
+
+from tests.support import marks
+from tests.support.net import free_port
 
 from .harness import (
     FAULTY,
@@ -36,18 +38,14 @@ from .harness import (
     unique,
 )
 
+pytestmark = marks.fault_matrix
+
 ERRORS = "hotline_elevenlabs_errors_total"
 #: The server's default is "multi" (a multi-stream-input socket per call, replaced when the TTS
 #: target changes); the rows most about a dying socket also run on "single" (one per utterance).
 #: The ``server`` fixture picks the server of the test's transport (conftest.py).
 #: (The single-transport runs are marked slow: `-m "not slow"` keeps the matrix under 90 s.)
 TRANSPORTS = ("multi", pytest.param("single", marks=pytest.mark.slow))
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _voice_audio_ms(server: ServerThread, fault: str | None) -> float:
@@ -194,7 +192,7 @@ def test_inactivity_close_cannot_strike(server: ServerThread) -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_connection_refused(server: ServerThread, transport: str) -> None:
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     # single: the utterance fails at once; multi: the call's socket retries with backoff and
     # the utterance gives up after the TTS open timeout (5 s)
     bound = 3.0 if transport == "single" else 5.0 + 2.0

@@ -11,6 +11,8 @@ import asyncio
 import os
 from typing import Any
 
+from tests.support import marks
+
 from .harness import (
     SENTENCE,
     LiveCall,
@@ -26,6 +28,8 @@ from .harness import (
     scrape,
     speech_of,
 )
+
+pytestmark = marks.fault_matrix
 
 PROTOCOL = "hotline_protocol_errors_total"
 # no starvation mid-utterance; a few frames of slack for a busy 2-core machine (the server

@@ -27,8 +27,13 @@ from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
 from hotline.sim.wav import read_wav
 from hotline.sim.webhook import parse_twiml
+from tests.support import marks
 from tests.support.aio import arun
-from tests.support.server import bind_ephemeral, serve_asgi
+from tests.support.net import bind_ephemeral
+from tests.support.server import serve_asgi
+
+# The simulator's clock is the wall clock: onsets, underruns and durations asserted in windows.
+pytestmark = marks.wall_clock
 
 T = TypeVar("T")
 TOKEN = "sim-test-token-123"

@@ -43,6 +43,7 @@ def test_the_ramp_finds_the_largest_n_that_holds_to_its_resolution(capacity: int
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_real_ramp_on_a_pinned_server() -> None:
     opts = LoadOptions(calls=2, seconds=2.0, say=False)

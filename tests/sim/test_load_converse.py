@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 LOAD = [sys.executable, "-m", "hotline", "load"]
 
 
+@pytest.mark.slow
 def test_two_conversing_calls_report_voice_to_voice() -> None:
     proc = subprocess.run(
         [*LOAD, "--spawn-server", "--calls", "2", "--converse", "2", "--json"],

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from hotline.codec import Transcoder, ulaw_frame_stats
 from hotline.tts_standin.server import FAULT_MODES, StandInConfig, TTSStandIn
 from hotline.tts_standin.textbuf import TextBuffer, bytes_per_second, chunk_alignments, cut_chunks
+from tests.support import marks
 from tests.support.aio import arun
 
 T = TypeVar("T")
@@ -433,6 +434,7 @@ def test_fault_slow_first_chunk() -> None:
     assert msgs[-1]["isFinal"] is True and elapsed >= 1.0
 
 
+@marks.wall_clock  # closes within 3 s of wall time
 def test_fault_idle_close() -> None:
     msgs, ws, _, elapsed = arun(lambda: _fault_run("idle_close", "config"))
     assert ws is not None and ws.close_code == 1008
