@@ -8,13 +8,14 @@ import inspect
 import logging
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from hotline.server import logs
+from tests.support.server import ServerThread
 
 from .harness import ADMIN, ADMIN_TOKEN, AUTH_TOKEN, CALLER, running_server, sign
 
@@ -31,27 +32,67 @@ FORM = {
 Client = httpx.AsyncClient
 
 
-def served(**overrides: Any) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., None]]:
-    """Run an async test against a fresh server; the test gets an httpx client on it."""
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[ServerThread]:
+    """One server on the defaults for this module's tests that only read or count what they
+    did themselves. Its failure limiter blocks an address after 20 signature failures; the
+    tests on it cause about 15 between them (the limiter's own test has its own server)."""
+    srv = ServerThread({"public_url": PUBLIC})
+    srv.start()
+    try:
+        yield srv
+    finally:
+        alive = srv.alive
+        srv.stop()
+    assert alive, f"the shared server died: {srv.error!r}"
+
+
+def served(
+    *, fresh: bool = False, **overrides: Any
+) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., None]]:
+    """Run an async test with an httpx client (``client.hub``: the server's hub) on the
+    module's shared server, or, with ``fresh`` or ``overrides`` (Settings fields), on a
+    server of its own (a test that changes the server's state: draining, the limiter)."""
     settings: dict[str, Any] = {"public_url": PUBLIC}
     settings.update(overrides)
+    own = fresh or bool(overrides)
 
     def wrap(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
         def run(*args: Any, **kwargs: Any) -> None:
+            shared: ServerThread | None = kwargs.pop("http_server", None)
+
+            async def on(base: str, hub: Any) -> None:
+                async with httpx.AsyncClient(base_url=base) as client:
+                    client.hub = hub  # type: ignore[attr-defined]
+                    await test(client, *args, **kwargs)
+
             async def main() -> None:
+                if shared is not None:
+                    # The hub lives on the server thread's loop; the tests only touch its
+                    # plain data between requests.
+                    await on(shared.base, shared.hub)
+                    return
                 async with running_server(**settings) as server:
-                    async with httpx.AsyncClient(base_url=server.base) as client:
-                        client.hub = server.hub  # type: ignore[attr-defined]
-                        await test(client, *args, **kwargs)
+                    await on(server.base, server.hub)
 
             asyncio.run(main())
 
         run.__name__ = test.__name__
         params = list(inspect.signature(test).parameters.values())[1:]
+        if not own:
+            params.append(inspect.Parameter("http_server", inspect.Parameter.KEYWORD_ONLY))
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         return run
 
     return wrap
+
+
+def metric_value(text: str, sample: str) -> float:
+    """The value of ``sample`` (a name with its labels) in a /metrics text; 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 async def post_signed(
@@ -89,7 +130,7 @@ async def test_signed_webhook_answers_twiml(client: Client, path: str) -> None:
     assert entry.mode == mode
 
 
-@served()
+@served(fresh=True)  # records calls as ended and resumed
 async def test_connect_action_hangs_up_a_call_hotline_ended_and_resumes_a_dropped_one(
     client: Client,
 ) -> None:
@@ -146,7 +187,7 @@ async def test_stream_status_callbacks_are_counted_and_an_error_logged_once(
     assert (await post_signed(client, path, base, None)).status_code == 403
 
 
-@served()
+@served(fresh=True)
 async def test_health_says_draining_after_sigterm(client: Client) -> None:
     assert (await client.get("/health")).json()["status"] == "ok"
     client.hub.registry.start_drain()  # type: ignore[attr-defined]
@@ -158,6 +199,9 @@ async def test_health_says_draining_after_sigterm(client: Client) -> None:
 @served()
 async def test_bad_signatures_are_refused(client: Client, path: str) -> None:
     good = sign(PUBLIC + path, FORM)
+    failures = f'hotline_signature_failures_total{{endpoint="{path[1:]}"}}'
+    failed_before = metric_value((await client.get("/metrics")).text, failures)
+    tokens_before = len(client.hub.tokens)  # type: ignore[attr-defined]
     assert (await post_signed(client, path, FORM, None)).status_code == 403  # missing
     assert (
         await post_signed(client, path, FORM, sign(PUBLIC + path, FORM, "wrong-token"))
@@ -169,9 +213,9 @@ async def test_bad_signatures_are_refused(client: Client, path: str) -> None:
     other_url = sign("https://evil.example.com" + path, FORM)
     assert (await post_signed(client, path, FORM, other_url)).status_code == 403
     assert (await post_signed(client, path, FORM, "not base64 at all!")).status_code == 403
-    assert len(client.hub.tokens) == 0  # type: ignore[attr-defined]
+    assert len(client.hub.tokens) == tokens_before  # type: ignore[attr-defined]
     metrics = (await client.get("/metrics")).text
-    assert f'hotline_signature_failures_total{{endpoint="{path[1:]}"}} 6.0' in metrics
+    assert metric_value(metrics, failures) == failed_before + 6
 
 
 @served()
@@ -196,7 +240,7 @@ async def test_webhook_rejects_non_form_bodies(client: Client) -> None:
     assert r.status_code == 415
 
 
-@served()
+@served(fresh=True)
 async def test_repeated_signature_failures_are_rate_limited(client: Client) -> None:
     codes = [(await post_signed(client, "/voice", FORM, "bad")).status_code for _ in range(22)]
     assert codes[:20] == [403] * 20 and codes[20:] == [429, 429]
