@@ -6,7 +6,7 @@ SOURCES := setup.py pyproject.toml $(wildcard hotline/codec/*.pyx hotline/codec/
 PYTEST_ARGS ?=
 
 .PHONY: all sysdeps testdeps venv build test test-all demo serve bench bench-save wheel wheel-check \
-  wheel-check-all ci-floors lint clean
+  wheel-check-all ci-floors ci-newest lint clean
 
 all: build
 
@@ -118,6 +118,11 @@ wheel-check-all: build
 ci-floors: sysdeps testdeps
 	@bash scripts/ci_floors.sh
 
+# media_ws.py reaches into uvicorn's and websockets' internals: the newest release of each,
+# whatever pyproject's upper bounds say, in a separate venv, against the media path's tests.
+ci-newest: sysdeps testdeps
+	@bash scripts/ci_newest.sh
+
 # The Dockerfile (the file railway.json names) built with buildah on a Debian base made by
 # mmdebstrap, run from the image and called; SIGTERM drains it; the wheel in a stage with no
 # compiler. Needs root. Bounded: 40 min at most; removes what it made (scripts/image_check.sh).
@@ -128,6 +133,6 @@ image-check: build
 	@BIN=$(BIN) timeout --kill-after=60 2400 bash scripts/image_check.sh
 
 clean:
-	rm -rf build dist wheelhouse *.egg-info .venv-floors hotline/codec/_codec.c hotline/codec/*.so \
+	rm -rf build dist wheelhouse *.egg-info .venv-floors .venv-newest hotline/codec/_codec.c hotline/codec/*.so \
 	  hotline/codec/*.html .pytest_cache .benchmarks $(VENV) caller.wav
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
