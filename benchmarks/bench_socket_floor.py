@@ -26,10 +26,11 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
+
+from tests.support.net import free_port
 
 LEVELS = ("bare", "parse", "twilio", "reply")
 _SID = "MZ" + "0" * 32
@@ -159,14 +160,8 @@ def _cpu_s(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(level: str, calls: int, seconds: float) -> float:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
