@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from tests.support.net import free_port
+from hotline.loopback import free_port
 
 LEVELS = ("bare", "parse", "twilio", "reply")
 _SID = "MZ" + "0" * 32

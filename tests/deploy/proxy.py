@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.net import free_port
+from hotline.loopback import free_port
 from tests.support.spawn import stop
 
 __all__ = ["NGINX", "nginx_proxy"]

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
+from hotline.loopback import free_port
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
 from tests.deploy.proxy import NGINX, nginx_proxy
-from tests.support.net import free_port
 from tests.support.spawn import hotline_serve
 
 pytestmark = [

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from hotline.loopback import free_port
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
 from tests.deploy.proxy import NGINX, nginx_proxy
 from tests.scale.conftest import RedisServer, redis_server
-from tests.support.net import free_port
 from tests.support.spawn import hotline_serve
 
 pytestmark = pytest.mark.slow  # real processes in real time: `make test-all`, not `make test`

@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
+from hotline.loopback import free_port
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallOptions
-from tests.support.net import free_port
 from tests.support.spawn import hotline_serve
 
 pytestmark = pytest.mark.slow  # real processes in real time: `make test-all`, not `make test`

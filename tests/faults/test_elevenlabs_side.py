@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from hotline.loopback import free_port
 from tests.support import marks
-from tests.support.net import free_port
 
 from .harness import (
     FAULTY,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.net import free_port
+from hotline.loopback import free_port
 
 
 @dataclass

@@ -15,13 +15,13 @@ import httpx
 import pytest
 import redis
 
+from hotline.loopback import free_port
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
 from tests.scale.conftest import RedisServer
 from tests.scale.test_server_scale import SCRIPT, metric
 from tests.support.aio import arun
-from tests.support.net import free_port
 from tests.support.spawn import spawn_serve, wait_healthy
 
 pytestmark = pytest.mark.slow  # real processes in real time: `make test-all`, not `make test`

@@ -14,12 +14,12 @@ import httpx
 import pytest
 import redis
 
+from hotline.loopback import free_port
 from hotline.sim.call_report import CallReport
 from hotline.sim.caller import place_call
 from hotline.sim.options import CallControl, CallOptions
 from tests.scale.conftest import RedisServer
 from tests.scale.test_server_scale import SCRIPT
-from tests.support.net import free_port
 from tests.support.spawn import run_serve, spawn_serve, wait_healthy
 
 TOKEN = "workers-test-twilio-token-123456"

@@ -20,9 +20,9 @@ from hotline.core.brain import (
     SayText,
 )
 from hotline.core.script import CallScript, default_script, load_script
+from hotline.loopback import free_port
 from hotline.server.brain_llm import LlmBrain, make_client
 from hotline.sim.llm_server import END_CALL, StandIn
-from tests.support.net import free_port
 from tests.support.server import serve
 
 TOUR = (

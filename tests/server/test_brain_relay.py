@@ -28,8 +28,8 @@ from hotline.core.brain import (
     SetLanguage,
 )
 from hotline.core.script import default_script
+from hotline.loopback import free_port
 from hotline.server.brain_relay import RelayBrain
-from tests.support.net import free_port
 
 TOKEN = "relay-test-auth-token-0123456789"
 CALL = CallStarted(

@@ -7,7 +7,7 @@ import subprocess
 
 import httpx
 
-from tests.support.net import free_port
+from hotline.loopback import free_port
 from tests.support.spawn import run_serve, spawn_serve, wait_healthy
 
 

@@ -15,9 +15,9 @@ from starlette.routing import Route
 
 from hotline.codec import ulaw_decode, ulaw_encode
 from hotline.errors import PlayError
+from hotline.loopback import free_port
 from hotline.server.play import fetch_ulaw, to_ulaw
 from tests.audio import tone, wav_bytes
-from tests.support.net import free_port
 from tests.support.server import serve
 
 

@@ -18,9 +18,9 @@ from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import normalise
 from hotline.ear.server import LocalEar
 from hotline.errors import ConfigError
+from hotline.loopback import free_port
 from hotline.server.stt_client import SttConfig, SttProvider, SttStatus, SttStream
 from tests.support.aio import arun
-from tests.support.net import free_port
 
 T = TypeVar("T")
 SILENCE_1S = b"\xff" * 8000

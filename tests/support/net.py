@@ -1,17 +1,9 @@
-"""Ports on 127.0.0.1 for the tests: the one free-port probe, and a bound socket to hand to a
-server started in-process (no race for the port)."""
+"""A bound socket on 127.0.0.1 to hand to a server the test starts in-process (no race for the
+port). A port for a child process comes from :func:`hotline.loopback.free_port`."""
 
 from __future__ import annotations
 
 import socket
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now: for a process that binds it
-    itself (``hotline serve --port``, nginx, redis-server), or an address that refuses."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bind_ephemeral(*, nodelay: bool = False) -> socket.socket:

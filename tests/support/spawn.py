@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from .net import free_port
+from hotline.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = (sys.executable, "-m", "hotline", "serve")
