@@ -16,9 +16,12 @@ from websockets.asyncio.client import connect
 from hotline.core.scribe import CommitStrategy, ScribeRealtime
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.process import EarProcess
-from tests.ear.test_ear import arun, drain, until
+from tests.ear.test_ear import drain, until
+from tests.support import marks
+from tests.support.aio import arun
 
 
+@marks.wall_clock  # stops within 0.5 s of wall time
 def test_ear_process_serves_logs_no_decoder_noise_and_stops_cleanly(tmp_path: Path) -> None:
     log = tmp_path / "ear.log"
 
