@@ -121,7 +121,7 @@ ci-floors: sysdeps testdeps
 # media_ws.py reaches into uvicorn's and websockets' internals: the newest release of each,
 # whatever pyproject's upper bounds say, in a separate venv, against the media path's tests.
 ci-newest: sysdeps testdeps
-	@bash scripts/ci_newest.sh
+	@NEWEST_PYTHON=$(BIN)/python bash scripts/ci_newest.sh
 
 # The Dockerfile (the file railway.json names) built with buildah on a Debian base made by
 # mmdebstrap, run from the image and called; SIGTERM drains it; the wheel in a stage with no
