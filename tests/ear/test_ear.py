@@ -135,7 +135,10 @@ def test_scribe_manual_commit_and_partials() -> None:
                     proto.send_audio(c)
                     await drain(ws, proto)
                 partial = await until(ws, "partial_transcript")
-                assert partial["text"] and "tell me about the new album".startswith(partial["text"])
+                # a partial is the best path so far: key-term words (mid-phrase it may still
+                # be on another phrase of the grammar, e.g. "can" of "can you repeat that")
+                vocabulary = {w for p in PHRASES for w in normalise(p)}
+                assert partial["text"] and set(partial["text"].split()) <= vocabulary
                 proto.commit()
                 await drain(ws, proto)
                 committed = await until(ws, "committed_transcript")

