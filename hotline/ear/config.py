@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hotline.ear.whisper import WhisperSettings
+
 __all__ = [
     "DEEPGRAM_PATH",
+    "ENGINES",
     "FAULT_MODES",
     "SCRIBE_DEFAULT_SILENCE_S",
     "SCRIBE_PATH",
@@ -14,6 +17,8 @@ __all__ = [
 ]
 
 FAULT_MODES: tuple[str, ...] = ("refuse", "drop", "garbage", "slow")
+#: The recognisers a local ear can run: pocketsphinx on a grammar of the key terms, or Whisper.
+ENGINES: tuple[str, ...] = ("grammar", "whisper")
 SCRIBE_PATH = "/v1/speech-to-text/realtime"
 DEEPGRAM_PATH = "/v1/listen"
 SCRIBE_DEFAULT_SILENCE_S = 1.5
@@ -32,6 +37,8 @@ class EarConfig:
         slow_s: delay added before every result under ``slow``.
         idle_close_s: Deepgram closes with NET-0001 after this long without any message.
         default_keyterms: grammar when the client sends no key terms (empty: the open LM).
+        engine: an :data:`ENGINES` entry.
+        whisper: the Whisper ear's settings (``engine="whisper"``; None: the defaults).
     """
 
     api_key: str | None = None
@@ -41,8 +48,12 @@ class EarConfig:
     slow_s: float = 1.0
     idle_close_s: float = 10.0
     default_keyterms: tuple[str, ...] = ()
+    engine: str = "grammar"
+    whisper: WhisperSettings | None = None
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown ear engine {self.engine!r}; one of {', '.join(ENGINES)}")
         if self.fault is not None and self.fault not in FAULT_MODES:
             raise ValueError(f"unknown fault mode {self.fault!r}; one of {', '.join(FAULT_MODES)}")
 
@@ -57,4 +68,5 @@ class EarStats:
     input_errors: int = 0
     faults_injected: int = 0
     cpu_seconds: float = 0.0
+    decode_seconds: float = 0.0  # the Whisper pool's decodes, wall (cpu_seconds: the sessions')
     closes: dict[str, int] = field(default_factory=dict)

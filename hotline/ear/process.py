@@ -29,6 +29,9 @@ class EarProcess:
         *,
         api_key: str | None = None,
         stderr: int | IO[Any] | None = None,
+        engine: str = "grammar",
+        model: str | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> EarProcess:
         """Spawn ``python -m hotline.ear`` on a free loopback port and wait until it listens.
 
@@ -36,6 +39,9 @@ class EarProcess:
             timeout: seconds to wait for it to listen.
             api_key: the key its clients must present (None: any).
             stderr: where its log goes (a file or descriptor; None: this process's stderr).
+            engine: ``grammar`` or ``whisper`` (``python -m hotline.ear --engine``).
+            model: the Whisper model (None: the bundled tiny.en).
+            extra_args: more ``python -m hotline.ear`` options (``--threads 2``...).
 
         Raises:
             RuntimeError: it exited or did not come up within ``timeout`` seconds.
@@ -45,6 +51,10 @@ class EarProcess:
         args = ["--port", "0", "--watch-stdin"]
         if api_key is not None:
             args += ["--api-key", api_key]
+        args += ["--engine", engine]
+        if model:
+            args += ["--model", model]
+        args += list(extra_args)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

