@@ -96,7 +96,7 @@ class LocalEar(LoopbackServer):
         pool, self._pool = self._pool, None
         if pool is not None:
             self.stats.decode_seconds = pool.decode_seconds
-            pool.close()
+            await asyncio.to_thread(pool.close)
 
     def authorised(self, header: str | None, token: str | None = None) -> bool:
         key = self.config.api_key

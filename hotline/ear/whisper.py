@@ -268,6 +268,13 @@ class WhisperEngine:
         self._prompts: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Unload the model (the engine cannot decode after this)."""
+        model = self.__dict__.pop("_model", None)
+        if model is not None:
+            model.model.unload_model()
+            del model
+
     def _prompt(self, text: str) -> list[int]:
         with self._lock:
             tokens = self._prompts.get(text)
@@ -418,12 +425,19 @@ class DecodePool:
             )
 
     def close(self) -> None:
+        """Cancel what waits, let the running decodes finish, stop the workers and unload the
+        model (a CTranslate2 model left to the interpreter's teardown aborted the process:
+        ``terminate called without an active exception``)."""
         with self._cond:
             self._closed = True
             pending, self._queue = self._queue, []
             self._cond.notify_all()
         for item in pending:
             item[2].cancel()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join()
+        self.engine.close()
 
 
 _TOKEN = re.compile(r"\S+")
