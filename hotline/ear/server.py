@@ -97,6 +97,7 @@ class LocalEar(LoopbackServer):
         if pool is not None:
             self.stats.decode_seconds = pool.decode_seconds
             await asyncio.to_thread(pool.close)
+            pool.engine.close()
 
     def authorised(self, header: str | None, token: str | None = None) -> bool:
         key = self.config.api_key

