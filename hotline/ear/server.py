@@ -96,6 +96,16 @@ class LocalEar(LoopbackServer):
         pool, self._pool = self._pool, None
         if pool is not None:
             self.stats.decode_seconds = pool.decode_seconds
+            done = sum(pool.decoded)
+            log.info(
+                "decode pool: %d finals, %d early, %d partials decoded (skipped: %d early, "
+                "%d partials); %.1f s decoding, mean wait in queue %.0f ms",
+                *pool.decoded,
+                pool.skipped[1],
+                pool.skipped[2],
+                pool.decode_seconds,
+                1000 * pool.queued_seconds / max(done, 1),
+            )
             await asyncio.to_thread(pool.close)
             pool.engine.close()
 

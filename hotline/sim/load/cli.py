@@ -80,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "hotline's own share). See hotline.sim.load.converse",
     )
     parser.add_argument(
+        "--ear",
+        choices=("grammar", "whisper"),
+        default="grammar",
+        help="with --converse --spawn-server: the spawned local ear's recogniser",
+    )
+    parser.add_argument(
         "--find-capacity",
         action="store_true",
         help="with --spawn-server: the server pinned to one core, raise N from --calls (doubling, "
@@ -153,6 +159,7 @@ def _run_converse(args: argparse.Namespace, opts: LoadOptions) -> int:
         ramp_s=opts.ramp_s,
         server_env=opts.server_env,
         first_chunk_delay=opts.first_chunk_delay,
+        ear_engine=args.ear,
     )
     try:
         result = run_async(run_converse(copts), use_uvloop=not args.no_uvloop)

@@ -82,10 +82,29 @@ class ConverseOptions:
     texts: tuple[str, ...] = CONVERSE_QUESTIONS
     server_env: dict[str, str] = field(default_factory=dict)  # with a spawned server
     first_chunk_delay: float = 0.25  # the spawned local voice's own delay
+    ear_engine: str = "grammar"  # the spawned ear's: grammar or whisper
+
+
+@dataclass
+class _Ear:
+    """The spawned ear: its pid (CPU read from /proc) and, once stopped, its decode-pool line."""
+
+    pid: int
+    pool: str = ""
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
-async def _spawned(opts: ConverseOptions) -> AsyncIterator[tuple[str, str, int]]:
+async def _spawned(opts: ConverseOptions) -> AsyncIterator[tuple[str, str, _Ear]]:
     """The local ear in its own process, then ``hotline serve`` (and voice) reaching it."""
     from hotline.ear.process import EarProcess
     from hotline.sim.load.spawn import spawn_server
@@ -96,9 +115,12 @@ async def _spawned(opts: ConverseOptions) -> AsyncIterator[tuple[str, str, int]]
         f.write(CONVERSE_SCRIPT)
     key = secrets.token_hex(8)
     ear: EarProcess | None = None
+    info: _Ear | None = None
+    log_path = os.path.join(tmp, "ear.log")
     try:
-        with open(os.path.join(tmp, "ear.log"), "wb") as ear_log:
-            ear = await EarProcess.start(api_key=key, stderr=ear_log)
+        with open(log_path, "wb") as ear_log:
+            ear = await EarProcess.start(60.0, api_key=key, stderr=ear_log, engine=opts.ear_engine)
+        info = _Ear(ear.proc.pid)
         env = {
             "HOTLINE_SCRIPT": script,
             "HOTLINE_STT": "deepgram",
@@ -108,10 +130,13 @@ async def _spawned(opts: ConverseOptions) -> AsyncIterator[tuple[str, str, int]]
             **opts.server_env,
         }
         async with spawn_server(extra_env=env, first_chunk_delay=opts.first_chunk_delay) as srv:
-            yield srv.url, srv.auth_token, srv.pid
+            yield srv.url, srv.auth_token, info
     finally:
         if ear is not None:
             await ear.stop()
+            if info is not None:
+                with open(log_path, encoding="utf-8", errors="replace") as f:
+                    info.pool = next((ln.strip() for ln in f if "decode pool:" in ln), "")
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
@@ -123,11 +148,15 @@ async def run_converse(opts: ConverseOptions) -> dict[str, Any]:
         raise ValueError("--converse needs at least one call and one question")
     if opts.url:
         return await _run(opts, opts.url, opts.auth_token)
-    async with _spawned(opts) as (url, token, _pid):
-        return await _run(opts, url, token)
+    async with _spawned(opts) as (url, token, ear):
+        result = await _run(opts, url, token, ear)
+    result["ear"]["pool"] = ear.pool
+    return result
 
 
-async def _run(opts: ConverseOptions, url: str, token: str | None) -> dict[str, Any]:
+async def _run(
+    opts: ConverseOptions, url: str, token: str | None, ear: _Ear | None = None
+) -> dict[str, Any]:
     import httpx
 
     texts = tuple(opts.texts[i % len(opts.texts)] for i in range(opts.questions))
@@ -151,11 +180,22 @@ async def _run(opts: ConverseOptions, url: str, token: str | None) -> dict[str, 
 
     async with httpx.AsyncClient() as client:
         before = await scrape_v2v(client, url)
+        ear_cpu0 = _proc_cpu_s(ear.pid) if ear is not None else None
         t0 = time.monotonic()
         reports = await asyncio.gather(*(call(i) for i in range(opts.calls)))
         wall = time.monotonic() - t0
+        ear_cpu1 = _proc_cpu_s(ear.pid) if ear is not None else None
         after = await scrape_v2v(client, url)
-    return converse_report(opts, reports, before, after, wall)
+    result = converse_report(opts, reports, before, after, wall)
+    cpu = None if ear_cpu0 is None or ear_cpu1 is None else ear_cpu1 - ear_cpu0
+    result["ear"] = {
+        "engine": opts.ear_engine if ear is not None else None,
+        "cpu_s": cpu,
+        # the ear's CPU per second of one caller's call (each call is on the line ~wall_s)
+        "cpu_s_per_caller_s": None if cpu is None else cpu / (opts.calls * wall),
+        "pool": "",
+    }
+    return result
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -256,6 +296,13 @@ def converse_summary(result: Mapping[str, Any]) -> str:
             + " of voice to voice: dispatch + to TTS + playout"
         )
     lines.append(f"underrun           {result['underrun_ms']:.0f} ms (callers)")
+    ear = result.get("ear") or {}
+    if ear.get("cpu_s") is not None:
+        lines.append(
+            f"ear ({ear['engine']})    {ear['cpu_s']:.2f} CPU-s, "
+            f"{ear['cpu_s_per_caller_s']:.4f} CPU-s per caller-second"
+            + (f"; {ear['pool']}" if ear.get("pool") else "")
+        )
     errs = {k: v for k, v in result["errors"].items() if k != "total"}
     lines.append(
         "errors             "
