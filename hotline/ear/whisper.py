@@ -7,7 +7,8 @@ same Scribe and Deepgram endpoints, so the server's client path is unchanged.
 Made for phone turns (figures from ``benchmarks/bench_whisper.py`` on this machine):
 
 * **Only speech is decoded**: the grammar ear's segmentation (energy + not noise-like frames
-  open a segment; ``silence_ms`` closes it) and its voicing gate (a segment needs
+  open a segment; ``silence_ms`` closes it; 300 ms of audio kept from before the onset, where
+  the grammar ear keeps 100) and its voicing gate (a segment needs
   ``min_voiced_ms`` of frames periodic at a voice's pitch before any decode). A cough, a click
   or line noise is never shown to Whisper, which would invent "Thank you." or "you" for it.
 * **A window the length of the utterance.** Whisper's encoder is trained on 30 s; faster-whisper
@@ -50,6 +51,7 @@ machine that can reach it); by default the Whisper tiny.en model (MIT) of the in
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import itertools
@@ -191,6 +193,8 @@ class WhisperSettings:
         beam: beam size.
         lead_s / pad_s: silence before / after the speech in the encoder's window.
         prompt: initial prompt when the client sends no sentence-like key terms.
+        preroll_ms: audio kept from before a segment opened (at least; the grammar ear's
+            100 ms cut the onsets Whisper needs: 35.7 % word error rate live against 31.3 %).
         pause_ms: silence inside a segment after which its decode starts (0: at the close).
         partial_every_ms: a partial at most this often while the caller speaks (0: none),
             and only when the pool is idle.
@@ -208,6 +212,7 @@ class WhisperSettings:
     lead_s: float = 0.3
     pad_s: float = 8.0
     prompt: str = ""
+    preroll_ms: int = 300
     pause_ms: int = 200
     partial_every_ms: int = 0
     max_queue: int = 4
@@ -462,7 +467,8 @@ class WhisperRecognizer:
     """
 
     def __init__(self, config: RecognizerConfig, pool: DecodePool) -> None:
-        self.config = config
+        preroll = max(config.preroll_ms, pool.settings.preroll_ms)
+        self.config = config = dataclasses.replace(config, preroll_ms=preroll)
         self.pool = pool
         self.prompt = prompt_from_keyterms(config.keyterms)
         self._resampler = Resampler(8000, _RATE)
