@@ -42,12 +42,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.common import versions
+from hotline.core.ulaw import SILENCE
 from hotline.ear.phrases import FREE_SENTENCES, PHRASES, phrase_ulaw
 
 #: (voice, words per minute): several voices and rates.
 COMBOS: tuple[tuple[str, int], ...] = (("en-us", 175), ("en", 150), ("en-029", 200))
 LEAD_S = 0.3
-SILENCE = b"\xff"
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "

@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats, ulaw_periodicity
+from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
 from hotline.ear.recognizer import Final, Partial, RecognizerConfig, Word
 
 __all__ = [
@@ -81,8 +82,6 @@ __all__ = [
     "resolve_model",
 ]
 
-_FRAME = 160  # 20 ms of µ-law at 8 kHz
-_BYTES_PER_MS = 8
 _PITCH_LAGS = (20, 120)  # as the grammar ear: 400 Hz down to ~66 Hz
 _RATE = 16_000
 _MEL_HOP = 160  # Whisper's mel frames are 10 ms at 16 kHz
@@ -511,9 +510,9 @@ class WhisperRecognizer:
 
     def _add(self, ulaw: bytes) -> None:
         if self._voiced(ulaw):
-            self._voiced_ms += len(ulaw) // _BYTES_PER_MS
+            self._voiced_ms += len(ulaw) // BYTES_PER_MS
         self._pcm.append(self._resampler.process(ulaw_decode(ulaw)))
-        self._seg_ms += len(ulaw) // _BYTES_PER_MS
+        self._seg_ms += len(ulaw) // BYTES_PER_MS
         self.speech_seconds += len(ulaw) / 8000
 
     def _open(self, start: int, audio: list[bytes]) -> None:
@@ -599,13 +598,13 @@ class WhisperRecognizer:
         cfg = self.config
         s = self.pool.settings
         data = self._carry + ulaw
-        n = len(data) - len(data) % _FRAME
+        n = len(data) - len(data) % FRAME_BYTES
         self._carry = data[n:]
         out: list[Partial | Final | PendingFinal] = []
-        for i in range(0, n, _FRAME):
-            frame = data[i : i + _FRAME]
+        for i in range(0, n, FRAME_BYTES):
+            frame = data[i : i + FRAME_BYTES]
             start = self._pos
-            self._pos += _FRAME
+            self._pos += FRAME_BYTES
             speech = self._is_speech(frame)
             if not self._in_segment:
                 if speech:
@@ -613,7 +612,7 @@ class WhisperRecognizer:
                     self._onset_ms += 20
                     if self._onset_ms >= cfg.min_speech_ms:
                         audio = self._preroll + self._onset
-                        first = start - (len(audio) - 1) * _FRAME
+                        first = start - (len(audio) - 1) * FRAME_BYTES
                         self._preroll, self._onset, self._onset_ms = [], [], 0
                         self._open(max(first, 0), audio)
                 else:
