@@ -22,7 +22,9 @@ End of a turn. Once the silence is long enough, a turn whose words are all commi
 at once; otherwise :class:`CommitTranscript` asks the shell to make the recogniser finalise what
 it holds (Scribe's ``commit``, Deepgram's ``Finalize``) and the turn ends at the next final
 transcript, or at the timeout with what was committed. A turn with no words (a cough, a click,
-line noise) is dropped: it never reaches the brain.
+line noise) is dropped: it never reaches the brain. A final that arrives after its turn timed out
+(and before the caller speaks again) belongs to that turn: it is dropped and counted
+(:attr:`TurnTaker.late_finals`), never made a turn of its own.
 
 Barge-in (``HOTLINE_BARGE_IN``):
 
@@ -158,6 +160,11 @@ class TurnTaker:
         self._deadline: float | None = None
         self.turns = 0
         self.dropped = 0
+        #: a turn ended without its final (timed out): a final that comes before the caller
+        #: speaks again is that turn's, late
+        self._owed_final = False
+        self.late_finals = 0  # late finals dropped (their turn had ended without them)
+        self.late_text = ""  # the last one's text
 
     # ------------------------------------------------------------------ queries
 
@@ -186,6 +193,7 @@ class TurnTaker:
         """The VAD heard the caller start (or resume) talking at media time ``timestamp_ms``."""
         if self._state is _State.QUIET:
             self._begin(timestamp_ms)
+        self._owed_final = False
         self._state = _State.SPEAKING
         self._uncommitted = True
         self._deadline = None
@@ -235,6 +243,13 @@ class TurnTaker:
             # Committed after the silence began: nothing said since is left uncommitted.
             self._uncommitted = False
         if has_words(text):
+            if self._state is _State.QUIET and self._owed_final:
+                # The final of the turn that timed out waiting for it: that turn has been
+                # answered; as a turn of its own it gave the brain a second prompt and the
+                # caller a second reply.
+                self.late_finals += 1
+                self.late_text = text.strip()
+                return
             if self._state is _State.QUIET:
                 # The recogniser heard words the VAD missed (quiet speech): a turn of its own.
                 self._begin(0)
@@ -321,6 +336,7 @@ class TurnTaker:
                 timed_out=timed_out,
             )
         )
+        self._owed_final = timed_out
         self.turns += 1
         self._state = _State.QUIET
         self._committed.clear()

@@ -164,6 +164,35 @@ def test_stt_down_while_finalising_ends_with_what_was_committed() -> None:
     assert isinstance(ended, TurnEnded) and ended.text == "Can you" and ended.timed_out
 
 
+def test_a_late_final_belongs_to_the_turn_that_timed_out() -> None:
+    """Seen with the grammar ear: the turn timed out waiting for the final and was answered,
+    then the final arrived 0.1-1.2 s later and became a second turn (a second prompt to the
+    brain, a second reply)."""
+    turns = TurnTaker(TurnConfig(silence_ms=300, final_timeout_ms=1000))
+    turns.speech_started(0, 0.0, False)
+    turns.partial("what are the", 0.4, False)
+    turns.speech_ended(500, 0.8)
+    turns.media(800, 0.8)
+    assert turns.events() == [CommitTranscript()]
+    turns.poll(1.8)
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.timed_out and ended.text == "what are the"
+    turns.final("what are the tour dates", 2.5, False)
+    assert turns.events() == [] and not turns.in_turn
+    assert (turns.late_finals, turns.late_text, turns.turns) == (1, "what are the tour dates", 1)
+    # The caller speaks again: a turn as usual, and the words the VAD missed count again.
+    turns.speech_started(3000, 3.0, False)
+    turns.speech_ended(3500, 3.5)
+    turns.media(3800, 3.8)
+    assert turns.events() == [CommitTranscript()]
+    turns.final("goodbye", 3.9, False)
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.text == "goodbye" and not ended.timed_out
+    turns.final("hello?", 5.0, False)
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.text == "hello?"
+
+
 def test_words_the_vad_missed_still_make_a_turn() -> None:
     turns = TurnTaker()
     turns.final("hello?", 5.0, False)
