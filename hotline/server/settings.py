@@ -223,6 +223,15 @@ class ListenSettings:
         "or the embedded local ear)",
         check=_ws_base,
     )
+    ear_model: str | None = var(
+        "HOTLINE_EAR_MODEL",
+        None,
+        "the local ear's recogniser (HOTLINE_STT=local): grammar (pocketsphinx on the script's "
+        "phrases), whisper (the tiny.en of hotline[whisper]), or a CTranslate2 Whisper model "
+        "directory or faster-whisper model name; default: whisper for the llm and relay brains "
+        "when hotline[whisper] is installed, else grammar",
+        check=non_empty,
+    )
     turn_silence_ms: int = var(
         "HOTLINE_TURN_SILENCE_MS",
         700,

@@ -226,3 +226,14 @@ def test_the_whisper_ear_over_its_socket_hears_free_sentences_and_no_coughs(
     assert rc == 0
     text = log.read_text(errors="replace")
     assert "terminate called" not in text and "Traceback" not in text, text
+
+
+def test_hotline_ear_model_picks_the_ear() -> None:
+    """HOTLINE_EAR_MODEL: unset, the Whisper ear for brains that take the caller's words (llm,
+    relay; the extra is installed here) and the grammar ear for the script brain; or named."""
+    choose = EarProcess.choose
+    assert choose(None, open_vocabulary=True) == ("whisper", None)
+    assert choose(None, open_vocabulary=False) == ("grammar", None)
+    assert choose("grammar", open_vocabulary=True) == ("grammar", None)
+    assert choose("Whisper", open_vocabulary=False) == ("whisper", None)
+    assert choose("/models/base.en", open_vocabulary=False) == ("whisper", "/models/base.en")
