@@ -9,8 +9,11 @@ Made for phone turns (figures from ``benchmarks/bench_whisper.py`` on this machi
 * **Only speech is decoded**: the grammar ear's segmentation (energy + not noise-like frames
   open a segment; ``silence_ms`` closes it; 300 ms of audio kept from before the onset, where
   the grammar ear keeps 100) and its voicing gate (a segment needs
-  ``min_voiced_ms`` of frames periodic at a voice's pitch before any decode). A cough, a click
-  or line noise is never shown to Whisper, which would invent "Thank you." or "you" for it.
+  ``min_voiced_ms`` of frames periodic at a voice's pitch before any decode; here in one
+  unbroken run: eSpeak's shortest words have runs of 120-360 ms, the generated coughs of 20 ms
+  at most, and a fit of coughs 500 ms apart, one segment, added up past 80 ms). A cough, a click
+  or line noise is never shown to Whisper, which would invent "Thank you." or "you" for it, or
+  recite its prompt ("A caller on the phone asks about goodbye," for that fit of coughs).
 * **A window the length of the utterance.** Whisper's encoder is trained on 30 s; faster-whisper
   always pads to 30 s (0.6 s of CPU per utterance here whatever its length). CTranslate2 takes a
   shorter mel input: the speech, ``lead_s`` of silence before it and ``pad_s`` of silence after
@@ -32,8 +35,8 @@ Made for phone turns (figures from ``benchmarks/bench_whisper.py`` on this machi
 * **No words out of non-speech**: besides the voicing gate, a hypothesis is dropped when
   Whisper itself says there was no speech (``no_speech_prob`` above ``no_speech_max`` with an
   average log-probability below ``logprob_min``), when its average log-probability is below
-  ``logprob_floor`` whatever the no-speech probability, or when it repeats itself (zlib
-  compression ratio above ``compression_max``).
+  ``logprob_floor`` whatever the no-speech probability, when it repeats itself (zlib
+  compression ratio above ``compression_max``), or when it starts by reciting the prompt.
 
 Bounded cost: one model per process (:class:`WhisperEngine`) shared by every connection,
 decoding in a small pool of worker threads (:class:`DecodePool`) fed by one priority queue:
@@ -238,6 +241,17 @@ class Hypothesis:
     queued_s: float
 
 
+_WORDS = re.compile(r"[a-z0-9']+")
+
+
+def _echoes(text: str, prompt: str) -> bool:
+    """Whether ``text`` recites the prompt (three words of it or more, in order): what Whisper
+    says over non-speech it was shown."""
+    said = _WORDS.findall(text.lower())
+    told = " " + " ".join(_WORDS.findall(prompt.lower())) + " "
+    return len(said) >= 3 and f" {' '.join(said[:3])} " in told
+
+
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
@@ -335,6 +349,7 @@ class WhisperEngine:
             (no_speech > s.no_speech_max and avg < s.logprob_min)
             or avg < s.logprob_floor
             or ratio > s.compression_max
+            or _echoes(raw, prompt or s.prompt)
         ):
             text = ""
         return Hypothesis(text, raw, avg, no_speech, ratio, time.monotonic() - t0, 0.0)
@@ -483,7 +498,8 @@ class WhisperRecognizer:
         self._silence_ms = 0
         self._since_partial = 0
         self._last_frame = b""
-        self._voiced_ms = 0
+        self._voiced_ms = 0  # the segment's longest run of voiced frames
+        self._run_ms = 0
         self._pcm: list[bytes] = []
         self._early: Future[Hypothesis] | None = None
         self._early_upto = 0  # segment ms the early decode covers
@@ -510,7 +526,10 @@ class WhisperRecognizer:
 
     def _add(self, ulaw: bytes) -> None:
         if self._voiced(ulaw):
-            self._voiced_ms += len(ulaw) // BYTES_PER_MS
+            self._run_ms += len(ulaw) // BYTES_PER_MS
+            self._voiced_ms = max(self._voiced_ms, self._run_ms)
+        else:
+            self._run_ms = 0
         self._pcm.append(self._resampler.process(ulaw_decode(ulaw)))
         self._seg_ms += len(ulaw) // BYTES_PER_MS
         self.speech_seconds += len(ulaw) / 8000
@@ -524,6 +543,7 @@ class WhisperRecognizer:
         self._speech_end_ms = 0
         self._last_frame = b""
         self._voiced_ms = 0
+        self._run_ms = 0
         self._silence_ms = 0
         self._since_partial = 0
         self._last_partial = ""
