@@ -17,9 +17,9 @@ Measured:
   hotline's client sends); end of speech (the utterance's last frame above -42 dBFS: eSpeak's
   trailing silence is cut) -> committed transcript, p50/p95; word error rate;
   the ear process's CPU (from /proc) per utterance and per second of audio.
-* **callers per core**: one core's second divided by the CPU a conversing caller costs per
-  second: the ear's CPU per audio second (segmenting the caller's whole stream) plus its CPU
-  per utterance times the turns a caller takes per second (``--turn-every-s``).
+* **callers per core**: a caller who takes a turn every ``--turn-every-s`` seconds costs the
+  ear's CPU per utterance (which holds the segmenting of the ~4 s of audio each utterance came
+  with) that often: one core serves ``turn_every_s / cpu_per_utterance`` of them.
 
 Word error rate: words lower-cased, punctuation dropped, numbers under 100 spelled out
 ("40" -> "forty"), Levenshtein distance over the reference's length.
@@ -340,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     report["live"] = {}
     for ear in [e for e in args.ears.split(",") if e]:
         r = asyncio.run(live(ear, utts, args.silence_ms, args.tail_s, tuple(args.ear_args.split())))
-        per_caller_s = r["cpu_s_per_audio_s"] + r["cpu_s_per_utt"] / args.turn_every_s
-        r["callers_per_core"] = round(1.0 / per_caller_s, 1)
+        # cpu_s_per_utt already holds the segmenting of the ~4 s of audio each one came with
+        r["callers_per_core"] = round(args.turn_every_s / r["cpu_s_per_utt"], 1)
         report["live"][ear] = r
     report["load_after"] = os.getloadavg()
     if args.json:
