@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from hotline.core.script import default_script
 from hotline.ear import whisper
 from hotline.ear.phrases import phrase_ulaw
 from hotline.ear.process import EarProcess
-from hotline.ear.recognizer import RecognizerConfig
+from hotline.ear.recognizer import Partial, RecognizerConfig
 from hotline.ear.whisper import (
     EARLY,
     FINAL,
@@ -261,3 +262,23 @@ def test_a_recited_prompt_is_no_words() -> None:
     assert whisper._echoes("tour dates, shows", prompt)
     assert not whisper._echoes("What are the tour dates this spring?", prompt)
     assert not whisper._echoes("Goodbye.", prompt)
+
+
+def test_partials_while_the_caller_speaks_when_the_pool_is_idle() -> None:
+    eng = WhisperEngine(WhisperSettings(partial_every_ms=500))
+    pool = DecodePool(eng)
+    try:
+        rec = WhisperRecognizer(RecognizerConfig(silence_ms=700), pool)
+        audio = GAP + phrase_ulaw("We are driving down from Seattle on Friday.") + GAP * 3
+        out = []
+        for i in range(0, len(audio), 800):  # in real time, as a caller speaks
+            out += rec.feed(audio[i : i + 800])
+            time.sleep(0.1)
+        partials = [r.text for r in out if isinstance(r, Partial)]
+        finals = [r.future.result(timeout=60).text for r in out if isinstance(r, PendingFinal)]
+        assert partials and all(p for p in partials), out
+        assert [words(f) for f in finals] == ["we are driving down from seattle on friday"]
+        assert pool.decoded[PARTIAL] >= len(partials)
+    finally:
+        pool.close()
+        eng.close()
