@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=w.workers, help="Whisper: decodes at once")
     parser.add_argument("--beam", type=int, default=w.beam, help="Whisper: beam size")
     parser.add_argument(
+        "--batch", type=int, default=w.batch, help="Whisper: waiting utterances per decoder pass"
+    )
+    parser.add_argument(
         "--pause-ms",
         type=int,
         default=w.pause_ms,
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             workers=args.workers,
             beam=args.beam,
+            batch=args.batch,
             pause_ms=args.pause_ms,
             partial_every_ms=args.partial_ms,
         )

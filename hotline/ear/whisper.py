@@ -39,7 +39,9 @@ Made for phone turns (figures from ``benchmarks/bench_whisper.py`` on this machi
   compression ratio above ``compression_max``), or when it starts by reciting the prompt.
 
 Bounded cost: one model per process (:class:`WhisperEngine`) shared by every connection,
-decoding in a small pool of worker threads (:class:`DecodePool`) fed by one priority queue:
+decoding in a small pool of worker threads (:class:`DecodePool`) that take up to ``batch``
+waiting utterances into one encoder and decoder pass (0.135 CPU-s per utterance in fours against
+0.234 one by one, on this machine), fed by one priority queue:
 finals first, then early decodes at the pause, then partials; partials are skipped whenever
 anything else is waiting or running, and early decodes are skipped when the queue is deeper
 than ``max_queue``; finals are never skipped, only queued.
@@ -201,6 +203,7 @@ class WhisperSettings:
         partial_every_ms: a partial at most this often while the caller speaks (0: none),
             and only when the pool is idle.
         max_queue: early decodes are skipped while more jobs than this wait.
+        batch: jobs decoded in one pass when several wait (several calls' utterances).
         no_speech_max / logprob_min: Whisper's own silence test (both must hold to drop).
         logprob_floor: a hypothesis with a lower average log-probability is dropped.
         compression_max: a hypothesis whose zlib ratio is higher repeats itself: dropped.
@@ -218,6 +221,7 @@ class WhisperSettings:
     pause_ms: int = 200
     partial_every_ms: int = 0
     max_queue: int = 4
+    batch: int = 4
     no_speech_max: float = 0.6
     logprob_min: float = -1.0
     logprob_floor: float = -1.5
@@ -304,15 +308,20 @@ class WhisperEngine:
                 self._prompts[text] = tokens
             return tokens
 
-    def features(self, pcm16k: bytes) -> Any:
-        """The log-mel window of ``pcm16k`` (int16 at 16 kHz): lead, speech, padding."""
+    def frames(self, pcm16k: bytes) -> int:
+        """The window's length in mel frames for ``pcm16k``: lead + speech + padding."""
+        s = self.settings
+        n = int(s.lead_s * _RATE) + len(pcm16k) // 2
+        return min(_MAX_FRAMES, 2 * -(-(n // _MEL_HOP + int(s.pad_s * 100)) // 2))
+
+    def features(self, pcm16k: bytes, frames: int | None = None) -> Any:
+        """The log-mel window of ``pcm16k`` (int16 at 16 kHz): lead, speech, padding
+        (``frames`` long: longer than its own for a batch with a longer utterance)."""
         import numpy as np
 
-        s = self.settings
+        frames = frames or self.frames(pcm16k)
+        lead = int(self.settings.lead_s * _RATE)
         speech = np.frombuffer(pcm16k, np.int16).astype(np.float32) / 32768.0
-        lead = int(s.lead_s * _RATE)
-        n = lead + len(speech)
-        frames = min(_MAX_FRAMES, 2 * -(-(n // _MEL_HOP + int(s.pad_s * 100)) // 2))
         audio = np.zeros(frames * _MEL_HOP, np.float32)
         speech = speech[: len(audio) - lead]
         audio[lead : lead + len(speech)] = speech
@@ -320,39 +329,48 @@ class WhisperEngine:
 
     def decode(self, pcm16k: bytes, prompt: str = "") -> Hypothesis:
         """Decode one utterance (int16 mono at 16 kHz); the text is "" when gated out."""
+        return self.decode_batch([pcm16k], prompt)[0]
+
+    def decode_batch(self, utterances: list[bytes], prompt: str = "") -> list[Hypothesis]:
+        """Decode utterances with one prompt in one encoder and decoder pass (their windows
+        padded to the longest): 0.135 CPU-s per utterance in fours, 0.234 one by one."""
         import ctranslate2
         import numpy as np
 
         s = self.settings
         t0 = time.monotonic()
-        features = self.features(pcm16k)
-        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None]))
-        result = self._model.model.generate(
-            batch,
-            [self._prompt(prompt or s.prompt)],
+        frames = max(self.frames(u) for u in utterances)
+        batch = np.stack([self.features(u, frames) for u in utterances])
+        results = self._model.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)),
+            [self._prompt(prompt or s.prompt)] * len(utterances),
             beam_size=s.beam,
             max_length=s.max_tokens,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=[-1],
-        )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        raw = self._tokenizer.decode(tokens).strip()
-        # CTranslate2's score is the sum of log-probabilities over the tokens, length-normalised
-        # with length_penalty 1 (the default): the average log-probability.
-        avg = float(result.scores[0]) if result.scores else 0.0
-        no_speech = float(result.no_speech_prob)
-        ratio = _compression_ratio(raw)
-        text = raw
-        if (
-            (no_speech > s.no_speech_max and avg < s.logprob_min)
-            or avg < s.logprob_floor
-            or ratio > s.compression_max
-            or _echoes(raw, prompt or s.prompt)
-        ):
-            text = ""
-        return Hypothesis(text, raw, avg, no_speech, ratio, time.monotonic() - t0, 0.0)
+        )
+        took = time.monotonic() - t0
+        out = []
+        for result in results:
+            tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+            raw = self._tokenizer.decode(tokens).strip()
+            # CTranslate2's score is the sum of the tokens' log-probabilities, length-normalised
+            # with length_penalty 1 (the default): the average log-probability.
+            avg = float(result.scores[0]) if result.scores else 0.0
+            no_speech = float(result.no_speech_prob)
+            ratio = _compression_ratio(raw)
+            text = raw
+            if (
+                (no_speech > s.no_speech_max and avg < s.logprob_min)
+                or avg < s.logprob_floor
+                or ratio > s.compression_max
+                or _echoes(raw, prompt or s.prompt)
+            ):
+                text = ""
+            out.append(Hypothesis(text, raw, avg, no_speech, ratio, took, 0.0))
+        return out
 
 
 #: Job kinds, in the order the pool serves them.
@@ -379,6 +397,7 @@ class DecodePool:
         self.decoded = [0, 0, 0]
         self.skipped = [0, 0, 0]
         self.decode_seconds = 0.0  # wall time spent decoding, all workers
+        self.batches = 0  # decoder passes (several jobs may share one)
         self.queued_seconds = 0.0
         self._threads = [
             threading.Thread(target=self._work, name=f"whisper-{i}", daemon=True)
@@ -414,34 +433,47 @@ class DecodePool:
                     self._cond.wait()
                 if self._closed:
                     return
-                kind, _, fut, pcm, prompt, queued_at = heapq.heappop(self._queue)
-                if not fut.set_running_or_notify_cancel():
+                jobs: list[tuple[int, Future[Hypothesis], bytes, str, float]] = []
+                # The first job, then more of the queue's head with the same prompt (finals and
+                # early decodes; a partial goes alone): one pass for several calls' utterances.
+                while self._queue and len(jobs) < max(1, self.settings.batch):
+                    kind, _, fut, pcm, prompt, queued_at = self._queue[0]
+                    if jobs and (kind == PARTIAL or prompt != jobs[0][3]):
+                        break
+                    heapq.heappop(self._queue)
+                    if fut.set_running_or_notify_cancel():
+                        jobs.append((kind, fut, pcm, prompt, queued_at))
+                if not jobs:
                     continue
                 self._busy += 1
-            waited = time.monotonic() - queued_at
+            started = time.monotonic()
             try:
-                hyp = self.engine.decode(pcm, prompt)
-            except BaseException as exc:  # handed to the waiting session
+                hyps = self.engine.decode_batch([j[2] for j in jobs], jobs[0][3])
+            except BaseException as exc:  # handed to the waiting sessions
                 with self._cond:
                     self._busy -= 1
-                fut.set_exception(exc)
+                for j in jobs:
+                    j[1].set_exception(exc)
                 continue
             with self._cond:
                 self._busy -= 1
-                self.decoded[kind] += 1
-                self.decode_seconds += hyp.decode_s
-                self.queued_seconds += waited
-            fut.set_result(
-                Hypothesis(
-                    hyp.text,
-                    hyp.raw,
-                    hyp.avg_logprob,
-                    hyp.no_speech_prob,
-                    hyp.compression_ratio,
-                    hyp.decode_s,
-                    waited,
+                self.batches += 1
+                self.decode_seconds += hyps[0].decode_s
+                for (kind, _f, _p, _pr, queued_at), _h in zip(jobs, hyps, strict=True):
+                    self.decoded[kind] += 1
+                    self.queued_seconds += started - queued_at
+            for (_k, fut, _p, _pr, queued_at), h in zip(jobs, hyps, strict=True):
+                fut.set_result(
+                    Hypothesis(
+                        h.text,
+                        h.raw,
+                        h.avg_logprob,
+                        h.no_speech_prob,
+                        h.compression_ratio,
+                        h.decode_s,
+                        started - queued_at,
+                    )
                 )
-            )
 
     def close(self) -> None:
         """Cancel what waits, let the running decodes finish and stop the workers (then the

@@ -119,6 +119,8 @@ def test_the_pool_serves_finals_first_and_skips_partials_when_busy(
             assert words(fut.result(timeout=60).text).replace(" ", "") == "goodbye"
         assert order == ["final"] * 3 + ["early"] * (len(order) - 3)
         assert pool.skipped[PARTIAL] == 1 and pool.skipped[EARLY] >= 1
+        # what waited was decoded in batches (up to settings.batch per pass), each heard right
+        assert pool.batches < sum(pool.decoded) == 1 + len([f for f in early if f]) + 3
     finally:
         pool.close()
 
