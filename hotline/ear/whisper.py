@@ -274,13 +274,16 @@ class WhisperEngine:
                 "the Whisper ear needs faster-whisper: pip install 'hotline[whisper]'"
             ) from exc
         self.model_name = resolve_model(self.settings.model)
-        self._model = WhisperModel(
-            self.model_name,
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=self.settings.threads,
-            num_workers=self.settings.workers,
-        )
+        try:
+            self._model = WhisperModel(
+                self.model_name,
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=self.settings.threads,
+                num_workers=self.settings.workers,
+            )
+        except Exception as exc:  # a directory without a model, a name it cannot fetch, ...
+            raise ModelError(f"cannot load the Whisper model {self.model_name!r}: {exc}") from exc
         self._tokenizer = Tokenizer(
             self._model.hf_tokenizer,
             self._model.model.is_multilingual,

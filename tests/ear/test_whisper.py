@@ -69,6 +69,8 @@ def test_the_bundled_model_is_the_pinned_one_and_a_changed_one_is_refused(
     # A named directory is used as it is; anything else is a faster-whisper model name.
     assert whisper.resolve_model(str(tmp_path)) == str(tmp_path)
     assert whisper.resolve_model("base.en") == "base.en"
+    with pytest.raises(ModelError, match="cannot load"):
+        WhisperEngine(WhisperSettings(model=str(tmp_path)))  # a directory without a model
 
 
 def test_the_prompt_is_one_sentence_naming_the_short_key_terms() -> None:
