@@ -24,11 +24,13 @@ Choices, measured on this machine (``benchmarks/bench_ear.py``):
 * **No words without voiced speech.** A grammar recogniser always returns its nearest phrase: a
   200 ms cough came out as "hang up", "bye" or "person", and ended or handed off the call. Loud,
   not-too-noisy frames open a segment as before, but a segment is decoded into words only when
-  it held ``min_voiced_ms`` of voiced frames: periodic at a voice's pitch
+  it held ``min_voiced_ms`` of voiced frames in one unbroken run: periodic at a voice's pitch
   (:func:`hotline.codec.ulaw_periodicity` >= ``min_periodicity`` over a 40 ms window, lags of
-  2.5-15 ms, i.e. 66-400 Hz). eSpeak's shortest words ("yes", "no", "bye") had 120-340 ms of
-  it, filtered-noise coughs 0-40 ms (``tests/ear/test_gate.py``). Otherwise the segment ends
-  with an empty final and no partials (counted in :attr:`Recognizer.unvoiced`).
+  2.5-15 ms, i.e. 66-400 Hz). eSpeak's shortest words ("yes", "no", "bye") had runs of 120-360
+  ms, filtered-noise coughs 20 ms at most (``tests/ear/test_gate.py``). Counted in total, a fit
+  of coughs 500 ms apart (one segment) added up past the gate and was heard as "that is all",
+  an ending intent. Otherwise the segment ends with an empty final and no partials (counted in
+  :attr:`Recognizer.unvoiced`).
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ class RecognizerConfig:
         max_segment_ms: a segment this long is cut (committed) even without silence.
         partial_every_ms: how often a partial hypothesis is taken while speech goes on.
         vad: commit on silence; False means only :meth:`Recognizer.commit` ends a segment.
-        min_voiced_ms: voiced speech a segment needs to be decoded into words (a cough, a
-            click or line noise has none: its segment ends with an empty final).
+        min_voiced_ms: unbroken voiced speech a segment needs to be decoded into words (a
+            cough, a click or line noise has none: its segment ends with an empty final).
         min_periodicity: a loud frame is voiced when its window's periodicity reaches this.
     """
 
@@ -230,7 +232,8 @@ class Recognizer:
         self._since_partial = 0
         self._last_partial = ""
         self._last_frame = b""
-        self._voiced_ms = 0
+        self._voiced_ms = 0  # the segment's longest unbroken run of voiced frames
+        self._run_ms = 0
         self.speech_seconds = 0.0
         self.segments = 0
         self.unvoiced = 0  # segments ended without words: no voiced speech in them
@@ -309,7 +312,10 @@ class Recognizer:
 
     def _decode(self, ulaw: bytes) -> None:
         if self._voiced(ulaw):
-            self._voiced_ms += len(ulaw) // BYTES_PER_MS
+            self._run_ms += len(ulaw) // BYTES_PER_MS
+            self._voiced_ms = max(self._voiced_ms, self._run_ms)
+        else:
+            self._run_ms = 0
         pcm = self._resampler.process(ulaw_decode(ulaw))
         self._segment_pcm.append(pcm)
         if pcm:
@@ -328,6 +334,7 @@ class Recognizer:
         self._seg_ms = 0
         self._last_frame = b""
         self._voiced_ms = 0
+        self._run_ms = 0
         self._silence_ms = 0
         self._since_partial = 0
         self._last_partial = ""

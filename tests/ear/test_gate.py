@@ -55,6 +55,16 @@ def hear_each(clips: list[bytes], config: RecognizerConfig = CONFIG) -> list[lis
 ALL_COUGHS = [cough(ms, seed=s, smooth=sm, buzz_hz=b) for ms, s, sm, b in COUGHS]
 
 
+def test_a_fit_of_coughs_is_no_words() -> None:
+    """64 coughs 500 ms apart: one segment, whose scattered voiced frames added up past the gate
+    and came out as "that is all" (an ending intent); no unbroken run of them is a voice's."""
+    rec = Recognizer(dataclasses.replace(CONFIG, silence_ms=700))  # hotline's turn silence
+    out = rec.feed(b"".join(GAP + c for c in ALL_COUGHS) + GAP * 4)
+    out.append(rec.commit())
+    assert words(out) == []
+    assert rec.segments >= 1 and rec.unvoiced == rec.segments
+
+
 def test_no_cough_is_heard_as_words() -> None:
     heard = hear_each(ALL_COUGHS)
     assert [(COUGHS[i], w) for i, w in enumerate(heard) if w] == []
