@@ -22,9 +22,8 @@ from hotline.server.settings import ListenSettings
 from hotline.sim.llm_server import StandIn
 from hotline.sim.noise import cough
 from tests.e2e.test_spoken import entries, frames, greeted, transcript
-from tests.server.asgi import serve
 from tests.support.aio import arun
-from tests.support.server import running_server
+from tests.support.server import running_server, serve
 from tests.support.twilio import FakeTwilio
 
 #: Heard word for word by tiny.en in benchmarks/bench_whisper.py (en-us at 175 wpm and en at
