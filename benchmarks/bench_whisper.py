@@ -8,8 +8,8 @@ stored.
 Measured:
 
 * **offline** (the Whisper model alone, in this process): each utterance decoded in one piece,
-  with the ear's settings (a window the utterance's length + 8 s, beam 5, the key terms'
-  sentences as the prompt) and, for contrast, faster-whisper's own ``transcribe`` (30 s window,
+  with the ear's settings (a window the utterance's length + 8 s, beam 5, the prompt from the
+  key terms) and, for contrast, faster-whisper's own ``transcribe`` (30 s window,
   beam 5) with and without the same prompt. Word error rate, CPU per utterance.
 * **live** (each ear in its own process, ``python -m hotline.ear``, over its real socket with
   the Scribe protocol, VAD commits after ``--silence-ms`` as hotline's client asks): the speech

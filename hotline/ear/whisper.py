@@ -24,7 +24,7 @@ Made for phone turns (figures from ``benchmarks/bench_whisper.py`` on this machi
   :class:`hotline.codec.Resampler` 8 -> 16 kHz (as good as soxr's VHQ here: 31.3 % vs 33.0 %).
 * **The key terms as the initial prompt**, in the form Whisper was trained on: a sentence,
   "A caller on the phone asks about tour dates, tickets, merch and the new album." (31 % word
-  error rate; no prompt 42 %; the script's example sentences as the prompt 33 %, and they
+  error rate on the free sentences; no prompt 33 %; the script's example sentences as the prompt 33 %, and they
   pulled free questions onto the script's: "What are the tour dates this spring?" -> "What are
   the tour dates?"; a bare list of forty key terms made Whisper answer in lists, 90 %).
 * **Decode started at the pause**: after ``pause_ms`` of silence inside a segment the audio so
@@ -196,7 +196,7 @@ class WhisperSettings:
         workers: decodes run at once (each with ``threads`` threads).
         beam: beam size.
         lead_s / pad_s: silence before / after the speech in the encoder's window.
-        prompt: initial prompt when the client sends no sentence-like key terms.
+        prompt: initial prompt when the client's key terms give none.
         preroll_ms: audio kept from before a segment opened (at least; the grammar ear's
             100 ms cut the onsets Whisper needs: 35.7 % word error rate live against 31.3 %).
         pause_ms: silence inside a segment after which its decode starts (0: at the close).
