@@ -46,10 +46,10 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# Dependencies (runtime + test oracles) and the editable install.
+# Dependencies (runtime + test oracles + the Whisper ear, so its tests run) and the editable install.
 $(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python sysdeps
 	$(BIN)/python -m pip install -q "setuptools>=77" wheel "Cython>=3.0" build
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test]"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,whisper]"
 	@touch $@
 
 # Rebuild the extension in place whenever a C, Cython or build source changes.

@@ -24,10 +24,12 @@ Choices, measured on this machine (``benchmarks/bench_ear.py``):
 * **No words without voiced speech.** A grammar recogniser always returns its nearest phrase: a
   200 ms cough came out as "hang up", "bye" or "person", and ended or handed off the call. Loud,
   not-too-noisy frames open a segment as before, but a segment is decoded into words only when
-  it held ``min_voiced_ms`` of voiced frames in one unbroken run: periodic at a voice's pitch
-  (:func:`hotline.codec.ulaw_periodicity` >= ``min_periodicity`` over a 40 ms window, lags of
-  2.5-15 ms, i.e. 66-400 Hz). eSpeak's shortest words ("yes", "no", "bye") had runs of 120-360
-  ms, filtered-noise coughs 20 ms at most (``tests/ear/test_gate.py``). Counted in total, a fit
+  it held ``min_voiced_ms`` of voiced frames in one run (one unvoiced frame inside does not
+  break it): periodic at a voice's pitch (:func:`hotline.codec.ulaw_periodicity` >=
+  ``min_periodicity`` over a 40 ms window, lags of 2.5-15 ms, i.e. 66-400 Hz). eSpeak's
+  shortest words ("yes", "no", "bye", 20 syntheses each) had runs of 140 ms or more (60 ms
+  when any dip broke a run), filtered-noise coughs 20 ms at most (``tests/ear/test_gate.py``).
+  Counted in total, a fit
   of coughs 500 ms apart (one segment) added up past the gate and was heard as "that is all",
   an ending intent. Otherwise the segment ends with an empty final and no partials (counted in
   :attr:`Recognizer.unvoiced`).
@@ -48,7 +50,15 @@ from typing import Any
 from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats, ulaw_periodicity
 from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
 
-__all__ = ["EXTRA_PRONUNCIATIONS", "Final", "Partial", "Recognizer", "RecognizerConfig", "Word"]
+__all__ = [
+    "EXTRA_PRONUNCIATIONS",
+    "Final",
+    "Partial",
+    "Recognizer",
+    "RecognizerConfig",
+    "VoicingGate",
+    "Word",
+]
 
 #: Pitch periods looked for, in samples at 8 kHz: 400 Hz down to ~66 Hz.
 _PITCH_LAGS = (20, 120)
@@ -75,7 +85,7 @@ class RecognizerConfig:
         max_segment_ms: a segment this long is cut (committed) even without silence.
         partial_every_ms: how often a partial hypothesis is taken while speech goes on.
         vad: commit on silence; False means only :meth:`Recognizer.commit` ends a segment.
-        min_voiced_ms: unbroken voiced speech a segment needs to be decoded into words (a
+        min_voiced_ms: a run of voiced speech a segment needs to be decoded into words (a
             cough, a click or line noise has none: its segment ends with an empty final).
         min_periodicity: a loud frame is voiced when its window's periodicity reaches this.
     """
@@ -202,6 +212,48 @@ def normalise(term: str) -> list[str]:
     return _WORD.findall(term.lower().replace("’", "'"))
 
 
+class VoicingGate:
+    """Whether a segment held a voice: its longest run of voiced frames (loud, and periodic at
+    a voice's pitch over a 40 ms window), where one unvoiced frame inside a run does not break
+    it and two do. Both local ears decode a segment only when :attr:`longest_ms` reaches
+    ``min_voiced_ms``."""
+
+    def __init__(self, config: RecognizerConfig) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        """A new segment."""
+        self._last_frame = b""
+        self._run_ms = 0
+        self._gap_frames = 0  # unvoiced frames since the run's last voiced one
+        self.longest_ms = 0
+
+    def feed(self, frame: bytes) -> None:
+        """One 20 ms frame of the segment, in order."""
+        window = self._last_frame + frame
+        self._last_frame = frame
+        cfg = self.config
+        voiced = (
+            ulaw_frame_stats(frame)[0] >= cfg.threshold_dbfs
+            and ulaw_periodicity(window, *_PITCH_LAGS) >= cfg.min_periodicity
+        )
+        if voiced:
+            self._run_ms += len(frame) // BYTES_PER_MS
+            self.longest_ms = max(self.longest_ms, self._run_ms)
+            self._gap_frames = 0
+        else:
+            # one frame's dip (a window straddling a glide or a plosive) does not break a run;
+            # two do (coughs in a fit are hundreds of ms apart)
+            self._gap_frames += 1
+            if self._gap_frames > 1:
+                self._run_ms = 0
+
+    @property
+    def open(self) -> bool:
+        return self.longest_ms >= self.config.min_voiced_ms
+
+
 class Recognizer:
     """Segments one µ-law stream and decodes each speech segment with a key-term grammar."""
 
@@ -231,9 +283,7 @@ class Recognizer:
         self._silence_ms = 0
         self._since_partial = 0
         self._last_partial = ""
-        self._last_frame = b""
-        self._voiced_ms = 0  # the segment's longest unbroken run of voiced frames
-        self._run_ms = 0
+        self._gate = VoicingGate(config)
         self.speech_seconds = 0.0
         self.segments = 0
         self.unvoiced = 0  # segments ended without words: no voiced speech in them
@@ -301,21 +351,8 @@ class Recognizer:
         rms, zcr = ulaw_frame_stats(frame)
         return rms >= self.config.threshold_dbfs and zcr <= self.config.max_zcr
 
-    def _voiced(self, frame: bytes) -> bool:
-        """Whether a frame is loud and periodic at a voice's pitch (with the frame before it:
-        a 40 ms window holds at least two periods of the lowest pitch looked for)."""
-        window = self._last_frame + frame
-        self._last_frame = frame
-        if ulaw_frame_stats(frame)[0] < self.config.threshold_dbfs:
-            return False
-        return ulaw_periodicity(window, *_PITCH_LAGS) >= self.config.min_periodicity
-
     def _decode(self, ulaw: bytes) -> None:
-        if self._voiced(ulaw):
-            self._run_ms += len(ulaw) // BYTES_PER_MS
-            self._voiced_ms = max(self._voiced_ms, self._run_ms)
-        else:
-            self._run_ms = 0
+        self._gate.feed(ulaw)
         pcm = self._resampler.process(ulaw_decode(ulaw))
         self._segment_pcm.append(pcm)
         if pcm:
@@ -332,9 +369,7 @@ class Recognizer:
         self._in_segment = True
         self._seg_start = start
         self._seg_ms = 0
-        self._last_frame = b""
-        self._voiced_ms = 0
-        self._run_ms = 0
+        self._gate.reset()
         self._silence_ms = 0
         self._since_partial = 0
         self._last_partial = ""
@@ -352,7 +387,7 @@ class Recognizer:
         self._in_segment = False
         self.segments += 1
         offset = self._seg_start / 8000
-        if self._voiced_ms < self.config.min_voiced_ms:
+        if not self._gate.open:
             self.unvoiced += 1
             return Final("", (), offset, offset + self._seg_ms / 1000)
         hyp = self._decoder.hyp()
@@ -483,7 +518,7 @@ class Recognizer:
             elif (
                 self._since_partial >= cfg.partial_every_ms
                 and self._silence_ms == 0
-                and self._voiced_ms >= cfg.min_voiced_ms
+                and self._gate.open
             ):
                 self._since_partial = 0
                 p = self._partial()

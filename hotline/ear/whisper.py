@@ -9,9 +9,8 @@ Made for phone turns (figures from ``benchmarks/bench_whisper.py`` on this machi
 * **Only speech is decoded**: the grammar ear's segmentation (energy + not noise-like frames
   open a segment; ``silence_ms`` closes it; 300 ms of audio kept from before the onset, where
   the grammar ear keeps 100) and its voicing gate (a segment needs
-  ``min_voiced_ms`` of frames periodic at a voice's pitch before any decode; here in one
-  unbroken run: eSpeak's shortest words have runs of 120-360 ms, the generated coughs of 20 ms
-  at most, and a fit of coughs 500 ms apart, one segment, added up past 80 ms). A cough, a click
+  ``min_voiced_ms`` of frames periodic at a voice's pitch in one run before any decode:
+  :class:`hotline.ear.recognizer.VoicingGate`, shared). A cough, a click
   or line noise is never shown to Whisper, which would invent "Thank you." or "you" for it, or
   recite its prompt ("A caller on the phone asks about goodbye," for that fit of coughs).
 * **A window the length of the utterance.** Whisper's encoder is trained on 30 s; faster-whisper
@@ -69,9 +68,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats, ulaw_periodicity
+from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats
 from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
-from hotline.ear.recognizer import Final, Partial, RecognizerConfig, Word
+from hotline.ear.recognizer import Final, Partial, RecognizerConfig, VoicingGate, Word
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -87,7 +86,6 @@ __all__ = [
     "resolve_model",
 ]
 
-_PITCH_LAGS = (20, 120)  # as the grammar ear: 400 Hz down to ~66 Hz
 _RATE = 16_000
 _MEL_HOP = 160  # Whisper's mel frames are 10 ms at 16 kHz
 _MAX_FRAMES = 3000  # 30 s: the encoder's positional table
@@ -532,9 +530,7 @@ class WhisperRecognizer:
         self._speech_end_ms = 0  # segment time just after its last speech frame
         self._silence_ms = 0
         self._since_partial = 0
-        self._last_frame = b""
-        self._voiced_ms = 0  # the segment's longest run of voiced frames
-        self._run_ms = 0
+        self._gate = VoicingGate(config)
         self._pcm: list[bytes] = []
         self._early: Future[Hypothesis] | None = None
         self._early_upto = 0  # segment ms the early decode covers
@@ -552,19 +548,8 @@ class WhisperRecognizer:
         rms, zcr = ulaw_frame_stats(frame)
         return rms >= self.config.threshold_dbfs and zcr <= self.config.max_zcr
 
-    def _voiced(self, frame: bytes) -> bool:
-        window = self._last_frame + frame
-        self._last_frame = frame
-        if ulaw_frame_stats(frame)[0] < self.config.threshold_dbfs:
-            return False
-        return ulaw_periodicity(window, *_PITCH_LAGS) >= self.config.min_periodicity
-
     def _add(self, ulaw: bytes) -> None:
-        if self._voiced(ulaw):
-            self._run_ms += len(ulaw) // BYTES_PER_MS
-            self._voiced_ms = max(self._voiced_ms, self._run_ms)
-        else:
-            self._run_ms = 0
+        self._gate.feed(ulaw)
         self._pcm.append(self._resampler.process(ulaw_decode(ulaw)))
         self._seg_ms += len(ulaw) // BYTES_PER_MS
         self.speech_seconds += len(ulaw) / 8000
@@ -576,9 +561,7 @@ class WhisperRecognizer:
         self._seg_start = start
         self._seg_ms = 0
         self._speech_end_ms = 0
-        self._last_frame = b""
-        self._voiced_ms = 0
-        self._run_ms = 0
+        self._gate.reset()
         self._silence_ms = 0
         self._since_partial = 0
         self._last_partial = ""
@@ -605,7 +588,7 @@ class WhisperRecognizer:
         if self._partial is not None:
             self._partial.cancel()
             self._partial = None
-        if self._voiced_ms < self.config.min_voiced_ms:
+        if not self._gate.open:
             self._drop_early()
             self.unvoiced += 1
             return Final("", (), offset, end)
@@ -695,7 +678,7 @@ class WhisperRecognizer:
                 s.pause_ms
                 and self._silence_ms == s.pause_ms
                 and self._early is None
-                and self._voiced_ms >= cfg.min_voiced_ms
+                and self._gate.open
             ):
                 self._early = self.pool.submit(EARLY, self._audio(), self.prompt)
                 self._early_upto = self._speech_end_ms
@@ -703,7 +686,7 @@ class WhisperRecognizer:
                 s.partial_every_ms
                 and self._since_partial >= s.partial_every_ms
                 and self._silence_ms == 0
-                and self._voiced_ms >= cfg.min_voiced_ms
+                and self._gate.open
                 and self._partial is None
             ):
                 self._since_partial = 0

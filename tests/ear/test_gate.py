@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from hotline.core.script import default_script
-from hotline.ear.recognizer import Final, Partial, Recognizer, RecognizerConfig
+from hotline.ear.recognizer import Final, Partial, Recognizer, RecognizerConfig, VoicingGate
 from hotline.sim.noise import COUGHS, cough, line_noise
 from hotline.tts_standin.espeak import synthesize
 
@@ -96,6 +96,24 @@ def test_short_words_still_open_the_gate(voice: str) -> None:
         assert rec.segments >= 1 and rec.unvoiced == 0, f"{voice}: {text!r} was gated out"
         heard += bool(words(out))
     assert heard >= 4, f"{voice}: only {heard} of 5 short words came out as words"
+
+
+def voiced_run_ms(audio: bytes) -> int:
+    gate = VoicingGate(CONFIG)
+    for i in range(0, len(audio) - len(audio) % 160, 160):
+        gate.feed(audio[i : i + 160])
+    return gate.longest_ms
+
+
+def test_the_gate_opens_for_every_synthesis_of_a_short_word() -> None:
+    """eSpeak's audio for a text varies from one synthesis to the next (with what it said
+    before): each of several takes of the shortest words has a voiced run well past the gate;
+    no cough has more than a frame of one."""
+    for voice in VOICES:
+        for text in ("yes", "bye"):
+            runs = [voiced_run_ms(spoken(text, voice)) for _ in range(6)]
+            assert min(runs) >= CONFIG.min_voiced_ms + 40, (voice, text, runs)
+    assert max(voiced_run_ms(c) for c in ALL_COUGHS) <= 20
 
 
 def test_a_cough_before_words_leaves_the_words() -> None:
