@@ -206,7 +206,16 @@ class Listener:
         elif isinstance(ev, SttPartial):
             call.transcript_partial(ev.text, now)
         elif isinstance(ev, SttCommitted):
+            turns = call.turns
+            late = turns.late_finals if turns is not None else 0
             call.transcript_final(ev.text, now)
+            if turns is not None and turns.late_finals > late:
+                # Never the words: its length only. It belonged to a turn already answered.
+                log.info(
+                    "call %s: a final of %d chars came after its turn had ended: dropped",
+                    self.host.label,
+                    len(ev.text),
+                )
         elif isinstance(ev, SttFailure):
             # The stream is down (a refused or dropped stream too, though the client will
             # reconnect); a rejected message is not.

@@ -320,3 +320,40 @@ async def stt_dropped_mid_call_reconnects_and_the_next_spoken_turn_works(
             assert ear.stats.faults_injected == 1 and ear.stats.connections == 2
             assert len(failure_logs(caplog)) == 1
             await tw.hang_up()
+
+
+def test_a_late_final_is_logged_and_dropped_not_a_second_turn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    arun(lambda: a_late_final_is_logged_and_dropped_not_a_second_turn(caplog), 90)
+
+
+async def a_late_final_is_logged_and_dropped_not_a_second_turn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every result of the ear comes 2.2 s late (past the 2 s wait for a final): the turn
+    ends with what it had, and the final that comes after it was answered is logged (its
+    length, never its words) and dropped, not made a second turn with a second reply."""
+    async with LocalEar(EarConfig(fault="slow", slow_s=2.2)) as ear:
+        async with running_server(listen=ListenSettings(stt="local")) as run:
+            run.hub.stt_url = ear.url
+            tw = FakeTwilio(run)
+            await greeted(tw)
+            tw.speak(spoken("Tell me about the new album"))
+            await tw.wait_for(lambda: not tw._speech, 10)
+
+            def late_logged() -> bool:
+                return any(
+                    "came after its turn had ended" in r.getMessage() for r in caplog.records
+                )
+
+            await tw.wait_for(late_logged, 60)
+            await asyncio.sleep(1.0)  # a second turn, if any, would have started by now
+            t = await transcript(run, tw.call_sid)
+            assert len(entries(t, "caller")) == 1, t
+            assert len(entries(t, "hotline")) == 2, t  # the greeting and one reply
+            assert any("recogniser timed out" in r.getMessage() for r in caplog.records)
+            late = next(r for r in caplog.records if "came after its turn" in r.getMessage())
+            assert "album" not in late.getMessage()
+            await tw.hang_up()
