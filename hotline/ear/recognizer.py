@@ -26,12 +26,14 @@ Choices, measured on this machine (``benchmarks/bench_ear.py``):
   not-too-noisy frames open a segment as before, but a segment is decoded into words only when
   it held ``min_voiced_ms`` of voiced frames in one run (one unvoiced frame inside does not
   break it): periodic at a voice's pitch (:func:`hotline.codec.ulaw_periodicity` >=
-  ``min_periodicity`` over a 40 ms window, lags of 2.5-15 ms, i.e. 66-400 Hz). eSpeak's
-  shortest words ("yes", "no", "bye", 20 syntheses each) had runs of 140 ms or more (60 ms
-  when any dip broke a run), filtered-noise coughs 20 ms at most (``tests/ear/test_gate.py``).
-  Counted in total, a fit
-  of coughs 500 ms apart (one segment) added up past the gate and was heard as "that is all",
-  an ending intent. Otherwise the segment ends with an empty final and no partials (counted in
+  ``min_periodicity`` over a 40 ms window, lags of 2.5-15 ms, i.e. 66-400 Hz). The gate is 80
+  ms: eSpeak's shortest words ("yes", "no", "bye", "ok"; five voices, 100 takes of the hardest,
+  whose audio varies from take to take) had runs of 120-200 ms, once 80 ms (as little as 60 ms
+  when any dip broke a run); the generated coughs 20 ms at most (``tests/ear/test_gate.py``).
+  At 60 ms a test stream of a spoken phrase then coughs gave "that is all" once more. Counted
+  in total rather than as a run, a fit of coughs 500 ms apart (one segment) added up
+  past the gate and was heard as "that is all", an ending intent. Otherwise the segment ends
+  with an empty final and no partials (counted in
   :attr:`Recognizer.unvoiced`).
 """
 
