@@ -1,8 +1,8 @@
 """One call's listening parts: its speech-to-text stream and its brain, glued to the Call.
 
 The session owns the :class:`~hotline.core.call.Call`; a :class:`Listener` owns what hears the
-caller and what answers them. It only feeds the Call (then ``host.dispatch()``: the session drains
-the Call's actions); the Call keeps the transcript and the brain's reply bookkeeping.
+caller and what answers them. It only feeds the Call (then ``host.fed()``: the session drains
+the Call's actions once, when this wake-up is over); the Call keeps the transcript and the brain's reply bookkeeping.
 
 * **speech-to-text** (``HOTLINE_STT``): one stream per call, opened at ``start``, fed the
   caller's µ-law the session drains from :meth:`Call.audio_to_recognise` (never blocking: the
@@ -91,8 +91,8 @@ class ListenerHost(Protocol):
     @property
     def caller(self) -> str: ...
 
-    def dispatch(self) -> None:
-        """The Call was fed: execute its pending actions and wake the sender."""
+    def fed(self) -> None:
+        """The Call was fed: its actions are drained once this wake-up is over."""
 
 
 class Listener:
@@ -225,7 +225,7 @@ class Listener:
                     f"stt:{ev.kind}", "speech-to-text failed (%s); the call goes on", ev.kind
                 )
                 call.stt_down(now)  # barge-in on speech onset until session_started again
-        self.host.dispatch()
+        self.host.fed()
 
     def commit_speech(self) -> None:
         stt = self.stt
@@ -314,7 +314,7 @@ class Listener:
                 raise TypeError(f"not a brain output: {type(out).__name__}")
         except CallStateError:
             pass  # the call is closing or over: nothing more to say
-        host.dispatch()
+        host.fed()
 
     def _fallback(self, call: Call, reason: str, now: float) -> None:
         self.fallbacks += 1
@@ -354,7 +354,7 @@ class Listener:
             )
         except (CallStateError, ValueError):
             return
-        self.host.dispatch()
+        self.host.fed()
 
     def _log_once(self, kind: str, message: str, *args: object) -> None:
         if kind in self._logged or len(self._logged) > 32:

@@ -7,7 +7,11 @@ never awaiting; called from the connection's ``data_received`` on hotline's own 
 frames out, wakes on new audio or the Call's next deadline) and one speech task per utterance
 (:meth:`hotline.server.speech.CallSpeech.utter`). Whatever feeds the Call (a Twilio message, a
 TTS or STT event, the brain, the HTTP API, the sender's timer) is one wake-up: the Call's actions
-are drained once, by :meth:`CallSession._drain`, and executed. :meth:`CallSession.run` returns
+are drained once, by :meth:`CallSession._drain`, and executed. A Twilio message and the sender
+drain in place; every other feeder only feeds the Call and says so (:meth:`CallSession.fed`),
+and one drain scheduled for the end of that wake-up serves all of them. The speech and listening
+tasks do I/O only; a held first slice (:attr:`Call.holds_audio`) is rendered by the sender once
+the first frames are out. :meth:`CallSession.run` returns
 once the call is over, and only after every task is finished and every socket closed. What actions say is counted and logged by
 :func:`hotline.server.metrics.observe`; this module only executes them.
 """
@@ -116,6 +120,7 @@ class CallSession:
         self._wake = asyncio.Event()
         #: When the sender's timer fires (the receiver wakes it early past this time).
         self._wake_at = _NEVER
+        self._drain_due = False  # a drain is scheduled (fed())
         self._bytes_counted = 0  # of call.bytes_sent, added to hotline_audio_bytes_out
         self._tts_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,12 +164,12 @@ class CallSession:
             ValueError: empty text.
         """
         uid = self.call.say(text, clock(), interrupt=interrupt)
-        self.dispatch()
+        self.fed()
         return uid
 
     def hangup(self, reason: str = "hangup requested") -> None:
         self.call.hangup(clock(), reason)
-        self.dispatch()
+        self.fed()
 
     @property
     def transcript(self) -> Transcript | None:
@@ -251,7 +256,8 @@ class CallSession:
         # went to sleep) has passed.
         try:
             if call.has_actions:
-                self.dispatch()
+                self._drain()
+                self._wake.set()
             elif call.has_data_to_send or now >= self._wake_at:
                 self._wake.set()
         except Exception:
@@ -319,6 +325,14 @@ class CallSession:
                 self._count_audio_out(False)
                 if self._done.is_set():
                     return
+                if call.holds_audio:
+                    # Only the first slice of a big first message was converted, and its
+                    # frames are out now: have the rest converted, then pump again.
+                    uid = call.current_utterance
+                    now = clock()
+                    if uid is not None and call.render_held(uid, now):
+                        self.hub.metrics.conversion.observe(clock() - now)
+                    continue
                 if wake.is_set():
                     continue
                 now = clock()
@@ -358,10 +372,21 @@ class CallSession:
 
     # ------------------------------------------------------------------ actions
 
-    def dispatch(self) -> None:
-        """The Call was fed (a Twilio message, a TTS or STT event, the brain, the API): execute
-        its pending actions and wake the sender."""
-        self._drain()
+    def fed(self) -> None:
+        """The Call was fed (a TTS or STT event, the brain, the API): its actions are drained
+        once, by a callback scheduled for the end of this wake-up (however many feeders called
+        this meanwhile), which also wakes the sender."""
+        if not self._drain_due:
+            self._drain_due = True
+            asyncio.get_running_loop().call_soon(self._drain_fed)
+
+    def _drain_fed(self) -> None:
+        self._drain_due = False
+        try:
+            self._drain()
+        except Exception:
+            log.exception("call %s: an action failed", self.label)
+            self._finish("internal error", code=1011)
         self._wake.set()
 
     def _drain(self, *, timed: bool = False) -> dict[int, list[FirstFrame | TurnLatency]] | None:
@@ -395,8 +420,9 @@ class CallSession:
                     name=f"hotline-tts-u{uid}",
                 )
         elif isinstance(action, CancelTTS):
-            task = self._tts_tasks.pop(action.utterance_id, None)
-            if task is not None and task is not asyncio.current_task():
+            uid = action.utterance_id
+            task = self._tts_tasks.pop(uid, None)
+            if task is not None and not (self.speech is not None and self.speech.ending(uid)):
                 task.cancel()
         elif isinstance(action, FirstFrame):
             if self.speech is not None:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from hotline.core.actions import LabelEnum, UtteranceRecorded
 from hotline.core.call import Call
-from hotline.core.events import TTSAudio, TTSEvent
+from hotline.core.events import TTSAudio, TTSEvent, TTSFailure
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server import phrases
 from hotline.server.elevenlabs_client import TextFeed, TTSConfig, TTSFailed
@@ -79,8 +79,9 @@ class SpeechHost(Protocol):
     @property
     def label(self) -> str: ...
 
-    def dispatch(self) -> None:
-        """The Call was fed: execute its pending actions and wake the sender."""
+    def fed(self) -> None:
+        """The Call was fed: its actions are drained once this wake-up is over (a callback
+        scheduled now, so it runs before this task resumes from its next await)."""
 
     def bad_message(self, side: str, exc: Exception) -> None:
         """Count (and log once per kind) a malformed message that was dropped."""
@@ -115,6 +116,7 @@ class CallSpeech:
         self._keys: dict[int, str] = {}  # utterance -> phrase key, while synthesising a miss
         self._recorded: dict[int, bytes] = {}  # clean recordings waiting to be stored
         self._feeds: dict[int, TextFeed] = {}  # streamed utterances' text, by utterance
+        self._ending: set[int] = set()  # utterances whose task is ending on its own
 
     # ------------------------------------------------------------------ streamed text
 
@@ -145,20 +147,15 @@ class CallSpeech:
         async def on_event(event: TTSEvent) -> bool:
             now = clock()
             if not call.receive_tts(utterance_id, event, now):
+                self._ending.add(utterance_id)
                 return False  # barge-in / hang-up: late audio dropped, close the socket
             if isinstance(event, TTSAudio):
                 metrics.conversion.observe(clock() - now)
-            host.dispatch()
-            if call.holds_audio:
-                # The Call converted only the first slice of a big first message: let the
-                # sender put its frames on the wire, then have the rest converted.
-                await asyncio.sleep(0)
-                now = clock()
-                if not call.render_held(utterance_id, now):
-                    return False
-                metrics.conversion.observe(clock() - now)
-                host.dispatch()
-            return call.current_utterance == utterance_id
+            host.fed()  # a held first slice is rendered by the sender once its frames are out
+            if isinstance(event, TTSFailure) or call.current_utterance != utterance_id:
+                self._ending.add(utterance_id)  # this task ends itself: CancelTTS need not
+                return False
+            return True
 
         def on_bad(exc: ElevenLabsProtocolError) -> None:
             host.bad_message("elevenlabs", exc)
@@ -170,22 +167,23 @@ class CallSpeech:
         except TTSFailed as exc:
             metrics.elevenlabs_errors.labels(exc.kind).inc()
             call.tts_failed(utterance_id, str(exc), clock())
-            host.dispatch()
+            host.fed()
         except Exception as exc:
             call_log.exception("call %s: utterance %d: TTS task failed", host.label, utterance_id)
             metrics.elevenlabs_errors.labels("internal").inc()
             call.tts_failed(utterance_id, f"internal: {type(exc).__name__}", clock())
-            host.dispatch()
+            host.fed()
         else:
             # The stream ended (isFinal, or we stopped wanting it); if the Call still waits
             # for this utterance (stream ended without isFinal being seen), end it.
             if call.current_utterance == utterance_id:
                 call.tts_failed(utterance_id, "stream ended without isFinal", clock())
-                host.dispatch()
+                host.fed()
         finally:
             self._keys.pop(utterance_id, None)
             self._recorded.pop(utterance_id, None)
             self._feeds.pop(utterance_id, None)
+            self._ending.discard(utterance_id)
 
     async def _speak(
         self,
@@ -211,11 +209,12 @@ class CallSpeech:
                 if hit is not None:
                     self.paths[utterance_id] = SpeechPath.CACHE
                     if host.call.play_recorded(utterance_id, hit, clock()):
-                        host.dispatch()
+                        host.fed()
                     return
                 self._keys[utterance_id] = key
         self.paths[utterance_id] = self.path
         await tts.synthesize(feed, on_event, on_bad_message)
+        await asyncio.sleep(0)  # the drain fed by the last event (its UtteranceRecorded) runs
         recording = self._recorded.pop(utterance_id, None)
         if store is not None and key is not None and recording is not None:
             await store.put(key, recording)
@@ -224,6 +223,11 @@ class CallSpeech:
         """The Call recorded a clean miss: store it once its synthesis has returned."""
         if action.utterance_id in self._keys:
             self._recorded[action.utterance_id] = action.ulaw
+
+    def ending(self, utterance_id: int) -> bool:
+        """Utterance ``utterance_id``'s task has told its TTS to stop and is ending on its own
+        (its CancelTTS, drained later, must not cut that ending short)."""
+        return utterance_id in self._ending
 
     def first_frame_sent(self, utterance_id: int, time_to_first_audio: float) -> None:
         path = self.paths.pop(utterance_id, self.path)

@@ -62,7 +62,7 @@ def caller_says(run: Running, tw: FakeTwilio, text: str) -> None:
     """The recogniser committed ``text`` (what the STT stream hands the Call)."""
     s = session(run, tw)
     s.call.transcript_final(text, time.perf_counter())
-    s.dispatch()
+    s.fed()
 
 
 def tts_texts(run: Running) -> list[str]:
