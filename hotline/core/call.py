@@ -485,6 +485,12 @@ class Call:
         self._start_next(now)
         return True
 
+    def rendering(self, utterance_id: int) -> Utterance | None:
+        """Utterance ``utterance_id`` if its TTS is running (the shell's TTS feed reads a
+        streamed reply's text from it: the text is kept there, once)."""
+        utt = self._utts.current
+        return utt if utt is not None and utt.id == utterance_id else None
+
     def _rendering(self, utterance_id: int) -> Utterance | None:
         utt = self._utts.current
         if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:

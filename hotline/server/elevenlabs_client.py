@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -16,7 +17,7 @@ from hotline.core.events import TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError, TTSError
 from hotline.server.ws_client import WsError, WsOptions, close_ws, open_ws
 
-__all__ = ["SingleTTS", "TTSConfig", "TTSFailed", "TextFeed", "synthesize"]
+__all__ = ["SingleTTS", "TTSConfig", "TTSFailed", "TextFeed", "TextSource", "synthesize"]
 
 log = logging.getLogger("hotline.tts")
 
@@ -67,57 +68,67 @@ class TTSConfig:
         )
 
 
+class TextSource(Protocol):
+    """Where a feed's text is kept: the Call's :class:`~hotline.core.utterances.Utterance`
+    (a streamed reply's text grows there; ``closed`` once it is whole)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+class _FixedText:
+    __slots__ = ("text",)
+
+    closed = True
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 class TextFeed:
-    """The text of a streamed utterance, arriving in pieces (the Call's ``TTSText`` /
-    ``TTSClose``), on its way into a TTS stream.
+    """A streamed utterance's text on its way into a TTS stream. The text is kept once, by the
+    Call (``source``); the feed only remembers how much of it went out.
 
     :meth:`take` hands out what is ready to send: up to the last white space while the text is
     still open (a word cut between two pieces is never sent in halves), everything once
-    closed. ``on_change`` (set by the TTS stream) is called after every :meth:`push` and
-    :meth:`close`.
+    closed. ``on_change`` (set by the TTS stream) is called by :meth:`changed`, which the shell
+    calls when the Call says the text grew or closed (``TTSText`` / ``TTSClose``).
 
     A fixed line is a feed closed at birth (:meth:`fixed`): the TTS clients speak both through
     the same path.
-
-    Args:
-        text: the text that arrived before the stream opened.
     """
 
-    __slots__ = ("_held", "closed", "on_change", "text")
+    __slots__ = ("_sent", "_source", "on_change")
 
-    def __init__(self, text: str = "") -> None:
-        self.text = text
-        self._held = text
-        self.closed = False
+    def __init__(self, source: TextSource) -> None:
+        self._source = source
+        self._sent = 0  # characters of the source's text handed out by take()
         self.on_change: Callable[[], None] | None = None
 
     @classmethod
     def fixed(cls, text: str) -> TextFeed:
         """A fixed line: its whole text, closed at birth."""
-        feed = cls(text)
-        feed.closed = True
-        return feed
+        return cls(_FixedText(text))
 
-    def push(self, piece: str) -> None:
-        if self.closed or not piece:
-            return
-        self.text += piece
-        self._held += piece
-        if self.on_change is not None:
-            self.on_change()
+    @property
+    def closed(self) -> bool:
+        return self._source.closed
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
+    def changed(self) -> None:
+        """The source's text grew or closed: wake the TTS stream."""
         if self.on_change is not None:
             self.on_change()
 
     def take(self) -> str:
         """The text ready to send now (``""``: nothing yet; blank text is never handed out)."""
-        held = self._held
-        if self.closed:
-            self._held = ""
+        source = self._source
+        text = source.text
+        held = text[self._sent :]
+        if source.closed:
+            self._sent = len(text)
             return held if held.strip() else ""
         if held and (held[-1].isspace() or held[-1] in _WORD_END):
             cut = len(held) - 1  # a piece ending in white space or punctuation ends a word
@@ -125,13 +136,14 @@ class TextFeed:
             cut = max(held.rfind(" "), held.rfind("\n"), held.rfind("\t"))
         if cut < 0:
             return ""
-        out, self._held = held[: cut + 1], held[cut + 1 :]
+        self._sent += cut + 1
+        out = held[: cut + 1]
         return out if out.strip() else ""
 
     @property
     def wants(self) -> int:
         """Characters of the whole text (stripped), for "has it all been voiced"."""
-        return len(self.text.strip())
+        return len(self._source.text.strip())
 
 
 _WORD_END = frozenset(".,!?;:")

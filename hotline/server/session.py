@@ -414,7 +414,10 @@ class CallSession:
                 assert self.speech is not None  # set at start, before accept()
                 uid = action.utterance_id
                 if action.streaming:
-                    self.speech.open_feed(uid, action.text)
+                    source = self.call.rendering(uid)
+                    if source is None:
+                        return  # cut before this drain (its CancelTTS follows): nothing to voice
+                    self.speech.open_feed(uid, source)
                 self._tts_tasks[uid] = asyncio.create_task(
                     self.speech.utter(self, uid, action.text),
                     name=f"hotline-tts-u{uid}",
@@ -437,12 +440,9 @@ class CallSession:
             self._finish(action.reason, code=1000)
         elif isinstance(action, Stopped):
             self._finish("twilio stop", code=1000)
-        elif isinstance(action, TTSText):
+        elif isinstance(action, (TTSText, TTSClose)):
             if self.speech is not None:
-                self.speech.feed_text(action.utterance_id, action.text)
-        elif isinstance(action, TTSClose):
-            if self.speech is not None:
-                self.speech.feed_close(action.utterance_id)
+                self.speech.text_changed(action.utterance_id)
         elif isinstance(action, LineInterrupted):
             if self.listener is not None:
                 self.listener.line_interrupted(action)

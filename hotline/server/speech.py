@@ -23,7 +23,7 @@ from hotline.core.call import Call
 from hotline.core.events import TTSAudio, TTSEvent, TTSFailure
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server import phrases
-from hotline.server.elevenlabs_client import TextFeed, TTSConfig, TTSFailed
+from hotline.server.elevenlabs_client import TextFeed, TextSource, TTSConfig, TTSFailed
 from hotline.server.metrics import Metrics
 from hotline.server.phrases import PhraseStore
 
@@ -120,22 +120,16 @@ class CallSpeech:
 
     # ------------------------------------------------------------------ streamed text
 
-    def open_feed(self, utterance_id: int, text: str) -> TextFeed:
-        """A streamed utterance starts (``StartTTS(streaming=True)``) with ``text`` so far."""
-        feed = self._feeds[utterance_id] = TextFeed(text)
-        return feed
+    def open_feed(self, utterance_id: int, source: TextSource) -> None:
+        """A streamed utterance starts (``StartTTS(streaming=True)``); its text is read from
+        ``source`` (the Call's utterance), where it is kept."""
+        self._feeds[utterance_id] = TextFeed(source)
 
-    def feed_text(self, utterance_id: int, piece: str) -> None:
-        """``TTSText``: more of a streamed utterance's text."""
+    def text_changed(self, utterance_id: int) -> None:
+        """``TTSText`` / ``TTSClose``: a streamed utterance's text grew or is complete."""
         feed = self._feeds.get(utterance_id)
         if feed is not None:
-            feed.push(piece)
-
-    def feed_close(self, utterance_id: int) -> None:
-        """``TTSClose``: a streamed utterance's text is complete."""
-        feed = self._feeds.get(utterance_id)
-        if feed is not None:
-            feed.close()
+            feed.changed()
 
     async def utter(self, host: SpeechHost, utterance_id: int, text: str) -> None:
         """Get utterance ``utterance_id`` its audio (the task behind a ``StartTTS``): replay it
