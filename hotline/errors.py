@@ -10,7 +10,7 @@
      ├── CodecError(ValueError)        sans-I/O: bad arguments or unusable audio
      │    └── DecoderError             libmpg123 could not recover
      ├── CallStateError(RuntimeError)  sans-I/O: a Call method used in a state that forbids it
-     │                                 (``say`` after hang-up); defined in hotline.core.call
+     │                                 (``say`` after hang-up); defined in hotline.core.callstate
      ├── TTSError                      the TTS service failed an utterance (error message, close,
      │                                 timeout); the call goes on
      ├── BrainError                    a brain (LLM, relay app) failed one turn; the shell speaks

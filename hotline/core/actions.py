@@ -52,7 +52,7 @@ class UtteranceSource(LabelEnum):
 
     SCRIPT = "script"  # the greeting, a digit's line, the goodbye
     SAY = "say"  # an outside brain (POST /calls/{sid}/say)
-    BRAIN = "brain"  # the call's brain (a streamed reply: Call.reply_open)
+    BRAIN = "brain"  # the call's brain (a streamed reply: Lines.reply_open)
 
 
 class UtteranceOutcome(LabelEnum):
@@ -76,7 +76,7 @@ class StartTTS:
     """Find audio for ``text``: replay a recording (:meth:`Call.play_recorded`) or open a TTS
     stream and feed its events back (:meth:`Call.receive_tts`) tagged with ``utterance_id``.
 
-    ``streaming``: a reply whose text arrives in pieces (:meth:`Call.reply_open`): ``text`` is
+    ``streaming``: a reply whose text arrives in pieces (:meth:`Lines.reply_open`): ``text`` is
     what has arrived so far, :class:`TTSText` brings the rest and :class:`TTSClose` ends it. A
     streamed reply is never answered from the phrase cache."""
 

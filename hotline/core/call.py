@@ -29,23 +29,15 @@ Listening (a call built with ``turns``; see :mod:`hotline.core.turns`)::
     call.transcript_final(text, now)      # ... and its committed one
     call.stt_down(now) / call.stt_up()    # the recogniser failed / is back
     call.turn_handed(now)                 # the shell handed a CallerTurn to the brain
-    call.replies.say(piece, now, last=.)  # the brain's reply, streamed (reply_open/text/close)
-    call.replies.play(ulaw, now)          # ready-made audio (a fetched file; play_ulaw: tones)
+    call.replies.say(piece, now, last=.)  # the brain's reply, streamed (call.lines.reply_*)
+    call.replies.play(ulaw, now)          # ready-made audio (a fetched file; lines.play_ulaw)
     call.finish(now, goodbye)             # let the reply play (or say goodbye), then hang up
 
-The VAD's onsets and ends and every media timestamp go to the turn taker, which decides barge-in
-(``speech``/``words``/``off``), asks for :class:`CommitSpeech` once the caller's silence is long
-enough and ends the turn as :class:`CallerTurn`; the first frame of its reply comes with a
-:class:`TurnLatency` (:mod:`hotline.core.latency`). A cut line is reported as
-:class:`LineInterrupted` with what the caller heard (the playhead and the TTS alignment, via
-:class:`~hotline.core.heard.HeardText`). The call's :class:`~hotline.core.transcript.Transcript`
+What the caller says goes through :class:`~hotline.core.listening.Listening` (barge-in, the
+turn's end, :class:`CallerTurn`); what hotline says, and how a line is cut, through
+:class:`~hotline.core.lines.Lines`. The call's :class:`~hotline.core.transcript.Transcript`
 (from ``accept``) gets every caller turn, every line hotline began to say and what the caller
 heard of a cut one.
-
-Barge-in: speech (or words) from the caller while something interruptible plays in an active
-call (audio queued at Twilio, frames not yet sent, or a TTS stream running; the goodbye is not
-interruptible) sends ``clear``, drops the pending marks and frames, resets the converter and asks
-the shell to close that utterance's TTS stream (:class:`CancelTTS`); late audio is ignored.
 
 Script: on ``start`` (once the shell has called :meth:`accept`) the greeting is spoken. A DTMF
 digit speaks its line (interrupting what plays); a goodbye digit speaks the goodbye and hangs up
@@ -54,23 +46,18 @@ once its end mark has echoed (or ``mark_grace`` seconds after it should have fin
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 
 from hotline.core.actions import (
     Action,
-    BargeIn,
     DigitPressed,
     Hangup,
-    LineInterrupted,
     Started,
-    StartTTS,
     Stopped,
-    TTSClose,
-    TTSText,
     UtteranceOutcome,
     UtteranceSource,
 )
+from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import (
     Connected,
     Dtmf,
@@ -81,6 +68,7 @@ from hotline.core.events import (
     TTSEvent,
     TwilioEvent,
 )
+from hotline.core.lines import Lines
 from hotline.core.listening import Listening, SpeechDetector
 from hotline.core.pacer import Pacer
 from hotline.core.render import Converter, Renderer, Voice
@@ -90,23 +78,9 @@ from hotline.core.turns import TurnConfig, TurnTaker
 from hotline.core.twilio import TwilioStream
 from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
 from hotline.core.utterances import Replies, Utterance, Utterances
-from hotline.errors import HotlineError, assert_never
+from hotline.errors import assert_never
 
-__all__ = ["Call", "CallState", "CallStateError"]
-
-
-class CallStateError(HotlineError, RuntimeError):
-    """A call method was used in a state that does not allow it (e.g. ``say`` after hang-up)."""
-
-
-class CallState(enum.Enum):
-    """Where a :class:`Call` is in its life."""
-
-    CONNECTING = "connecting"  # before Twilio's ``start``
-    STARTED = "started"  # ``start`` seen; waiting for the shell to accept() or reject()
-    ACTIVE = "active"  # speaking, listening
-    CLOSING = "closing"  # the goodbye is playing; hang up once it has played
-    ENDED = "ended"  # hung up, stopped or rejected; everything else is ignored
+__all__ = ["Call"]
 
 
 class Call:
@@ -191,11 +165,13 @@ class Call:
             barge_in=self._barge_in,
         )
         self.brain_digits = brain_digits
-        #: What the brain is saying (its streamed reply; see :class:`Replies`).
-        self.replies = Replies(self)
         #: What was said on this call (from :meth:`accept` on).
         self.transcript: Transcript | None = None
-        self.barge_ins = 0
+        #: What hotline says next: a streamed reply (``lines.reply_open`` / ``reply_text`` /
+        #: ``reply_close``), the queue's TTS starts, cuts (:class:`~hotline.core.lines.Lines`).
+        self.lines = Lines(self, self._utts, self._voice, self.pacer, self._ears, self._actions)
+        #: What the brain is saying (its streamed reply; see :class:`Replies`).
+        self.replies = Replies(self.lines)
 
     # ------------------------------------------------------------------ properties
 
@@ -208,6 +184,15 @@ class Call:
     def caller_turns(self) -> int:
         """Caller turns handed out (:class:`CallerTurn`)."""
         return self._ears.caller_turns
+
+    @property
+    def barge_ins(self) -> int:
+        """Times the caller's voice cut what played."""
+        return self.lines.barge_ins
+
+    @property
+    def ended(self) -> bool:
+        return self.state is CallState.ENDED
 
     @property
     def call_sid(self) -> str | None:
@@ -358,7 +343,7 @@ class Call:
         self.state = CallState.CLOSING if self.hangup_after_greeting else CallState.ACTIVE
         greeting, hangup = self.script.greeting, self.hangup_after_greeting
         self._utts.add(greeting, UtteranceSource.SCRIPT, now, hangup_after=hangup)
-        self._start_next(now)
+        self.lines.start_next(now)
 
     def reject(self) -> None:
         """The shell refused ``start`` (bad token): the call ends without a word."""
@@ -381,7 +366,7 @@ class Call:
         if self.state is not CallState.ACTIVE:
             return  # not started yet, or the goodbye is playing
         self._ears.latency.forget()  # what follows answers the key, not the last spoken turn
-        self._interrupt(now)
+        self.lines.interrupt(now)
         if self.brain_digits:
             self._actions.append(DigitPressed(digit))
             return
@@ -389,7 +374,7 @@ class Call:
         if entry.hangup:
             self.state = CallState.CLOSING
         self._utts.add(entry.say, UtteranceSource.SCRIPT, now, hangup_after=entry.hangup)
-        self._start_next(now)
+        self.lines.start_next(now)
 
     def _on_mark(self, name: str, now: float) -> None:
         mark = self.pacer.echo(name, now)
@@ -438,21 +423,21 @@ class Call:
             False if that utterance is no longer wanted (barge-in, hang-up): the event was
             dropped, which is the right thing for late audio.
         """
-        utt = self._rendering(utterance_id)
+        utt = self.rendering(utterance_id)
         if utt is None:
             return False
         if self._voice.receive(utt, event, now):
-            self._start_next(now)
+            self.lines.start_next(now)
         return True
 
     def render_held(self, utterance_id: int, now: float) -> bool:
         """Convert the rest of utterance ``utterance_id``'s first audio message (after its
         first frames went out). Returns False if that utterance is no longer wanted."""
-        utt = self._rendering(utterance_id)
+        utt = self.rendering(utterance_id)
         if utt is None:
             return False
         if self._voice.release(utt):
-            self._start_next(now)
+            self.lines.start_next(now)
             return False
         return True
 
@@ -463,11 +448,11 @@ class Call:
         Returns:
             False if that utterance was no longer current (nothing to do).
         """
-        utt = self._rendering(utterance_id)
+        utt = self.rendering(utterance_id)
         if utt is None:
             return False
         self._voice.failed(utt, detail)
-        self._start_next(now)
+        self.lines.start_next(now)
         return True
 
     def play_recorded(self, utterance_id: int, ulaw: bytes, now: float) -> bool:
@@ -478,24 +463,18 @@ class Call:
         Returns:
             False if that utterance is no longer wanted (nothing was queued).
         """
-        utt = self._rendering(utterance_id)
+        utt = self.rendering(utterance_id)
         if utt is None:
             return False
         self._voice.ready(utt, ulaw, now)
-        self._start_next(now)
+        self.lines.start_next(now)
         return True
 
     def rendering(self, utterance_id: int) -> Utterance | None:
-        """Utterance ``utterance_id`` if its TTS is running (the shell's TTS feed reads a
-        streamed reply's text from it: the text is kept there, once)."""
+        """Utterance ``utterance_id`` if its TTS is running (None once the call ended: nothing
+        renders then). The shell's TTS feed reads a streamed reply's text from it."""
         utt = self._utts.current
         return utt if utt is not None and utt.id == utterance_id else None
-
-    def _rendering(self, utterance_id: int) -> Utterance | None:
-        utt = self._utts.current
-        if utt is None or utt.id != utterance_id or self.state is CallState.ENDED:
-            return None
-        return utt
 
     # ------------------------------------------------------------------ what to say
 
@@ -511,127 +490,10 @@ class Call:
         """
         if not text or not text.strip():
             raise ValueError("text must not be empty")
-        utt = self._add(text, UtteranceSource.SAY, now, interrupt=interrupt)
+        utt = self.lines.add(text, UtteranceSource.SAY, now, interrupt=interrupt)
         utt.latency = self._ears.latency.claim(now)
-        self._start_next(now)
+        self.lines.start_next(now)
         return utt.id
-
-    def reply_open(
-        self,
-        now: float,
-        *,
-        source: UtteranceSource = UtteranceSource.BRAIN,
-        interrupt: bool = False,
-        interruptible: bool = True,
-    ) -> int:
-        """Open a reply whose text arrives in pieces (:meth:`reply_text`, then
-        :meth:`reply_close`). It is queued like any utterance; once it is its turn and has some
-        text, :class:`StartTTS` (``streaming=True``) carries the text so far, every later piece
-        a :class:`TTSText` and the close a :class:`TTSClose`, so the first words are voiced
-        while the rest is still being written. A reply closed without any text is dropped.
-
-        Args:
-            now: the time.
-            source: who speaks (default the brain).
-            interrupt: cut what plays first (a preemptible line, an interrupting reply).
-            interruptible: ``False``: the caller's voice does not cut this reply.
-
-        Returns:
-            The utterance id.
-
-        Raises:
-            CallStateError: the call is not active.
-        """
-        utt = self._add("", source, now, interrupt=interrupt, interruptible=interruptible)
-        utt.streaming = True
-        utt.closed = False
-        utt.latency = self._ears.latency.claim(None)
-        return utt.id
-
-    def reply_text(self, utterance_id: int, piece: str, now: float) -> bool:
-        """Append ``piece`` (kept verbatim, spaces included) to open reply ``utterance_id``.
-
-        Returns:
-            False if that reply is gone (cut, dropped, the call ended) or already closed.
-        """
-        utt = self._open_reply(utterance_id)
-        if utt is None:
-            return False
-        if not piece:
-            return True
-        utt.heard.add_text(piece)
-        lat = utt.latency
-        if lat is not None and lat.first_token_at is None and piece.strip():
-            lat.first_token_at = now
-        if self._utts.current is utt:
-            self._actions.append(TTSText(utt.id, piece))
-        elif self._utts.current is None:
-            self._start_next(now)  # it may have been waiting for its first words
-        return True
-
-    def reply_close(self, utterance_id: int, now: float) -> bool:
-        """Reply ``utterance_id``'s text is complete (its TTS is flushed and closed).
-
-        Returns:
-            False if that reply is gone or was already closed.
-        """
-        utt = self._open_reply(utterance_id)
-        if utt is None:
-            return False
-        utt.closed = True
-        if self._utts.current is utt:
-            self._close_text(utt, now)
-        elif self._utts.current is None:
-            self._start_next(now)
-        return True
-
-    def _open_reply(self, utterance_id: int) -> Utterance | None:
-        if self.state is CallState.ENDED:
-            return None
-        return self._utts.open_reply(utterance_id)
-
-    def play_ulaw(
-        self,
-        ulaw: bytes,
-        now: float,
-        *,
-        source: UtteranceSource = UtteranceSource.BRAIN,
-        label: str = "[audio]",
-        interrupt: bool = False,
-        interruptible: bool = True,
-    ) -> int:
-        """Queue ready-made 8 kHz µ-law (a fetched audio file, DTMF tones) as an utterance: it
-        plays in turn like any line, with no TTS (no :class:`StartTTS`); ``label`` is its text
-        (in the transcript from now on, and in :class:`LineInterrupted`).
-
-        Raises:
-            ValueError: no audio.
-            CallStateError: the call is not active.
-        """
-        if not ulaw:
-            raise ValueError("ulaw must not be empty")
-        utt = self._add(label, source, now, interrupt=interrupt, interruptible=interruptible)
-        utt.ulaw = bytes(ulaw)
-        utt.latency = self._ears.latency.claim(now)
-        self._said(utt, now)
-        self._start_next(now)
-        return utt.id
-
-    def _add(
-        self,
-        text: str,
-        source: UtteranceSource,
-        now: float,
-        *,
-        interrupt: bool,
-        interruptible: bool = True,
-    ) -> Utterance:
-        """A new utterance from outside the script (the call must be active)."""
-        if self.state is not CallState.ACTIVE:
-            raise CallStateError(f"cannot speak in state {self.state.value}")
-        if interrupt:
-            self._interrupt(now)
-        return self._utts.add(text, source, now, interruptible=interruptible)
 
     def finish(self, now: float, goodbye: str | None = None) -> None:
         """End the call gracefully: say ``goodbye`` (if given) after what is queued, or let
@@ -642,7 +504,7 @@ class Call:
         if goodbye is not None and goodbye.strip():
             self.state = CallState.CLOSING
             self._utts.add(goodbye, UtteranceSource.SCRIPT, now, hangup_after=True)
-            self._start_next(now)
+            self.lines.start_next(now)
             return
         last = self._utts.last()
         if last is None:
@@ -688,78 +550,8 @@ class Call:
 
     # ------------------------------------------------------------------ internals
 
-    def _start_next(self, now: float) -> None:
-        utts = self._utts
-        queue = utts.queue
-        while utts.current is None and self.state is not CallState.ENDED and queue:
-            utt = queue[0]
-            if utt.streaming and not utt.text.strip():
-                if not utt.closed:
-                    return  # a streamed reply with no words yet: wait for them
-                queue.popleft()  # closed without a word: nothing to say
-                utts.report(utt, UtteranceOutcome.DROPPED, "empty reply")
-                if utt.hangup_after:
-                    self._hangup("goodbye played")
-                continue
-            utt = utts.current = queue.popleft()
-            utt.tts_started_at = now
-            if utt.ulaw is not None:  # ready-made: it is rendered at once, the next one starts
-                ulaw, utt.ulaw = utt.ulaw, None
-                self._voice.ready(utt, ulaw, now)
-                continue
-            self._voice.renderer.begin(record=not utt.streaming)  # a streamed reply is never cached
-            self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
-            if not utt.streaming:
-                self._said(utt, now)
-            elif utt.closed:
-                self._close_text(utt, now)
-
-    def _close_text(self, utt: Utterance, now: float) -> None:
-        """The rendering streamed reply's text is whole: close its TTS; it joins the transcript."""
-        self._actions.append(TTSClose(utt.id))
-        self._said(utt, now)
-
-    def _said(self, utt: Utterance, now: float) -> None:
-        if not utt.said and self.transcript is not None:
-            utt.said = True
-            self.transcript.hotline(utt.id, utt.text, now)
-
-    def _interrupt(self, now: float) -> float:
-        """Cut everything that plays or waits: clear, forget marks and frames, cancel the TTS.
-
-        Returns:
-            Milliseconds of audio dropped (queued at Twilio by our estimate + unsent frames).
-        """
-        # What the caller heard of a cut line is for the brain: reported by a listening call.
-        pacer = self.pacer
-        cut = None
-        if self._ears.turns is not None:
-            cut = self._utts.being_heard(pacer.playhead, pacer.unsent(), now)
-        dropped = pacer.cut(now, may_clear=self.state is not CallState.ENDED)
-        if cut is not None:
-            self._heard_report(cut, now)
-        if self._utts.drop_all(UtteranceOutcome.INTERRUPTED):
-            self._voice.cut()
-        return dropped / BYTES_PER_MS
-
-    def _heard_report(self, utt: Utterance, now: float) -> None:
-        played = self.pacer.playhead.played_ms(utt.id, now) if utt.frames_sent else None
-        heard_ms = played if played is not None else 0.0
-        total = utt.ulaw_bytes / BYTES_PER_MS if utt is not self._utts.current else None
-        heard_text = utt.heard.heard(heard_ms, total_ms=total)
-        if utt.streaming and utt.tts_started_at is not None:
-            self._said(utt, now)  # a streamed line cut before its close: what it had
-        if self.transcript is not None:
-            self.transcript.heard(utt.id, heard_text, heard_ms, now)
-        self.replies.cut(utt.id)
-        self._actions.append(LineInterrupted(utt.id, heard_text, heard_ms, utt.text, utt.source))
-
     def _barge_in(self, timestamp_ms: int, now: float) -> None:
-        current = self._utts.now_playing(self.pacer.unsent())
-        uid = current.id if current is not None else 0
-        dropped_ms = self._interrupt(now)
-        self.barge_ins += 1
-        self._actions.append(BargeIn(uid, timestamp_ms, dropped_ms))
+        self.lines.barge_in(timestamp_ms, now)
 
     def _end(self, outcome: UtteranceOutcome) -> None:
         self._utts.drop_all(outcome)

@@ -70,7 +70,7 @@ class Utterance:
         self.frames_sent = 0
         self.reported = False
         self.said = False  # in the transcript
-        # A streamed reply (Call.reply_open) is ``streaming``; ``closed`` once its text is whole.
+        # A streamed reply (Lines.reply_open) is ``streaming``; ``closed`` once its text is whole.
         self.streaming = False
         self.closed = True
         self.interruptible = True
@@ -171,7 +171,7 @@ class Utterances:
 
 
 class _Voice(Protocol):
-    """What :class:`Replies` needs from :class:`~hotline.core.call.Call`."""
+    """What :class:`Replies` needs from the call's :class:`~hotline.core.lines.Lines`."""
 
     def reply_open(self, now: float, *, interrupt: bool, interruptible: bool) -> int: ...
 

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hotline.core import brain as b
 from hotline.core.actions import CallerTurn, LineInterrupted
-from hotline.core.call import Call, CallState, CallStateError
+from hotline.core.call import Call
+from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import Start
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
@@ -299,7 +300,7 @@ class Listener:
                 except ValueError as exc:
                     self._log_once("digits", "brain sent bad digits: %s", exc)
                 else:
-                    call.play_ulaw(tones, now, label=f"[digits {len(out.digits)}]")
+                    call.lines.play_ulaw(tones, now, label=f"[digits {len(out.digits)}]")
             elif isinstance(out, b.SetLanguage):
                 self._log_once("language", "brain asked for a language switch (not supported)")
             elif isinstance(out, b.EndCall):
@@ -325,9 +326,9 @@ class Listener:
         call.replies.close(now)
         if call.state is not CallState.ACTIVE:
             return
-        uid = call.reply_open(now)
-        call.reply_text(uid, self.host.hub.script.brain_error, now)
-        call.reply_close(uid, now)
+        uid = call.lines.reply_open(now)
+        call.lines.reply_text(uid, self.host.hub.script.brain_error, now)
+        call.lines.reply_close(uid, now)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from hotline.core.call import CallStateError
+from hotline.core.callstate import CallStateError
 from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster
 

@@ -47,7 +47,8 @@ from hotline.core.actions import (
     UtteranceEnded,
     UtteranceRecorded,
 )
-from hotline.core.call import Call, CallState
+from hotline.core.call import Call
+from hotline.core.callstate import CallState
 from hotline.core.render import FIRST_SLICE
 from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.transcript import Transcript

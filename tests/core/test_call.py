@@ -27,7 +27,8 @@ from hotline.core.actions import (
     UtteranceRecorded,
     UtteranceSource,
 )
-from hotline.core.call import Call, CallState, CallStateError
+from hotline.core.call import Call
+from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import TTSAudio, TTSFailure, TTSFinal
 from hotline.core.render import Converter
 from hotline.core.script import CallScript, MenuEntry, default_script

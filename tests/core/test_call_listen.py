@@ -24,7 +24,8 @@ from hotline.core.actions import (
     UtteranceOutcome,
     UtteranceSource,
 )
-from hotline.core.call import Call, CallState, CallStateError
+from hotline.core.call import Call
+from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import Alignment, TTSAudio, TTSFinal
 from hotline.core.turns import BargeInMode, TurnConfig
 from tests.core.test_call import (
@@ -201,24 +202,24 @@ def test_without_turns_the_onset_barges_in_as_before() -> None:
 def test_streamed_reply_pieces_go_to_tts_as_they_arrive() -> None:
     call = listening()
     finish_greeting(call)
-    uid = call.reply_open(1.0)
+    uid = call.lines.reply_open(1.0)
     assert call.actions() == []  # no words yet: nothing to voice
-    assert call.reply_text(uid, "Wren is", 1.1)
+    assert call.lines.reply_text(uid, "Wren is", 1.1)
     assert call.actions() == [StartTTS(uid, "Wren is", streaming=True)]
-    assert call.reply_text(uid, " on tour.", 1.2)
+    assert call.lines.reply_text(uid, " on tour.", 1.2)
     assert call.actions() == [TTSText(uid, " on tour.")]
-    assert call.reply_close(uid, 1.3)
+    assert call.lines.reply_close(uid, 1.3)
     assert call.actions() == [TTSClose(uid)]
-    assert not call.reply_text(uid, "late", 1.4)
-    assert not call.reply_close(uid, 1.4)
+    assert not call.lines.reply_text(uid, "late", 1.4)
+    assert not call.lines.reply_close(uid, 1.4)
 
 
 def test_a_queued_streamed_reply_starts_with_its_text_so_far() -> None:
     call = listening()
-    uid = call.reply_open(0.1)
-    call.reply_text(uid, "One", 0.1)
-    call.reply_text(uid, " two.", 0.2)
-    call.reply_close(uid, 0.3)
+    uid = call.lines.reply_open(0.1)
+    call.lines.reply_text(uid, "One", 0.1)
+    call.lines.reply_text(uid, " two.", 0.2)
+    call.lines.reply_close(uid, 0.3)
     assert call.actions() == []  # the greeting still synthesises
     call.receive_tts(1, audio(100), 0.4)
     call.receive_tts(1, TTSFinal(), 0.4)
@@ -230,10 +231,10 @@ def test_a_queued_streamed_reply_starts_with_its_text_so_far() -> None:
 def test_a_reply_closed_without_words_is_dropped() -> None:
     call = listening()
     finish_greeting(call)
-    first = call.reply_open(1.0)
-    second = call.reply_open(1.0)
-    call.reply_text(second, "Next.", 1.0)
-    call.reply_close(first, 1.1)
+    first = call.lines.reply_open(1.0)
+    second = call.lines.reply_open(1.0)
+    call.lines.reply_text(second, "Next.", 1.0)
+    call.lines.reply_close(first, 1.1)
     acts = call.actions()
     assert UtteranceEnded(
         first, UtteranceSource.BRAIN, UtteranceOutcome.DROPPED, "empty reply"
@@ -244,7 +245,7 @@ def test_a_reply_closed_without_words_is_dropped() -> None:
 def test_reply_needs_an_active_call() -> None:
     call = make_call(turns=TurnConfig())
     with pytest.raises(CallStateError):
-        call.reply_open(0.0)
+        call.lines.reply_open(0.0)
 
 
 # ------------------------------------------------------------------ heard text
@@ -260,8 +261,8 @@ def _aligned(text: str, ms_per_char: int) -> TTSAudio:
 def test_line_interrupted_reports_the_heard_words_from_the_alignment() -> None:
     call = listening()
     finish_greeting(call)
-    uid = call.reply_open(1.0)
-    call.reply_text(uid, "Wren is on the road this spring.", 1.0)
+    uid = call.lines.reply_open(1.0)
+    call.lines.reply_text(uid, "Wren is on the road this spring.", 1.0)
     call.actions()
     # 32 characters at 50 ms each: 1.6 s of audio in two chunks.
     call.receive_tts(uid, _aligned("Wren is on the r", 50), 1.0)
@@ -332,8 +333,8 @@ def test_turn_latency_is_reported_with_the_replys_first_frame() -> None:
     call.transcript_final("tour dates", clock.now + 0.1)
     (turn,) = [a for a in call.actions() if isinstance(a, CallerTurn)]
     call.turn_handed(turn.final_at + 0.001)
-    uid = call.reply_open(turn.final_at + 0.002)
-    call.reply_text(uid, "Wren tours", turn.final_at + 0.300)  # the model's first token
+    uid = call.lines.reply_open(turn.final_at + 0.002)
+    call.lines.reply_text(uid, "Wren tours", turn.final_at + 0.300)  # the model's first token
     call.actions()
     call.receive_tts(uid, audio(200), turn.final_at + 0.500)  # the voice's first audio
     call.pump(turn.final_at + 0.501)
@@ -361,7 +362,7 @@ def test_turn_latency_is_reported_with_the_replys_first_frame() -> None:
 
 def test_play_ulaw_plays_in_turn_without_tts() -> None:
     call = listening()
-    uid = call.play_ulaw(b"\x11" * 800, 0.0, label="[tones]")
+    uid = call.lines.play_ulaw(b"\x11" * 800, 0.0, label="[tones]")
     assert call.actions() == []  # the greeting is still being synthesised
     call.receive_tts(1, audio(100), 0.0)
     call.receive_tts(1, TTSFinal(), 0.0)
@@ -373,4 +374,4 @@ def test_play_ulaw_plays_in_turn_without_tts() -> None:
     assert len(frames) == 5 + 5  # 100 ms of greeting + 100 ms of the audio
     assert any(isinstance(a, FirstFrame) and a.utterance_id == uid for a in call.actions())
     with pytest.raises(ValueError):
-        call.play_ulaw(b"", 1.0)
+        call.lines.play_ulaw(b"", 1.0)

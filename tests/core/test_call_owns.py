@@ -19,7 +19,8 @@ from hotline.core.actions import (
     UtteranceOutcome,
     UtteranceSource,
 )
-from hotline.core.call import Call, CallStateError
+from hotline.core.call import Call
+from hotline.core.callstate import CallStateError
 from hotline.core.events import Alignment, TTSAudio, TTSFinal
 from hotline.core.render import FIRST_SLICE
 from hotline.core.transcript import Speaker
@@ -49,21 +50,21 @@ def test_no_transcript_before_accept_and_the_greeting_is_its_first_line() -> Non
 def test_a_streamed_reply_joins_the_transcript_once_whole() -> None:
     call = listening()
     finish_greeting(call)
-    uid = call.reply_open(1.0)
-    call.reply_text(uid, "Wren is", 1.1)
-    call.reply_text(uid, " on tour.", 1.2)
+    uid = call.lines.reply_open(1.0)
+    call.lines.reply_text(uid, "Wren is", 1.1)
+    call.lines.reply_text(uid, " on tour.", 1.2)
     assert entries(call) == [("hotline", SCRIPT.greeting, 1)]  # not before its close
-    call.reply_close(uid, 1.3)
+    call.lines.reply_close(uid, 1.3)
     assert entries(call)[-1] == ("hotline", "Wren is on tour.", uid)
-    call.reply_close(uid, 1.4)
+    call.lines.reply_close(uid, 1.4)
     assert len(entries(call)) == 2
 
 
 def test_a_cut_streamed_reply_joins_with_what_it_had_then_what_was_heard() -> None:
     call = listening()
     finish_greeting(call)
-    uid = call.reply_open(1.0)
-    call.reply_text(uid, "Wren is on tour", 1.0)
+    uid = call.lines.reply_open(1.0)
+    call.lines.reply_text(uid, "Wren is on tour", 1.0)
     chars = "Wren is on tour"
     al = Alignment(tuple(chars), tuple(i * 50 for i in range(len(chars))), (50,) * len(chars))
     call.receive_tts(uid, TTSAudio(b"\x55" * 8 * 750, al, None), 1.0)
@@ -86,7 +87,7 @@ def test_caller_turns_and_ready_made_audio_are_in_the_transcript() -> None:
     clock.frames(600, speech=True)
     clock.frames(600, speech=False)
     call.transcript_final("What are the tour dates?", clock.now)
-    call.play_ulaw(b"\x55" * 800, clock.now, label="[digits 3]")
+    call.lines.play_ulaw(b"\x55" * 800, clock.now, label="[digits 3]")
     assert call.transcript is not None
     speakers = [e.speaker for e in call.transcript.entries]
     assert speakers == [Speaker.HOTLINE, Speaker.CALLER, Speaker.HOTLINE]
@@ -237,8 +238,8 @@ def test_ids_are_allocated_once_for_every_kind_of_line() -> None:
     finish_greeting(call)
     ids = [
         call.say("Said.", 1.0),
-        call.reply_open(1.0),
-        call.play_ulaw(b"\x55" * 160, 1.0),
+        call.lines.reply_open(1.0),
+        call.lines.play_ulaw(b"\x55" * 160, 1.0),
     ]
     assert ids == [2, 3, 4] and call.utterances_total == 4
 
