@@ -47,7 +47,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats, ulaw_periodicity
 from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
@@ -231,13 +231,16 @@ class VoicingGate:
         self._gap_frames = 0  # unvoiced frames since the run's last voiced one
         self.longest_ms = 0
 
-    def feed(self, frame: bytes) -> None:
-        """One 20 ms frame of the segment, in order."""
+    def feed(self, frame: bytes, level: float | None = None) -> None:
+        """One 20 ms frame of the segment, in order; ``level`` its RMS in dBFS if the caller
+        has it already (the segmenter has: it is not computed twice)."""
         window = self._last_frame + frame
         self._last_frame = frame
         cfg = self.config
+        if level is None:
+            level = ulaw_frame_stats(frame)[0]
         voiced = (
-            ulaw_frame_stats(frame)[0] >= cfg.threshold_dbfs
+            level >= cfg.threshold_dbfs
             and ulaw_periodicity(window, *_PITCH_LAGS) >= cfg.min_periodicity
         )
         if voiced:
@@ -256,14 +259,152 @@ class VoicingGate:
         return self.longest_ms >= self.config.min_voiced_ms
 
 
-class Recognizer:
+F = TypeVar("F")  # what a segment's end returns
+
+
+class Segmenter(Generic[F]):
+    """One µ-law stream cut into speech segments: the loop both local ears share.
+
+    A frame is speech when it is loud enough and not hiss (``threshold_dbfs``, ``max_zcr``); a
+    segment opens after ``min_speech_ms`` of speech (with ``preroll_ms`` of what came before)
+    and ends after ``silence_ms`` of silence (with ``vad``) or ``max_segment_ms``. Every frame
+    of a segment goes to the :class:`VoicingGate` (with the level computed here) and to the
+    ear's :meth:`_take`; the ear decides what to decode and when (:meth:`_step`), and what a
+    segment's end returns (:meth:`_close`).
+    """
+
+    def __init__(self, config: RecognizerConfig) -> None:
+        self.config = config
+        self._carry = b""
+        self._pos = 0  # bytes of µ-law seen = sample index at 8 kHz
+        self._preroll: list[tuple[bytes, float]] = []  # (frame, level), before an onset
+        self._onset: list[tuple[bytes, float]] = []
+        self._onset_ms = 0
+        self._in_segment = False
+        self._seg_start = 0
+        self._seg_ms = 0
+        self._speech_end_ms = 0  # segment time just after its last speech frame
+        self._silence_ms = 0
+        self._since_partial = 0
+        self._gate = VoicingGate(config)
+        self.speech_seconds = 0.0
+
+    # -- the ear's part
+
+    def _opened(self) -> None:
+        """A segment opens (its frames follow through :meth:`_take`)."""
+        raise NotImplementedError
+
+    def _take(self, frame: bytes) -> None:
+        """One frame of the open segment."""
+        raise NotImplementedError
+
+    def _close(self) -> F:
+        """The segment ends: its result."""
+        raise NotImplementedError
+
+    def _speech(self) -> None:
+        """A speech frame inside the segment (after :meth:`_take`)."""
+
+    def _step(self, out: list[Partial | F]) -> None:
+        """After each frame of a segment that goes on (partials, early decodes)."""
+
+    def _fed(self, out: list[Partial | F]) -> None:
+        """After a :meth:`feed` call's frames."""
+
+    # -- the loop
+
+    def _add(self, frame: bytes, level: float) -> None:
+        self._gate.feed(frame, level)
+        self._take(frame)
+        self._seg_ms += len(frame) // BYTES_PER_MS
+        self.speech_seconds += len(frame) / 8000
+
+    def _open(self, start: int, audio: list[tuple[bytes, float]]) -> None:
+        self._in_segment = True
+        self._seg_start = start
+        self._seg_ms = 0
+        self._gate.reset()
+        self._silence_ms = 0
+        self._since_partial = 0
+        self._opened()
+        for frame, level in audio:
+            self._add(frame, level)
+        self._speech_end_ms = self._seg_ms
+
+    def feed(self, ulaw: bytes) -> list[Partial | F]:
+        """Take any amount of µ-law; return what it finished (partials, finals)."""
+        cfg = self.config
+        data = self._carry + ulaw
+        n = len(data) - len(data) % FRAME_BYTES
+        self._carry = data[n:]
+        out: list[Partial | F] = []
+        for i in range(0, n, FRAME_BYTES):
+            frame = data[i : i + FRAME_BYTES]
+            start = self._pos
+            self._pos += FRAME_BYTES
+            level, zcr = ulaw_frame_stats(frame)
+            speech = level >= cfg.threshold_dbfs and zcr <= cfg.max_zcr
+            if not self._in_segment:
+                if speech:
+                    self._onset.append((frame, level))
+                    self._onset_ms += 20
+                    if self._onset_ms >= cfg.min_speech_ms:
+                        audio = self._preroll + self._onset
+                        first = start - (len(audio) - 1) * FRAME_BYTES
+                        self._preroll, self._onset, self._onset_ms = [], [], 0
+                        self._open(max(first, 0), audio)
+                else:
+                    self._preroll.extend(self._onset)
+                    self._preroll.append((frame, level))
+                    self._onset, self._onset_ms = [], 0
+                    keep = max(cfg.preroll_ms // 20, 0)
+                    del self._preroll[: max(len(self._preroll) - keep, 0)]
+                continue
+            self._add(frame, level)
+            if speech:
+                self._silence_ms = 0
+                self._speech_end_ms = self._seg_ms
+                self._speech()
+            else:
+                self._silence_ms += 20
+            self._since_partial += 20
+            if (
+                cfg.vad and self._silence_ms >= cfg.silence_ms
+            ) or self._seg_ms >= cfg.max_segment_ms:
+                self._in_segment = False
+                out.append(self._close())
+            else:
+                self._step(out)
+        self._fed(out)
+        return out
+
+    def commit(self) -> F | Final:
+        """End the current segment now (manual commit); an empty Final when none is open."""
+        self._preroll, self._onset, self._onset_ms = [], [], 0
+        if not self._in_segment:
+            t = self._pos / 8000
+            return Final("", (), t, t)
+        self._in_segment = False
+        return self._close()
+
+    @property
+    def in_segment(self) -> bool:
+        return self._in_segment
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._pos / 8000
+
+
+class Recognizer(Segmenter[Final]):
     """Segments one µ-law stream and decodes each speech segment with a key-term grammar."""
 
     def __init__(self, config: RecognizerConfig) -> None:
         from pocketsphinx import set_loglevel
 
         set_loglevel("FATAL")
-        self.config = config
+        super().__init__(config)
         self.unknown_terms = 0
         self.phrases: tuple[str, ...] = ()
         self.fallbacks = 0
@@ -274,19 +415,7 @@ class Recognizer:
         self._phrase_searches: set[int] = set()  # kt{i}, added to the decoder when first needed
         self._resampler = Resampler(8000, 16000)
         self._segment_pcm: list[bytes] = []
-        self._carry = b""
-        self._pos = 0  # bytes of µ-law seen = sample index at 8 kHz
-        self._preroll: list[bytes] = []
-        self._onset: list[bytes] = []
-        self._onset_ms = 0
-        self._in_segment = False
-        self._seg_start = 0
-        self._seg_ms = 0
-        self._silence_ms = 0
-        self._since_partial = 0
         self._last_partial = ""
-        self._gate = VoicingGate(config)
-        self.speech_seconds = 0.0
         self.segments = 0
         self.unvoiced = 0  # segments ended without words: no voiced speech in them
 
@@ -349,34 +478,19 @@ class Recognizer:
 
     # -- helpers
 
-    def _is_speech(self, frame: bytes) -> bool:
-        rms, zcr = ulaw_frame_stats(frame)
-        return rms >= self.config.threshold_dbfs and zcr <= self.config.max_zcr
-
-    def _decode(self, ulaw: bytes) -> None:
-        self._gate.feed(ulaw)
-        pcm = self._resampler.process(ulaw_decode(ulaw))
+    def _take(self, frame: bytes) -> None:
+        pcm = self._resampler.process(ulaw_decode(frame))
         self._segment_pcm.append(pcm)
         if pcm:
             self._decoder.process_raw(pcm, False, False)
-        self._seg_ms += len(ulaw) // BYTES_PER_MS
-        self.speech_seconds += len(ulaw) / 8000
 
-    def _open(self, start: int, audio: list[bytes]) -> None:
+    def _opened(self) -> None:
         self._resampler.reset()
         self._segment_pcm = []
         if self._decoder is None:
             self._decoder = self._build()
         self._decoder.start_utt()
-        self._in_segment = True
-        self._seg_start = start
-        self._seg_ms = 0
-        self._gate.reset()
-        self._silence_ms = 0
-        self._since_partial = 0
         self._last_partial = ""
-        for frame in audio:
-            self._decode(frame)
 
     def _close(self) -> Final:
         pcm = b"".join(self._segment_pcm)
@@ -480,66 +594,13 @@ class Recognizer:
             return Partial(text)
         return None
 
-    # -- API
-
-    def feed(self, ulaw: bytes) -> list[Partial | Final]:
-        """Take any amount of µ-law; return what it finished (partials, finals)."""
-        cfg = self.config
-        data = self._carry + ulaw
-        n = len(data) - len(data) % FRAME_BYTES
-        self._carry = data[n:]
-        out: list[Partial | Final] = []
-        for i in range(0, n, FRAME_BYTES):
-            frame = data[i : i + FRAME_BYTES]
-            start = self._pos
-            self._pos += FRAME_BYTES
-            speech = self._is_speech(frame)
-            if not self._in_segment:
-                if speech:
-                    self._onset.append(frame)
-                    self._onset_ms += 20
-                    if self._onset_ms >= cfg.min_speech_ms:
-                        audio = self._preroll + self._onset
-                        first = start - (len(audio) - 1) * FRAME_BYTES
-                        self._preroll, self._onset, self._onset_ms = [], [], 0
-                        self._open(max(first, 0), audio)
-                else:
-                    self._preroll.extend(self._onset)
-                    self._preroll.append(frame)
-                    self._onset, self._onset_ms = [], 0
-                    keep = max(cfg.preroll_ms // 20, 0)
-                    del self._preroll[: max(len(self._preroll) - keep, 0)]
-                continue
-            self._decode(frame)
-            self._silence_ms = 0 if speech else self._silence_ms + 20
-            self._since_partial += 20
-            if (
-                cfg.vad and self._silence_ms >= cfg.silence_ms
-            ) or self._seg_ms >= cfg.max_segment_ms:
-                out.append(self._close())
-            elif (
-                self._since_partial >= cfg.partial_every_ms
-                and self._silence_ms == 0
-                and self._gate.open
-            ):
-                self._since_partial = 0
-                p = self._partial()
-                if p is not None:
-                    out.append(p)
-        return out
-
-    def commit(self) -> Final:
-        """End the current segment now (manual commit); an empty Final when none is open."""
-        self._preroll, self._onset, self._onset_ms = [], [], 0
-        if not self._in_segment:
-            t = self._pos / 8000
-            return Final("", (), t, t)
-        return self._close()
-
-    @property
-    def in_segment(self) -> bool:
-        return self._in_segment
-
-    @property
-    def audio_seconds(self) -> float:
-        return self._pos / 8000
+    def _step(self, out: list[Partial | Final]) -> None:
+        if (
+            self._since_partial >= self.config.partial_every_ms
+            and self._silence_ms == 0
+            and self._gate.open
+        ):
+            self._since_partial = 0
+            p = self._partial()
+            if p is not None:
+                out.append(p)

@@ -68,9 +68,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotline.codec import Resampler, ulaw_decode, ulaw_frame_stats
-from hotline.core.ulaw import BYTES_PER_MS, FRAME_BYTES
-from hotline.ear.recognizer import Final, Partial, RecognizerConfig, VoicingGate, Word
+from hotline.codec import Resampler, ulaw_decode
+from hotline.ear.recognizer import Final, Partial, RecognizerConfig, Segmenter, Word
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -505,7 +504,7 @@ class PendingFinal:
         self.end = end
 
 
-class WhisperRecognizer:
+class WhisperRecognizer(Segmenter[Final | PendingFinal]):
     """Segments one µ-law stream as the grammar ear does and has the pool decode each segment.
 
     :meth:`feed` and :meth:`commit` return :class:`Partial`, :class:`Final` (an empty one for a
@@ -515,61 +514,35 @@ class WhisperRecognizer:
 
     def __init__(self, config: RecognizerConfig, pool: DecodePool) -> None:
         preroll = max(config.preroll_ms, pool.settings.preroll_ms)
-        self.config = config = dataclasses.replace(config, preroll_ms=preroll)
+        super().__init__(dataclasses.replace(config, preroll_ms=preroll))
         self.pool = pool
         self.prompt = prompt_from_keyterms(config.keyterms)
         self._resampler = Resampler(8000, _RATE)
-        self._carry = b""
-        self._pos = 0
-        self._preroll: list[bytes] = []
-        self._onset: list[bytes] = []
-        self._onset_ms = 0
-        self._in_segment = False
-        self._seg_start = 0
-        self._seg_ms = 0
-        self._speech_end_ms = 0  # segment time just after its last speech frame
-        self._silence_ms = 0
-        self._since_partial = 0
-        self._gate = VoicingGate(config)
         self._pcm: list[bytes] = []
         self._early: Future[Hypothesis] | None = None
         self._early_upto = 0  # segment ms the early decode covers
         self._partial: Future[Hypothesis] | None = None
         self._last_partial = ""
-        self.speech_seconds = 0.0
         self.segments = 0
         self.unvoiced = 0
         self.early_used = 0
         self.early_wasted = 0
 
-    # -- segmentation (as hotline.ear.recognizer.Recognizer)
+    # -- the segmenter's hooks (hotline.ear.recognizer.Segmenter)
 
-    def _is_speech(self, frame: bytes) -> bool:
-        rms, zcr = ulaw_frame_stats(frame)
-        return rms >= self.config.threshold_dbfs and zcr <= self.config.max_zcr
+    def _take(self, frame: bytes) -> None:
+        self._pcm.append(self._resampler.process(ulaw_decode(frame)))
 
-    def _add(self, ulaw: bytes) -> None:
-        self._gate.feed(ulaw)
-        self._pcm.append(self._resampler.process(ulaw_decode(ulaw)))
-        self._seg_ms += len(ulaw) // BYTES_PER_MS
-        self.speech_seconds += len(ulaw) / 8000
-
-    def _open(self, start: int, audio: list[bytes]) -> None:
+    def _opened(self) -> None:
         self._resampler.reset()
         self._pcm = []
-        self._in_segment = True
-        self._seg_start = start
-        self._seg_ms = 0
-        self._speech_end_ms = 0
-        self._gate.reset()
-        self._silence_ms = 0
-        self._since_partial = 0
         self._last_partial = ""
         self._early = None
         self._partial = None
-        for frame in audio:
-            self._add(frame)
-        self._speech_end_ms = self._seg_ms
+
+    def _speech(self) -> None:
+        if self._early is not None:
+            self._drop_early()  # the caller went on
 
     def _audio(self) -> bytes:
         return b"".join(self._pcm)
@@ -631,87 +604,31 @@ class WhisperRecognizer:
             return Partial(text)
         return None
 
-    def feed(self, ulaw: bytes) -> list[Partial | Final | PendingFinal]:
-        """Take any amount of µ-law; return what it finished."""
-        cfg = self.config
+    def _step(self, out: list[Partial | Final | PendingFinal]) -> None:
         s = self.pool.settings
-        data = self._carry + ulaw
-        n = len(data) - len(data) % FRAME_BYTES
-        self._carry = data[n:]
-        out: list[Partial | Final | PendingFinal] = []
-        for i in range(0, n, FRAME_BYTES):
-            frame = data[i : i + FRAME_BYTES]
-            start = self._pos
-            self._pos += FRAME_BYTES
-            speech = self._is_speech(frame)
-            if not self._in_segment:
-                if speech:
-                    self._onset.append(frame)
-                    self._onset_ms += 20
-                    if self._onset_ms >= cfg.min_speech_ms:
-                        audio = self._preroll + self._onset
-                        first = start - (len(audio) - 1) * FRAME_BYTES
-                        self._preroll, self._onset, self._onset_ms = [], [], 0
-                        self._open(max(first, 0), audio)
-                else:
-                    self._preroll.extend(self._onset)
-                    self._preroll.append(frame)
-                    self._onset, self._onset_ms = [], 0
-                    keep = max(cfg.preroll_ms // 20, 0)
-                    del self._preroll[: max(len(self._preroll) - keep, 0)]
-                continue
-            self._add(frame)
-            if speech:
-                self._silence_ms = 0
-                self._speech_end_ms = self._seg_ms
-                if self._early is not None:
-                    self._drop_early()  # the caller went on
-            else:
-                self._silence_ms += 20
-            self._since_partial += 20
-            if (
-                cfg.vad and self._silence_ms >= cfg.silence_ms
-            ) or self._seg_ms >= cfg.max_segment_ms:
-                out.append(self._close())
-                continue
-            if (
-                s.pause_ms
-                and self._silence_ms == s.pause_ms
-                and self._early is None
-                and self._gate.open
-            ):
-                self._early = self.pool.submit(EARLY, self._audio(), self.prompt)
-                self._early_upto = self._speech_end_ms
-            elif (
-                s.partial_every_ms
-                and self._since_partial >= s.partial_every_ms
-                and self._silence_ms == 0
-                and self._gate.open
-                and self._partial is None
-            ):
-                self._since_partial = 0
-                self._partial = self.pool.submit(PARTIAL, self._audio(), self.prompt)
+        if (
+            s.pause_ms
+            and self._silence_ms == s.pause_ms
+            and self._early is None
+            and self._gate.open
+        ):
+            self._early = self.pool.submit(EARLY, self._audio(), self.prompt)
+            self._early_upto = self._speech_end_ms
+        elif (
+            s.partial_every_ms
+            and self._since_partial >= s.partial_every_ms
+            and self._silence_ms == 0
+            and self._gate.open
+            and self._partial is None
+        ):
+            self._since_partial = 0
+            self._partial = self.pool.submit(PARTIAL, self._audio(), self.prompt)
+
+    def _fed(self, out: list[Partial | Final | PendingFinal]) -> None:
         if self._in_segment:
             p = self._poll_partial()
             if p is not None:
                 out.append(p)
-        return out
-
-    def commit(self) -> Final | PendingFinal:
-        """End the current segment now (manual commit); an empty Final when none is open."""
-        self._preroll, self._onset, self._onset_ms = [], [], 0
-        if not self._in_segment:
-            t = self._pos / 8000
-            return Final("", (), t, t)
-        return self._close()
-
-    @property
-    def in_segment(self) -> bool:
-        return self._in_segment
-
-    @property
-    def audio_seconds(self) -> float:
-        return self._pos / 8000
 
 
 def _final(text: str, start: float, speech_end: float, end: float) -> Final:
