@@ -11,8 +11,8 @@ are drained once, by :meth:`CallSession._drain`, and executed. A Twilio message 
 drain in place; every other feeder only feeds the Call and says so (:meth:`CallSession.fed`),
 and one drain scheduled for the end of that wake-up serves all of them. The speech and listening
 tasks do I/O only; a held first slice (:attr:`Call.holds_audio`) is rendered by the sender once
-the first frames are out. :meth:`CallSession.run` returns
-once the call is over, and only after every task is finished and every socket closed. What actions say is counted and logged by
+the first frames are out. :meth:`CallSession.run` returns once the call is over, and only after
+every task is finished and every socket closed. What actions say is counted and logged by
 :func:`hotline.server.metrics.observe`; this module only executes them.
 """
 

@@ -208,7 +208,7 @@ class CallSpeech:
                 self._keys[utterance_id] = key
         self.paths[utterance_id] = self.path
         await tts.synthesize(feed, on_event, on_bad_message)
-        await asyncio.sleep(0)  # the drain fed by the last event (its UtteranceRecorded) runs
+        await asyncio.sleep(0)  # let the drain fed by the last event run first (UtteranceRecorded)
         recording = self._recorded.pop(utterance_id, None)
         if store is not None and key is not None and recording is not None:
             await store.put(key, recording)
