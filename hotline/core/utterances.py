@@ -185,12 +185,12 @@ class _Voice(Protocol):
 
 
 class Replies:
-    """What the brain says into ``call`` (see the module docstring)."""
+    """What the brain says into the call, through its ``lines`` (see the module docstring)."""
 
-    __slots__ = ("_call", "dead", "open", "preemptible")
+    __slots__ = ("_lines", "dead", "open", "preemptible")
 
-    def __init__(self, call: _Voice) -> None:
-        self._call = call
+    def __init__(self, lines: _Voice) -> None:
+        self._lines = lines
         self.open: int | None = None  # the open streamed reply
         self.dead = False  # the open reply was cut: drop its pieces until ``last``
         self.preemptible = False  # the last reply may be cut by the next one
@@ -213,21 +213,21 @@ class Replies:
             if last:
                 self.dead = False
             return
-        call = self._call
+        lines = self._lines
         uid = self.open
         if uid is None:
             if not token and last:
                 return  # an empty, closed reply
-            uid = self.open = call.reply_open(
+            uid = self.open = lines.reply_open(
                 now, interrupt=self.preemptible, interruptible=interruptible
             )
             self.preemptible = preemptible
-        if token and not call.reply_text(uid, token, now):
+        if token and not lines.reply_text(uid, token, now):
             self.open = None  # cut meanwhile
             self.dead = not last
             return
         if last:
-            call.reply_close(uid, now)
+            lines.reply_close(uid, now)
             self.open = None
 
     def play(
@@ -245,7 +245,7 @@ class Replies:
             ValueError: no audio.
             CallStateError: the call is not active.
         """
-        uid = self._call.play_ulaw(
+        uid = self._lines.play_ulaw(
             ulaw, now, label=label, interrupt=self.preemptible, interruptible=interruptible
         )
         self.preemptible = preemptible
@@ -256,7 +256,7 @@ class Replies:
         uid, self.open = self.open, None
         self.dead = False
         if uid is not None:
-            self._call.reply_close(uid, now)
+            self._lines.reply_close(uid, now)
 
     def cut(self, utterance_id: int) -> None:
         """Utterance ``utterance_id`` was cut while heard: if it is the open reply, the rest of
