@@ -1,4 +1,4 @@
-"""The ``hotline`` command: ``hotline serve``, ``hotline call``, ``hotline tts-standin``, ``hotline load``.
+"""The ``hotline`` command: ``hotline serve``, ``call``, ``tts-standin``, ``load``, ``test``.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; they are imported only when chosen, so ``hotline call`` does not pay for
@@ -20,6 +20,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the TTS stand-in alone (eSpeak NG speaking ElevenLabs' WebSocket protocol)",
     ),
     "load": ("hotline.sim.load", "drive many simulated calls at once and report"),
+    "test": (
+        "hotline.sim.scenario.cli",
+        "run scenario files (what callers say, what they must hear) against a line",
+    ),
 }
 
 

@@ -1,0 +1,130 @@
+"""The caller's ear: what the caller heard, as words, transcribed locally from the audio it
+received (never from the server's own account of it).
+
+Two ears, as the server has: the Whisper ear (:mod:`hotline.ear.whisper`, open vocabulary; used
+when ``hotline[whisper]`` is installed) and the grammar ear (:mod:`hotline.ear.recognizer`,
+pocketsphinx; it spots only the words it is given, so a scenario's ear is given the words of
+every line of the call script and of every expectation: a line that says something else comes
+out as other words of that vocabulary, or as nothing).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Protocol
+
+from hotline.core.ulaw import FRAME_BYTES
+
+__all__ = ["CallerEar", "GrammarEar", "WhisperEar", "make_ear", "speech_segments"]
+
+#: Silence that separates two stretches of a line given to the ear one at a time.
+SPLIT_MS = 500
+#: Longest stretch decoded at once (Whisper's window is 30 s).
+MAX_SEGMENT_MS = 24_000
+
+
+class CallerEar(Protocol):
+    name: str
+
+    def transcribe(self, ulaw: bytes) -> str:
+        """The words in 8 kHz µ-law audio ("" when none)."""
+        ...
+
+
+def speech_segments(ulaw: bytes) -> list[bytes]:
+    """The stretches of speech in ``ulaw`` (silences of :data:`SPLIT_MS` or more cut it, and
+    stretches are cut at :data:`MAX_SEGMENT_MS`), each with 200 ms of its context."""
+    from hotline.sim.speech import frame_is_speech
+
+    frames = [ulaw[i : i + FRAME_BYTES] for i in range(0, len(ulaw) - FRAME_BYTES + 1, FRAME_BYTES)]
+    loud = [frame_is_speech(f) for f in frames]
+    out: list[bytes] = []
+    start: int | None = None
+    quiet = 0
+    for i, is_loud in enumerate(loud + [False] * (SPLIT_MS // 20)):
+        if is_loud:
+            if start is None:
+                start = i
+            quiet = 0
+        elif start is not None:
+            quiet += 1
+        if start is not None and (
+            quiet >= SPLIT_MS // 20 or (i - start) * 20 >= MAX_SEGMENT_MS or i >= len(loud) - 1
+        ):
+            end = min(len(frames), i - quiet + 1 + 10)
+            out.append(b"".join(frames[max(0, start - 10) : end]))
+            start, quiet = None, 0
+    return out
+
+
+class WhisperEar:
+    """Whisper (the bundled tiny.en), loaded once per process, decoding one stretch at a time."""
+
+    name = "whisper"
+    _engine: object | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        from hotline.ear.whisper import WhisperEngine, WhisperSettings
+
+        with WhisperEar._lock:
+            if WhisperEar._engine is None:
+                WhisperEar._engine = WhisperEngine(WhisperSettings(threads=1, beam=5))
+
+    def transcribe(self, ulaw: bytes) -> str:
+        from hotline.codec import Resampler, ulaw_decode
+        from hotline.ear.whisper import WhisperEngine
+
+        engine = WhisperEar._engine
+        assert isinstance(engine, WhisperEngine)
+        texts = []
+        for seg in speech_segments(ulaw):
+            rs = Resampler(8000, 16000)
+            pcm = rs.process(ulaw_decode(seg)) + rs.flush()
+            with WhisperEar._lock:  # one decode at a time: scenarios run at once share a core
+                hyp = engine.decode(pcm)
+            if hyp.text:
+                texts.append(hyp.text)
+        return " ".join(texts)
+
+
+class GrammarEar:
+    """pocketsphinx spotting the words of ``vocabulary`` (and nothing else)."""
+
+    name = "grammar"
+
+    def __init__(self, vocabulary: Iterable[str]) -> None:
+        from hotline.ear.recognizer import normalise
+
+        words = sorted({w for text in vocabulary for w in normalise(text)})
+        self.vocabulary = tuple(words)
+
+    def transcribe(self, ulaw: bytes) -> str:
+        from hotline.ear.recognizer import Final, Recognizer, RecognizerConfig
+
+        rec = Recognizer(RecognizerConfig(keyterms=self.vocabulary, partial_every_ms=600_000))
+        texts = [r.text for r in rec.feed(ulaw) if isinstance(r, Final) and r.text]
+        last = rec.commit()
+        if last.text:
+            texts.append(last.text)
+        return " ".join(texts)
+
+
+def make_ear(kind: str, vocabulary: Iterable[str]) -> CallerEar:
+    """``whisper``, ``grammar`` or ``auto`` (Whisper when installed, else the grammar ear).
+
+    Raises:
+        ValueError: an unknown kind, or ``whisper`` asked for and not installed.
+    """
+    from hotline.ear.whisper import whisper_available
+
+    if kind == "auto":
+        kind = "whisper" if whisper_available() else "grammar"
+    if kind == "whisper":
+        if not whisper_available():
+            raise ValueError("the Whisper ear is not installed: pip install 'hotline[whisper]'")
+        return WhisperEar()
+    if kind == "grammar":
+        return GrammarEar(vocabulary)
+    raise ValueError(f"unknown ear {kind!r}: expected auto, whisper or grammar")
