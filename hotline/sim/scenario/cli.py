@@ -67,15 +67,9 @@ def _line(args: argparse.Namespace) -> Iterator[object]:
     from hotline.sim.scenario.runner import Line
 
     if args.spawn_server:
-        from hotline.sim.scenario.serve import spawn_line
+        from hotline.sim.scenario.serve import parse_env, spawn_line
 
-        env = {}
-        for item in args.server_env:
-            name, sep, value = item.partition("=")
-            if not sep or not name:
-                raise ValueError(f"--server-env {item!r}: expected NAME=VALUE")
-            env[name] = value
-        with spawn_line(env) as spawned:
+        with spawn_line(parse_env(args.server_env)) as spawned:
             yield Line(spawned.url, spawned.auth_token, spawned.admin_token)
         return
     token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN")

@@ -132,7 +132,7 @@ class ScenarioStream(MediaStream):
         if step.over_line_after is not None:
             if self.utt_start is not None and now - self.utt_start >= step.over_line_after * 1e3:
                 return True
-            if waited >= step.reply_timeout * 1000.0:
+            if waited >= (step.over_line_after + step.reply_timeout) * 1000.0:
                 rec.notes.append("no line was playing to talk over")
                 return True
             return False

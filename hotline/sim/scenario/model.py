@@ -363,15 +363,15 @@ def parse_scenario(text: str, *, source: str = "scenario", path: Path | None = N
         script=script_path,
     )
     top.done()
-    if scenario.uses_judge() and outcome is None and all(s.expect.empty() for s in steps):
-        raise ScenarioError(
-            f"{source}: an LLM judge is never the only check: expect something else too"
-        )
     for i, s in enumerate(steps):
         if s.expect.judge and s.expect.empty():
             raise ScenarioError(
                 f"{source}: step[{i}].expect: a judge rubric is never the only check of a step"
             )
+    if scenario.uses_judge() and outcome is None and all(s.expect.empty() for s in steps):
+        raise ScenarioError(
+            f"{source}: an LLM judge is never the only check: expect something else too"
+        )
     return scenario
 
 

@@ -313,7 +313,7 @@ def _unreached(rec: StepRecord) -> StepView:
 async def _judge(
     scenario: Scenario, steps: list[StepResult], config: JudgeConfig | None
 ) -> list[Check]:
-    rubrics = [(None, scenario.judge)] if scenario.judge else []
+    rubrics: list[tuple[int | None, str]] = [(None, scenario.judge)] if scenario.judge else []
     rubrics += [(i, s.expect.judge) for i, s in enumerate(scenario.steps) if s.expect.judge]
     if config is None:
         return [Check(i, "judge", None, "not judged: no --judge-url") for i, _ in rubrics]
@@ -325,7 +325,6 @@ async def _judge(
     conversation = "\n".join(lines)
     out = []
     for i, rubric in rubrics:
-        assert rubric is not None
         v = await judge(config, rubric, conversation)
         if v.ok is None:
             out.append(Check(i, "judge", False, f"no verdict: {v.reason}"))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["SpawnedLine", "spawn_line"]
+__all__ = ["SpawnedLine", "parse_env", "spawn_line"]
 
 #: Variables of the environment the spawned server does not inherit (it is configured here).
 _PREFIXES = ("TWILIO_", "ELEVENLABS_", "HOTLINE_", "RAILWAY_", "DEEPGRAM_")
@@ -25,6 +25,21 @@ class SpawnedLine:
     url: str
     auth_token: str
     admin_token: str
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` items as a dict.
+
+    Raises:
+        ValueError: an item without ``=`` or without a name.
+    """
+    env = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"server setting {item!r}: expected NAME=VALUE")
+        env[name] = value
+    return env
 
 
 def _free_port() -> int:

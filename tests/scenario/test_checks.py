@@ -1,0 +1,159 @@
+"""Each expectation judged on what a step's window held: it passes on what a correct line
+gives, and fails, saying what the caller got instead, on what a misbehaving line gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hotline.core.script import default_script
+from hotline.sim.scenario.checks import Check, StepView, best_line, check_call, check_step
+from hotline.sim.scenario.checks import script_lines as lines_of
+from hotline.sim.scenario.model import Expect, parse_scenario
+
+SCRIPT = default_script()
+LINES = lines_of(SCRIPT)
+TOUR = LINES["intent.tour"]
+MERCH = LINES["intent.merch"]
+#: What the Whisper ear made of the tour line spoken by the local voice (a real take).
+TOUR_HEARD = (
+    "Random on the road this spring, Portland on April 12, Seattle on the 14th, and Vancouver "
+    "on the 16th, tickets are at Rencalway.com and every show in all ages."
+)
+
+
+def view(expect: Expect, **kw: Any) -> StepView:
+    base: dict[str, Any] = {
+        "index": 1,
+        "expect": expect,
+        "heard": TOUR_HEARD,
+        "reply_speech_ms": 6000.0,
+        "server_lines": [TOUR],
+        "server_turns": ["what are the tour dates"],
+        "previous_line": SCRIPT.greeting,
+        "latency_ms": 900.0,
+        "barge_clear_ms": None,
+        "ended_call": False,
+    }
+    base.update(kw)
+    return StepView(**base)
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.ok is False]
+
+
+def test_a_correct_reply_passes_every_check() -> None:
+    e = Expect(intent="tour", words=("Portland", "Seattle"), pattern=r"April \d+", latency_ms=2000,
+               one_turn=True)  # fmt: skip
+    checks = check_step(view(e), SCRIPT)
+    assert not failed(checks), checks
+    assert {c.what for c in checks} >= {"intent tour (heard)", "intent tour (server)", "one turn"}
+
+
+def test_another_intents_line_fails_saying_what_was_heard_and_said() -> None:
+    merch_heard = (
+        "Merch is at Rencalway.com slash shop, shirts, tote bags and the new record on vinyl."
+    )
+    checks = check_step(
+        view(Expect(intent="tour"), heard=merch_heard, server_lines=[MERCH]), SCRIPT
+    )
+    bad = {c.what: c.detail for c in failed(checks)}
+    assert (
+        "intent tour (heard)" in bad and "closest line: intent.merch" in bad["intent tour (heard)"]
+    )
+    assert "Merch is at" in bad["intent tour (server)"]
+
+
+def test_a_changed_line_fails_on_what_the_caller_heard_alone() -> None:
+    """No admin token: only the ear judges, and it still catches the changed line."""
+    changed = "Wren is taking a break this year, there are no shows planned."
+    checks = check_step(view(Expect(intent="tour"), heard=changed, server_lines=None), SCRIPT)
+    assert [c.what for c in failed(checks)] == ["intent tour (heard)"]
+    assert any(c.ok is None and "no server transcript" in c.detail for c in checks)
+
+
+def test_missing_words_and_an_unmatched_pattern_fail() -> None:
+    checks = check_step(view(Expect(words=("Chicago",), pattern="May \\d+")), SCRIPT)
+    assert {c.what for c in failed(checks)} == {
+        "words 'Chicago' (heard)", "words 'Chicago' (server)", "pattern /May \\d+/ (server)"
+    }  # fmt: skip
+
+
+def test_fuzzy_on_the_ear_exact_on_the_server() -> None:
+    e = Expect(words=("Calloway",))
+    assert not failed(check_step(view(e, heard="the Wren Galloway hotline", server_lines=["Wren Calloway"]), SCRIPT))  # fmt: skip
+
+
+def test_a_slow_reply_fails_its_budget_and_no_reply_fails_too() -> None:
+    slow = failed(check_step(view(Expect(latency_ms=2000), latency_ms=3400.0), SCRIPT))
+    assert [(c.what, c.detail) for c in slow] == [("latency <= 2000 ms", "3400 ms")]
+    none = failed(check_step(view(Expect(latency_ms=2000), latency_ms=None), SCRIPT))
+    assert none[0].detail == "no reply audio came"
+
+
+def test_a_caller_cut_off_into_two_turns_fails_one_turn() -> None:
+    bad = failed(check_step(view(Expect(one_turn=True), server_turns=["tell me about", "the new album"]), SCRIPT))  # fmt: skip
+    assert (
+        bad[0].what == "one turn"
+        and "2 turn(s)" in bad[0].detail
+        and "the new album" in bad[0].detail
+    )
+
+
+def test_a_cough_heard_as_a_turn_fails_no_turn() -> None:
+    bad = failed(check_step(view(Expect(no_turn=True), server_turns=["hang up"]), SCRIPT))
+    assert bad[0].what == "no turn" and "hang up" in bad[0].detail
+
+
+def test_no_reply() -> None:
+    e = Expect(no_reply=True)
+    assert not failed(check_step(view(e, heard="", reply_speech_ms=0.0, server_lines=[]), SCRIPT))
+    bad = failed(check_step(view(e), SCRIPT))
+    assert {c.what for c in bad} == {"no reply (heard)", "no reply (server)"}
+
+
+def test_barge_in_bound() -> None:
+    assert not failed(check_step(view(Expect(barge_in_ms=800), barge_clear_ms=420.0), SCRIPT))
+    late = failed(check_step(view(Expect(barge_in_ms=800), barge_clear_ms=1300.0), SCRIPT))
+    assert late[0].detail == "1300 ms"
+    never = failed(check_step(view(Expect(barge_in_ms=800), barge_clear_ms=None), SCRIPT))
+    assert never[0].detail == "the line was never cleared"
+
+
+def test_handoff_needs_the_handoff_line_and_the_server_ending_the_call() -> None:
+    person = LINES["intent.person"]
+    e = Expect(handoff=True)
+    assert not failed(check_step(view(e, server_lines=[person], ended_call=True), SCRIPT))
+    assert failed(check_step(view(e, server_lines=[person], ended_call=False), SCRIPT))
+    goodbye = failed(check_step(view(e, server_lines=[SCRIPT.goodbye], ended_call=True), SCRIPT))
+    assert "not a handoff line" in goodbye[0].detail
+
+
+def test_repeat_expects_the_line_before() -> None:
+    e = Expect(intent="repeat")
+    ok = view(e, server_lines=[TOUR], previous_line=TOUR)
+    assert not failed(check_step(ok, SCRIPT))
+    assert failed(check_step(view(e, server_lines=[MERCH], previous_line=TOUR), SCRIPT))
+
+
+def test_an_intent_the_script_lacks_is_not_judged_rather_than_passed_silently() -> None:
+    checks = check_step(view(Expect(intent="weather")), SCRIPT)
+    assert [(c.ok, c.detail) for c in checks] == [
+        (None, "not judged: the call script does not say that line")
+    ]
+
+
+def test_best_line_finds_the_line_heard() -> None:
+    assert best_line(TOUR_HEARD, LINES) is not None
+    name, _ = best_line(TOUR_HEARD, LINES) or ("", 0)
+    assert name in ("intent.tour", "menu.1")  # the same words
+
+
+def test_outcome() -> None:
+    sc = parse_scenario("[[step]]\nlisten = true\n[expect]\noutcome = 'handoff'")
+    assert all(c.ok for c in check_call(sc, "server_hangup", True, []))
+    bad = failed(check_call(sc, "server_hangup", False, []))
+    assert bad[0].detail == "server_hangup"
+    assert failed(check_call(sc, "caller_stop", False, []))[0].detail == "caller_hangup"
+    err = failed(check_call(sc, "error", False, ["webhook POST answered HTTP 403"]))
+    assert err[0].what == "call ran" and "403" in err[0].detail
