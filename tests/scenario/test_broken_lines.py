@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from hotline.core.script import default_script
 from hotline.sim.llm_server import StandIn
 from hotline.sim.scenario.ear import make_ear
 from hotline.sim.scenario.model import Scenario, load_scenario, parse_scenario
@@ -54,22 +53,11 @@ def test_the_shipped_scenarios_pass(tmp_path: Path) -> None:
 
 def test_a_changed_intent_line_is_caught(tmp_path: Path) -> None:
     script = DEFAULT_SCRIPT.read_text()
-    tour = default_script().intents[0]
-    assert tour.name == "tour" and tour.say is not None
+    start = script.index('say = """', script.index("[intents.tour]"))
+    end = script.index('"""', start + len('say = """')) + 3
     changed = "Wren is taking the year off: there are no shows planned, sorry."
-    broken = script.replace(
-        '[intents.tour]\nphrases = ["tour", "tour dates", "dates", "shows", "show", "concert", "concerts", "tickets", "gig", "playing near", "on the road"]\nexamples = ["What are the tour dates?", "When is the tour?", "Are you playing near me?"]\nsay = """',
-        '[intents.tour]\nphrases = ["tour", "tour dates", "dates", "shows", "show", "concert", "concerts", "tickets", "gig", "playing near", "on the road"]\nexamples = ["What are the tour dates?", "When is the tour?", "Are you playing near me?"]\nsay = """'
-        + changed
-        + '"""\nold = """',
-    )
-    assert broken != script
-    # the changed say, and the old text moved to an unknown key would be refused: drop it
-    start = broken.index('\nold = """')
-    end = broken.index('"""', start + 10) + 3
-    broken = broken[:start] + broken[end:]
     path = tmp_path / "broken.toml"
-    path.write_text(broken)
+    path.write_text(script[:start] + f'say = "{changed}"' + script[end:])
     res = run(load_scenario(ROOT / "scenarios" / "tour_dates.toml"), {"HOTLINE_SCRIPT": str(path)})
     bad = failed(res)
     assert not res.passed

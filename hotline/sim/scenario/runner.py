@@ -56,6 +56,9 @@ class ScenarioResult:
     seconds: float = 0.0
     ear: str = ""
     ended_by: str = ""
+    #: What the ``<Connect action>`` POST was answered with after the server ended the stream
+    #: (``hangup``, ``dial`` ...; None: not asked)
+    action_answer: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -74,6 +77,7 @@ class ScenarioResult:
             "seconds": round(self.seconds, 2),
             "ear": self.ear,
             "ended_by": self.ended_by,
+            "action_answer": self.action_answer,
             "checks": [c.as_dict() for c in self.checks],
             "steps": [s.as_dict() for s in self.steps],
         }
@@ -226,6 +230,7 @@ async def run_scenario(
         seconds=time.monotonic() - t0,
         ear=ear.name,
         ended_by=report.ended_by,
+        action_answer=call.action_answer,
     )
 
 
