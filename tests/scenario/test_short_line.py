@@ -5,10 +5,14 @@ and one whose expectation the line does not meet, which must fail saying what th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +42,7 @@ press = "0"
 expect = { line = "goodbye" }
 [expect]
 outcome = "server_hangup"
+judge = "The line names a city."
 """
 
 #: The line says Portland; this scenario wants Seattle and a caller hang-up.
@@ -76,13 +81,38 @@ def hotline_test(*args: str, timeout: float = 150) -> subprocess.CompletedProces
     )
 
 
+@contextlib.contextmanager
+def llm_judge() -> Iterator[str]:
+    """The OpenAI-compatible stand-in as the judge: PASS when the call names Portland."""
+    from hotline.loopback import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotline.sim.llm_server", "--port", str(port),
+         "--reply", "portland=PASS: it names Portland.", "--default", "FAIL: no city in it."],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, "the stand-in did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_hotline_test_passes_a_good_scenario_and_fails_a_wrong_one(tmp_path: Path) -> None:
     d = scenarios(tmp_path)
-    out = hotline_test(
-        str(d / "good.toml"), str(d / "wrong.toml"), "--spawn-server", "--jobs", "2",
-        "--server-env", f"HOTLINE_SCRIPT={d / 'script.toml'}",
-        "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"),
-    )  # fmt: skip
+    with llm_judge() as judge_url:
+        out = hotline_test(
+            str(d / "good.toml"), str(d / "wrong.toml"), "--spawn-server", "--jobs", "2",
+            "--server-env", f"HOTLINE_SCRIPT={d / 'script.toml'}", "--judge-url", judge_url,
+            "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"),
+        )  # fmt: skip
     assert out.returncode == 1, out.stdout + out.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["scenarios"] == {
@@ -97,6 +127,8 @@ def test_hotline_test_passes_a_good_scenario_and_fails_a_wrong_one(tmp_path: Pat
     assert failed["outcome caller_hangup"] == "server_hangup"
     good = next(c for c in report["calls"] if c["name"] == "keys on the short line")
     assert all(c["ok"] is not False for c in good["checks"])
+    judged = [c for c in good["checks"] if c["what"] == "judge"]
+    assert judged == [{"step": None, "what": "judge", "ok": True, "detail": "it names Portland"}]
     assert [s["latency_ms"] is not None for s in good["steps"]] == [True, True, True]
     suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"

@@ -17,7 +17,7 @@ __all__ = ["Check", "StepView", "best_line", "check_call", "check_step", "heard_
 
 #: A heard word counts as an expected one at this similarity (Whisper writes "Galloway").
 FUZZY = 0.75
-#: Share of the expected line's content words the caller must have heard.
+#: Share of the expected line's content words the caller must have heard (the Whisper ear's).
 HEARD_MIN = 0.5
 #: Reply audio below this much speech is "nothing said".
 SILENT_SPEECH_MS = 300.0
@@ -149,8 +149,9 @@ def _quote(text: str, n: int = 90) -> str:
     return repr(text if len(text) <= n else text[: n - 3] + "...")
 
 
-def check_step(v: StepView, script: CallScript | None) -> list[Check]:
-    """Every expectation of one step."""
+def check_step(v: StepView, script: CallScript | None, heard_min: float = HEARD_MIN) -> list[Check]:
+    """Every expectation of one step; a line counts as heard with ``heard_min`` of its words
+    (and no other line of the script closer)."""
     e = v.expect
     out: list[Check] = []
     said = " ".join(v.server_lines) if v.server_lines is not None else None
@@ -180,7 +181,7 @@ def check_step(v: StepView, script: CallScript | None) -> list[Check]:
                 lines = script_lines(script) if script is not None else {}
                 best = best_line(v.heard, lines)
                 best_score = best[1] if best else 0.0
-                ok = score >= HEARD_MIN and score >= best_score - 1e-9
+                ok = score >= heard_min and score >= best_score - 1e-9
                 detail = f"heard {score:.0%} of its words"
                 if not ok:
                     closest = f"; closest line: {best[0]} ({best[1]:.0%})" if best else ""

@@ -121,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     except (ScenarioError, ValueError, RuntimeError) as exc:
         print(f"hotline test: {exc}", file=sys.stderr)
         return 2
+    finally:
+        from hotline.ear.recognizer import cleanup_model_dir
+
+        cleanup_model_dir()  # the grammar ear's model copy (harmless if none was made)
     print(table(results, verbose=args.verbose))
     if args.junit:
         Path(args.junit).write_text(junit_xml(results), "utf-8")

@@ -64,8 +64,13 @@ def hotline_line(request: pytest.FixtureRequest) -> Iterator[Line]:
     from hotline.sim.scenario.serve import parse_env, spawn_line
 
     env = parse_env(request.config.getoption("--hotline-server-env"))
-    with spawn_line(env) as spawned:
-        yield Line(spawned.url, spawned.auth_token, spawned.admin_token)
+    try:
+        with spawn_line(env) as spawned:
+            yield Line(spawned.url, spawned.auth_token, spawned.admin_token)
+    finally:
+        from hotline.ear.recognizer import cleanup_model_dir
+
+        cleanup_model_dir()  # the grammar ear's model copy (harmless if none was made)
 
 
 @pytest.fixture(scope="session")

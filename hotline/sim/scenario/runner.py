@@ -209,7 +209,7 @@ async def run_scenario(
     results, views = await _views(scenario, call, entries, ear)
     checks: list[Check] = []
     for v in views:
-        checks.extend(check_step(v, script))
+        checks.extend(check_step(v, script, ear.heard_min))
     last_said = next(
         (e.get("text", "") for e in reversed(entries or []) if e.get("speaker") == "hotline"), ""
     )
