@@ -148,31 +148,51 @@ def _speech_ms(ulaw: bytes) -> float:
     )
 
 
-def _entries(
-    entries: list[dict[str, Any]] | None, speaker: str, start: float, end: float
-) -> list[str] | None:
-    if entries is None:
-        return None
-    return [
-        str(e.get("text", ""))
-        for e in entries
-        if isinstance(e, dict)
-        and e.get("speaker") == speaker
-        and start <= float(e.get("at", -1.0)) * 1000.0 < end
-    ]
+class _Clock:
+    """The server's transcript entries on the caller's clock. A hotline line is placed when the
+    first mark of its utterance reached the caller; anything else (the caller's turns, a line
+    without marks) at its server time plus the smallest offset those marks show (the server's
+    clock starts when it accepts the stream, later than the caller's by up to a second under
+    load)."""
+
+    def __init__(self, entries: list[dict[str, Any]] | None, first_mark_ms: dict[str, float]):
+        self.entries = [e for e in entries or [] if isinstance(e, dict)]
+        self.marks = first_mark_ms
+        offsets = [
+            self.marks[f"u{e['utterance_id']}"] - _at(e)
+            for e in self.entries
+            if e.get("speaker") == "hotline" and f"u{e.get('utterance_id')}" in self.marks
+        ]
+        self.offset = max(0.0, min(offsets)) if offsets else 0.0
+
+    def ms(self, e: dict[str, Any]) -> float:
+        if e.get("speaker") == "hotline":
+            mark = self.marks.get(f"u{e.get('utterance_id')}")
+            if mark is not None:
+                return mark
+        return _at(e) + self.offset
+
+    def texts(self, speaker: str, start: float, end: float) -> list[str]:
+        return [
+            str(e.get("text", ""))
+            for e in self.entries
+            if e.get("speaker") == speaker and start <= self.ms(e) < end
+        ]
+
+    def previous(self, before: float) -> str | None:
+        said = [
+            str(e.get("text", ""))
+            for e in self.entries
+            if e.get("speaker") == "hotline" and self.ms(e) < before
+        ]
+        return said[-1] if said else None
 
 
-def _previous(entries: list[dict[str, Any]] | None, before: float) -> str | None:
-    if entries is None:
-        return None
-    said = [
-        str(e.get("text", ""))
-        for e in entries
-        if isinstance(e, dict)
-        and e.get("speaker") == "hotline"
-        and float(e.get("at", -1.0)) * 1000.0 < before
-    ]
-    return said[-1] if said else None
+def _at(e: dict[str, Any]) -> float:
+    try:
+        return float(e.get("at", -1.0)) * 1000.0
+    except (TypeError, ValueError):
+        return -1.0
 
 
 async def run_scenario(
@@ -241,6 +261,7 @@ async def _views(
     ear: CallerEar,
 ) -> tuple[list[StepResult], list[StepView]]:
     report = call.report
+    clock = _Clock(entries, call.first_mark_ms)
     acted = [r for r in call.steps if r.acted_ms is not None]
     last_acted = acted[-1] if acted else None
     results: list[StepResult] = []
@@ -268,8 +289,8 @@ async def _views(
         # accepts the stream: maybe a few ms before the caller's first tick.
         first_listen = rec.step.action == "listen" and rec is (acted[0] if acted else None)
         win = -1e9 if first_listen else rec.acted_ms
-        server_lines = _entries(entries, "hotline", win, end)
-        server_turns = _entries(entries, "caller", win, end)
+        server_lines = clock.texts("hotline", win, end) if entries is not None else None
+        server_turns = clock.texts("caller", win, end) if entries is not None else None
         views.append(
             StepView(
                 index=rec.index,
@@ -278,7 +299,7 @@ async def _views(
                 reply_speech_ms=_speech_ms(audio),
                 server_lines=server_lines,
                 server_turns=server_turns,
-                previous_line=_previous(entries, win),
+                previous_line=clock.previous(win) if entries is not None else None,
                 latency_ms=rec.latency_ms,
                 barge_clear_ms=barge,
                 ended_call=report.ended_by == "server_hangup" and rec is last_acted,
