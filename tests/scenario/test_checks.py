@@ -157,3 +157,23 @@ def test_outcome() -> None:
     assert failed(check_call(sc, "caller_stop", False, []))[0].detail == "caller_hangup"
     err = failed(check_call(sc, "error", False, ["webhook POST answered HTTP 403"]))
     assert err[0].what == "call ran" and "403" in err[0].detail
+
+
+def test_server_entries_are_placed_on_the_callers_clock() -> None:
+    """The server's clock started 800 ms after the caller's: by its own times the menu line
+    (said 30 ms after the key at 20.0 s) would fall before the key; moved by the greeting's
+    first audio (1.05 s, the voice taking 250 ms of it) it falls after."""
+    from hotline.sim.scenario.runner import _Clock
+
+    entries = [
+        {"speaker": "hotline", "text": "greeting", "at": 0.0, "utterance_id": 1},
+        {"speaker": "hotline", "text": "menu one", "at": 19.23, "utterance_id": 2},
+        {"speaker": "caller", "text": "what are the tour dates", "at": 30.0},
+        {"speaker": "hotline", "text": "tour line", "at": 30.5, "utterance_id": 3},
+    ]
+    clock = _Clock(entries, 1050.0)
+    assert clock.offset == 1050.0
+    assert clock.texts("hotline", 20_000.0, 29_000.0) == ["menu one"]
+    assert clock.texts("caller", 29_000.0, 40_000.0) == ["what are the tour dates"]
+    assert clock.previous(29_000.0) == "menu one"
+    assert _Clock(entries, None).texts("hotline", 20_000.0, 29_000.0) == []  # server times

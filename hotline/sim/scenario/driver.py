@@ -77,10 +77,6 @@ class ScenarioStream(MediaStream):
         self.phase_at = 0.0
         self.all_done_at: float | None = None
         self.clear_log: list[float] = []
-        #: when the first mark of each utterance ("u7") arrived: places the server's transcript
-        #: entries on the caller's clock (the server's starts when it accepts the stream, which
-        #: under load is a second after the caller's `start`)
-        self.first_mark_ms: dict[str, float] = {}
 
     # -- the line ------------------------------------------------------------------------------
 
@@ -93,12 +89,6 @@ class ScenarioStream(MediaStream):
             and pb.last is not Last.MEDIA
             and now - self.last_audio_ms >= GAP_MS
         )
-
-    async def _on_message(self, raw: str | bytes) -> None:
-        seen = len(self.r.mark_names)
-        await super()._on_message(raw)
-        for name in self.r.mark_names[seen:]:  # hotline names its marks u<utterance id>-...
-            self.first_mark_ms.setdefault(name.split("-", 1)[0], self.now_ms())
 
     async def _on_clear(self) -> None:
         self.clear_log.append(self.now_ms())
@@ -231,7 +221,6 @@ class CallRun:
     steps: list[StepRecord]
     action_answer: str | None = None
     error: str | None = None
-    first_mark_ms: dict[str, float] = field(default_factory=dict)
 
 
 async def run_call(
@@ -293,7 +282,6 @@ async def run_call(
                     await stream.run()
                 finally:
                     stream.finish()
-                    run.first_mark_ms = stream.first_mark_ms
                     report.close_code = ws.close_code
         except InvalidStatus as exc:
             raise CallError(f"WebSocket upgrade refused: HTTP {exc.response.status_code}") from None

@@ -149,27 +149,19 @@ def _speech_ms(ulaw: bytes) -> float:
 
 
 class _Clock:
-    """The server's transcript entries on the caller's clock. A hotline line is placed when the
-    first mark of its utterance reached the caller; anything else (the caller's turns, a line
-    without marks) at its server time plus the smallest offset those marks show (the server's
-    clock starts when it accepts the stream, later than the caller's by up to a second under
-    load)."""
+    """The server's transcript entries on the caller's clock. The server's times start when it
+    accepts the stream, later than the caller's `start` (a second later under load): its
+    greeting (the first line, at ~0) is placed where its first audio reached the caller, and
+    every entry moves by as much. That places lines late by the voice's first-chunk time at
+    most (~0.3 s), never early: a reply stays in its step, whose window runs until the line
+    ended and the caller acted again."""
 
-    def __init__(self, entries: list[dict[str, Any]] | None, first_mark_ms: dict[str, float]):
+    def __init__(self, entries: list[dict[str, Any]] | None, first_audio_ms: float | None):
         self.entries = [e for e in entries or [] if isinstance(e, dict)]
-        self.marks = first_mark_ms
-        offsets = [
-            self.marks[f"u{e['utterance_id']}"] - _at(e)
-            for e in self.entries
-            if e.get("speaker") == "hotline" and f"u{e.get('utterance_id')}" in self.marks
-        ]
-        self.offset = max(0.0, min(offsets)) if offsets else 0.0
+        said = [_at(e) for e in self.entries if e.get("speaker") == "hotline"]
+        self.offset = max(0.0, first_audio_ms - said[0]) if said and first_audio_ms else 0.0
 
     def ms(self, e: dict[str, Any]) -> float:
-        if e.get("speaker") == "hotline":
-            mark = self.marks.get(f"u{e.get('utterance_id')}")
-            if mark is not None:
-                return mark
         return _at(e) + self.offset
 
     def texts(self, speaker: str, start: float, end: float) -> list[str]:
@@ -261,7 +253,7 @@ async def _views(
     ear: CallerEar,
 ) -> tuple[list[StepResult], list[StepView]]:
     report = call.report
-    clock = _Clock(entries, call.first_mark_ms)
+    clock = _Clock(entries, report.time_to_first_audio_ms)
     acted = [r for r in call.steps if r.acted_ms is not None]
     last_acted = acted[-1] if acted else None
     results: list[StepResult] = []
