@@ -107,7 +107,7 @@ name = "a caller who pauses mid-sentence"
 [[step]]
 say = ["Tell me about", "the new album"]
 gap_ms = 450
-expect = { intent = "album", one_turn = true }
+expect = { intent = "album", one_turn = true, turn_words = ["tell me about", "new album"] }
 [[step]]
 hangup = true
 """
@@ -116,8 +116,12 @@ hangup = true
 def test_a_threshold_that_cuts_callers_off_is_caught() -> None:
     res = run(parse_scenario(CUT_OFF), {"HOTLINE_TURN_SILENCE_MS": "100"})
     bad = failed(res)
-    assert "0: one turn" in bad, res.checks
-    assert "2 turn(s)" in bad["0: one turn"] or "turn(s): 'tell me about'" in bad["0: one turn"]
+    # Cut at the pause, the caller's turn came out split in two, or as its first half alone
+    # ("tell me about" heard as "bye": the call ended with the goodbye line), or merged from a
+    # misheard half ("bye album"): the server did not hear what the caller said.
+    cut = [k for k in ("0: one turn", "0: turn words 'tell me about'") if k in bad]
+    assert cut, res.checks
+    assert all(bad[k].startswith("the server heard") for k in cut)
 
 
 def write_recording(path: Path, text: str) -> None:

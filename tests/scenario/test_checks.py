@@ -177,3 +177,14 @@ def test_server_entries_are_placed_on_the_callers_clock() -> None:
     assert clock.texts("caller", 29_000.0, 40_000.0) == ["what are the tour dates"]
     assert clock.previous(29_000.0) == "menu one"
     assert _Clock(entries, None).texts("hotline", 20_000.0, 29_000.0) == []  # server times
+
+
+def test_turn_words_say_what_the_server_heard_instead() -> None:
+    e = Expect(turn_words=("tell me about", "new album"))
+    ok = view(e, server_turns=["tell me about the new album"])
+    assert not failed(check_step(ok, SCRIPT))
+    bad = failed(check_step(view(e, server_turns=["bye album"]), SCRIPT))
+    assert [(c.what, c.detail) for c in bad] == [
+        ("turn words 'tell me about'", "the server heard 'bye album'"),
+        ("turn words 'new album'", "the server heard 'bye album'"),
+    ]

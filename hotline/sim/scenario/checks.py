@@ -234,6 +234,18 @@ def check_step(v: StepView, script: CallScript | None, heard_min: float = HEARD_
             ok = n == (1 if e.one_turn else 0)
             heard_as = "; ".join(_quote(t, 50) for t in v.server_turns) or "nothing"
             add(what, ok, f"the server heard {n} turn(s): {heard_as}")
+    if e.turn_words:
+        if v.server_turns is None:
+            add("turn words", None, "not judged: no server transcript")
+        else:
+            turns = " ".join(v.server_turns)
+            for w in e.turn_words:
+                ok = _has_phrase(w, turns, fuzzy=False)
+                add(
+                    f"turn words {w!r}",
+                    ok,
+                    "heard" if ok else f"the server heard {_quote(turns) if turns else 'nothing'}",
+                )
     if e.no_reply:
         ok_audio = v.reply_speech_ms < SILENT_SPEECH_MS
         add(

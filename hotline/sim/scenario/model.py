@@ -93,6 +93,8 @@ class Expect:
         not_words: words the line must not contain.
         latency_ms: end of the caller's speech (or key press) -> first reply audio, at most.
         one_turn: the server heard exactly one caller turn in this step (no cut-off, no split).
+        turn_words: words the server must have heard the caller say in this step (its
+            transcript of the caller's turns): the caller was understood, not cut short.
         no_turn: the server heard no caller turn in this step (a cough, line noise).
         no_reply: hotline said nothing in this step.
         barge_in_ms: the line was cleared within this many ms of the caller starting to talk.
@@ -107,6 +109,7 @@ class Expect:
     not_words: tuple[str, ...] = ()
     latency_ms: float | None = None
     one_turn: bool = False
+    turn_words: tuple[str, ...] = ()
     no_turn: bool = False
     no_reply: bool = False
     barge_in_ms: float | None = None
@@ -123,6 +126,7 @@ class Expect:
             self.checks_line()
             or self.latency_ms is not None
             or self.one_turn
+            or self.turn_words
             or self.no_turn
             or self.no_reply
             or self.barge_in_ms is not None
@@ -243,6 +247,7 @@ def _expect(raw: Any, where: str, source: str) -> Expect:
         not_words=f.words("not_words"),
         latency_ms=f.number("latency_ms", 1, 600_000),
         one_turn=f.pop("one_turn", bool, False),
+        turn_words=f.words("turn_words"),
         no_turn=f.pop("no_turn", bool, False),
         no_reply=f.pop("no_reply", bool, False),
         barge_in_ms=f.number("barge_in_ms", 1, 60_000),
