@@ -1,10 +1,14 @@
 """The relay brain: a ConversationRelay app (``HOTLINE_RELAY_URL``) answers the call.
 
 At :meth:`RelayBrain.start` hotline dials the app's WebSocket (``ws://`` or ``wss://``) the
-way Twilio does: the upgrade request carries ``X-Twilio-Signature``, computed exactly like
-``twilio.request_validator.RequestValidator.compute_signature(url, {})`` with the account's
-auth token over the URL as configured (scheme, port and query included), so an app's
-existing ``RequestValidator(...).validate(url, {}, signature)`` check passes. Then ``setup``
+way Twilio does: the upgrade request carries ``X-Twilio-Signature`` (:func:`relay_signature`),
+so an app's existing check passes. Twilio's own agent SDK (twilio-agent-connect) validates a
+ConversationRelay upgrade with ``RequestValidator(token).validate(url, params, signature)``
+where ``url`` is scheme, host and path *without* the query and ``params`` are the query's
+parameters (``parse_qs``, the first value of each, blank values dropped); hotline signs the
+same way, so a tenant or token in ``HOTLINE_RELAY_URL``'s query does not break the check.
+A refused handshake is logged with its HTTP status (403 reads as a wrong auth token, not an
+outage). Then ``setup``
 is sent, and the call's events become ``prompt`` / ``dtmf`` / ``interrupt`` messages
 (:mod:`hotline.core.relay`). The app's ``text`` / ``play`` / ``sendDigits`` / ``language``
 / ``end`` come back as brain outputs through ``emit``.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection
@@ -49,9 +54,14 @@ log = logging.getLogger("hotline.brain")
 
 
 def relay_signature(url: str, auth_token: str) -> str:
-    """The ``X-Twilio-Signature`` Twilio puts on a WebSocket upgrade to ``url`` (a GET:
-    no parameters)."""
-    return str(RequestValidator(auth_token).compute_signature(url, {}))
+    """The ``X-Twilio-Signature`` of a ConversationRelay upgrade to ``url``: HMAC-SHA1 of the
+    URL without its query (an empty path is ``/``, the request target sent), followed by the
+    query's parameters sorted by name, as ``RequestValidator.compute_signature`` computes it
+    (see the module docstring for why)."""
+    parts = urlsplit(url)
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "", ""))
+    params = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    return str(RequestValidator(auth_token).compute_signature(base, params))
 
 
 class RelayBrain:
@@ -111,7 +121,17 @@ class RelayBrain:
         try:
             self._ws = await open_ws(self.url, options, headers)
         except WsError as err:
-            log.warning("relay app unreachable: %s", type(err.failure.exc).__name__)
+            status = err.failure.status
+            if status is not None:  # it answered: not an outage (401/403: the auth token?)
+                log.warning(
+                    "relay app refused the handshake: HTTP %d%s",
+                    status,
+                    " (does it check X-Twilio-Signature with another auth token?)"
+                    if status in (401, 403)
+                    else "",
+                )
+            else:
+                log.warning("relay app unreachable: %s", type(err.failure.exc).__name__)
             await self._give_up("relay_connect")
             return
         self.relay.send_setup(ev, session_id=self.session_id, caller=self.caller)

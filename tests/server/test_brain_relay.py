@@ -1,5 +1,8 @@
 """The relay brain against a ConversationRelay app written here from Twilio's documented
-messages (it validates X-Twilio-Signature with twilio's RequestValidator, as apps do)."""
+messages. It validates X-Twilio-Signature the way Twilio's own agent SDK (twilio-agent-connect)
+does on a ConversationRelay upgrade: ``RequestValidator.validate`` over the URL rebuilt from the
+Host header and the path *without* the query, the query's parameters (``parse_qs``, first
+value) as the params."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
@@ -29,7 +33,7 @@ from hotline.core.brain import (
 )
 from hotline.core.script import default_script
 from hotline.loopback import free_port
-from hotline.server.brain_relay import RelayBrain
+from hotline.server.brain_relay import RelayBrain, relay_signature
 
 TOKEN = "relay-test-auth-token-0123456789"
 CALL = CallStarted(
@@ -68,7 +72,10 @@ class App:
 
     def check_signature(self, conn: ServerConnection, request: Request) -> Response | None:
         signature = request.headers.get("X-Twilio-Signature", "")
-        if not RequestValidator(TOKEN).validate(self.url, {}, signature):
+        target = urlsplit(request.path)
+        url = f"ws://{request.headers['Host']}{target.path}"
+        params = {k: v[0] for k, v in parse_qs(target.query).items()}
+        if not RequestValidator(TOKEN).validate(url, params, signature):
             self.rejected += 1
             return conn.respond(HTTPStatus.FORBIDDEN, "bad signature\n")
         return None
@@ -252,3 +259,32 @@ def test_unreachable_app() -> None:
         assert out == [Fallback("relay_connect")]
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_signature_of_a_url_with_a_query_is_the_sdks() -> None:
+    # D1: the issue's vector. Signing the URL with its query gave iQdTuH3o...; Twilio's SDK
+    # validates the URL without it, the query as parameters.
+    token, url = "0123456789abcdef0123456789abcdef", "wss://app.example.com/ws?tenant=acme"
+    signature = relay_signature(url, token)
+    assert signature == "uHAVdyYEi8w92jS+KgCCtW3SHZo="
+    assert RequestValidator(token).validate(
+        "wss://app.example.com/ws", {"tenant": "acme"}, signature
+    )
+    # Several parameters, percent-encoding, a port: what the SDK's parse_qs rebuilds.
+    url = "wss://app.example.com:8443/ws/v1?tenant=acme&token=a%2Bb&lang=en-US"
+    signature = relay_signature(url, token)
+    params = {"tenant": "acme", "token": "a+b", "lang": "en-US"}
+    assert RequestValidator(token).validate("wss://app.example.com:8443/ws/v1", params, signature)
+
+
+def test_a_refused_handshake_is_logged_with_its_status(caplog: Any) -> None:
+    # D5: a wrong auth token read "relay app unreachable: InvalidStatus", like an outage.
+    caplog.set_level("WARNING", logger="hotline.brain")
+
+    async def t(app: App, brain: RelayBrain, out: list[BrainOutput]) -> None:
+        assert app.rejected == 1 and out == [Fallback("relay_connect")]
+
+    run(t, token="not-the-account-token")
+    lines = [r.getMessage() for r in caplog.records if r.name == "hotline.brain"]
+    assert len(lines) == 1 and "HTTP 403" in lines[0] and "unreachable" not in lines[0]
+    assert "auth token" in lines[0]
