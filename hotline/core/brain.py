@@ -81,6 +81,8 @@ class CallStarted:
             when the brain must not see it). Never logged.
         custom_parameters: ``<Parameter>`` values from the TwiML.
         account_sid: the Twilio account, if known (ConversationRelay ``setup`` carries it).
+        forwarded_from, caller_name, parent_call_sid, direction: what the voice webhook said
+            (``ForwardedFrom``, ``CallerName``, ``ParentCallSid``, ``Direction``; "" if not).
     """
 
     call_sid: str
@@ -89,6 +91,10 @@ class CallStarted:
     from_masked: str | None = None
     custom_parameters: Mapping[str, str] = field(default_factory=dict)
     account_sid: str = ""
+    forwarded_from: str = ""
+    caller_name: str = ""
+    parent_call_sid: str = ""
+    direction: str = "inbound"
 
 
 @dataclass(frozen=True, slots=True)

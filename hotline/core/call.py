@@ -165,6 +165,9 @@ class Call:
             barge_in=self._barge_in,
         )
         self.brain_digits = brain_digits
+        #: A DTMF key reported to the brain cuts what plays (a relay app's ``interruptible``
+        #: says whether keys do); a key the script's menu answers always does.
+        self.digits_cut = True
         #: What was said on this call (from :meth:`accept` on).
         self.transcript: Transcript | None = None
         #: What hotline says next: a streamed reply (``lines.reply_open`` / ``reply_text`` /
@@ -321,14 +324,17 @@ class Call:
         *,
         script: CallScript | None = None,
         hangup_after_greeting: bool | None = None,
+        greeting_interruptible: bool = True,
     ) -> None:
         """The shell checked ``start``: begin the call (and its transcript) with the greeting.
 
         Args:
             now: the time.
-            script: the script this call follows (default: the one given at construction).
+            script: the script this call follows (default: the one given at construction); an
+                empty greeting says nothing (a ConversationRelay app without welcomeGreeting).
             hangup_after_greeting: hang up once the greeting has played (default: as given at
                 construction).
+            greeting_interruptible: whether the caller's voice cuts the greeting.
 
         Raises:
             CallStateError: not waiting for acceptance.
@@ -342,8 +348,15 @@ class Call:
         self.transcript = self._ears.transcript = Transcript(now)
         self.state = CallState.CLOSING if self.hangup_after_greeting else CallState.ACTIVE
         greeting, hangup = self.script.greeting, self.hangup_after_greeting
-        self._utts.add(greeting, UtteranceSource.SCRIPT, now, hangup_after=hangup)
-        self.lines.start_next(now)
+        if greeting:
+            self._utts.add(
+                greeting,
+                UtteranceSource.SCRIPT,
+                now,
+                hangup_after=hangup,
+                interruptible=greeting_interruptible,
+            )
+            self.lines.start_next(now)
 
     def reject(self) -> None:
         """The shell refused ``start`` (bad token): the call ends without a word."""
@@ -366,7 +379,8 @@ class Call:
         if self.state is not CallState.ACTIVE:
             return  # not started yet, or the goodbye is playing
         self._ears.latency.forget()  # what follows answers the key, not the last spoken turn
-        self.lines.interrupt(now)
+        if self.digits_cut or not self.brain_digits:
+            self.lines.interrupt(now)
         if self.brain_digits:
             self._actions.append(DigitPressed(digit))
             return

@@ -81,8 +81,13 @@ def _opt_lang(msg: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def parse_app_message(frame: object) -> BrainOutput:
+def parse_app_message(frame: object, *, interruptible: bool = True) -> BrainOutput:
     """One app -> Twilio message as a brain output.
+
+    Args:
+        frame: the text frame.
+        interruptible: whether the caller's voice cuts a ``text``/``play`` that does not say
+            (the session's ``interruptible``: speech or any).
 
     Raises:
         RelayProtocolError: not a JSON object, unknown ``type``, a missing or mistyped field.
@@ -98,7 +103,7 @@ def parse_app_message(frame: object) -> BrainOutput:
         return SayText(
             token,
             last=_opt_bool(msg, "last", False),
-            interruptible=_opt_bool(msg, "interruptible", True),
+            interruptible=_opt_bool(msg, "interruptible", interruptible),
             preemptible=_opt_bool(msg, "preemptible", False),
             lang=_opt_lang(msg, "lang"),
         )
@@ -114,7 +119,7 @@ def parse_app_message(frame: object) -> BrainOutput:
         return PlayAudio(
             source,
             loop=loop,
-            interruptible=_opt_bool(msg, "interruptible", True),
+            interruptible=_opt_bool(msg, "interruptible", interruptible),
             preemptible=_opt_bool(msg, "preemptible", False),
         )
     if kind == "sendDigits":
@@ -139,9 +144,15 @@ def parse_app_message(frame: object) -> BrainOutput:
 
 
 class RelaySession:
-    """Twilio's side of one ConversationRelay session (see the module docstring)."""
+    """Twilio's side of one ConversationRelay session (see the module docstring).
 
-    def __init__(self) -> None:
+    Args:
+        interruptible: whether the caller's voice cuts the app's ``text``/``play`` when the
+            message does not say (``<ConversationRelay interruptible>`` speech or any).
+    """
+
+    def __init__(self, *, interruptible: bool = True) -> None:
+        self.interruptible = interruptible
         self._out: list[str] = []
         self._events: list[BrainOutput] = []
         self.malformed_in_a_row = 0
@@ -158,17 +169,15 @@ class RelaySession:
         *,
         session_id: str,
         caller: str = "",
-        forwarded_from: str = "",
-        caller_name: str = "",
         call_type: str = "PSTN",
-        direction: str = "inbound",
         call_status: str = "IN-PROGRESS",
-        parent_call_sid: str = "",
     ) -> None:
         """Queue ``setup`` (once, before anything else).
 
         Args:
-            call: the call (``callSid``, ``to``, ``accountSid``, ``customParameters``).
+            call: the call (``callSid``, ``to``, ``accountSid``, ``customParameters``,
+                ``forwardedFrom``, ``callerName``, ``parentCallSid``, ``direction``: what the
+                voice webhook said).
             session_id: ``VX`` + 32 hex digits.
             caller: the ``from`` number as the app may see it (the shell decides masking).
         """
@@ -180,14 +189,14 @@ class RelaySession:
                 "type": "setup",
                 "sessionId": session_id,
                 "accountSid": call.account_sid,
-                "parentCallSid": parent_call_sid,
+                "parentCallSid": call.parent_call_sid,
                 "callSid": call.call_sid,
                 "from": caller,
                 "to": call.to,
-                "forwardedFrom": forwarded_from,
+                "forwardedFrom": call.forwarded_from,
                 "callType": call_type,
-                "callerName": caller_name,
-                "direction": direction,
+                "callerName": call.caller_name,
+                "direction": call.direction,
                 "callStatus": call_status,
                 "customParameters": dict(call.custom_parameters),
             }
@@ -236,7 +245,7 @@ class RelaySession:
         if self.ended or self.close_code is not None:
             return
         try:
-            out = parse_app_message(frame)
+            out = parse_app_message(frame, interruptible=self.interruptible)
         except RelayProtocolError as exc:
             self.malformed_in_a_row += 1
             self.send_error(f"Invalid message received: {exc}")

@@ -29,6 +29,19 @@ A script is TOML::
     # action = "handoff"              #   say ``say``, then end the call for a person
     #                                 #   (EndCall with handoff_data)
 
+    [relay]                           # optional: a ConversationRelay app's <ConversationRelay>
+    welcomeGreeting = "Hi! How can I help?"        #   attributes, same names (relay brain)
+    welcomeGreetingInterruptible = "any"           # none, dtmf, speech, any (true/false)
+    language = "en-US"                # sets both of these:
+    ttsLanguage = "en-US"             #   the voice's language
+    transcriptionLanguage = "en-US"   #   the recogniser's language (and prompt.lang)
+    dtmfDetection = true              # keys go to the app as dtmf messages (default false)
+    interruptible = "any"             # what cuts the app's speech: none, dtmf, speech, any
+    partialPrompts = false            # unfinalised speech goes as prompt with last: false
+    hints = "Wren Calloway, Paper Lanterns"        # comma-separated: recogniser key terms
+    [relay.parameters]                # <Parameter name value> -> setup.customParameters;
+    caller_phone = "{{From}}"         #   {{Field}} is that field of the /voice webhook
+
     [llm]                             # optional: persona and limits for the LLM brain
     system_prompt = "You are ..."
     max_history_turns = 8             # caller+reply pairs kept (1..100)
@@ -79,8 +92,10 @@ __all__ = [
     "CallScript",
     "Intent",
     "IntentAction",
+    "Interruptible",
     "LlmSettings",
     "MenuEntry",
+    "RelaySettings",
     "default_script",
     "load_script",
     "normalise",
@@ -110,6 +125,7 @@ _TOP_KEYS = frozenset(
         "reconnect",
         "intents",
         "llm",
+        "relay",
     }
 )
 _INTENT_KEYS = frozenset({"phrases", "say", "action", "examples"})
@@ -165,6 +181,79 @@ class LlmSettings:
     total_timeout_s: float = 15.0
 
 
+class Interruptible(enum.Enum):
+    """What caller input cuts off the hotline's speech (``<ConversationRelay interruptible>``)."""
+
+    NONE = "none"
+    DTMF = "dtmf"
+    SPEECH = "speech"
+    ANY = "any"
+
+    @property
+    def by_speech(self) -> bool:
+        """The caller's voice cuts it."""
+        return self in (Interruptible.SPEECH, Interruptible.ANY)
+
+    @property
+    def by_digit(self) -> bool:
+        """A key press cuts it."""
+        return self in (Interruptible.DTMF, Interruptible.ANY)
+
+
+#: ``{{Field}}`` in a ``[relay.parameters]`` value: that field of the ``/voice`` webhook.
+_WEBHOOK_FIELD = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}\}")
+_LANG_TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$|^multi$")
+#: Twilio caps a <Parameter>'s name and value together below 500 characters.
+_MAX_PARAMETER_CHARS = 499
+_MAX_PARAMETERS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """The ``[relay]`` table: a ConversationRelay app's ``<ConversationRelay>`` attributes
+    (same names, same defaults as Twilio's), applied when ``HOTLINE_BRAIN=relay``.
+
+    Attributes:
+        welcome_greeting: said when the call starts (None: nothing; the app speaks first).
+        welcome_greeting_interruptible: what may cut the welcome greeting.
+        tts_language: the voice's language (``ttsLanguage``, else ``language``).
+        transcription_language: the recogniser's (``transcriptionLanguage``, else
+            ``language``); ``prompt.lang`` reports it.
+        dtmf_detection: keys are sent to the app as ``dtmf`` messages.
+        interruptible: what cuts the app's speech (a ``text``'s ``interruptible`` overrides
+            it for speech).
+        partial_prompts: unfinalised speech is sent as ``prompt`` with ``last: false``.
+        hints: recogniser key terms (``hints``, comma-separated).
+        parameters: ``setup.customParameters``; ``{{Field}}`` in a value names a field of the
+            ``/voice`` webhook (:meth:`custom_parameters`).
+    """
+
+    welcome_greeting: str | None = None
+    welcome_greeting_interruptible: Interruptible = Interruptible.ANY
+    tts_language: str = "en-US"
+    transcription_language: str = "en-US"
+    dtmf_detection: bool = False
+    interruptible: Interruptible = Interruptible.ANY
+    partial_prompts: bool = False
+    hints: tuple[str, ...] = ()
+    parameters: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+
+    def webhook_fields(self) -> tuple[str, ...]:
+        """The webhook fields the parameters name, in order, each once."""
+        names = (m.group(1) for v in self.parameters.values() for m in _WEBHOOK_FIELD.finditer(v))
+        return tuple(dict.fromkeys(names))
+
+    def custom_parameters(self, webhook: Mapping[str, str]) -> dict[str, str]:
+        """The parameters with each ``{{Field}}`` replaced by ``webhook[Field]`` ("" if the
+        webhook did not send it), as Twilio would have put the app's ``<Parameter>``s."""
+        return {
+            name: _WEBHOOK_FIELD.sub(lambda m: webhook.get(m.group(1), ""), value)
+            for name, value in self.parameters.items()
+        }
+
+
 def normalise(text: str) -> str:
     """Lowercase; every run of characters other than letters and digits becomes one space."""
     return " ".join(_NON_WORD.sub(" ", text.lower()).split())
@@ -194,6 +283,7 @@ class CallScript:
     intents: tuple[Intent, ...] = ()
     llm: LlmSettings = LlmSettings()
     reconnect: str = DEFAULT_RECONNECT
+    relay: RelaySettings = RelaySettings()
 
     def resumed(self) -> CallScript:
         """This script for a call whose stream dropped and came back: the ``reconnect``
@@ -219,9 +309,12 @@ class CallScript:
         return found
 
     def keyterms(self) -> tuple[str, ...]:
-        """Words and phrases to bias speech recognition with: the intent phrases as
-        written, in order, the first spelling of each normalised phrase only."""
+        """Words and phrases to bias speech recognition with: the ``[relay]`` hints, then the
+        intent phrases as written, in order, the first spelling of each normalised phrase
+        only."""
         seen: dict[str, str] = {}
+        for hint in self.relay.hints:
+            seen.setdefault(normalise(hint), hint)
         for intent in self.intents:
             for phrase, term in zip(intent.phrases, intent.terms, strict=True):
                 seen.setdefault(phrase, term)
@@ -332,6 +425,7 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
             lines[key] = check.text_field(doc[key], (key,))
     intents = _intents(check, doc.get("intents", {}))
     llm = _llm(check, doc["llm"]) if "llm" in doc else LlmSettings()
+    relay = _relay(check, doc["relay"]) if "relay" in doc else RelaySettings()
     greeting = check.text_field(doc["greeting"], ("greeting",))
     goodbye = check.text_field(doc["goodbye"], ("goodbye",))
     invalid_digit = check.text_field(doc["invalid_digit"], ("invalid_digit",))
@@ -378,6 +472,7 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         voice_settings=voice_settings,
         intents=intents,
         llm=llm,
+        relay=relay,
         **lines,
     )
 
@@ -481,6 +576,80 @@ def _llm(check: _Checker, raw: object) -> LlmSettings:
     if settings.total_timeout_s < settings.first_token_timeout_s:
         check.fail(("llm", "total_timeout_s"), "must be at least first_token_timeout_s")
     return settings
+
+
+_RELAY_KEYS = (
+    "welcomeGreeting",
+    "welcomeGreetingInterruptible",
+    "language",
+    "ttsLanguage",
+    "transcriptionLanguage",
+    "dtmfDetection",
+    "interruptible",
+    "partialPrompts",
+    "hints",
+    "parameters",
+)
+
+
+def _interruptible(check: _Checker, value: object, path: tuple[str, ...]) -> Interruptible:
+    if isinstance(value, bool):  # Twilio takes true (any) and false (none) too
+        return Interruptible.ANY if value else Interruptible.NONE
+    try:
+        return Interruptible(value)
+    except (ValueError, TypeError):
+        check.fail(path, "expected one of none, dtmf, speech, any (or true, false)")
+
+
+def _relay(check: _Checker, raw: object) -> RelaySettings:
+    if not isinstance(raw, dict):
+        check.fail(("relay",), f"expected a table, got {_toml_type(raw)}")
+    fields: dict[str, Any] = {}
+    langs: dict[str, str] = {}
+    for key, value in raw.items():
+        path = ("relay", key)
+        if key == "welcomeGreeting":
+            fields["welcome_greeting"] = check.text_field(value, path)
+        elif key in ("welcomeGreetingInterruptible", "interruptible"):
+            name = "welcome_greeting_interruptible" if key.startswith("welcome") else key
+            fields[name] = _interruptible(check, value, path)
+        elif key in ("language", "ttsLanguage", "transcriptionLanguage"):
+            if not isinstance(value, str) or not _LANG_TAG.match(value):
+                check.fail(path, 'expected a BCP-47 language tag such as "en-US"')
+            langs[key] = value
+        elif key in ("dtmfDetection", "partialPrompts"):
+            if not isinstance(value, bool):
+                check.fail(path, f"expected true or false, got {_toml_type(value)}")
+            fields["dtmf_detection" if key == "dtmfDetection" else "partial_prompts"] = value
+        elif key == "hints":
+            if not isinstance(value, str) or len(value) > 5000:
+                check.fail(path, "expected comma-separated phrases (at most 5000 characters)")
+            hints = [" ".join(h.split()) for h in value.split(",")]
+            fields["hints"] = tuple(dict.fromkeys(h for h in hints if normalise(h)))
+        elif key == "parameters":
+            fields["parameters"] = _relay_parameters(check, value)
+        else:
+            check.fail(path, f"unknown key (expected one of {', '.join(_RELAY_KEYS)})")
+    language = langs.get("language", "en-US")
+    fields["tts_language"] = langs.get("ttsLanguage", language)
+    fields["transcription_language"] = langs.get("transcriptionLanguage", language)
+    return RelaySettings(**fields)
+
+
+def _relay_parameters(check: _Checker, raw: object) -> Mapping[str, str]:
+    path = ("relay", "parameters")
+    if not isinstance(raw, dict):
+        check.fail(path, f"expected a table, got {_toml_type(raw)}")
+    if len(raw) > _MAX_PARAMETERS:
+        check.fail(path, f"more than {_MAX_PARAMETERS} parameters")
+    out: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(value, str):
+            check.fail((*path, name), f"expected a string, got {_toml_type(value)}")
+        if not name.strip() or len(name) + len(value) > _MAX_PARAMETER_CHARS:
+            check.fail((*path, name), "name and value must be 1..499 characters together")
+        out[name] = value
+    return types.MappingProxyType(out)
 
 
 def _voice_settings(check: _Checker, raw: object) -> Mapping[str, float | bool]:

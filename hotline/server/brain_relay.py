@@ -13,6 +13,13 @@ is sent, and the call's events become ``prompt`` / ``dtmf`` / ``interrupt`` mess
 (:mod:`hotline.core.relay`). The app's ``text`` / ``play`` / ``sendDigits`` / ``language``
 / ``end`` come back as brain outputs through ``emit``.
 
+The script's ``[relay]`` table (:class:`hotline.core.script.RelaySettings`) is the session's
+``<ConversationRelay>``: ``prompt.lang`` is its transcription language (then the latest
+``language`` message's), ``dtmf`` goes to the app only with ``dtmfDetection``, unfinalised
+speech goes as ``prompt`` with ``last: false`` only with ``partialPrompts``, and a ``text``
+without ``interruptible`` is cut by the caller's voice as ``interruptible`` says. A ``prompt``
+is sent for a confirmed turn only (a final :class:`CallerTurn`), never for a guess.
+
 Failure is never a dead call: if the app cannot be reached, or its socket drops before it
 sent ``end``, the brain emits ``Fallback("relay_connect" | "relay_gone")`` once and answers
 the rest of the call from the script (:class:`hotline.core.script_brain.ScriptBrain`).
@@ -41,6 +48,7 @@ from hotline.core.brain import (
     EndCall,
     Fallback,
     Interrupted,
+    SetLanguage,
 )
 from hotline.core.relay import RelaySession
 from hotline.core.script import CallScript
@@ -90,7 +98,10 @@ class RelayBrain:
         self.auth_token = auth_token
         self.caller = caller
         self.open_timeout = open_timeout
-        self.relay = RelaySession()
+        self.settings = script.relay
+        self.relay = RelaySession(interruptible=self.settings.interruptible.by_speech)
+        #: ``prompt.lang``: the transcription language, as ``language`` messages change it.
+        self.lang = self.settings.transcription_language
         self.session_id = "VX" + secrets.token_hex(16)
         self._script = ScriptBrain(script)
         self._ws: ClientConnection | None = None
@@ -146,9 +157,17 @@ class RelayBrain:
                 await self._emit(out)
             return
         if isinstance(ev, CallerTurn):
-            if ev.final and ev.text.strip():
-                self.relay.send_prompt(ev.text, ev.lang, last=True)
+            if not ev.text.strip():
+                return
+            if ev.final:
+                self.relay.send_prompt(ev.text, self.lang, last=True)
+            elif self.settings.partial_prompts:
+                self.relay.send_prompt(ev.text, self.lang, last=False)
+            else:
+                return
         elif isinstance(ev, CallerDigit):
+            if not self.settings.dtmf_detection:
+                return  # as Twilio: no dtmfDetection, no dtmf messages
             self.relay.send_dtmf(ev.digit)
         elif isinstance(ev, Interrupted):
             self.relay.send_interrupt(ev.utterance_text_heard, ev.heard_ms)
@@ -201,6 +220,8 @@ class RelayBrain:
                 await self._flush()
                 ended = False
                 for out in self.relay.events_received():
+                    if isinstance(out, SetLanguage) and out.transcription_language:
+                        self.lang = out.transcription_language
                     await emit(out)
                     ended = ended or isinstance(out, EndCall)
                 if ended:

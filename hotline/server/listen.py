@@ -36,21 +36,33 @@ from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import Start
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
+from hotline.server.settings import BrainKind
 
 if TYPE_CHECKING:
     from hotline.server.hub import Hub
 
-__all__ = ["MAX_PLAY_LOOP_BYTES", "Listener", "ListenerHost", "new_brain", "recognises"]
+__all__ = [
+    "APP_PARAMETER",
+    "CALL_FIELDS",
+    "MAX_PLAY_LOOP_BYTES",
+    "Listener",
+    "ListenerHost",
+    "new_brain",
+    "recognises",
+]
 
 log = logging.getLogger("hotline.call")
 clock = time.perf_counter
 
 #: A looped ``play`` is cut at this much audio (10 minutes of µ-law).
 MAX_PLAY_LOOP_BYTES = 10 * 60 * 8000
+#: Webhook fields the ``/voice`` answer passes on to the stream (``<Parameter>``s of the same
+#: name) for the brain: what a ConversationRelay app's ``setup`` carries.
+CALL_FIELDS = ("To", "Direction", "ForwardedFrom", "CallerName", "ParentCallSid")
+#: Prefix of the script's ``[relay.parameters]`` on the stream (``setup.customParameters``).
+APP_PARAMETER = "cp."
 #: Seconds the brain gets to take CallEnding before it is closed.
 _ENDING_GRACE = 1.0
-#: Parameters of our own on the stream (never shown to the brain).
-_PRIVATE_PARAMS = frozenset({"token", "From", "CallSid"})
 
 
 def new_brain(hub: Hub, caller: str) -> b.Brain:
@@ -111,6 +123,14 @@ class Listener:
         #: ``EndCall.handoff_data`` if the brain ended the call with some.
         self.handoff_data: str | None = None
         self.fallbacks = 0
+        relay = host.hub.script.relay
+        is_relay = host.hub.settings.listen.brain is BrainKind.RELAY
+        #: The recogniser's language (a relay app's ``[relay]`` table, then its ``language``
+        #: messages); None: the provider's default.
+        self.transcription_language = relay.transcription_language if is_relay else None
+        #: Unfinalised speech goes to the brain (``[relay] partialPrompts``).
+        self.partials = is_relay and relay.partial_prompts
+        self._stt_url: str | None = None
 
     # ------------------------------------------------------------------ life
 
@@ -118,14 +138,22 @@ class Listener:
         """The call was accepted: start the brain (in its own task)."""
         if self.brain is None:
             return
-        params = {k: v for k, v in start.custom_parameters.items() if k not in _PRIVATE_PARAMS}
+        given = start.custom_parameters
+        params = {  # the script's [relay.parameters], filled in by the webhook
+            k[len(APP_PARAMETER) :]: v for k, v in given.items() if k.startswith(APP_PARAMETER)
+        }
         caller = self.host.caller
         started = b.CallStarted(
             call_sid=start.call_sid,
             stream_sid=start.stream_sid,
+            to=given.get("To", ""),
             from_masked=mask_number(caller) if caller else None,
             custom_parameters=params,
             account_sid=start.account_sid,
+            forwarded_from=given.get("ForwardedFrom", ""),
+            caller_name=given.get("CallerName", ""),
+            parent_call_sid=given.get("ParentCallSid", ""),
+            direction=given.get("Direction", "") or "inbound",
         )
         self._task = asyncio.get_running_loop().create_task(
             self._run_brain(started), name=f"hotline-brain-{start.call_sid}"
@@ -172,6 +200,7 @@ class Listener:
         from hotline.server.stt_client import SttConfig, SttProvider, SttStream
 
         hub = self.host.hub
+        self._stt_url = url
         listen = hub.settings.listen
         provider = listen.stt
         assert provider is not None  # the Settings resolve HOTLINE_STT's default
@@ -193,6 +222,10 @@ class Listener:
             api_key=key or "",
             keyterms=keyterms[:100],
             silence_ms=min(max(listen.turn_silence_ms, 300), 3000),
+            # "multi" (any language): the provider's detection, as without a language
+            language=""
+            if self.transcription_language in (None, "multi")
+            else self.transcription_language,
         )
         self.stt = SttStream(config, self._stt_event)
         self.stt.start()
@@ -206,6 +239,8 @@ class Listener:
             call.stt_up()
         elif isinstance(ev, SttPartial):
             call.transcript_partial(ev.text, now)
+            if self.partials and ev.text.strip():
+                self._put(b.CallerTurn(ev.text, final=False))
         elif isinstance(ev, SttCommitted):
             turns = call.turns
             late = turns.late_finals if turns is not None else 0
@@ -302,7 +337,7 @@ class Listener:
                 else:
                     call.lines.play_ulaw(tones, now, label=f"[digits {len(out.digits)}]")
             elif isinstance(out, b.SetLanguage):
-                self._log_once("language", "brain asked for a language switch (not supported)")
+                self._set_language(out)
             elif isinstance(out, b.EndCall):
                 call.replies.close(now)
                 self.handoff_data = out.handoff_data
@@ -316,6 +351,23 @@ class Listener:
         except CallStateError:
             pass  # the call is closing or over: nothing more to say
         host.fed()
+
+    def _set_language(self, out: b.SetLanguage) -> None:
+        """A ``language`` message: the recogniser reopens in the new language (its providers
+        take it when a stream opens); the voice keeps its own (ElevenLabs and the local voice
+        take a language per voice, chosen at start-up), said once in the log."""
+        lang = out.transcription_language
+        if lang and lang != self.transcription_language:
+            self.transcription_language = lang
+            old = self.stt
+            if old is not None and not self._closed:
+                self.open_stt(self._stt_url)
+                self._spawn(old.aclose())
+            log.info("call %s: recognition language now %s", self.host.label, lang)
+        if out.tts_language:
+            self._log_once(
+                "tts-language", "the voice keeps its language (asked for %s)", out.tts_language
+            )
 
     def _fallback(self, call: Call, reason: str, now: float) -> None:
         self.fallbacks += 1

@@ -14,6 +14,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from hotline import __version__
 from hotline.server.hub import CallMode, Hub
+from hotline.server.listen import APP_PARAMETER, CALL_FIELDS
 from hotline.server.logs import AUDIO_LOGGERS
 from hotline.server.registry import MAX_RESUMES
 from hotline.server.session import CallSession
@@ -96,14 +97,16 @@ async def _signed_form(request: Request) -> _Form | Response:
     return form
 
 
-def _stream_twiml(
-    request: Request, call_sid: str, caller: str, mode: CallMode, resume: int = 0
-) -> Response:
+def _stream_twiml(request: Request, form: _Form, mode: CallMode, resume: int = 0) -> Response:
     """``<Connect action><Stream statusCallback>`` with a fresh per-call token.
 
     The action URL brings the call back to hotline when the stream ends: ``<Hangup/>`` if
     hotline ended it, a new stream (this answer again, ``resume`` > 0) if the replica died.
+    The webhook's :data:`CALL_FIELDS` and the script's ``[relay.parameters]`` (their
+    ``{{Field}}``s filled from this webhook) ride on the stream as ``<Parameter>``s, so the
+    replica the stream lands on has them.
     """
+    call_sid, caller = form.first("CallSid"), form.first("From")
     hub = _hub(request)
     signatures = hub.signatures
     token = hub.tokens.issue(call_sid, caller, mode)
@@ -119,6 +122,13 @@ def _stream_twiml(
     stream.parameter(name="token", value=token)
     if resume:
         stream.parameter(name="resume", value=str(resume))
+    for name in CALL_FIELDS:
+        if form.first(name):
+            stream.parameter(name=name, value=form.first(name)[: 499 - len(name)])
+    webhook = {key: values[0] for key, values in form.items() if values}
+    for name, value in hub.script.relay.custom_parameters(webhook).items():
+        name = APP_PARAMETER + name
+        stream.parameter(name=name, value=value[: max(0, 499 - len(name))])
     response.append(connect)
     return Response(str(response), media_type="application/xml")
 
@@ -131,7 +141,7 @@ async def _twiml(request: Request, mode: CallMode) -> Response:
     # No TTS socket is opened here: the stream may land on another replica. It is opened
     # where the upgrade lands (media_stream below), overlapping Twilio's connected/start.
     log.info("call %s: %s webhook answered with a media stream", call_sid, request.url.path)
-    return _stream_twiml(request, call_sid, form.first("From"), mode)
+    return _stream_twiml(request, form, mode)
 
 
 def _hangup() -> Response:
@@ -188,7 +198,7 @@ async def stream_ended(request: Request) -> Response:
         resumes,
         int(state.get("utterances", 0) or 0),
     )
-    return _stream_twiml(request, call_sid, form.first("From"), mode, resume=resumes)
+    return _stream_twiml(request, form, mode, resume=resumes)
 
 
 @router.post(STATUS_PATH)

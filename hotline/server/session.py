@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -494,10 +495,19 @@ class CallSession:
             hub.tts_source,
             hub.settings.elevenlabs_output_format,
         )
+        relay = hub.script.relay if hub.settings.listen.brain is BrainKind.RELAY else None
+        if relay is not None:  # the app's <ConversationRelay interruptible> for keys
+            self.call.digits_cut = relay.interruptible.by_digit
         if self.mode is CallMode.DEBUG:
             self.call.accept(clock(), script=DEBUG_SCRIPT, hangup_after_greeting=True)
         elif params.get("resume"):  # a dropped stream back (<Connect action>): no greeting
             self.call.accept(clock(), script=hub.script.resumed())
+        elif relay is not None:  # its welcomeGreeting, or nothing: the app speaks first
+            self.call.accept(
+                clock(),
+                script=dataclasses.replace(hub.script, greeting=relay.welcome_greeting or ""),
+                greeting_interruptible=relay.welcome_greeting_interruptible.by_speech,
+            )
         else:
             self.call.accept(clock())
         self.listener.open_stt(hub.stt_url)

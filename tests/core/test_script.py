@@ -207,3 +207,72 @@ def test_any_text_loads_or_raises_config_error(text: str) -> None:
     assert isinstance(script, CallScript)
     for entry in script.menu.values():
         assert isinstance(entry, MenuEntry) and entry.say.strip() and isinstance(entry.hangup, bool)
+
+
+# ------------------------------------------------------------------------ [relay]
+
+#: A ConversationRelay app's TwiML, attribute by attribute (the README's example):
+#:   <ConversationRelay url="wss://app.example.com/ws" welcomeGreeting="Hi! Ask me anything."
+#:       welcomeGreetingInterruptible="none" language="es-MX" ttsLanguage="es-ES"
+#:       dtmfDetection="true" interruptible="speech" partialPrompts="true"
+#:       hints="Wren Calloway, Paper Lanterns">
+#:     <Parameter name="caller_phone" value="{{From}}"/>
+#:     <Parameter name="tier" value="gold"/>
+#:   </ConversationRelay>
+RELAY_TABLE = """
+[relay]
+welcomeGreeting = "Hi! Ask me anything."
+welcomeGreetingInterruptible = "none"
+language = "es-MX"
+ttsLanguage = "es-ES"
+dtmfDetection = true
+interruptible = "speech"
+partialPrompts = true
+hints = "Wren Calloway, Paper Lanterns,  ,paper lanterns"
+
+[relay.parameters]
+caller_phone = "{{From}}"
+tier = "gold"
+greeting = "call from {{ From }} to {{To}} via {{Nope}}"
+"""
+
+
+def test_relay_table_mirrors_conversation_relay() -> None:
+    from hotline.core.script import Interruptible, RelaySettings
+
+    assert default_script().relay == RelaySettings()  # Twilio's defaults
+    relay = load_script(MINIMAL + RELAY_TABLE).relay
+    assert relay.welcome_greeting == "Hi! Ask me anything."
+    assert relay.welcome_greeting_interruptible is Interruptible.NONE
+    assert relay.tts_language == "es-ES" and relay.transcription_language == "es-MX"
+    assert relay.dtmf_detection and relay.partial_prompts
+    assert relay.interruptible.by_speech and not relay.interruptible.by_digit
+    assert relay.hints == ("Wren Calloway", "Paper Lanterns", "paper lanterns")
+    assert load_script(MINIMAL + RELAY_TABLE).keyterms() == ("Wren Calloway", "Paper Lanterns")
+    assert relay.webhook_fields() == ("From", "To", "Nope")
+    webhook = {"From": "+15550001234", "To": "+15550009999", "CallSid": "CA1"}
+    assert relay.custom_parameters(webhook) == {
+        "caller_phone": "+15550001234",
+        "tier": "gold",
+        "greeting": "call from +15550001234 to +15550009999 via ",
+    }
+    assert load_script(MINIMAL + "[relay]\ninterruptible = false\n").relay.interruptible is (
+        Interruptible.NONE
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "pattern"),
+    [
+        ('[relay]\nlanguage = "english please"', r"line 6: relay\.language: expected a BCP-47"),
+        ('[relay]\ninterruptible = "sometimes"', r"relay\.interruptible: expected one of none"),
+        ('[relay]\ndtmfDetection = "yes"', r"relay\.dtmfDetection: expected true or false"),
+        ('[relay]\nvoice = "x"', r"relay\.voice: unknown key"),
+        ("[relay]\nparameters = { a = 1 }", r"relay\.parameters\.a: expected a string"),
+        ('[relay]\nwelcomeGreeting = ""', r"relay\.welcomeGreeting: must not be empty"),
+        ("relay = 3", r"relay: expected a table"),
+    ],
+)
+def test_relay_table_errors_name_the_field(table: str, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        load_script(MINIMAL + table)

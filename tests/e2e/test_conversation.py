@@ -16,7 +16,9 @@ import math
 import time
 from collections.abc import AsyncIterator
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -200,8 +202,13 @@ class App:
         self.audio_url = ""
 
     def check(self, conn: ServerConnection, request: Request) -> Response | None:
+        # As Twilio's agent SDK checks an upgrade: the URL without its query, the query's
+        # parameters as the signed parameters.
         signature = request.headers.get("X-Twilio-Signature", "")
-        if not RequestValidator(AUTH_TOKEN).validate(self.url, {}, signature):
+        target = urlsplit(request.path)
+        url = f"ws://{request.headers['Host']}{target.path}"
+        params = {k: v[0] for k, v in parse_qs(target.query).items()}
+        if not RequestValidator(AUTH_TOKEN).validate(url, params, signature):
             self.rejected += 1
             return conn.respond(HTTPStatus.FORBIDDEN, "bad signature\n")
         return None
@@ -263,6 +270,17 @@ async def audio_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}/hold.wav"
 
 
+def relay_script(tmp: Path, table: str = "") -> str:
+    """The built-in script with a ``[relay]`` table (the app's TwiML); its path."""
+    from importlib import resources
+
+    text = resources.files("hotline.core").joinpath("default_script.toml").read_text("utf-8")
+    path = tmp / "relay.toml"
+    greeting = 'welcomeGreeting = "Hi, this is the Wren line. How can I help?"'
+    path.write_text(f"{text}\n[relay]\n{greeting}\ndtmfDetection = true\n{table}\n")
+    return str(path)
+
+
 @contextlib.asynccontextmanager
 async def relay_app(app: App) -> AsyncIterator[str]:
     async with serve(app.handler, "127.0.0.1", 0, process_request=app.check) as server:
@@ -271,15 +289,15 @@ async def relay_app(app: App) -> AsyncIterator[str]:
         yield app.url
 
 
-def test_relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call() -> None:
-    arun(relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call, 60)
+def test_relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call(tmp_path: Path) -> None:
+    arun(lambda: relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call(tmp_path), 60)
 
 
-async def relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call() -> None:
+async def relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call(tmp: Path) -> None:
     app = App()
     async with relay_app(app) as url:
         listen = ListenSettings(stt="off", brain="relay", relay_url=url)
-        async with running_server(listen=listen) as run:
+        async with running_server(listen=listen, script_path=relay_script(tmp)) as run:
             tw = FakeTwilio(run)
             await greeted(tw)
             await tw.wait_for(lambda: bool(app.of("setup")), 5)
@@ -287,6 +305,7 @@ async def relay_app_hears_setup_prompt_dtmf_interrupt_and_ends_the_call() -> Non
             (setup,) = app.of("setup")
             assert setup["callSid"] == tw.call_sid and setup["sessionId"].startswith("VX")
             assert "token" not in setup["customParameters"]
+            assert setup["to"] == "+15555550100" and setup["direction"] == "inbound"
 
             caller_says(run, tw, "When are you playing?")
             await tw.wait_for(lambda: bool(app.of("prompt")), 5)
@@ -344,6 +363,44 @@ async def transcript_after(run: Running, sid: str) -> dict[str, Any]:
             return kept.as_dict()
         await asyncio.sleep(0.02)
     raise AssertionError("no transcript kept")
+
+
+def test_setup_carries_what_the_webhook_said_and_the_apps_parameters(tmp_path: Path) -> None:
+    # D4: `to` was always empty, forwardedFrom/callerName/parentCallSid empty, direction a
+    # constant, customParameters always {} (the app's <Parameter>s had no home).
+    arun(lambda: setup_carries_what_the_webhook_said_and_the_apps_parameters(tmp_path), 60)
+
+
+async def setup_carries_what_the_webhook_said_and_the_apps_parameters(tmp: Path) -> None:
+    from tests.support.twilio import ACCOUNT_SID, CALLER
+
+    app = App()
+    table = '[relay.parameters]\ncaller_phone = "{{From}}"\ntier = "gold"\n'
+    async with relay_app(app) as url:
+        listen = ListenSettings(stt="off", brain="relay", relay_url=url)
+        async with running_server(listen=listen, script_path=relay_script(tmp, table)) as run:
+            tw = FakeTwilio(run)
+            form = {
+                "CallSid": tw.call_sid,
+                "AccountSid": ACCOUNT_SID,
+                "From": CALLER,
+                "To": "+15555550100",
+                "CallStatus": "ringing",
+                "Direction": "outbound-api",
+                "ForwardedFrom": "+15555550111",
+                "CallerName": "WREN FAN",
+                "ParentCallSid": "CA" + "9" * 32,
+            }
+            await tw.start(form=form)
+            await tw.wait_for(lambda: bool(app.of("setup")), 5)
+            (setup,) = app.of("setup")
+            assert setup["to"] == "+15555550100" and setup["direction"] == "outbound-api"
+            assert setup["forwardedFrom"] == "+15555550111"
+            assert setup["callerName"] == "WREN FAN"
+            assert setup["parentCallSid"] == "CA" + "9" * 32
+            assert setup["from"] == CALLER
+            assert setup["customParameters"] == {"caller_phone": CALLER, "tier": "gold"}
+            await tw.hang_up()
 
 
 def test_relay_app_gone_speaks_the_fallback_and_the_script_answers() -> None:

@@ -7,6 +7,7 @@ value) as the params."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -31,7 +32,7 @@ from hotline.core.brain import (
     SendDigits,
     SetLanguage,
 )
-from hotline.core.script import default_script
+from hotline.core.script import CallScript, Interruptible, RelaySettings, default_script
 from hotline.loopback import free_port
 from hotline.server.brain_relay import RelayBrain, relay_signature
 
@@ -117,6 +118,13 @@ class App:
                     )
                 )
                 return
+            if said == "switch":
+                await ws.send(json.dumps({"type": "language", "transcriptionLanguage": "fr-FR"}))
+                return
+            if said.startswith("interruptible"):
+                await ws.send(json.dumps({"type": "text", "token": "a"}))
+                await ws.send(json.dumps({"type": "text", "token": "b", "interruptible": True}))
+                return
             for token, last in (("Hello", False), (" world", False), ("! ", True)):
                 await ws.send(json.dumps({"type": "text", "token": token, "last": last}))
         elif msg["type"] == "dtmf" and msg["digit"] == "0":
@@ -125,8 +133,15 @@ class App:
             )
 
 
+#: The app's TwiML as the tests' [relay] table: dtmfDetection="true".
+RELAY_SCRIPT = dataclasses.replace(default_script(), relay=RelaySettings(dtmf_detection=True))
+
+
 def run(
-    test: Callable[[App, RelayBrain, list[BrainOutput]], Awaitable[None]], *, token: str = TOKEN
+    test: Callable[[App, RelayBrain, list[BrainOutput]], Awaitable[None]],
+    *,
+    token: str = TOKEN,
+    script: CallScript = RELAY_SCRIPT,
 ) -> None:
     async def main() -> None:
         app = App()
@@ -135,7 +150,7 @@ def run(
         ) as server:
             port = server.sockets[0].getsockname()[1]
             app.url = f"ws://127.0.0.1:{port}/relay?tenant=wren"
-            brain = RelayBrain(app.url, default_script(), auth_token=token, caller="+1555***0123")
+            brain = RelayBrain(app.url, script, auth_token=token, caller="+1555***0123")
             out: list[BrainOutput] = []
 
             async def emit(o: BrainOutput) -> None:
@@ -288,3 +303,33 @@ def test_a_refused_handshake_is_logged_with_its_status(caplog: Any) -> None:
     lines = [r.getMessage() for r in caplog.records if r.name == "hotline.brain"]
     assert len(lines) == 1 and "HTTP 403" in lines[0] and "unreachable" not in lines[0]
     assert "auth token" in lines[0]
+
+
+def test_the_relay_table_is_the_session_dtmf_lang_partials_interruptible() -> None:
+    # What <ConversationRelay language="es-MX" partialPrompts="true" interruptible="dtmf">
+    # (dtmfDetection unset: false) means for the app.
+    relay = RelaySettings(
+        transcription_language="es-MX", partial_prompts=True, interruptible=Interruptible.DTMF
+    )
+    script = dataclasses.replace(default_script(), relay=relay)
+
+    async def t(app: App, brain: RelayBrain, out: list[BrainOutput]) -> None:
+        await until(lambda: len(app.received) >= 1)
+        await brain.handle(CallerDigit("5"))  # no dtmfDetection: not sent
+        await brain.handle(CallerTurn("cuando", final=False))
+        await brain.handle(CallerTurn("cuando es", final=True))
+        await until(lambda: len(app.received) >= 3)
+        assert app.received[1:] == [
+            {"type": "prompt", "voicePrompt": "cuando", "lang": "es-MX", "last": False},
+            {"type": "prompt", "voicePrompt": "cuando es", "lang": "es-MX", "last": True},
+        ]
+        await brain.handle(CallerTurn("switch"))
+        await until(lambda: any(isinstance(o, SetLanguage) for o in out))
+        await brain.handle(CallerTurn("interruptible"))
+        await until(lambda: isinstance(out[-1], SayText) and out[-1].token == "b")
+        assert app.received[-1]["lang"] == "fr-FR"  # the language message applied
+        said = [o for o in out if isinstance(o, SayText)][-2:]
+        assert said == [SayText("a", interruptible=False), SayText("b", interruptible=True)]
+        assert not any(m["type"] == "dtmf" for m in app.received)
+
+    run(t, script=script)

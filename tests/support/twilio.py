@@ -85,8 +85,8 @@ class FakeTwilio:
                 url, data=form, headers={"X-Twilio-Signature": sign(url, form)}
             )
 
-    async def start(self, path: str = "/voice") -> None:
-        response = await self.webhook(path)
+    async def start(self, path: str = "/voice", form: dict[str, str] | None = None) -> None:
+        response = await self.webhook(path, form)
         assert response.status_code == 200, response.text
         url, self.params = parse_twiml(response.text)  # the simulator's strict TwiML reading
         assert url == self.run.ws_url, url
