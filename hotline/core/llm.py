@@ -37,6 +37,7 @@ from hotline.errors import LlmProtocolError
 
 __all__ = [
     "END_CALL_TOOL",
+    "TRANSFER_TOOL",
     "ChunkParser",
     "ContentDelta",
     "Conversation",
@@ -61,6 +62,31 @@ END_CALL_TOOL: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "goodbye": {"type": "string", "description": "A short goodbye to say first."}
+            },
+            "required": [],
+        },
+    },
+}
+
+#: The tool the model gets when a person can take the call (``HOTLINE_HANDOFF_URL`` or
+#: ``HOTLINE_HANDOFF_NUMBER``): end the call as a handoff after a short line.
+TRANSFER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "transfer_to_human",
+        "description": (
+            "Hand the caller to a person on the team. Use it when the caller asks for a "
+            "person, or needs something you cannot do. The line is spoken, then the call is "
+            "transferred."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "say": {"type": "string", "description": "A short line to say first."},
+                "reason": {
+                    "type": "string",
+                    "description": "What the caller needs, in a few words, for the person.",
+                },
             },
             "required": [],
         },
@@ -119,6 +145,7 @@ def build_request(
     settings: LlmSettings,
     legacy_max_tokens: bool = False,
     tools: bool = True,
+    handoff: bool = False,
 ) -> dict[str, Any]:
     """The ``POST /v1/chat/completions`` body (also usable as ``create(**body)`` kwargs).
 
@@ -128,6 +155,7 @@ def build_request(
         settings: the script's ``[llm]`` limits.
         legacy_max_tokens: send ``max_tokens`` instead of ``max_completion_tokens``.
         tools: offer the ``end_call`` tool.
+        handoff: offer ``transfer_to_human`` too (a person can take the call).
     """
     body: dict[str, Any] = {
         "model": model,
@@ -139,7 +167,7 @@ def build_request(
     key = "max_tokens" if legacy_max_tokens else "max_completion_tokens"
     body[key] = settings.max_reply_tokens
     if tools:
-        body["tools"] = [END_CALL_TOOL]
+        body["tools"] = [END_CALL_TOOL, TRANSFER_TOOL] if handoff else [END_CALL_TOOL]
         body["tool_choice"] = "auto"
     return body
 

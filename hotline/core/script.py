@@ -20,6 +20,9 @@ A script is TOML::
     brain_error = "Sorry, I'm having trouble."     # optional: any brain failed a turn
     reconnect = "Sorry about that, I'm back."      # optional: said instead of the greeting
                                                    # when a dropped stream is resumed
+    no_handoff = "Sorry, no one can take ..."      # optional: a caller asked for a person and
+                                                   # none is configured (then the call ends)
+    handoff_failed = "Sorry, I couldn't ..."       # optional: HOTLINE_HANDOFF_URL failed
 
     [intents.tour]                    # the name is for logs and metrics only
     phrases = ["tour", "tour dates", "concert"]   # words or phrases, matched whole-word
@@ -104,6 +107,10 @@ __all__ = [
 DEFAULT_FALLBACK = "Sorry, I didn't catch that. You can also press 9 to hear the options."
 DEFAULT_BRAIN_ERROR = "Sorry, I'm having a little trouble right now. Could you say that again?"
 DEFAULT_RECONNECT = "Sorry about that, I'm back."
+DEFAULT_NO_HANDOFF = (
+    "Sorry, there's no one I can put you through to right now. Thanks for calling, goodbye."
+)
+DEFAULT_HANDOFF_FAILED = "Sorry, I couldn't put you through to a person."
 DEFAULT_SYSTEM_PROMPT = (
     "You answer a telephone hotline. Reply in one to three short spoken sentences, "
     "with no lists, markup or emoji. When the caller wants to end the call, call end_call."
@@ -123,6 +130,8 @@ _TOP_KEYS = frozenset(
         "fallback",
         "brain_error",
         "reconnect",
+        "no_handoff",
+        "handoff_failed",
         "intents",
         "llm",
         "relay",
@@ -284,6 +293,8 @@ class CallScript:
     llm: LlmSettings = LlmSettings()
     reconnect: str = DEFAULT_RECONNECT
     relay: RelaySettings = RelaySettings()
+    no_handoff: str = DEFAULT_NO_HANDOFF
+    handoff_failed: str = DEFAULT_HANDOFF_FAILED
 
     def resumed(self) -> CallScript:
         """This script for a call whose stream dropped and came back: the ``reconnect``
@@ -420,7 +431,7 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         if key not in doc:
             check.fail((key,), "missing")
     lines: dict[str, str] = {}
-    for key in ("fallback", "brain_error", "reconnect"):
+    for key in ("fallback", "brain_error", "reconnect", "no_handoff", "handoff_failed"):
         if key in doc:
             lines[key] = check.text_field(doc[key], (key,))
     intents = _intents(check, doc.get("intents", {}))

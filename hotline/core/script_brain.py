@@ -12,7 +12,9 @@ Rules:
   matched -> the script's ``fallback`` line; partials (``final=False``) and empty text -> [].
 * ``say`` intent -> its line; ``goodbye`` -> the goodbye line, then :class:`EndCall`;
   ``repeat`` -> the last line said again (the greeting before anything else); ``handoff``
-  -> its line, then :class:`EndCall` with ``handoff_data`` ``{"reason":"handoff","intent":…}``.
+  -> its line, then :class:`EndCall` with ``handoff_data`` ``{"reason":"handoff","intent":…}``;
+  without ``handoff`` (no person configured) the line, which promises one, is not said: only
+  the :class:`EndCall`, after which the shell says the script's ``no_handoff`` line.
 * :class:`CallerDigit` -> the DTMF menu entry (``CallScript.entry_for``), an entry with
   ``hangup`` also ends the call. Whether the session routes keys here or keeps its own
   menu handling is the session's choice; both say the same lines.
@@ -43,8 +45,10 @@ __all__ = ["ScriptBrain"]
 class ScriptBrain:
     """Answers a call from a :class:`CallScript` (deterministic, no I/O)."""
 
-    def __init__(self, script: CallScript) -> None:
+    def __init__(self, script: CallScript, *, handoff: bool = True) -> None:
         self.script = script
+        #: A person can take a handed-off call (else a handoff intent promises nobody).
+        self.handoff = handoff
         self._last_line = script.greeting
         #: Name of the last intent matched (None for the fallback), for metrics.
         self.last_intent: str | None = None
@@ -84,5 +88,6 @@ class ScriptBrain:
         if intent.action is IntentAction.HANDOFF:
             assert intent.say is not None
             data = json.dumps({"reason": "handoff", "intent": intent.name})
-            return [*self._say(intent.say), EndCall("handoff", handoff_data=data)]
+            line = self._say(intent.say) if self.handoff else []
+            return [*line, EndCall("handoff", handoff_data=data)]
         raise AssertionError(intent.action)  # pragma: no cover - exhaustive

@@ -20,6 +20,7 @@ from hotline.core.vad import VadConfig
 from hotline.errors import ConfigError
 from hotline.server import logs
 from hotline.server.elevenlabs_client import TTSConfig
+from hotline.server.handoff import HandoffDesk
 from hotline.server.hub import Hub
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
@@ -132,6 +133,9 @@ def create_app(
         tts_source=settings.voice,
         cluster=cluster,
         transcripts=Transcripts(settings.listen.transcripts_kept),
+        handoff=HandoffDesk(
+            settings.handoff_url, settings.handoff_number, settings.twilio_auth_token, script
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -221,6 +225,8 @@ def create_app(
                 f"{settings.cache_bytes} bytes" if settings.cache_bytes else "off",
                 "Redis" if hub.cluster is not None else "this one alone",
             )
+            if hub.handoff is not None:
+                log.info("%s", hub.handoff.describe())
             if not hub.signatures.enforced:
                 log.warning(
                     "INSECURE DEV MODE: no TWILIO_AUTH_TOKEN, Twilio signatures are NOT checked"

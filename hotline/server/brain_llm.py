@@ -21,12 +21,18 @@ is complete and was already spoken, so it stands: a "sorry, trouble" line after 
 answer would be wrong.
 
 Digits are answered from the script's DTMF menu (the model is not asked about key presses).
+
+With ``handoff`` (a person can take the call) the model also gets ``transfer_to_human``
+(beside ``end_call``): its ``say`` line is spoken, then :class:`EndCall` ``("handoff")``
+carries ``handoff_data`` ``{"reason": "transfer_to_human", "summary": ...}`` for the
+``<Connect action>``.
 ``timings`` holds one :class:`TurnTiming` per turn (clock: ``time.monotonic`` by default).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -65,6 +71,9 @@ __all__ = ["LlmBrain", "TurnTiming", "make_client"]
 
 log = logging.getLogger("hotline.brain")
 
+#: The handoff tool's name (:data:`hotline.core.llm.TRANSFER_TOOL`).
+TRANSFER = "transfer_to_human"
+
 
 @dataclass
 class TurnTiming:
@@ -73,7 +82,8 @@ class TurnTiming:
     request_sent: float
     first_token: float | None = None
     last_token: float | None = None
-    outcome: str = "pending"  # "ok" | "end_call" | "cancelled" | a Fallback reason
+    outcome: str = "pending"  # "ok" | "end_call" | "transfer_to_human" | "cancelled" | a
+    # Fallback reason
     pieces: int = 0
     usage: Usage | None = None
 
@@ -121,8 +131,10 @@ class LlmBrain:
         max_piece_chars: int = 120,
         owns_client: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        handoff: bool = False,
     ) -> None:
         self.script = script
+        self.handoff = handoff
         self.settings = script.llm
         self.client = client
         self.model = model
@@ -134,7 +146,7 @@ class LlmBrain:
             self.settings.system_prompt, self.settings.max_history_turns
         )
         self.timings: list[TurnTiming] = []
-        self._menu = ScriptBrain(script)
+        self._menu = ScriptBrain(script, handoff=handoff)
         self._emit: Emit | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -214,7 +226,12 @@ class LlmBrain:
             await self._fail(timing, "total_timeout", state["open"])
         else:
             self.conversation.add_reply("".join(spoken))
-            if ended is not None:
+            if ended is not None and ended.name == TRANSFER:
+                timing.outcome = TRANSFER
+                summary = ended.arguments.get("reason")
+                data = {"reason": TRANSFER, "summary": summary if isinstance(summary, str) else ""}
+                await emit(EndCall("handoff", handoff_data=json.dumps(data)))
+            elif ended is not None:
                 timing.outcome = "end_call"
                 await emit(EndCall("goodbye"))
             else:
@@ -234,6 +251,7 @@ class LlmBrain:
             model=self.model,
             settings=self.settings,
             legacy_max_tokens=self.legacy_max_tokens,
+            handoff=self.handoff,
         )
         deadline = timing.request_sent + self.settings.first_token_timeout_s
         parser = ChunkParser()
@@ -286,8 +304,8 @@ class LlmBrain:
                             await say(piece, False)
                     elif isinstance(ev, ToolCall):
                         got_first = True
-                        if ev.name == "end_call":
-                            end_call = ev
+                        if ev.name == "end_call" or (self.handoff and ev.name == TRANSFER):
+                            end_call = end_call if end_call and end_call.name == TRANSFER else ev
                     elif isinstance(ev, Usage):
                         timing.usage = ev
             try:
@@ -298,9 +316,10 @@ class LlmBrain:
             await stream.close()
         rest = cutter.flush()
         if end_call is not None:
-            goodbye = end_call.arguments.get("goodbye")
+            key = "say" if end_call.name == TRANSFER else "goodbye"
+            goodbye = end_call.arguments.get(key)
             line = goodbye if isinstance(goodbye, str) and goodbye.strip() else ""
-            if not line and not rest and timing.pieces == 0:
+            if not line and not rest and timing.pieces == 0 and end_call.name != TRANSFER:
                 line = self.script.goodbye
             sep = " " if (rest or timing.pieces) and line else ""
             await say(rest + sep + line, True)

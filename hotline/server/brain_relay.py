@@ -81,6 +81,7 @@ class RelayBrain:
         auth_token: the Twilio auth token to sign the handshake with (None: no signature).
         caller: the ``from`` the app sees in ``setup`` (the shell decides masking).
         open_timeout: seconds to connect and upgrade.
+        handoff: a person can take a handed-off call (for the script after a fallback).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class RelayBrain:
         auth_token: str | None,
         caller: str = "",
         open_timeout: float = 5.0,
+        handoff: bool = False,
     ) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError("the relay URL must start with ws:// or wss://")
@@ -103,7 +105,7 @@ class RelayBrain:
         #: ``prompt.lang``: the transcription language, as ``language`` messages change it.
         self.lang = self.settings.transcription_language
         self.session_id = "VX" + secrets.token_hex(16)
-        self._script = ScriptBrain(script)
+        self._script = ScriptBrain(script, handoff=handoff)
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._emit: Emit | None = None

@@ -21,8 +21,8 @@ __all__ = ["SansIOBrain", "make_brain"]
 class SansIOBrain:
     """Runs the sans-I/O :class:`ScriptBrain` as a :class:`Brain` (emits in order)."""
 
-    def __init__(self, script: CallScript) -> None:
-        self.core = ScriptBrain(script)
+    def __init__(self, script: CallScript, *, handoff: bool = True) -> None:
+        self.core = ScriptBrain(script, handoff=handoff)
         self._emit: Emit | None = None
 
     async def start(self, ev: CallStarted, emit: Emit) -> None:
@@ -49,25 +49,38 @@ def make_brain(
     relay_url: str | None = None,
     twilio_auth_token: str | None = None,
     caller: str = "",
+    handoff: bool = False,
 ) -> Brain:
     """A new brain for one call.
+
+    ``handoff``: a person can take a handed-off call (``HOTLINE_HANDOFF_URL`` or
+    ``HOTLINE_HANDOFF_NUMBER``): the script's handoff intent says its line, the LLM gets
+    ``transfer_to_human``.
 
     Raises:
         ValueError: ``llm``/``relay`` without its URL.
     """
     if kind is BrainKind.SCRIPT:
-        return SansIOBrain(script)
+        return SansIOBrain(script, handoff=handoff)
     if kind is BrainKind.LLM:
         from hotline.server.brain_llm import LlmBrain, make_client
 
         if not llm_url:
             raise ValueError("the llm brain needs HOTLINE_LLM_URL")
         client = make_client(llm_url, llm_api_key, timeout=script.llm.total_timeout_s)
-        return LlmBrain(script, client, model=llm_model, legacy_max_tokens=llm_legacy_max_tokens)
+        return LlmBrain(
+            script,
+            client,
+            model=llm_model,
+            legacy_max_tokens=llm_legacy_max_tokens,
+            handoff=handoff,
+        )
     if kind is BrainKind.RELAY:
         from hotline.server.brain_relay import RelayBrain
 
         if not relay_url:
             raise ValueError("the relay brain needs HOTLINE_RELAY_URL")
-        return RelayBrain(relay_url, script, auth_token=twilio_auth_token, caller=caller)
+        return RelayBrain(
+            relay_url, script, auth_token=twilio_auth_token, caller=caller, handoff=handoff
+        )
     assert_never(kind)

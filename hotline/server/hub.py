@@ -15,6 +15,7 @@ from hotline.core.script import CallScript
 from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
 from hotline.server.elevenlabs_client import TTSConfig
+from hotline.server.handoff import HandoffDesk
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster
@@ -58,6 +59,8 @@ class Hub:
     stt_url: str | None = None
     #: Transcripts of recently ended calls (live calls hold their own).
     transcripts: Transcripts = field(default_factory=Transcripts)
+    #: Where a call the brain ended for a person goes (``HOTLINE_HANDOFF_URL``/``_NUMBER``).
+    handoff: HandoffDesk | None = None
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:

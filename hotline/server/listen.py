@@ -79,6 +79,7 @@ def new_brain(hub: Hub, caller: str) -> b.Brain:
         relay_url=listen.relay_url,
         twilio_auth_token=hub.settings.twilio_auth_token,
         caller=caller,
+        handoff=hub.handoff is not None and hub.handoff.configured,
     )
 
 
@@ -342,8 +343,14 @@ class Listener:
                 call.replies.close(now)
                 self.handoff_data = out.handoff_data
                 log.info("call %s: the brain ends the call (%s)", host.label, out.reason)
-                speaking = call.is_speaking(now)
-                call.finish(now, None if speaking else host.hub.script.goodbye)
+                desk = host.hub.handoff
+                if out.handoff_data is not None and (desk is None or not desk.configured):
+                    # For a person, and no one is configured: a line that promises nobody,
+                    # after what the brain said (its Connect action hangs up).
+                    call.finish(now, host.hub.script.no_handoff)
+                else:
+                    speaking = call.is_speaking(now)
+                    call.finish(now, None if speaking else host.hub.script.goodbye)
             elif isinstance(out, b.Fallback):
                 self._fallback(call, out.reason, now)
             else:  # pragma: no cover - exhaustive

@@ -258,17 +258,21 @@ class Cluster:
 
         return await self._guard(get, None)
 
-    async def mark_ended(self, call_sid: str, ttl: float) -> None:
-        """Record that hotline ended ``call_sid`` on purpose (read by any replica)."""
+    async def mark_ended(self, call_sid: str, ttl: float, how: bytes = b"1") -> None:
+        """Record that hotline ended ``call_sid`` on purpose (read by any replica); ``how``:
+        ``b"1"``, or what the call was handed to a person with (the registry's encoding)."""
         px = max(1, int(ttl * 1000))
-        await self._guard(lambda: self.client.set(self._ended_key(call_sid), b"1", px=px), None)
+        await self._guard(lambda: self.client.set(self._ended_key(call_sid), how, px=px), None)
 
-    async def was_ended(self, call_sid: str) -> bool | None:
-        """True if some replica recorded ``call_sid`` as ended on purpose; None if Redis is
-        not answering (the caller decides alone)."""
+    async def was_ended(self, call_sid: str) -> bytes | None:
+        """What some replica recorded for ``call_sid`` (``mark_ended``'s ``how``); ``b""``
+        if nothing was; None if Redis is not answering (the caller decides alone)."""
 
-        async def get() -> bool | None:
-            return bool(await self.client.exists(self._ended_key(call_sid)))
+        async def get() -> bytes | None:
+            value = await self.client.get(self._ended_key(call_sid))
+            if value is None:
+                return b""
+            return value.encode() if isinstance(value, str) else bytes(value)
 
         return await self._guard(get, None)
 

@@ -10,16 +10,18 @@ session module (and the session imports it, not the other way round).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hotline.core.callstate import CallStateError
 from hotline.server.metrics import Metrics
 from hotline.server.redis_backend import Cluster
 
-__all__ = ["ENDED_TTL", "MAX_RESUMES", "Answer", "CallRegistry", "LiveCall"]
+__all__ = ["ENDED_TTL", "MAX_RESUMES", "Answer", "CallRegistry", "Ended", "Handoff", "LiveCall"]
 
 log = logging.getLogger("hotline.app")
 
@@ -34,6 +36,49 @@ _HANDED_OVER = "server shutting down"
 
 #: (HTTP status, JSON body) of a command.
 Answer = tuple[int, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A call the brain ended for a person (its ``<Connect action>`` hands the caller on).
+
+    Attributes:
+        data: ``HandoffData`` (the relay app's ``end.handoffData``, or the script's / LLM's).
+        session_id: the ConversationRelay session (``VX...``; "" for other brains).
+        seconds: how long the session lasted (``SessionDuration``).
+    """
+
+    data: str
+    session_id: str = ""
+    seconds: int = 0
+
+    def encode(self) -> bytes:
+        """As shared through Redis (``{"handoff": ...}``, never ``b"1"``)."""
+        record = {"handoff": self.data, "session": self.session_id, "seconds": self.seconds}
+        return json.dumps(record, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Handoff | None:
+        """A record of :meth:`encode`, or None (a plain "ended", or not one of ours)."""
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("handoff"), str):
+            return None
+        session, seconds = record.get("session", ""), record.get("seconds", 0)
+        return cls(
+            record["handoff"],
+            session if isinstance(session, str) else "",
+            seconds if isinstance(seconds, int) else 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How hotline ended a call on purpose: ``handoff`` None is a plain end (``<Hangup/>``)."""
+
+    handoff: Handoff | None = None
 
 
 class LiveCall(Protocol):
@@ -53,6 +98,11 @@ class LiveCall(Protocol):
     #: Why the call ended ("" while it is live), and the close code hotline sends (0: none).
     end_reason: str
     close_code: int
+
+    @property
+    def handoff(self) -> Handoff | None:
+        """Set when the brain ended the call for a person."""
+        ...
 
 
 def _finishing(call: LiveCall) -> bool:
@@ -75,7 +125,8 @@ class CallRegistry:
         self._admitted: dict[str, LiveCall] = {}
         #: SIGTERM seen: ``/health`` answers 503 so the platform routes new calls elsewhere.
         self.draining = False
-        self._ended: dict[str, float] = {}  # CallSid -> expiry (no Redis, or Redis down)
+        # CallSid -> (expiry, how it ended) (no Redis, or Redis down)
+        self._ended: dict[str, tuple[float, Ended]] = {}
         self._resumes: dict[str, tuple[int, float]] = {}
         self._stream_errors: dict[str, None] = {}  # CallSids whose stream error was logged
 
@@ -185,16 +236,19 @@ class CallRegistry:
     async def ending(self, call: LiveCall) -> None:
         """``call`` is about to close its stream: if hotline chose to end it (goodbye, the
         hang-up API, the brain's end), record that *before* the close, so the
-        ``<Connect action>`` Twilio then requests (from any replica) answers ``<Hangup/>``.
+        ``<Connect action>`` Twilio then requests (from any replica) answers ``<Hangup/>``,
+        or hands the caller to a person when the brain ended it so (:class:`Handoff`).
         A stream closed by a shutdown, or one that Twilio closed, is not recorded."""
         sid = call.call_sid
         if sid is None or self._admitted.get(sid) is not call:
             return
         if call.close_code != 1000 or call.end_reason == _HANDED_OVER:
             return
-        self._record_ended(sid)
+        handoff = call.handoff
+        self._record_ended(sid, Ended(handoff))
         if self.cluster is not None:
-            await self.cluster.mark_ended(sid, ENDED_TTL)
+            how = handoff.encode() if handoff is not None else b"1"
+            await self.cluster.mark_ended(sid, ENDED_TTL, how)
 
     def refused(self, call_sid: str) -> None:
         """A stream for ``call_sid`` was refused (bad token): hotline's decision, so its
@@ -203,20 +257,23 @@ class CallRegistry:
         if self.cluster is not None:
             self.cluster.run_soon(self.cluster.mark_ended(call_sid, ENDED_TTL))
 
-    def _record_ended(self, sid: str) -> None:
+    def _record_ended(self, sid: str, how: Ended | None = None) -> None:
         now = time.monotonic()
-        self._ended[sid] = now + ENDED_TTL
+        self._ended[sid] = (now + ENDED_TTL, how or Ended())
         if len(self._ended) > 10_000:
-            self._ended = {k: t for k, t in self._ended.items() if t > now}
+            self._ended = {k: v for k, v in self._ended.items() if v[0] > now}
 
-    async def ended_on_purpose(self, call_sid: str) -> bool:
-        """Did hotline (this replica, or another through Redis) end ``call_sid`` itself?"""
-        expiry = self._ended.get(call_sid)
-        if expiry is not None and expiry > time.monotonic():
-            return True
+    async def ended_on_purpose(self, call_sid: str) -> Ended | None:
+        """How hotline (this replica, or another through Redis) ended ``call_sid`` itself, or
+        None if it did not."""
+        local = self._ended.get(call_sid)
+        if local is not None and local[0] > time.monotonic():
+            return local[1]
         if self.cluster is not None:
-            return bool(await self.cluster.was_ended(call_sid))
-        return False
+            raw = await self.cluster.was_ended(call_sid)
+            if raw:
+                return Ended(Handoff.decode(raw))
+        return None
 
     async def count_resume(self, call_sid: str) -> int:
         """Count one more resume of ``call_sid``; returns how many there have been."""

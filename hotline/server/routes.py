@@ -165,7 +165,8 @@ async def stream_ended(request: Request) -> Response:
     """Twilio's ``<Connect action>``: the media stream has ended.
 
     If hotline ended it on purpose (recorded before the close, shared through Redis), the
-    call is over: ``<Hangup/>``. Otherwise its replica died (or was stopped mid-call): answer
+    call is over: ``<Hangup/>``; if the brain ended it for a person, the handoff's TwiML
+    (:mod:`hotline.server.handoff`). Otherwise its replica died (or was stopped mid-call): answer
     a new stream here, the caller hears the script's ``reconnect`` line and the call goes on.
     """
     form = await _signed_form(request)
@@ -176,7 +177,13 @@ async def stream_ended(request: Request) -> Response:
     status = form.first("CallStatus")
     if status in ("completed", "busy", "failed", "no-answer", "canceled"):
         return _hangup()  # the caller is gone
-    if await hub.registry.ended_on_purpose(call_sid):
+    ended = await hub.registry.ended_on_purpose(call_sid)
+    if ended is not None and ended.handoff is not None and hub.handoff is not None:
+        log.info("call %s: stream ended for a person; handing the call on", call_sid)
+        fields = {key: values[0] for key, values in form.items() if values}
+        twiml = await hub.handoff.twiml(fields, ended.handoff, call_sid)
+        return Response(twiml, media_type="application/xml")
+    if ended is not None:
         log.info("call %s: stream ended by hotline; hanging up", call_sid)
         return _hangup()
     try:

@@ -61,6 +61,7 @@ from hotline.server.listen import Listener, new_brain, recognises
 from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
+from hotline.server.registry import Handoff
 from hotline.server.settings import BrainKind
 from hotline.server.speech import CallSpeech, CallTTS
 
@@ -157,6 +158,19 @@ class CallSession:
             "barge_ins": call.barge_ins,
             "audio_ms_sent": call.bytes_sent / 8,
         }
+
+    @property
+    def handoff(self) -> Handoff | None:
+        """Set when the brain ended the call for a person (read by the registry at the end)."""
+        listener = self.listener
+        if listener is None or listener.handoff_data is None:
+            return None
+        session_id = getattr(listener.brain, "session_id", "")  # a relay app's VX... session
+        return Handoff(
+            listener.handoff_data,
+            session_id if isinstance(session_id, str) else "",
+            int(time.time() - self.started_at),
+        )
 
     def say(self, text: str, interrupt: bool) -> int:
         """Queue (or, with ``interrupt``, replace what plays with) ``text``.

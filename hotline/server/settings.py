@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
@@ -185,6 +186,19 @@ def _normalization(name: str, value: str) -> str:
 
 def _url_password(url: str) -> str | None:
     return urlsplit(url).password
+
+
+def _http_url(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must look like https://host/path")
+    return url
+
+
+def _e164(name: str, number: str) -> str:
+    if not re.fullmatch(r"\+[1-9][0-9]{6,14}", number):
+        raise ConfigError(f"{name} must be an E.164 number such as +15551234567")
+    return number
 
 
 def _url_query(url: str) -> str | None:
@@ -483,6 +497,22 @@ class Settings:
         "seconds a SIGTERM waits for live calls to end before the rest are handed over",
         parse=number,
         check=within(0, 3600, "s"),
+    )
+    handoff_url: str | None = var(
+        "HOTLINE_HANDOFF_URL",
+        None,
+        "http(s) URL whose TwiML takes a call the brain hands to a person: POSTed the call's "
+        "parameters and HandoffData, signed like Twilio (as a ConversationRelay action URL)",
+        check=_http_url,
+        secret=True,  # its query may hold a token
+        redact=_url_query,
+    )
+    handoff_number: str | None = var(
+        "HOTLINE_HANDOFF_NUMBER",
+        None,
+        "E.164 number a call handed to a person is <Dial>ed to (without HOTLINE_HANDOFF_URL, "
+        "or when it fails)",
+        check=_e164,
     )
     insecure_dev: bool = False
     #: Speech-to-text, turns, brains (issue 10): see :class:`ListenSettings`.

@@ -11,7 +11,8 @@ configured, 404 unknown path, 500 the ``500`` fault).
 Replies come from a table: the first entry whose key occurs (case-insensitive) in the last
 user message, else ``default``. A reply equal to :data:`END_CALL` (or one starting with it
 and a goodbye after ``|``) answers with an ``end_call`` tool call, fragmented into pieces the
-way OpenAI streams them. Tokens are words with their leading space, sent ``token_delay`` apart.
+way OpenAI streams them; :data:`TRANSFER` (``<transfer_to_human>|line|reason``) likewise
+with a ``transfer_to_human`` call (``say``, ``reason``). Tokens are words with their leading space, sent ``token_delay`` apart.
 
 Faults (``StandIn.fault`` for every request, or ``StandIn.faults`` consumed one per request):
 ``500`` (error body), ``timeout`` (headers never come), ``malformed`` (a chunk that is not
@@ -42,11 +43,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-__all__ = ["END_CALL", "FAULTS", "StandIn", "listening_socket", "main"]
+__all__ = ["END_CALL", "FAULTS", "TRANSFER", "StandIn", "listening_socket", "main"]
 
 END_CALL = "<end_call>"
+TRANSFER = "<transfer_to_human>"
 FAULTS = ("500", "timeout", "malformed", "slow_first", "cut", "error_chunk", "no_done")
 _TOKEN = re.compile(r"\s*\S+")
+
+
+def _tool_call(reply: str) -> tuple[str, str] | None:
+    """The tool call a reply stands for: (name, JSON arguments), or None."""
+    if reply.startswith(END_CALL):
+        return "end_call", json.dumps({"goodbye": reply.partition("|")[2]})
+    if reply.startswith(TRANSFER):
+        _, _, rest = reply.partition("|")
+        say, _, reason = rest.partition("|")
+        return "transfer_to_human", json.dumps({"say": say, "reason": reason})
+    return None
 
 
 def _error(status: int, message: str, type_: str, code: str | None = None) -> JSONResponse:
@@ -132,8 +145,8 @@ class StandIn:
     def _whole(self, cid: str, created: int, reply: str) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}
         reason = "stop"
-        if reply.startswith(END_CALL):
-            goodbye = reply.partition("|")[2]
+        tool = _tool_call(reply)
+        if tool is not None:
             message = {
                 "role": "assistant",
                 "content": None,
@@ -141,10 +154,7 @@ class StandIn:
                     {
                         "id": "call_" + cid[-8:],
                         "type": "function",
-                        "function": {
-                            "name": "end_call",
-                            "arguments": json.dumps({"goodbye": goodbye}),
-                        },
+                        "function": {"name": tool[0], "arguments": tool[1]},
                     }
                 ],
             }
@@ -186,14 +196,14 @@ class StandIn:
         yield chunk({"role": "assistant", "content": "", "refusal": None})
         if fault == "slow_first":
             await asyncio.sleep(self.slow_first_s)
-        if reply.startswith(END_CALL):
-            goodbye = reply.partition("|")[2]
-            arguments = json.dumps({"goodbye": goodbye})
+        tool = _tool_call(reply)
+        if tool is not None:
+            name, arguments = tool
             first = {
                 "index": 0,
                 "id": "call_" + cid[-8:],
                 "type": "function",
-                "function": {"name": "end_call", "arguments": ""},
+                "function": {"name": name, "arguments": ""},
             }
             yield chunk({"tool_calls": [first]})
             for i in range(0, len(arguments), 7):

@@ -172,6 +172,13 @@ def test_brain_answers_intents_fallback_repeat_goodbye_handoff() -> None:
     assert brain.respond(CallerTurn("bye")) == [SayText("Bye then.", last=True), EndCall("goodbye")]
 
 
+def test_handoff_intent_promises_no_one_when_no_one_is_there() -> None:
+    # The intent's line ("Passing you on.") promises a person: said only when one can come.
+    brain = ScriptBrain(load_script(BASE + TOUR), handoff=False)
+    (end,) = brain.respond(CallerTurn("can I talk to a person"))
+    assert isinstance(end, EndCall) and end.reason == "handoff" and end.handoff_data
+
+
 def test_brain_keeps_the_dtmf_menu() -> None:
     brain = ScriptBrain(load_script(BASE + TOUR))
     assert brain.respond(CallerDigit("1")) == [SayText("Tour line.", last=True)]

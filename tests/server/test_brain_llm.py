@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from hotline.core.brain import (
 from hotline.core.script import CallScript, default_script, load_script
 from hotline.loopback import free_port
 from hotline.server.brain_llm import LlmBrain, make_client
-from hotline.sim.llm_server import END_CALL, StandIn
+from hotline.sim.llm_server import END_CALL, TRANSFER, StandIn
 from tests.support.server import serve
 
 TOUR = (
@@ -197,6 +198,34 @@ def test_end_call_tool_says_goodbye_then_ends() -> None:
         assert rig.brain.timings[-1].outcome == "end_call"
 
     run(t)
+
+
+def test_transfer_to_human_tool_ends_the_call_as_a_handoff_when_a_person_is_there() -> None:
+    async def main(handoff: bool) -> tuple[list[BrainOutput], dict[str, Any]]:
+        reply = TRANSFER + "|Let me put you through to Wren's team.|wants a refund"
+        s = StandIn(replies={"person": reply})
+        async with serve(s.app()) as base:
+            client = make_client(base + "/v1", "sk-test")
+            brain = LlmBrain(load_script(FAST), client, model="standin-1", handoff=handoff)
+            rig = Rig(s, brain)
+            await brain.start(CallStarted("CA1", "MZ1"), rig.emit)
+            try:
+                return await rig.turn("a person please"), s.requests[-1]
+            finally:
+                await brain.aclose()
+
+    out, body = asyncio.run(asyncio.wait_for(main(True), 30))
+    assert [t["function"]["name"] for t in body["tools"]] == ["end_call", "transfer_to_human"]
+    data = json.dumps({"reason": "transfer_to_human", "summary": "wants a refund"})
+    assert out == [
+        SayText("Let me put you through to Wren's team.", last=True),
+        EndCall("handoff", handoff_data=data),
+    ]
+    # Nobody to transfer to: the tool is not offered (and a model that calls it anyway is not
+    # obeyed: the reply simply ends).
+    out, body = asyncio.run(asyncio.wait_for(main(False), 30))
+    assert [t["function"]["name"] for t in body["tools"]] == ["end_call"]
+    assert not any(isinstance(o, EndCall) for o in out)
 
 
 def test_digits_use_the_menu_and_call_ending_is_quiet() -> None:

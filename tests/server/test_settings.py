@@ -154,11 +154,17 @@ SAMPLES = {
     "HOTLINE_REDIS_CALL_EXPIRY": "30",
     "HOTLINE_VAD_THRESHOLD_DBFS": "-40",
     "HOTLINE_BRAIN": "llm",
+    "HOTLINE_HANDOFF_URL": "https://crm.example/handoff?key=s3cret-handoff",
+    "HOTLINE_HANDOFF_NUMBER": "+15551234567",
 }
 #: What a variable needs beside it to be valid.
 NEEDS = {"HOTLINE_BRAIN": {"HOTLINE_LLM_URL": "http://127.0.0.1:9/v1"}}
 #: What the logs must never show of a secret, when it is not the whole value.
-REDACTED = {"HOTLINE_REDIS_URL": "s3cret-redis", "HOTLINE_RELAY_URL": "token=s3cret-relay"}
+REDACTED = {
+    "HOTLINE_REDIS_URL": "s3cret-redis",
+    "HOTLINE_RELAY_URL": "token=s3cret-relay",
+    "HOTLINE_HANDOFF_URL": "key=s3cret-handoff",
+}
 
 
 def _sample(name: str) -> str:
