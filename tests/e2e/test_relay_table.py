@@ -1,0 +1,61 @@
+"""The call script's ``[relay]`` table on a real call (real app on uvicorn, the local voice, a
+Twilio side in real time, a ConversationRelay app on loopback): the app's welcomeGreeting
+instead of the hotline's, and what ``interruptible`` / ``dtmfDetection`` mean for the caller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hotline.core.script import default_script
+from hotline.server.settings import ListenSettings
+from tests.e2e.test_conversation import (
+    App,
+    caller_says,
+    relay_app,
+    relay_script,
+    session,
+    tone,
+    tts_texts,
+)
+from tests.support.aio import arun
+from tests.support.server import running_server
+from tests.support.twilio import FakeTwilio
+
+TABLE = 'welcomeGreetingInterruptible = "none"\ninterruptible = "none"\n'
+
+
+def test_welcome_greeting_and_nothing_cuts_the_app_when_interruptible_is_none(
+    tmp_path: Path,
+) -> None:
+    arun(lambda: welcome_greeting_and_nothing_cuts(tmp_path), 60)
+
+
+async def welcome_greeting_and_nothing_cuts(tmp: Path) -> None:
+    app = App()
+    # relay_script sets welcomeGreeting and dtmfDetection = true; this table adds the rest.
+    path = relay_script(tmp, TABLE)
+    async with relay_app(app) as url:
+        listen = ListenSettings(stt="off", brain="relay", relay_url=url)
+        async with running_server(listen=listen, script_path=path) as run:
+            tw = FakeTwilio(run)
+            await tw.start()
+            await tw.wait_for(lambda: bool(tts_texts(run)), 10)
+            assert tts_texts(run)[0].startswith("Hi, this is the Wren line.")
+            assert not any(default_script().greeting[:30] in t for t in tts_texts(run))
+            # The caller talks over the welcome greeting: it is not cut (none).
+            tw.speak(tone(600))
+            await tw.wait_for(lambda: tw.mark_echoed("u1-end"), 15)
+            assert session(run, tw).call.barge_ins == 0
+
+            # A long reply: neither the caller's voice nor a key cuts it (interruptible none);
+            # the key still reaches the app (dtmfDetection).
+            caller_says(run, tw, "Tell me a story")
+            await tw.wait_for(lambda: any("Once upon" in t for t in tts_texts(run)), 10)
+            played = len(tw.heard.played)
+            await tw.wait_for(lambda: len(tw.heard.played) > played + 8000 * 0.6, 15)
+            tw.speak(tone(600))
+            await tw.dtmf("5")
+            await tw.wait_for(lambda: bool(app.of("dtmf")), 5)
+            await tw.wait_for(lambda: tw.mark_echoed("u2-end"), 20)
+            assert session(run, tw).call.barge_ins == 0 and not app.of("interrupt")
+            await tw.hang_up()
