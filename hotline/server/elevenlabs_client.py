@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -101,12 +102,14 @@ class TextFeed:
     the same path.
     """
 
-    __slots__ = ("_sent", "_source", "on_change")
+    __slots__ = ("_flushed", "_sent", "_source", "_unflushed", "on_change")
 
     def __init__(self, source: TextSource) -> None:
         self._source = source
         self._sent = 0  # characters of the source's text handed out by take()
         self.on_change: Callable[[], None] | None = None
+        self._flushed = False  # a piece went with flush (the first audio is on its way)
+        self._unflushed = False  # text went without flush since
 
     @classmethod
     def fixed(cls, text: str) -> TextFeed:
@@ -140,6 +143,38 @@ class TextFeed:
         out = held[: cut + 1]
         return out if out.strip() else ""
 
+    def flush_due(self, piece: str) -> bool:
+        """Whether ``piece`` (just taken; ``""``: none) goes to the TTS with ``flush``.
+
+        Pieces go without it, so the TTS buffers them as it does any streamed text
+        (ElevenLabs' ``chunk_length_schedule``) and voices them together, with prosody across
+        words, instead of one generation a word. Flushed: the first piece (the first audio
+        comes as soon as it did when every piece was flushed), a piece that ends a sentence
+        (waiting for the schedule's next 160-290 characters would only delay speech that is
+        complete), and the end (the closed feed's last piece, or a bare flush when the
+        feed closed with nothing new: ``piece`` ``""``)."""
+        if piece:
+            self._unflushed = True
+            due = self.closed or not self._flushed or bool(_SENTENCE_END.search(piece))
+        else:
+            due = self.closed and self._unflushed
+        if due:
+            self._flushed, self._unflushed = True, False
+        return due
+
+    def flush_held(self) -> bool:
+        """The brain went quiet (:data:`STALL_FLUSH`) with text sent unflushed: True once, and
+        the caller flushes it (the TTS would hold it until more text came)."""
+        due = self._unflushed
+        if due:
+            self._flushed, self._unflushed = True, False
+        return due
+
+    @property
+    def held(self) -> bool:
+        """Text went to the TTS without flush since the last flush."""
+        return self._unflushed
+
     @property
     def wants(self) -> int:
         """Characters of the whole text (stripped), for "has it all been voiced"."""
@@ -147,9 +182,14 @@ class TextFeed:
 
 
 _WORD_END = frozenset(".,!?;:")
+#: A piece that ends a sentence (closing quotes or brackets may follow).
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s*$")
 
 #: While a streamed utterance waits for the brain's next words, at most this long.
 FEED_WAIT = 30.0
+#: Seconds without new words after which text sent unflushed is flushed (the brain paused
+#: mid-sentence: what it said is voiced rather than held for the rest).
+STALL_FLUSH = 0.5
 
 
 class TTSFailed(TTSError):
@@ -200,7 +240,7 @@ async def synthesize(
         writer: asyncio.Task[None] | None = None
         first = feed.take()
         if first:
-            stream.send_text(first, flush=True)
+            stream.send_text(first, flush=feed.flush_due(first))
         if feed.closed:
             stream.send_end()
         for message in stream.data_to_send():
@@ -257,15 +297,18 @@ async def _feed_writer(ws: ClientConnection, stream: ElevenLabsStream, feed: Tex
     keepalive = 10.0  # well within stream-input's 20 s inactivity timeout
     while True:
         try:
-            await asyncio.wait_for(wake.wait(), keepalive)
+            await asyncio.wait_for(wake.wait(), STALL_FLUSH if feed.held else keepalive)
         except asyncio.TimeoutError:
-            stream.send_keepalive()
+            if feed.flush_held():
+                stream.send_flush()
+            else:
+                stream.send_keepalive()
         wake.clear()
         piece = feed.take()
         if piece:
-            stream.send_text(piece, flush=True)
+            stream.send_text(piece, flush=feed.flush_due(piece))
         if feed.closed:
-            stream.send_end()
+            stream.send_end()  # generates whatever is still buffered
         for message in stream.data_to_send():
             await ws.send(message)
         if feed.closed:

@@ -33,7 +33,13 @@ from websockets.exceptions import ConnectionClosed
 from hotline.core.elevenlabs import MAX_CONTEXTS, ElevenLabsMultiStream, stream_input_url
 from hotline.core.events import TTSAudio, TTSEvent, TTSFailure, TTSFinal
 from hotline.errors import ElevenLabsProtocolError
-from hotline.server.elevenlabs_client import FEED_WAIT, TextFeed, TTSConfig, TTSFailed
+from hotline.server.elevenlabs_client import (
+    FEED_WAIT,
+    STALL_FLUSH,
+    TextFeed,
+    TTSConfig,
+    TTSFailed,
+)
 from hotline.server.ws_client import WsFailure, reconnect
 
 __all__ = ["MultiStats", "MultiTTS"]
@@ -233,7 +239,7 @@ class MultiTTS:
                 proto.open_context(cid)
                 first = feed.take()
                 if first:
-                    proto.send_text(cid, first, flush=True)
+                    proto.send_text(cid, first, flush=feed.flush_due(first))
             except ElevenLabsProtocolError as exc:
                 raise TTSFailed("protocol", str(exc)) from None
             if not feed.closed:
@@ -245,6 +251,8 @@ class MultiTTS:
                 complete = feed.closed
                 if live and got_audio and complete:
                     wait = self.quiet
+                elif not complete and feed.held:
+                    wait = min(self.config.timeout, STALL_FLUSH)  # flush if the brain pauses
                 elif not complete and voiced >= want_chars:
                     wait = max(self.config.timeout, FEED_WAIT)  # waiting for the brain
                 else:
@@ -255,6 +263,11 @@ class MultiTTS:
                     if live and got_audio and complete:
                         self._close_context(proto, cid, flush=True)
                         continue
+                    if not complete and live and feed.flush_held():
+                        with contextlib.suppress(ElevenLabsProtocolError):
+                            proto.flush_context(cid)
+                        self._kick.set()
+                        continue
                     raise TTSFailed(
                         "timeout", f"no message for {self.config.timeout:g} s (no isFinal)"
                     ) from None
@@ -264,10 +277,12 @@ class MultiTTS:
                     piece = feed.take()
                     want_chars = feed.wants
                     if cid in proto.live_contexts:
-                        if piece:
-                            with contextlib.suppress(ElevenLabsProtocolError):
-                                proto.send_text(cid, piece, flush=True)
-                            self._kick.set()
+                        with contextlib.suppress(ElevenLabsProtocolError):
+                            if piece:
+                                proto.send_text(cid, piece, flush=feed.flush_due(piece))
+                            elif feed.flush_due(""):  # closed: voice what is buffered
+                                proto.flush_context(cid)
+                        self._kick.set()
                         if feed.closed and got_audio and voiced >= want_chars:
                             self._close_context(proto, cid, flush=True)
                     continue
