@@ -221,7 +221,11 @@ class App:
             kind = msg.get("type")
             if kind == "prompt":
                 text = msg["voicePrompt"].lower()
-                if "bye" in text:
+                if "español" in text:
+                    await ws.send(
+                        json.dumps({"type": "language", "transcriptionLanguage": "es-ES"})
+                    )
+                elif "bye" in text:
                     await ws.send(json.dumps({"type": "text", "token": "Bye now!", "last": True}))
                     await ws.send(json.dumps({"type": "end", "handoffData": '{"r":"done"}'}))
                 elif "story" in text:

@@ -59,3 +59,30 @@ async def welcome_greeting_and_nothing_cuts(tmp: Path) -> None:
             await tw.wait_for(lambda: tw.mark_echoed("u2-end"), 20)
             assert session(run, tw).call.barge_ins == 0 and not app.of("interrupt")
             await tw.hang_up()
+
+
+def test_language_message_reopens_the_recogniser_and_prompt_lang_follows(tmp_path: Path) -> None:
+    arun(lambda: language_message(tmp_path), 60)
+
+
+async def language_message(tmp: Path) -> None:
+    app = App()
+    path = relay_script(tmp, 'transcriptionLanguage = "en-GB"\n')
+    async with relay_app(app) as url:
+        # The local ear (grammar: quick to start) speaks Scribe's protocol, language_code included.
+        listen = ListenSettings(stt="local", ear_model="grammar", brain="relay", relay_url=url)
+        async with running_server(listen=listen, script_path=path) as run:
+            tw = FakeTwilio(run)
+            await tw.start()
+            await tw.wait_for(lambda: run.hub.registry.get(tw.call_sid) is not None, 5)
+            listener = session(run, tw).listener
+            assert listener is not None and listener.stt is not None
+            first = listener.stt
+            assert first.config.language == "en-GB"
+            caller_says(run, tw, "hablo español")
+            await tw.wait_for(lambda: listener.stt is not first, 10)
+            assert listener.stt.config.language == "es-ES"
+            caller_says(run, tw, "tell me about the tour")
+            await tw.wait_for(lambda: len(app.of("prompt")) == 2, 10)
+            assert [p["lang"] for p in app.of("prompt")] == ["en-GB", "es-ES"]
+            await tw.hang_up()
