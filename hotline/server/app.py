@@ -59,6 +59,18 @@ def load_call_script(path: str | None) -> CallScript:
     return load_script(text, source=path)
 
 
+def _tts_query(settings: Settings, script: CallScript) -> dict[str, str] | None:
+    """The TTS URL's extra query: the settings', and for a relay app's call script with a
+    ``[relay]`` ttsLanguage other than English, ElevenLabs' ``language_code`` (its primary
+    subtag: the flash and turbo v2.5 models enforce it; the local voice picks that eSpeak NG
+    voice)."""
+    query = dict(settings.elevenlabs_extra_query or {})
+    lang = script.relay.tts_language.split("-")[0].lower()
+    if settings.listen.brain is BrainKind.RELAY and lang not in ("en", "multi"):
+        query["language_code"] = lang
+    return query or None
+
+
 def _scale_out(
     settings: Settings, metrics: Metrics, tts_factory: TTSFactory | None
 ) -> tuple[Cluster | None, SpeechService]:
@@ -154,7 +166,7 @@ def create_app(
                 "output_format": settings.elevenlabs_output_format,
                 "timeout": settings.tts_timeout,
                 "voice_settings": script.voice_settings,
-                "extra_query": settings.elevenlabs_extra_query,
+                "extra_query": _tts_query(settings, script),
             }
             if settings.elevenlabs_api_key:
                 hub.tts = TTSConfig(

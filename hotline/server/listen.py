@@ -361,8 +361,8 @@ class Listener:
 
     def _set_language(self, out: b.SetLanguage) -> None:
         """A ``language`` message: the recogniser reopens in the new language (its providers
-        take it when a stream opens); the voice keeps its own (ElevenLabs and the local voice
-        take a language per voice, chosen at start-up), said once in the log."""
+        take it when a stream opens); the voice keeps its own (its socket, shared by the call's
+        utterances, was opened with the ``[relay]`` ttsLanguage), said once in the log."""
         lang = out.transcription_language
         if lang and lang != self.transcription_language:
             self.transcription_language = lang

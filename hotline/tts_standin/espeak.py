@@ -18,6 +18,7 @@ Call::
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 from dataclasses import dataclass
@@ -213,6 +214,18 @@ def sample_rate() -> int:
     """The engine's output sample rate in Hz (initialises the engine on first use)."""
     with _LOCK:
         return _get_engine().sample_rate
+
+
+@functools.lru_cache(maxsize=64)
+def has_voice(voice: str) -> bool:
+    """Whether eSpeak NG has a voice called ``voice`` (e.g. a language code: ``es``); blocks
+    while a synthesis holds the engine."""
+    if not voice or "\0" in voice or len(voice) > 100:
+        return False
+    with _LOCK:
+        engine = _get_engine()
+        status = engine._lib.espeak_ng_SetVoiceByName(voice.encode("utf-8"))
+    return bool(status == _ENS_OK)
 
 
 def synthesize(

@@ -125,6 +125,7 @@ class Session:
         self.tasks: set[asyncio.Task[None]] = set()
         self.inactivity = DEFAULT_INACTIVITY_TIMEOUT
         self.chunk_range = (1, 1)
+        self.espeak_voice = voice.config.voice  # language_code may choose another
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -147,6 +148,12 @@ class Session:
             if not 0 < value <= MAX_INACTIVITY_TIMEOUT:
                 return f"inactivity_timeout must be within 1..{MAX_INACTIVITY_TIMEOUT:.0f} seconds"
             self.inactivity = value
+        lang = self.query.get("language_code")
+        if lang is not None:  # ElevenLabs: enforce this language (ISO 639-1) on the model
+            if not (2 <= len(lang) <= 3 and lang.isalpha() and lang.isascii()):
+                return f"Invalid language_code {lang!r}"
+            if lang.lower() != "en":  # English keeps the configured (en-us) voice
+                self.espeak_voice = lang.lower()  # eSpeak NG names voices by language code
         if self.fault == "idle_close":
             self.inactivity = self.cfg.idle_close_s
         if self.cfg.chunk_bytes is not None:
@@ -160,7 +167,7 @@ class Session:
     def _new_stream(self, context_id: str | None) -> _Stream:
         synth = StreamSynth(
             self.output_format,
-            voice=self.cfg.voice,
+            voice=self.espeak_voice,
             rate_wpm=self.cfg.rate_wpm,
             cache=self.cfg.cache,
         )
@@ -338,6 +345,11 @@ class Session:
 
     async def run(self) -> None:
         error = self._configure()
+        if error is None and self.espeak_voice != self.cfg.voice:
+            from hotline.tts_standin.espeak import has_voice
+
+            if not await asyncio.to_thread(has_voice, self.espeak_voice):  # the engine's lock
+                error = f"language_code {self.espeak_voice!r} is not supported by the local voice"
         if error is not None:
             await self.fail("invalid_request", error)
             return

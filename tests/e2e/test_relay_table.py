@@ -61,13 +61,13 @@ async def welcome_greeting_and_nothing_cuts(tmp: Path) -> None:
             await tw.hang_up()
 
 
-def test_language_message_reopens_the_recogniser_and_prompt_lang_follows(tmp_path: Path) -> None:
+def test_languages_reach_the_recogniser_and_the_voice(tmp_path: Path) -> None:
     arun(lambda: language_message(tmp_path), 60)
 
 
 async def language_message(tmp: Path) -> None:
     app = App()
-    path = relay_script(tmp, 'transcriptionLanguage = "en-GB"\n')
+    path = relay_script(tmp, 'transcriptionLanguage = "en-GB"\nttsLanguage = "es-ES"\n')
     async with relay_app(app) as url:
         # The local ear (grammar: quick to start) speaks Scribe's protocol, language_code included.
         listen = ListenSettings(stt="local", ear_model="grammar", brain="relay", relay_url=url)
@@ -85,4 +85,6 @@ async def language_message(tmp: Path) -> None:
             caller_says(run, tw, "tell me about the tour")
             await tw.wait_for(lambda: len(app.of("prompt")) == 2, 10)
             assert [p["lang"] for p in app.of("prompt")] == ["en-GB", "es-ES"]
+            # ttsLanguage: the voice's socket asks for Spanish (ElevenLabs' language_code).
+            assert {r.query.get("language_code") for r in run.voice.records} == {"es"}
             await tw.hang_up()

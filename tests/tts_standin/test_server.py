@@ -272,6 +272,24 @@ def test_unsupported_output_format_is_an_error() -> None:
     arun(main)
 
 
+def test_language_code_picks_that_language_voice() -> None:
+    # ElevenLabs' language_code query parameter (a [relay] ttsLanguage): eSpeak NG's voice of
+    # that language speaks; English keeps en-us; one eSpeak lacks is refused like a bad format.
+    text = "Hola, gracias por llamar. Los conciertos son en abril. "
+
+    async def main() -> tuple[bytes, bytes, list[dict[str, Any]]]:
+        async with TTSStandIn(FAST) as voice:
+            spanish, _ = await speak(voice, text, language_code="es")
+            english, _ = await speak(voice, text, language_code="en")
+            async with connect(voice.url + path(language_code="xq")) as ws:
+                refused = await collect(ws, 5)
+        return audio_of(spanish), audio_of(english), refused
+
+    spanish, english, refused = arun(main)
+    assert spanish and english and spanish != english
+    assert refused[0]["code"] == 1008 and "language_code" in refused[0]["message"]
+
+
 def test_api_key_and_paths() -> None:
     async def main() -> None:
         async with TTSStandIn(
