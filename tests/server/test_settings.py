@@ -92,6 +92,8 @@ def test_railway_domain_gives_the_public_url() -> None:
         ({"HOTLINE_PUBLIC_URL": "https://x.example.com/voice"}, "bare origin"),
         ({"ELEVENLABS_BASE_URL": "https://api.elevenlabs.io"}, "ELEVENLABS_BASE_URL"),
         ({"HOTLINE_TTS_TIMEOUT": "0"}, "HOTLINE_TTS_TIMEOUT"),
+        ({"HOTLINE_HANDOFF_URL": "crm.example/handoff"}, "HOTLINE_HANDOFF_URL"),
+        ({"HOTLINE_HANDOFF_NUMBER": "555-0142"}, "HOTLINE_HANDOFF_NUMBER must be an E.164"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:
