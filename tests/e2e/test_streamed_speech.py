@@ -26,10 +26,7 @@ from tests.support.aio import arun
 from tests.support.server import Running, running_server
 from tests.support.twilio import FakeTwilio
 
-REPLY = (
-    "Wren plays Portland on April twelfth and Seattle on the fourteenth. "
-    "Tickets are at wren calloway dot com, see you there!"
-)
+REPLY = "Wren plays Portland and Seattle in April. Tickets are online, see you there!"
 TOKENS = re.findall(r"\s*\S+", REPLY)
 
 
