@@ -88,3 +88,31 @@ async def language_message(tmp: Path) -> None:
             # ttsLanguage: the voice's socket asks for Spanish (ElevenLabs' language_code).
             assert {r.query.get("language_code") for r in run.voice.records} == {"es"}
             await tw.hang_up()
+
+
+def test_partial_prompts_reach_the_app_with_last_false(tmp_path: Path) -> None:
+    arun(lambda: partial_prompts(tmp_path), 60)
+
+
+async def partial_prompts(tmp: Path) -> None:
+    from hotline.core.stt import SttPartial
+
+    app = App()
+    path = relay_script(tmp, "partialPrompts = true\n")
+    async with relay_app(app) as url:
+        listen = ListenSettings(stt="off", brain="relay", relay_url=url)
+        async with running_server(listen=listen, script_path=path) as run:
+            tw = FakeTwilio(run)
+            await tw.start()
+            await tw.wait_for(lambda: run.hub.registry.get(tw.call_sid) is not None, 5)
+            listener = session(run, tw).listener
+            assert listener is not None
+            # What the speech-to-text stream hands the listener: an unfinalised transcript.
+            await listener._stt_event(SttPartial("when are you"))
+            caller_says(run, tw, "when are you playing")
+            await tw.wait_for(lambda: len(app.of("prompt")) == 2, 10)
+            assert [(p["voicePrompt"], p["last"]) for p in app.of("prompt")] == [
+                ("when are you", False),
+                ("when are you playing", True),
+            ]
+            await tw.hang_up()
