@@ -51,7 +51,8 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def spawn_line(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[SpawnedLine]:
     """A hotline server of its own, offline, until the block exits; ``env`` adds or overrides
-    its settings (``HOTLINE_SCRIPT``, ``HOTLINE_BRAIN`` ...).
+    its settings (``HOTLINE_SCRIPT``, ``HOTLINE_BRAIN`` ...). A caller asking for a person is
+    handed to a test number (``HOTLINE_HANDOFF_NUMBER``).
 
     Raises:
         RuntimeError: it exited or did not answer ``/health`` within ``timeout`` (its log).
@@ -69,6 +70,9 @@ def spawn_line(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iter
         TWILIO_AUTH_TOKEN=line.auth_token,
         HOTLINE_ADMIN_TOKEN=line.admin_token,
         HOTLINE_PUBLIC_URL=line.url,
+        # A person to hand callers to (the <Connect action> answers <Dial>): without one the
+        # script's handoff intent promises nobody (its no_handoff line instead).
+        HOTLINE_HANDOFF_NUMBER="+15555550100",
     )
     child.update(env or {})
     with tempfile.TemporaryFile("w+") as log:
