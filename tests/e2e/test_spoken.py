@@ -157,7 +157,9 @@ def test_spoken_handoff_says_its_line_and_ends_the_call() -> None:
 
 
 async def spoken_handoff_says_its_line_and_ends_the_call() -> None:
-    async with running_server(listen=ListenSettings(stt="local")) as run:
+    # A person to hand the caller to (without one the intent's promise is not said).
+    listen = ListenSettings(stt="local")
+    async with running_server(listen=listen, handoff_number="+15555550100") as run:
         tw = FakeTwilio(run)
         await greeted(tw)
         tw.speak(spoken("I want to talk to a person"))
