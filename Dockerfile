@@ -24,14 +24,18 @@ COPY hotline ./hotline
 ARG PIP_CONFIG_FILE
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir . \
+ && /opt/venv/bin/pip install --no-cache-dir ".[postgres]" \
  && /opt/venv/bin/python -c "import hotline.codec as c; print('libmpg123', c.mpg123_version())"
 
 FROM ${BASE_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libmpg123-0 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin hotline
+ && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin hotline \
+ && install -d -o hotline -g hotline -m 0700 /var/lib/hotline
+# The working directory holds the call records' default SQLite file (HOTLINE_DATABASE_URL): mount
+# a volume here to keep it across deploys, or set DATABASE_URL to a PostgreSQL.
+WORKDIR /var/lib/hotline
 COPY --from=build /opt/venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH" PYTHONUNBUFFERED=1 PORT=8000
 # Behind Railway's edge, trust every X-Forwarded-For hop (README, HOTLINE_TRUSTED_PROXIES; the

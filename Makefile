@@ -12,9 +12,10 @@ all: build
 
 # System packages: installed when run as root, otherwise we print the exact line and stop.
 # Build/run needs libmpg123 + pkg-config; the test suite also needs ffmpeg (pydub, a benchmark
-# rival), redis-server (scale-out tests) and nginx (the reverse proxy of tests/deploy).
+# rival), redis-server (scale-out tests), nginx (the reverse proxy of tests/deploy) and postgresql
+# (the call records' tests start a cluster of their own in a temporary directory).
 BUILD_PKGS := libmpg123-dev pkg-config
-TEST_PKGS  := ffmpeg redis-server nginx
+TEST_PKGS  := ffmpeg redis-server nginx postgresql
 define ensure_pkgs
 	@missing=""; \
 	for p in $(1); do \
@@ -46,10 +47,11 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# Dependencies (runtime + test oracles + the Whisper ear, so its tests run) and the editable install.
+# Dependencies (runtime + test oracles + the Whisper ear and PostgreSQL's driver, so their tests
+# run) and the editable install.
 $(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python sysdeps
 	$(BIN)/python -m pip install -q "setuptools>=77" wheel "Cython>=3.0" build
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,whisper]"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,whisper,postgres]"
 	@touch $@
 
 # Rebuild the extension in place whenever a C, Cython or build source changes.

@@ -36,7 +36,10 @@ def test_nixpacks_packages_include_build_and_runtime_needs() -> None:
 
 def test_nixpacks_install_builds_the_extension() -> None:
     cmds = " && ".join(_nixpacks()["phases"]["install"]["cmds"])
-    assert "pip install" in cmds and re.search(r"pip install[^&]* \.(\s|$|\")", cmds)
+    # the package itself (with the PostgreSQL driver: Railway's DATABASE_URL)
+    assert "pip install" in cmds and re.search(
+        r"pip install[^&]* '?\.(\[postgres\])?'?(\s|$|\")", cmds
+    )
     assert "import hotline.codec" in cmds, "the install phase must prove the extension loads"
 
 

@@ -7,7 +7,8 @@ Rules (style guide, section 2):
    read the environment, and never import the layers above them (server, tts_standin, ear,
    sim, cli);
    ``core`` reads no clock (``time``/``datetime``): the shell passes the time in.
-2. ``tts_standin`` (the local voice: ElevenLabs' TTS protocol), ``ear`` (the local ear:
+2. ``tts_standin`` (the local voice: ElevenLabs' TTS protocol), ``records`` (call records in a
+   database), ``ear`` (the local ear:
    Scribe's and Deepgram's protocols) and ``sim`` (the caller simulator and load generator) are
    peers of ``server``, not parts of it: none imports ``hotline.server`` (they talk to it over
    its real protocols). ``server`` imports nothing from ``sim``, and from ``ear`` only the
@@ -148,6 +149,8 @@ PEER_RULES = {
     "tts_standin": ("hotline.server",),
     "sim": ("hotline.server",),
     "server": ("hotline.sim",),
+    # call records: the server hands them a record; they import nothing of it (nor of sim)
+    "records": ("hotline.server", "hotline.sim"),
 }
 
 

@@ -61,11 +61,11 @@ def _shown(value: object) -> str:
 
 def test_documented_defaults_are_the_declared_ones() -> None:
     from hotline.server.env import Var
-    from hotline.server.settings import ListenSettings, Settings
+    from hotline.server.settings import ListenSettings, RecordsSettings, Settings
 
     cells = {name: cell for table in _variable_tables().values() for name, cell in table.items()}
     checked = 0
-    for settings_type in (Settings, ListenSettings):
+    for settings_type in (Settings, ListenSettings, RecordsSettings):
         for f in fields(settings_type):
             rows = [v for v in f.metadata.values() if isinstance(v, Var)]
             if not rows or f.default is MISSING or f.default in (None, ()):

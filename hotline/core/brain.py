@@ -83,6 +83,9 @@ class CallStarted:
         account_sid: the Twilio account, if known (ConversationRelay ``setup`` carries it).
         forwarded_from, caller_name, parent_call_sid, direction: what the voice webhook said
             (``ForwardedFrom``, ``CallerName``, ``ParentCallSid``, ``Direction``; "" if not).
+        caller_history: a returning caller's earlier calls, newest first: ``{"date":
+            "YYYY-MM-DD", "summary": ...}`` each (bounded; empty for a new or erased caller).
+            Never logged.
     """
 
     call_sid: str
@@ -95,6 +98,7 @@ class CallStarted:
     caller_name: str = ""
     parent_call_sid: str = ""
     direction: str = "inbound"
+    caller_history: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,7 +198,7 @@ class RelaySession:
                 "callerName": call.caller_name,
                 "direction": call.direction,
                 "callStatus": call_status,
-                "customParameters": dict(call.custom_parameters),
+                "customParameters": _custom_parameters(call),
             }
         )
 
@@ -261,3 +261,13 @@ class RelaySession:
         """The outputs parsed since the last call, in order."""
         out, self._events = self._events, []
         return out
+
+
+def _custom_parameters(call: CallStarted) -> dict[str, str]:
+    """The ``<Parameter>`` values, and for a returning caller ``callerHistory``: their earlier
+    calls as JSON (``[{"date", "summary"}, ...]``, newest first)."""
+    params = dict(call.custom_parameters)
+    if call.caller_history:
+        history = [dict(item) for item in call.caller_history]
+        params["callerHistory"] = json.dumps(history, separators=(",", ":"), ensure_ascii=False)
+    return params

@@ -23,6 +23,8 @@ A script is TOML::
     no_handoff = "Sorry, no one can take ..."      # optional: a caller asked for a person and
                                                    # none is configured (then the call ends)
     handoff_failed = "Sorry, I couldn't ..."       # optional: HOTLINE_HANDOFF_URL failed
+    returning_greeting = "Welcome back! ..."       # optional: said instead of the greeting
+                                                   # to a caller the call records know
 
     [intents.tour]                    # the name is for logs and metrics only
     phrases = ["tour", "tour dates", "concert"]   # words or phrases, matched whole-word
@@ -132,6 +134,7 @@ _TOP_KEYS = frozenset(
         "reconnect",
         "no_handoff",
         "handoff_failed",
+        "returning_greeting",
         "intents",
         "llm",
         "relay",
@@ -295,6 +298,15 @@ class CallScript:
     relay: RelaySettings = RelaySettings()
     no_handoff: str = DEFAULT_NO_HANDOFF
     handoff_failed: str = DEFAULT_HANDOFF_FAILED
+    #: Said instead of the greeting to a returning caller (None: the greeting).
+    returning_greeting: str | None = None
+
+    def returning(self) -> CallScript:
+        """This script for a caller the call records know: ``returning_greeting`` (if the
+        script has one) takes the greeting's place."""
+        if self.returning_greeting is None:
+            return self
+        return dataclasses.replace(self, greeting=self.returning_greeting)
 
     def resumed(self) -> CallScript:
         """This script for a call whose stream dropped and came back: the ``reconnect``
@@ -431,7 +443,14 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         if key not in doc:
             check.fail((key,), "missing")
     lines: dict[str, str] = {}
-    for key in ("fallback", "brain_error", "reconnect", "no_handoff", "handoff_failed"):
+    for key in (
+        "fallback",
+        "brain_error",
+        "reconnect",
+        "no_handoff",
+        "handoff_failed",
+        "returning_greeting",
+    ):
         if key in doc:
             lines[key] = check.text_field(doc[key], (key,))
     intents = _intents(check, doc.get("intents", {}))

@@ -17,8 +17,11 @@ Endpoints (``create_app`` in :mod:`hotline.server.app`, routes in :mod:`hotline.
     GET  /logs, /logs/streaming    admin: recent log records (redacted; audio path only)
     GET  /calls                    admin: live calls
     POST /calls/{CallSid}/say      admin: {"text", "interrupt": false} -> 202
-    GET  /calls/{CallSid}/transcript   admin: what was said on a live or recently ended call
+    GET  /calls/{CallSid}/transcript   admin: what was said (live, else from the call's record)
     POST /calls/{CallSid}/hangup   admin -> 202
+    GET  /history                  admin: call records, newest first, paged, filtered
+    GET  /history/{CallSid}        admin: one call's whole record (turns, latency, summary)
+    DELETE /callers/{number}       admin: forget a caller (their records and memory)
 
 Admin endpoints need ``Authorization: Bearer $HOTLINE_ADMIN_TOKEN`` (401 otherwise, compared in
 constant time); with no admin token configured they answer 503 "admin disabled" in every mode.

@@ -25,6 +25,7 @@ from hotline.server.hub import Hub
 from hotline.server.logs import RingHandler
 from hotline.server.metrics import Metrics
 from hotline.server.phrases import LocalPhraseStore, PhraseStore
+from hotline.server.recording import open_records
 from hotline.server.redis_backend import Cluster, RedisPhraseStore
 from hotline.server.registry import CallRegistry
 from hotline.server.routes import router
@@ -148,6 +149,7 @@ def create_app(
         handoff=HandoffDesk(
             settings.handoff_url, settings.handoff_number, settings.twilio_auth_token, script
         ),
+        records=open_records(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -227,6 +229,8 @@ def create_app(
                     )
             if hub.cluster is not None:
                 await hub.cluster.start(hub.registry.infos, hub.registry.command)
+            if hub.records is not None:
+                await hub.records.start()  # migrations, under the database's lock
             if settings.cache_warmup and hub.tts is not None:
                 warmup = asyncio.create_task(
                     hub.speech.warm_up(hub.tts, script), name="hotline-cache-warmup"
@@ -251,6 +255,8 @@ def create_app(
         finally:
             hub.registry.hangup_all()  # handed over: their <Connect action> resumes them
             await hub.registry.drained(5.0)
+            if hub.records is not None:  # the ended calls' records: written, or spooled
+                await hub.records.aclose(10.0)
             if warmup is not None:
                 warmup.cancel()
                 await asyncio.gather(warmup, return_exceptions=True)

@@ -67,7 +67,10 @@ from hotline.core.script_brain import ScriptBrain
 from hotline.errors import LlmProtocolError
 from hotline.server.tls import client_context
 
-__all__ = ["LlmBrain", "TurnTiming", "make_client"]
+__all__ = ["LlmBrain", "TurnTiming", "caller_memory", "make_client"]
+
+#: Characters of each earlier call's summary the model gets.
+MEMORY_SUMMARY_CHARS = 500
 
 log = logging.getLogger("hotline.brain")
 
@@ -101,6 +104,18 @@ def make_client(base_url: str, api_key: str, *, timeout: float = 15.0) -> openai
         max_retries=0,
         http_client=openai.DefaultAsyncHttpxClient(verify=client_context(), timeout=timeout),
     )
+
+
+def caller_memory(history: Any) -> str:
+    """The system prompt's paragraph on a returning caller's earlier calls (newest first)."""
+    lines = [
+        "This caller has called before. Their earlier calls, newest first (greet them as a "
+        "returning caller; do not read these notes out):"
+    ]
+    for item in history:
+        summary = " ".join(str(item.get("summary", "")).split())[:MEMORY_SUMMARY_CHARS]
+        lines.append(f"- {item.get('date', '')}: {summary}")
+    return "\n".join(lines)
 
 
 class _Failed(Exception):
@@ -153,6 +168,10 @@ class LlmBrain:
 
     async def start(self, ev: CallStarted, emit: Emit) -> None:
         self._emit = emit
+        if ev.caller_history:  # a returning caller: what their last calls were about
+            self.conversation.system_prompt = (
+                f"{self.settings.system_prompt}\n\n{caller_memory(ev.caller_history)}"
+            )
 
     async def handle(self, ev: BrainInput) -> None:
         if self._closed or self._emit is None:

@@ -14,6 +14,7 @@ from hotline.core.actions import LabelEnum
 from hotline.core.script import CallScript
 from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
+from hotline.records.service import Records
 from hotline.server.elevenlabs_client import TTSConfig
 from hotline.server.handoff import HandoffDesk
 from hotline.server.logs import RingHandler
@@ -61,6 +62,8 @@ class Hub:
     transcripts: Transcripts = field(default_factory=Transcripts)
     #: Where a call the brain ended for a person goes (``HOTLINE_HANDOFF_URL``/``_NUMBER``).
     handoff: HandoffDesk | None = None
+    #: Call records (HOTLINE_DATABASE_URL), None when off.
+    records: Records | None = None
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:

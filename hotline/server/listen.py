@@ -105,6 +105,9 @@ class ListenerHost(Protocol):
     @property
     def caller(self) -> str: ...
 
+    @property
+    def caller_history(self) -> tuple[dict[str, str], ...]: ...
+
     def fed(self) -> None:
         """The Call was fed: its actions are drained once this wake-up is over."""
 
@@ -155,6 +158,7 @@ class Listener:
             caller_name=given.get("CallerName", ""),
             parent_call_sid=given.get("ParentCallSid", ""),
             direction=given.get("Direction", "") or "inbound",
+            caller_history=self.host.caller_history,
         )
         self._task = asyncio.get_running_loop().create_task(
             self._run_brain(started), name=f"hotline-brain-{start.call_sid}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from hotline import __version__
+from hotline.records.model import CallRecord
+from hotline.records.service import Records
 from hotline.server.hub import CallMode, Hub
 from hotline.server.listen import APP_PARAMETER, CALL_FIELDS
 from hotline.server.logs import AUDIO_LOGGERS
@@ -110,6 +113,8 @@ def _stream_twiml(request: Request, form: _Form, mode: CallMode, resume: int = 0
     hub = _hub(request)
     signatures = hub.signatures
     token = hub.tokens.issue(call_sid, caller, mode)
+    if hub.records is not None and mode is CallMode.SCRIPT:
+        hub.records.prefetch(call_sid, caller)  # a returning caller's memory, for the stream
     response = VoiceResponse()
     connect = Connect(action=signatures.public_http_url(request, f"{ENDED_PATH}?mode={mode}"))
     stream = connect.stream(
@@ -334,15 +339,116 @@ async def say(call_sid: str, body: SayBody, hub: Admin) -> JSONResponse:
 
 @router.get("/calls/{call_sid}/transcript")
 async def transcript(call_sid: str, hub: Admin) -> dict[str, Any]:
-    """What was said on a live or recently ended call of this replica (admin only)."""
+    """What was said on a call: live on this replica, else from its record (any replica's;
+    with records off, the last ended calls of this replica)."""
     live = hub.registry.get(call_sid)
     data = live.transcript_dict() if live is not None else None
-    if data is None:
+    if data is None and hub.records is not None:
+        record = await _record(hub, call_sid)
+        if record is not None:
+            data = {"entries": record.turns, "dropped": 0, "ended": True}
+    if data is None and hub.records is None:
         ended = hub.transcripts.get(call_sid)
         data = ended.as_dict() if ended is not None else None
     if data is None:
-        raise HTTPException(404, "no transcript for that call on this replica")
+        raise HTTPException(404, "no transcript for that call")
     return {"call_sid": call_sid, **data}
+
+
+# ------------------------------------------------------------------------- call records
+
+
+def _records(hub: Hub) -> Records:
+    if hub.records is None:
+        raise HTTPException(404, "call records are off (HOTLINE_DATABASE_URL=off)")
+    return hub.records
+
+
+def _unavailable(exc: Exception) -> HTTPException:
+    log.warning("records: the database did not answer (%s)", type(exc).__name__)
+    return HTTPException(503, "the records database is not available; try again")
+
+
+async def _record(hub: Hub, call_sid: str) -> CallRecord | None:
+    try:
+        return await _records(hub).get(call_sid)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise _unavailable(exc) from None
+
+
+def _moment(name: str, raw: str | None) -> int | None:
+    """``since``/``until``: an ISO 8601 date or time (UTC unless it says) or epoch seconds."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        return int(float(text) * 1000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(
+            422, f"{name} must be an ISO 8601 date or time, or epoch seconds"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+@router.get("/history")
+async def history(
+    hub: Admin,
+    limit: int = 50,
+    cursor: str | None = None,
+    caller: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, Any]:
+    """Ended calls, newest first: ``{"calls": [...], "next": <cursor or null>}``."""
+    records = _records(hub)
+    if not 1 <= limit <= 200:
+        raise HTTPException(422, "limit must be within 1..200")
+    key = None
+    if caller is not None:
+        key = records.key_of(caller)
+        if key is None:
+            raise HTTPException(422, "caller must be a phone number")
+    since_ms, until_ms = _moment("since", since), _moment("until", until)
+    try:
+        page, after = await records.store.history(
+            limit=limit, cursor=cursor, caller_key=key, since_ms=since_ms, until_ms=until_ms
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except Exception as exc:
+        raise _unavailable(exc) from None
+    return {"calls": [r.item() for r in page], "next": after}
+
+
+@router.get("/history/{call_sid}")
+async def history_call(call_sid: str, hub: Admin) -> dict[str, Any]:
+    """One call's whole record."""
+    record = await _record(hub, call_sid)
+    if record is None:
+        raise HTTPException(404, "no record of that call")
+    return record.as_dict()
+
+
+@router.delete("/callers/{number}")
+async def forget_caller(number: str, hub: Admin) -> dict[str, Any]:
+    """Forget a caller: their records, and so their memory."""
+    records = _records(hub)
+    if records.key_of(number) is None:
+        raise HTTPException(422, "not a phone number")
+    try:
+        deleted = await records.forget(number)
+    except Exception as exc:
+        raise _unavailable(exc) from None
+    log.info("records: a caller was erased (%d record(s))", deleted)
+    return {"deleted": deleted}
 
 
 @router.post("/calls/{call_sid}/hangup", status_code=202)

@@ -61,6 +61,7 @@ from hotline.server.listen import Listener, new_brain, recognises
 from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
+from hotline.server.recording import call_ended
 from hotline.server.registry import Handoff
 from hotline.server.settings import BrainKind
 from hotline.server.speech import CallSpeech, CallTTS
@@ -130,6 +131,11 @@ class CallSession:
         self._error_kinds: dict[str, int] = {}
         #: The connection's direct path (None: ASGI receive/send), set by run().
         self._direct: DirectSocket | None = None
+        #: For the call's record (hotline.server.recording): its turns' latencies, the
+        #: stream's resume count, a returning caller's earlier calls.
+        self.latencies: list[TurnLatency] = []
+        self.resumes = 0
+        self.caller_history: tuple[dict[str, str], ...] = ()
 
     # ------------------------------------------------------------------ public
 
@@ -471,7 +477,9 @@ class CallSession:
         elif isinstance(action, CommitSpeech):
             if self.listener is not None:
                 self.listener.commit_speech()
-        elif isinstance(action, (TurnLatency, UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
+        elif isinstance(action, TurnLatency):
+            self.latencies.append(action)  # for the call's record
+        elif isinstance(action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
             pass  # observed above
         else:
             assert_never(action)
@@ -480,6 +488,8 @@ class CallSession:
         hub = self.hub
         start = action.start
         params = start.custom_parameters
+        # a returning caller's memory, looked up when the webhook was answered
+        memory = hub.records.take(start.call_sid) if hub.records is not None else []
         entry = hub.tokens.consume(params.get("token"), start.call_sid, params.get("From", ""))
         if entry is None or params.get("CallSid", start.call_sid) != start.call_sid:
             hub.metrics.signature_failures.labels("start-token").inc()
@@ -498,9 +508,12 @@ class CallSession:
             return
         self.call_sid = start.call_sid
         self.caller = entry.caller
+        self.caller_history = tuple(m.as_dict() for m in memory)
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
         self.speech = hub.speech.for_call(start.call_sid, self._tts_socket)
+        with contextlib.suppress(ValueError):
+            self.resumes = int(params.get("resume") or 0)
         self.listener = Listener(self, new_brain(hub, entry.caller))
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",
@@ -522,6 +535,8 @@ class CallSession:
                 script=dataclasses.replace(hub.script, greeting=relay.welcome_greeting or ""),
                 greeting_interruptible=relay.welcome_greeting_interruptible.by_speech,
             )
+        elif self.caller_history:  # a returning caller
+            self.call.accept(clock(), script=hub.script.returning())
         else:
             self.call.accept(clock())
         self.listener.open_stt(hub.stt_url)
@@ -589,6 +604,8 @@ class CallSession:
                         len(transcript),
                         transcript.chars(),
                     )
+                if self.registered:
+                    call_ended(self)  # its record, to the writer's queue (never awaits)
                 self._count_audio_out(True)
                 repeats = sum(n - 1 for n in self._error_kinds.values())
                 if self.registered or repeats:

@@ -42,6 +42,7 @@ __all__ = [
     "ENV_VARS",
     "BrainKind",
     "ListenSettings",
+    "RecordsSettings",
     "Settings",
     "TTSSource",
     "TTSTransport",
@@ -205,7 +206,164 @@ def _url_query(url: str) -> str | None:
     return urlsplit(url).query or None  # a ConversationRelay URL's token rides in its query
 
 
+def _database_url(name: str, url: str) -> str:
+    if url.lower() == "off":
+        return "off"
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        if not url.lower().startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise ConfigError(f"{name} must look like sqlite:///path/to/file (a file)")
+        return url
+    if scheme in ("postgres", "postgresql"):
+        if not urlsplit(url).hostname:
+            raise ConfigError(f"{name} must look like postgresql://user:password@host:5432/db")
+        return url
+    raise ConfigError(f"{name} must be sqlite:///path, postgresql://user:password@host/db or off")
+
+
+def _http_url(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must look like https://host/path")
+    return url
+
+
+def _loopback_url(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not _loopback(parts.hostname):
+        raise ConfigError(f"{name} must be an http://127.0.0.1:port URL (a local stand-in)")
+    return url.rstrip("/")
+
+
+def _phone_number(name: str, number: str) -> str:
+    digits = number[1:] if number.startswith("+") else ""
+    if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        raise ConfigError(f"{name} must be a number in E.164 form (+15555550123)")
+    return number
+
+
 # ------------------------------------------------------------------------ the settings
+
+
+#: Records live in this SQLite file (in the working directory) unless told otherwise.
+DEFAULT_DATABASE_URL = "sqlite:///hotline-records.sqlite3"
+
+
+@dataclass(frozen=True)
+class RecordsSettings:
+    """Call records, caller memory, summaries and the owner's notifications (validated).
+
+    Raises:
+        ConfigError: a value is malformed or out of range (the message names the variable).
+    """
+
+    database_url: str = var(
+        "HOTLINE_DATABASE_URL",
+        DEFAULT_DATABASE_URL,
+        "where call records are kept: sqlite:///path (default sqlite:///hotline-records.sqlite3), "
+        "postgresql://user:password@host:5432/db, or off",
+        check=_database_url,
+        secret=True,
+        redact=_url_password,
+        fallback=env.Var(
+            "DATABASE_URL",
+            "used when HOTLINE_DATABASE_URL is unset (what Railway's PostgreSQL sets)",
+            secret=True,
+            redact=_url_password,
+        ),
+    )
+    records_key: str | None = var(
+        "HOTLINE_RECORDS_KEY",
+        None,
+        "key of the callers' number hashes; the same on every replica (default: derived from "
+        "HOTLINE_TOKEN_SECRET, else TWILIO_AUTH_TOKEN)",
+        secret=True,
+    )
+    store_caller_numbers: bool = var(
+        "HOTLINE_STORE_CALLER_NUMBERS",
+        False,
+        "1 = keep callers' full numbers in the records (default: a keyed hash and a masked form)",
+        parse=flag,
+    )
+    retention_days: int = var(
+        "HOTLINE_RETENTION_DAYS",
+        90,
+        "call records older than this many days are purged (0 = kept)",
+        parse=integer,
+        check=within(0, 36_500),
+    )
+    memory_calls: int = var(
+        "HOTLINE_MEMORY_CALLS",
+        3,
+        "a returning caller's last calls whose summaries the brain gets (0 = no memory)",
+        parse=integer,
+        check=within(0, 20),
+    )
+    records_queue: int = var(
+        "HOTLINE_RECORDS_QUEUE",
+        1000,
+        "records kept in memory while the database is away (then spooled to a file)",
+        parse=integer,
+        check=within(1, 1_000_000),
+    )
+    records_spool: str | None = var(
+        "HOTLINE_RECORDS_SPOOL",
+        None,
+        "file for records the database could not take yet (default: beside the SQLite file, "
+        "else hotline-records.spool in the working directory)",
+        check=non_empty,
+    )
+    notify_url: str | None = var(
+        "HOTLINE_NOTIFY_URL",
+        None,
+        "a webhook POSTed a signed call.ended event (the record) after each call",
+        check=_http_url,
+        secret=True,  # its query may hold a token
+        redact=_url_query,
+    )
+    notify_secret: str | None = var(
+        "HOTLINE_NOTIFY_SECRET",
+        None,
+        "key of the webhook's X-Hotline-Signature (HMAC-SHA256 of the body)",
+        secret=True,
+    )
+    owner_number: str | None = var(
+        "HOTLINE_OWNER_NUMBER",
+        None,
+        "a number texted each call's summary (needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
+        "HOTLINE_SMS_FROM)",
+        check=_phone_number,
+        secret=True,  # a number never reaches a log
+    )
+    twilio_account_sid: str | None = var(
+        "TWILIO_ACCOUNT_SID", None, "the Twilio account the summary SMS is sent from"
+    )
+    sms_from: str | None = var(
+        "HOTLINE_SMS_FROM",
+        None,
+        "the summary SMS's sender: a Twilio number (+1555...) or a Messaging Service SID",
+        secret=True,
+    )
+    twilio_api_url: str | None = var(
+        "HOTLINE_TWILIO_API_URL",
+        None,
+        "tests: Twilio's REST API base on 127.0.0.1 (a stand-in speaking the Messages API)",
+        check=_loopback_url,
+        table=Table.STANDIN,
+    )
+
+    def __post_init__(self) -> None:
+        env.check(self)
+        if self.owner_number is not None:
+            if not self.twilio_account_sid or not self.sms_from:
+                raise ConfigError(
+                    "HOTLINE_OWNER_NUMBER needs TWILIO_ACCOUNT_SID and HOTLINE_SMS_FROM "
+                    "(and TWILIO_AUTH_TOKEN)"
+                )
+
+    @property
+    def enabled(self) -> bool:
+        return self.database_url != "off"
 
 
 @dataclass(frozen=True)
@@ -517,6 +675,8 @@ class Settings:
     insecure_dev: bool = False
     #: Speech-to-text, turns, brains (issue 10): see :class:`ListenSettings`.
     listen: ListenSettings = group(ListenSettings)
+    #: Call records, caller memory, summaries, the owner told (issue 20).
+    records: RecordsSettings = group(RecordsSettings)
 
     def __post_init__(self) -> None:
         env.check(self)
@@ -531,6 +691,10 @@ class Settings:
         check_model_options(
             self.elevenlabs_model_id, self.elevenlabs_transport, self.elevenlabs_extra_query
         )
+        if self.records.owner_number is not None and not self.twilio_auth_token:
+            raise ConfigError(
+                "HOTLINE_OWNER_NUMBER needs TWILIO_AUTH_TOKEN (the SMS is sent with it)"
+            )
 
     # -------------------------------------------------------------------------------
 

@@ -165,12 +165,18 @@ def _wait(client: TestClient, predicate: Any, what: str) -> None:
     assert client.portal.call(poll), what
 
 
+#: The app's own tasks, as long-lived as the app (not a call's).
+APP_TASKS = {"hotline-records", "hotline-records-purge"}
+
+
 def _hotline_tasks(client: TestClient) -> list[str]:
     async def names() -> list[str]:
         return sorted(
             t.get_name()
             for t in asyncio.all_tasks()
-            if t.get_name().startswith("hotline-") and not t.done()
+            if t.get_name().startswith("hotline-")
+            and t.get_name() not in APP_TASKS
+            and not t.done()
         )
 
     assert client.portal is not None

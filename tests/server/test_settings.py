@@ -158,14 +158,30 @@ SAMPLES = {
     "HOTLINE_BRAIN": "llm",
     "HOTLINE_HANDOFF_URL": "https://crm.example/handoff?key=s3cret-handoff",
     "HOTLINE_HANDOFF_NUMBER": "+15551234567",
+    "HOTLINE_DATABASE_URL": "postgresql://hotline:s3cret-db@10.0.0.7:5432/calls",
+    "DATABASE_URL": "postgres://u:s3cret-railway-db@db.railway.internal:5432/railway",
+    "HOTLINE_STORE_CALLER_NUMBERS": "1",
+    "HOTLINE_NOTIFY_URL": "https://owner.example/hook?token=s3cret-hook",
+    "HOTLINE_OWNER_NUMBER": "+15555550199",
+    "HOTLINE_TWILIO_API_URL": "http://127.0.0.1:9",
 }
 #: What a variable needs beside it to be valid.
-NEEDS = {"HOTLINE_BRAIN": {"HOTLINE_LLM_URL": "http://127.0.0.1:9/v1"}}
+NEEDS = {
+    "HOTLINE_BRAIN": {"HOTLINE_LLM_URL": "http://127.0.0.1:9/v1"},
+    "HOTLINE_OWNER_NUMBER": {
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "t",
+        "HOTLINE_SMS_FROM": "+15555550100",
+    },
+}
 #: What the logs must never show of a secret, when it is not the whole value.
 REDACTED = {
     "HOTLINE_REDIS_URL": "s3cret-redis",
     "HOTLINE_RELAY_URL": "token=s3cret-relay",
     "HOTLINE_HANDOFF_URL": "key=s3cret-handoff",
+    "HOTLINE_DATABASE_URL": "s3cret-db",
+    "DATABASE_URL": "s3cret-railway-db",
+    "HOTLINE_NOTIFY_URL": "token=s3cret-hook",
 }
 
 
@@ -192,7 +208,7 @@ def test_every_secret_is_kept_out_of_logs() -> None:
     assert {"TWILIO_AUTH_TOKEN", "HOTLINE_REDIS_URL", "OPENAI_API_KEY"} <= set(secret)
     for name in secret:
         value = _sample(name)
-        s = Settings.from_env({name: value})
+        s = Settings.from_env({**NEEDS.get(name, {}), name: value})
         hidden = REDACTED.get(name, value)
         assert hidden in s.secrets(), name
         assert hidden not in repr(s) and hidden not in str(s.describe()), name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from fastapi import FastAPI
 from hotline.server.app import create_app
 from hotline.server.cli import uvicorn_config_kwargs
 from hotline.server.hub import Hub
-from hotline.server.settings import ListenSettings, Settings
+from hotline.server.settings import ListenSettings, RecordsSettings, Settings
 from hotline.server.speech_service import TTSFactory
 from hotline.sim import webhook
 
@@ -40,12 +41,16 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # What every test server gets unless it overrides it: tokens, a quick local voice, and no
 # speech-to-text (each lifespan with the default local ear spawns a `python -m hotline.ear`
 # process, ~1.2 s a server). A test that listens opts in: ``listen=ListenSettings(stt="local")``.
+# Call records stay on (the default: SQLite), in a file of this test process's own rather than
+# the working directory's.
+RECORDS_DIR = tempfile.mkdtemp(prefix="hotline-test-records-")
 TEST_SETTINGS: dict[str, Any] = {
     "twilio_auth_token": AUTH_TOKEN,
     "admin_token": ADMIN_TOKEN,
     "local_voice_first_chunk_delay": 0.05,
     "tts_timeout": 1.5,
     "listen": ListenSettings(stt="off"),
+    "records": RecordsSettings(database_url=f"sqlite:///{RECORDS_DIR}/records.sqlite3"),
 }
 
 

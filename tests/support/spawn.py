@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from hotline.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = (sys.executable, "-m", "hotline", "serve")
+#: Call records of the spawned servers (on by default: SQLite), kept out of the repository.
+RECORDS_DIR = tempfile.mkdtemp(prefix="hotline-test-serve-records-")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -33,7 +36,10 @@ def clean_env(**extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("TWILIO_", "ELEVENLABS_", "HOTLINE_", "RAILWAY_"))
+        and k != "DATABASE_URL"
     }
+    # call records (on by default) in this test process's own SQLite file, not the repository's
+    env["HOTLINE_DATABASE_URL"] = f"sqlite:///{RECORDS_DIR}/serve.sqlite3"
     env.update(extra)
     return env
 
