@@ -185,6 +185,8 @@ class Records:
                     del self._prefetched[sid]
         if self.config.memory_calls <= 0 or not number or call_sid in self._prefetched:
             return
+        if self.writer.down:
+            return  # the database is away: the call is not held up waiting for it
         task = asyncio.get_running_loop().create_task(
             self._memory_quietly(number), name="hotline-memory"
         )
@@ -199,17 +201,11 @@ class Records:
             log.warning("records: a caller's memory could not be read (%s)", type(exc).__name__)
             return []
 
-    def take(self, call_sid: str) -> list[Memory]:
-        """The memory :meth:`prefetch` found for this call, if it is there already (the
-        stream's start cannot wait: the greeting plays at once)."""
+    def take(self, call_sid: str) -> asyncio.Task[list[Memory]] | None:
+        """The lookup :meth:`prefetch` started for this call (None: none). It never raises:
+        a failed lookup is an empty memory."""
         entry = self._prefetched.pop(call_sid, None)
-        if entry is None:
-            return []
-        task = entry[1]
-        if not task.done():
-            task.cancel()
-            return []
-        return task.result() if not task.cancelled() else []
+        return entry[1] if entry is not None else None
 
     async def forget(self, number: str) -> int:
         """Erase a caller: their records (waiting ones too). Returns how many were deleted."""

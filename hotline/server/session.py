@@ -75,6 +75,9 @@ MAX_MESSAGE = 64 * 1024
 _MAX_ERROR_KINDS = 32
 #: Seconds a media stream may stay open without a valid ``start``.
 START_TIMEOUT = 10.0
+#: Seconds the greeting waits for a returning caller's memory still being looked up (the
+#: lookup started at the webhook; it normally took a few ms and is over by then).
+MEMORY_WAIT = 0.15
 
 clock = time.perf_counter
 _NEVER = float("inf")
@@ -488,8 +491,8 @@ class CallSession:
         hub = self.hub
         start = action.start
         params = start.custom_parameters
-        # a returning caller's memory, looked up when the webhook was answered
-        memory = hub.records.take(start.call_sid) if hub.records is not None else []
+        # a returning caller's memory, looked up since the webhook was answered
+        memory = hub.records.take(start.call_sid) if hub.records is not None else None
         entry = hub.tokens.consume(params.get("token"), start.call_sid, params.get("From", ""))
         if entry is None or params.get("CallSid", start.call_sid) != start.call_sid:
             hub.metrics.signature_failures.labels("start-token").inc()
@@ -508,7 +511,6 @@ class CallSession:
             return
         self.call_sid = start.call_sid
         self.caller = entry.caller
-        self.caller_history = tuple(m.as_dict() for m in memory)
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
         self.speech = hub.speech.for_call(start.call_sid, self._tts_socket)
@@ -522,12 +524,33 @@ class CallSession:
             hub.tts_source,
             hub.settings.elevenlabs_output_format,
         )
+        if memory is not None and not memory.done():
+            # The greeting depends on it: wait for the lookup (a few ms), never long.
+            timer = asyncio.get_running_loop().call_later(MEMORY_WAIT, memory.cancel)
+
+            def looked_up(task: asyncio.Task[Any]) -> None:
+                timer.cancel()
+                self._begin(start, task)
+                self.dispatch()
+
+            memory.add_done_callback(looked_up)
+            return
+        self._begin(start, memory)
+
+    def _begin(self, start: Any, memory: asyncio.Task[Any] | None) -> None:
+        """The greeting (or the returning caller's, or the resumed stream's line), the
+        recogniser and the brain."""
+        if self._done.is_set() or self.listener is None:
+            return
+        hub = self.hub
+        if memory is not None and not memory.cancelled():
+            self.caller_history = tuple(m.as_dict() for m in memory.result())
         relay = hub.script.relay if hub.settings.listen.brain is BrainKind.RELAY else None
         if relay is not None:  # the app's <ConversationRelay interruptible> for keys
             self.call.digits_cut = relay.interruptible.by_digit
         if self.mode is CallMode.DEBUG:
             self.call.accept(clock(), script=DEBUG_SCRIPT, hangup_after_greeting=True)
-        elif params.get("resume"):  # a dropped stream back (<Connect action>): no greeting
+        elif start.custom_parameters.get("resume"):  # a dropped stream back: no greeting
             self.call.accept(clock(), script=hub.script.resumed())
         elif relay is not None:  # its welcomeGreeting, or nothing: the app speaks first
             self.call.accept(
