@@ -99,6 +99,8 @@ def _twilio_client(account_sid: str, auth_token: str | None, api_url: str | None
     ``https://api.twilio.com`` for the Messages API."""
     from twilio.rest import Client
 
+    # its request lines name the account and the API; one SMS a call is no reason for ten lines
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     client = Client(account_sid, auth_token)
     if api_url is not None:
         client.api.base_url = api_url
