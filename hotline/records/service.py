@@ -96,6 +96,8 @@ class Records:
         )
         self._purge: asyncio.Task[None] | None = None
         self.revision: str | None = None
+        #: Records deleted by the retention purge since start.
+        self.purged = 0
         self._prefetched: dict[str, tuple[float, asyncio.Task[list[Memory]]]] = {}
 
     async def start(self) -> None:
@@ -234,6 +236,7 @@ class Records:
             return 0
         before = int(self.clock() * 1000) - self.config.retention_days * DAY_MS
         count = await self.store.purge(before)
+        self.purged += count
         if count:
             log.info(
                 "records: %d record(s) older than %d days purged", count, self.config.retention_days

@@ -86,3 +86,32 @@ def test_shutdown_spools_what_it_cannot_write_and_the_next_start_writes_it(
             await store.aclose()
 
     arun(main, 60)
+
+
+def test_the_retention_purge_runs_at_start_and_keeps_the_recent(database_url: str) -> None:
+    from hotline.records.privacy import derive_key
+    from hotline.records.service import DAY_MS, Records, RecordsConfig
+
+    now_s = 1_800_000_000.0
+    now_ms = int(now_s * 1000)
+
+    async def main() -> None:
+        store = RecordStore(database_url)
+        await store.start()
+        await store.write(
+            [record("CA-old", now_ms - 91 * DAY_MS), record("CA-recent", now_ms - 89 * DAY_MS)]
+        )
+        await store.aclose()
+        config = RecordsConfig(url=database_url, key=derive_key("k"), retention_days=90)
+        records = Records(config, clock=lambda: now_s)
+        await records.start()  # the purge's first round runs now
+        try:
+            await wait_until(
+                lambda: records._purge is not None and records.purged == 1, 10, "the purge"
+            )
+            assert await records.store.get("CA-old") is None
+            assert await records.store.get("CA-recent") is not None
+        finally:
+            await records.aclose()
+
+    arun(main, 60)
