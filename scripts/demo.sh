@@ -7,8 +7,9 @@
 # simulated Twilio call: it hears the greeting, asks a question aloud (the ear transcribes it, the
 # script brain answers with the intent's line), presses 1, hears the answer, talks over it, and
 # hangs up. Prints what the caller lived through, the spoken turn's voice-to-voice split and the
-# server's own figures, writes what the caller heard to caller.wav, stops the server. Exits
-# non-zero if anything failed.
+# server's own figures, then the call's record and summary as GET /history/{CallSid} serves them
+# (records in a SQLite file of this run), writes what the caller heard to caller.wav, stops the
+# server. Exits non-zero if anything failed.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ TWILIO_AUTH_TOKEN=$("$BIN/python" -c 'import secrets; print(secrets.token_hex(16
 HOTLINE_ADMIN_TOKEN=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
 BASE="http://127.0.0.1:$PORT"
 LOG=$(mktemp -t hotline-demo-server.XXXXXX)
+RECORDS=$(mktemp -d -t hotline-demo-records.XXXXXX)
 REPORT=$(mktemp -t hotline-demo-call.XXXXXX)
 SERVER_PID=""
 
@@ -42,6 +44,7 @@ cleanup() {
     rm -f "$LOG"
   fi
   rm -f "$REPORT"
+  rm -rf "$RECORDS"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -53,6 +56,7 @@ echo "== hotline demo: server on $BASE (local voice and local ear, random tokens
 env -u ELEVENLABS_API_KEY -u DEEPGRAM_API_KEY \
   TWILIO_AUTH_TOKEN="$TWILIO_AUTH_TOKEN" HOTLINE_ADMIN_TOKEN="$HOTLINE_ADMIN_TOKEN" \
   HOTLINE_PUBLIC_URL="$BASE" HOTLINE_STT=local HOTLINE_BRAIN=script \
+  HOTLINE_DATABASE_URL="sqlite:///$RECORDS/records.sqlite3" \
   "${HOTLINE[@]}" serve --host 127.0.0.1 --port "$PORT" >"$LOG" 2>&1 &
 SERVER_PID=$!
 
@@ -171,5 +175,38 @@ print("  result                 " + ("OK" if ok else "PROBLEM: " + ("; ".join(re
 sys.exit(0 if ok else 1)
 PY
 REPORT_RC=$?
+
+echo "== the call's record (GET /history/{CallSid})"
+HOTLINE_ADMIN_TOKEN="$HOTLINE_ADMIN_TOKEN" "$BIN/python" - "$BASE" "$REPORT" <<'PY' || exit 1
+import json, os, sys, time
+import httpx
+
+base, report_path = sys.argv[1], sys.argv[2]
+sid = json.load(open(report_path))["call_sid"]
+auth = {"Authorization": "Bearer " + os.environ["HOTLINE_ADMIN_TOKEN"]}
+deadline = time.monotonic() + 20
+while True:  # written off the call's path: a moment after the hang-up
+    r = httpx.get(f"{base}/history/{sid}", headers=auth, timeout=5)
+    if (r.status_code == 200 and r.json().get("summary")) or time.monotonic() > deadline:
+        break
+    time.sleep(0.2)
+if r.status_code != 200 or not r.json().get("summary"):
+    sys.exit(f"demo: no record of call {sid} ({r.status_code}: {r.text[:200]})")
+rec = r.json()
+listed = httpx.get(f"{base}/history", headers=auth, params={"limit": 5}, timeout=5).json()
+print(f"  call                   {rec['call_sid']} from {rec['caller']}, {rec['duration_s']:.1f} s, "
+      f"ended by {rec['ended_by']} ({rec['outcome']}); brain {rec['brain']}")
+print(f"  started, ended         {rec['started_at']} .. {rec['ended_at']}")
+print(f"  turns                  {len(rec['turns'])}; barge-ins {rec['barge_ins']}; "
+      f"errors {sum(e['count'] for e in rec['errors'])}")
+for turn in rec["turns"]:
+    text = turn["text"] if len(turn["text"]) <= 70 else turn["text"][:69] + "…"
+    lat = turn.get("latency_ms")
+    extra = f"  [voice to voice {lat['sent']:.0f} ms]" if lat else ""
+    extra += f"  [heard {turn['heard_ms'] / 1000:.1f} s of it]" if "heard_ms" in turn else ""
+    print(f"    {turn['at']:6.1f} s  {turn['speaker']:<8} {text!r}{extra}")
+print(f"  summary ({rec['summary_by']})          {rec['summary']}")
+print(f"  /history               {len(listed['calls'])} call(s) in the records of this run")
+PY
 [ "$CALL_RC" -eq 0 ] || { echo "demo: the call failed (exit $CALL_RC)" >&2; exit "$CALL_RC"; }
 exit "$REPORT_RC"

@@ -1,8 +1,9 @@
 """The call's summary: by the configured LLM (an OpenAI-compatible Chat Completions endpoint),
 else a plain one made from the turns.
 
-The plain summary says when and how long, how many turns, what the caller asked first and last
-(their words, cut short) and how the call ended. The LLM gets the turns as a transcript and a
+The plain summary says how long, how many turns, what the caller asked first and last (their
+words, cut short), which of the script's intents and menu lines answered them (the turns'
+``topic``) and how the call ended. The LLM gets the turns as a transcript and a
 short instruction; a failure or a timeout falls back to the plain summary, so every record has
 one.
 """
@@ -41,6 +42,9 @@ def plain_summary(record: CallRecord) -> str:
         parts.append(f'The caller said first: "{_cut(said[0])}".')
         if len(said) > 1:
             parts.append(f'Last: "{_cut(said[-1])}".')
+    topics = list(dict.fromkeys(t["topic"] for t in record.turns if t.get("topic")))
+    if topics:
+        parts.append(f"Answered: {', '.join(topics)}.")
     if record.barge_ins:
         parts.append(f"They cut in {record.barge_ins} time(s).")
     parts.append(f"Ended by {record.ended_by} ({record.outcome}).")

@@ -139,6 +139,17 @@ def _latency(turn: TurnLatency) -> dict[str, float]:
     }
 
 
+def _topics(script: Any) -> dict[str, str]:
+    """The script's lines by what they answer: an intent's name, or ``menu <key>``."""
+    out: dict[str, str] = {}
+    for key, entry in script.menu.items():
+        out.setdefault(entry.say, f"menu {key}")
+    for intent in script.intents:
+        if intent.say:
+            out[intent.say] = intent.name
+    return out
+
+
 def record_of(session: Any, records: Records, now: float | None = None) -> CallRecord:
     """The record of an ended call (:class:`hotline.server.session.CallSession`)."""
     call = session.call
@@ -151,6 +162,10 @@ def record_of(session: Any, records: Records, now: float | None = None) -> CallR
             if entry.utterance_id in latencies and entry.speaker.value == "hotline":
                 item["latency_ms"] = latencies[entry.utterance_id]
             turns.append(item)
+    topics = _topics(session.hub.script)
+    for item in turns:
+        if item["speaker"] == "hotline" and item["text"] in topics:
+            item["topic"] = topics[item["text"]]
     listener = session.listener
     handoffs = []
     errors = [{"kind": kind, "count": count} for kind, count in session._error_kinds.items()]

@@ -58,6 +58,7 @@ def test_a_call_is_recorded_and_served_by_the_api(database_url: str, tmp_path: P
             ]
             reply = whole["turns"][2]
             assert set(reply["latency_ms"]) >= {"final", "first_audio", "sent"}
+            assert reply["topic"] == "tour" and "Answered: tour." in whole["summary"]
             assert whole["summary_by"] == "plain" and whole["brain"] == "script"
             assert "caller_number" not in whole
 
