@@ -16,6 +16,15 @@ Issue 11: each run also measures the codec's own CPU per audio-second in the sam
 and prints the server's CPU per call-second divided by it (the issue's target: <= 2x), and the
 load generator's own CPU per call-second (the generator must not be the bottleneck).
 
+Issue 20: ``--records-ab PAIRS`` measures what the call records cost. For each N it runs
+PAIRS pairs of loads in one go, alternating records on (a fresh SQLite file per run, the
+default engine) and off (``HOTLINE_DATABASE_URL=off``) in ABBA order so that a machine getting
+busier or quieter weighs on both alike; the "after" figures wait until ``/history`` lists every
+call, so the server's CPU includes summarising and writing the records. It prints each run's
+server CPU per call-second, the medians and the difference (target: <= +5 %).
+
+    python -m benchmarks.bench_load --calls 100 --seconds 20 --records-ab 3
+
 Not a pytest-benchmark timing: a load run is minutes of wall time on a shared machine.
 """
 
@@ -23,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import tempfile
 from typing import Any
 
 from benchmarks.common import best_cpu_seconds, versions
@@ -33,6 +44,7 @@ TARGET_UNDERRUN_CALLS = 0
 TARGET_TTFA_OVER_VOICE_MS = 200.0
 TARGET_CPU_MS_PER_CALL_S = 5.0
 TARGET_CPU_OVER_CODEC = 2.0  # issue 11: server CPU per call-second <= 2x the codec's own
+TARGET_RECORDS_CPU_PERCENT = 5.0  # issue 20: records on costs <= +5 % server CPU per call-second
 CHUNK = 3000  # bytes of TTS audio per feed, about what an ElevenLabs message carries
 
 
@@ -162,9 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="e.g. ELEVENLABS_TRANSPORT=single HOTLINE_CACHE_BYTES=0 (the TTS path every time)",
     )
+    p.add_argument(
+        "--records-ab",
+        type=int,
+        default=0,
+        metavar="PAIRS",
+        help="issue 20: per N, PAIRS pairs of runs alternating call records on and off",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)
+    if args.records_ab:
+        return records_ab(args, argv)
     server_env = env_pairs(args.server_env)
     output_format = server_env.get("ELEVENLABS_OUTPUT_FORMAT", "mp3_44100_128")
     runs: list[dict[str, Any]] = []
@@ -218,6 +239,74 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in r["targets"].items()
         )
         print(f"  {n:>4} calls: {marks}")
+    return 0
+
+
+def records_ab(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Issue 20: server CPU per call-second with call records on vs off, alternating (ABBA)."""
+    base_env = env_pairs(args.server_env)
+    workdir = tempfile.mkdtemp(prefix="hotline-bench-records-")
+    out: dict[str, Any] = {
+        "versions": versions(),
+        "command": " ".join(["python -m benchmarks.bench_load", *(argv or sys.argv[1:])]),
+        "seconds": args.seconds,
+        "results": [],
+    }
+    for n in args.calls:
+        cpu: dict[str, list[float]] = {"on": [], "off": []}
+        runs = []
+        order = [m for i in range(args.records_ab) for m in (("on", "off"), ("off", "on"))[i % 2]]
+        for i, mode in enumerate(order):
+            url = f"sqlite:///{workdir}/run{n}-{i}.sqlite3" if mode == "on" else "off"
+            opts = LoadOptions(
+                spawn_server=True,
+                calls=n,
+                seconds=args.seconds,
+                first_chunk_delay=args.first_chunk_delay,
+                embedded_voice=args.embedded_voice,
+                lead_ms=args.lead_ms,
+                server_env={**base_env, "HOTLINE_DATABASE_URL": url},
+                records_settle_s=60.0,
+            )
+            result = run_async(run_load(opts), use_uvloop=not args.no_uvloop)
+            value = result["server"].get("cpu_ms_per_call_second")
+            errors = result["errors"]["total"]
+            runs.append({"records": mode, "cpu_ms_per_call_second": value, "errors": errors})
+            if value is not None:
+                cpu[mode].append(value)
+            print(
+                f"  {n} calls, records {mode:<3}: server CPU {value} ms per call-second, "
+                f"{errors} errors",
+                file=sys.stderr,
+                flush=True,
+            )
+        on, off = statistics.median(cpu["on"]), statistics.median(cpu["off"])
+        delta = (on / off - 1.0) * 100.0
+        out["results"].append(
+            {
+                "calls": n,
+                "runs": runs,
+                "median_on": on,
+                "median_off": off,
+                "delta_percent": round(delta, 2),
+                "target_percent": TARGET_RECORDS_CPU_PERCENT,
+                "ok": delta <= TARGET_RECORDS_CPU_PERCENT,
+            }
+        )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for k, v in out["versions"].items():
+        print(f"# {k}: {v}")
+    print(f"# {out['command']}")
+    for r in out["results"]:
+        each = ", ".join(f"{x['records']} {x['cpu_ms_per_call_second']}" for x in r["runs"])
+        print(f"{r['calls']} calls, server CPU ms per call-second, in run order: {each}")
+        print(
+            f"  median on {r['median_on']:.3f}, off {r['median_off']:.3f}: "
+            f"{r['delta_percent']:+.2f} % ({'ok' if r['ok'] else 'MISSED'}, target "
+            f"<= +{TARGET_RECORDS_CPU_PERCENT:g} %)"
+        )
     return 0
 
 

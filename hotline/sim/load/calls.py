@@ -54,6 +54,9 @@ class LoadOptions:
     # with spawn_server: run `hotline serve` on these CPUs only, and the voice, the ear and this
     # generator on the others (the capacity ramp pins the server to one core)
     server_cpus: frozenset[int] | None = None
+    # wait (at most this long) until GET /history lists every call before the "after" figures:
+    # the server's CPU then includes writing the calls' records (0: do not wait)
+    records_settle_s: float = 0.0
 
 
 @dataclass
@@ -167,6 +170,21 @@ async def _active_calls(client: Any, base: str, admin: str | None) -> int | None
     return len(r.json().get("calls", [])) if r.status_code == 200 else None
 
 
+async def _records_written(client: Any, base: str, admin: str | None) -> int | None:
+    """How many calls ``GET /history`` lists (None: no admin token, or records off)."""
+    import httpx
+
+    if not admin:
+        return None
+    try:
+        r = await client.get(
+            base + "/history", headers={"Authorization": f"Bearer {admin}"}, params={"limit": 200}
+        )
+    except httpx.HTTPError:
+        return None
+    return len(r.json().get("calls", [])) if r.status_code == 200 else None
+
+
 async def _health(client: Any, base: str) -> bool:
     import httpx
 
@@ -258,6 +276,13 @@ async def _run(
             remaining = await _active_calls(client, base, admin)
         if opts.sequential:
             await asyncio.sleep(0.5)  # sockets in close handshakes
+        if opts.records_settle_s > 0:
+            deadline = time.monotonic() + opts.records_settle_s
+            while time.monotonic() < deadline:
+                written = await _records_written(client, base, admin)
+                if written is None or written >= min(len(reports), 200):
+                    break
+                await asyncio.sleep(0.5)
         after = await _get_metrics(client, base)
         proc_after = proc_sample(pid) if pid else None
         voice_after = proc_sample(voice_pid) if voice_pid else None
