@@ -7,6 +7,10 @@ calls elsewhere), webhooks that still arrive are answered, live calls go on to t
 end, and only once the last one is over (or ``drain_timeout`` passed) does uvicorn's normal
 shutdown run. A second SIGTERM is ignored (the platform's SIGKILL is the hard stop); SIGINT
 (Ctrl-C) keeps uvicorn's immediate behaviour, and a SIGINT during a drain stops at once.
+
+The calls' records are not lost on the way out: once the calls are over, the app's lifespan
+writes the records still queued (:meth:`hotline.records.service.Records.aclose`, 10 s at
+most) and spools to a local file whatever the database could not take, for the next start.
 """
 
 from __future__ import annotations

@@ -105,10 +105,21 @@ def own_postgres() -> Iterator[PostgresCluster]:
         cluster.destroy()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a SQLite file, or a new database on the suite's PostgreSQL."""
+def _database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/records.sqlite3"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or a new database on the suite's PostgreSQL."""
+    return _database(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def call_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same, for tests that place real-time calls: on PostgreSQL they are in the slow tier
+    (`make test-all`); `make test` runs them on SQLite."""
+    return _database(request, tmp_path)

@@ -24,9 +24,9 @@ from tests.support.aio import arun
 from tests.support.server import ADMIN, running_server
 
 
-def test_a_call_is_recorded_and_served_by_the_api(database_url: str, tmp_path: Path) -> None:
+def test_a_call_is_recorded_and_served_by_the_api(call_database_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        settings = records_settings(database_url)
+        settings = records_settings(call_database_url)
         async with running_server(records=settings, script_path=script_file(tmp_path)) as run:
             await place_call(run, sid(1), NUMBER_A)
             await place_call(run, sid(2), NUMBER_B, says=("Is there a tour?", "Thanks"))

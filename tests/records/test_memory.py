@@ -30,10 +30,10 @@ from tests.support.server import ADMIN, Running, running_server
 
 
 def test_a_returning_caller_is_greeted_as_one_and_an_erased_one_is_not(
-    database_url: str, tmp_path: Path
+    call_database_url: str, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        settings = records_settings(database_url)
+        settings = records_settings(call_database_url)
         async with running_server(records=settings, script_path=script_file(tmp_path)) as run:
             for n, number in enumerate((NUMBER_A, NUMBER_A, NUMBER_B), start=1):
                 await place_call(run, sid(n), number)
