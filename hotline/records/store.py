@@ -130,13 +130,16 @@ class RecordStore:
                 "PostgreSQL needs its driver: pip install 'hotline[postgres]' (asyncpg)"
             )
         self.path = sqlite_path(url)
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if self.dialect == "postgresql":
-            kwargs.update(pool_size=5, max_overflow=5, pool_timeout=5)
+            # a server that restarted leaves dead connections in the pool: ping at checkout
+            kwargs.update(pool_size=5, max_overflow=5, pool_timeout=5, pool_pre_ping=True)
             ssl = _ssl(url)
             kwargs["connect_args"] = {"timeout": 5, **({"ssl": ssl} if ssl else {})}
         else:
-            kwargs["connect_args"] = {"timeout": 5}
+            # one connection for the writer, one for reads (WAL: they do not wait for each other);
+            # opened at start (warm_up), so the process's file descriptors stay as they are
+            kwargs.update(pool_size=2, max_overflow=0, pool_timeout=10, connect_args={"timeout": 5})
         self.engine: AsyncEngine = create_async_engine(engine_url(url), **kwargs)
         if self.dialect == "sqlite":
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -149,10 +152,21 @@ class RecordStore:
     # ---------------------------------------------------------------- schema
 
     async def start(self) -> str:
-        """Apply every migration not applied yet (under the lock). Returns the revision."""
+        """Apply every migration not applied yet (under the lock), then open the pool's
+        connections. Returns the revision."""
         revision = await self._start()
         self.ready = True
+        await self._warm_up()
         return revision
+
+    async def _warm_up(self) -> None:
+        """Open the SQLite pool's connections now, not during the first calls."""
+        if self.dialect != "sqlite":
+            return
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(2):
+                conn = await stack.enter_async_context(self.engine.connect())
+                await conn.execute(sa.text("SELECT 1"))
 
     async def _start(self) -> str:
         if self.path is not None:

@@ -77,7 +77,7 @@ _MAX_ERROR_KINDS = 32
 START_TIMEOUT = 10.0
 #: Seconds the greeting waits for a returning caller's memory still being looked up (the
 #: lookup started at the webhook; it normally took a few ms and is over by then).
-MEMORY_WAIT = 0.15
+MEMORY_WAIT = 0.1
 
 clock = time.perf_counter
 _NEVER = float("inf")

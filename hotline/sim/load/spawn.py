@@ -80,6 +80,8 @@ async def spawn_server(
         HOTLINE_PUBLIC_URL=url,
         HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY=str(first_chunk_delay),
         PYTHONUNBUFFERED="1",
+        # call records (on by default) in a SQLite file of this run, not the working directory
+        HOTLINE_DATABASE_URL=f"sqlite:///{logdir}/records.sqlite3",
     )
     env.update(extra_env or {})
     procs: list[subprocess.Popen[bytes]] = []
