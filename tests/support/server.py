@@ -41,17 +41,23 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # What every test server gets unless it overrides it: tokens, a quick local voice, and no
 # speech-to-text (each lifespan with the default local ear spawns a `python -m hotline.ear`
 # process, ~1.2 s a server). A test that listens opts in: ``listen=ListenSettings(stt="local")``.
-# Call records stay on (the default: SQLite), in a file of this test process's own rather than
-# the working directory's.
-RECORDS_DIR = tempfile.mkdtemp(prefix="hotline-test-records-")
 TEST_SETTINGS: dict[str, Any] = {
     "twilio_auth_token": AUTH_TOKEN,
     "admin_token": ADMIN_TOKEN,
     "local_voice_first_chunk_delay": 0.05,
     "tts_timeout": 1.5,
     "listen": ListenSettings(stt="off"),
-    "records": RecordsSettings(database_url=f"sqlite:///{RECORDS_DIR}/records.sqlite3"),
 }
+# Call records stay on (the default: SQLite); each server unless told otherwise gets a new file
+# (a new deployment: no caller is a returning one) under this directory, not the working one.
+RECORDS_DIR = tempfile.mkdtemp(prefix="hotline-test-records-")
+
+
+def fresh_records() -> RecordsSettings:
+    """The default records (SQLite) in a new file of their own."""
+    return RecordsSettings(
+        database_url=f"sqlite:///{tempfile.mkdtemp(dir=RECORDS_DIR)}/records.sqlite3"
+    )
 
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
@@ -121,7 +127,9 @@ async def running_server(
     ``tts_factory`` goes to ``create_app`` (e.g. a :class:`tests.support.tts.FaultSwitch`)."""
     sock = bind_ephemeral()
     base = base_url(sock)
-    settings = Settings(**{**TEST_SETTINGS, "public_url": base, **overrides})
+    settings = Settings(
+        **{**TEST_SETTINGS, "public_url": base, "records": fresh_records(), **overrides}
+    )
     app = create_app(settings, tts_factory=tts_factory)
     async with serve_asgi(app, sock) as server:
         yield Running(base, app.state.hub, server, app)

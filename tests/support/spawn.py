@@ -38,8 +38,8 @@ def clean_env(**extra: str) -> dict[str, str]:
         if not k.startswith(("TWILIO_", "ELEVENLABS_", "HOTLINE_", "RAILWAY_"))
         and k != "DATABASE_URL"
     }
-    # call records (on by default) in this test process's own SQLite file, not the repository's
-    env["HOTLINE_DATABASE_URL"] = f"sqlite:///{RECORDS_DIR}/serve.sqlite3"
+    # call records (on by default) in a new SQLite file (a new deployment), not the repository's
+    env["HOTLINE_DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(dir=RECORDS_DIR)}/records.sqlite3"
     env.update(extra)
     return env
 
