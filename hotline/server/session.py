@@ -530,8 +530,12 @@ class CallSession:
 
             def looked_up(task: asyncio.Task[Any]) -> None:
                 timer.cancel()
-                self._begin(start, task)
-                self.dispatch()
+                try:
+                    self._begin(start, task)
+                except Exception:
+                    log.exception("call %s: the call could not begin", self.label)
+                    self._finish("internal error", code=1011)
+                self.fed()
 
             memory.add_done_callback(looked_up)
             return

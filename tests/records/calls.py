@@ -91,7 +91,7 @@ async def place_call(
         live = run.hub.registry.get(call_sid)
         assert isinstance(live, CallSession)
         live.call.transcript_final(text, time.perf_counter())
-        live.dispatch()
+        live.fed()
         await tw.wait_for(lambda n=n: tw.mark_echoed(f"u{n}-end"), 15)
     await tw.hang_up()
     await written(run)

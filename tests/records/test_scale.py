@@ -79,7 +79,7 @@ def test_the_database_down_mid_call_is_never_noticed_and_the_record_arrives_late
             live = run.hub.registry.get(sid(1))
             assert isinstance(live, CallSession)
             live.call.transcript_final("What about the tour?", time.perf_counter())
-            live.dispatch()
+            live.fed()
             await tw.wait_for(lambda: tw.mark_echoed("u2-end"), 15)  # answered as ever
             await tw.hang_up()
             assert tw.heard.bad == [] and tw.heard.underrun_ms == 0
