@@ -27,6 +27,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from hotline.records.model import CallRecord
 from hotline.records.schema import calls
@@ -139,7 +140,14 @@ class RecordStore:
         else:
             # one connection for the writer, one for reads (WAL: they do not wait for each other);
             # opened at start (warm_up), so the process's file descriptors stay as they are
-            kwargs.update(pool_size=2, max_overflow=0, pool_timeout=10, connect_args={"timeout": 5})
+            # (the pool named: SQLAlchemy before 2.0.38 gave aiosqlite files no pool at all)
+            kwargs.update(
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=2,
+                max_overflow=0,
+                pool_timeout=10,
+                connect_args={"timeout": 5},
+            )
         self.engine: AsyncEngine = create_async_engine(engine_url(url), **kwargs)
         if self.dialect == "sqlite":
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
