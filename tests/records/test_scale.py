@@ -141,4 +141,12 @@ def test_sigterm_with_the_database_down_spools_the_record_and_the_next_start_wri
                 break
             time.sleep(0.2)
         assert len(calls) == 1 and calls[0]["caller"] == "+1555***0123"
+        mine = httpx.get(
+            served.base + "/history", headers=admin, params={"caller": NUMBER_A}, timeout=5
+        )
+        assert [c["call_sid"] for c in mine.json()["calls"]] == [calls[0]["call_sid"]]
+        gone = httpx.delete(served.base + f"/callers/{NUMBER_A}", headers=admin, timeout=5)
+        assert gone.json() == {"deleted": 1}
     assert not spool.exists()
+    # the number went through a query and a path: the access log shows it masked only
+    assert "/callers/" in served.stderr and "5555550123" not in served.stderr
