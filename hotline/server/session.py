@@ -494,6 +494,13 @@ class CallSession:
         # a returning caller's memory, looked up since the webhook was answered
         memory = hub.records.take(start.call_sid) if hub.records is not None else None
         entry = hub.tokens.consume(params.get("token"), start.call_sid, params.get("From", ""))
+        refused = (
+            entry is None
+            or params.get("CallSid", start.call_sid) != start.call_sid
+            or start.call_sid in hub.registry.calls
+        )
+        if memory is not None and refused:
+            memory.cancel()  # refused below: nobody will read it
         if entry is None or params.get("CallSid", start.call_sid) != start.call_sid:
             hub.metrics.signature_failures.labels("start-token").inc()
             log.warning(
