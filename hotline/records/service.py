@@ -181,18 +181,24 @@ class Records:
         if len(self._prefetched) >= PREFETCH_MAX or (
             self._prefetched and next(iter(self._prefetched.values()))[0] < now - PREFETCH_TTL
         ):
-            for sid, (at, task) in list(self._prefetched.items()):
+            for sid, (at, stale) in list(self._prefetched.items()):
                 if at < now - PREFETCH_TTL or len(self._prefetched) >= PREFETCH_MAX:
-                    task.cancel()
+                    stale.cancel()
                     del self._prefetched[sid]
-        if self.config.memory_calls <= 0 or not number or call_sid in self._prefetched:
+        if call_sid in self._prefetched:
             return
-        if self.writer.down:
-            return  # the database is away: the call is not held up waiting for it
-        task = asyncio.get_running_loop().create_task(
+        task = self.lookup(number)
+        if task is not None:
+            self._prefetched[call_sid] = (now, task)
+
+    def lookup(self, number: str) -> asyncio.Task[list[Memory]] | None:
+        """Start looking up a caller's memory (None: no number, memory off, or the database
+        is known to be away: a call is not held up waiting for it)."""
+        if self.config.memory_calls <= 0 or not number or self.writer.down:
+            return None
+        return asyncio.get_running_loop().create_task(
             self._memory_quietly(number), name="hotline-memory"
         )
-        self._prefetched[call_sid] = (now, task)
 
     async def _memory_quietly(self, number: str) -> list[Memory]:
         try:

@@ -518,6 +518,9 @@ class CallSession:
             return
         self.call_sid = start.call_sid
         self.caller = entry.caller
+        if memory is None and hub.records is not None and entry.mode == CallMode.SCRIPT:
+            # the webhook was answered by another replica: look the caller up here
+            memory = hub.records.lookup(entry.caller)
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
         self.speech = hub.speech.for_call(start.call_sid, self._tts_socket)

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from hotline.server.session import CallSession
 from hotline.sim.caller import place_call as sim_call
+from hotline.sim.messages import CONNECTED
 from hotline.sim.options import CallOptions
+from hotline.sim.webhook import parse_twiml
 from tests.records.calls import (
     NUMBER_A,
     Caller,
@@ -30,7 +33,7 @@ from tests.records.calls import (
 from tests.records.conftest import PostgresCluster
 from tests.records.test_memory import greeting
 from tests.support.aio import arun, wait_until
-from tests.support.server import ADMIN, running_server
+from tests.support.server import ADMIN, running_server, sign
 from tests.support.spawn import hotline_serve
 
 
@@ -54,9 +57,26 @@ def test_two_replicas_on_one_postgresql_remember_and_list_each_others_calls(
             await place_call(a, sid(1), NUMBER_A)
             await place_call(b, sid(2), NUMBER_A)
             assert await greeting(b, sid(2)) == "Welcome back."  # A's call, remembered on B
+            # the webhook answered by A, the stream landing on B: B looks the caller up itself
+            tw = Caller(b, sid(3), NUMBER_A)
+            tw.run = a  # the webhook goes to A ...
+            response = await tw.webhook()
+            _, tw.params = parse_twiml(response.text)
+            tw.run = b  # ... the stream to B, with A's token (the replicas share the key)
+            ws_url = b.ws_url
+            tw.ws = await connect(
+                ws_url, additional_headers={"X-Twilio-Signature": sign(ws_url, {})}
+            )
+            await tw.ws.send(CONNECTED)
+            await tw.ws.send(tw.msgs.start(tw.params))
+            tw._tasks = [asyncio.create_task(tw._reader()), asyncio.create_task(tw._ticker())]
+            await tw.wait_for(lambda: tw.mark_echoed("u1-end"), 15)
+            await tw.hang_up()
+            assert b.hub.records is not None and await b.hub.records.writer.idle(20)
+            assert await greeting(b, sid(3)) == "Welcome back."
             for run in (a, b):
                 listing = await get(run, "/history")
-                assert [c["call_sid"] for c in listing["calls"]] == [sid(2), sid(1)]
+                assert [c["call_sid"] for c in listing["calls"]] == [sid(3), sid(2), sid(1)]
                 assert (await get(run, f"/calls/{sid(1)}/transcript"))["entries"]
 
     arun(main, 120)
