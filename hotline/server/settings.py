@@ -221,25 +221,11 @@ def _database_url(name: str, url: str) -> str:
     raise ConfigError(f"{name} must be sqlite:///path, postgresql://user:password@host/db or off")
 
 
-def _http_url(name: str, url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must look like https://host/path")
-    return url
-
-
 def _loopback_url(name: str, url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not _loopback(parts.hostname):
         raise ConfigError(f"{name} must be an http://127.0.0.1:port URL (a local stand-in)")
     return url.rstrip("/")
-
-
-def _phone_number(name: str, number: str) -> str:
-    digits = number[1:] if number.startswith("+") else ""
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        raise ConfigError(f"{name} must be a number in E.164 form (+15555550123)")
-    return number
 
 
 # ------------------------------------------------------------------------ the settings
@@ -332,7 +318,7 @@ class RecordsSettings:
         None,
         "a number texted each call's summary (needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
         "HOTLINE_SMS_FROM)",
-        check=_phone_number,
+        check=_e164,
         secret=True,  # a number never reaches a log
     )
     twilio_account_sid: str | None = var(
