@@ -169,15 +169,18 @@ def _wait(client: TestClient, predicate: Any, what: str) -> None:
 APP_TASKS = {"hotline-records", "hotline-records-purge"}
 
 
+def _call_tasks() -> list[str]:
+    """The names of the running loop's unfinished per-call hotline tasks (call on that loop)."""
+    return sorted(
+        t.get_name()
+        for t in asyncio.all_tasks()
+        if t.get_name().startswith("hotline-") and t.get_name() not in APP_TASKS and not t.done()
+    )
+
+
 def _hotline_tasks(client: TestClient) -> list[str]:
     async def names() -> list[str]:
-        return sorted(
-            t.get_name()
-            for t in asyncio.all_tasks()
-            if t.get_name().startswith("hotline-")
-            and t.get_name() not in APP_TASKS
-            and not t.done()
-        )
+        return _call_tasks()
 
     assert client.portal is not None
     return client.portal.call(names)
@@ -201,6 +204,9 @@ def test_a_start_with_a_bad_token_is_refused_and_nothing_is_left(client: TestCli
         'hotline_signature_failures_total{endpoint="start-token"} 1.0'
         in hub.metrics.render().decode()
     )
+    # The caller's memory lookup the webhook started is cancelled by the refusal; a cancelled
+    # lookup ends once its database call returns (a few ms, on the records' thread).
+    _wait(client, lambda: not _call_tasks(), "the refused call's memory lookup ended")
     assert _hotline_tasks(client) == []
 
 
