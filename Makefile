@@ -12,10 +12,11 @@ all: build
 
 # System packages: installed when run as root, otherwise we print the exact line and stop.
 # Build/run needs libmpg123 + pkg-config; the test suite also needs ffmpeg (pydub, a benchmark
-# rival), redis-server (scale-out tests), nginx (the reverse proxy of tests/deploy) and postgresql
-# (the call records' tests start a cluster of their own in a temporary directory).
+# rival), redis-server (scale-out tests), nginx (the reverse proxy of tests/deploy), postgresql
+# (the call records' tests start a cluster of their own in a temporary directory) and
+# chromium + chromium-driver (the console's browser tests, tests/console).
 BUILD_PKGS := libmpg123-dev pkg-config
-TEST_PKGS  := ffmpeg redis-server nginx postgresql
+TEST_PKGS  := ffmpeg redis-server nginx postgresql chromium chromium-driver
 define ensure_pkgs
 	@missing=""; \
 	for p in $(1); do \

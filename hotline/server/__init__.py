@@ -22,6 +22,12 @@ Endpoints (``create_app`` in :mod:`hotline.server.app`, routes in :mod:`hotline.
     GET  /history                  admin: call records, newest first, paged, filtered
     GET  /history/{CallSid}        admin: one call's whole record (turns, latency, summary)
     DELETE /callers/{number}       admin: forget a caller (their records and memory)
+    GET  /console, /console/sign-in, /console/live.json, /console/live/events
+    POST /console/sign-in, /console/sign-out   the owner's console (hotline.server.console):
+                                   a session cookie from the admin token; CSRF-checked actions
+    POST /console/calls/{CallSid}/say, /console/calls/{CallSid}/hangup   console: say, hang up
+    GET  /console/calls/{CallSid}, /console/calls/{CallSid}/timeline, /console/calls/{CallSid}/data
+    GET  /console/health, /console/health.json, /console/static/{name}
 
 Admin endpoints need ``Authorization: Bearer $HOTLINE_ADMIN_TOKEN`` (401 otherwise, compared in
 constant time); with no admin token configured they answer 503 "admin disabled" in every mode.

@@ -15,6 +15,7 @@ from hotline.core.script import CallScript
 from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
 from hotline.records.service import Records
+from hotline.server.console.turns import TurnLog
 from hotline.server.elevenlabs_client import TTSConfig
 from hotline.server.handoff import HandoffDesk
 from hotline.server.logs import RingHandler
@@ -64,6 +65,8 @@ class Hub:
     handoff: HandoffDesk | None = None
     #: Call records (HOTLINE_DATABASE_URL), None when off.
     records: Records | None = None
+    #: Each call's turn latencies by stage, for the console's call page.
+    console_turns: TurnLog = field(default_factory=TurnLog)
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:

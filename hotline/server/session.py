@@ -482,6 +482,10 @@ class CallSession:
                 self.listener.commit_speech()
         elif isinstance(action, TurnLatency):
             self.latencies.append(action)  # for the call's record
+            transcript = self.call.transcript
+            if self.call_sid is not None and transcript is not None:
+                sent = clock() if now is None else now
+                self.hub.console_turns.add(self.call_sid, action, sent, transcript.started_at)
         elif isinstance(action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
             pass  # observed above
         else:

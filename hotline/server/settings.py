@@ -492,6 +492,13 @@ class Settings:
         "bearer token for /logs, /calls (admin endpoints off when unset)",
         secret=True,
     )
+    console_session_hours: float = var(
+        "HOTLINE_CONSOLE_SESSION_HOURS",
+        12.0,
+        "hours a /console sign-in lasts (the admin token is exchanged for a session cookie)",
+        parse=number,
+        check=within(0.05, 24 * 30, "h"),
+    )
     elevenlabs_api_key: str | None = var(
         "ELEVENLABS_API_KEY",
         None,

@@ -1,0 +1,69 @@
+"""Each call's turn latencies, split by stage, for the console's call page.
+
+The session hands over every :class:`~hotline.core.actions.TurnLatency` as its first frame
+leaves (the same ``now`` the metrics observe); the log keeps them per CallSid, bounded, for live
+calls and for the last ``keep`` calls. No words: stage times and the utterance they answered.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from hotline.core.actions import TurnLatency
+
+__all__ = ["STAGES", "TurnLog", "stage_groups"]
+
+#: The bar's parts, in order: the console's five stages from the core's seven.
+STAGES = ("silence", "recogniser", "brain", "voice", "hotline")
+
+
+def stage_groups(stages: dict[str, float]) -> dict[str, float]:
+    """Seconds per console stage from :meth:`TurnLatency.stages` (``model`` is the brain;
+    dispatch, text to TTS and playout are hotline's own), plus ``total``."""
+    return {
+        "silence": stages["silence"],
+        "recogniser": stages["recogniser"],
+        "brain": stages["model"],
+        "voice": stages["voice"],
+        "hotline": stages["hotline"],
+        "total": stages["total"],
+    }
+
+
+class TurnLog:
+    """Turn latencies by CallSid: at most ``turns`` per call, ``keep`` calls (oldest first out).
+
+    Raises:
+        ValueError: a bound below 1.
+    """
+
+    def __init__(self, keep: int = 200, turns: int = 200) -> None:
+        if keep < 1 or turns < 1:
+            raise ValueError("keep and turns must be >= 1")
+        self.keep = keep
+        self.turns = turns
+        self._calls: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def add(self, call_sid: str, action: TurnLatency, now: float, started_at: float) -> None:
+        """The reply to a turn of ``call_sid`` left at ``now`` (the call started at
+        ``started_at``, same clock)."""
+        turns = self._calls.get(call_sid)
+        if turns is None:
+            turns = self._calls[call_sid] = []
+            while len(self._calls) > self.keep:
+                self._calls.popitem(last=False)
+        if len(turns) >= self.turns:
+            del turns[0]
+        stages = stage_groups(action.stages(now))
+        turns.append(
+            {
+                "utterance_id": action.utterance_id,
+                "at": round(max(action.ended_at - started_at, 0.0), 3),
+                "ms": {name: round(seconds * 1000.0, 1) for name, seconds in stages.items()},
+            }
+        )
+
+    def get(self, call_sid: str) -> list[dict[str, Any]]:
+        """The call's turns, oldest first (``[]``: none known)."""
+        return list(self._calls.get(call_sid, ()))
