@@ -45,7 +45,7 @@ CSP = (
 _HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make Origin "null" on posts
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -182,7 +182,7 @@ async def live_calls(hub: Hub) -> list[dict[str, Any]]:
             {
                 "call_sid": sid,
                 "caller": str(info.get("caller") or ""),
-                "mode": str(info.get("mode") or ""),
+                "mode": _label(info.get("mode") or ""),
                 "started_at": started,
                 "duration_s": round(max(now - started, 0.0), 1),
                 "state": _state(info, entries),
@@ -259,6 +259,10 @@ def call_view(hub: Hub, call_sid: str) -> dict[str, Any] | None:
     }
 
 
+def _label(value: object) -> str:
+    return str(getattr(value, "value", value))
+
+
 def health_view(hub: Hub, request: Request) -> dict[str, Any]:
     settings = hub.settings
     listen = settings.listen
@@ -272,15 +276,15 @@ def health_view(hub: Hub, request: Request) -> dict[str, Any]:
         "replica": cluster.replica if cluster is not None else "this one alone",
         "redis": "configured" if cluster is not None else "off",
         "voice": {
-            "source": str(hub.tts_source),
+            "source": _label(hub.tts_source),
             "ready": hub.tts is not None,
             "output_format": settings.elevenlabs_output_format,
         },
         "stt": {
-            "provider": str(listen.stt) if listen.stt is not None else "off",
+            "provider": _label(listen.stt) if listen.stt is not None else "off",
             "ear": hub.stt_url is not None,
         },
-        "brain": {"kind": str(listen.brain)},
+        "brain": {"kind": _label(listen.brain)},
         "live_calls": len(hub.registry.calls),
         "warnings": list(reversed(warnings)),
     }
@@ -366,11 +370,7 @@ async def _checked_post(
         return _refused(request, console)
     if not same_origin(request, console.hub.settings.public_url):
         return secured(JSONResponse({"detail": "cross-origin request refused"}, status_code=403))
-    form = await _form(request)
-    if form is None:
-        return secured(
-            JSONResponse({"detail": "expected a small urlencoded form"}, status_code=415)
-        )
+    form = await _form(request) or {}  # anything but a small urlencoded form has no fields
     token = request.headers.get("x-csrf-token") or form.get("csrf")
     if not console.auth.csrf_ok(session, token):
         log.warning("console: action refused: missing or wrong CSRF token")

@@ -38,7 +38,10 @@
       if (list.children[index] !== row) list.insertBefore(row, list.children[index] || null);
     });
     Array.from(list.querySelectorAll("li.call")).forEach(function (row) {
-      if (!seen.has(row.dataset.sid) && !row.contains(document.activeElement)) row.remove();
+      if (seen.has(row.dataset.sid)) return;
+      const focused = row.contains(document.activeElement);
+      row.remove(); // the call ended
+      if (focused) document.getElementById("main").focus();
     });
     const status = document.getElementById("live-status");
     if (status) status.textContent = calls.length + " live call" + (calls.length === 1 ? "" : "s");

@@ -1,0 +1,252 @@
+"""The console over HTTP, without a browser: what is refused, the cookie's flags, the CSP, CSRF.
+
+The app is the real one (``create_app``) behind Starlette's TestClient; the browser tests
+(test_console_browser.py) drive the same routes from chromium.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.routing import APIRoute
+from starlette.testclient import TestClient
+
+from hotline.server.app import create_app
+from hotline.server.console.auth import ConsoleAuth
+from hotline.server.console.views import CSP
+from hotline.server.console.views import router as console_router
+from hotline.server.settings import ListenSettings, Settings
+from tests.support.server import ADMIN_TOKEN, AUTH_TOKEN
+
+BASE = "https://hotline.test"
+OPEN = {"/console/sign-in", "/console/static/{name}"}
+
+
+def _app(**overrides: object) -> TestClient:
+    settings = Settings(
+        twilio_auth_token=AUTH_TOKEN,
+        admin_token=ADMIN_TOKEN,
+        public_url=BASE,
+        listen=ListenSettings(stt="off"),
+        **overrides,  # type: ignore[arg-type]
+    )
+    return TestClient(create_app(settings), base_url=BASE)
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with _app() as c:
+        yield c
+
+
+def _sign_in(client: TestClient) -> str:
+    response = client.post(
+        "/console/sign-in",
+        data={"token": ADMIN_TOKEN},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    page = client.get("/console")
+    found = re.search(r'data-csrf="([0-9a-f]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+def _console_routes() -> list[APIRoute]:
+    routes = [r for r in console_router.routes if isinstance(r, APIRoute)]
+    assert all(r.path.startswith("/console") for r in routes)
+    assert len(routes) >= 12
+    return routes
+
+
+def test_every_console_page_and_data_endpoint_is_refused_without_a_session(
+    client: TestClient,
+) -> None:
+    for route in _console_routes():
+        if route.path in OPEN:
+            continue
+        path = route.path.replace("{call_sid}", "CA0123").replace("{name}", "x")
+        for method in route.methods:
+            # a page asked for as a page goes to the sign-in form, anything else is 401
+            for accept, want in (("text/html", 303 if method == "GET" else 401), ("*/*", 401)):
+                response = client.request(
+                    method,
+                    path,
+                    headers={"Accept": accept, "Origin": BASE},
+                    follow_redirects=False,
+                )
+                assert response.status_code == want, (method, path, accept, response.text)
+                assert response.headers["content-security-policy"] == CSP
+                if want == 303:
+                    assert response.headers["location"] == "/console/sign-in"
+                assert "CA0123" not in response.text or want == 401
+
+
+def test_the_admin_bearer_token_and_a_forged_cookie_are_not_a_session(client: TestClient) -> None:
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.get("/console/live.json", headers=bearer).status_code == 401
+    assert client.get(f"/console/live.json?token={ADMIN_TOKEN}").status_code == 401
+    client.cookies.set("__Host-hotline-console", "abc.9999999999.deadbeef")
+    assert client.get("/console/live.json").status_code == 401
+
+
+def test_sign_in_sets_a_host_only_httponly_secure_strict_cookie(client: TestClient) -> None:
+    wrong = client.post(
+        "/console/sign-in",
+        data={"token": "nope"},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+    assert "not the admin token" in wrong.text
+    ok = client.post(
+        "/console/sign-in",
+        data={"token": ADMIN_TOKEN},
+        headers={"Origin": BASE},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/console"
+    cookie = ok.headers["set-cookie"]
+    assert cookie.startswith("__Host-hotline-console=")
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite=strict", "path=/"} <= flags
+    assert not any(f.startswith("domain") for f in flags)
+    assert ADMIN_TOKEN not in cookie  # the token is exchanged, never stored in the cookie
+    assert ADMIN_TOKEN not in ok.headers["location"]
+    page = client.get("/console")
+    assert page.status_code == 200 and "Live calls" in page.text
+    assert ADMIN_TOKEN not in page.text
+
+
+def test_insecure_dev_cookie_is_not_secure_but_still_httponly_and_strict() -> None:
+    with _app(insecure_dev=True) as c:
+        ok = c.post(
+            "/console/sign-in",
+            data={"token": ADMIN_TOKEN},
+            headers={"Origin": BASE},
+            follow_redirects=False,
+        )
+        cookie = ok.headers["set-cookie"]
+        assert cookie.startswith("hotline-console=")
+        flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+        assert "secure" not in flags and {"httponly", "samesite=strict"} <= flags
+
+
+def test_every_console_response_has_the_content_security_policy(client: TestClient) -> None:
+    csrf = _sign_in(client)
+    for path in (
+        "/console",
+        "/console/sign-in",
+        "/console/health",
+        "/console/live.json",
+        "/console/health.json",
+        "/console/calls/CA404",
+    ):
+        response = client.get(path, follow_redirects=False)
+        assert response.headers["content-security-policy"] == CSP, path
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert "'unsafe-inline'" not in CSP and "frame-ancestors 'none'" in CSP
+    page = client.get("/console").text
+    assert "<script>" not in page and "style=" not in page  # nothing the CSP would block
+    for src in re.findall(r'(?:src|href)="([^"]+)"', page):
+        assert src.startswith("/") or src.startswith("#"), src  # every asset from hotline
+    assert client.get("/console/static/console.js").status_code == 200
+    assert csrf
+
+
+def test_actions_need_the_csrf_token_and_the_consoles_origin(client: TestClient) -> None:
+    csrf = _sign_in(client)
+    json_ = {"Accept": "application/json"}
+    no_token = client.post("/console/calls/CA1/hangup", data={}, headers=json_)
+    assert no_token.status_code == 403 and "CSRF" in no_token.text
+    wrong = client.post("/console/calls/CA1/hangup", data={"csrf": "0" * 64}, headers=json_)
+    assert wrong.status_code == 403
+    other = client.post(
+        "/console/calls/CA1/hangup",
+        data={"csrf": csrf},
+        headers={**json_, "Origin": "http://127.0.0.1:9999"},
+    )
+    assert other.status_code == 403 and "cross-origin" in other.text
+    cross_site = client.post(
+        "/console/calls/CA1/hangup",
+        data={"csrf": csrf},
+        headers={**json_, "Sec-Fetch-Site": "same-site"},
+    )
+    assert cross_site.status_code == 403
+    # with the token, from the console: the command runs (no such call here: 404)
+    ok = client.post(
+        "/console/calls/CA1/hangup", data={"csrf": csrf}, headers={**json_, "Origin": BASE}
+    )
+    assert ok.status_code == 404 and ok.json() == {"detail": "no such active call"}
+    blank = client.post("/console/calls/CA1/say", data={"csrf": csrf, "text": " "}, headers=json_)
+    assert blank.status_code == 422
+    cross_sign_in = client.post(
+        "/console/sign-in",
+        data={"token": ADMIN_TOKEN},
+        headers={"Origin": "https://evil.test"},
+        follow_redirects=False,
+    )
+    assert cross_sign_in.status_code == 403 and "set-cookie" not in cross_sign_in.headers
+
+
+def test_sign_out_revokes_the_session(client: TestClient) -> None:
+    csrf = _sign_in(client)
+    cookie = client.cookies.get("__Host-hotline-console")
+    assert cookie
+    refused = client.post("/console/sign-out", data={}, follow_redirects=False)
+    assert refused.status_code == 403  # sign-out is an action too
+    out = client.post("/console/sign-out", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/console/sign-in"
+    assert (
+        "Max-Age=0" in out.headers["set-cookie"] or "expires=" in out.headers["set-cookie"].lower()
+    )
+    client.cookies.set("__Host-hotline-console", cookie)  # a copy kept by an attacker
+    assert client.get("/console/live.json").status_code == 401
+
+
+def test_wrong_tokens_are_rate_limited(client: TestClient) -> None:
+    codes = [
+        client.post(
+            "/console/sign-in",
+            data={"token": f"guess{i}"},
+            headers={"Origin": BASE},
+            follow_redirects=False,
+        ).status_code
+        for i in range(25)
+    ]
+    assert codes[0] == 401 and codes[-1] == 429
+
+
+def test_sessions_expire_and_are_bound_to_the_admin_token() -> None:
+    auth = ConsoleAuth("token-a", lifetime=60)
+    cookie = auth.sign_in("token-a", now=1000.0)
+    assert cookie is not None
+    session = auth.session(cookie, now=1059.0)
+    assert session is not None
+    assert auth.session(cookie, now=1061.0) is None
+    assert ConsoleAuth("token-b", lifetime=60).session(cookie, now=1001.0) is None
+    assert auth.sign_in("token-b") is None and auth.sign_in("") is None
+    assert ConsoleAuth(None, lifetime=60).sign_in("") is None
+    other = auth.sign_in("token-a", now=1000.0)
+    assert other is not None and other != cookie
+    other_session = auth.session(other, now=1001.0)
+    assert other_session is not None
+    assert auth.csrf(session) != auth.csrf(other_session)  # each session its own CSRF token
+    assert auth.csrf_ok(session, auth.csrf(session))
+    assert not auth.csrf_ok(session, auth.csrf(other_session))
+
+
+def test_without_an_admin_token_the_console_is_off() -> None:
+    settings = Settings(
+        twilio_auth_token=AUTH_TOKEN, public_url=BASE, listen=ListenSettings(stt="off")
+    )
+    with TestClient(create_app(settings), base_url=BASE) as c:
+        assert c.get("/console/live.json").status_code == 503
+        form = c.get("/console/sign-in")
+        assert "HOTLINE_ADMIN_TOKEN" in form.text
+        empty = c.post("/console/sign-in", data={"token": ""}, headers={"Origin": BASE})
+        assert empty.status_code == 401 and "set-cookie" not in empty.headers
