@@ -157,6 +157,8 @@ def test_a_live_call_in_the_console(server: ServerThread, browser: Any) -> None:
         assert 0 < sum(widths) <= 100.01
         rendered = segs[0].size["width"]  # drawn, not just in the markup
         assert rendered > 0
+    events = browser.find_element(By.ID, "events").text
+    assert "hanging up (hangup requested via API)" in events, events
     data = httpx.get(f"{base}/console/calls/{call.call_sid}/data")
     assert data.status_code == 401  # no cookie, no data
 
@@ -202,8 +204,19 @@ def test_a_callers_markup_is_shown_as_text(server: ServerThread, browser: Any) -
         assert words in texts
         assert not browser.find_elements(By.CSS_SELECTOR, "#timeline script, #timeline img")
         _no_alert(browser)
+        # A handoff: the script brain says its line and ends the call for a person.
+        _inject_caller_words(server, call.call_sid, "I want to talk to a person")
+        report = call.result(40)
+        assert report.ended_by == "server_hangup", report.errors
+        browser.get(f"{base}/console/calls/{call.call_sid}")
+        kinds = [
+            e.get_attribute("class") for e in browser.find_elements(By.CSS_SELECTOR, "#events li")
+        ]
+        assert "event handoff" in kinds, kinds
+        assert browser.find_element(By.CSS_SELECTOR, ".meta .state").text == "ended"
     finally:
-        call.hang_up()
+        if call.report is None:
+            call.hang_up()
 
 
 # ------------------------------------------------------------------ cross-site requests

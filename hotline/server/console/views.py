@@ -209,6 +209,29 @@ def _bar(ms: dict[str, float], scale: float) -> list[dict[str, Any]]:
     return out
 
 
+def call_events(hub: Hub, call_sid: str) -> list[dict[str, str]]:
+    """What the log ring holds of a call beyond its words (redacted as ``/logs`` is): its
+    warnings and errors, a brain's handoff or end, hotline hanging up."""
+    mark = f"call {call_sid}:"
+    out = []
+    for record in hub.ring.snapshot():
+        message = str(record.get("message", ""))
+        if mark not in message:
+            continue
+        level = str(record.get("level", ""))
+        if level in ("WARNING", "ERROR", "CRITICAL"):
+            kind = "error"
+        elif "ends the call (handoff" in message:
+            kind = "handoff"
+        elif "ends the call" in message or "hanging up" in message:
+            kind = "end"
+        else:
+            continue
+        text = message.split(mark, 1)[1].strip()
+        out.append({"kind": kind, "time": str(record.get("time", "")), "text": text})
+    return out[-50:]
+
+
 def call_view(hub: Hub, call_sid: str) -> dict[str, Any] | None:
     """A call's page: its turns as a timeline (caller, hotline with what was heard of a cut
     line, each reply's latency bar), live or recently ended on this replica."""
@@ -247,7 +270,9 @@ def call_view(hub: Hub, call_sid: str) -> dict[str, Any] | None:
                 item["bar"] = _bar(turn["ms"], scale)
         timeline.append(item)
     info = local.info() if local is not None else None
+    events = call_events(hub, call_sid)
     return {
+        "events": events,
         "call_sid": call_sid,
         "live": info is not None and not getattr(local, "end_reason", ""),
         "caller": info["caller"] if info else "",
