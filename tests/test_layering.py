@@ -273,6 +273,28 @@ def test_the_server_reaches_the_ear_only_through_its_launcher() -> None:
     assert problems == [], "\n".join(problems)
 
 
+def test_the_console_is_a_leaf_of_the_server() -> None:
+    """The console (``hotline.server.console``) reads the server, the server does not read it:
+    only ``app`` imports its views (to mount them) and only ``hub`` its turn log (a plain
+    container the session feeds); the console imports nothing of the peers (sim, ear, voice)."""
+    modules = _modules()
+    assert "hotline.server.console.views" in modules
+    allowed = {
+        "hotline.server.app": "hotline.server.console.views",
+        "hotline.server.hub": "hotline.server.console.turns",
+    }
+    problems = []
+    for module, path in modules.items():
+        inside = module.startswith("hotline.server.console")
+        for name, line in _imports(path, module):
+            if inside and name.startswith(("hotline.sim", "hotline.ear", "hotline.tts_standin")):
+                problems.append(f"{module}:{line} imports {name}")
+            if not inside and name.startswith("hotline.server.console"):
+                if not name.startswith(allowed.get(module, "\0")):
+                    problems.append(f"{module}:{line} imports {name}")
+    assert problems == [], "\n".join(problems)
+
+
 def test_no_import_cycles() -> None:
     cycles = _cycles(_graph(_modules()))
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)

@@ -19,7 +19,7 @@ from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
 from hotline.errors import ConfigError
 from hotline.server import logs
-from hotline.server.console import views as console
+from hotline.server.console.views import install as install_console
 from hotline.server.elevenlabs_client import TTSConfig
 from hotline.server.handoff import HandoffDesk
 from hotline.server.hub import Hub
@@ -282,5 +282,5 @@ def create_app(
     app.state.hub = hub
     app.state.voice = None
     app.include_router(router)
-    console.install(app, hub)
+    install_console(app, hub)
     return app
