@@ -246,7 +246,9 @@ class Listener:
             call.transcript_partial(ev.text, now)
             if self.partials and ev.text.strip():
                 self._put(b.CallerTurn(ev.text, final=False))
+            self.host.hub.console_turns.hearing(self.host.label, ev.text)
         elif isinstance(ev, SttCommitted):
+            self.host.hub.console_turns.hearing(self.host.label, "")
             turns = call.turns
             late = turns.late_finals if turns is not None else 0
             call.transcript_final(ev.text, now)

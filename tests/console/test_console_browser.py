@@ -186,6 +186,20 @@ def test_a_callers_markup_is_shown_as_text(server: ServerThread, browser: Any) -
     call = SimCall(server, max_seconds=40.0)
     try:
         live(server, call.call_sid)
+        # the recogniser's interim words (what the listener hands the console), as text
+        partial = "<b>where</b> is the"
+        server.call_on_loop(
+            lambda: server.hub.console_turns.hearing(call.call_sid, partial)  # type: ignore[union-attr]
+        )
+        wait_for(
+            browser,
+            lambda d: (
+                _row(d, call.call_sid) is not None
+                and _text(_row(d, call.call_sid), ".caller-words.partial") == partial
+            ),
+            20,
+        )
+        server.call_on_loop(lambda: server.hub.console_turns.hearing(call.call_sid, ""))  # type: ignore[union-attr]
         words = "<script>alert(1)</script> and <img src=x onerror=alert(2)> the tour"
         _inject_caller_words(server, call.call_sid, words)
         wait_for(

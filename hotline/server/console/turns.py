@@ -44,6 +44,22 @@ class TurnLog:
         self.keep = keep
         self.turns = turns
         self._calls: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._hearing: OrderedDict[str, str] = OrderedDict()
+
+    def hearing(self, call_sid: str, text: str) -> None:
+        """The recogniser's interim words of ``call_sid``'s current turn (``""``: none, the
+        turn was committed). Held for the live view only, like the transcript: never logged."""
+        if not text:
+            self._hearing.pop(call_sid, None)
+            return
+        self._hearing[call_sid] = text[:500]
+        self._hearing.move_to_end(call_sid)
+        while len(self._hearing) > self.keep:
+            self._hearing.popitem(last=False)
+
+    def heard_so_far(self, call_sid: str) -> str:
+        """The current turn's interim words (``""``: none)."""
+        return self._hearing.get(call_sid, "")
 
     def add(self, call_sid: str, action: TurnLatency, now: float, started_at: float) -> None:
         """The reply to a turn of ``call_sid`` left at ``now`` (the call started at

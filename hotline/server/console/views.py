@@ -178,6 +178,7 @@ async def live_calls(hub: Hub) -> list[dict[str, Any]]:
         transcript = local.transcript_dict() if local is not None else None
         entries: list[dict[str, Any]] = transcript["entries"] if transcript else []
         started = float(info.get("started_at") or now)
+        hearing = hub.console_turns.heard_so_far(sid) if local is not None else ""
         out.append(
             {
                 "call_sid": sid,
@@ -186,7 +187,8 @@ async def live_calls(hub: Hub) -> list[dict[str, Any]]:
                 "started_at": started,
                 "duration_s": round(max(now - started, 0.0), 1),
                 "state": _state(info, entries),
-                "caller_words": _last(entries, "caller"),
+                "caller_words": hearing or _last(entries, "caller"),
+                "caller_speaking": bool(hearing),
                 "hotline_words": _last(entries, "hotline"),
                 "barge_ins": int(info.get("barge_ins") or 0),
                 "replica": str(info.get("replica") or "this one"),

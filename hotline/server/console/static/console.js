@@ -16,7 +16,9 @@
     state.textContent = call.state;
     state.dataset.state = call.state;
     row.querySelector(".duration").textContent = Math.round(call.duration_s) + " s";
-    row.querySelector(".caller-words").textContent = call.caller_words;
+    const words = row.querySelector(".caller-words");
+    words.textContent = call.caller_words;
+    words.classList.toggle("partial", Boolean(call.caller_speaking));
     row.querySelector(".hotline-words").textContent = call.hotline_words;
     const base = "/console/calls/" + encodeURIComponent(call.call_sid);
     row.querySelector("form.say").setAttribute("action", base + "/say");
