@@ -111,7 +111,8 @@ def test_a_live_call_in_the_console(server: ServerThread, browser: Any) -> None:
         if r is None:
             return False
         states.add(_text(r, ".state"))
-        return "tour" in _text(r, ".caller-words").lower() and bool(_text(r, ".hotline-words"))
+        answer = _text(r, ".hotline-words")  # the tour line, not the greeting
+        return "tour" in _text(r, ".caller-words").lower() and "on the road" in answer
 
     wait_for(browser, heard_and_answered, 60)
     # the greeting and the answer were spoken; between them the line listened
@@ -178,6 +179,7 @@ def _inject_caller_words(server: ServerThread, call_sid: str, text: str) -> None
     server.call_on_loop(run)
 
 
+@pytest.mark.slow
 def test_a_callers_markup_is_shown_as_text(server: ServerThread, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
@@ -389,3 +391,62 @@ def test_health_page(server: ServerThread, browser: Any) -> None:
     warnings = browser.find_element(By.ID, "warnings").text
     assert "test warning for" in warnings
     assert ADMIN_TOKEN not in warnings and "+15555550199" not in warnings
+
+
+# ------------------------------------------------------------------ replicas
+
+
+@pytest.fixture
+def two_replicas() -> Iterator[tuple[ServerThread, ServerThread]]:
+    from hotline.loopback import free_port
+    from tests.scale.conftest import RedisServer
+
+    redis = RedisServer(free_port())
+    redis.start()
+    shared = {"redis_url": redis.url, "redis_heartbeat": 0.5, "redis_call_expiry": 10.0}
+    a, b = ServerThread(shared), ServerThread(shared)
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+        redis.stop()
+
+
+def test_say_and_hang_up_from_one_replicas_console_on_anothers_call(
+    two_replicas: tuple[ServerThread, ServerThread], browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    a, b = two_replicas
+    call = SimCall(b, max_seconds=40.0)  # the call lands on replica B
+    try:
+        live(b, call.call_sid)
+        sign_in(browser, a.base)  # the owner's console is served by replica A
+        row = wait_for(browser, lambda d: _row(d, call.call_sid), 20)
+        assert _text(row, ".caller") == "+1555***0123"
+        said = "Said through the other replica"
+        row.find_element(By.CSS_SELECTOR, ".say-text").send_keys(said)
+        row.find_element(By.CSS_SELECTOR, ".say-button").click()
+        wait_for(browser, lambda d: _text(_row(d, call.call_sid), ".result") == "Queued.")
+
+        def spoken_on_b() -> bool:
+            session = b.hub.registry.get(call.call_sid)  # type: ignore[union-attr]
+            entries = session.transcript_dict()["entries"] if session is not None else []  # type: ignore[index]
+            return any(e["speaker"] == "hotline" and e["text"] == said for e in entries)
+
+        wait_for(browser, lambda d: b.call_on_loop(spoken_on_b), 20)
+        browser.get(a.base + "/console/health")
+        replicas = browser.find_element(By.ID, "health-replicas").text
+        assert "1 live call" in replicas and "0 live calls" in replicas, replicas
+        assert "up" in browser.find_element(By.ID, "health-redis").text
+        browser.get(a.base + "/console")
+        row = wait_for(browser, lambda d: _row(d, call.call_sid), 20)
+        row.find_element(By.CSS_SELECTOR, ".hangup-button").click()
+        report = call.result(30)
+        assert report.ended_by == "server_hangup", report.errors
+    finally:
+        if call.report is None:
+            call.hang_up()

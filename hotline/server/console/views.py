@@ -290,18 +290,27 @@ def _label(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
-def health_view(hub: Hub, request: Request) -> dict[str, Any]:
+async def health_view(hub: Hub) -> dict[str, Any]:
     settings = hub.settings
     listen = settings.listen
     warnings = [
         r for r in hub.ring.snapshot() if r.get("level") in ("WARNING", "ERROR", "CRITICAL")
     ][-50:]
     cluster = hub.cluster
+    here = cluster.replica if cluster is not None else "this one alone"
+    replicas: dict[str, int] = {here: 0}
+    for info in await hub.registry.all_infos():  # every replica with live calls, when clustered
+        name = str(info.get("replica") or here)
+        replicas[name] = replicas.get(name, 0) + 1
+    redis = "off"
+    if cluster is not None:
+        redis = f"up ({cluster.outages} outages)" if cluster.up else "down: serving alone"
     return {
         "version": __version__,
         "status": "draining" if hub.registry.draining else "ok",
-        "replica": cluster.replica if cluster is not None else "this one alone",
-        "redis": "configured" if cluster is not None else "off",
+        "replica": here,
+        "replicas": [{"name": k, "live_calls": v} for k, v in sorted(replicas.items())],
+        "redis": redis,
         "voice": {
             "source": _label(hub.tts_source),
             "ready": hub.tts is not None,
@@ -541,7 +550,7 @@ async def health_page(request: Request) -> Response:
     console, session = _guard(request)
     if session is None:
         return _refused(request, console)
-    view = health_view(console.hub, request)
+    view = await health_view(console.hub)
     return console.page(request, "health.html", session=session, health=view, title="Health")
 
 
@@ -550,7 +559,7 @@ async def health_json(request: Request) -> Response:
     console, session = _guard(request)
     if session is None:
         return _refused(request, console)
-    return secured(JSONResponse(health_view(console.hub, request)))
+    return secured(JSONResponse(await health_view(console.hub)))
 
 
 def install(app: FastAPI, hub: Hub) -> None:
