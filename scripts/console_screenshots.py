@@ -15,8 +15,10 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -69,7 +71,13 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(16)
-    env = {**os.environ, "HOTLINE_ADMIN_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    scratch = tempfile.mkdtemp(prefix="hotline-screenshots-")
+    env = {
+        **os.environ,
+        "HOTLINE_ADMIN_TOKEN": token,
+        "HOTLINE_DATABASE_URL": f"sqlite:///{scratch}/records.sqlite3",
+        "PYTHONPATH": str(ROOT),
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "hotline", "serve", "--insecure-dev", "--port", str(port)],
         env=env,
@@ -104,8 +112,13 @@ def main() -> int:
         driver.save_screenshot(str(out / "console-live.png"))
         control.hang_up()
         _wait(done.is_set, 30, "the call's end")
-        driver.set_window_size(900, 1100)
-        driver.get(f"{base}/console/calls/{options.call_sid}")
+        driver.set_window_size(900, 1250)
+
+        def recorded() -> bool:
+            driver.get(f"{base}/console/calls/{options.call_sid}")
+            return bool(driver.find_elements(By.ID, "ended-by"))
+
+        _wait(recorded, 30, "the call's record")
         driver.save_screenshot(str(out / "console-call.png"))
         print(f"wrote {out / 'console-live.png'} and {out / 'console-call.png'}")
         return 0
@@ -114,6 +127,7 @@ def main() -> int:
             driver.quit()
         server.terminate()
         server.wait(30)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _up(base: str) -> bool:

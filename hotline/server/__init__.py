@@ -28,6 +28,8 @@ Endpoints (``create_app`` in :mod:`hotline.server.app`, routes in :mod:`hotline.
     POST /console/calls/{CallSid}/say, /console/calls/{CallSid}/hangup   console: say, hang up
     GET  /console/calls/{CallSid}, /console/calls/{CallSid}/timeline, /console/calls/{CallSid}/data
     GET  /console/health, /console/health.json, /console/static/{name}
+    GET  /console/history          console: ended calls from the records
+    POST /console/history, /console/history/export   console: filtered, exported (CSV, JSON)
 
 Admin endpoints need ``Authorization: Bearer $HOTLINE_ADMIN_TOKEN`` (401 otherwise, compared in
 constant time); with no admin token configured they answer 503 "admin disabled" in every mode.

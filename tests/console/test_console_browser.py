@@ -133,8 +133,19 @@ def test_a_live_call_in_the_console(server: ServerThread, browser: Any) -> None:
     assert report.ended_by == "server_hangup", report.errors
     wait_for(browser, lambda d: _row(d, call.call_sid) is None, 15)
 
-    # Its page: the turns as a timeline, each reply's latency a bar split by stage.
-    browser.get(f"{base}/console/calls/{call.call_sid}")
+    # History lists it once its record is written (off the call's path, so: soon).
+    def listed(driver: Any) -> bool:
+        driver.get(f"{base}/console/history")
+        return bool(driver.find_elements(By.CSS_SELECTOR, f'tr[data-sid="{call.call_sid}"]'))
+
+    wait_for(browser, listed, 30)
+    entry = browser.find_element(By.CSS_SELECTOR, f'tr[data-sid="{call.call_sid}"]')
+    assert "hangup requested via API" in entry.text  # its outcome: hung up from the page
+    assert "+1555***0123" in entry.text
+    # Its page (now from the record): the turns as a timeline, each reply's latency a bar.
+    entry.find_element(By.TAG_NAME, "a").click()
+    wait_for(browser, lambda d: d.current_url == f"{base}/console/calls/{call.call_sid}")
+    assert "hangup requested via API" in browser.find_element(By.ID, "ended-by").text
     turns = browser.find_elements(By.CSS_SELECTOR, "#timeline li.turn")
     texts = [t.find_element(By.CSS_SELECTOR, ".text").text for t in turns]
     assert any("tour" in t.lower() for t in texts), texts

@@ -18,7 +18,7 @@ from hotline.server.console.auth import ConsoleAuth
 from hotline.server.console.views import CSP
 from hotline.server.console.views import router as console_router
 from hotline.server.settings import ListenSettings, Settings
-from tests.support.server import ADMIN_TOKEN, AUTH_TOKEN
+from tests.support.server import ADMIN_TOKEN, AUTH_TOKEN, TEST_SETTINGS
 
 BASE = "https://hotline.test"
 OPEN = {"/console/sign-in", "/console/static/{name}"}
@@ -30,6 +30,7 @@ def _app(**overrides: object) -> TestClient:
         admin_token=ADMIN_TOKEN,
         public_url=BASE,
         listen=ListenSettings(stt="off"),
+        records=TEST_SETTINGS["records"],
         **overrides,  # type: ignore[arg-type]
     )
     return TestClient(create_app(settings), base_url=BASE)
@@ -242,7 +243,10 @@ def test_sessions_expire_and_are_bound_to_the_admin_token() -> None:
 
 def test_without_an_admin_token_the_console_is_off() -> None:
     settings = Settings(
-        twilio_auth_token=AUTH_TOKEN, public_url=BASE, listen=ListenSettings(stt="off")
+        twilio_auth_token=AUTH_TOKEN,
+        public_url=BASE,
+        listen=ListenSettings(stt="off"),
+        records=TEST_SETTINGS["records"],
     )
     with TestClient(create_app(settings), base_url=BASE) as c:
         assert c.get("/console/live.json").status_code == 503
@@ -250,3 +254,121 @@ def test_without_an_admin_token_the_console_is_off() -> None:
         assert "HOTLINE_ADMIN_TOKEN" in form.text
         empty = c.post("/console/sign-in", data={"token": ""}, headers={"Origin": BASE})
         assert empty.status_code == 401 and "set-cookie" not in empty.headers
+
+
+# ------------------------------------------------------------------ history (the records)
+
+DAY = "2001-02-03"  # a day no other test's calls fall on (the test process shares one SQLite)
+
+
+def _records(client: TestClient, n: int, number: str, **fields: object) -> list[str]:
+    """``n`` ended calls from ``number`` on :data:`DAY`, written to the real database."""
+    from datetime import datetime, timezone
+
+    from hotline.records.model import CallRecord
+
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    records = hub.records
+    base = int(datetime(2001, 2, 3, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    made = []
+    for i in range(n):
+        sid = f"CA{number[-4:]}{i:028d}"
+        made.append(sid)
+        record = CallRecord(
+            call_sid=sid,
+            started_ms=base + i * 60_000,
+            ended_ms=base + i * 60_000 + 42_000,
+            outcome=str(fields.get("outcome", "goodbye played")),
+            ended_by=str(fields.get("ended_by", "hotline")),
+            brain="script",
+            turns=[
+                {"speaker": "caller", "text": "what are the tour dates", "at": 3.0},
+                {
+                    "speaker": "hotline",
+                    "text": "Wren is on the road",
+                    "at": 4.1,
+                    "utterance_id": 1,
+                    "latency_ms": {
+                        "silence": 700,
+                        "final": 720,
+                        "handed": 721,
+                        "first_token": 800,
+                        "tts_started": 801,
+                        "first_audio": 1050,
+                        "sent": 1052,
+                    },
+                },
+                {
+                    "speaker": "heard",
+                    "text": "Wren is",
+                    "at": 5.0,
+                    "utterance_id": 1,
+                    "heard_ms": 600.0,
+                },
+            ],
+            barge_ins=1,
+            handoffs=[{"data": '{"reason":"handoff"}'}] if i == 0 else [],
+            errors=[{"kind": "brain fallback", "count": 2}] if i == 0 else [],
+            summary=str(fields.get("summary", f"Call {i} asked about the tour.")),
+            **records.caller_fields(number),
+        )
+        client.portal.call(records.store.write, [record])  # type: ignore[union-attr]
+    return made
+
+
+def test_history_filters_pages_and_a_past_calls_page(client: TestClient) -> None:
+    csrf = _sign_in(client)
+    number, other = "+15555557001", "+15555557002"
+    mine = _records(client, 55, number)
+    theirs = _records(client, 2, other, ended_by="caller", outcome="twilio stop")
+    form = {"csrf": csrf, "from": DAY, "to": DAY, "caller": number}
+    page = client.post("/console/history", data=form)
+    assert page.status_code == 200, page.text
+    shown = re.findall(r'<tr data-sid="([^"]+)"', page.text)
+    assert shown == mine[::-1][:50]  # newest first, 50 a page
+    assert "+1555***7001" in page.text and number not in page.text.replace(f'value="{number}"', "")
+    cursor = re.search(r'name="cursor" value="([^"]+)"', page.text)
+    assert cursor is not None
+    more = client.post("/console/history", data={**form, "cursor": cursor.group(1)})
+    assert re.findall(r'<tr data-sid="([^"]+)"', more.text) == mine[::-1][50:]
+    by_caller = client.post(
+        "/console/history", data={"csrf": csrf, "from": DAY, "to": DAY, "outcome": "caller"}
+    )
+    assert set(re.findall(r'<tr data-sid="([^"]+)"', by_caller.text)) == set(theirs)
+    bad = client.post("/console/history", data={"csrf": csrf, "from": "yesterday"})
+    assert bad.status_code == 422 and "must be a date" in bad.text
+    assert client.post("/console/history", data={"from": DAY}).status_code == 403  # no CSRF
+    # a past call's page is its record: turns, the bar from its marks, the cut line, facts
+    call = client.get(f"/console/calls/{mine[0]}")
+    assert call.status_code == 200
+    assert 'data-stage="brain" data-ms="79.0"' in call.text
+    assert 'data-stage="hotline" data-ms="4.0"' in call.text
+    assert "barge-in" in call.text and "Wren is" in call.text
+    assert "brain fallback × 2" in call.text and "handoff" in call.text
+    assert "Call 0 asked about the tour." in call.text
+    data = client.get(f"/console/calls/{mine[0]}/data").json()
+    assert data["source"] == "record" and data["timeline"][1]["latency"]["total"] == 1052.0
+
+
+def test_history_exports_csv_and_json(client: TestClient) -> None:
+    import csv
+    import io
+    import json
+
+    csrf = _sign_in(client)
+    number = "+15555557003"
+    sids = _records(client, 3, number, summary='=HYPERLINK("http://x") said the caller')
+    form = {"csrf": csrf, "from": DAY, "to": DAY, "caller": number}
+    out = client.post("/console/history/export", data={**form, "format": "csv"})
+    assert out.status_code == 200 and out.headers["content-type"].startswith("text/csv")
+    assert out.headers["content-disposition"].startswith("attachment;")
+    rows = list(csv.DictReader(io.StringIO(out.text)))
+    assert [r["call_sid"] for r in rows] == sids[::-1]
+    assert rows[0]["caller"] == "+1555***7003"
+    assert rows[0]["summary"].startswith("'=HYPERLINK")  # not a formula in a spreadsheet
+    js = client.post("/console/history/export", data={**form, "format": "json"})
+    calls = json.loads(js.text)["calls"]
+    assert [c["call_sid"] for c in calls] == sids[::-1]
+    assert calls[0]["summary"].startswith("=HYPERLINK")  # JSON keeps the text as it is
+    assert client.post("/console/history/export", data={**form, "format": "xml"}).status_code == 422
+    assert client.post("/console/history/export", data={"format": "csv"}).status_code == 403

@@ -50,3 +50,31 @@ def test_interim_words_are_bounded_and_cleared() -> None:
     for sid in ("CA1", "CA2", "CA3"):
         log.hearing(sid, "words")
     assert log.heard_so_far("CA1") == "" and log.heard_so_far("CA3") == "words"
+
+
+def test_a_records_marks_give_the_same_stages() -> None:
+    from hotline.server.console.turns import stages_from_marks
+
+    t0 = 100.0
+    turn = _latency(1, t0)
+    marks = {
+        name: round((value - t0) * 1000, 1)
+        for name, value in (
+            ("silence", turn.silence_at),
+            ("final", turn.final_at),
+            ("handed", turn.handed_at),
+            ("first_token", turn.first_token_at),
+            ("tts_started", turn.tts_started_at),
+            ("first_audio", turn.first_audio_at),
+            ("sent", turn.sent_at),
+        )
+    }
+    ms = stages_from_marks(marks)
+    assert ms is not None
+    log = TurnLog()
+    log.add("CA1", turn, now=turn.sent_at, started_at=t0)
+    live = log.get("CA1")[0]["ms"]
+    for name in (*STAGES, "total"):
+        assert ms[name] == pytest.approx(live[name], abs=0.2), name
+    assert stages_from_marks({"silence": 1}) is None
+    assert stages_from_marks({**marks, "sent": "x"}) is None

@@ -12,7 +12,7 @@ from typing import Any
 
 from hotline.core.actions import TurnLatency
 
-__all__ = ["STAGES", "TurnLog", "stage_groups"]
+__all__ = ["STAGES", "TurnLog", "stage_groups", "stages_from_marks"]
 
 #: The bar's parts, in order: the console's five stages from the core's seven.
 STAGES = ("silence", "recogniser", "brain", "voice", "hotline")
@@ -29,6 +29,31 @@ def stage_groups(stages: dict[str, float]) -> dict[str, float]:
         "hotline": stages["hotline"],
         "total": stages["total"],
     }
+
+
+#: A record's marks (``latency_ms`` of a call record's line: ms from the caller's end of
+#: speech), in order.
+_MARKS = ("silence", "final", "handed", "first_token", "tts_started", "first_audio", "sent")
+
+
+def stages_from_marks(marks: dict[str, float]) -> dict[str, float] | None:
+    """Milliseconds per console stage (and ``total``) from a call record's ``latency_ms``
+    marks; None if a mark is missing or not a number."""
+    try:
+        at = [0.0] + [float(marks[name]) for name in _MARKS]
+    except (KeyError, TypeError, ValueError):
+        return None
+    step = {name: max(at[i + 1] - at[i], 0.0) for i, name in enumerate(_MARKS)}
+    ms = {
+        "silence": step["silence"],
+        "recogniser": step["final"],
+        "brain": step["first_token"],
+        "voice": step["first_audio"],
+        # dispatch (final -> handed), text to TTS, playout (first audio -> frame sent)
+        "hotline": step["handed"] + step["tts_started"] + step["sent"],
+        "total": max(at[-1], 0.0),
+    }
+    return {name: round(value, 1) for name, value in ms.items()}
 
 
 class TurnLog:

@@ -13,10 +13,14 @@ Say and Hang up go through :meth:`CallRegistry.command_anywhere`, the path of th
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,8 +31,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.responses import StreamingResponse
 
 from hotline import __version__
+from hotline.records.model import CallRecord
 from hotline.server.console.auth import ConsoleAuth, ConsoleSession, cookie_name, same_origin
-from hotline.server.console.turns import STAGES
+from hotline.server.console.turns import STAGES, stages_from_marks
 from hotline.server.hub import Hub
 
 __all__ = ["CSP", "Console", "install"]
@@ -234,55 +239,130 @@ def call_events(hub: Hub, call_sid: str) -> list[dict[str, str]]:
     return out[-50:]
 
 
-def call_view(hub: Hub, call_sid: str) -> dict[str, Any] | None:
-    """A call's page: its turns as a timeline (caller, hotline with what was heard of a cut
-    line, each reply's latency bar), live or recently ended on this replica."""
-    local = hub.registry.get(call_sid)
-    transcript = local.transcript_dict() if local is not None else None
-    if transcript is None:
-        ended = hub.transcripts.get(call_sid)
-        transcript = ended.as_dict() if ended is not None else None
-    latencies = {t["utterance_id"]: t for t in hub.console_turns.get(call_sid)}
-    if transcript is None and not latencies:
-        return None
-    entries: list[dict[str, Any]] = transcript["entries"] if transcript else []
+def _timeline(
+    entries: list[dict[str, Any]], latencies: dict[int, dict[str, float]]
+) -> tuple[list[dict[str, Any]], int, float]:
+    """The turns as shown: caller and hotline lines in order, a cut line with what the caller
+    heard of it, a reply with its latency bar. Returns them, the barge-ins and the bar scale."""
     heard = {e["utterance_id"]: e for e in entries if e.get("speaker") == "heard"}
-    totals = [t["ms"]["total"] for t in latencies.values()] or [0.0]
+    totals = [ms["total"] for ms in latencies.values()] or [0.0]
     scale = max(max(totals), 1000.0)
     timeline: list[dict[str, Any]] = []
     for entry in entries:
         speaker = entry.get("speaker")
-        if speaker == "heard":
-            continue  # shown with its line
+        if speaker not in ("caller", "hotline"):
+            continue  # "heard" is shown with its line
         item: dict[str, Any] = {
             "speaker": speaker,
-            "text": entry.get("text", ""),
-            "at": entry.get("at", 0.0),
+            "text": str(entry.get("text", "")),
+            "at": float(entry.get("at", 0.0) or 0.0),
             "truncated": bool(entry.get("truncated")),
         }
         uid = entry.get("utterance_id")
         if speaker == "hotline" and uid is not None:
             cut = heard.get(uid)
             if cut is not None:
-                item["heard"] = cut.get("text", "")
-                item["heard_ms"] = cut.get("heard_ms", 0.0)
-            turn = latencies.get(uid)
-            if turn is not None:
-                item["latency"] = turn["ms"]
-                item["bar"] = _bar(turn["ms"], scale)
+                item["heard"] = str(cut.get("text", ""))
+                item["heard_ms"] = float(cut.get("heard_ms", 0.0) or 0.0)
+            ms = latencies.get(uid)
+            if ms is not None:
+                item["latency"] = ms
+                item["bar"] = _bar(ms, scale)
         timeline.append(item)
-    info = local.info() if local is not None else None
-    events = call_events(hub, call_sid)
+    return timeline, len(heard), scale
+
+
+class RecordsDown(Exception):
+    """The records database did not answer."""
+
+
+async def _record(hub: Hub, call_sid: str) -> CallRecord | None:
+    """The call's record, read as ``GET /history/{CallSid}`` reads it."""
+    if hub.records is None:
+        return None
+    try:
+        return await hub.records.get(call_sid)
+    except Exception as exc:
+        log.warning("console: the records database did not answer (%s)", type(exc).__name__)
+        raise RecordsDown from None
+
+
+def _record_view(hub: Hub, record: CallRecord) -> dict[str, Any]:
+    latencies: dict[int, dict[str, float]] = {}
+    for turn in record.turns:
+        uid, marks = turn.get("utterance_id"), turn.get("latency_ms")
+        if isinstance(uid, int) and isinstance(marks, dict):
+            ms = stages_from_marks(marks)
+            if ms is not None:
+                latencies[uid] = ms
+    timeline, _, scale = _timeline(record.turns, latencies)
+    item = record.item()
     return {
-        "events": events,
+        "call_sid": record.call_sid,
+        "live": False,
+        "caller": record.caller_masked,
+        "started_at": item["started_at"],
+        "duration_s": record.duration_s,
+        "outcome": record.outcome,
+        "ended_by": record.ended_by,
+        "brain": record.brain,
+        "resumes": record.resumes,
+        "barge_ins": record.barge_ins,
+        "handoffs": [json.dumps(h, sort_keys=True)[:300] for h in record.handoffs],
+        "errors": [f"{e.get('kind', '?')} × {e.get('count', 1)}" for e in record.errors],
+        "summary": record.summary or "",
+        "events": call_events(hub, record.call_sid),
+        "timeline": timeline,
+        "dropped": 0,
+        "scale_ms": scale,
+        "source": "record",
+    }
+
+
+async def call_view(hub: Hub, call_sid: str) -> dict[str, Any] | None:
+    """A call's page: its turns as a timeline (caller, hotline with what was heard of a cut
+    line, each reply's latency bar). A live call from the Call itself (its transcript, the
+    turn log); an ended one from its record (any replica's), or with records off from what
+    this replica keeps of its recent calls.
+
+    Raises:
+        RecordsDown: the records database did not answer.
+    """
+    local = hub.registry.get(call_sid)
+    live = local is not None and not local.end_reason
+    if not live:
+        record = await _record(hub, call_sid)
+        if record is not None:
+            return _record_view(hub, record)
+    transcript = local.transcript_dict() if local is not None else None
+    if transcript is None:
+        ended = hub.transcripts.get(call_sid)
+        transcript = ended.as_dict() if ended is not None else None
+    latencies = {t["utterance_id"]: t["ms"] for t in hub.console_turns.get(call_sid)}
+    if transcript is None and not latencies:
+        return None
+    entries: list[dict[str, Any]] = transcript["entries"] if transcript else []
+    timeline, cut, scale = _timeline(entries, latencies)
+    info = local.info() if local is not None else None
+    return {
         "call_sid": call_sid,
-        "live": info is not None and not getattr(local, "end_reason", ""),
+        "live": live,
         "caller": info["caller"] if info else "",
-        "started_at": info["started_at"] if info else None,
-        "barge_ins": info["barge_ins"] if info else len(heard),
+        "started_at": None,
+        "duration_s": round(time.time() - info["started_at"], 1) if info else None,
+        "outcome": "",
+        "ended_by": "",
+        "brain": _label(hub.settings.listen.brain),
+        "resumes": 0,
+        "barge_ins": info["barge_ins"] if info else cut,
+        "handoffs": [],
+        "errors": [],
+        "summary": "",
+        "events": call_events(hub, call_sid),
         "timeline": timeline,
         "dropped": transcript.get("dropped", 0) if transcript else 0,
         "scale_ms": scale,
+        "source": "live" if live else "memory",
     }
 
 
@@ -509,40 +589,267 @@ async def hangup(call_sid: str, request: Request) -> Response:
     return await _act(request, call_sid, "hangup")
 
 
-@router.get("/calls/{call_sid}")
-async def call_page(call_sid: str, request: Request) -> Response:
+async def _call_or_refusal(
+    request: Request, call_sid: str, page: bool
+) -> tuple[Console, ConsoleSession, dict[str, Any]] | Response:
     console, session = _guard(request)
     if session is None:
         return _refused(request, console)
-    view = call_view(console.hub, call_sid)
+    try:
+        view = await call_view(console.hub, call_sid)
+    except RecordsDown:
+        if page:
+            return console.page(
+                request,
+                "missing.html",
+                503,
+                session=session,
+                title="Records unavailable",
+                call_sid=call_sid,
+                down=True,
+            )
+        return secured(JSONResponse({"detail": "records database unavailable"}, 503))
     if view is None:
-        return console.page(
-            request, "missing.html", 404, session=session, title="No such call", call_sid=call_sid
-        )
+        if page:
+            return console.page(
+                request,
+                "missing.html",
+                404,
+                session=session,
+                title="No such call",
+                call_sid=call_sid,
+                down=False,
+            )
+        return secured(JSONResponse({"detail": "no such call"}, status_code=404))
+    return console, session, view
+
+
+@router.get("/calls/{call_sid}")
+async def call_page(call_sid: str, request: Request) -> Response:
+    found = await _call_or_refusal(request, call_sid, page=True)
+    if isinstance(found, Response):
+        return found
+    console, session, view = found
     return console.page(request, "call.html", session=session, call=view, title="Call")
 
 
 @router.get("/calls/{call_sid}/timeline")
 async def call_timeline(call_sid: str, request: Request) -> Response:
     """The call page's timeline alone (what the page's script swaps in while the call is live)."""
-    console, session = _guard(request)
-    if session is None:
-        return _refused(request, console)
-    view = call_view(console.hub, call_sid)
-    if view is None:
-        return secured(JSONResponse({"detail": "no such call"}, status_code=404))
+    found = await _call_or_refusal(request, call_sid, page=False)
+    if isinstance(found, Response):
+        return found
+    console, session, view = found
     return console.page(request, "timeline.html", session=session, call=view)
 
 
 @router.get("/calls/{call_sid}/data")
 async def call_json(call_sid: str, request: Request) -> Response:
+    found = await _call_or_refusal(request, call_sid, page=False)
+    if isinstance(found, Response):
+        return found
+    return secured(JSONResponse(found[2]))
+
+
+# ------------------------------------------------------------------------ history
+
+#: Who ended a call (the records' ``ended_by``): the History page's outcome filter.
+OUTCOMES = ("caller", "hotline", "admin", "replica", "error")
+#: Rows one export holds at most; rows a filtered page scans at most.
+EXPORT_ROWS = 10_000
+SCAN_ROWS = 2_000
+PAGE_ROWS = 50
+_CSV_COLUMNS = (
+    "call_sid",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "outcome",
+    "ended_by",
+    "brain",
+    "caller",
+    "turns",
+    "summary",
+)
+
+
+class Filters:
+    """The History form: dates (UTC days), a caller's number, who ended the call.
+
+    Sent as a POST form (CSRF-checked), never in a URL: a caller's number would otherwise
+    land in proxies' logs and the browser's history.
+    """
+
+    def __init__(self, form: dict[str, str]) -> None:
+        self.date_from = form.get("from", "").strip()
+        self.date_to = form.get("to", "").strip()
+        self.caller = form.get("caller", "").strip()
+        self.outcome = form.get("outcome", "").strip()
+        self.cursor = form.get("cursor", "").strip() or None
+        self.errors: list[str] = []
+        self.since_ms = self._day("from", self.date_from, 0)
+        self.until_ms = self._day("to", self.date_to, 1)  # the whole "to" day
+        if self.outcome and self.outcome not in OUTCOMES:
+            self.errors.append(f"outcome must be one of {', '.join(OUTCOMES)}")
+
+    def _day(self, name: str, text: str, add_days: int) -> int | None:
+        if not text:
+            return None
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            self.errors.append(f"{name} must be a date (YYYY-MM-DD)")
+            return None
+        moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return int((moment + timedelta(days=add_days)).timestamp() * 1000)
+
+    def as_form(self) -> dict[str, str]:
+        return {
+            "from": self.date_from,
+            "to": self.date_to,
+            "caller": self.caller,
+            "outcome": self.outcome,
+        }
+
+
+async def history_rows(
+    hub: Hub, filters: Filters, want: int, scan: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Ended calls, newest first, read through the records' own query (what ``GET /history``
+    runs): up to ``want`` that match, scanning at most ``scan`` records (the outcome is
+    filtered here). Returns them (``GET /history`` items) and the cursor to go on from.
+
+    Raises:
+        RecordsDown: the database did not answer.
+        ValueError: a bad filter (the message says which).
+    """
+    records = hub.records
+    if records is None:
+        return [], None
+    key = None
+    if filters.caller:
+        key = records.key_of(filters.caller)
+        if key is None:
+            raise ValueError("caller must be a phone number")
+    out: list[dict[str, Any]] = []
+    cursor = filters.cursor
+    scanned = 0
+    while len(out) < want and scanned < scan:
+        try:
+            page, cursor = await records.store.history(
+                limit=200 if filters.outcome else max(1, min(200, want - len(out))),
+                cursor=cursor,
+                caller_key=key,
+                since_ms=filters.since_ms,
+                until_ms=filters.until_ms,
+            )
+        except ValueError:
+            raise ValueError("that page is no longer valid: start again") from None
+        except Exception as exc:
+            log.warning("console: the records database did not answer (%s)", type(exc).__name__)
+            raise RecordsDown from None
+        scanned += len(page)
+        # whole pages: the cursor goes on after the last record read (a filtered page may
+        # hold a few more than ``want``)
+        out += [r.item() for r in page if not filters.outcome or r.ended_by == filters.outcome]
+        if cursor is None:
+            break
+    return out, cursor
+
+
+async def _history(request: Request, form: dict[str, str]) -> Response:
+    console, session = _guard(request)
+    assert session is not None
+    filters = Filters(form)
+    rows: list[dict[str, Any]] = []
+    after = None
+    status = 200
+    if not filters.errors:
+        try:
+            rows, after = await history_rows(console.hub, filters, PAGE_ROWS, SCAN_ROWS)
+        except ValueError as exc:
+            filters.errors.append(str(exc))
+        except RecordsDown:
+            filters.errors.append("The records database is not available; try again.")
+            status = 503
+    if filters.errors and status == 200:
+        status = 422
+    return console.page(
+        request,
+        "history.html",
+        status,
+        session=session,
+        title="History",
+        rows=rows,
+        after=after,
+        filters=filters,
+        outcomes=OUTCOMES,
+        records_on=console.hub.records is not None,
+    )
+
+
+@router.get("/history")
+async def history_page(request: Request) -> Response:
     console, session = _guard(request)
     if session is None:
         return _refused(request, console)
-    view = call_view(console.hub, call_sid)
-    if view is None:
-        return secured(JSONResponse({"detail": "no such call"}, status_code=404))
-    return secured(JSONResponse(view))
+    return await _history(request, {})
+
+
+@router.post("/history")
+async def history_search(request: Request) -> Response:
+    checked = await _checked_post(request)
+    if isinstance(checked, Response):
+        return checked
+    return await _history(request, checked[2])
+
+
+_NUMBERISH = re.compile(r"\+?[0-9*]+")
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run: a leading = + - @ (or tab, CR) is quoted away,
+    except in a (masked) number, which holds no formula."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBERISH.fullmatch(text):
+        return "'" + text
+    return text
+
+
+@router.post("/history/export")
+async def history_export(request: Request) -> Response:
+    """The filtered history as CSV or JSON (``format``), at most :data:`EXPORT_ROWS` calls."""
+    checked = await _checked_post(request)
+    if isinstance(checked, Response):
+        return checked
+    console, _, form = checked
+    kind = form.get("format", "csv")
+    filters = Filters({**form, "cursor": ""})
+    if kind not in ("csv", "json") or filters.errors:
+        detail = "; ".join(filters.errors) or "format must be csv or json"
+        return secured(JSONResponse({"detail": detail}, status_code=422))
+    try:
+        rows, _ = await history_rows(console.hub, filters, EXPORT_ROWS, EXPORT_ROWS * 5)
+        rows = rows[:EXPORT_ROWS]
+    except ValueError as exc:
+        return secured(JSONResponse({"detail": str(exc)}, status_code=422))
+    except RecordsDown:
+        return secured(JSONResponse({"detail": "records database unavailable"}, 503))
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if kind == "json":
+        body = json.dumps({"calls": rows}, ensure_ascii=False, indent=1).encode()
+        media = "application/json"
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(_CSV_COLUMNS)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in _CSV_COLUMNS])
+        body = buffer.getvalue().encode("utf-8")
+        media = "text/csv; charset=utf-8"
+    response = Response(body, media_type=media)
+    response.headers["Content-Disposition"] = f'attachment; filename="hotline-calls-{stamp}.{kind}"'
+    return secured(response)
 
 
 @router.get("/health")
