@@ -371,6 +371,11 @@ def test_a_phone_screen_and_the_keyboard(server: ServerThread) -> None:
         driver.switch_to.active_element.send_keys(Keys.ENTER)
         report = call.result(40)
         assert report.ended_by == "server_hangup", report.errors
+        # The other pages fit the phone too (a wide table scrolls inside its own box).
+        for path in (f"/console/calls/{call.call_sid}", "/console/history", "/console/health"):
+            driver.get(base + path)
+            scroll = driver.execute_script("return document.documentElement.scrollWidth")
+            assert scroll <= width, (path, scroll, width)
     finally:
         driver.quit()
         if call.report is None:

@@ -113,7 +113,9 @@ def secured(response: Response) -> Response:
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f} ms"
+    if value is None:
+        return "—"
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"  # hotline's share is small
 
 
 def _console(request: Request) -> Console:
