@@ -463,6 +463,13 @@ def test_say_and_hang_up_from_one_replicas_console_on_anothers_call(
         row.find_element(By.CSS_SELECTOR, ".hangup-button").click()
         report = call.result(30)
         assert report.ended_by == "server_hangup", report.errors
+        # Signing out on A signs the session out on B too (the cookie is good on both).
+        (cookie,) = browser.get_cookies()
+        jar = {"Cookie": f"{cookie['name']}={cookie['value']}"}
+        assert httpx.get(b.base + "/console/live.json", headers=jar).status_code == 200
+        browser.find_element(By.ID, "sign-out").click()
+        wait_for(browser, lambda d: d.current_url == a.base + "/console/sign-in")
+        assert httpx.get(b.base + "/console/live.json", headers=jar).status_code == 401
     finally:
         if call.report is None:
             call.hang_up()

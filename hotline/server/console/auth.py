@@ -3,7 +3,8 @@
 The cookie holds ``<nonce>.<expiry>.<mac>``: an HMAC-SHA256, keyed from ``HOTLINE_ADMIN_TOKEN``,
 over the nonce and the expiry. Any replica with the same admin token accepts it (nothing is
 stored per session); changing the token signs every session out. Signing out deletes the
-cookie and revokes its nonce on the replica that served the sign-out (a bounded set).
+cookie and revokes its nonce here (a bounded set) and, with Redis, on every replica
+(:mod:`.views`).
 
 Actions carry a CSRF token bound to the session (an HMAC of its nonce), checked in constant
 time, and every console POST must come from the console's own origin (``Origin`` /

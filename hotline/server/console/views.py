@@ -474,16 +474,49 @@ async def sign_in(request: Request) -> Response:
     return response
 
 
-def _guard(request: Request) -> tuple[Console, ConsoleSession | None]:
+async def _guard(request: Request) -> tuple[Console, ConsoleSession | None]:
+    """The console and the request's session (None: none, or signed out on any replica)."""
     console = _console(request)
-    return console, console.session(request)
+    session = console.session(request)
+    if session is not None and await _revoked_elsewhere(console, session):
+        return console, None
+    return console, session
+
+
+def _revoked_key(console: Console, session: ConsoleSession) -> str:
+    assert console.hub.cluster is not None
+    return f"{console.hub.cluster.prefix}:console:revoked:{session.nonce}"
+
+
+async def _revoked_elsewhere(console: Console, session: ConsoleSession) -> bool:
+    """Signed out on another replica (Redis; with Redis down, this replica's own list)."""
+    cluster = console.hub.cluster
+    if cluster is None or not cluster.up:
+        return False
+    try:
+        return bool(await cluster.client.exists(_revoked_key(console, session)))
+    except Exception:
+        return False
+
+
+async def _revoke(console: Console, session: ConsoleSession) -> None:
+    """Sign ``session`` out here, and on every replica through Redis when there is one."""
+    console.auth.revoke(session)
+    cluster = console.hub.cluster
+    if cluster is None or not cluster.up:
+        return
+    ttl = max(int((session.expires - time.time()) * 1000), 1)
+    try:
+        await cluster.client.set(_revoked_key(console, session), 1, px=ttl)
+    except Exception as exc:
+        log.warning("console: sign-out not shared (Redis: %s)", type(exc).__name__)
 
 
 async def _checked_post(
     request: Request,
 ) -> tuple[Console, ConsoleSession, dict[str, str]] | Response:
     """A console POST: session, same origin, CSRF token (form field or ``X-CSRF-Token``)."""
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     if not same_origin(request, console.hub.settings.public_url):
@@ -502,7 +535,7 @@ async def sign_out(request: Request) -> Response:
     if isinstance(checked, Response):
         return checked
     console, session, _ = checked
-    console.auth.revoke(session)
+    await _revoke(console, session)
     response = secured(RedirectResponse(f"{PREFIX}/sign-in", status_code=303))
     response.delete_cookie(
         console.cookie, path="/", secure=console.secure, httponly=True, samesite="strict"
@@ -512,7 +545,7 @@ async def sign_out(request: Request) -> Response:
 
 @router.get("")
 async def live_page(request: Request) -> Response:
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     calls = await live_calls(console.hub)
@@ -521,7 +554,7 @@ async def live_page(request: Request) -> Response:
 
 @router.get("/live.json")
 async def live_json(request: Request) -> Response:
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     return secured(JSONResponse({"calls": await live_calls(console.hub)}))
@@ -532,7 +565,7 @@ async def live_events(request: Request) -> Response:
     """Server-sent events: ``calls`` (the live calls, when they change, and at least every few
     seconds for the durations). The stream ends after :data:`STREAM_SECONDS`; the browser's
     EventSource reconnects (``retry``)."""
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     hub = console.hub
@@ -594,7 +627,7 @@ async def hangup(call_sid: str, request: Request) -> Response:
 async def _call_or_refusal(
     request: Request, call_sid: str, page: bool
 ) -> tuple[Console, ConsoleSession, dict[str, Any]] | Response:
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     try:
@@ -760,7 +793,7 @@ async def history_rows(
 
 
 async def _history(request: Request, form: dict[str, str]) -> Response:
-    console, session = _guard(request)
+    console, session = await _guard(request)
     assert session is not None
     filters = Filters(form)
     rows: list[dict[str, Any]] = []
@@ -792,7 +825,7 @@ async def _history(request: Request, form: dict[str, str]) -> Response:
 
 @router.get("/history")
 async def history_page(request: Request) -> Response:
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     return await _history(request, {})
@@ -856,7 +889,7 @@ async def history_export(request: Request) -> Response:
 
 @router.get("/health")
 async def health_page(request: Request) -> Response:
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     view = await health_view(console.hub)
@@ -865,7 +898,7 @@ async def health_page(request: Request) -> Response:
 
 @router.get("/health.json")
 async def health_json(request: Request) -> Response:
-    console, session = _guard(request)
+    console, session = await _guard(request)
     if session is None:
         return _refused(request, console)
     return secured(JSONResponse(await health_view(console.hub)))
