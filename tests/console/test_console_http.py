@@ -372,3 +372,25 @@ def test_history_exports_csv_and_json(client: TestClient) -> None:
     assert calls[0]["summary"].startswith("=HYPERLINK")  # JSON keeps the text as it is
     assert client.post("/console/history/export", data={**form, "format": "xml"}).status_code == 422
     assert client.post("/console/history/export", data={"format": "csv"}).status_code == 403
+
+
+def test_a_huge_or_odd_form_is_no_sign_in(client: TestClient) -> None:
+    huge = client.post(
+        "/console/sign-in",
+        content=b"token=" + b"x" * 5_000_000,
+        headers={"Origin": BASE, "Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert huge.status_code == 401 and "set-cookie" not in huge.headers
+    for body, kind in (
+        (b"\xff\xfe=\x00", "application/x-www-form-urlencoded"),
+        (b'{"token": "' + ADMIN_TOKEN.encode() + b'"}', "application/json"),
+    ):
+        odd = client.post(
+            "/console/sign-in",
+            content=body,
+            headers={"Origin": BASE, "Content-Type": kind},
+            follow_redirects=False,
+        )
+        assert odd.status_code == 401 and "set-cookie" not in odd.headers
+    assert client.get("/health").status_code == 200  # and the server goes on

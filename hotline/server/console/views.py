@@ -136,11 +136,16 @@ def _refused(request: Request, console: Console) -> Response:
 
 
 async def _form(request: Request) -> dict[str, str] | None:
-    """A small urlencoded form (None: not one)."""
+    """A small urlencoded form (None: not one). A body past :data:`MAX_FORM_BYTES` is not
+    read on (the sign-in form takes posts from anyone)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if kind != "application/x-www-form-urlencoded" or len(body) > MAX_FORM_BYTES:
+    if kind != "application/x-www-form-urlencoded":
         return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:
