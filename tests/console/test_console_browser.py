@@ -185,7 +185,7 @@ def _inject_caller_words(server: ServerThread, call_sid: str, text: str) -> None
         session = server.hub.registry.get(call_sid)  # type: ignore[union-attr]
         assert isinstance(session, CallSession)
         session.call.transcript_final(text, time.perf_counter())
-        session.dispatch()
+        session.fed()
 
     server.call_on_loop(run)
 
