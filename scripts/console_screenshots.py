@@ -1,6 +1,9 @@
-"""Remake the README's console screenshots: a real hotline, a real simulated call, chromium.
+"""Make the console's screenshots: a real hotline, a real simulated call, chromium.
 
-    .venv/bin/python scripts/console_screenshots.py [--out docs]
+    python scripts/console_screenshots.py [--out docs]
+
+The PNGs are not kept in the repository (anyone can make them again; docs/console-*.png is
+git-ignored); the README describes the pages in words.
 
 Starts ``hotline serve --insecure-dev`` (the local voice, the local ear) on a free port with a
 throwaway admin token, places a call with ``hotline.sim`` that asks two questions aloud, signs
