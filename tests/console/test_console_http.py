@@ -18,7 +18,7 @@ from hotline.server.console.auth import ConsoleAuth
 from hotline.server.console.views import CSP
 from hotline.server.console.views import router as console_router
 from hotline.server.settings import ListenSettings, Settings
-from tests.support.server import ADMIN_TOKEN, AUTH_TOKEN, TEST_SETTINGS
+from tests.support.server import ADMIN_TOKEN, AUTH_TOKEN, fresh_records
 
 BASE = "https://hotline.test"
 OPEN = {"/console/sign-in", "/console/static/{name}"}
@@ -30,7 +30,7 @@ def _app(**overrides: object) -> TestClient:
         admin_token=ADMIN_TOKEN,
         public_url=BASE,
         listen=ListenSettings(stt="off"),
-        records=TEST_SETTINGS["records"],
+        records=fresh_records(),
         **overrides,  # type: ignore[arg-type]
     )
     return TestClient(create_app(settings), base_url=BASE)
@@ -246,7 +246,7 @@ def test_without_an_admin_token_the_console_is_off() -> None:
         twilio_auth_token=AUTH_TOKEN,
         public_url=BASE,
         listen=ListenSettings(stt="off"),
-        records=TEST_SETTINGS["records"],
+        records=fresh_records(),
     )
     with TestClient(create_app(settings), base_url=BASE) as c:
         assert c.get("/console/live.json").status_code == 503
