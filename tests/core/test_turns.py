@@ -7,13 +7,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotline.core.turns import (
+    JUDGE_AUDIO_BYTES,
     BargeInMode,
     CommitTranscript,
+    HoldLine,
     Interrupt,
+    JudgeTurn,
+    ResumeLine,
+    Speculate,
     TurnConfig,
     TurnEnded,
     TurnTaker,
+    Unspeculate,
+    has_stop_phrase,
     has_words,
+    is_backchannel,
+    unfinished,
 )
 from hotline.errors import ConfigError
 
@@ -234,6 +243,7 @@ def test_any_sequence_keeps_the_contract(
     while hotline speaks and never in ``off`` mode."""
     turns = TurnTaker(TurnConfig(silence_ms=300, final_timeout_ms=800, barge_in=mode))
     now = 0.0
+    held = False
     for kind, arg, speaking in steps:
         now += 0.02
         if kind == "start":
@@ -256,4 +266,405 @@ def test_any_sequence_keeps_the_contract(
             if isinstance(event, TurnEnded):
                 assert has_words(event.text)
             elif isinstance(event, Interrupt):
-                assert speaking and mode is not BargeInMode.OFF
+                assert (speaking or held) and mode is not BargeInMode.OFF
+                held = False
+            elif isinstance(event, HoldLine):
+                assert mode is BargeInMode.PAUSE and not held
+                held = True
+            elif isinstance(event, ResumeLine):
+                assert held
+                held = False
+
+
+# ---------------------------------------------------------------- endpointing in two steps
+
+FRAME = b"\x55" * 160  # 20 ms of µ-law
+
+
+def feed(turns: TurnTaker, start_ms: int, end_ms: int) -> list[object]:
+    """Frames every 20 ms from ``start_ms`` (exclusive) to ``end_ms`` (inclusive), the shell
+    clock following the media clock; returns the events."""
+    out: list[object] = []
+    for ts in range(start_ms + 20, end_ms + 1, 20):
+        turns.media(ts, ts / 1000, FRAME)
+        out += turns.events()
+    return out
+
+
+def judge_of(events: list[object]) -> JudgeTurn:
+    (ask,) = [e for e in events if isinstance(e, JudgeTurn)]
+    return ask
+
+
+def test_a_finished_turn_ends_at_the_judges_verdict() -> None:
+    turns = TurnTaker(TurnConfig(judge=True))
+    feed(turns, 0, 1000)  # quiet: the pre-roll
+    turns.speech_started(1000, 1.0, False)
+    feed(turns, 1000, 2000)
+    turns.speech_ended(2000, 2.0)
+    assert feed(turns, 2000, 2240) == []  # 240 ms: no pause yet
+    events = feed(turns, 2240, 2260)
+    assert events[0] == CommitTranscript()
+    ask = judge_of(events)
+    # The judge hears the turn and 500 ms before it, up to the pause.
+    assert len(ask.audio) == (500 + 1000 + 260) * 8
+    turns.final("What are the tour dates?", 2.33, False)
+    assert turns.events() == [Speculate("What are the tour dates?")]  # the verdict is due
+    turns.verdict(ask.seq, 0.93, 2.35)
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.reason == "judge"
+    assert ended.text == "What are the tour dates?" and ended.final_at == 2.35
+    assert (ended.silence_at, ended.commit_at) == (2.26, 2.26)
+
+
+def test_unfinished_by_the_judge_ends_at_the_fallback() -> None:
+    turns = TurnTaker(TurnConfig(judge=True, fallback_ms=2500))
+    turns.speech_started(0, 0.0, False)
+    feed(turns, 0, 1000)
+    turns.speech_ended(1000, 1.0)
+    ask = judge_of(feed(turns, 1000, 1260))
+    turns.final("I would like", 1.3, False)
+    turns.verdict(ask.seq, 0.2, 1.32)
+    assert turns.events() == [Speculate("I would like")]
+    assert feed(turns, 1260, 3480) == []
+    (ended,) = feed(turns, 3480, 3500)
+    assert (
+        isinstance(ended, TurnEnded) and ended.reason == "fallback" and ended.text == "I would like"
+    )
+
+
+def test_the_transcript_signal_overrules_a_confident_judge() -> None:
+    """A paused question ("what are the ... tour dates") is one turn, one prompt."""
+    turns = TurnTaker(TurnConfig(judge=True))
+    turns.speech_started(0, 0.0, False)
+    feed(turns, 0, 800)
+    turns.speech_ended(800, 0.8)
+    first = judge_of(feed(turns, 800, 1060))
+    turns.final("What are the", 1.1, False)
+    turns.verdict(first.seq, 0.97, 1.12)
+    assert turns.events() == [Speculate("What are the")]
+    feed(turns, 1060, 1800)  # 1 s of pause: less than the fallback
+    turns.speech_started(1800, 1.8, False)  # the caller goes on: the same turn
+    assert turns.events() == [Unspeculate()]
+    turns.verdict(first.seq, 0.97, 1.81)  # a stale answer changes nothing
+    feed(turns, 1800, 2600)
+    turns.speech_ended(2600, 2.6)
+    events = feed(turns, 2600, 2860)
+    second = judge_of(events)
+    assert second.seq > first.seq and CommitTranscript() in events
+    turns.final("tour dates?", 2.9, False)
+    turns.verdict(second.seq, 0.9, 2.92)
+    assert turns.events()[-1] == TurnEnded(
+        text="What are the tour dates?",
+        speech_started_ms=0,
+        speech_ended_ms=2600,
+        silence_at=2.86,
+        commit_at=2.86,
+        final_at=2.92,
+        reason="judge",
+    )
+    assert turns.turns == 1
+
+
+def test_without_a_judge_finished_words_end_at_the_settle_time() -> None:
+    turns = TurnTaker(TurnConfig(settle_ms=500))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(1000, 1.0)
+    assert feed(turns, 1000, 1260) == [CommitTranscript()]
+    turns.final("Where can I buy merch?", 1.3, False)
+    assert turns.events() == [Speculate("Where can I buy merch?")]
+    assert feed(turns, 1260, 1480) == []
+    (ended,) = feed(turns, 1480, 1500)
+    assert isinstance(ended, TurnEnded) and ended.reason == "words"
+
+
+def test_without_a_judge_a_late_final_past_the_settle_time_ends_at_once() -> None:
+    turns = TurnTaker(TurnConfig(settle_ms=500))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(1000, 1.0)
+    feed(turns, 1000, 1600)
+    turns.final("Where can I buy merch?", 1.6, False)
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.reason == "words"
+
+
+def test_without_a_judge_unfinished_words_wait_for_the_fallback() -> None:
+    turns = TurnTaker(TurnConfig(fallback_ms=2000))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(1000, 1.0)
+    feed(turns, 1000, 1260)
+    turns.final("Can I pay with", 1.3, False)
+    assert turns.events() == [Speculate("Can I pay with")]
+    assert feed(turns, 1260, 2980) == []
+    (ended,) = feed(turns, 2980, 3000)
+    assert isinstance(ended, TurnEnded) and ended.reason == "fallback"
+
+
+def test_words_after_an_unfinished_final_are_read_again() -> None:
+    turns = TurnTaker(TurnConfig(settle_ms=500))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(1000, 1.0)
+    feed(turns, 1000, 1260)
+    turns.final("my number is", 1.3, False)
+    turns.events()
+    turns.final("five", 1.4, False)  # the recogniser's next final: still a number
+    assert turns.events() == [Unspeculate(), Speculate("my number is five")]
+    feed(turns, 1400, 2000)
+    assert turns.in_turn
+
+
+def test_a_judge_that_fails_leaves_the_fallback() -> None:
+    turns = TurnTaker(TurnConfig(judge=True, fallback_ms=1000))
+    turns.speech_started(0, 0.0, False)
+    feed(turns, 0, 500)
+    turns.speech_ended(500, 0.5)
+    ask = judge_of(feed(turns, 500, 760))
+    turns.final("Hello there", 0.8, False)
+    turns.judge_failed(ask.seq, 0.9)
+    turns.events()
+    (ended,) = feed(turns, 760, 1500)
+    assert isinstance(ended, TurnEnded) and ended.reason == "fallback"
+
+
+def test_speculation_can_be_turned_off() -> None:
+    turns = TurnTaker(TurnConfig(speculate=False, fallback_ms=1000))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(500, 0.5)
+    feed(turns, 500, 760)
+    turns.final("I want the", 0.8, False)
+    assert turns.events() == []
+
+
+def test_a_cough_alone_is_dropped() -> None:
+    turns = TurnTaker(TurnConfig(final_timeout_ms=500))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(200, 0.2)
+    assert feed(turns, 200, 460) == [CommitTranscript()]
+    turns.final("", 0.5, False)
+    turns.poll(0.96)
+    assert turns.events() == [] and not turns.in_turn and turns.dropped == 1
+
+
+def test_the_judge_hears_at_most_8_seconds() -> None:
+    turns = TurnTaker(TurnConfig(judge=True))
+    turns.speech_started(0, 0.0, False)
+    feed(turns, 0, 20_000)
+    turns.speech_ended(20_000, 20.0)
+    ask = judge_of(feed(turns, 20_000, 20_260))
+    assert len(ask.audio) == JUDGE_AUDIO_BYTES
+
+
+def test_silence_only_never_asks_the_judge() -> None:
+    turns = TurnTaker(TurnConfig(silence_ms=300, judge=True))
+    turns.speech_started(0, 0.0, False)
+    feed(turns, 0, 500)
+    turns.speech_ended(500, 0.5)
+    assert feed(turns, 500, 800) == [CommitTranscript()]
+    turns.final("I want the", 0.9, False)  # unfinished words: silence only ends it anyway
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.reason == "silence"
+
+
+# ---------------------------------------------------------------- the transcript signal
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("What are the", True),
+        ("I'd like to", True),
+        ("Because, um...", True),
+        ("my number is 5 5 5", True),
+        ("two tickets for twenty", True),
+        ("What are the tour dates?", False),
+        ("Where can I buy merch", False),
+        ("", False),
+        ("...", False),
+    ],
+)
+def test_unfinished(text: str, expected: bool) -> None:
+    assert unfinished(text) is expected
+
+
+def test_backchannels_and_stop_phrases() -> None:
+    assert is_backchannel("Mm-hmm.") and is_backchannel("yeah, okay") and is_backchannel("uh huh")
+    assert is_backchannel("all right") and is_backchannel("Uh-huh, I see")
+    assert (
+        not is_backchannel("okay but when") and not is_backchannel("") and not is_backchannel("no")
+    )
+    assert (
+        has_stop_phrase("Wait!") and has_stop_phrase("no no") and has_stop_phrase("hold on a sec")
+    )
+    assert (
+        not has_stop_phrase("nobody") and not has_stop_phrase("holding") and not has_stop_phrase("")
+    )
+    assert is_backchannel("sure", ("sure",)) and not is_backchannel("yeah", ("sure",))
+
+
+# ---------------------------------------------------------------- barge-in: pause
+
+
+def test_a_short_cough_over_the_line_does_nothing() -> None:
+    turns = TurnTaker(TurnConfig(final_timeout_ms=500))
+    turns.speech_started(1000, 1.0, bot_speaking=True)
+    assert feed(turns, 1000, 1200) == []  # 200 ms: under the guard
+    turns.speech_ended(1200, 1.2)
+    events = feed(turns, 1200, 3000)
+    assert not any(isinstance(e, (HoldLine, Interrupt, TurnEnded)) for e in events)
+
+
+def test_a_longer_sound_holds_the_line_and_resumes_it_without_words() -> None:
+    turns = TurnTaker(TurnConfig(guard_ms=300, resume_ms=1500, final_timeout_ms=500))
+    turns.speech_started(1000, 1.0, bot_speaking=True)
+    assert feed(turns, 1000, 1280) == []
+    assert feed(turns, 1280, 1300) == [HoldLine(1000)]
+    assert turns.held
+    turns.speech_ended(1400, 1.4)
+    events = feed(turns, 1300, 2880)
+    assert CommitTranscript() in events and ResumeLine() not in events
+    turns.final("", 1.7, bot_speaking=False)
+    assert feed(turns, 2880, 2900) == [ResumeLine()]  # 1500 ms after the sound ended
+    assert not turns.held and turns.turns == 0
+
+
+def test_words_over_the_line_interrupt() -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.speech_started(1000, 1.0, bot_speaking=True)
+    feed(turns, 1000, 1300)
+    assert turns.held
+    turns.partial("what time", 1.5, bot_speaking=False)  # held: hotline is silent
+    assert turns.events() == [Interrupt("words", 1000)]
+    assert not turns.held
+
+
+def test_words_before_the_guard_interrupt_too() -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.speech_started(1000, 1.0, bot_speaking=True)
+    turns.partial("when", 1.2, bot_speaking=True)
+    assert turns.events() == [Interrupt("words", 1000)]
+
+
+@pytest.mark.parametrize("text", ["mm-hm", "yeah", "uh-huh", "okay", "right"])
+def test_a_backchannel_never_interrupts_and_is_no_turn(text: str) -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.speech_started(1000, 1.0, bot_speaking=True)
+    turns.partial(text, 1.1, bot_speaking=True)
+    feed(turns, 1000, 1400)  # long enough to hold the line
+    assert turns.held
+    turns.speech_ended(1400, 1.4)
+    events = feed(turns, 1400, 1660)
+    assert CommitTranscript() in events
+    turns.final(text, 1.7, bot_speaking=False)
+    assert turns.events() == [ResumeLine()]  # at once, not after resume_ms
+    assert not turns.in_turn and turns.turns == 0 and turns.backchannels == 1
+
+
+@pytest.mark.parametrize("text", ["stop", "wait", "no", "hold on", "okay wait"])
+def test_a_stop_phrase_always_interrupts(text: str) -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.speech_started(1000, 1.0, bot_speaking=True)
+    turns.partial(text, 1.1, bot_speaking=True)
+    assert turns.events() == [Interrupt("words", 1000)]
+
+
+def test_backchannels_are_a_turn_when_hotline_is_silent() -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.speech_started(0, 0.0, bot_speaking=False)
+    turns.speech_ended(500, 0.5)
+    feed(turns, 500, 760)
+    turns.final("yeah", 0.8, bot_speaking=False)
+    feed(turns, 760, 1000)
+    assert turns.turns == 1
+
+
+def test_pause_falls_back_to_speech_while_the_recogniser_is_down() -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.stt_down()
+    turns.speech_started(100, 0.1, bot_speaking=True)
+    assert turns.events() == [Interrupt("speech", 100)]
+
+
+def test_a_held_line_is_released_when_the_recogniser_goes_down() -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.speech_started(0, 0.0, bot_speaking=True)
+    feed(turns, 0, 400)
+    assert turns.held
+    turns.stt_down()
+    assert turns.events() == [ResumeLine()]
+
+
+def test_new_config_is_checked() -> None:
+    for bad in (
+        {"pause_ms": -1},
+        {"pause_ms": 3000, "fallback_ms": 2000},
+        {"threshold": 1.5},
+        {"guard_ms": True},
+        {"backchannels": ["yeah"]},
+        {"stop_phrases": ("",)},
+    ):
+        with pytest.raises(ConfigError):
+            TurnConfig(**bad)  # type: ignore[arg-type]
+
+
+_step2 = st.one_of(
+    _step,
+    st.tuples(st.just("verdict"), st.floats(0.0, 1.0), st.booleans()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_step2, max_size=50), st.booleans())
+def test_two_step_any_sequence_keeps_the_contract(
+    steps: list[tuple[str, object, bool]], judge: bool
+) -> None:
+    """Two-step endpointing, any order: every turn has words, speculations pair up, a held line
+    is released or interrupted exactly once."""
+    turns = TurnTaker(TurnConfig(judge=judge, final_timeout_ms=800, fallback_ms=1000))
+    now = 0.0
+    ts = 0
+    held = False
+    speculated = False
+    seq = 0
+    for kind, arg, speaking in steps:
+        now += 0.02
+        if kind == "start":
+            turns.speech_started(ts, now, speaking)
+        elif kind == "end":
+            turns.speech_ended(ts, now)
+        elif kind == "media":
+            ts += int(arg) % 700  # type: ignore[call-overload]
+            turns.media(ts, now, FRAME)
+        elif kind == "partial":
+            turns.partial(str(arg), now, speaking)
+        elif kind == "final":
+            turns.final(str(arg), now, speaking)
+        elif kind == "poll":
+            turns.poll(now + int(arg) / 1000)  # type: ignore[call-overload]
+        elif kind == "verdict":
+            turns.verdict(seq, float(arg), now)  # type: ignore[arg-type]
+        elif kind == "down":
+            turns.stt_down()
+        else:
+            turns.stt_up()
+        for event in turns.events():
+            if isinstance(event, TurnEnded):
+                assert has_words(event.text)
+                speculated = False
+            elif isinstance(event, Interrupt):
+                assert speaking or held
+                held = False
+            elif isinstance(event, HoldLine):
+                assert not held
+                held = True
+            elif isinstance(event, ResumeLine):
+                assert held
+                held = False
+            elif isinstance(event, JudgeTurn):
+                assert judge and 0 < len(event.audio) <= JUDGE_AUDIO_BYTES
+                seq = event.seq
+            elif isinstance(event, Speculate):
+                assert has_words(event.text) and not speculated
+                speculated = True
+            elif isinstance(event, Unspeculate):
+                assert speculated
+                speculated = False
