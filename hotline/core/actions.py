@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from hotline.core.events import Start
+from hotline.core.turns import JudgeTurn, Speculate, Unspeculate
 
 __all__ = [
     "LATENCY_STAGES",
@@ -23,8 +24,12 @@ __all__ = [
     "DigitPressed",
     "FirstFrame",
     "Hangup",
+    "JudgeTurn",
     "LabelEnum",
+    "LineHeld",
     "LineInterrupted",
+    "LineResumed",
+    "Speculate",
     "StartTTS",
     "Started",
     "Stopped",
@@ -32,6 +37,7 @@ __all__ = [
     "TTSText",
     "TurnLatency",
     "Underrun",
+    "Unspeculate",
     "UtteranceEnded",
     "UtteranceOutcome",
     "UtteranceRecorded",
@@ -156,6 +162,30 @@ class LineInterrupted:
     heard_ms: float
     text: str
     source: UtteranceSource
+
+
+@dataclass(frozen=True, slots=True)
+class LineHeld:
+    """``pause`` barge-in: the caller's sound over utterance ``utterance_id`` lasted; ``clear``
+    has been queued and ``held_ms`` of audio the caller had not heard waits to be sent again
+    (:class:`LineResumed`) or dropped (:class:`BargeIn`).
+
+    Attributes:
+        timestamp_ms: media timestamp of the speech onset.
+    """
+
+    utterance_id: int
+    timestamp_ms: int
+    held_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class LineResumed:
+    """A held line plays on from where the caller stopped hearing it (it was no interruption:
+    a cough, a backchannel); it was held for ``held_s`` seconds."""
+
+    utterance_id: int
+    held_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,9 +343,14 @@ Action = (
     | TTSText
     | TTSClose
     | CommitSpeech
+    | JudgeTurn
+    | Speculate
+    | Unspeculate
     | CallerTurn
     | DigitPressed
     | LineInterrupted
+    | LineHeld
+    | LineResumed
     | TurnLatency
     | CancelTTS
     | Hangup

@@ -9,6 +9,7 @@ audio, the TTS and the Twilio socket and only moves these events around::
     final transcript -> CallerTurn    ->      await brain.handle(ev)
     DTMF key         -> CallerDigit   ->      await brain.handle(ev)
     barge-in         -> Interrupted   ->      await brain.handle(ev)
+    caller went on   -> Retract       ->      await brain.handle(ev)
     hang-up / stop   -> CallEnding    ->      await brain.handle(ev); await brain.aclose()
 
                      <- SayText / PlayAudio / SendDigits / SetLanguage / EndCall / Fallback
@@ -60,6 +61,7 @@ __all__ = [
     "Fallback",
     "Interrupted",
     "PlayAudio",
+    "Retract",
     "SayText",
     "SendDigits",
     "SetLanguage",
@@ -135,7 +137,15 @@ class CallEnding:
     """The call is ending (caller hung up, stream stopped, or after an :class:`EndCall`)."""
 
 
-BrainInput = CallerTurn | CallerDigit | Interrupted | CallEnding
+@dataclass(frozen=True, slots=True)
+class Retract:
+    """The last :class:`CallerTurn` was speculative (the caller paused) and the caller went on:
+    cancel its reply and forget the turn; its whole form comes as a new :class:`CallerTurn`.
+    Nothing of that reply was heard (the shell held it). Only brains with ``speculates = True``
+    are sent speculative turns."""
+
+
+BrainInput = CallerTurn | CallerDigit | Interrupted | Retract | CallEnding
 
 
 # ----------------------------------------------------------------------------- outputs

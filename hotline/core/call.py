@@ -52,6 +52,8 @@ from hotline.core.actions import (
     Action,
     DigitPressed,
     Hangup,
+    LineHeld,
+    LineResumed,
     Started,
     Stopped,
     UtteranceOutcome,
@@ -163,7 +165,12 @@ class Call:
             recognise=recognise,
             can_barge_in=self._can_barge_in,
             barge_in=self._barge_in,
+            hold=self._hold_line,
+            resume=self._resume_line,
+            filler=self._say_filler,
+            filler_ms=turns.filler_ms if turns is not None else 0,
         )
+        self._held_at: float | None = None
         self.brain_digits = brain_digits
         #: A DTMF key reported to the brain cuts what plays (a relay app's ``interruptible``
         #: says whether keys do); a key the script's menu answers always does.
@@ -422,6 +429,11 @@ class Call:
         """The recogniser is (back) up."""
         self._ears.stt_up()
 
+    def turn_verdict(self, seq: int, probability: float | None, now: float) -> None:
+        """The end-of-turn judge answered :class:`JudgeTurn` ``seq`` (``None``: it failed)."""
+        if self.state is CallState.ACTIVE:
+            self._ears.verdict(seq, probability, now)
+
     def turn_handed(self, now: float) -> None:
         """The shell handed the last :class:`CallerTurn` to the brain at ``now`` (for
         :class:`TurnLatency`; without it the hand-over counts as instant)."""
@@ -564,7 +576,37 @@ class Call:
 
     # ------------------------------------------------------------------ internals
 
+    def _hold_line(self, timestamp_ms: int, now: float) -> None:
+        """``pause`` barge-in: stop the line, keep what the caller has not heard."""
+        current = self._utts.now_playing(self.pacer.unsent())
+        held = self.pacer.hold(now)
+        if self._held_at is None:
+            self._held_at = now
+        self._actions.append(
+            LineHeld(current.id if current is not None else 0, timestamp_ms, held / BYTES_PER_MS)
+        )
+
+    def _resume_line(self, now: float) -> None:
+        """It was no interruption: the held line plays on from where the caller stopped."""
+        if self.pacer.resume():
+            current = self._utts.now_playing(self.pacer.unsent())
+            held_at, self._held_at = self._held_at, None
+            self._actions.append(
+                LineResumed(
+                    current.id if current is not None else 0,
+                    now - held_at if held_at is not None else 0.0,
+                )
+            )
+
+    def _say_filler(self, now: float) -> None:
+        """The brain is slow: the script's filler line, unless something plays already."""
+        line = self.script.filler
+        if line and self.state is CallState.ACTIVE and not self.is_speaking(now):
+            self.lines.add(line, UtteranceSource.SCRIPT, now, interrupt=False)
+            self.lines.start_next(now)
+
     def _barge_in(self, timestamp_ms: int, now: float) -> None:
+        self._held_at = None
         self.lines.barge_in(timestamp_ms, now)
 
     def _end(self, outcome: UtteranceOutcome) -> None:

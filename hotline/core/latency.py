@@ -56,6 +56,11 @@ class Latencies:
         self._waiting = self._last = TurnTimes(ended_at, event.silence_at, event.final_at)
         return ended_at
 
+    @property
+    def waiting(self) -> bool:
+        """The last turn waits for a reply (none was queued since)."""
+        return self._waiting is not None
+
     def handed(self, now: float) -> None:
         """The last turn was handed to the brain at ``now`` (before its first token)."""
         last = self._last

@@ -9,6 +9,15 @@ turn taker decides into the Call's business: a barge-in (the Call's ``barge_in``
 caller's turns waits in :attr:`Listening.latency` for the reply's
 :class:`~hotline.core.actions.TurnLatency`. Without ``turns`` (or while the recogniser is down) a
 VAD onset is the barge-in.
+
+Endpointing in two steps hands out :class:`~hotline.core.turns.JudgeTurn` (the shell runs the
+end-of-turn judge off the event loop and answers with :meth:`Listening.verdict`) and
+:class:`~hotline.core.turns.Speculate` / :class:`~hotline.core.turns.Unspeculate` (the shell may
+prepare a reply it holds until the :class:`CallerTurn`). ``pause`` barge-in holds the line
+(``hold``) and lets it play on (``resume``).
+
+The filler: ``filler_ms`` after a turn was handed out, if no reply to it has been queued yet,
+``filler`` is called once (the Call says the script's short line).
 """
 
 from __future__ import annotations
@@ -20,7 +29,18 @@ from hotline.core.actions import Action, CallerTurn, CommitSpeech
 from hotline.core.events import Media, SpeechEnded, SpeechStarted
 from hotline.core.latency import Latencies
 from hotline.core.transcript import Transcript
-from hotline.core.turns import CommitTranscript, Interrupt, TurnConfig, TurnEnded, TurnTaker
+from hotline.core.turns import (
+    CommitTranscript,
+    HoldLine,
+    Interrupt,
+    JudgeTurn,
+    ResumeLine,
+    Speculate,
+    TurnConfig,
+    TurnEnded,
+    TurnTaker,
+    Unspeculate,
+)
 from hotline.errors import assert_never
 
 __all__ = ["Listening", "SpeechDetector"]
@@ -44,13 +64,21 @@ class Listening:
         recognise: keep the caller's audio for :meth:`audio_to_recognise`.
         can_barge_in: whether the caller's voice may cut what plays at ``now``.
         barge_in: cut what plays (the onset's media timestamp, ``now``).
+        hold / resume: hold the line (onset timestamp, ``now``) / let it play on (``now``).
+        filler: say the filler line (``now``); ``filler_ms`` after a turn with no reply yet
+            (0: never).
     """
 
     __slots__ = (
         "_actions",
         "_barge_in",
         "_can_barge_in",
+        "_filler",
+        "_filler_at",
+        "_filler_ms",
+        "_hold",
         "_recognise",
+        "_resume",
         "_vad",
         "caller_turns",
         "latency",
@@ -67,6 +95,10 @@ class Listening:
         recognise: bool,
         can_barge_in: Callable[[float], bool],
         barge_in: Callable[[int, float], None],
+        hold: Callable[[int, float], None] | None = None,
+        resume: Callable[[float], None] | None = None,
+        filler: Callable[[float], None] | None = None,
+        filler_ms: int = 0,
     ) -> None:
         self._actions = actions
         self._vad = vad
@@ -74,6 +106,11 @@ class Listening:
         self._recognise: list[bytes] | None = [] if recognise else None
         self._can_barge_in = can_barge_in
         self._barge_in = barge_in
+        self._hold = hold
+        self._resume = resume
+        self._filler = filler
+        self._filler_ms = filler_ms
+        self._filler_at: float | None = None  # when the filler is due (a turn awaits its reply)
         self.latency = Latencies()
         #: Where caller turns are written (the Call's, once accepted).
         self.transcript: Transcript | None = None
@@ -119,7 +156,7 @@ class Listening:
                 turns.speech_ended(event.timestamp_ms, now)
             else:
                 assert_never(event)
-        turns.media(media.timestamp, now)
+        turns.media(media.timestamp, now, media.payload)
         self._events(now)
 
     # ------------------------------------------------------------------ the recogniser
@@ -150,16 +187,36 @@ class Listening:
         if self.turns is not None:
             self.turns.stt_up()
 
+    def verdict(self, seq: int, probability: float | None, now: float) -> None:
+        """The end-of-turn judge's answer to :class:`JudgeTurn` ``seq`` (``None``: it failed)."""
+        turns = self.turns
+        if turns is None:
+            return
+        if probability is None:
+            turns.judge_failed(seq, now)
+        else:
+            turns.verdict(seq, probability, now)
+        self._events(now)
+
     def poll(self, now: float, *, active: bool) -> None:
-        """The turn taker's deadline may have passed."""
+        """The turn taker's deadline (or the filler's) may have passed."""
         turns = self.turns
         if turns is not None and turns.next_deadline() is not None:
             turns.poll(now)
             if active:
                 self._events(now)
+        at = self._filler_at
+        if at is not None and now >= at:
+            self._filler_at = None
+            if active and self._filler is not None and self.latency.waiting:
+                self._filler(now)
 
     def next_deadline(self) -> float | None:
-        return self.turns.next_deadline() if self.turns is not None else None
+        turn = self.turns.next_deadline() if self.turns is not None else None
+        at = self._filler_at
+        if at is None:
+            return turn
+        return at if turn is None else min(turn, at)
 
     def _events(self, now: float) -> None:
         turns = self.turns
@@ -169,8 +226,16 @@ class Listening:
             if isinstance(event, Interrupt):
                 if self._can_barge_in(now):
                     self._barge_in(event.timestamp_ms, now)
+            elif isinstance(event, HoldLine):
+                if self._hold is not None and self._can_barge_in(now):
+                    self._hold(event.timestamp_ms, now)
+            elif isinstance(event, ResumeLine):
+                if self._resume is not None:
+                    self._resume(now)
             elif isinstance(event, CommitTranscript):
                 self._actions.append(CommitSpeech())
+            elif isinstance(event, (JudgeTurn, Speculate, Unspeculate)):
+                self._actions.append(event)
             elif isinstance(event, TurnEnded):
                 ended_at = self.latency.turn_ended(event)
                 self.caller_turns += 1
@@ -187,5 +252,7 @@ class Listening:
                         timed_out=event.timed_out,
                     )
                 )
+                if self._filler_ms > 0:
+                    self._filler_at = event.final_at + self._filler_ms / 1000.0
             else:
                 assert_never(event)

@@ -130,6 +130,12 @@ class Conversation:
             return
         self.add_reply(heard.strip() and heard)
 
+    def retract(self) -> None:
+        """Forget the latest turn (a speculative one the caller went on from): its words and
+        any reply to it, none of which was heard."""
+        if self._turns:
+            self._turns.pop()
+
     def messages(self) -> list[dict[str, str]]:
         """System prompt plus the kept turns, oldest first (a new list of new dicts)."""
         out = [{"role": "system", "content": self.system_prompt}]

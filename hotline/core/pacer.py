@@ -18,6 +18,10 @@ Marks. One mark after each utterance's last frame (``u<id>-end``) and, every
 every pending mark at once, so on a cut the pending marks are forgotten first and any echo of an
 unknown name is ignored. An utterance that hangs up after it arms a safety deadline when its end
 mark goes out (``mark_grace`` seconds after it should have finished playing).
+
+Holding (``pause`` barge-in). :meth:`Pacer.hold` stops the line with a ``clear`` and puts what the
+caller had not heard yet (:class:`~hotline.core.hold.SentLog`) back at the head of the queue, its
+end marks renamed; nothing is sent until :meth:`Pacer.resume`, which plays it on from there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections import deque
 
 from hotline.core.actions import Action, Underrun
 from hotline.core.framer import Framer
+from hotline.core.hold import SentLog, replay_items
 from hotline.core.latency import first_frame
 from hotline.core.playhead import Playhead
 from hotline.core.twilio import TwilioStream
@@ -90,6 +95,13 @@ class Pacer:
         self._mark_every = mark_every_frames
         self.mark_grace = mark_grace
         self.playhead = Playhead()
+        self._frame_bytes = frame_bytes
+        #: What went out lately (a held line is sent again from the playhead).
+        self._log = SentLog(2 * self._max_ahead + self._batch_bytes)
+        #: The line is held: nothing is sent until :meth:`resume`.
+        self.held = False
+        self.holds = 0
+        self._resumed = False  # the gap of a held line is no underrun
         self._out: deque[_OutItem] = deque()
         self._marks: dict[str, Mark] = {}
         self.n_out = 0  # messages queued in the TwilioStream since the last data_to_send()
@@ -138,7 +150,39 @@ class Pacer:
         self._marks.clear()
         self._out.clear()
         self._framer.clear()
+        self._log.clear()
+        self.held = False
         self.hangup_deadline = None
+
+    def hold(self, now: float) -> int:
+        """Hold the line: ``clear`` Twilio's buffer and queue again, first, what the caller had
+        not heard by ``now`` (its end marks renamed). Nothing is sent until :meth:`resume`.
+        Returns the µ-law bytes held back (a no-op returning 0 if already held)."""
+        if self.held:
+            return 0
+        head = self.playhead
+        unheard = self._log.unheard(head.played(now))
+        ends = [(m.utt, m.pos) for m in self._marks.values() if m.final]
+        self.holds += 1
+        items = replay_items(unheard, ends, self._frame_bytes, self.holds)
+        if self.twilio.stream_sid is not None and (head.ahead(now) > 0 or self._marks):
+            self.twilio.send_clear()
+            self.n_out += 1
+        self._marks.clear()
+        self._log.clear()
+        self._out.extendleft(reversed(items))
+        head.clear(now)
+        self.held = True
+        return sum(len(d) for _u, _p, d in unheard)
+
+    def resume(self) -> bool:
+        """Play a held line on (from the first byte the caller had not heard). Returns whether
+        it was held."""
+        if not self.held:
+            return False
+        self.held = False
+        self._resumed = True
+        return True
 
     def arm_hangup(self, now: float) -> None:
         """Hang up ``mark_grace`` after what was sent should have played, echo or not."""
@@ -152,7 +196,7 @@ class Pacer:
 
     def end_mark_out(self, utt: Utterance) -> bool:
         """``utt``'s end mark was sent and has not echoed."""
-        return f"u{utt.id}-end" in self._marks
+        return any(m.final and m.utt is utt for m in self._marks.values())
 
     def ahead(self, now: float) -> int:
         """µ-law bytes queued at Twilio and not yet played, by our estimate."""
@@ -172,6 +216,8 @@ class Pacer:
 
     def pump(self, now: float) -> None:
         """Move the frames and marks that are due into the Twilio stream."""
+        if self.held:
+            return
         out = self._out
         twilio = self.twilio
         head = self.playhead
@@ -200,13 +246,15 @@ class Pacer:
                 item, frames = self._gather(utt, item, max_ahead - ahead)
             elif ahead <= 0:
                 # Twilio's buffer is empty: playback (re)starts with this frame.
-                if utt.frames_sent:
+                if utt.frames_sent and not self._resumed:
                     gap = now - head.drained_at()
                     if gap >= 0.001:
                         self._actions.append(Underrun(utt.id, gap * 1000.0))
+                self._resumed = False
                 head.restart(now)
                 played = head.sent_pos
             twilio.send_media(item)
+            self._log.sent(utt, head.sent_pos, item)
             head.sent(utt.id, len(item))
             if not utt.frames_sent:
                 times, utt.latency = utt.latency, None
@@ -260,7 +308,7 @@ class Pacer:
 
     def next_due(self, now: float) -> float | None:
         """When :meth:`pump` has frames or marks to move next (``None``: nothing queued)."""
-        if not self._out or not self.twilio.stream_sid:
+        if not self._out or not self.twilio.stream_sid or self.held:
             return None
         utt, item = self._out[0]
         ahead = self.playhead.ahead(now)

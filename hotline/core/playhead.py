@@ -15,7 +15,9 @@ with the clock and never passes what was sent::
     head.played_ms(uid, now)          # how much of utterance ``uid`` the caller has heard
 
 The per-utterance spans answer "how much of this line was heard", also after a ``clear`` cut
-it (the span is frozen at the cut), for the last :data:`SPANS_KEPT` utterances.
+it (the span is frozen at the cut), for the last :data:`SPANS_KEPT` utterances. A line that was
+held and is sent again from where the caller stopped hearing it (``pause`` barge-in) gets a
+second span; what was heard of it is the sum.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Playhead:
         self.sent_pos = 0
         self.base_pos = 0
         self.base_time = 0.0
-        # uid -> [first byte, end byte] of its audio in the stream.
+        # uid -> [first byte, end byte, first, end, ...]: its audio's stretches in the stream.
         self._spans: OrderedDict[int, list[int]] = OrderedDict()
 
     def played(self, now: float) -> int:
@@ -69,8 +71,10 @@ class Playhead:
             self._spans[utterance_id] = [self.sent_pos, self.sent_pos + n]
             if len(self._spans) > SPANS_KEPT:
                 self._spans.popitem(last=False)
-        else:
-            span[1] = self.sent_pos + n
+        elif span[-1] == self.sent_pos:
+            span[-1] += n
+        else:  # sent again after a clear (a held line resumed): a new stretch
+            span += (self.sent_pos, self.sent_pos + n)
         self.sent_pos += n
 
     def echo(self, pos: int, now: float) -> None:
@@ -82,8 +86,9 @@ class Playhead:
         """Twilio's buffer was cleared at ``now``: what was not played by then never will be."""
         cut = self.played(now)
         for span in self._spans.values():
-            if span[1] > cut:
-                span[1] = max(span[0], cut)
+            for i in range(0, len(span), 2):
+                if span[i + 1] > cut:
+                    span[i + 1] = max(span[i], cut)
         self.restart(now)
 
     def played_ms(self, utterance_id: int, now: float) -> float | None:
@@ -92,6 +97,9 @@ class Playhead:
         span = self._spans.get(utterance_id)
         if span is None:
             return None
-        first, end = span
-        pos = min(max(self.played(now), first), end)
-        return (pos - first) / BYTES_PER_MS
+        played = self.played(now)
+        total = 0
+        for i in range(0, len(span), 2):
+            first, end = span[i], span[i + 1]
+            total += min(max(played, first), end) - first
+        return total / BYTES_PER_MS

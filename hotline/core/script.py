@@ -25,6 +25,14 @@ A script is TOML::
     handoff_failed = "Sorry, I couldn't ..."       # optional: HOTLINE_HANDOFF_URL failed
     returning_greeting = "Welcome back! ..."       # optional: said instead of the greeting
                                                    # to a caller the call records know
+    filler = "One moment."                         # optional: said once when the brain is
+                                                   # slow to answer a turn ([turns] filler_ms)
+
+    [turns]                           # optional: turn taking (hotline.core.turns.TurnConfig);
+    pause_ms = 250                    # the environment's HOTLINE_TURN_* / HOTLINE_BARGE_IN_*
+    fallback_ms = 2500                # override these. Also: silence_ms (silence only),
+    barge_in = "pause"                # settle_ms, threshold, speculate, guard_ms, resume_ms,
+    backchannels = ["yeah", "okay"]   # filler_ms, stop_phrases, unfinished_words
 
     [intents.tour]                    # the name is for logs and metrics only
     phrases = ["tour", "tour dates", "concert"]   # words or phrases, matched whole-word
@@ -113,6 +121,7 @@ DEFAULT_NO_HANDOFF = (
     "Sorry, there's no one I can put you through to right now. Thanks for calling, goodbye."
 )
 DEFAULT_HANDOFF_FAILED = "Sorry, I couldn't put you through to a person."
+DEFAULT_FILLER = "One moment."
 DEFAULT_SYSTEM_PROMPT = (
     "You answer a telephone hotline. Reply in one to three short spoken sentences, "
     "with no lists, markup or emoji. When the caller wants to end the call, call end_call."
@@ -135,9 +144,30 @@ _TOP_KEYS = frozenset(
         "no_handoff",
         "handoff_failed",
         "returning_greeting",
+        "filler",
         "intents",
         "llm",
         "relay",
+        "turns",
+    }
+)
+#: [turns] keys: TurnConfig's fields (judge is the shell's: whether a model is loaded).
+_TURN_KEYS = frozenset(
+    {
+        "silence_ms",
+        "pause_ms",
+        "fallback_ms",
+        "settle_ms",
+        "threshold",
+        "speculate",
+        "final_timeout_ms",
+        "barge_in",
+        "guard_ms",
+        "resume_ms",
+        "filler_ms",
+        "backchannels",
+        "stop_phrases",
+        "unfinished_words",
     }
 )
 _INTENT_KEYS = frozenset({"phrases", "say", "action", "examples"})
@@ -282,6 +312,9 @@ class CallScript:
         goodbye_digit: the key that says the goodbye and hangs up, or None.
         invalid_digit: spoken for a key with no entry.
         voice_settings: ElevenLabs ``voice_settings`` for every utterance, or None.
+        filler: said once when the brain is slow to answer a turn.
+        turns: the ``[turns]`` table, checked: :class:`~hotline.core.turns.TurnConfig` field ->
+            value (the environment overrides each).
     """
 
     greeting: str
@@ -307,6 +340,9 @@ class CallScript:
         if self.returning_greeting is None:
             return self
         return dataclasses.replace(self, greeting=self.returning_greeting)
+
+    filler: str = DEFAULT_FILLER
+    turns: Mapping[str, Any] = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
 
     def resumed(self) -> CallScript:
         """This script for a call whose stream dropped and came back: the ``reconnect``
@@ -450,12 +486,14 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         "no_handoff",
         "handoff_failed",
         "returning_greeting",
+        "filler",
     ):
         if key in doc:
             lines[key] = check.text_field(doc[key], (key,))
     intents = _intents(check, doc.get("intents", {}))
     llm = _llm(check, doc["llm"]) if "llm" in doc else LlmSettings()
     relay = _relay(check, doc["relay"]) if "relay" in doc else RelaySettings()
+    turns = _turns(check, doc["turns"]) if "turns" in doc else {}
     greeting = check.text_field(doc["greeting"], ("greeting",))
     goodbye = check.text_field(doc["goodbye"], ("goodbye",))
     invalid_digit = check.text_field(doc["invalid_digit"], ("invalid_digit",))
@@ -503,8 +541,44 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         intents=intents,
         llm=llm,
         relay=relay,
+        turns=types.MappingProxyType(turns),
         **lines,
     )
+
+
+def _turns(check: _Checker, raw: object) -> dict[str, Any]:
+    """The ``[turns]`` table, checked by building a TurnConfig from it."""
+    from hotline.core.turns import BargeInMode, TurnConfig
+
+    if not isinstance(raw, dict):
+        check.fail(("turns",), f"expected a table, got {_toml_type(raw)}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = ("turns", key)
+        if key not in _TURN_KEYS:
+            check.fail(path, f"unknown key (expected one of {', '.join(sorted(_TURN_KEYS))})")
+        if key == "barge_in":
+            try:
+                value = BargeInMode(value)
+            except ValueError:
+                modes = ", ".join(m.value for m in BargeInMode)
+                check.fail(path, f"expected one of {modes}")
+        elif isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                check.fail(path, "expected an array of strings")
+            value = tuple(v.strip().lower() for v in value)
+        elif key == "threshold" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        out[key] = value
+        try:
+            TurnConfig(**{key: value})
+        except (ConfigError, TypeError) as exc:
+            check.fail(path, str(exc))
+    try:
+        TurnConfig(**out)
+    except (ConfigError, TypeError) as exc:
+        check.fail(("turns",), str(exc))
+    return out
 
 
 def _intents(check: _Checker, raw: object) -> tuple[Intent, ...]:

@@ -35,6 +35,7 @@ from hotline.core.brain import (
     CallerTurn,
     EndCall,
     Interrupted,
+    Retract,
     SayText,
 )
 from hotline.core.script import CallScript, IntentAction
@@ -50,6 +51,7 @@ class ScriptBrain:
         #: A person can take a handed-off call (else a handoff intent promises nobody).
         self.handoff = handoff
         self._last_line = script.greeting
+        self._before_turn = self._last_line  # "repeat" after a retracted turn
         #: Name of the last intent matched (None for the fallback), for metrics.
         self.last_intent: str | None = None
 
@@ -58,6 +60,7 @@ class ScriptBrain:
         if isinstance(ev, CallerTurn):
             if not ev.final or not ev.text.strip():
                 return []
+            self._before_turn = self._last_line
             return self._turn(ev.text)
         if isinstance(ev, CallerDigit):
             entry = self.script.entry_for(ev.digit)
@@ -65,6 +68,9 @@ class ScriptBrain:
             if entry.hangup:
                 out.append(EndCall("digit"))
             return out
+        if isinstance(ev, Retract):
+            self._last_line = self._before_turn  # its line was never heard
+            return []
         if isinstance(ev, (Interrupted, CallEnding)):
             return []
         raise TypeError(f"not a brain input: {type(ev).__name__}")

@@ -163,6 +163,8 @@ class TurnConfig:
         guard_ms: ``pause`` mode: speech this long holds the line.
         resume_ms: ``pause`` mode: a held line resumes when no words came this long after the
             sound ended.
+        filler_ms: no reply queued this long after a turn ended: the script's filler line plays
+            (once per turn; 0: never). Used by :class:`~hotline.core.listening.Listening`.
         backchannels / stop_phrases / unfinished_words: the word lists (lowercase).
 
     Raises:
@@ -180,6 +182,7 @@ class TurnConfig:
     barge_in: BargeInMode = BargeInMode.PAUSE
     guard_ms: int = 300
     resume_ms: int = 1500
+    filler_ms: int = 1200
     backchannels: tuple[str, ...] = BACKCHANNELS
     stop_phrases: tuple[str, ...] = STOP_PHRASES
     unfinished_words: tuple[str, ...] = UNFINISHED_WORDS
@@ -193,6 +196,7 @@ class TurnConfig:
         _check_ms("final_timeout_ms", self.final_timeout_ms, 1, 30_000)
         _check_ms("guard_ms", self.guard_ms, 0, 5_000)
         _check_ms("resume_ms", self.resume_ms, 0, 30_000)
+        _check_ms("filler_ms", self.filler_ms, 0, 30_000)
         if not self.pause_ms <= self.fallback_ms:
             raise ConfigError("turn pause_ms must not exceed fallback_ms")
         if isinstance(self.threshold, bool) or not 0.0 <= float(self.threshold) <= 1.0:

@@ -27,6 +27,9 @@ With ``handoff`` (a person can take the call) the model also gets ``transfer_to_
 carries ``handoff_data`` ``{"reason": "transfer_to_human", "summary": ...}`` for the
 ``<Connect action>``.
 ``timings`` holds one :class:`TurnTiming` per turn (clock: ``time.monotonic`` by default).
+
+Speculation (``speculates``): the shell may send a :class:`CallerTurn` at the caller's pause and
+hold the reply; :class:`Retract` (the caller went on) cancels that request and forgets the turn.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from hotline.core.brain import (
     EndCall,
     Fallback,
     Interrupted,
+    Retract,
     SayText,
 )
 from hotline.core.llm import (
@@ -166,6 +170,9 @@ class LlmBrain:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
+    #: The shell may send speculative turns (see :class:`~hotline.core.brain.Retract`).
+    speculates = True
+
     async def start(self, ev: CallStarted, emit: Emit) -> None:
         self._emit = emit
         if ev.caller_history:  # a returning caller: what their last calls were about
@@ -189,6 +196,13 @@ class LlmBrain:
         elif isinstance(ev, Interrupted):
             await self._cancel()
             self.conversation.interrupted(ev.utterance_text_heard)
+        elif isinstance(ev, Retract):
+            # A speculative turn the caller went on from: its request is cancelled (the HTTP
+            # stream closed) and neither its words nor its reply stay in the history.
+            await self._cancel()
+            self.conversation.retract()
+            if self.timings and self.timings[-1].outcome == "cancelled":
+                self.timings[-1].outcome = "retracted"
         elif isinstance(ev, CallEnding):
             await self._cancel()
         else:  # pragma: no cover - exhaustive

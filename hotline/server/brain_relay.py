@@ -48,6 +48,7 @@ from hotline.core.brain import (
     EndCall,
     Fallback,
     Interrupted,
+    Retract,
     SetLanguage,
 )
 from hotline.core.relay import RelaySession
@@ -176,6 +177,8 @@ class RelayBrain:
         elif isinstance(ev, CallEnding):
             await self.aclose()
             return
+        elif isinstance(ev, Retract):
+            return  # never sent: the relay app gets prompt only for a confirmed turn
         else:  # pragma: no cover - exhaustive
             raise TypeError(f"not a brain input: {type(ev).__name__}")
         await self._flush()

@@ -25,6 +25,9 @@ class SansIOBrain:
         self.core = ScriptBrain(script, handoff=handoff)
         self._emit: Emit | None = None
 
+    #: The shell may send speculative turns (its replies are held until confirmed).
+    speculates = True
+
     async def start(self, ev: CallStarted, emit: Emit) -> None:
         self._emit = emit
 

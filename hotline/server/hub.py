@@ -7,7 +7,7 @@ nothing from the session module: calls are reached through the registry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from hotline.core.actions import LabelEnum
@@ -67,6 +67,9 @@ class Hub:
     records: Records | None = None
     #: Each call's turn latencies by stage, for the console's call page.
     console_turns: TurnLog = field(default_factory=TurnLog)
+    #: The end-of-turn judge (``ulaw -> P(complete)``, blocking, thread-safe), one per process;
+    #: None: endpointing from the words and the VAD alone.
+    turn_judge: Callable[[bytes], float] | None = None
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:

@@ -19,6 +19,17 @@ the Call's actions once, when this wake-up is over); the Call keeps the transcri
   decoded (:mod:`hotline.server.play`) and played as µ-law, ``SendDigits``
   plays DTMF tones, ``EndCall`` lets the reply play and hangs up (the goodbye line if nothing
   is left to say), ``Fallback`` speaks the script's ``brain_error`` line and the call goes on.
+* **the end-of-turn judge** (:class:`~hotline.core.turns.JudgeTurn`): a blocking
+  ``judge(ulaw) -> probability`` run in one worker thread per process (never on the event loop),
+  its answer fed back with :meth:`Call.turn_verdict`.
+* **speculation** (:class:`~hotline.core.turns.Speculate`, for brains with ``speculates``): at
+  the caller's pause the brain gets the words so far as a :class:`CallerTurn`, and everything it
+  emits is *held* here, never reaching the Call. The confirmed turn releases it (the same words,
+  case and punctuation aside) or retracts it (:class:`~hotline.core.brain.Retract`: the brain
+  cancels the request and forgets the turn; the held outputs are dropped) and sends the whole
+  turn. So nothing of a cancelled reply reaches TTS or the caller, and the brain's history keeps
+  only what the caller said and heard. A relay app never speculates: it gets ``prompt`` only
+  for a confirmed turn.
 """
 
 from __future__ import annotations
@@ -27,6 +38,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hotline.core import brain as b
@@ -34,22 +47,31 @@ from hotline.core.actions import CallerTurn, LineInterrupted
 from hotline.core.call import Call
 from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import Start
+from hotline.core.turns import JudgeTurn, TurnConfig, normalise
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
 from hotline.server.settings import BrainKind
 
 if TYPE_CHECKING:
+    from hotline.core.script import CallScript
     from hotline.server.hub import Hub
+    from hotline.server.settings import ListenSettings
 
 __all__ = [
     "APP_PARAMETER",
     "CALL_FIELDS",
     "MAX_PLAY_LOOP_BYTES",
+    "Judge",
     "Listener",
     "ListenerHost",
     "new_brain",
     "recognises",
+    "turn_config",
 ]
+
+#: An end-of-turn judge: the turn's last <= 8 s of 8 kHz µ-law -> P(the turn is complete).
+#: Blocking and thread-safe (``hotline.turn.smart_turn.SmartTurn.complete_probability``).
+Judge = Callable[[bytes], float]
 
 log = logging.getLogger("hotline.call")
 clock = time.perf_counter
@@ -81,6 +103,66 @@ def new_brain(hub: Hub, caller: str) -> b.Brain:
         caller=caller,
         handoff=hub.handoff is not None and hub.handoff.configured,
     )
+
+
+def turn_config(
+    listen: ListenSettings, script: CallScript, *, judge: bool, speculate: bool = True
+) -> TurnConfig:
+    """The calls' turn-taking settings: each from the environment if set, else the call
+    script's ``[turns]``, else :class:`TurnConfig`'s default. ``judge``: an end-of-turn model
+    is loaded; ``speculate=False`` (the relay brain) turns speculation off whatever is set.
+
+    Raises:
+        ConfigError: the combination is invalid (e.g. a pause longer than the fallback).
+    """
+    values: dict[str, Any] = dict(script.turns)
+    env_values = {
+        "silence_ms": listen.turn_silence_ms,
+        "pause_ms": listen.turn_pause_ms,
+        "fallback_ms": listen.turn_fallback_ms,
+        "settle_ms": listen.turn_settle_ms,
+        "threshold": listen.turn_threshold,
+        "speculate": listen.turn_speculate,
+        "barge_in": listen.barge_in,
+        "guard_ms": listen.barge_in_guard_ms,
+        "resume_ms": listen.barge_in_resume_ms,
+        "backchannels": listen.backchannels,
+        "stop_phrases": listen.stop_phrases,
+        "filler_ms": listen.filler_ms,
+    }
+    values.update({k: v for k, v in env_values.items() if v is not None})
+    for key in ("backchannels", "stop_phrases"):
+        if key in values:
+            values[key] = tuple(p.strip().lower() for p in values[key] if p.strip())
+    if not speculate:
+        values["speculate"] = False
+    return TurnConfig(judge=judge, **values)
+
+
+_judge_pool: ThreadPoolExecutor | None = None
+
+
+def _judge_executor() -> ThreadPoolExecutor:
+    """One worker thread per process for the end-of-turn judge (the model is one session)."""
+    global _judge_pool
+    if _judge_pool is None:
+        _judge_pool = ThreadPoolExecutor(1, thread_name_prefix="hotline-judge")
+    return _judge_pool
+
+
+class _Speculative:
+    """Brain queue item: a speculative turn (its outputs are held)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _Unspeculate:
+    """Brain queue item: the caller went on from the speculative turn."""
+
+    __slots__ = ()
 
 
 def recognises(hub: Hub) -> bool:
@@ -115,11 +197,25 @@ class ListenerHost(Protocol):
 class Listener:
     """One call's speech-to-text stream and brain (see the module docstring)."""
 
-    def __init__(self, host: ListenerHost, brain: b.Brain | None = None) -> None:
+    def __init__(
+        self, host: ListenerHost, brain: b.Brain | None = None, judge: Judge | None = None
+    ) -> None:
         self.host = host
         self.brain = brain
+        self.judge = judge
         self.stt: Any = None
-        self._inputs: asyncio.Queue[b.BrainInput | None] = asyncio.Queue()
+        self._inputs: asyncio.Queue[b.BrainInput | _Speculative | _Unspeculate | None] = (
+            asyncio.Queue()
+        )
+        #: The brain may get speculative turns (its outputs are held until the turn is confirmed).
+        self.speculates = bool(getattr(brain, "speculates", False))
+        self._spec_put = False  # a speculation was queued and not yet withdrawn or confirmed
+        self._spec_text: str | None = None  # the brain's speculative turn (in the brain task)
+        self._held: list[b.BrainOutput] | None = None  # its outputs, held
+        self.speculations = 0
+        self.retracted = 0
+        self.confirmed = 0
+        self._judging: set[asyncio.Future[float]] = set()
         self._task: asyncio.Task[None] | None = None
         self._play_tasks: set[asyncio.Task[None]] = set()
         self._logged: set[str] = set()
@@ -171,6 +267,8 @@ class Listener:
         self._closed = True
         for play in self._play_tasks:
             play.cancel()
+        for fut in self._judging:
+            fut.cancel()
         task, self._task = self._task, None
         if task is not None:
             self._inputs.put_nowait(b.CallEnding())
@@ -226,7 +324,9 @@ class Listener:
             url=(url if provider is SttProvider.LOCAL else listen.stt_url) or "",
             api_key=key or "",
             keyterms=keyterms[:100],
-            silence_ms=min(max(listen.turn_silence_ms, 300), 3000),
+            # The recogniser's own end of utterance: with endpointing in two steps a backstop
+            # only (the pause commits first).
+            silence_ms=min(max(listen.turn_silence_ms or 600, 300), 3000),
             # "multi" (any language): the provider's detection, as without a language
             language=""
             if self.transcription_language in (None, "multi")
@@ -234,6 +334,34 @@ class Listener:
         )
         self.stt = SttStream(config, self._stt_event)
         self.stt.start()
+
+    # ------------------------------------------------------------------ the end-of-turn judge
+
+    def judge_turn(self, ask: JudgeTurn) -> None:
+        """Run the judge on the turn's audio in the judge's thread; feed the answer back."""
+        judge = self.judge
+        call = self.host.call
+        if judge is None or self._closed:
+            call.turn_verdict(ask.seq, None, clock())
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(_judge_executor(), judge, ask.audio)
+        self._judging.add(fut)
+
+        def done(f: asyncio.Future[float]) -> None:
+            self._judging.discard(f)
+            if f.cancelled() or self._closed:
+                return
+            exc = f.exception()
+            if exc is not None:
+                self._log_once("judge", "end-of-turn model failed (%s)", type(exc).__name__)
+                probability: float | None = None
+            else:
+                probability = float(f.result())
+            call.turn_verdict(ask.seq, probability, clock())
+            self.host.fed()
+
+        fut.add_done_callback(done)
 
     async def _stt_event(self, ev: Any) -> None:
         from hotline.core.stt import SttCommitted, SttFailure, SttPartial, SttSessionStarted
@@ -276,7 +404,23 @@ class Listener:
             stt.commit()
 
     def caller_turn(self, turn: CallerTurn) -> None:
+        self._spec_put = False
         self._put(b.CallerTurn(turn.text))
+
+    def speculate(self, text: str) -> None:
+        """The caller paused after ``text``: start the brain on it, its reply held."""
+        if not self.speculates or self._task is None or self._closed:
+            return
+        if self._spec_put:
+            self._put(_Unspeculate())
+        self._spec_put = True
+        self._put(_Speculative(text))
+
+    def unspeculate(self) -> None:
+        """The caller went on: the speculative reply is unwanted."""
+        if self._spec_put:
+            self._spec_put = False
+            self._put(_Unspeculate())
 
     def digit(self, digit: str) -> None:
         self._put(b.CallerDigit(digit))
@@ -284,7 +428,7 @@ class Listener:
     def line_interrupted(self, cut: LineInterrupted) -> None:
         self._put(b.Interrupted(cut.heard_text, round(cut.heard_ms)))
 
-    def _put(self, ev: b.BrainInput) -> None:
+    def _put(self, ev: b.BrainInput | _Speculative | _Unspeculate) -> None:
         if self._task is not None and not self._closed:
             self._inputs.put_nowait(ev)
 
@@ -301,10 +445,33 @@ class Listener:
             log.exception("call %s: brain failed to start", self.host.label)
             await self._emit(b.Fallback(f"start: {type(exc).__name__}"))
         while True:
-            ev = await self._inputs.get()
-            if ev is None:
+            item = await self._inputs.get()
+            if item is None:
                 return
-            if isinstance(ev, b.CallerTurn):
+            if isinstance(item, _Speculative):
+                await self._retract()  # a previous one not withdrawn yet
+                self._spec_text = item.text
+                self._held = []
+                self.speculations += 1
+                ev: b.BrainInput = b.CallerTurn(item.text)
+            elif isinstance(item, _Unspeculate):
+                await self._retract()
+                continue
+            else:
+                ev = item
+            if isinstance(ev, b.CallerTurn) and self._spec_text is None:
+                self.host.call.turn_handed(clock())
+            elif isinstance(ev, b.CallerTurn) and ev is not item:
+                pass  # the speculative turn itself
+            elif isinstance(ev, b.CallerTurn):
+                # The confirmed turn, with a speculation in flight: the same words release its
+                # held reply; others retract it and the whole turn goes to the brain.
+                spec = self._spec_text
+                if normalise(ev.text) == normalise(spec or ""):
+                    self.host.call.turn_handed(clock())
+                    await self._release()
+                    continue
+                await self._retract()
                 self.host.call.turn_handed(clock())
             try:
                 await brain.handle(ev)
@@ -316,8 +483,40 @@ class Listener:
                     log.exception("call %s: brain failed a turn", self.host.label)
                 await self._emit(b.Fallback(f"handle: {type(exc).__name__}"))
 
+    async def _retract(self) -> None:
+        """Withdraw the speculative turn: the brain cancels its reply and forgets the turn;
+        what it emitted (held) is dropped."""
+        if self._spec_text is None:
+            return
+        assert self.brain is not None
+        try:
+            await self.brain.handle(b.Retract())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._log_once("retract", "brain failed to retract a speculative turn")
+        self._spec_text = None
+        self._held = None
+        self.retracted += 1
+
+    async def _release(self) -> None:
+        """The speculative turn is confirmed: what it held goes to the Call, the rest follows."""
+        held, self._held = self._held, None
+        self._spec_text = None
+        self.confirmed += 1
+        for out in held or ():
+            await self._apply(out)
+
     async def _emit(self, out: b.BrainOutput) -> None:
-        """Execute one brain output on the Call (the brain's ``emit``)."""
+        """The brain's ``emit``: held while its turn is speculative, else executed."""
+        held = self._held
+        if held is not None:
+            held.append(out)
+            return
+        await self._apply(out)
+
+    async def _apply(self, out: b.BrainOutput) -> None:
+        """Execute one brain output on the Call."""
         host = self.host
         call = host.call
         now = clock()

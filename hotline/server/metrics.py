@@ -16,7 +16,11 @@ from hotline.core.actions import (
     DigitPressed,
     FirstFrame,
     Hangup,
+    JudgeTurn,
+    LineHeld,
     LineInterrupted,
+    LineResumed,
+    Speculate,
     Started,
     StartTTS,
     Stopped,
@@ -24,6 +28,7 @@ from hotline.core.actions import (
     TTSText,
     TurnLatency,
     Underrun,
+    Unspeculate,
     UtteranceEnded,
     UtteranceOutcome,
     UtteranceRecorded,
@@ -118,6 +123,14 @@ class Metrics:
         )
         self.lines_interrupted = Counter(
             "hotline_lines_interrupted", "Lines the caller cut (heard text reported)", registry=r
+        )
+        self.lines_held = Counter(
+            "hotline_lines_held", "Lines held while the caller's sound lasted", registry=r
+        )
+        self.lines_resumed = Counter(
+            "hotline_lines_resumed",
+            "Held lines played on (a cough or a backchannel, no interruption)",
+            registry=r,
         )
         self.stt_failures = Counter(
             "hotline_stt_failures",
@@ -240,10 +253,30 @@ def observe(metrics: Metrics, label: str, action: Action, now: float) -> None:
             len(action.heard_text),
             len(action.text),
         )
+    elif isinstance(action, LineHeld):
+        metrics.lines_held.inc()
+        _log.info(
+            "call %s: line held at %d ms over utterance %d: clear sent, %.0f ms kept",
+            label,
+            action.timestamp_ms,
+            action.utterance_id,
+            action.held_ms,
+        )
+    elif isinstance(action, LineResumed):
+        metrics.lines_resumed.inc()
+        _log.info(
+            "call %s: utterance %d resumed after %.0f ms held (no interruption)",
+            label,
+            action.utterance_id,
+            action.held_s * 1000,
+        )
     elif isinstance(
         action,
         (
             Started,
+            JudgeTurn,
+            Speculate,
+            Unspeculate,
             StartTTS,
             TTSText,
             TTSClose,

@@ -71,7 +71,7 @@ async def warm_up(store: PhraseStore, config: TTSConfig, script: CallScript) -> 
     Returns:
         How many lines were stored (already cached lines count too).
     """
-    lines = [script.greeting, script.goodbye, script.invalid_digit]
+    lines = [script.greeting, script.goodbye, script.invalid_digit, script.filler]
     lines += [entry.say for entry in script.menu.values()]
     stored = 0
     for text in dict.fromkeys(lines):

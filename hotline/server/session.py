@@ -37,7 +37,9 @@ from hotline.core.actions import (
     DigitPressed,
     FirstFrame,
     Hangup,
+    LineHeld,
     LineInterrupted,
+    LineResumed,
     Started,
     StartTTS,
     Stopped,
@@ -53,11 +55,11 @@ from hotline.core.callstate import CallState
 from hotline.core.render import FIRST_SLICE
 from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.transcript import Transcript
-from hotline.core.turns import TurnConfig
+from hotline.core.turns import JudgeTurn, Speculate, Unspeculate
 from hotline.core.vad import Vad
 from hotline.errors import ProtocolError, assert_never
 from hotline.server.hub import CallMode, Hub
-from hotline.server.listen import Listener, new_brain, recognises
+from hotline.server.listen import Listener, new_brain, recognises, turn_config
 from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
@@ -109,7 +111,12 @@ class CallSession:
             record_max_bytes=hub.speech.record_max_bytes,
             first_slice_bytes=FIRST_SLICE,
             recognise=recognises(hub),
-            turns=TurnConfig(silence_ms=listen.turn_silence_ms, barge_in=listen.barge_in),
+            turns=turn_config(
+                listen,
+                hub.script,
+                judge=hub.turn_judge is not None,
+                speculate=listen.brain is not BrainKind.RELAY,
+            ),
             brain_digits=listen.brain is not BrainKind.SCRIPT,
         )
         #: The call's listening parts (speech-to-text stream, brain); set at ``start``.
@@ -480,13 +487,24 @@ class CallSession:
         elif isinstance(action, CommitSpeech):
             if self.listener is not None:
                 self.listener.commit_speech()
+        elif isinstance(action, JudgeTurn):
+            if self.listener is not None:
+                self.listener.judge_turn(action)
+        elif isinstance(action, Speculate):
+            if self.listener is not None:
+                self.listener.speculate(action.text)
+        elif isinstance(action, Unspeculate):
+            if self.listener is not None:
+                self.listener.unspeculate()
         elif isinstance(action, TurnLatency):
             self.latencies.append(action)  # for the call's record
             transcript = self.call.transcript
             if self.call_sid is not None and transcript is not None:
                 sent = clock() if now is None else now
                 self.hub.console_turns.add(self.call_sid, action, sent, transcript.started_at)
-        elif isinstance(action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped)):
+        elif isinstance(
+            action, (UtteranceEnded, BargeIn, Underrun, AudioSkipped, LineHeld, LineResumed)
+        ):
             pass  # observed above
         else:
             assert_never(action)
@@ -530,7 +548,7 @@ class CallSession:
         self.speech = hub.speech.for_call(start.call_sid, self._tts_socket)
         with contextlib.suppress(ValueError):
             self.resumes = int(params.get("resume") or 0)
-        self.listener = Listener(self, new_brain(hub, entry.caller))
+        self.listener = Listener(self, new_brain(hub, entry.caller), hub.turn_judge)
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",
             self.call_sid,

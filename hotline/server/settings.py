@@ -390,19 +390,99 @@ class ListenSettings:
         "when hotline[whisper] is installed, else grammar",
         check=non_empty,
     )
-    turn_silence_ms: int = var(
+    turn_silence_ms: int | None = var(
         "HOTLINE_TURN_SILENCE_MS",
-        700,
-        "silence that ends the caller's turn",
+        None,
+        "set: the silence-only turn policy, the turn ends after this much silence (no "
+        "end-of-turn model, no transcript signal, no speculation); unset: endpointing in two "
+        "steps (HOTLINE_TURN_PAUSE_MS ...)",
         parse=integer,
         check=within(0, 10_000),
     )
-    barge_in: BargeInMode = var(
+    turn_pause_ms: int | None = var(
+        "HOTLINE_TURN_PAUSE_MS",
+        None,
+        "a pause this long forces the recogniser's final and asks whether the caller is done "
+        "(default: the call script's [turns], else 250)",
+        parse=integer,
+        check=within(0, 5_000),
+    )
+    turn_fallback_ms: int | None = var(
+        "HOTLINE_TURN_FALLBACK_MS",
+        None,
+        "silence that ends a turn the end-of-turn model or the words said was unfinished "
+        "(default: the script's [turns], else 2500)",
+        parse=integer,
+        check=within(0, 10_000),
+    )
+    turn_settle_ms: int | None = var(
+        "HOTLINE_TURN_SETTLE_MS",
+        None,
+        "without an end-of-turn model: silence that ends a turn whose words look finished "
+        "(default: the script's [turns], else 500)",
+        parse=integer,
+        check=within(0, 10_000),
+    )
+    turn_threshold: float | None = var(
+        "HOTLINE_TURN_THRESHOLD",
+        None,
+        "the end-of-turn model's probability at or above which the turn is complete "
+        "(default: the script's [turns], else 0.5)",
+        parse=number,
+        check=within(0.0, 1.0),
+    )
+    turn_speculate: bool | None = var(
+        "HOTLINE_TURN_SPECULATE",
+        None,
+        "start the llm or script brain at the pause; its reply is heard only for a confirmed "
+        "turn (never for relay; default: the script's [turns], else on)",
+        parse=flag,
+    )
+    barge_in: BargeInMode | None = var(
         "HOTLINE_BARGE_IN",
-        BargeInMode.SPEECH,
-        "what interrupts hotline: speech (onset), words (the first transcribed word; a cough "
-        "does not) or off",
+        None,
+        "what interrupts hotline: pause (speech lasting HOTLINE_BARGE_IN_GUARD_MS holds the "
+        "line; words interrupt, backchannels and coughs do not), speech (onset), words (the "
+        "first transcribed word) or off (default: the script's [turns], else pause)",
         parse=Choice(BargeInMode),
+    )
+    barge_in_guard_ms: int | None = var(
+        "HOTLINE_BARGE_IN_GUARD_MS",
+        None,
+        "pause barge-in: speech this long over hotline's line holds it (default: the "
+        "script's [turns], else 300)",
+        parse=integer,
+        check=within(0, 5_000),
+    )
+    barge_in_resume_ms: int | None = var(
+        "HOTLINE_BARGE_IN_RESUME_MS",
+        None,
+        "pause barge-in: no words this long after the sound ended and the held line plays on "
+        "from where the caller stopped hearing it (default: the script's [turns], else 1500)",
+        parse=integer,
+        check=within(0, 30_000),
+    )
+    backchannels: tuple[str, ...] | None = var(
+        "HOTLINE_BACKCHANNELS",
+        None,
+        "comma-separated words that never interrupt hotline while it speaks (default: the "
+        "script's [turns], else mm-hmm, uh-huh, yeah, okay, right ...)",
+        parse=items,
+    )
+    stop_phrases: tuple[str, ...] | None = var(
+        "HOTLINE_STOP_PHRASES",
+        None,
+        "comma-separated words that always interrupt hotline (default: the script's [turns], "
+        "else stop, wait, no, hold on ...)",
+        parse=items,
+    )
+    filler_ms: int | None = var(
+        "HOTLINE_FILLER_MS",
+        None,
+        "no reply this long after a turn ended: the script's filler line plays, once per "
+        "turn; 0: never (default: the script's [turns], else 1200)",
+        parse=integer,
+        check=within(0, 30_000),
     )
     brain: BrainKind = var(
         "HOTLINE_BRAIN",

@@ -84,6 +84,9 @@ class StandIn:
     hold_before_last: asyncio.Event | None = None
     #: Content tokens sent so far (all streams), for tests.
     tokens_sent: int = 0
+    #: Streams the client closed before their end (a cancelled request), and finished ones.
+    cancelled: int = 0
+    finished: int = 0
 
     def app(self) -> Starlette:
         """The ASGI application."""
@@ -138,9 +141,22 @@ class StandIn:
             body["stream_options"].get("include_usage")
         )
         return StreamingResponse(
-            self._stream(cid, created, reply, fault, usage, body["messages"]),
+            self._counted(self._stream(cid, created, reply, fault, usage, body["messages"])),
             media_type="text/event-stream",
         )
+
+    async def _counted(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``stream``, counted as finished, or as cancelled when the client leaves first."""
+        done = False
+        try:
+            async for data in stream:
+                yield data
+            done = True
+        finally:
+            if done:
+                self.finished += 1
+            else:
+                self.cancelled += 1
 
     def _whole(self, cid: str, created: int, reply: str) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply, "refusal": None}

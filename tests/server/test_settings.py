@@ -151,6 +151,8 @@ SAMPLES = {
     "HOTLINE_STT": "off",
     "HOTLINE_STT_URL": "wss://stt.example",
     "HOTLINE_BARGE_IN": "words",
+    "HOTLINE_TURN_THRESHOLD": "0.7",
+    "HOTLINE_TURN_SPECULATE": "0",
     "HOTLINE_RELAY_URL": "wss://app.example/relay?token=s3cret-relay",
     "HOTLINE_REDIS_HEARTBEAT": "1",
     "HOTLINE_REDIS_CALL_EXPIRY": "30",
