@@ -47,7 +47,13 @@ __all__ = ["Listening", "SpeechDetector"]
 
 
 class SpeechDetector(Protocol):
-    """What :class:`Listening` needs from :class:`hotline.core.vad.Vad`."""
+    """What :class:`Listening` needs from :class:`hotline.core.vad.Vad`.
+
+    A detector may also have a ``voiced`` attribute (bool): whether the last frame it processed
+    sounded like speech. ``pause`` barge-in then holds the line only while the sound goes on
+    (a 200 ms cough is over before the guard, though the detector's end of speech comes a
+    hang time later); without it the detector's speech state is taken.
+    """
 
     def process(self, media: Media) -> SpeechStarted | SpeechEnded | None: ...
 
@@ -156,7 +162,7 @@ class Listening:
                 turns.speech_ended(event.timestamp_ms, now)
             else:
                 assert_never(event)
-        turns.media(media.timestamp, now, media.payload)
+        turns.media(media.timestamp, now, media.payload, getattr(self._vad, "voiced", True))
         self._events(now)
 
     # ------------------------------------------------------------------ the recogniser

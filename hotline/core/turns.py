@@ -463,9 +463,12 @@ class TurnTaker:
         self._state = _State.PAUSED
         self._ended_ms = timestamp_ms
 
-    def media(self, timestamp_ms: int, now: float, payload: bytes = b"") -> None:
+    def media(
+        self, timestamp_ms: int, now: float, payload: bytes = b"", voiced: bool = True
+    ) -> None:
         """An inbound frame at media time ``timestamp_ms`` (``payload``: its µ-law, kept for the
-        judge): the guard, the pause, the fallback and a held line's resume run on this clock."""
+        judge; ``voiced``: the frame sounded like speech, if the detector says): the guard, the
+        pause, the fallback and a held line's resume run on this clock."""
         state = self._state
         self._media_ms = timestamp_ms
         if self._audio is not None and payload:
@@ -478,6 +481,7 @@ class TurnTaker:
         if state is _State.SPEAKING:
             if (
                 self._over_bot
+                and voiced
                 and not self._held
                 and timestamp_ms - self._onset_ms >= cfg.guard_ms
                 and self._mode() is BargeInMode.PAUSE

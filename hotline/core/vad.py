@@ -89,6 +89,7 @@ class Vad:
         "_use_cached",
         "config",
         "in_speech",
+        "voiced",
     )
 
     def __init__(
@@ -108,6 +109,8 @@ class Vad:
         self._stats = frame_stats
         self.in_speech = False
         """True between SpeechStarted and SpeechEnded."""
+        self.voiced = False
+        """The last frame sounded like speech (the hang after it is not speech)."""
         self._run = 0  # speech bytes collected toward the onset
         self._gap = 0  # non-speech bytes inside the onset being collected
         self._onset_ts = 0
@@ -150,6 +153,7 @@ class Vad:
 
     def _step(self, n: int, speech: bool, timestamp_ms: int) -> SpeechStarted | SpeechEnded | None:
         cfg = self.config
+        self.voiced = speech
         if self.in_speech:
             if speech:
                 self._silence = 0
