@@ -1,0 +1,156 @@
+"""Speculative replies through the real Listener, a real Call, the real LLM brain and the LLM
+stand-in on 127.0.0.1: a cancelled speculation never reaches TTS (so never the caller), the
+stand-in sees its request cancelled, and the brain's history keeps only the confirmed turn; a
+confirmed one is released without asking the model again; the relay brain never speculates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+from hotline.core.actions import Action, CallerTurn, Started, StartTTS, TTSText
+from hotline.core.call import Call
+from hotline.core.script import CallScript, load_script
+from hotline.core.turns import TurnConfig
+from hotline.server.brain_llm import LlmBrain, make_client
+from hotline.server.listen import Listener
+from hotline.server.metrics import Metrics
+from hotline.sim.llm_server import StandIn
+from tests.core.test_call import make_call, start_msg
+from tests.support.server import serve
+
+TOUR = "We play Portland on the twelfth and Seattle on the fourteenth."
+ELSE = "Sorry, I only know a few things about the band and the tour so far."
+SCRIPT = """
+greeting = "Hi."
+goodbye = "Bye."
+invalid_digit = "No."
+[llm]
+system_prompt = "You are a test hotline."
+first_token_timeout_s = 2.0
+total_timeout_s = 10.0
+"""
+
+
+class Host:
+    """The Listener's host: a real Call; the Call's actions are kept as the session drains them."""
+
+    def __init__(self, call: Call, script: CallScript) -> None:
+        self.call = call
+        self.hub = SimpleNamespace(script=script, metrics=Metrics())
+        self.label = "CA-spec"
+        self.caller = ""
+        self.actions: list[Action] = []
+
+    def dispatch(self) -> None:
+        self.actions += self.call.actions()
+
+    def said(self) -> str:
+        """Every text that went to TTS for a reply (StartTTS of a streamed reply, TTSText)."""
+        out = []
+        for a in self.actions:
+            if isinstance(a, StartTTS) and a.streaming:
+                out.append(a.text)
+            elif isinstance(a, TTSText):
+                out.append(a.text)
+        return "".join(out)
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def run(test: Callable[[Host, Listener, LlmBrain, StandIn], Awaitable[None]]) -> None:
+    async def main() -> None:
+        standin = StandIn(replies={"tour": TOUR}, default=ELSE, token_delay=0.05)
+        script = load_script(SCRIPT)
+        async with serve(standin.app()) as base:
+            brain = LlmBrain(script, make_client(base + "/v1", "sk-test"), model="standin-1")
+            call = make_call(recognise=True, turns=TurnConfig(), script=script)
+            call.receive_text(start_msg(), 0.0)
+            (started,) = [a for a in call.actions() if isinstance(a, Started)]
+            call.accept(0.0)
+            call.play_recorded(1, b"\xff" * 800, 0.0)  # the greeting, done with
+            call.actions()
+            host = Host(call, script)
+            listener = Listener(host, brain)  # type: ignore[arg-type]
+            listener.start(started.start)
+            try:
+                await test(host, listener, brain, standin)
+            finally:
+                await listener.aclose()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def turn(text: str) -> CallerTurn:
+    return CallerTurn(text, 0, 0, 0.0, 0.0, 0.0)
+
+
+def test_a_cancelled_speculation_is_never_heard_and_the_model_sees_the_cancel() -> None:
+    async def t(host: Host, listener: Listener, brain: LlmBrain, standin: StandIn) -> None:
+        assert listener.speculates
+        listener.speculate("What are the")  # the caller paused mid-question
+        await until(lambda: standin.tokens_sent >= 3)  # the model is answering it
+        assert host.said() == ""  # ... and none of it went to TTS
+        listener.unspeculate()  # the caller went on
+        await until(lambda: standin.cancelled == 1)
+        listener.caller_turn(turn("What are the tour dates?"))
+        await until(lambda: standin.finished == 1)
+        await brain.wait_idle()
+        await until(lambda: host.said() == TOUR)
+        assert not any(word in host.said() for word in ("Sorry", "band"))
+        # The second request carries the whole turn only; the first is forgotten.
+        users = [m["content"] for m in standin.requests[-1]["messages"] if m["role"] == "user"]
+        assert users == ["What are the tour dates?"]
+        assert [m["role"] for m in brain.conversation.messages()] == [
+            "system",
+            "user",
+            "assistant",
+        ]
+        assert (listener.speculations, listener.retracted, listener.confirmed) == (1, 1, 0)
+        assert [t.outcome for t in brain.timings] == ["retracted", "ok"]
+
+    run(t)
+
+
+def test_a_confirmed_speculation_is_released_without_a_second_request() -> None:
+    async def t(host: Host, listener: Listener, brain: LlmBrain, standin: StandIn) -> None:
+        listener.speculate("When's the tour")
+        await until(lambda: standin.finished == 1)
+        await brain.wait_idle()
+        await asyncio.sleep(0.05)
+        assert host.said() == ""  # held: the turn is not confirmed yet
+        listener.caller_turn(turn("when's the TOUR?"))  # case and punctuation aside, the same
+        await until(lambda: host.said() == TOUR)
+        assert len(standin.requests) == 1 and standin.cancelled == 0
+        assert (listener.speculations, listener.retracted, listener.confirmed) == (1, 0, 1)
+
+    run(t)
+
+
+def test_a_different_confirmed_turn_retracts_and_asks_again() -> None:
+    async def t(host: Host, listener: Listener, brain: LlmBrain, standin: StandIn) -> None:
+        listener.speculate("I want to ask about")
+        await until(lambda: standin.tokens_sent >= 2)
+        listener.caller_turn(turn("I want to ask about the tour"))
+        await until(lambda: host.said() == TOUR)
+        assert standin.cancelled == 1 and len(standin.requests) == 2
+        users = [m["content"] for m in standin.requests[-1]["messages"] if m["role"] == "user"]
+        assert users == ["I want to ask about the tour"]
+
+    run(t)
+
+
+def test_the_relay_brain_never_speculates() -> None:
+    from hotline.server.brain_relay import RelayBrain
+
+    brain: Any = RelayBrain("ws://127.0.0.1:9/relay", load_script(SCRIPT), auth_token="t")
+    listener = Listener(SimpleNamespace(), brain)  # type: ignore[arg-type]
+    assert not listener.speculates
