@@ -106,6 +106,9 @@ UNFINISHED_WORDS: tuple[str, ...] = (
     "to", "of", "for", "with", "at", "from", "about", "like",
     # fillers
     "um", "uh", "er", "erm", "hmm",
+    # a subject, an auxiliary or a question word with nothing after it ("where can I ...")
+    "i", "is", "are", "was", "were", "can", "could", "would", "will", "do", "does", "did",
+    "what", "where", "when", "how", "why",
 )  # fmt: skip
 #: Utterances made only of these do not interrupt hotline while it speaks.
 BACKCHANNELS: tuple[str, ...] = (

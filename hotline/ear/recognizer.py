@@ -303,6 +303,10 @@ class Segmenter(Generic[F]):
         """The segment ends: its result."""
         raise NotImplementedError
 
+    def _asked(self) -> F:
+        """The segment ends because the client committed (default: as :meth:`_close`)."""
+        return self._close()
+
     def _speech(self) -> None:
         """A speech frame inside the segment (after :meth:`_take`)."""
 
@@ -380,13 +384,14 @@ class Segmenter(Generic[F]):
         return out
 
     def commit(self) -> F | Final:
-        """End the current segment now (manual commit); an empty Final when none is open."""
+        """End the current segment now (manual commit: the client asked, at once); an empty
+        Final when none is open."""
         self._preroll, self._onset, self._onset_ms = [], [], 0
         if not self._in_segment:
             t = self._pos / 8000
             return Final("", (), t, t)
         self._in_segment = False
-        return self._close()
+        return self._asked()
 
     @property
     def in_segment(self) -> bool:
@@ -492,11 +497,15 @@ class Recognizer(Segmenter[Final]):
         self._decoder.start_utt()
         self._last_partial = ""
 
-    def _close(self) -> Final:
+    def _close(self, *, asked: bool = False) -> Final:
         pcm = b"".join(self._segment_pcm)
         tail = self._resampler.flush()
         if tail:
             self._decoder.process_raw(tail, False, False)
+        partial = ""
+        if asked and self.phrases:
+            hyp = self._decoder.hyp()  # before end_utt: the best path so far, as a partial
+            partial = " ".join(normalise(hyp.hypstr)) if hyp is not None else ""
         self._decoder.end_utt()
         pcm += tail
         self._segment_pcm = []
@@ -509,7 +518,10 @@ class Recognizer(Segmenter[Final]):
         hyp = self._decoder.hyp()
         text = " ".join(normalise(hyp.hypstr)) if hyp is not None else ""
         if self.phrases and not self._complete(text):
-            text = self._best_phrase(pcm)
+            # The loop grammar ended mid-phrase. Asked for (the caller paused; more may come):
+            # what was heard so far, at once ("what are the" reads as unfinished). The ear's
+            # own end of utterance: the best single key term (seconds of CPU for a long one).
+            text = partial if asked else self._best_phrase(pcm)
         words = []
         for seg in self._decoder.seg() or ():
             token = seg.word
@@ -604,3 +616,8 @@ class Recognizer(Segmenter[Final]):
             p = self._partial()
             if p is not None:
                 out.append(p)
+
+    def _asked(self) -> Final:
+        # The client asked (the caller paused; more may come): a grammar path that ended
+        # mid-phrase gives what was heard so far, at once, not the slow best key term.
+        return self._close(asked=True)

@@ -603,7 +603,7 @@ def test_new_config_is_checked() -> None:
         {"stop_phrases": ("",)},
     ):
         with pytest.raises(ConfigError):
-            TurnConfig(**bad)  # type: ignore[arg-type]
+            TurnConfig(**bad)
 
 
 _step2 = st.one_of(

@@ -152,5 +152,5 @@ def test_the_relay_brain_never_speculates() -> None:
     from hotline.server.brain_relay import RelayBrain
 
     brain: Any = RelayBrain("ws://127.0.0.1:9/relay", load_script(SCRIPT), auth_token="t")
-    listener = Listener(SimpleNamespace(), brain)  # type: ignore[arg-type]
+    listener = Listener(SimpleNamespace(), brain)
     assert not listener.speculates
