@@ -177,7 +177,7 @@ class TurnConfig:
     silence_ms: int | None = None
     pause_ms: int = 250
     fallback_ms: int = 2500
-    settle_ms: int = 500
+    settle_ms: int = 300
     threshold: float = 0.5
     judge: bool = False
     speculate: bool = True

@@ -419,7 +419,7 @@ class ListenSettings:
         "HOTLINE_TURN_SETTLE_MS",
         None,
         "without an end-of-turn model: silence that ends a turn whose words look finished "
-        "(default: the script's [turns], else 500)",
+        "(default: the script's [turns], else 300)",
         parse=integer,
         check=within(0, 10_000),
     )
