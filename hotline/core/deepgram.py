@@ -8,7 +8,9 @@
   then forgotten) on the first of: ``speech_final: true`` (endpointing silence), ``from_finalize:
   true`` (our Finalize), or ``UtteranceEnd`` (``utterance_end_ms`` gap, which catches an
   utterance whose endpointing never fired). An utterance with no words commits nothing, so an
-  ``UtteranceEnd`` right after a ``speech_final`` is silent;
+  ``UtteranceEnd`` right after a ``speech_final`` is silent; except the answer to our Finalize,
+  which always commits (an empty :class:`SttCommitted` when nothing new was heard), so the turn
+  taker that asked knows at once that nothing more is coming;
 * ``SpeechStarted`` -> :class:`SttSpeechStarted`; ``Metadata`` -> :class:`SttClosed`;
 * an error message (``type: "Error"``) or a close frame with a ``NET-``/``DATA-`` reason
   (:meth:`DeepgramLive.receive_close`) -> a fatal :class:`SttFailure` (not permanent: Deepgram
@@ -207,12 +209,12 @@ class DeepgramLive(SttProtocol):
         """
         _fail(f"binary frame ({len(memoryview(data))} bytes); Deepgram sends JSON text only")
 
-    def _commit(self) -> None:
+    def _commit(self, *, asked: bool = False) -> None:
         text = " ".join(s for s in self._segments if s)
         words = tuple(self._words)
         self._segments = []
         self._words = []
-        if text:
+        if text or asked:
             self._events.append(SttCommitted(text, words, self.language))
 
     def receive_text(self, text: str) -> None:
@@ -238,7 +240,7 @@ class DeepgramLive(SttProtocol):
                     self._segments.append(transcript)
                     self._words.extend(words)
                 if speech_final or from_finalize:
-                    self._commit()
+                    self._commit(asked=from_finalize)
                 elif transcript:
                     self._events.append(SttPartial(" ".join(self._segments)))
             elif transcript:

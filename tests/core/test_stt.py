@@ -391,6 +391,18 @@ def test_deepgram_finalize_and_metadata() -> None:
     assert d.state is DeepgramState.CLOSED
 
 
+def test_deepgram_finalize_with_nothing_new_still_answers() -> None:
+    """Our Finalize with nothing buffered: an empty commit, so the turn that asked ends now
+    instead of at the final-transcript timeout."""
+    d = DeepgramLive()
+    events = _feed(
+        d,
+        _results("where can i", is_final=True, speech_final=True),
+        _results("", is_final=True, from_finalize=True),
+    )
+    assert events == [SttCommitted("where can i"), SttCommitted("")]
+
+
 def test_deepgram_errors_and_close() -> None:
     d = DeepgramLive()
     assert _feed(d, {"type": "Error", "variant": "DATA-0000", "description": "bad audio"}) == [
