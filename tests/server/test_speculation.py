@@ -154,3 +154,52 @@ def test_the_relay_brain_never_speculates() -> None:
     brain: Any = RelayBrain("ws://127.0.0.1:9/relay", load_script(SCRIPT), auth_token="t")
     listener = Listener(SimpleNamespace(), brain)
     assert not listener.speculates
+
+
+def test_the_judge_runs_off_the_event_loop_and_its_verdict_ends_the_turn() -> None:
+    """A judge-shaped function (a deterministic rule, not the model): the shell runs it in the
+    judge's worker thread at the pause and the Call ends the turn on its answer."""
+    import threading
+
+    from hotline.core.actions import JudgeTurn
+    from tests.core.test_call import SILENCE, _tone_frame, media_msg
+
+    threads: list[str] = []
+
+    def judge(ulaw: bytes) -> float:
+        threads.append(threading.current_thread().name)
+        return 0.9 if len(ulaw) >= 8000 else 0.1  # a second of turn or more: done
+
+    async def main() -> None:
+        script = load_script(SCRIPT)
+        call = make_call(recognise=True, turns=TurnConfig(judge=True), script=script)
+        call.receive_text(start_msg(), 0.0)
+        call.accept(0.0)
+        call.play_recorded(1, b"\xff" * 800, 0.0)
+        call.actions()
+        host = Host(call, script)
+        listener = Listener(host, None, judge)  # type: ignore[arg-type]
+        now, ts = 1.0, 1000
+        asks: list[JudgeTurn] = []
+        for i in range(80):  # 1 s of voice, then 600 ms of silence
+            payload = _tone_frame(ts * 8) if i < 50 else SILENCE
+            call.receive_text(media_msg(ts, payload), now)
+            call.pump(now)
+            call.data_to_send()
+            for a in call.actions():
+                if isinstance(a, JudgeTurn):
+                    asks.append(a)
+                    listener.judge_turn(a)
+                host.actions.append(a)
+            ts += 20
+            now += 0.02
+        call.transcript_final("Where can I buy merch?", now)
+        host.dispatch()
+        assert len(asks) == 1 and not any(isinstance(a, CallerTurn) for a in host.actions)
+        await until(lambda: any(isinstance(a, CallerTurn) for a in host.actions))
+        (turn_,) = [a for a in host.actions if isinstance(a, CallerTurn)]
+        assert turn_.text == "Where can I buy merch?"
+        assert threads and all(name.startswith("hotline-judge") for name in threads)
+        await listener.aclose()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
