@@ -71,13 +71,23 @@ def _line_lost(tw: FakeTwilio, cleared: int | None, line_bytes: int) -> tuple[fl
     return max(gap, 0) / 8, max(-gap, 0) / 8
 
 
-async def _call(mode: BargeInMode, frames: list[bytes], line_bytes: int) -> dict[str, Any]:
+async def _call(
+    mode: BargeInMode, frames: list[bytes], line_bytes: int, *, words: bool
+) -> dict[str, Any]:
     async with running_server(listen=ListenSettings(stt=SttProvider.LOCAL, barge_in=mode)) as run:
         tw = FakeTwilio(run)
         await tw.start()
         await tw.wait_for(lambda: len(tw.heard.played) > 8000 * 1.5, 20)
         onset = tw.speak(frames)
         await tw.wait_for(lambda: not tw._speech, 20)
+        if words:
+            await tw.wait_for(lambda: bool(tw.heard.clears), 10)
+            out: dict[str, Any] = {
+                "onset_ms": onset,
+                "cleared_after_ms": tw.heard.clears[0] - onset,
+            }
+            await tw.hang_up()
+            return out
         # Long enough for a held line to resume (1.5 s after the sound) and play on a while.
         await asyncio.sleep(3.5)
         cleared = tw.heard.clears[0] if tw.heard.clears else None
@@ -86,11 +96,7 @@ async def _call(mode: BargeInMode, frames: list[bytes], line_bytes: int) -> dict
             later = [ms for _, ms, _ in tw.heard.frames if ms > cleared]
             paused_ms = (later[0] - cleared) if later else None
         # Let the greeting finish (or stay cut) before counting what was lost.
-        await tw.wait_for(
-            lambda: tw.mark_echoed("u1-end") or tw.mark_echoed("u1r1-end") or bool(tw.heard.clears),
-            30,
-        )
-        if cleared is not None and paused_ms is not None:
+        if cleared is None or paused_ms is not None:
             await tw.wait_for(lambda: tw.mark_echoed("u1-end") or tw.mark_echoed("u1r1-end"), 30)
         lost_ms, twice_ms = _line_lost(tw, cleared, line_bytes)
         out = {
@@ -122,9 +128,9 @@ async def measure(modes: list[BargeInMode], coughs: int, sentences: int) -> dict
         rows: dict[str, list[dict[str, Any]]] = {"cough": [], "words": []}
         for seed, smooth, buzz in COUGH_KINDS[:coughs]:
             burst = cough(200, seed=seed, smooth=smooth, buzz_hz=buzz)
-            rows["cough"].append(await _call(mode, _frames(burst), line))
+            rows["cough"].append(await _call(mode, _frames(burst), line, words=False))
         for text in SENTENCES[:sentences]:
-            rows["words"].append(await _call(mode, _frames(phrase_ulaw(text)), line))
+            rows["words"].append(await _call(mode, _frames(phrase_ulaw(text)), line, words=True))
         held = [r for r in rows["cough"] if r["cleared_after_ms"] is not None]
         stops = [r["cleared_after_ms"] for r in rows["words"] if r["cleared_after_ms"] is not None]
         results["modes"][mode.value] = {

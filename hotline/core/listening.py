@@ -214,7 +214,8 @@ class Listening:
         at = self._filler_at
         if at is not None and now >= at:
             self._filler_at = None
-            if active and self._filler is not None and self.latency.waiting:
+            talking = self.turns is not None and self.turns.in_turn
+            if active and self._filler is not None and self.latency.waiting and not talking:
                 self._filler(now)
 
     def next_deadline(self) -> float | None:

@@ -396,6 +396,7 @@ class TurnTaker:
         self._onset_ms = 0
         self._held = False
         self._words_over_bot = False  # non-backchannel words arrived over the line
+        self._bot_speaking = False  # hotline was speaking at the last transcript or onset
         self.turns = 0
         self.dropped = 0
         self.backchannels = 0  # turns of backchannel words only, dropped
@@ -447,6 +448,7 @@ class TurnTaker:
         elif self._state is _State.DECIDING:
             self._went_on()
         self._owed_final = False
+        self._bot_speaking = bot_speaking
         self._state = _State.SPEAKING
         self._uncommitted = True
         self._deadline = None
@@ -555,11 +557,13 @@ class TurnTaker:
 
     def partial(self, text: str, now: float, bot_speaking: bool) -> None:
         """An interim transcript (it replaces the previous interim one)."""
+        self._bot_speaking = bot_speaking
         self._pending = text
         self._maybe_words(text, bot_speaking, final=False)
 
     def final(self, text: str, now: float, bot_speaking: bool) -> None:
         """A final (committed) transcript of a stretch of the caller's speech."""
+        self._bot_speaking = bot_speaking
         self._pending = ""
         if self._state is not _State.SPEAKING:
             # Committed after the silence began: nothing said since is left uncommitted.
@@ -645,8 +649,13 @@ class TurnTaker:
         if not has_words(text):
             self._drop()
             return
-        if self._over_bot and is_backchannel(text, self._backchannels):
-            # "mm-hm" over hotline's line: no interruption, and no turn for the brain.
+        if (
+            self._over_bot
+            and (self._held or self._bot_speaking)
+            and is_backchannel(text, self._backchannels)
+        ):
+            # "mm-hm" over hotline's line: no interruption, and no turn for the brain. (A "yes"
+            # begun over the end of a line that has finished since is an answer: a turn.)
             self.backchannels += 1
             if self._held:
                 self._release()
@@ -738,11 +747,10 @@ class TurnTaker:
                 self._words_over_bot = True
                 self._interrupt("words", self._started_ms)
             elif not is_backchannel(text, self._backchannels):
-                # A partial "yeah" may still grow into "yeah but"; any other word is real.
+                # A partial "yeah" may still grow into "yeah but"; any other word is real. A
+                # final of backchannels only releases a held line when the turn is decided.
                 self._words_over_bot = True
                 self._interrupt("words", self._started_ms)
-            elif final and self._held and self._state is not _State.SPEAKING:
-                self._release()
 
     def _interrupt(self, cause: str, timestamp_ms: int) -> None:
         # No latch: once the Call has cut its line it is no longer speaking, so the next

@@ -668,3 +668,13 @@ def test_two_step_any_sequence_keeps_the_contract(
             elif isinstance(event, Unspeculate):
                 assert speculated
                 speculated = False
+
+
+def test_a_yes_begun_over_the_end_of_a_line_is_an_answer_once_the_line_is_over() -> None:
+    turns = TurnTaker(TurnConfig())
+    turns.speech_started(1000, 1.0, bot_speaking=True)  # overlaps the line's last words
+    turns.speech_ended(1200, 1.2)
+    feed(turns, 1200, 1460)
+    turns.final("Yes.", 1.5, bot_speaking=False)  # the line has ended meanwhile
+    feed(turns, 1460, 1600)
+    assert turns.turns == 1 and turns.backchannels == 0
