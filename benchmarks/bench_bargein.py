@@ -1,14 +1,16 @@
 """Barge-in a cough cannot trigger: what a cough over hotline's line costs the caller, and how
 fast real words stop it.
 
-    python -m benchmarks.bench_bargein [--modes pause,speech] [--coughs 6] [--sentences 4] [--json]
+    python -m benchmarks.bench_bargein [--modes pause,speech] [--coughs 6] [--cough-ms 200]
+        [--sentences 4] [--json]
 
 Each trial is one call to an in-process ``hotline`` (the shipped defaults but the barge-in
 mode: the script brain, the embedded local voice and the local grammar ear, over real sockets),
 placed by the tests' fake Twilio (:mod:`tests.support.twilio`), which plays what it receives in
 real time, obeys ``clear`` and speaks the caller's frames in real time. 1.5 s into the greeting
 the caller either coughs (a 200 ms burst from :mod:`hotline.sim.noise`, a different seed and
-timbre each trial) or says a sentence (eSpeak). Reported per trial and summarised:
+timbre each trial; ``--cough-ms 500`` for a sound long enough to hold the line) or says a
+sentence (eSpeak). Reported per trial and summarised:
 
 * **cough**: whether the line was held (``clear``), for how long nothing played (the first
   frame after the clear, minus the clear, media clock), and the line the caller lost: the
@@ -121,13 +123,15 @@ async def _greeting_bytes() -> int:
         return n
 
 
-async def measure(modes: list[BargeInMode], coughs: int, sentences: int) -> dict[str, Any]:
+async def measure(
+    modes: list[BargeInMode], coughs: int, sentences: int, cough_ms: int = 200
+) -> dict[str, Any]:
     line = await _greeting_bytes()
     results: dict[str, Any] = {"greeting_ms": line / 8, "modes": {}}
     for mode in modes:
         rows: dict[str, list[dict[str, Any]]] = {"cough": [], "words": []}
         for seed, smooth, buzz in COUGH_KINDS[:coughs]:
-            burst = cough(200, seed=seed, smooth=smooth, buzz_hz=buzz)
+            burst = cough(cough_ms, seed=seed, smooth=smooth, buzz_hz=buzz)
             rows["cough"].append(await _call(mode, _frames(burst), line, words=False))
         for text in SENTENCES[:sentences]:
             rows["words"].append(await _call(mode, _frames(phrase_ulaw(text)), line, words=True))
@@ -149,11 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="pause,speech")
     parser.add_argument("--coughs", type=int, default=len(COUGH_KINDS))
     parser.add_argument("--sentences", type=int, default=len(SENTENCES))
+    parser.add_argument("--cough-ms", type=int, default=200)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     modes = [BargeInMode(m.strip()) for m in args.modes.split(",") if m.strip()]
     default_script()  # fail early on a broken install
-    result = asyncio.run(measure(modes, args.coughs, args.sentences))
+    result = asyncio.run(measure(modes, args.coughs, args.sentences, args.cough_ms))
+    result["cough_ms"] = args.cough_ms
     result["versions"] = versions()
     if args.json:
         json.dump(result, sys.stdout, indent=2)
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== HOTLINE_BARGE_IN={mode}")
         for row in r["trials"]["cough"]:
             print(
-                f"  200 ms cough: cleared {row['cleared_after_ms']} ms after onset, "
+                f"  {result['cough_ms']} ms cough: cleared {row['cleared_after_ms']} ms after onset, "
                 f"paused {row['paused_ms']} ms, line lost {row['lost_ms']:.0f} ms, "
                 f"heard twice {row['heard_twice_ms']:.0f} ms"
             )
