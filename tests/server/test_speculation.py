@@ -44,7 +44,7 @@ class Host:
         self.caller = ""
         self.actions: list[Action] = []
 
-    def dispatch(self) -> None:
+    def fed(self) -> None:
         self.actions += self.call.actions()
 
     def said(self) -> str:
@@ -194,7 +194,7 @@ def test_the_judge_runs_off_the_event_loop_and_its_verdict_ends_the_turn() -> No
             ts += 20
             now += 0.02
         call.transcript_final("Where can I buy merch?", now)
-        host.dispatch()
+        host.fed()
         assert len(asks) == 1 and not any(isinstance(a, CallerTurn) for a in host.actions)
         await until(lambda: any(isinstance(a, CallerTurn) for a in host.actions))
         (turn_,) = [a for a in host.actions if isinstance(a, CallerTurn)]
