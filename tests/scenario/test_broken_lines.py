@@ -86,7 +86,13 @@ def test_a_brain_that_answers_late_is_caught() -> None:
 
     async def main() -> tuple[ScenarioResult, ScenarioResult]:
         async with serve(standin.app()) as base:
-            env = {"HOTLINE_BRAIN": "llm", "HOTLINE_LLM_URL": base + "/v1"}
+            # No filler line: its audio 1.2 s after the turn would be the first the caller
+            # hears, and the late brain this test catches would pass.
+            env = {
+                "HOTLINE_BRAIN": "llm",
+                "HOTLINE_LLM_URL": base + "/v1",
+                "HOTLINE_FILLER_MS": "0",
+            }
             with spawn_line(env) as spawned:
                 line = Line(spawned.url, spawned.auth_token, spawned.admin_token)
                 ear = make_ear("auto", ear_vocabulary([sc]))
