@@ -17,6 +17,7 @@ from hotline.core.turns import TurnConfig
 from hotline.server.brain_llm import LlmBrain, make_client
 from hotline.server.listen import Listener
 from hotline.server.metrics import Metrics
+from hotline.server.settings import BrainKind
 from hotline.sim.llm_server import StandIn
 from tests.core.test_call import make_call, start_msg
 from tests.support.server import serve
@@ -37,9 +38,12 @@ total_timeout_s = 10.0
 class Host:
     """The Listener's host: a real Call; the Call's actions are kept as the session drains them."""
 
-    def __init__(self, call: Call, script: CallScript) -> None:
+    def __init__(self, call: Call, script: CallScript, brain: BrainKind = BrainKind.LLM) -> None:
         self.call = call
-        self.hub = SimpleNamespace(script=script, metrics=Metrics())
+        listen = SimpleNamespace(brain=brain)
+        self.hub = SimpleNamespace(
+            script=script, metrics=Metrics(), settings=SimpleNamespace(listen=listen)
+        )
         self.label = "CA-spec"
         self.caller = ""
         self.actions: list[Action] = []
@@ -151,8 +155,10 @@ def test_a_different_confirmed_turn_retracts_and_asks_again() -> None:
 def test_the_relay_brain_never_speculates() -> None:
     from hotline.server.brain_relay import RelayBrain
 
-    brain: Any = RelayBrain("ws://127.0.0.1:9/relay", load_script(SCRIPT), auth_token="t")
-    listener = Listener(SimpleNamespace(), brain)
+    script = load_script(SCRIPT)
+    brain: Any = RelayBrain("ws://127.0.0.1:9/relay", script, auth_token="t")
+    host = Host(make_call(script=script), script, BrainKind.RELAY)
+    listener = Listener(host, brain)  # type: ignore[arg-type]
     assert not listener.speculates
 
 
