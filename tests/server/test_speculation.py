@@ -46,6 +46,7 @@ class Host:
         )
         self.label = "CA-spec"
         self.caller = ""
+        self.caller_history: tuple[dict[str, str], ...] = ()
         self.actions: list[Action] = []
 
     def fed(self) -> None:
