@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hotline.sim.scenario.driver import new_caller_number
 from hotline.sim.scenario.model import ScenarioError, load_scenario, parse_scenario
 from hotline.sim.scenario.runner import collect, scenario_script
 
@@ -131,3 +132,15 @@ def test_missing_paths_are_errors(tmp_path: Path) -> None:
         collect([str(tmp_path)])
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(tmp_path)
+
+
+def test_a_caller_without_a_number_is_a_new_caller_on_every_call() -> None:
+    # Call records recognise a number they have seen: an unnamed caller must not become a
+    # returning one (greeted with the script's returning_greeting) on a line's second call.
+    scenario = parse_scenario('[[step]]\nsay = "hello"\n')
+    assert scenario.caller.number is None
+    numbers = {new_caller_number() for _ in range(50)}
+    assert len(numbers) == 50
+    assert all(n.startswith("+1555") and len(n) == 12 and n[1:].isdigit() for n in numbers)
+    named = parse_scenario('[caller]\nnumber = "+15555550142"\n[[step]]\nsay = "hi"\n')
+    assert named.caller.number == "+15555550142"

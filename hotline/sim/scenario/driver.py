@@ -11,6 +11,7 @@ start and end. Times are ms since ``start`` was sent, the caller's clock.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,12 @@ from hotline.sim.playback import Last
 from hotline.sim.scenario.audio import StepAudio
 from hotline.sim.scenario.model import Scenario, Step
 from hotline.sim.stream import MediaStream
+
+
+def new_caller_number() -> str:
+    """A number no call has come from yet: +1 555 (no such area code), seven random digits."""
+    return f"+1555{secrets.randbelow(10**7):07d}"
+
 
 __all__ = ["CallRun", "ScenarioStream", "StepRecord", "run_call"]
 
@@ -248,7 +255,7 @@ async def run_call(
     opts = CallOptions(
         url=url,
         auth_token=auth_token,
-        from_number=scenario.caller.number,
+        from_number=scenario.caller.number or new_caller_number(),
         extra_form=dict(scenario.caller.parameters),
         max_seconds=scenario.max_seconds,
         control=CallControl(),

@@ -6,7 +6,7 @@
     max_seconds = 90            # bound on the whole call
 
     [caller]
-    number = "+15555550123"     # From
+    number = "+15555550123"     # From (unset: a new caller each call, a fresh 555 number)
     voice = "en-us"             # eSpeak NG voice of `say` steps
     rate = 170                  # words per minute
     [caller.parameters]         # more fields on the voice-webhook POST (Twilio's call parameters)
@@ -72,7 +72,10 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Caller:
-    number: str = "+15555550123"
+    #: The caller's number (``From``); ``None``: each call comes from a new number, so the line's
+    #: call records never know the caller (a named number is a returning caller from its second
+    #: call on: the line may greet them as one).
+    number: str | None = None
     voice: str = "en-us"
     rate: int = 170
     parameters: dict[str, str] = field(default_factory=dict)
@@ -328,8 +331,8 @@ def parse_scenario(text: str, *, source: str = "scenario", path: Path | None = N
     top = _Fields(raw, "scenario", source)
     name = top.pop("name", str) or (path.stem if path is not None else "scenario")
     caller_f = _Fields(top.t.pop("caller", {}), "caller", source)
-    number = caller_f.pop("number", str, "+15555550123")
-    if not _NUMBER.match(number):
+    number = caller_f.pop("number", str, None)
+    if number is not None and not _NUMBER.match(number):
         raise caller_f.fail("number", f"expected a phone number like +15555550123, got {number!r}")
     params = caller_f.pop("parameters", dict, {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):

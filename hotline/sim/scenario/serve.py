@@ -75,7 +75,10 @@ def spawn_line(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iter
         HOTLINE_HANDOFF_NUMBER="+15555550100",
     )
     child.update(env or {})
-    with tempfile.TemporaryFile("w+") as log:
+    with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryDirectory() as scratch:
+        # Call records of its own, gone with it (not the default file in the working directory,
+        # where every run would meet the last run's callers again).
+        child.setdefault("HOTLINE_DATABASE_URL", f"sqlite:///{scratch}/records.sqlite3")
         proc = subprocess.Popen(
             [sys.executable, "-m", "hotline", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=child,
