@@ -48,11 +48,16 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# Dependencies (runtime + test oracles + the Whisper ear and PostgreSQL's driver, so their tests
-# run) and the editable install.
+# Dependencies (runtime + test oracles + the Whisper ear, PostgreSQL's driver and turn taking, so
+# their tests run) and the editable install. The end-of-turn model (Smart Turn v3.2) ships only inside the pipecat-ai
+# wheel: installed with --no-deps because pipecat-ai pins soxr~=1.0 (we have soxr 1.1) and pulls
+# numba, llvmlite, Pillow, resampy and more that hotline never imports; hotline reads its one
+# data file (hotline/turn/smart_turn.py, SHA-256 pinned), never pipecat's code.
+PIPECAT_MODEL_WHEEL := pipecat-ai==1.14.0
 $(VENV)/.stamp-deps: pyproject.toml | $(BIN)/python sysdeps
 	$(BIN)/python -m pip install -q "setuptools>=77" wheel "Cython>=3.0" build
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,whisper,postgres]"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[test,whisper,postgres,turn]"
+	$(BIN)/python -m pip install -q --no-deps "$(PIPECAT_MODEL_WHEEL)"
 	@touch $@
 
 # Rebuild the extension in place whenever a C, Cython or build source changes.

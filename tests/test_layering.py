@@ -7,7 +7,9 @@ Rules (style guide, section 2):
    read the environment, and never import the layers above them (server, tts_standin, ear,
    sim, cli);
    ``core`` reads no clock (``time``/``datetime``): the shell passes the time in.
-2. ``tts_standin`` (the local voice: ElevenLabs' TTS protocol), ``records`` (call records in a
+2. ``turn`` (Silero VAD and the end-of-turn model) imports neither ``hotline.server`` nor
+   ``hotline.sim``; the server may import it.
+   ``tts_standin`` (the local voice: ElevenLabs' TTS protocol), ``records`` (call records in a
    database), ``ear`` (the local ear:
    Scribe's and Deepgram's protocols) and ``sim`` (the caller simulator and load generator) are
    peers of ``server``, not parts of it: none imports ``hotline.server`` (they talk to it over
@@ -151,6 +153,9 @@ PEER_RULES = {
     "server": ("hotline.sim",),
     # call records: the server hands them a record; they import nothing of it (nor of sim)
     "records": ("hotline.server", "hotline.sim"),
+    # The learned parts of turn taking (Silero VAD, the end-of-turn model): the server and the
+    # benchmarks use them; they use core and codec, never the server or the simulator.
+    "turn": ("hotline.server", "hotline.sim"),
 }
 
 

