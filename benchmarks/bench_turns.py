@@ -1,0 +1,627 @@
+"""Turn taking on the suite's own generated calls: premature cut-offs and the end-of-turn wait.
+
+Scored as the public end-of-turn benchmarks are (LiveKit's eot-bench; ``shared/docs/
+turn-taking.md`` §5): a **cut-off** is a turn ended during one of the caller's mid-turn pauses
+(the rest of the question then becomes a second turn); the **wait** is the time from the
+caller's true end of speech to the turn ended, p50 / p95 over every utterance.
+
+The set (:func:`dataset`, made here, nothing stored or downloaded): questions spoken by several
+eSpeak NG voices at several rates, 8 kHz µ-law as Twilio delivers a caller:
+
+* **paused**: a question broken at an unfinished point by a silence of 300-1500 ms ("What are
+  the … tour dates?"). The two halves are cut from one synthesis of the whole sentence where
+  eSpeak's word event says the next word begins, so the first part keeps its mid-sentence
+  intonation (a prefix synthesised alone ends like a finished sentence). Some break after a
+  word the transcript signal knows ("the", "to", "about", "my", "any", "or", numbers), some
+  after one it cannot know ("Where can I … buy merch?");
+* **whole**: a question with no pause;
+* **overlays**: a 200 ms cough (:mod:`hotline.sim.noise`) inside the pause or after a whole
+  question, and steady line noise (-48 dBFS) under the whole utterance.
+
+Each utterance runs through the real endpointer (:class:`hotline.core.turns.TurnTaker`), the
+real speech detector (the energy VAD or Silero, :mod:`hotline.turn.silero`) and the real local
+ear (the grammar ear on the default script's phrases, and the Whisper ear when its extra is
+installed), in process, on a simulated clock: 20 ms frames in media time; when the endpointer
+asks for the final (``CommitTranscript``) or the model's verdict (``JudgeTurn``), the ear or
+the model runs at once in a worker thread (off the simulation's loop, as in the server) and its
+answer is delivered after the wall time it took. Policies:
+
+* ``silence-300`` / ``-700`` / ``-1200``: today's silence-only endpointing
+  (``HOTLINE_TURN_SILENCE_MS``);
+* ``vad``: two steps with neither signal (the pause, then ``settle_ms`` of silence);
+* ``words``: two steps, the transcript signal (a turn ending in "the", "and", "to"… waits for
+  the fallback);
+* ``model``: two steps, Smart Turn v3.2 alone (the transcript signal's word list emptied);
+* ``model+words``: both.
+
+    python -m benchmarks.bench_turns [--ears grammar,whisper] [--vads energy,silero]
+        [--policies ...] [--threshold 0.5] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import ctypes
+import heapq
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from benchmarks.common import versions
+from hotline.codec import Resampler, ulaw_decode, ulaw_encode, ulaw_frame_stats
+from hotline.core.events import Media, SpeechEnded, SpeechStarted
+from hotline.core.turns import (
+    CommitTranscript,
+    JudgeTurn,
+    TurnConfig,
+    TurnEnded,
+    TurnTaker,
+)
+from hotline.core.ulaw import FRAME_BYTES
+from hotline.core.vad import Vad, VadConfig
+from hotline.sim.noise import cough, line_noise
+
+#: Sentences with the unfinished point marked by "|".
+PAUSED: tuple[str, ...] = (
+    # after a word the transcript signal knows
+    "What are the | tour dates?",
+    "Can you tell me about | the new album?",
+    "I would like to | buy two tickets.",
+    "Do you have any | shows in London?",
+    "I am calling about my | refund.",
+    "Is there a show in Paris or | in Berlin?",
+    "My order number is four five | six seven.",
+    # after a word it cannot know
+    "Where can I | buy merch?",
+    "When does the show | start?",
+    "How much are | the tickets?",
+    "Is the new album | out yet?",
+    "Will there be | a livestream?",
+)
+WHOLE: tuple[str, ...] = (
+    "What are the tour dates?",
+    "Where can I buy merch?",
+    "When does the show start?",
+    "How much are the tickets?",
+    "Is the new album out yet?",
+    "Can I get a refund?",
+    "Tell me about the tour.",
+    "Thank you, goodbye.",
+)
+VOICES: tuple[tuple[str, int], ...] = (
+    ("en-us", 175),
+    ("en-gb-x-rp", 150),
+    ("en-us+f3", 200),
+    ("en", 165),
+)
+PAUSES_MS: tuple[int, ...] = (300, 500, 700, 900, 1200, 1500)
+LEAD_MS = 500
+TAIL_MS = 3500  # after the last word: longer than any fallback
+SPEECH_DBFS = -45.0
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One caller turn: its µ-law and where its speech is (ms from the start)."""
+
+    name: str
+    ulaw: bytes
+    end_ms: int  # the true end of speech (the last speech frame's end)
+    pauses: tuple[tuple[int, int], ...]  # mid-turn silences (start, end), ms
+    kind: str  # "paused" or "whole"
+    overlay: str  # "", "cough", "noise"
+
+
+def _speech(text: str, voice: str, rate: int) -> bytes:
+    from hotline.tts_standin.espeak import synthesize
+
+    pcm = synthesize(text, voice=voice, rate_wpm=rate)
+    rs = Resampler(pcm.sample_rate, 8000)
+    return _trim(ulaw_encode(rs.process(pcm.samples) + rs.flush()))
+
+
+def _loud(ulaw: bytes) -> bool:
+    return ulaw_frame_stats(ulaw)[0] > SPEECH_DBFS
+
+
+def _trim(ulaw: bytes) -> bytes:
+    """Without eSpeak's leading and trailing silence (10 ms steps)."""
+    a, b = 0, len(ulaw)
+    while a < b and not _loud(ulaw[a : a + 80]):
+        a += 80
+    while b > a and not _loud(ulaw[b - 80 : b]):
+        b -= 80
+    return ulaw[a:b]
+
+
+class _EspeakEvent(ctypes.Structure):
+    # speak_lib.h espeak_EVENT: type, unique_identifier, text_position, length,
+    # audio_position, sample, user_data, id (a union of 8 bytes).
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
+
+
+_EVENT_WORD = 1  # espeakEVENT_WORD; 0 ends the list
+
+
+def _speech_with_words(
+    text: str, voice: str, rate: int
+) -> tuple[bytes, int, list[tuple[int, int]]]:
+    """eSpeak's int16 PCM for ``text``, its rate, and (character position, first sample) of
+    every word, from the word events hotline's voice does not collect: the benchmark swaps its
+    own callback in for one synthesis, under the engine's lock."""
+    from hotline.tts_standin import espeak
+
+    marks: list[tuple[int, int]] = []
+    with espeak._LOCK:
+        engine = espeak._get_engine()
+
+        def on_samples(wav: Any, n: int, events: Any) -> int:
+            if n > 0 and wav:
+                engine._chunks.append(ctypes.string_at(wav, n * 2))
+            if events:
+                ev = ctypes.cast(events, ctypes.POINTER(_EspeakEvent))
+                i = 0
+                while ev[i].type != 0:
+                    if ev[i].type == _EVENT_WORD:
+                        marks.append((ev[i].text_position, ev[i].sample))
+                    i += 1
+            return 0
+
+        callback = espeak._SYNTH_CALLBACK(on_samples)
+        engine._lib.espeak_SetSynthCallback(callback)
+        try:
+            samples = engine.synthesize(text, voice, rate, 50)
+        finally:
+            engine._lib.espeak_SetSynthCallback(engine._callback)
+        return samples, engine.sample_rate, marks
+
+
+def _split(sentence: str, voice: str, rate: int) -> tuple[bytes, bytes]:
+    """One synthesis of the whole sentence, cut where the word after the "|" begins (eSpeak's
+    word event): the first part keeps its mid-sentence intonation."""
+    head_text, tail_text = (part.strip() for part in sentence.split("|"))
+    text = f"{head_text} {tail_text}"
+    samples, sr, marks = _speech_with_words(text, voice, rate)
+    first = len(head_text) + 2  # 1-based position of the tail's first character
+    cut = min((s for pos, s in marks if pos >= first), default=None)
+    if cut is None:
+        raise RuntimeError(f"eSpeak gave no word event for {tail_text!r}")
+    rs = Resampler(sr, 8000)
+    ulaw = ulaw_encode(rs.process(samples) + rs.flush())
+    at = round(cut * 8000 / sr)
+    return _trim(ulaw[:at]), _trim(ulaw[at:])
+
+
+def _mix(base: bytes, extra: bytes, at: int) -> bytes:
+    """``extra`` added (as PCM) into ``base`` from byte ``at``."""
+    a = array.array("h", ulaw_decode(base))
+    b = array.array("h", ulaw_decode(extra))
+    for i, v in enumerate(b):
+        j = at + i
+        if j < len(a):
+            a[j] = max(-32768, min(32767, a[j] + v))
+    return ulaw_encode(a.tobytes())
+
+
+def _frames_len(n: int) -> int:
+    return -(-n // FRAME_BYTES) * FRAME_BYTES
+
+
+def dataset(quick: bool = False) -> list[Utterance]:
+    """The generated set (see the module docstring); ``quick``: a quarter of it."""
+    out: list[Utterance] = []
+    silence = b"\xff"
+    pause_cycle = itertools.cycle(PAUSES_MS)
+    n = 0
+    for vi, (voice, rate) in enumerate(VOICES):
+        for si, sentence in enumerate(PAUSED):
+            if quick and (si + vi) % 4:
+                continue
+            head, tail = _split(sentence, voice, rate)
+            pause = next(pause_cycle)
+            overlay = ("", "", "cough", "noise")[n % 4]
+            n += 1
+            p0 = LEAD_MS * 8 + len(head)
+            p1 = p0 + pause * 8
+            audio = silence * (LEAD_MS * 8) + head + silence * (pause * 8) + tail
+            end = len(audio)
+            audio += silence * (TAIL_MS * 8)
+            if overlay == "cough" and pause >= 500:
+                audio = _mix(audio, cough(200, seed=n, smooth=0.9), p0 + (pause * 8 - 1600) // 2)
+            elif overlay == "noise":
+                audio = _mix(audio, line_noise(len(audio) // 8, seed=n, dbfs=-48.0), 0)
+            else:
+                overlay = "" if overlay == "cough" else overlay
+            name = f"{sentence.replace(' | ', ' … ')} [{voice} {rate}, {pause} ms]"
+            pad = _frames_len(len(audio)) - len(audio)
+            out.append(
+                Utterance(
+                    name,
+                    audio + silence * pad,
+                    end // 8,
+                    ((p0 // 8, p1 // 8),),
+                    "paused",
+                    overlay,
+                )
+            )
+    for vi, (voice, rate) in enumerate(VOICES[:2] if not quick else VOICES[:1]):
+        for si, text in enumerate(WHOLE):
+            speech = _speech(text, voice, rate)
+            audio = silence * (LEAD_MS * 8) + speech
+            end = len(audio)
+            audio += silence * (TAIL_MS * 8)
+            overlay = ""
+            if (si + vi) % 3 == 0:
+                overlay = "cough"  # a cough 600 ms after the question
+                audio = _mix(audio, cough(200, seed=100 + si, smooth=0.8), end + 600 * 8)
+            pad = _frames_len(len(audio)) - len(audio)
+            out.append(
+                Utterance(
+                    f"{text} [{voice} {rate}]",
+                    audio + silence * pad,
+                    end // 8,
+                    (),
+                    "whole",
+                    overlay,
+                )
+            )
+    return out
+
+
+# ------------------------------------------------------------------------------ the ears
+
+
+class Ear:
+    """The local ear in process: ``feed`` a frame, ``commit``; finals come with their wall time."""
+
+    def __init__(self, kind: str, keyterms: tuple[str, ...]) -> None:
+        from hotline.ear.recognizer import Recognizer, RecognizerConfig
+
+        self.kind = kind
+        # The endpointer commits at every pause: the ear's own silence commit is off.
+        self._config = RecognizerConfig(keyterms=keyterms, vad=False)
+        self._pool: Any = None
+        if kind == "whisper":
+            from hotline.ear.whisper import DecodePool, WhisperEngine
+
+            self._pool = DecodePool(WhisperEngine())
+        self._make: Callable[[], Any] = (
+            (lambda: Recognizer(self._config)) if kind == "grammar" else (lambda: self._whisper())
+        )
+        self.rec: Any = None
+        self.latencies: list[float] = []
+
+    def _whisper(self) -> Any:
+        from hotline.ear.whisper import WhisperRecognizer
+
+        return WhisperRecognizer(self._config, self._pool)
+
+    def new_stream(self) -> None:
+        self.rec = self._make()
+
+    def _resolve(self, items: list[Any]) -> list[Any]:
+        from hotline.ear.whisper import PendingFinal
+
+        return [i.future.result() if isinstance(i, PendingFinal) else i for i in items]
+
+    def feed(self, frame: bytes) -> tuple[list[Any], float]:
+        t = time.perf_counter()
+        out = self._resolve(list(self.rec.feed(frame)))
+        return out, time.perf_counter() - t
+
+    def commit(self) -> tuple[Any, float]:
+        t = time.perf_counter()
+        final = self._resolve([self.rec.commit()])[0]
+        wall = time.perf_counter() - t
+        self.latencies.append(wall)
+        return final, wall
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+# ------------------------------------------------------------------------------ one run
+
+
+@dataclass
+class Outcome:
+    name: str
+    kind: str
+    overlay: str
+    turns: list[tuple[float, str, str]] = field(default_factory=list)  # (at ms, text, reason)
+    cut_off: bool = False
+    wait_ms: float | None = None
+    judge_calls: int = 0
+    judge_cpu: float = 0.0
+
+
+def _detector(kind: str, config: VadConfig) -> Any:
+    if kind == "silero":
+        from hotline.turn.silero import SileroDetector
+
+        return SileroDetector(config)
+    return Vad(config)
+
+
+def run_one(
+    utt: Utterance,
+    config: TurnConfig,
+    vad_kind: str,
+    ear: Ear,
+    judge: Any,
+    worker: ThreadPoolExecutor,
+) -> Outcome:
+    vad_config = VadConfig(hang_ms=min(300, config.pause_ms) if not config.silence_only else 300)
+    det = _detector(vad_kind, vad_config)
+    turns = TurnTaker(config)
+    ear.new_stream()
+    out = Outcome(utt.name, utt.kind, utt.overlay)
+    queue: list[tuple[float, int, str, Any]] = []  # (due s, tie, kind, payload)
+    tie = itertools.count()
+
+    def handle(now: float) -> None:
+        for event in turns.events():
+            if isinstance(event, CommitTranscript):
+                final, wall = worker.submit(ear.commit).result()
+                heapq.heappush(queue, (now + wall, next(tie), "final", final.text))
+            elif isinstance(event, JudgeTurn):
+                assert judge is not None
+                fut: Future[tuple[float, float, float]] = worker.submit(_judge, judge, event.audio)
+                p, wall, cpu = fut.result()
+                out.judge_calls += 1
+                out.judge_cpu += cpu
+                heapq.heappush(queue, (now + wall, next(tie), "verdict", (event.seq, p)))
+            elif isinstance(event, TurnEnded):
+                out.turns.append((now * 1000, event.text, event.reason))
+
+    ulaw = utt.ulaw
+    for i in range(0, len(ulaw), FRAME_BYTES):
+        ts = i // 8
+        now = ts / 1000
+        while queue and queue[0][0] <= now:
+            due, _, kind, payload = heapq.heappop(queue)
+            if kind == "final":
+                turns.final(payload, due, False)
+            else:
+                turns.verdict(payload[0], payload[1], due)
+            handle(due)
+        frame = ulaw[i : i + FRAME_BYTES]
+        results, wall = ear.feed(frame)
+        for r in results:
+            if hasattr(r, "words"):  # a Final of the ear's own (max segment)
+                heapq.heappush(queue, (now + wall, next(tie), "final", r.text))
+            elif r.text:
+                turns.partial(r.text, now, False)
+        event = det.process(Media("inbound", 0, ts, frame))
+        if isinstance(event, SpeechStarted):
+            turns.speech_started(event.timestamp_ms, now, False)
+        elif isinstance(event, SpeechEnded):
+            turns.speech_ended(event.timestamp_ms, now)
+        turns.media(ts, now, frame)
+        handle(now)
+        turns.poll(now)
+        handle(now)
+    if hasattr(det, "close"):
+        det.close()
+    ends = [t for t in out.turns if t[1]]
+    out.cut_off = any(at < utt.end_ms for at, _, _ in ends)
+    after = [at for at, _, _ in ends if at >= utt.end_ms]
+    out.wait_ms = after[0] - utt.end_ms if after else None
+    return out
+
+
+def _judge(model: Any, audio: bytes) -> tuple[float, float, float]:
+    t, c = time.perf_counter(), time.thread_time()
+    p = model.complete_probability(audio)
+    return p, time.perf_counter() - t, time.thread_time() - c
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+def policies(threshold: float) -> dict[str, TurnConfig]:
+    base = TurnConfig(speculate=False)
+    return {
+        "silence-300": replace(base, silence_ms=300),
+        "silence-700": replace(base, silence_ms=700),
+        "silence-1200": replace(base, silence_ms=1200),
+        "vad": replace(base, unfinished_words=()),
+        "words": base,
+        "model": replace(base, judge=True, threshold=threshold, unfinished_words=()),
+        "model+words": replace(base, judge=True, threshold=threshold),
+    }
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+    paused = [o for o in outcomes if o.kind == "paused"]
+    waits = [o.wait_ms for o in outcomes if o.wait_ms is not None]
+    return {
+        "utterances": len(outcomes),
+        "cut_off_pct": 100 * sum(o.cut_off for o in outcomes) / max(len(outcomes), 1),
+        "cut_off_paused_pct": 100 * sum(o.cut_off for o in paused) / max(len(paused), 1),
+        "wait_p50_ms": _pct(waits, 0.5),
+        "wait_p95_ms": _pct(waits, 0.95),
+        "never_ended": sum(o.wait_ms is None for o in outcomes),
+        "split_turns": sum(len([t for t in o.turns if t[1]]) > 1 for o in outcomes),
+        "judge_calls": sum(o.judge_calls for o in outcomes),
+        "judge_cpu_ms_per_call": (
+            1000 * sum(o.judge_cpu for o in outcomes) / max(sum(o.judge_calls for o in outcomes), 1)
+        ),
+    }
+
+
+def cpu_figures(seconds: float = 60.0) -> dict[str, float]:
+    """CPU per call-second of the speech detectors, and of one Smart Turn query.
+
+    The caller's side of a call: ``seconds`` of audio that is 1/3 speech (the questions of the
+    set, one after another with 2 s of silence between: a caller who talks a third of the
+    time) and, apart, all silence (a caller listening to hotline)."""
+    from hotline.turn.silero import SileroDetector, SileroPool, silero_available
+    from hotline.turn.smart_turn import load
+
+    talk = bytearray()
+    for i in itertools.count():
+        voice, rate = VOICES[i % len(VOICES)]
+        talk += _speech(WHOLE[i % len(WHOLE)], voice, rate) + b"\xff" * 16000
+        if len(talk) >= seconds * 8000:
+            break
+    talk = talk[: int(seconds * 8000) // FRAME_BYTES * FRAME_BYTES]
+    quiet = b"\xff" * len(talk)
+    speech_share = sum(
+        _loud(talk[i : i + FRAME_BYTES]) for i in range(0, len(talk), FRAME_BYTES)
+    ) / (len(talk) // FRAME_BYTES)
+    out: dict[str, float] = {"speech_share": speech_share}
+
+    def per_call_second(make: Callable[[], Any], audio: bytes) -> float:
+        best = float("inf")
+        for _ in range(3):
+            det = make()
+            frames = [
+                Media("inbound", 0, i // 8, bytes(audio[i : i + FRAME_BYTES]))
+                for i in range(0, len(audio), FRAME_BYTES)
+            ]
+            t = time.process_time()
+            for m in frames:
+                det.process(m)
+            best = min(best, time.process_time() - t)
+        return 1000 * best / (len(audio) / 8000)
+
+    out["energy_ms_per_call_s_talking"] = per_call_second(Vad, talk)
+    out["energy_ms_per_call_s_silent"] = per_call_second(Vad, quiet)
+    if silero_available():
+        pool = SileroPool(prewarm=1)
+        out["silero_ms_per_call_s_talking"] = per_call_second(
+            lambda: SileroDetector(pool=pool), talk
+        )
+        out["silero_ms_per_call_s_silent"] = per_call_second(
+            lambda: SileroDetector(pool=pool), quiet
+        )
+    model = load("auto")
+    if model is not None:
+        turn = _speech(WHOLE[0], "en-us", 175) + b"\xff" * 2000
+        cpu_feat, cpu_all = [], []
+        for _ in range(10):
+            t = time.process_time()
+            model.features(turn)
+            cpu_feat.append(time.process_time() - t)
+            t = time.process_time()
+            model.complete_probability(turn)
+            cpu_all.append(time.process_time() - t)
+        out["smart_turn_features_ms"] = 1000 * sorted(cpu_feat)[len(cpu_feat) // 2]
+        out["smart_turn_query_ms"] = 1000 * sorted(cpu_all)[len(cpu_all) // 2]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ears", default="grammar,whisper")
+    parser.add_argument("--vads", default="energy,silero")
+    parser.add_argument("--policies", default="")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--cpu", action="store_true", help="only the CPU figures (detectors, one model query)"
+    )
+    args = parser.parse_args(argv)
+    if args.cpu:
+        figures = cpu_figures()
+        for k, v in figures.items():
+            print(f"{k:34} {v:8.3f}")
+        if args.json:
+            print(json.dumps({"versions": versions(), **figures}, indent=2))
+        return 0
+
+    from hotline.core.script import default_script
+    from hotline.turn.smart_turn import load
+
+    script = default_script()
+    keyterms = tuple(dict.fromkeys([*script.caller_phrases(), *script.keyterms()]))[:100]
+    ears = [e for e in args.ears.split(",") if e]
+    if "whisper" in ears:
+        from hotline.ear.whisper import whisper_available
+
+        if not whisper_available():
+            print("whisper ear not installed: skipped", file=sys.stderr)
+            ears.remove("whisper")
+    judge = load("auto")
+    all_policies = policies(args.threshold)
+    chosen = [p for p in (args.policies.split(",") if args.policies else all_policies) if p]
+    if judge is None:
+        print("Smart Turn not installed: model policies skipped", file=sys.stderr)
+        chosen = [p for p in chosen if "model" not in p]
+
+    t0 = time.perf_counter()
+    data = dataset(args.quick)
+    print(
+        f"dataset: {len(data)} utterances ({sum(u.kind == 'paused' for u in data)} paused, "
+        f"{sum(u.kind == 'whole' for u in data)} whole; "
+        f"{sum(u.overlay == 'cough' for u in data)} with a cough, "
+        f"{sum(u.overlay == 'noise' for u in data)} with line noise), "
+        f"made in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
+    results: dict[str, Any] = {"versions": versions(), "threshold": args.threshold, "runs": []}
+    worker = ThreadPoolExecutor(1, thread_name_prefix="bench-turns")
+    header = (
+        f"{'ear':8} {'vad':7} {'policy':13} {'cut-off':>8} {'(paused)':>9} "
+        f"{'wait p50':>9} {'p95':>7} {'split':>6} {'never':>6} {'judge':>6}"
+    )
+    print(header)
+    for ear_kind in ears:
+        ear = Ear(ear_kind, keyterms)
+        for vad_kind in args.vads.split(","):
+            for name in chosen:
+                config = all_policies[name]
+                outcomes = [run_one(u, config, vad_kind, ear, judge, worker) for u in data]
+                s = summarise(outcomes)
+                s["ear_commit_p50_ms"] = 1000 * _pct(ear.latencies, 0.5)
+                ear.latencies.clear()
+                results["runs"].append({"ear": ear_kind, "vad": vad_kind, "policy": name, **s})
+                print(
+                    f"{ear_kind:8} {vad_kind:7} {name:13} {s['cut_off_pct']:7.1f}% "
+                    f"{s['cut_off_paused_pct']:8.1f}% {s['wait_p50_ms']:8.0f}ms "
+                    f"{s['wait_p95_ms']:5.0f}ms {s['split_turns']:6d} {s['never_ended']:6d} "
+                    f"{s['judge_calls']:6d}",
+                    flush=True,
+                )
+                if args.verbose:
+                    for o in outcomes:
+                        print(
+                            f"    {'CUT ' if o.cut_off else '    '}{o.wait_ms} {o.name} {o.turns}"
+                        )
+        ear.close()
+    worker.shutdown()
+    if judge is not None and any("model" in p for p in chosen):
+        print("Smart Turn CPU per query: judge_cpu_ms_per_call in --json", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
