@@ -24,7 +24,9 @@ ear (the grammar ear on the default script's phrases, and the Whisper ear when i
 installed), in process, on a simulated clock: 20 ms frames in media time; when the endpointer
 asks for the final (``CommitTranscript``) or the model's verdict (``JudgeTurn``), the ear or
 the model runs at once in a worker thread (off the simulation's loop, as in the server) and its
-answer is delivered after the wall time it took. Policies:
+answer is delivered after the CPU time it took (the process's: the Whisper ear decodes in its
+pool's thread; one thread each, so on an idle core that is its wall time, and the figures do
+not move with whatever else loads a shared machine). Policies:
 
 * ``silence-300`` / ``-700`` / ``-1200``: today's silence-only endpointing
   (``HOTLINE_TURN_SILENCE_MS``);
@@ -32,7 +34,10 @@ answer is delivered after the wall time it took. Policies:
 * ``words``: two steps, the transcript signal (a turn ending in "the", "and", "to"… waits for
   the fallback);
 * ``model``: two steps, Smart Turn v3.2 alone (the transcript signal's word list emptied);
-* ``model+words``: both.
+* ``model+words``: both;
+* ``words+trail``, ``model+words+trail``: a proposal, measured here and not shipped: the
+  transcript signal also says "not done" when the ear wrote the words as trailing off (a final
+  "...", "-" or ",": the Whisper ear writes "I would like to..." and "Will there be a-").
 
     python -m benchmarks.bench_turns [--ears grammar,whisper] [--vads energy,silero]
         [--policies ...] [--threshold 0.5] [--quick] [--json]
@@ -42,19 +47,21 @@ from __future__ import annotations
 
 import argparse
 import array
+import contextlib
 import ctypes
 import heapq
 import itertools
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from benchmarks.common import versions
 from hotline.codec import Resampler, ulaw_decode, ulaw_encode, ulaw_frame_stats
+from hotline.core import turns as turns_module
 from hotline.core.events import Media, SpeechEnded, SpeechStarted
 from hotline.core.turns import (
     CommitTranscript,
@@ -191,9 +198,9 @@ def _speech_with_words(
         return samples, engine.sample_rate, marks
 
 
-def _split(sentence: str, voice: str, rate: int) -> tuple[bytes, bytes]:
+def _split_pcm(sentence: str, voice: str, rate: int) -> tuple[bytes, bytes, int]:
     """One synthesis of the whole sentence, cut where the word after the "|" begins (eSpeak's
-    word event): the first part keeps its mid-sentence intonation."""
+    word event): int16 PCM of both parts at eSpeak's rate."""
     head_text, tail_text = (part.strip() for part in sentence.split("|"))
     text = f"{head_text} {tail_text}"
     samples, sr, marks = _speech_with_words(text, voice, rate)
@@ -201,10 +208,19 @@ def _split(sentence: str, voice: str, rate: int) -> tuple[bytes, bytes]:
     cut = min((s for pos, s in marks if pos >= first), default=None)
     if cut is None:
         raise RuntimeError(f"eSpeak gave no word event for {tail_text!r}")
+    return samples[: 2 * cut], samples[2 * cut :], sr
+
+
+def _phone(pcm: bytes, sr: int) -> bytes:
     rs = Resampler(sr, 8000)
-    ulaw = ulaw_encode(rs.process(samples) + rs.flush())
-    at = round(cut * 8000 / sr)
-    return _trim(ulaw[:at]), _trim(ulaw[at:])
+    return ulaw_encode(rs.process(pcm) + rs.flush())
+
+
+def _split(sentence: str, voice: str, rate: int) -> tuple[bytes, bytes]:
+    """:func:`_split_pcm` as trimmed 8 kHz µ-law: the first part keeps its mid-sentence
+    intonation."""
+    head, tail, sr = _split_pcm(sentence, voice, rate)
+    return _trim(_phone(head, sr)), _trim(_phone(tail, sr))
 
 
 def _mix(base: bytes, extra: bytes, at: int) -> bytes:
@@ -287,7 +303,7 @@ def dataset(quick: bool = False) -> list[Utterance]:
 
 
 class Ear:
-    """The local ear in process: ``feed`` a frame, ``commit``; finals come with their wall time."""
+    """The local ear in process: ``feed`` a frame, ``commit``; finals come with the CPU time they took."""
 
     def __init__(self, kind: str, keyterms: tuple[str, ...]) -> None:
         from hotline.ear.recognizer import Recognizer, RecognizerConfig
@@ -320,14 +336,14 @@ class Ear:
         return [i.future.result() if isinstance(i, PendingFinal) else i for i in items]
 
     def feed(self, frame: bytes) -> tuple[list[Any], float]:
-        t = time.perf_counter()
+        t = time.process_time()
         out = self._resolve(list(self.rec.feed(frame)))
-        return out, time.perf_counter() - t
+        return out, time.process_time() - t
 
     def commit(self) -> tuple[Any, float]:
-        t = time.perf_counter()
+        t = time.process_time()
         final = self._resolve([self.rec.commit()])[0]
-        wall = time.perf_counter() - t
+        wall = time.process_time() - t
         self.latencies.append(wall)
         return final, wall
 
@@ -378,15 +394,15 @@ def run_one(
     def handle(now: float) -> None:
         for event in turns.events():
             if isinstance(event, CommitTranscript):
-                final, wall = worker.submit(ear.commit).result()
-                heapq.heappush(queue, (now + wall, next(tie), "final", final.text))
+                final, took = worker.submit(ear.commit).result()
+                heapq.heappush(queue, (now + took, next(tie), "final", final.text))
             elif isinstance(event, JudgeTurn):
                 assert judge is not None
                 fut: Future[tuple[float, float, float]] = worker.submit(_judge, judge, event.audio)
-                p, wall, cpu = fut.result()
+                p, took, cpu = fut.result()
                 out.judge_calls += 1
                 out.judge_cpu += cpu
-                heapq.heappush(queue, (now + wall, next(tie), "verdict", (event.seq, p)))
+                heapq.heappush(queue, (now + took, next(tie), "verdict", (event.seq, p)))
             elif isinstance(event, TurnEnded):
                 out.turns.append((now * 1000, event.text, event.reason))
 
@@ -427,9 +443,10 @@ def run_one(
 
 
 def _judge(model: Any, audio: bytes) -> tuple[float, float, float]:
-    t, c = time.perf_counter(), time.thread_time()
+    c = time.process_time()
     p = model.complete_probability(audio)
-    return p, time.perf_counter() - t, time.thread_time() - c
+    cpu = time.process_time() - c
+    return p, cpu, cpu
 
 
 # ------------------------------------------------------------------------------ policies
@@ -445,7 +462,37 @@ def policies(threshold: float) -> dict[str, TurnConfig]:
         "words": base,
         "model": replace(base, judge=True, threshold=threshold, unfinished_words=()),
         "model+words": replace(base, judge=True, threshold=threshold),
+        # Proposals measured, not shipped: the transcript signal also reading how the ear
+        # wrote the end of the words (see _trailing_off).
+        "words+trail": base,
+        "model+words+trail": replace(base, judge=True, threshold=threshold),
     }
+
+
+_TRAIL = ("...", "…", "-", "—", ",")
+
+
+def _trailing_off(text: str, words: tuple[str, ...] = turns_module.UNFINISHED_WORDS) -> bool:
+    """The transcript signal, and words written as trailing off: the Whisper ear ends a
+    fragment with "..." or "-" ("I would like to...", "Will there be a-") and a whole question
+    with "?" or "."."""
+    return _SHIPPED_UNFINISHED(text, words) or text.rstrip().endswith(_TRAIL)
+
+
+_SHIPPED_UNFINISHED = turns_module.unfinished
+
+
+@contextlib.contextmanager
+def _signal(policy: str) -> Iterator[None]:
+    """Swap the proposal in for one policy's runs (the endpointer reads the module's function)."""
+    if not policy.endswith("+trail"):
+        yield
+        return
+    turns_module.unfinished = _trailing_off
+    try:
+        yield
+    finally:
+        turns_module.unfinished = _SHIPPED_UNFINISHED
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -488,11 +535,11 @@ def cpu_figures(seconds: float = 60.0) -> dict[str, float]:
         talk += _speech(WHOLE[i % len(WHOLE)], voice, rate) + b"\xff" * 16000
         if len(talk) >= seconds * 8000:
             break
-    talk = talk[: int(seconds * 8000) // FRAME_BYTES * FRAME_BYTES]
-    quiet = b"\xff" * len(talk)
+    talk_bytes = bytes(talk[: int(seconds * 8000) // FRAME_BYTES * FRAME_BYTES])
+    quiet = b"\xff" * len(talk_bytes)
     speech_share = sum(
-        _loud(talk[i : i + FRAME_BYTES]) for i in range(0, len(talk), FRAME_BYTES)
-    ) / (len(talk) // FRAME_BYTES)
+        _loud(talk_bytes[i : i + FRAME_BYTES]) for i in range(0, len(talk_bytes), FRAME_BYTES)
+    ) / (len(talk_bytes) // FRAME_BYTES)
     out: dict[str, float] = {"speech_share": speech_share}
 
     def per_call_second(make: Callable[[], Any], audio: bytes) -> float:
@@ -509,12 +556,12 @@ def cpu_figures(seconds: float = 60.0) -> dict[str, float]:
             best = min(best, time.process_time() - t)
         return 1000 * best / (len(audio) / 8000)
 
-    out["energy_ms_per_call_s_talking"] = per_call_second(Vad, talk)
+    out["energy_ms_per_call_s_talking"] = per_call_second(Vad, talk_bytes)
     out["energy_ms_per_call_s_silent"] = per_call_second(Vad, quiet)
     if silero_available():
         pool = SileroPool(prewarm=1)
         out["silero_ms_per_call_s_talking"] = per_call_second(
-            lambda: SileroDetector(pool=pool), talk
+            lambda: SileroDetector(pool=pool), talk_bytes
         )
         out["silero_ms_per_call_s_silent"] = per_call_second(
             lambda: SileroDetector(pool=pool), quiet
@@ -535,6 +582,54 @@ def cpu_figures(seconds: float = 60.0) -> dict[str, float]:
     return out
 
 
+def model_scores(model: Any) -> dict[str, Any]:
+    """Smart Turn on its own: the probability it gives each first part of a broken question
+    (unfinished) and each whole question (finished), each followed by 200 ms of silence, on
+    the phone (8 kHz µ-law, upsampled) and on wideband (eSpeak's own rate resampled straight to
+    16 kHz: what the model was trained on). Rates at thresholds 0.5 / 0.7 / 0.9."""
+    import numpy as np
+
+    def wide(pcm: bytes, sr: int) -> Any:
+        rs = Resampler(sr, 16000)
+        x = np.frombuffer(rs.process(pcm) + rs.flush(), dtype="<i2").astype(np.float32) / 32768
+        loud = np.nonzero(np.abs(x) > 10 ** (SPEECH_DBFS / 20))[0]
+        x = x[loud[0] : loud[-1] + 1] if loud.size else x
+        return np.concatenate([x, np.zeros(3200, np.float32)])
+
+    silence = b"\xff" * 1600
+    scores: dict[str, list[float]] = {
+        k: [] for k in ("unf_phone", "unf_wide", "fin_phone", "fin_wide")
+    }
+    for voice, rate in VOICES:
+        for sentence in PAUSED:
+            head, _tail, sr = _split_pcm(sentence, voice, rate)
+            scores["unf_phone"].append(
+                model.complete_probability(_trim(_phone(head, sr)) + silence)
+            )
+            scores["unf_wide"].append(model.complete_probability_16k(wide(head, sr)))
+        for text in (*WHOLE, *(p.replace(" |", "") for p in PAUSED)):
+            samples, sr, _ = _speech_with_words(text, voice, rate)
+            scores["fin_phone"].append(
+                model.complete_probability(_trim(_phone(samples, sr)) + silence)
+            )
+            scores["fin_wide"].append(model.complete_probability_16k(wide(samples, sr)))
+    out: dict[str, Any] = {k: len(v) for k, v in scores.items()}
+    for t in (0.5, 0.7, 0.9):
+        for band in ("phone", "wide"):
+            unf, fin = scores[f"unf_{band}"], scores[f"fin_{band}"]
+            out[f"{band}@{t}"] = {
+                "unfinished_called_finished_pct": 100 * sum(p >= t for p in unf) / len(unf),
+                "finished_called_unfinished_pct": 100 * sum(p < t for p in fin) / len(fin),
+            }
+    for band in ("phone", "wide"):
+        unf, fin = scores[f"unf_{band}"], scores[f"fin_{band}"]
+        # The chance that a finished question scores above an unfinished part (ROC AUC).
+        pairs = [(f > u) + 0.5 * (f == u) for f in fin for u in unf]
+        out[f"{band}_auc"] = sum(pairs) / len(pairs)
+        out[f"{band}_median"] = {"unfinished": _pct(unf, 0.5), "finished": _pct(fin, 0.5)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ears", default="grammar,whisper")
@@ -545,9 +640,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
+        "--model", action="store_true", help="only the model's scores, phone against wideband"
+    )
+    parser.add_argument(
         "--cpu", action="store_true", help="only the CPU figures (detectors, one model query)"
     )
     args = parser.parse_args(argv)
+    if args.model:
+        from hotline.turn.smart_turn import load as load_model
+
+        loaded = load_model("auto")
+        if loaded is None:
+            print("Smart Turn not installed", file=sys.stderr)
+            return 1
+        print(json.dumps({"versions": versions(), **model_scores(loaded)}, indent=2))
+        return 0
     if args.cpu:
         figures = cpu_figures()
         for k, v in figures.items():
@@ -591,28 +698,43 @@ def main(argv: list[str] | None = None) -> int:
         f"{'ear':8} {'vad':7} {'policy':13} {'cut-off':>8} {'(paused)':>9} "
         f"{'wait p50':>9} {'p95':>7} {'split':>6} {'never':>6} {'judge':>6}"
     )
-    print(header)
+    table = sys.stderr if args.json else sys.stdout
+    print(header, file=table)
     for ear_kind in ears:
         ear = Ear(ear_kind, keyterms)
         for vad_kind in args.vads.split(","):
             for name in chosen:
                 config = all_policies[name]
-                outcomes = [run_one(u, config, vad_kind, ear, judge, worker) for u in data]
+                with _signal(name):
+                    outcomes = [run_one(u, config, vad_kind, ear, judge, worker) for u in data]
                 s = summarise(outcomes)
                 s["ear_commit_p50_ms"] = 1000 * _pct(ear.latencies, 0.5)
                 ear.latencies.clear()
-                results["runs"].append({"ear": ear_kind, "vad": vad_kind, "policy": name, **s})
+                results["runs"].append(
+                    {
+                        "ear": ear_kind,
+                        "vad": vad_kind,
+                        "policy": name,
+                        **s,
+                        "outcomes": [
+                            {"name": o.name, "cut_off": o.cut_off, "wait_ms": o.wait_ms}
+                            for o in outcomes
+                        ],
+                    }
+                )
                 print(
                     f"{ear_kind:8} {vad_kind:7} {name:13} {s['cut_off_pct']:7.1f}% "
                     f"{s['cut_off_paused_pct']:8.1f}% {s['wait_p50_ms']:8.0f}ms "
                     f"{s['wait_p95_ms']:5.0f}ms {s['split_turns']:6d} {s['never_ended']:6d} "
                     f"{s['judge_calls']:6d}",
+                    file=table,
                     flush=True,
                 )
                 if args.verbose:
                     for o in outcomes:
                         print(
-                            f"    {'CUT ' if o.cut_off else '    '}{o.wait_ms} {o.name} {o.turns}"
+                            f"    {'CUT ' if o.cut_off else '    '}{o.wait_ms} {o.name} {o.turns}",
+                            file=table,
                         )
         ear.close()
     worker.shutdown()

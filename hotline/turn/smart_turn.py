@@ -125,14 +125,20 @@ class SmartTurn:
         import numpy as np
 
         from hotline.codec import Resampler, ulaw_decode
-        from hotline.turn.features import log_mel, normalise
 
         keep = self._samples // 2  # 8 kHz samples = µ-law bytes that fill the window
         tail = bytes(ulaw_8k[-keep:])
         resampler = Resampler(8000, _RATE)
         pcm = resampler.process(ulaw_decode(tail)) + resampler.flush()
-        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        audio = audio[-self._samples :]
+        return self.features_16k(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0)
+
+    def features_16k(self, audio: Any) -> Any:
+        """The model's input for 16 kHz float audio in [-1, 1] (the last 8 s, front-padded)."""
+        import numpy as np
+
+        from hotline.turn.features import log_mel, normalise
+
+        audio = np.asarray(audio, dtype=np.float32)[-self._samples :]
         window = np.zeros(self._samples, dtype=np.float32)
         window[self._samples - audio.size :] = audio
         return log_mel(normalise(window))[None, :, :]
@@ -152,7 +158,21 @@ class SmartTurn:
         """
         if not ulaw_8k:
             raise ValueError("complete_probability needs some audio")
-        out = self._session.run([self._output], {self._input: self.features(ulaw_8k)})[0]
+        return self._run(self.features(ulaw_8k))
+
+    def complete_probability_16k(self, audio: Any) -> float:
+        """As :meth:`complete_probability`, for 16 kHz float audio in [-1, 1] (wideband: what
+        the model was trained on; the benchmark compares it with the phone's).
+
+        Raises:
+            ValueError: no audio.
+        """
+        if len(audio) == 0:
+            raise ValueError("complete_probability_16k needs some audio")
+        return self._run(self.features_16k(audio))
+
+    def _run(self, features: Any) -> float:
+        out = self._session.run([self._output], {self._input: features})[0]
         p = float(out.reshape(-1)[0])
         if not 0.0 <= p <= 1.0:  # NaN included
             raise ValueError(f"the model returned {p}, not a probability")
