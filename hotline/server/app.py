@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,23 @@ def _scale_out(
     return cluster, speech
 
 
+def _turn_judge(setting: str) -> Callable[[bytes], float] | None:
+    """The end-of-turn model ``HOTLINE_TURN_MODEL`` names, loaded once for the process (its
+    queries run in the listener's worker thread), or None."""
+    from hotline.turn.smart_turn import load
+
+    model = load(setting)
+    if model is None:
+        if setting == "auto":
+            log.warning(
+                "HOTLINE_TURN_MODEL=auto: Smart Turn is not installed (hotline[turn] and "
+                "pipecat-ai: make); turns end on the words and the silence"
+            )
+        return None
+    log.info("end-of-turn model: %s", model.path.name)
+    return model.complete_probability
+
+
 def create_app(
     settings: Settings | None = None, *, tts_factory: TTSFactory | None = None
 ) -> FastAPI:
@@ -151,6 +168,7 @@ def create_app(
             settings.handoff_url, settings.handoff_number, settings.twilio_auth_token, script
         ),
         records=open_records(settings),
+        turn_judge=_turn_judge(settings.listen.turn_model),
     )
 
     @contextlib.asynccontextmanager

@@ -157,6 +157,14 @@ def _at_least_zero(name: str, value: int) -> int:
     return value
 
 
+def _turn_model(name: str, value: str) -> str:
+    if value.strip().lower() in ("off", "auto"):
+        return value.strip().lower()
+    if not os.path.isfile(os.path.expanduser(value)):
+        raise ConfigError(f"{name}: no end-of-turn model at {value!r} (or: off, auto)")
+    return value
+
+
 def _vad_engine(name: str, value: str) -> str:
     from hotline.turn.silero import ENGINES, silero_available
 
@@ -432,6 +440,13 @@ class ListenSettings:
         "(default: the script's [turns], else 300)",
         parse=integer,
         check=within(0, 10_000),
+    )
+    turn_model: str = var(
+        "HOTLINE_TURN_MODEL",
+        "off",
+        "the end-of-turn model: off, auto (Smart Turn v3.2 from the installed pipecat-ai "
+        "package's data) or a path to a Smart Turn ONNX file",
+        check=_turn_model,
     )
     turn_threshold: float | None = var(
         "HOTLINE_TURN_THRESHOLD",

@@ -135,3 +135,23 @@ def test_a_changed_model_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(smart_turn, "BUNDLED_SHA256", "0" * 64)
     with pytest.raises(ConfigError, match="checksum"):
         smart_turn.bundled_model_path()
+
+
+@pytest.mark.parametrize("setting", ["off", "auto"])
+def test_the_server_loads_the_model_it_is_told_to(setting: str) -> None:
+    from hotline.server.app import create_app
+    from hotline.server.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "TWILIO_AUTH_TOKEN": "t" * 32,
+            "HOTLINE_PUBLIC_URL": "https://hotline.example",
+            "HOTLINE_TURN_MODEL": setting,
+        }
+    )
+    judge = create_app(settings).state.hub.turn_judge
+    model = load(setting)
+    if model is None:
+        assert judge is None
+    else:
+        assert judge == model.complete_probability  # the process's one session
