@@ -383,7 +383,7 @@ def run_one(
     judge: Any,
     worker: ThreadPoolExecutor,
 ) -> Outcome:
-    vad_config = VadConfig(hang_ms=min(300, config.pause_ms) if not config.silence_only else 300)
+    vad_config = VadConfig()  # the server's defaults (HOTLINE_VAD_*)
     det = _detector(vad_kind, vad_config)
     turns = TurnTaker(config)
     ear.new_stream()
