@@ -189,6 +189,7 @@ class SileroDetector:
         "_run",
         "_silence",
         "_silence_ts",
+        "_voiced",
         "in_speech",
         "silero",
         "windows",
@@ -216,10 +217,19 @@ class SileroDetector:
         self._buf = bytearray()  # µ-law not yet in a whole window
         self._buf_ts = 0
         self.in_speech = False
+        self._voiced = False
         self._run = self._silence = self._quiet = 0
         self._onset_ts = self._silence_ts = 0
         #: Silero windows run (its cost: one window is 32 ms of audio).
         self.windows = 0
+
+    @property
+    def voiced(self) -> bool:
+        """Whether the last frame sounded like speech (``pause`` barge-in holds the line only
+        while it does): Silero's last window, or the energy detector's frame while it decides."""
+        if self._fallback:
+            return bool(self._energy.voiced)
+        return self._model is not None and self._voiced
 
     @property
     def attached(self) -> bool:
@@ -234,7 +244,7 @@ class SileroDetector:
         self._preroll_bytes = 0
         self._pending.clear()
         self._fallback = False
-        self.in_speech = False
+        self.in_speech = self._voiced = False
         self._run = self._silence = self._quiet = 0
 
     def close(self) -> None:
@@ -339,6 +349,7 @@ class SileroDetector:
     def _step(self, p: float, ts: int) -> None:
         cfg, hi = self._config, self.silero.threshold
         lo = hi - 0.15
+        self._voiced = p >= hi
         if self.in_speech:
             if p >= hi:
                 self._silence = 0

@@ -141,3 +141,20 @@ def test_a_dropped_detector_gives_its_instance_back() -> None:
     assert det.attached and own.acquire() is None
     del det  # the call ended without a reset
     assert own.acquire() is not None and own.made == 1
+
+
+def test_voiced_follows_the_sound(pool: SileroPool) -> None:
+    """``voiced`` (what ``pause`` barge-in holds the line on) is true inside the words and false
+    in the silence after them, while the detector is still in speech (its hang)."""
+    det = SileroDetector(pool=pool)
+    speech = b"".join(caller_speech_frames(TEXT))
+    flags = []
+    ts = 0
+    for i in range(0, len(SECOND + speech + SECOND), 160):
+        det.process(Media("inbound", 0, ts, (SECOND + speech + SECOND)[i : i + 160]))
+        flags.append(det.voiced)
+        ts += 20
+    n_lead, n_speech = len(SECOND) // 160, len(speech) // 160
+    assert not any(flags[: n_lead - 5])
+    assert sum(flags[n_lead : n_lead + n_speech]) > n_speech // 2
+    assert not any(flags[n_lead + n_speech + 10 :])
