@@ -49,8 +49,8 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 # Dependencies (runtime + test oracles + the Whisper ear, PostgreSQL's driver and turn taking, so
-# their tests run) and the editable install. The end-of-turn model (Smart Turn v3.2) ships only inside the pipecat-ai
-# wheel: installed with --no-deps because pipecat-ai pins soxr~=1.0 (we have soxr 1.1) and pulls
+# their tests run) and the editable install. The end-of-turn model (Smart Turn v3.2) ships only
+# inside the pipecat-ai wheel: installed with --no-deps because pipecat-ai pins soxr~=1.0 (we have soxr 1.1) and pulls
 # numba, llvmlite, Pillow, resampy and more that hotline never imports; hotline reads its one
 # data file (hotline/turn/smart_turn.py, SHA-256 pinned), never pipecat's code.
 PIPECAT_MODEL_WHEEL := pipecat-ai==1.14.0
