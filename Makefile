@@ -73,7 +73,8 @@ build: sysdeps $(VENV)/.stamp-build
 # `make test-all` (what CI runs): the same, then the `slow` tier (soak, capacity, deploy, the
 # replicas and workers, real-time spoken runs, the per-utterance fault rows) one at a time,
 # as the whole suite ran before it had tiers.
-PYTEST_WORKERS ?= 2
+# Three workers on two cores: the fast tier mostly waits on real-time calls (load ~1 on two).
+PYTEST_WORKERS ?= 3
 PYTEST_FAST := $(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadgroup
 PYTEST_SLOW := $(BIN)/python -m pytest -m slow -n 0
 

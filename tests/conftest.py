@@ -1,11 +1,27 @@
 """Suite-wide pytest hooks: the header names what the codec was built against, and a missing
-compiled codec stops the run (no test may pass on a fallback)."""
+compiled codec stops the run (no test may pass on a fallback). Tests run in a scratch working
+directory: what a server keeps there by default (its call records' SQLite file, their spool) is
+never the repository's, nor shared between test runs."""
 
 from __future__ import annotations
 
+import os
 import platform
+import tempfile
+from collections.abc import Iterator
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _scratch_working_directory() -> Iterator[None]:
+    home = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="hotline-tests-cwd-") as scratch:
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(home)
 
 
 def pytest_configure(config: pytest.Config) -> None:

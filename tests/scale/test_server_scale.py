@@ -181,7 +181,7 @@ def test_warm_up_caches_the_fixed_lines_before_the_first_call(tmp_path: Path) ->
             speech = server.hub.speech
             assert speech is not None and speech.store is not None
             await asyncio.wait_for(speech.warmed.wait(), 20)
-            assert speech.store.stats.stores == 4  # greeting, goodbye, invalid digit, option 1
+            assert speech.store.stats.stores == 5  # greeting, goodbye, invalid digit, filler, option 1
             tw = FakeTwilio(server)
             await tw.start()
             await tw.wait_for(lambda: tw.mark_echoed("u1-end"))
@@ -192,6 +192,6 @@ def test_warm_up_caches_the_fixed_lines_before_the_first_call(tmp_path: Path) ->
             await tw.close()
             await settle(server)
             assert [r.path for r in speech.records] == ["cache", "cache"]
-            assert speech.store.stats.misses == 4  # only the warm-up's own look-ups
+            assert speech.store.stats.misses == 5  # only the warm-up's own look-ups
 
     arun(main, 60)
