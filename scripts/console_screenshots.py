@@ -2,8 +2,8 @@
 
     python scripts/console_screenshots.py [--out docs]
 
-The PNGs are not kept in the repository (anyone can make them again; docs/console-*.png is
-git-ignored); the README describes the pages in words.
+The README shows the two PNGs (small; the console issue asks for them there) and describes the
+pages in words too; run this after changing what the pages look like.
 
 Starts ``hotline serve --insecure-dev`` (the local voice, the local ear) on a free port with a
 throwaway admin token, places a call with ``hotline.sim`` that asks two questions aloud, signs
