@@ -181,7 +181,8 @@ def test_warm_up_caches_the_fixed_lines_before_the_first_call(tmp_path: Path) ->
             speech = server.hub.speech
             assert speech is not None and speech.store is not None
             await asyncio.wait_for(speech.warmed.wait(), 20)
-            assert speech.store.stats.stores == 5  # greeting, goodbye, invalid digit, filler, option 1
+            # greeting, goodbye, invalid digit, filler, option 1
+            assert speech.store.stats.stores == 5
             tw = FakeTwilio(server)
             await tw.start()
             await tw.wait_for(lambda: tw.mark_echoed("u1-end"))
