@@ -144,7 +144,8 @@ say "image: USER $user, CMD $cmd_json"
 
 # No compiler and no C headers in what ships: no compiler driver on disk, none of the build
 # packages installed, no .h file outside Python's own include directory (python:*-slim has one;
-# the Debian base has none) and site-packages.
+# the Debian base has none), site-packages and include/site (where pip puts the headers a
+# distribution ships for others to build against: greenlet's, which SQLAlchemy's asyncio needs).
 no_toolchain() {  # <mount point> <label>
   local m=$1 label=$2 found pkgs headers pyinc
   found=$(cd "$m" && ls -d usr/bin/gcc* usr/bin/cc usr/bin/c++ usr/bin/g++* usr/bin/cpp* \
@@ -154,8 +155,8 @@ no_toolchain() {  # <mount point> <label>
     libmpg123-dev python3-dev python3.11-dev pkg-config pkgconf 2>/dev/null | awk '$1 == "ii" {print $2}' || true)
   [ -z "$pkgs" ] || fail "$label has build packages installed: $pkgs"
   pyinc=$(chroot "$m" python -c 'import sysconfig; print(sysconfig.get_path("include"))')
-  headers=$(find "$m" -xdev -name '*.h' ! -path "$m$pyinc/*" ! -path '*/site-packages/*' | wc -l)
-  [ "$headers" -eq 0 ] || fail "$label holds $headers C headers, e.g. $(find "$m" -xdev -name '*.h' ! -path "$m$pyinc/*" ! -path '*/site-packages/*' | head -3 | tr '\n' ' ')"
+  headers=$(find "$m" -xdev -name '*.h' ! -path "$m$pyinc/*" ! -path '*/site-packages/*' ! -path '*/include/site/*' | wc -l)
+  [ "$headers" -eq 0 ] || fail "$label holds $headers C headers, e.g. $(find "$m" -xdev -name '*.h' ! -path "$m$pyinc/*" ! -path '*/site-packages/*' ! -path '*/include/site/*' | head -3 | tr '\n' ' ')"
   say "$label: no compiler, no build packages, no C headers (interpreter headers: $(find "$m$pyinc" -name '*.h' 2>/dev/null | wc -l))"
 }
 
