@@ -546,6 +546,11 @@ class Call:
         if self.state is not CallState.ENDED:
             self._hangup(reason)
 
+    def close(self) -> None:
+        """The call is over and gone from the shell: what it holds outside Python's memory (a
+        pooled speech-detector instance) is given back now, not whenever it is collected."""
+        self._ears.close()
+
     # ------------------------------------------------------------------ pacing
 
     def pump(self, now: float) -> None:

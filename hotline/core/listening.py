@@ -52,7 +52,8 @@ class SpeechDetector(Protocol):
     A detector may also have a ``voiced`` attribute (bool): whether the last frame it processed
     sounded like speech. ``pause`` barge-in then holds the line only while the sound goes on
     (a 200 ms cough is over before the guard, though the detector's end of speech comes a
-    hang time later); without it the detector's speech state is taken.
+    hang time later); without it the detector's speech state is taken. And a ``close()``
+    method, called when the call is over, if it holds something to give back.
     """
 
     def process(self, media: Media) -> SpeechStarted | SpeechEnded | None: ...
@@ -142,6 +143,12 @@ class Listening:
     def stop_recognising(self) -> None:
         """Keep no more audio (the shell's feed broke)."""
         self._recognise = None
+
+    def close(self) -> None:
+        """The call is over: a detector holding a pooled resource (Silero's) gives it back."""
+        close = getattr(self._vad, "close", None)
+        if close is not None:
+            close()
 
     def media(self, media: Media, now: float) -> None:
         """One inbound frame of an active call: the VAD, then the turn taker."""

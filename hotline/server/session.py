@@ -677,6 +677,7 @@ class CallSession:
                 # Forgets the call at once; only the shared-registry delete awaits.
                 await self.hub.registry.release(self)
             finally:
+                self.call.close()  # a pooled Silero instance back to the pool
                 if self.listener is not None:
                     await self.listener.aclose()  # the brain hears CallEnding; STT closes
                 if self.speech is not None:

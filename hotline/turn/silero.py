@@ -144,6 +144,12 @@ class SileroPool:
         with self._lock:
             self._idle.append(model)
 
+    def lost(self) -> None:
+        """An instance went with its detector and will not come back (it may be being finalised
+        already): one more may be made in its place."""
+        with self._lock:
+            self._made -= 1
+
 
 _SHARED: SileroPool | None = None
 _SHARED_LOCK = threading.Lock()
@@ -252,9 +258,14 @@ class SileroDetector:
         self._detach()
 
     def __del__(self) -> None:
-        # A call's detector is dropped with its call: what it held goes back to the pool.
+        # Dropped without close(): its instance is never handed back from here. A call's objects
+        # form reference cycles, and the cycle collector finalises them together: the Silero
+        # instance's own finaliser may already have freed its native model, and a pool that took
+        # it back would hand a dead instance to the next call. The pool only counts it as gone.
         try:
-            self._detach()
+            if self._model is not None:
+                self._model = None
+                self._pool.lost()
         except Exception:  # half-built object, or interpreter shutdown
             pass
 

@@ -134,13 +134,13 @@ def test_config_is_checked() -> None:
         SileroConfig(preroll_ms=-1)
 
 
-def test_a_dropped_detector_gives_its_instance_back() -> None:
+def test_a_dropped_detector_is_replaced_not_taken_back() -> None:
     own = SileroPool(prewarm=1, limit=1)
     det = SileroDetector(pool=own)
     _events(det, SECOND + b"".join(caller_speech_frames(TEXT))[:4000])
     assert det.attached and own.acquire() is None
-    del det  # the call ended without a reset
-    assert own.acquire() is not None and own.made == 1
+    del det  # the call ended without close(): its instance went with it
+    assert own.made == 0  # so the pool may make another (see the test below)
 
 
 def test_voiced_follows_the_sound(pool: SileroPool) -> None:
@@ -158,3 +158,38 @@ def test_voiced_follows_the_sound(pool: SileroPool) -> None:
     assert not any(flags[: n_lead - 5])
     assert sum(flags[n_lead : n_lead + n_speech]) > n_speech // 2
     assert not any(flags[n_lead + n_speech + 10 :])
+
+
+def test_a_detector_collected_with_its_call_never_hands_a_dead_instance_back() -> None:
+    # A call's objects form reference cycles; the cycle collector finalises a detector together
+    # with its Silero instance, whose finaliser frees the native model. Taken back into the pool
+    # from the detector's finaliser, that instance crashed the next call's first loud frame
+    # ("'SileroVAD' object has no attribute '_obj'", seen in a CI run).
+    import gc
+    import time
+
+    pool = SileroPool(prewarm=1, limit=1)
+    for _ in range(3):
+        det = SileroDetector(pool=pool)
+        holder: dict[str, object] = {"det": det}
+        holder["self"] = holder  # a cycle, as a call's objects make
+        _events(det, SECOND + b"".join(caller_speech_frames(TEXT))[:4000])
+        assert det.attached
+        del det, holder
+        gc.collect()
+        # lost, not taken back: one more is made in its place, and it works
+        assert pool.made == 0
+        deadline = time.monotonic() + 10
+        while (model := pool.acquire()) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert pool.made == 1 and 0.0 <= model.process(bytearray(256 * 4)) <= 1.0
+        pool.release(model)
+    # close() at the end of a call gives the live instance back, and it serves the next call
+    det = SileroDetector(pool=pool)
+    audio = SECOND + b"".join(caller_speech_frames(TEXT)) + SECOND
+    assert _events(det, audio)
+    det.close()
+    again = SileroDetector(pool=pool)
+    assert _events(again, audio)
+    assert pool.made == 1
