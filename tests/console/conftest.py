@@ -99,6 +99,10 @@ def sign_in(driver: Any, base: str, token: str = ADMIN_TOKEN) -> None:
     driver.get(base + "/console")
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.ID, "sign-in").click()
+    if token == ADMIN_TOKEN:
+        # Signed in once the console's own page (with its sign-out button) has loaded: a
+        # navigation before then can race the form post and land on the sign-in page again.
+        wait_for(driver, lambda d: d.find_elements(By.ID, "sign-out"))
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 20.0) -> Any:

@@ -36,7 +36,9 @@ async def welcome_greeting_and_nothing_cuts(tmp: Path) -> None:
     path = relay_script(tmp, TABLE)
     async with relay_app(app) as url:
         listen = ListenSettings(stt="off", brain="relay", relay_url=url)
-        async with running_server(listen=listen, script_path=path) as run:
+        # The caller's "voice" is a tone: speech to the energy detector (Silero would not call
+        # it speech, and "nothing cuts" would hold without being tested).
+        async with running_server(listen=listen, script_path=path, vad="energy") as run:
             tw = FakeTwilio(run)
             await tw.start()
             await tw.wait_for(lambda: bool(tts_texts(run)), 10)
@@ -76,8 +78,11 @@ async def language_message(tmp: Path) -> None:
             await tw.start()
             await tw.wait_for(lambda: run.hub.registry.get(tw.call_sid) is not None, 5)
             listener = session(run, tw).listener
-            assert listener is not None and listener.stt is not None
+            assert listener is not None
+            # the stream opens once the call has begun (after its caller's memory lookup)
+            await tw.wait_for(lambda: listener.stt is not None, 5)
             first = listener.stt
+            assert first is not None
             assert first.config.language == "en-GB"
             caller_says(run, tw, "hablo español")
             await tw.wait_for(lambda: listener.stt is not first, 10)
@@ -107,6 +112,7 @@ async def partial_prompts(tmp: Path) -> None:
             await tw.wait_for(lambda: run.hub.registry.get(tw.call_sid) is not None, 5)
             listener = session(run, tw).listener
             assert listener is not None
+            await tw.wait_for(lambda: bool(app.of("setup")), 5)  # the app's session is open
             # What the speech-to-text stream hands the listener: an unfinalised transcript.
             await listener._stt_event(SttPartial("when are you"))
             caller_says(run, tw, "when are you playing")
