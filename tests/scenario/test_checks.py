@@ -188,3 +188,123 @@ def test_turn_words_say_what_the_server_heard_instead() -> None:
         ("turn words 'tell me about'", "the server heard 'bye album'"),
         ("turn words 'new album'", "the server heard 'bye album'"),
     ]
+
+
+#: The returning greeting as an ear might write it down (names misheard, digits as digits).
+RETURNING_HEARD = (
+    "Hey, welcome back to the Ren Calloway hotline! Good to hear from you again. Press 1 for tour "
+    "dates, 2 for the new record, 3 to leave Wren a message, or 4 for the mailing list. Press 9 "
+    "to hear this again, or 0 to end the call."
+)
+GREETING_HEARD = (
+    "Hey, you've reached the Ren Calloway hotline, thanks for calling! Press 1 for tour dates, 2 "
+    "for the new record, 3 to leave Wren a message, or 4 for the mailing list. Press 9 to hear "
+    "this again, or 0 to end the call."
+)
+
+
+def test_the_returning_greeting_is_told_apart_from_the_greeting() -> None:
+    assert SCRIPT.returning_greeting and "returning_greeting" in LINES
+    back = Expect(line="returning_greeting")
+    first = Expect(line="greeting")
+    returning = {"heard": RETURNING_HEARD, "server_lines": [SCRIPT.returning_greeting]}
+    new = {"heard": GREETING_HEARD, "server_lines": [SCRIPT.greeting]}
+    assert not failed(check_step(view(back, **returning), SCRIPT))
+    assert not failed(check_step(view(first, **new), SCRIPT))
+    # a caller the line did not know again: what they heard instead, by the ear and the server
+    bad = {c.what: c.detail for c in failed(check_step(view(back, **new), SCRIPT))}
+    assert bad["returning_greeting (heard)"].startswith("the caller heard \"Hey, you've reached")
+    assert "you've reached" in bad["returning_greeting (server)"]
+    # and a new caller greeted as a returning one
+    bad = {c.what: c.detail for c in failed(check_step(view(first, **returning), SCRIPT))}
+    assert bad["greeting (heard)"].startswith("the caller heard 'Hey, welcome back")
+    assert "welcome back" in bad["greeting (server)"]
+
+
+def a_record(**kw: Any) -> dict[str, Any]:
+    """A record as ``GET /history/{CallSid}`` hands it over: the records' own model, the turns
+    as the server files them (a topic on each line of the script), the plain summary."""
+    from hotline.records.model import CallRecord
+    from hotline.records.summary import plain_summary
+
+    fields: dict[str, Any] = {
+        "call_sid": "CA" + "0" * 32,
+        "started_ms": 1_796_400_000_000,
+        "ended_ms": 1_796_400_021_500,
+        "outcome": "twilio stop",
+        "ended_by": "caller",
+        "brain": "script",
+        "caller_masked": "+1555***0123",
+        "caller_key": "k" * 16,
+        "turns": [
+            {"speaker": "hotline", "text": SCRIPT.returning_greeting, "at": 0.0, "utterance_id": 1},
+            {"speaker": "caller", "text": "what are the tour dates", "at": 13.2},
+            {"speaker": "hotline", "text": TOUR, "at": 14.1, "utterance_id": 2, "topic": "tour"},
+        ],
+    }
+    fields.update(kw)
+    record = CallRecord(**fields)
+    record.summary, record.summary_by = plain_summary(record), "plain"
+    return record.as_dict()
+
+
+def test_a_record_that_holds_what_is_expected_passes() -> None:
+    from hotline.sim.scenario.checks import check_record
+    from hotline.sim.scenario.model import RecordExpect
+
+    want = RecordExpect(
+        outcome="twilio stop",
+        ended_by="caller",
+        caller_turns=1,
+        topics=("tour",),
+        summary_words=("tour dates", "Answered: tour"),
+    )
+    checks = check_record(want, a_record())
+    assert len(checks) == 6 and all(c.ok for c in checks), checks
+
+
+def test_a_record_that_says_something_else_fails_saying_what_it_holds() -> None:
+    from hotline.sim.scenario.checks import check_record
+    from hotline.sim.scenario.model import RecordExpect
+
+    want = RecordExpect(
+        outcome="twilio stop",
+        ended_by="caller",
+        caller_turns=1,
+        topics=("tour",),
+        summary_words=("tour",),
+    )
+    merch = [
+        {"speaker": "hotline", "text": SCRIPT.greeting, "at": 0.0, "utterance_id": 1},
+        {"speaker": "caller", "text": "do you have shirts", "at": 12.0},
+        {"speaker": "hotline", "text": MERCH, "at": 12.8, "utterance_id": 2, "topic": "merch"},
+        {"speaker": "caller", "text": "bye", "at": 20.0},
+        {"speaker": "hotline", "text": SCRIPT.goodbye, "at": 20.5, "utterance_id": 3},
+    ]
+    record = a_record(outcome="goodbye played", ended_by="hotline", turns=merch)
+    bad = {c.what: c.detail for c in failed(check_record(want, record))}
+    assert bad == {
+        "record outcome 'twilio stop'": "the record says 'goodbye played'",
+        "record ended_by caller": "the record says ended by hotline (goodbye played)",
+        "record caller_turns 1": "the record holds 2 caller turn(s): 'do you have shirts'; 'bye'",
+        "record topic 'tour'": "the record's lines answered merch",
+        "record summary 'tour'": bad["record summary 'tour'"],
+    }
+    assert bad["record summary 'tour'"].startswith("the summary says 'A 22 s call, 2 caller")
+    assert "Answered: merch" in bad["record summary 'tour'"]
+
+
+def test_no_record_or_no_summary_fails_every_record_check() -> None:
+    from hotline.sim.scenario.checks import check_record
+    from hotline.sim.scenario.model import RecordExpect
+
+    want = RecordExpect(outcome="twilio stop", summary_words=("tour",))
+    none = check_record(want, None, "the line's call records held no record of the call")
+    assert [c.ok for c in none] == [False, False]
+    assert all("held no record" in c.detail for c in none)
+    unsummarised = a_record()
+    unsummarised["summary"] = None
+    bad = failed(check_record(want, unsummarised))
+    assert [(c.what, c.detail) for c in bad] == [
+        ("record summary 'tour'", "the record has no summary")
+    ]

@@ -11,9 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotline.core.script import CallScript, IntentAction, normalise
-from hotline.sim.scenario.model import Expect, Scenario
+from hotline.sim.scenario.model import Expect, RecordExpect, Scenario
 
-__all__ = ["Check", "StepView", "best_line", "check_call", "check_step", "heard_score"]
+__all__ = [
+    "Check",
+    "StepView",
+    "best_line",
+    "check_call",
+    "check_record",
+    "check_step",
+    "heard_score",
+]
 
 #: A heard word counts as an expected one at this similarity (Whisper writes "Galloway").
 FUZZY = 0.75
@@ -101,6 +109,8 @@ def script_lines(script: CallScript) -> dict[str, str]:
         "invalid_digit": script.invalid_digit,
         "brain_error": script.brain_error,
     }
+    if script.returning_greeting is not None:
+        lines["returning_greeting"] = script.returning_greeting
     for key, entry in script.menu.items():
         lines[f"menu.{key}"] = entry.say
     for intent in script.intents:
@@ -302,4 +312,70 @@ def check_call(
         if got == "server_hangup" and handed_off:
             got = "handoff"
         out.append(Check(None, f"outcome {scenario.outcome}", got == scenario.outcome, got))
+    return out
+
+
+def check_record(
+    want: RecordExpect, record: dict[str, Any] | None, problem: str = ""
+) -> list[Check]:
+    """What the call's record holds (``GET /history/{CallSid}``, :meth:`CallRecord.as_dict`)
+    against ``[expect] record``; ``record`` None: there is none (``problem`` says why), and
+    every expectation fails with that."""
+    out: list[Check] = []
+    names = []
+    if want.outcome is not None:
+        names.append(f"record outcome {want.outcome!r}")
+    if want.ended_by is not None:
+        names.append(f"record ended_by {want.ended_by}")
+    if want.caller_turns is not None:
+        names.append(f"record caller_turns {want.caller_turns}")
+    names += [f"record topic {t!r}" for t in want.topics]
+    names += [f"record summary {w!r}" for w in want.summary_words]
+    if record is None:
+        return [Check(None, n, False, problem or "no record of the call") for n in names]
+
+    def add(what: str, ok: bool, detail: str) -> None:
+        out.append(Check(None, what, ok, detail))
+
+    outcome = str(record.get("outcome") or "")
+    ended_by = str(record.get("ended_by") or "")
+    if want.outcome is not None:
+        ok = outcome.lower().startswith(want.outcome.lower())
+        add(f"record outcome {want.outcome!r}", ok, f"the record says {outcome!r}")
+    if want.ended_by is not None:
+        ok = ended_by == want.ended_by
+        add(
+            f"record ended_by {want.ended_by}",
+            ok,
+            f"the record says ended by {ended_by or 'nobody'} ({outcome})",
+        )
+    turns = [t for t in record.get("turns") or [] if isinstance(t, dict)]
+    if want.caller_turns is not None:
+        said = [str(t.get("text", "")) for t in turns if t.get("speaker") == "caller"]
+        ok = len(said) == want.caller_turns
+        quoted = "; ".join(_quote(t, 50) for t in said) or "nothing"
+        add(
+            f"record caller_turns {want.caller_turns}",
+            ok,
+            f"the record holds {len(said)} caller turn(s): {quoted}",
+        )
+    topics = list(dict.fromkeys(str(t["topic"]) for t in turns if t.get("topic")))
+    for topic in want.topics:
+        ok = topic in topics
+        add(
+            f"record topic {topic!r}",
+            ok,
+            "answered" if ok else f"the record's lines answered {', '.join(topics) or 'nothing'}",
+        )
+    summary = record.get("summary")
+    for w in want.summary_words:
+        if not summary:
+            add(f"record summary {w!r}", False, "the record has no summary")
+            continue
+        ok = _has_phrase(w, str(summary), fuzzy=False)
+        add(
+            f"record summary {w!r}",
+            ok,
+            "named" if ok else f"the summary says {_quote(str(summary), 160)}",
+        )
     return out

@@ -7,6 +7,7 @@
 
     [caller]
     number = "+15555550123"     # From (unset: a new caller each call, a fresh 555 number)
+    called_before = true        # a returning caller: a short call from this number comes first
     voice = "en-us"             # eSpeak NG voice of `say` steps
     rate = 170                  # words per minute
     [caller.parameters]         # more fields on the voice-webhook POST (Twilio's call parameters)
@@ -28,7 +29,20 @@ line and hear it out), ``hangup``. ``over_line_after`` = N: start this step N se
 line that is playing (a barge-in) instead of after it ended.
 
 What a step expects (all optional, all must hold): see :class:`Expect`. A scenario's ``[expect]``
-table holds the call's ``outcome`` and an optional LLM ``judge`` rubric, which never stands alone.
+table holds the call's ``outcome``, what its call record must hold (``record``, see
+:class:`RecordExpect`) and an optional LLM ``judge`` rubric, which never stands alone::
+
+    [expect]
+    outcome = "caller_hangup"
+    record = { outcome = "twilio stop", ended_by = "caller", caller_turns = 1, topics = ["tour"], summary_words = ["tour"] }
+
+``called_before = true``: before the scenario's call, the runner places a short call from the
+same number (a fresh one when ``number`` is unset): it hears the first second of the greeting
+and hangs up; then it waits until the line's call records list that call
+(``GET /history?caller=``), so the line knows the caller when the scenario's call comes (the
+script's ``returning_greeting``: ``expect = { line = "returning_greeting" }``). It and
+``record`` need the line's call records and its admin token (``--admin-token``); a line with
+records off (``HOTLINE_DATABASE_URL=off``) is an error, not a pass.
 """
 
 from __future__ import annotations
@@ -46,9 +60,11 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "ACTIONS",
+    "ENDED_BY",
     "OUTCOMES",
     "Caller",
     "Expect",
+    "RecordExpect",
     "Scenario",
     "ScenarioError",
     "Step",
@@ -61,6 +77,9 @@ ACTIONS = ("say", "wav", "press", "cough", "noise", "silent", "listen", "hangup"
 
 #: How a call can end: the server hung up, the caller did, or the server handed the caller on.
 OUTCOMES = ("server_hangup", "caller_hangup", "handoff")
+
+#: Who ended a call, as its call record says (``hotline.server.recording.ended_by``).
+ENDED_BY = ("caller", "hotline", "admin", "replica", "error")
 
 _DTMF = re.compile(r"^[0-9*#]+$")
 _NUMBER = re.compile(r"^\+?[0-9]{3,16}$")
@@ -79,6 +98,9 @@ class Caller:
     voice: str = "en-us"
     rate: int = 170
     parameters: dict[str, str] = field(default_factory=dict)
+    #: A returning caller: a short call from the same number comes first, and the scenario's
+    #: call waits until the line's call records know it.
+    called_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +111,8 @@ class Expect:
     Attributes:
         intent: the script intent whose line must be said (its ``say``; ``repeat``: the line
             before; ``goodbye``: the script's goodbye line).
-        line: a named line of the script: ``greeting``, ``goodbye``, ``fallback``,
+        line: a named line of the script: ``greeting``, ``returning_greeting`` (said instead
+            of the greeting to a caller the call records know), ``goodbye``, ``fallback``,
             ``invalid_digit``, ``brain_error`` or ``menu.<digit>``.
         words: words (or phrases) the line must contain.
         pattern: a regular expression the line must match (case-insensitive, searched).
@@ -138,6 +161,28 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class RecordExpect:
+    """What the call's record must hold (``GET /history/{CallSid}``, read once the line wrote
+    it). All optional, all must hold.
+
+    Attributes:
+        outcome: the record's outcome begins with this (``goodbye played``, ``twilio stop``,
+            ``call ended by the brain`` ...), case ignored.
+        ended_by: who ended the call: ``caller``, ``hotline``, ``admin``, ``replica``, ``error``.
+        caller_turns: how many caller turns the record holds.
+        topics: what the lines said answered (each hotline turn's ``topic``: an intent's name,
+            or ``menu <key>``): each must be among them.
+        summary_words: words (or phrases) the record's summary must contain.
+    """
+
+    outcome: str | None = None
+    ended_by: str | None = None
+    caller_turns: int | None = None
+    topics: tuple[str, ...] = ()
+    summary_words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Step:
     """One thing the caller does. ``value`` is the action's argument (text parts, a path, keys,
     ms, seconds; True for listen / hangup)."""
@@ -173,9 +218,14 @@ class Scenario:
     outcome: str | None = None
     judge: str | None = None
     script: Path | None = None  # the call script the line runs (None: the built-in one)
+    record: RecordExpect | None = None  # what the call's record must hold
 
     def uses_judge(self) -> bool:
         return self.judge is not None or any(s.expect.judge for s in self.steps)
+
+    def uses_records(self) -> bool:
+        """Whether the line's call records are needed (a returning caller, a record check)."""
+        return self.caller.called_before or self.record is not None
 
 
 class _Fields:
@@ -236,10 +286,13 @@ def _expect(raw: Any, where: str, source: str) -> Expect:
             raise f.fail("pattern", f"not a regular expression: {exc}") from None
     line = f.pop("line", str)
     if line is not None and not re.fullmatch(
-        r"greeting|goodbye|fallback|invalid_digit|brain_error|menu\.[0-9*#]", line
+        r"greeting|returning_greeting|goodbye|fallback|invalid_digit|brain_error|menu\.[0-9*#]",
+        line,
     ):
         raise f.fail(
-            "line", "expected greeting, goodbye, fallback, invalid_digit, brain_error or menu.<key>"
+            "line",
+            "expected greeting, returning_greeting, goodbye, fallback, invalid_digit, "
+            "brain_error or menu.<key>",
         )
     judge = f.pop("judge", str)
     e = Expect(
@@ -263,6 +316,33 @@ def _expect(raw: Any, where: str, source: str) -> Expect:
     if e.no_reply and (e.checks_line() or e.latency_ms is not None):
         raise ScenarioError(f"{source}: {where}: no_reply contradicts expecting a line")
     return e
+
+
+def _record(raw: Any, source: str) -> RecordExpect:
+    f = _Fields(raw, "expect.record", source)
+    outcome = f.pop("outcome", str)
+    if outcome is not None and not outcome.strip():
+        raise f.fail("outcome", "expected a non-empty string")
+    ended_by = f.pop("ended_by", str)
+    if ended_by is not None and ended_by not in ENDED_BY:
+        raise f.fail("ended_by", f"expected one of {', '.join(ENDED_BY)}, got {ended_by!r}")
+    turns = f.pop("caller_turns", int)
+    if turns is not None and not 0 <= turns <= 10_000:
+        raise f.fail("caller_turns", f"must be within 0..10000, got {turns}")
+    r = RecordExpect(
+        outcome=outcome.strip() if outcome else None,
+        ended_by=ended_by,
+        caller_turns=turns,
+        topics=f.words("topics"),
+        summary_words=f.words("summary_words"),
+    )
+    f.done()
+    if r == RecordExpect():
+        raise ScenarioError(
+            f"{source}: expect.record: expects nothing (outcome, ended_by, "
+            "caller_turns, topics or summary_words)"
+        )
+    return r
 
 
 def _step(raw: Any, i: int, source: str, base: Path | None) -> Step:
@@ -342,6 +422,7 @@ def parse_scenario(text: str, *, source: str = "scenario", path: Path | None = N
         voice=caller_f.pop("voice", str, "en-us"),
         rate=int(caller_f.number("rate", 80, 450, 170.0)),
         parameters=dict(params),
+        called_before=caller_f.pop("called_before", bool, False),
     )
     caller_f.done()
     raw_steps = top.pop("step", list, [])
@@ -353,6 +434,7 @@ def parse_scenario(text: str, *, source: str = "scenario", path: Path | None = N
     if outcome is not None and outcome not in OUTCOMES:
         raise exp.fail("outcome", f"expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
     judge = exp.pop("judge", str)
+    record = _record(exp.t.pop("record"), source) if "record" in exp.t else None
     exp.done()
     script = top.pop("script", str)
     script_path = None
@@ -369,6 +451,7 @@ def parse_scenario(text: str, *, source: str = "scenario", path: Path | None = N
         outcome=outcome,
         judge=judge.strip() if judge else None,
         script=script_path,
+        record=record,
     )
     top.done()
     for i, s in enumerate(steps):
@@ -376,7 +459,12 @@ def parse_scenario(text: str, *, source: str = "scenario", path: Path | None = N
             raise ScenarioError(
                 f"{source}: step[{i}].expect: a judge rubric is never the only check of a step"
             )
-    if scenario.uses_judge() and outcome is None and all(s.expect.empty() for s in steps):
+    if (
+        scenario.uses_judge()
+        and outcome is None
+        and record is None
+        and all(s.expect.empty() for s in steps)
+    ):
         raise ScenarioError(
             f"{source}: an LLM judge is never the only check: expect something else too"
         )
