@@ -101,6 +101,33 @@ def test_a_full_scenario_parses() -> None:
         # an LLM judge is never the only check
         ("[[step]]\nlisten = true\n[expect]\njudge = 'nice'", "never the only check"),
         ("[[step]]\nsay = 'x'\nexpect = { judge = 'nice' }", "never the only check of a step"),
+        # a returning caller, and what the call's record holds
+        ("[caller]\ncalled_before = 'yes'\n[[step]]\nlisten = true", "caller.called_before"),
+        ("[caller]\nreturning = true\n[[step]]\nlisten = true", "unknown field(s) returning"),
+        ("[[step]]\nlisten = true\n[expect]\nrecord = 'tour'", "expect.record must be a table"),
+        ("[[step]]\nlisten = true\n[expect]\nrecord = {}", "expect.record: expects nothing"),
+        ("[[step]]\nlisten = true\n[expect.record]\nturns = 2", "unknown field(s) turns"),
+        (
+            "[[step]]\nlisten = true\n[expect.record]\ncaller_turns = 1.5",
+            "expect.record.caller_turns: expected an integer",
+        ),
+        (
+            "[[step]]\nlisten = true\n[expect.record]\ncaller_turns = -1",
+            "expect.record.caller_turns: must be within",
+        ),
+        (
+            "[[step]]\nlisten = true\n[expect.record]\nended_by = 'fan'",
+            "expect.record.ended_by: expected one of caller, hotline",
+        ),
+        (
+            "[[step]]\nlisten = true\n[expect.record]\nsummary_words = ['']",
+            "expect.record.summary_words: expected non-empty strings",
+        ),
+        ("[[step]]\nlisten = true\n[expect.record]\noutcome = ' '", "expect.record.outcome"),
+        (
+            "[[step]]\nsay = 'x'\nexpect = { line = 'returning' }",
+            "step[0].expect.line: expected greeting, returning_greeting",
+        ),
     ],
 )
 def test_a_bad_scenario_is_refused_naming_the_field(text: str, message: str) -> None:
@@ -144,3 +171,45 @@ def test_a_caller_without_a_number_is_a_new_caller_on_every_call() -> None:
     assert all(n.startswith("+1555") and len(n) == 12 and n[1:].isdigit() for n in numbers)
     named = parse_scenario('[caller]\nnumber = "+15555550142"\n[[step]]\nsay = "hi"\n')
     assert named.caller.number == "+15555550142"
+
+
+RETURNING = """
+[caller]
+called_before = true
+[[step]]
+listen = true
+expect = { line = "returning_greeting" }
+[expect]
+outcome = "caller_hangup"
+judge = "Friendly."
+record = { outcome = "twilio stop", ended_by = "caller", caller_turns = 1, topics = ["tour"], summary_words = ["tour", "twilio stop"] }
+"""
+
+
+def test_a_returning_caller_and_record_expectations_parse() -> None:
+    from hotline.sim.scenario.model import RecordExpect
+
+    sc = parse_scenario(RETURNING, source="r.toml")
+    assert sc.caller.called_before and sc.caller.number is None and sc.uses_records()
+    assert sc.steps[0].expect.line == "returning_greeting"
+    assert sc.record == RecordExpect(
+        outcome="twilio stop",
+        ended_by="caller",
+        caller_turns=1,
+        topics=("tour",),
+        summary_words=("tour", "twilio stop"),
+    )
+    # a record expectation is something besides a judge
+    only = parse_scenario(
+        "[[step]]\nlisten = true\n[expect]\njudge = 'ok'\nrecord = { caller_turns = 0 }"
+    )
+    assert only.record == RecordExpect(caller_turns=0) and only.uses_records()
+    plain = parse_scenario("[[step]]\nlisten = true")
+    assert not plain.caller.called_before and plain.record is None and not plain.uses_records()
+
+
+def test_the_shipped_returning_caller_scenario() -> None:
+    sc = load_scenario(ROOT / "scenarios" / "returning_caller.toml")
+    assert sc.caller.called_before and sc.record is not None and sc.record.summary_words
+    assert sc.steps[0].expect.line == "returning_greeting"
+    assert scenario_script(sc).returning_greeting  # the built-in script has one

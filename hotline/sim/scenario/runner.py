@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +13,18 @@ from typing import Any
 from hotline.core.script import CallScript, IntentAction, default_script, load_script, normalise
 from hotline.core.ulaw import FRAME_BYTES
 from hotline.sim.scenario.audio import StepAudio, step_audio
-from hotline.sim.scenario.checks import Check, StepView, check_call, check_step, script_lines
-from hotline.sim.scenario.driver import CallRun, StepRecord, run_call
+from hotline.sim.scenario.checks import (
+    Check,
+    StepView,
+    check_call,
+    check_record,
+    check_step,
+    script_lines,
+)
+from hotline.sim.scenario.driver import CallRun, StepRecord, new_caller_number, run_call
 from hotline.sim.scenario.ear import CallerEar
 from hotline.sim.scenario.judge import JudgeConfig, judge
-from hotline.sim.scenario.model import Scenario, ScenarioError
+from hotline.sim.scenario.model import Scenario, ScenarioError, Step
 
 __all__ = ["Line", "ScenarioResult", "StepResult", "ear_vocabulary", "run_all", "run_scenario"]
 
@@ -59,6 +67,8 @@ class ScenarioResult:
     #: What the ``<Connect action>`` POST was answered with after the server ended the stream
     #: (``hangup``, ``dial`` ...; None: not asked)
     action_answer: str | None = None
+    #: The call's record summary (``[expect] record`` read it; None: not read, or none)
+    summary: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -78,6 +88,7 @@ class ScenarioResult:
             "ear": self.ear,
             "ended_by": self.ended_by,
             "action_answer": self.action_answer,
+            "summary": self.summary,
             "checks": [c.as_dict() for c in self.checks],
             "steps": [s.as_dict() for s in self.steps],
         }
@@ -131,6 +142,145 @@ async def _transcript(line: Line, call_sid: str) -> list[dict[str, Any]] | None:
                 return None
             await asyncio.sleep(0.1)
     return None
+
+
+#: How long the line's records may take to list a call (they are written off the hot path).
+RECORD_WAIT_S = 15.0
+#: How far into the greeting the earlier call of a returning caller (``called_before``) hangs up.
+EARLIER_CALL_S = 1.0
+
+
+def _needs_admin(scenario: Scenario, line: Line) -> None:
+    if scenario.uses_records() and not line.admin_token:
+        what = "called_before" if scenario.caller.called_before else "[expect] record"
+        raise ScenarioError(
+            f"{scenario.path or scenario.name}: {what} needs the line's call records, read with "
+            "its admin token: give --admin-token (or $HOTLINE_ADMIN_TOKEN)"
+        )
+
+
+def _records_problem(scenario: Scenario, status: int, detail: str) -> ScenarioError:
+    where = scenario.path or scenario.name
+    if status == 404:
+        return ScenarioError(
+            f"{where}: the line keeps no call records ({detail or 'HTTP 404'}); a returning "
+            "caller and record checks need them"
+        )
+    if status in (401, 403):
+        return ScenarioError(f"{where}: the line refused the admin token (HTTP {status})")
+    return ScenarioError(f"{where}: the line's call records answered HTTP {status}: {detail}")
+
+
+async def records_ready(scenario: Scenario, line: Line) -> None:
+    """The line keeps call records and takes the admin token (asked before any call is placed).
+
+    Raises:
+        ScenarioError: it does not (records off, the token refused, the line away).
+    """
+    import httpx
+
+    _needs_admin(scenario, line)
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            r = await http.get(
+                f"{line.url.rstrip('/')}/history",
+                params={"limit": 1},
+                headers={"Authorization": f"Bearer {line.admin_token}"},
+            )
+    except httpx.HTTPError as exc:
+        raise ScenarioError(
+            f"{scenario.path or scenario.name}: the line's call records: {exc}"
+        ) from None
+    if r.status_code not in (200, 503):  # 503: the database is away for a moment
+        raise _records_problem(scenario, r.status_code, _detail(r))
+
+
+def _detail(r: Any) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:200]
+    return str(body.get("detail", "")) if isinstance(body, dict) else ""
+
+
+async def call_before(scenario: Scenario, line: Line, number: str) -> str:
+    """A returning caller's earlier call: from ``number``, hearing the first second of the
+    greeting, then hanging up; returns once the line's call records list it (its CallSid).
+
+    Raises:
+        ScenarioError: the call failed, the line keeps no records (or refused the admin token),
+            or its records did not list the call within :data:`RECORD_WAIT_S`.
+    """
+    import httpx
+
+    where = scenario.path or scenario.name
+    earlier = Scenario(
+        name=f"{scenario.name} (the earlier call)",
+        path=scenario.path,
+        caller=dataclasses.replace(scenario.caller, number=number, called_before=False),
+        steps=(Step("hangup", True, over_line_after=EARLIER_CALL_S),),
+        max_seconds=30.0,
+    )
+    run = await run_call(earlier, {}, url=line.url, auth_token=line.auth_token)
+    if run.error is not None:
+        raise ScenarioError(f"{where}: called_before: the earlier call failed: {run.error}")
+    sid = run.report.call_sid
+    url = f"{line.url.rstrip('/')}/history"
+    headers = {"Authorization": f"Bearer {line.admin_token}"}
+    deadline = time.monotonic() + RECORD_WAIT_S
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        while True:
+            try:
+                r = await http.get(url, params={"caller": number, "limit": 50}, headers=headers)
+            except httpx.HTTPError as exc:
+                raise ScenarioError(f"{where}: the line's call records: {exc}") from None
+            if r.status_code == 200:
+                calls = r.json().get("calls") or []
+                if any(isinstance(c, dict) and c.get("call_sid") == sid for c in calls):
+                    return sid
+            elif r.status_code != 503:  # 503: the database is away for a moment
+                raise _records_problem(scenario, r.status_code, _detail(r))
+            if time.monotonic() > deadline:
+                raise ScenarioError(
+                    f"{where}: called_before: the line's call records did not list the earlier "
+                    f"call within {RECORD_WAIT_S:g} s"
+                )
+            await asyncio.sleep(0.2)
+
+
+async def read_record(
+    scenario: Scenario, line: Line, call_sid: str, *, summary: bool
+) -> tuple[dict[str, Any] | None, str]:
+    """The call's record (``GET /history/{CallSid}``) once the line wrote it (and summarised
+    it, with ``summary``), or None and why not.
+
+    Raises:
+        ScenarioError: the line keeps no records, or refused the admin token.
+    """
+    import httpx
+
+    url = f"{line.url.rstrip('/')}/history/{call_sid}"
+    headers = {"Authorization": f"Bearer {line.admin_token}"}
+    deadline = time.monotonic() + RECORD_WAIT_S
+    last: dict[str, Any] | None = None
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        while time.monotonic() < deadline:
+            try:
+                r = await http.get(url, headers=headers)
+            except httpx.HTTPError as exc:
+                return None, f"the line's call records did not answer: {exc}"
+            if r.status_code == 200:
+                last = r.json()
+                if not summary or last.get("summary"):
+                    return last, ""
+            elif r.status_code == 404 and "records are off" in _detail(r):
+                raise _records_problem(scenario, 404, _detail(r))
+            elif r.status_code not in (404, 503):  # 404: not written yet
+                raise _records_problem(scenario, r.status_code, _detail(r))
+            await asyncio.sleep(0.2)
+    if last is not None:
+        return last, ""
+    return None, f"the line's call records held no record of the call after {RECORD_WAIT_S:g} s"
 
 
 def _slice(heard: bytes, start_ms: float, end_ms: float) -> bytes:
@@ -203,6 +353,7 @@ async def run_scenario(
     """
     t0 = time.monotonic()
     script = scenario_script(scenario)
+    _needs_admin(scenario, line)
     audio: dict[int, StepAudio] = {}
     for i, step in enumerate(scenario.steps):
         try:
@@ -215,6 +366,14 @@ async def run_scenario(
             raise ScenarioError(f"{scenario.path}: step[{i}]: no caller audio: {exc}") from None
         if got is not None:
             audio[i] = got
+    if scenario.uses_records():
+        await records_ready(scenario, line)
+    if scenario.caller.called_before:
+        number = scenario.caller.number or new_caller_number()
+        await call_before(scenario, line, number)
+        scenario = dataclasses.replace(
+            scenario, caller=dataclasses.replace(scenario.caller, number=number)
+        )
     call = await run_call(scenario, audio, url=line.url, auth_token=line.auth_token)
     report = call.report
     entries = await _transcript(line, report.call_sid) if call.error is None else None
@@ -230,6 +389,15 @@ async def run_scenario(
         for i in script.intents
     )
     checks.extend(check_call(scenario, report.ended_by, handed_off, report.errors))
+    summary = None
+    if scenario.record is not None:
+        if call.error is None:
+            want = bool(scenario.record.summary_words)
+            record, problem = await read_record(scenario, line, report.call_sid, summary=want)
+        else:
+            record, problem = None, f"the call failed: {call.error}"
+        checks.extend(check_record(scenario.record, record, problem))
+        summary = record.get("summary") if record is not None else None
     if scenario.uses_judge():
         checks.extend(await _judge(scenario, results, judge_config))
     return ScenarioResult(
@@ -243,6 +411,7 @@ async def run_scenario(
         ear=ear.name,
         ended_by=report.ended_by,
         action_answer=call.action_answer,
+        summary=summary if isinstance(summary, str) else None,
     )
 
 
