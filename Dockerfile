@@ -24,7 +24,7 @@ COPY hotline ./hotline
 ARG PIP_CONFIG_FILE
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir ".[postgres]" \
+ && /opt/venv/bin/pip install --no-cache-dir ".[postgres,vad]" \
  && /opt/venv/bin/python -c "import hotline.codec as c; print('libmpg123', c.mpg123_version())"
 
 FROM ${BASE_IMAGE} AS runtime

@@ -260,6 +260,9 @@ BASE_URL="http://127.0.0.1:$port"
 start_server "$c" "$port" "$work/server.log"
 say "call 1: hear the greeting, ask \"$QUESTION\" aloud, hear the reply, hang up"
 call "$BASE_URL" "$work/call1.json" "$work/call1.log" || fail "call 1"
+# The image installs hotline[vad]: barge-in and endpointing hear with Silero, not the energy gate
+grep -q "caller speech detector: Silero VAD" "$work/server.log" \
+  || fail "the image's server does not run Silero VAD (hotline[vad] missing?)"
 
 say "call 2 + SIGTERM 3 s in: the call plays on, then the server exits 0"
 TWILIO_AUTH_TOKEN="$TOKEN" HOTLINE_ADMIN_TOKEN="$ADMIN" timeout 150 "${PY[@]}" -m hotline call --url "$BASE_URL" \

