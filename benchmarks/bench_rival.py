@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import versions
+from hotline.loopback import free_port
 from hotline.sim.load import LoadOptions, env_pairs, run_async, run_load
-from hotline.sim.load.spawn import _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPECAT = "pipecat-ai[websocket]==1.14.0"
@@ -76,7 +76,7 @@ def run_rival(
     rival_py: Path, calls: int, seconds: float, delay: float, close_with_flush: bool
 ) -> dict[str, Any]:
     logdir = Path(tempfile.mkdtemp(prefix="hotline-rival-"))
-    voice_port, rival_port = _free_port(), _free_port()
+    voice_port, rival_port = free_port(), free_port()
     key = os.urandom(8).hex()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ELEVENLABS_", "HOTLINE_"))}
     procs: list[subprocess.Popen[bytes]] = []

@@ -21,7 +21,8 @@ import sys
 import time
 from typing import Any
 
-from hotline.sim.load import _free_port, proc_sample
+from hotline.loopback import free_port
+from hotline.sim.load import proc_sample
 
 SIZES_MS = (20, 40, 100, 200, 400)
 
@@ -84,7 +85,7 @@ async def _wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 def run(seconds_of_audio: float, ws_impl: str, rounds: int) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), ws_impl], env=env)
     out: dict[str, Any] = {"ws": ws_impl, "audio_seconds": seconds_of_audio, "sizes": {}}

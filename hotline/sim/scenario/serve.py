@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from hotline.loopback import free_port
+
 __all__ = ["SpawnedLine", "parse_env", "spawn_line"]
 
 #: Variables of the environment the spawned server does not inherit (it is configured here).
@@ -42,12 +44,6 @@ def parse_env(items: list[str]) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    from hotline.loopback import free_port
-
-    return free_port()
-
-
 @contextlib.contextmanager
 def spawn_line(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[SpawnedLine]:
     """A hotline server of its own, offline, until the block exits; ``env`` adds or overrides
@@ -59,7 +55,7 @@ def spawn_line(env: dict[str, str] | None = None, timeout: float = 60.0) -> Iter
     """
     import httpx
 
-    port = _free_port()
+    port = free_port()
     line = SpawnedLine(
         url=f"http://127.0.0.1:{port}",
         auth_token=secrets.token_hex(16),
