@@ -17,6 +17,7 @@ from tests.e2e.test_conversation import (
     tone,
     tts_texts,
 )
+from tests.e2e.test_spoken import spoken
 from tests.support.aio import arun
 from tests.support.server import running_server
 from tests.support.twilio import FakeTwilio
@@ -95,30 +96,33 @@ async def language_message(tmp: Path) -> None:
             await tw.hang_up()
 
 
-def test_partial_prompts_reach_the_app_with_last_false(tmp_path: Path) -> None:
+def test_partial_prompts_from_the_local_ear_reach_the_app_with_last_false(tmp_path: Path) -> None:
     arun(lambda: partial_prompts(tmp_path), 60)
 
 
 async def partial_prompts(tmp: Path) -> None:
-    from hotline.core.stt import SttPartial
-
+    # Nothing injected: eSpeak speech in real-time 20 ms frames from the Twilio side, the real
+    # local ear (Scribe's protocol: partial_transcript while the caller speaks, then
+    # committed_transcript), the real STT client, the listener, the relay brain.
     app = App()
     path = relay_script(tmp, "partialPrompts = true\n")
     async with relay_app(app) as url:
-        listen = ListenSettings(stt="off", brain="relay", relay_url=url)
+        listen = ListenSettings(stt="local", ear_model="grammar", brain="relay", relay_url=url)
         async with running_server(listen=listen, script_path=path) as run:
             tw = FakeTwilio(run)
             await tw.start()
-            await tw.wait_for(lambda: run.hub.registry.get(tw.call_sid) is not None, 5)
+            await tw.wait_for(lambda: tw.mark_echoed("u1-end"), 20)  # the welcome greeting
             listener = session(run, tw).listener
             assert listener is not None
-            await tw.wait_for(lambda: bool(app.of("setup")), 5)  # the app's session is open
-            # What the speech-to-text stream hands the listener: an unfinalised transcript.
-            await listener._stt_event(SttPartial("when are you"))
-            caller_says(run, tw, "when are you playing")
-            await tw.wait_for(lambda: len(app.of("prompt")) == 2, 10)
-            assert [(p["voicePrompt"], p["last"]) for p in app.of("prompt")] == [
-                ("when are you", False),
-                ("when are you playing", True),
-            ]
+            await tw.wait_for(lambda: listener.stt is not None and bool(app.of("setup")), 5)
+            tw.speak(spoken("Tell me about the new album"))
+            await tw.wait_for(lambda: any(p["last"] for p in app.of("prompt")), 20)
+            prompts = [(p["voicePrompt"], p["last"]) for p in app.of("prompt")]
+            finals = [text for text, last in prompts if last]
+            assert finals == ["tell me about the new album"], prompts
+            partials = prompts[: prompts.index((finals[0], True))]
+            # Unfinalised prompts came first, each a growing guess at the same words.
+            assert partials and all(last is False for _, last in partials), prompts
+            words = set("tell me about the new album".split())
+            assert any(set(text.split()) & words for text, _ in partials), prompts
             await tw.hang_up()
