@@ -84,11 +84,15 @@ class StartTTS:
 
     ``streaming``: a reply whose text arrives in pieces (:meth:`Lines.reply_open`): ``text`` is
     what has arrived so far, :class:`TTSText` brings the rest and :class:`TTSClose` ends it. A
-    streamed reply is never answered from the phrase cache."""
+    streamed reply is never answered from the phrase cache.
+
+    ``language``: the BCP-47 tag the line is spoken in (a relay app's ``language`` message, or
+    its token's ``lang``); None: the call's own voice (the ``[relay]`` ttsLanguage)."""
 
     utterance_id: int
     text: str
     streaming: bool = False
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

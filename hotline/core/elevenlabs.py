@@ -44,12 +44,15 @@ from hotline.core.events import Alignment, TTSAudio, TTSEvent, TTSFailure, TTSFi
 from hotline.errors import ConfigError, ElevenLabsProtocolError
 
 __all__ = [
+    "LANGUAGE_MODELS",
     "MAX_CONTEXTS",
     "ElevenLabsMultiStream",
     "ElevenLabsStream",
     "TTSState",
+    "language_code",
     "parse_message",
     "stream_input_url",
+    "takes_language",
 ]
 
 #: Live contexts allowed on one ``multi-stream-input`` socket.
@@ -66,6 +69,31 @@ def _dumps(obj: Mapping[str, object]) -> str:
     # ensure_ascii keeps lone surrogates in user text sendable (escaped) instead of failing
     # later in the socket's UTF-8 encoder.
     return json.dumps(obj, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------------------------- languages
+
+#: Models that take ``language_code`` (ElevenLabs' API reference: "Currently only Turbo v2.5
+#: and Flash v2.5 support language enforcement. For other models, an error will be returned
+#: if language code is provided.").
+LANGUAGE_MODELS = frozenset({"eleven_flash_v2_5", "eleven_turbo_v2_5"})
+
+
+def language_code(tag: str | None) -> str | None:
+    """ElevenLabs' ``language_code`` (ISO 639-1, lower case) for a BCP-47 tag such as a
+    ConversationRelay ``ttsLanguage`` (``"es-ES"`` -> ``"es"``); None for no tag, ``"multi"``
+    (any language: nothing is enforced) or a tag whose primary subtag is not 2-3 letters."""
+    if not tag:
+        return None
+    primary = tag.strip().split("-")[0].split("_")[0].lower()
+    if primary == "multi" or not (2 <= len(primary) <= 3 and primary.isalpha()):
+        return None
+    return primary if primary.isascii() else None
+
+
+def takes_language(model_id: str) -> bool:
+    """Whether ElevenLabs accepts ``language_code`` with ``model_id`` (:data:`LANGUAGE_MODELS`)."""
+    return model_id in LANGUAGE_MODELS
 
 
 # ---------------------------------------------------------------------------------- URLs

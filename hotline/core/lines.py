@@ -90,8 +90,10 @@ class Lines:
         *,
         interrupt: bool,
         interruptible: bool = True,
+        language: str | None = None,
     ) -> Utterance:
-        """A new utterance from outside the script, queued last.
+        """A new utterance from outside the script, queued last (in ``language``, else the
+        session's: :attr:`language`).
 
         Raises:
             CallStateError: the call is not active.
@@ -101,7 +103,20 @@ class Lines:
             raise CallStateError(f"cannot speak in state {state.value}")
         if interrupt:
             self.interrupt(now)
-        return self._utts.add(text, source, now, interruptible=interruptible)
+        return self._utts.add(text, source, now, interruptible=interruptible, language=language)
+
+    # ------------------------------------------------------------------ the voice's language
+
+    @property
+    def language(self) -> str | None:
+        """The voice's language for what is queued from now on (None: the call's own)."""
+        return self._utts.language
+
+    def speak_in(self, language: str | None) -> None:
+        """A ConversationRelay ``language`` message's ``ttsLanguage``: every line queued from
+        now on, the script's included, is spoken in ``language`` (a BCP-47 tag; None: the
+        call's own voice again); what is already queued or playing keeps its language."""
+        self._utts.language = language or None
 
     # ------------------------------------------------------------------ a streamed reply
 
@@ -112,6 +127,7 @@ class Lines:
         source: UtteranceSource = UtteranceSource.BRAIN,
         interrupt: bool = False,
         interruptible: bool = True,
+        language: str | None = None,
     ) -> int:
         """Open a reply whose text arrives in pieces (:meth:`reply_text`, then
         :meth:`reply_close`). It is queued like any utterance; once it is its turn and has some
@@ -126,6 +142,7 @@ class Lines:
             source: who speaks (default the brain).
             interrupt: cut what plays first (a preemptible line, an interrupting reply).
             interruptible: ``False``: the caller's voice does not cut this reply.
+            language: the BCP-47 tag it is spoken in (None: the session's, :attr:`language`).
 
         Returns:
             The utterance id.
@@ -133,7 +150,9 @@ class Lines:
         Raises:
             CallStateError: the call is not active.
         """
-        utt = self.add("", source, now, interrupt=interrupt, interruptible=interruptible)
+        utt = self.add(
+            "", source, now, interrupt=interrupt, interruptible=interruptible, language=language
+        )
         utt.streaming = True
         utt.closed = False
         utt.latency = self._ears.latency.claim(None)
@@ -232,7 +251,7 @@ class Lines:
                 self._voice.ready(utt, ulaw, now)
                 continue
             self._voice.renderer.begin(record=not utt.streaming)  # a streamed reply is never cached
-            self._actions.append(StartTTS(utt.id, utt.text, utt.streaming))
+            self._actions.append(StartTTS(utt.id, utt.text, utt.streaming, utt.language))
             if not utt.streaming:
                 self.said(utt, now)
             elif utt.closed:

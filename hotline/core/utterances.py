@@ -47,6 +47,7 @@ class Utterance:
         "heard",
         "id",
         "interruptible",
+        "language",
         "latency",
         "queued_at",
         "reported",
@@ -74,6 +75,8 @@ class Utterance:
         self.streaming = False
         self.closed = True
         self.interruptible = True
+        #: The BCP-47 tag its voice speaks (None: the call's own voice).
+        self.language: str | None = None
         self.heard = HeardText(text)
         self.ulaw_bytes = 0  # µ-law produced for it so far (its audio timeline)
         self.ulaw: bytes | None = None  # ready-made audio (play_ulaw): no TTS at all
@@ -87,10 +90,13 @@ class Utterance:
 class Utterances:
     """The call's utterances (see the module docstring); reports go to ``actions``."""
 
-    __slots__ = ("_actions", "_next_id", "current", "playing", "queue", "total")
+    __slots__ = ("_actions", "_next_id", "current", "language", "playing", "queue", "total")
 
     def __init__(self, actions: list[Action]) -> None:
         self._actions = actions
+        #: The voice's language for new utterances (a relay app's latest ``language``
+        #: message's ``ttsLanguage``); None: the call's own voice.
+        self.language: str | None = None
         self._next_id = 1
         self.total = 0
         self.queue: deque[Utterance] = deque()  # waiting for their turn
@@ -105,10 +111,13 @@ class Utterances:
         *,
         hangup_after: bool = False,
         interruptible: bool = True,
+        language: str | None = None,
     ) -> Utterance:
-        """A new utterance, queued last."""
+        """A new utterance, queued last, in ``language`` (None: :attr:`language`, the
+        session's)."""
         utt = Utterance(self._next_id, text, source, hangup_after, now)
         utt.interruptible = interruptible
+        utt.language = language or self.language
         self._next_id += 1
         self.total += 1
         self.queue.append(utt)
@@ -173,7 +182,12 @@ class Utterances:
 class _Voice(Protocol):
     """What :class:`Replies` needs from the call's :class:`~hotline.core.lines.Lines`."""
 
-    def reply_open(self, now: float, *, interrupt: bool, interruptible: bool) -> int: ...
+    @property
+    def language(self) -> str | None: ...
+
+    def reply_open(
+        self, now: float, *, interrupt: bool, interruptible: bool, language: str | None
+    ) -> int: ...
 
     def reply_text(self, utterance_id: int, piece: str, now: float) -> bool: ...
 
@@ -187,11 +201,12 @@ class _Voice(Protocol):
 class Replies:
     """What the brain says into the call, through its ``lines`` (see the module docstring)."""
 
-    __slots__ = ("_lines", "dead", "open", "preemptible")
+    __slots__ = ("_lines", "dead", "open", "open_language", "preemptible")
 
     def __init__(self, lines: _Voice) -> None:
         self._lines = lines
         self.open: int | None = None  # the open streamed reply
+        self.open_language: str | None = None  # the language it is spoken in
         self.dead = False  # the open reply was cut: drop its pieces until ``last``
         self.preemptible = False  # the last reply may be cut by the next one
 
@@ -203,8 +218,16 @@ class Replies:
         last: bool,
         interruptible: bool = True,
         preemptible: bool = False,
+        lang: str | None = None,
     ) -> None:
         """One piece of the brain's reply (``last``: the reply is complete after it).
+
+        ``lang`` (a ConversationRelay ``text`` token's) overrides the session's TTS language
+        for this token (ConversationRelay's precedence: ``language`` < ``ttsLanguage`` < the
+        latest ``language`` message < a token's ``lang``): a reply opened by it is spoken in
+        it, and a token whose ``lang`` differs from the open reply's language ends that reply
+        (it plays out) and opens the next one in its own language. A token without ``lang``
+        goes on in the open reply's language.
 
         Raises:
             CallStateError: a new reply, and the call is not active.
@@ -215,12 +238,16 @@ class Replies:
             return
         lines = self._lines
         uid = self.open
+        if uid is not None and lang is not None and token and lang != self.open_language:
+            lines.reply_close(uid, now)  # what was said so far plays out in its language
+            uid = self.open = None
         if uid is None:
             if not token and last:
                 return  # an empty, closed reply
             uid = self.open = lines.reply_open(
-                now, interrupt=self.preemptible, interruptible=interruptible
+                now, interrupt=self.preemptible, interruptible=interruptible, language=lang
             )
+            self.open_language = lang or lines.language
             self.preemptible = preemptible
         if token and not lines.reply_text(uid, token, now):
             self.open = None  # cut meanwhile
