@@ -1,9 +1,12 @@
 """The phrase cache: finished µ-law of lines already spoken, sans-I/O.
 
 A line's audio depends on everything ElevenLabs is told about it, so the key is a hash over
-the voice, the model, the output format, the voice settings and the text::
+the voice, the model, the output format, the voice settings, the language the model is held to
+(ElevenLabs' ``language_code``: the same text in another language is another line) and the
+text::
 
-    key = phrase_key(voice_id=..., model_id=..., output_format=..., voice_settings=..., text=...)
+    key = phrase_key(voice_id=..., model_id=..., output_format=..., voice_settings=...,
+                     language_code=..., text=...)
     cache = PhraseCache(max_bytes=32 * 2**20)
     ulaw = cache.get(key)                 # bytes (a hit, now most recently used) or None
     cache.put(key, ulaw)                  # stored; least recently used entries evicted by bytes
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 __all__ = ["CacheStats", "PhraseCache", "phrase_key"]
 
-_KEY_VERSION = "hotline-phrase-1"
+_KEY_VERSION = "hotline-phrase-2"  # 2: the language is part of the key
 
 
 def phrase_key(
@@ -34,11 +37,14 @@ def phrase_key(
     output_format: str,
     voice_settings: Mapping[str, object] | None,
     text: str,
+    language_code: str | None = None,
 ) -> str:
     """A hex SHA-256 over everything that changes a line's audio.
 
     The text is stripped of surrounding white space (the TTS client adds the trailing space
     itself); voice settings are canonical JSON (sorted keys), so dict order does not matter.
+    ``language_code``: the language the voice was held to (None: none), so a line cached in
+    English is never served for Spanish.
 
     Raises:
         ValueError: blank text, or voice settings that are not JSON-serialisable.
@@ -53,7 +59,7 @@ def phrase_key(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"voice_settings are not JSON-serialisable: {exc}") from None
     material = json.dumps(
-        [_KEY_VERSION, voice_id, model_id, output_format, settings, stripped],
+        [_KEY_VERSION, voice_id, model_id, output_format, settings, language_code, stripped],
         separators=(",", ":"),
         ensure_ascii=False,
     )

@@ -52,7 +52,8 @@ class LocalPhraseStore:
 
 
 def key_for(config: TTSConfig, text: str) -> str | None:
-    """The phrase key of ``text`` spoken with ``config``'s voice (None: not cacheable)."""
+    """The phrase key of ``text`` spoken with ``config``'s voice, in its language (None: not
+    cacheable)."""
     try:
         return phrase_key(
             voice_id=config.voice_id,
@@ -60,6 +61,7 @@ def key_for(config: TTSConfig, text: str) -> str | None:
             output_format=config.output_format,
             voice_settings=config.voice_settings,
             text=text,
+            language_code=config.language_code,
         )
     except ValueError:
         return None

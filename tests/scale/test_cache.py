@@ -35,8 +35,10 @@ def test_key_covers_everything_that_changes_the_audio() -> None:
         key(voice_settings=None),
         key(text="Hello there!"),
         key(text="hello there."),
+        key(language_code="es"),  # the same line held to Spanish is another line
     }
-    assert k not in others and len(others) == 7
+    assert k not in others and len(others) == 8
+    assert key(language_code="es") != key(language_code="fr")
     with pytest.raises(ValueError):
         key(text="   ")
     with pytest.raises(ValueError):
