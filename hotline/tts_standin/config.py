@@ -106,3 +106,5 @@ class ConnectionRecord:
     closed_at: float | None = None
     model_id: str | None = None
     output_format: str = DEFAULT_OUTPUT_FORMAT
+    #: The eSpeak NG voice that speaks on it (``language_code`` picks that language's).
+    espeak_voice: str = ""

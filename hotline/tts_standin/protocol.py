@@ -12,6 +12,7 @@ __all__ = [
     "DEFAULT_INACTIVITY_TIMEOUT",
     "DEFAULT_OUTPUT_FORMAT",
     "FIRST_ONLY",
+    "LANGUAGE_MODELS",
     "MAX_INACTIVITY_TIMEOUT",
     "Invalid",
     "bool_param",
@@ -28,6 +29,10 @@ MAX_INACTIVITY_TIMEOUT = 180.0
 
 PATH = re.compile(r"^/v1/text-to-speech/([^/]+)/(stream-input|multi-stream-input)$")
 FIRST_ONLY = ("voice_settings", "generation_config", "pronunciation_dictionary_locators")
+#: The models that take ``language_code``. ElevenLabs' API reference: "Currently only Turbo
+#: v2.5 and Flash v2.5 support language enforcement. For other models, an error will be
+#: returned if language code is provided."
+LANGUAGE_MODELS = frozenset({"eleven_flash_v2_5", "eleven_turbo_v2_5"})
 
 
 class Invalid(Exception):

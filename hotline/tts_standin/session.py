@@ -22,6 +22,7 @@ from hotline.tts_standin.protocol import (
     DEFAULT_INACTIVITY_TIMEOUT,
     DEFAULT_OUTPUT_FORMAT,
     FIRST_ONLY,
+    LANGUAGE_MODELS,
     MAX_INACTIVITY_TIMEOUT,
     Invalid,
     bool_param,
@@ -152,8 +153,15 @@ class Session:
         if lang is not None:  # ElevenLabs: enforce this language (ISO 639-1) on the model
             if not (2 <= len(lang) <= 3 and lang.isalpha() and lang.isascii()):
                 return f"Invalid language_code {lang!r}"
+            model = self.record.model_id
+            if model is not None and model not in LANGUAGE_MODELS:
+                return (
+                    f"Model {model!r} does not support language enforcement: language_code "
+                    f"is accepted by {', '.join(sorted(LANGUAGE_MODELS))} only"
+                )
             if lang.lower() != "en":  # English keeps the configured (en-us) voice
                 self.espeak_voice = lang.lower()  # eSpeak NG names voices by language code
+        self.record.espeak_voice = self.espeak_voice
         if self.fault == "idle_close":
             self.inactivity = self.cfg.idle_close_s
         if self.cfg.chunk_bytes is not None:

@@ -290,6 +290,35 @@ def test_language_code_picks_that_language_voice() -> None:
     assert refused[0]["code"] == 1008 and "language_code" in refused[0]["message"]
 
 
+def test_language_code_is_refused_by_models_without_language_enforcement() -> None:
+    # ElevenLabs: "Currently only Turbo v2.5 and Flash v2.5 support language enforcement. For
+    # other models, an error will be returned if language code is provided." The record says
+    # which eSpeak voice spoke on each connection.
+    async def main() -> None:
+        async with TTSStandIn(FAST) as voice:
+            for model in ("eleven_multilingual_v2", "eleven_flash_v2"):
+                url = voice.url + path(model_id=model, language_code="es")
+                async with connect(url) as ws:
+                    refused = await collect(ws, 5)
+                assert refused[0]["code"] == 1008, refused
+                assert "language" in refused[0]["message"] and model in refused[0]["message"]
+            for model in ("eleven_turbo_v2_5", "eleven_flash_v2_5"):
+                await speak(voice, "Bonjour. ", model_id=model, language_code="fr")
+            async with connect(voice.url + path(model_id="eleven_multilingual_v2")) as ws:
+                await ws.close()  # without language_code: any model
+            await settle(voice)
+            voices = [
+                (r.query.get("model_id"), r.espeak_voice, r.error_sent) for r in voice.records
+            ]
+            assert voices[2:] == [
+                ("eleven_turbo_v2_5", "fr", None),
+                ("eleven_flash_v2_5", "fr", None),
+                ("eleven_multilingual_v2", "en-us", None),
+            ]
+
+    arun(main)
+
+
 def test_api_key_and_paths() -> None:
     async def main() -> None:
         async with TTSStandIn(
