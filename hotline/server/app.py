@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from hotline import __version__
+from hotline.core.elevenlabs import LANGUAGE_MODELS, language_code, takes_language
 from hotline.core.script import CallScript, default_script, load_script
 from hotline.core.transcript import Transcripts
 from hotline.core.vad import VadConfig
@@ -64,12 +65,22 @@ def load_call_script(path: str | None) -> CallScript:
 def _tts_query(settings: Settings, script: CallScript) -> dict[str, str] | None:
     """The TTS URL's extra query: the settings', and for a relay app's call script with a
     ``[relay]`` ttsLanguage other than English, ElevenLabs' ``language_code`` (its primary
-    subtag: the flash and turbo v2.5 models enforce it; the local voice picks that eSpeak NG
-    voice)."""
+    subtag: the flash and turbo v2.5 models enforce it, and refuse nothing else; the local
+    voice picks that eSpeak NG voice). A model that takes no ``language_code`` is not sent
+    one (ElevenLabs would refuse every utterance): said once at start-up."""
     query = dict(settings.elevenlabs_extra_query or {})
-    lang = script.relay.tts_language.split("-")[0].lower()
-    if settings.listen.brain is BrainKind.RELAY and lang not in ("en", "multi"):
-        query["language_code"] = lang
+    code = language_code(script.relay.tts_language)
+    if settings.listen.brain is BrainKind.RELAY and code not in (None, "en"):
+        if takes_language(settings.elevenlabs_model_id):
+            query["language_code"] = code
+        else:
+            log.warning(
+                "ELEVENLABS_MODEL_ID=%s takes no language_code (only %s do): the [relay] "
+                "ttsLanguage %s is not enforced",
+                settings.elevenlabs_model_id,
+                " and ".join(sorted(LANGUAGE_MODELS)),
+                script.relay.tts_language,
+            )
     return query or None
 
 

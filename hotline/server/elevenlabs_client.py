@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection
@@ -58,6 +58,20 @@ class TTSConfig:
             backoff=backoff,
             logger=log,
         )
+
+    @property
+    def language_code(self) -> str | None:
+        """The language the model is held to (ElevenLabs' ``language_code`` query parameter;
+        None: none)."""
+        return (self.extra_query or {}).get("language_code")
+
+    def in_language(self, code: str | None) -> TTSConfig:
+        """This target with ``language_code`` ``code`` (None: without one): ElevenLabs takes
+        the language per connection, so another language is another socket."""
+        query = {k: v for k, v in (self.extra_query or {}).items() if k != "language_code"}
+        if code:
+            query["language_code"] = code
+        return replace(self, extra_query=query or None)
 
     def url(self) -> str:
         return stream_input_url(

@@ -528,6 +528,7 @@ class Listener:
                     last=out.last,
                     interruptible=out.interruptible,
                     preemptible=out.preemptible,
+                    lang=out.lang,
                 )
             elif isinstance(out, b.PlayAudio):
                 call.replies.close(now)
@@ -566,8 +567,13 @@ class Listener:
 
     def _set_language(self, out: b.SetLanguage) -> None:
         """A ``language`` message: the recogniser reopens in the new language (its providers
-        take it when a stream opens); the voice keeps its own (its socket, shared by the call's
-        utterances, was opened with the ``[relay]`` ttsLanguage), said once in the log."""
+        take it when a stream opens); the voice speaks what is queued from now on in its new
+        language (ElevenLabs takes ``language_code`` per connection: the call's speech then
+        goes through a socket opened in that language, :class:`hotline.server.speech.CallSpeech`)."""
+        tts = out.tts_language
+        if tts and tts != self.host.call.lines.language:
+            self.host.call.lines.speak_in(tts)
+            log.info("call %s: voice language now %s", self.host.label, tts)
         lang = out.transcription_language
         if lang and lang != self.transcription_language:
             self.transcription_language = lang
@@ -576,10 +582,6 @@ class Listener:
                 self.open_stt(self._stt_url)
                 self._spawn(old.aclose())
             log.info("call %s: recognition language now %s", self.host.label, lang)
-        if out.tts_language:
-            self._log_once(
-                "tts-language", "the voice keeps its language (asked for %s)", out.tts_language
-            )
 
     def _fallback(self, call: Call, reason: str, now: float) -> None:
         self.fallbacks += 1

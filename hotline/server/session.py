@@ -451,7 +451,7 @@ class CallSession:
                         return  # cut before this drain (its CancelTTS follows): nothing to voice
                     self.speech.open_feed(uid, source)
                 self._tts_tasks[uid] = asyncio.create_task(
-                    self.speech.utter(self, uid, action.text),
+                    self.speech.utter(self, uid, action.text, action.language),
                     name=f"hotline-tts-u{uid}",
                 )
         elif isinstance(action, CancelTTS):
@@ -545,7 +545,12 @@ class CallSession:
             memory = hub.records.lookup(entry.caller)
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
-        self.speech = hub.speech.for_call(start.call_sid, self._tts_socket)
+        relay = hub.settings.listen.brain is BrainKind.RELAY
+        self.speech = hub.speech.for_call(  # the voice's language: the app's ttsLanguage
+            start.call_sid,
+            self._tts_socket,
+            language=hub.script.relay.tts_language if relay else None,
+        )
         with contextlib.suppress(ValueError):
             self.resumes = int(params.get("resume") or 0)
         self.listener = Listener(self, new_brain(hub, entry.caller), hub.turn_judge)

@@ -7,6 +7,13 @@ socket per utterance).
 task that gets one utterance its audio. A fixed line and a streamed one take the same path: a
 fixed line is a :class:`~hotline.server.elevenlabs_client.TextFeed` closed at birth, and only a
 fixed line can come from the phrase store (:mod:`hotline.server.phrases`).
+
+Each utterance is spoken in its language (:attr:`hotline.core.actions.StartTTS.language`: a
+relay app's ``language`` message or token ``lang``). ElevenLabs takes ``language_code`` per
+connection, so an utterance in another language than the call's TTS was opened in goes through
+a TTS opened in that language (:meth:`SpeechLanguages.language_tts`; on ``multi`` a socket
+borrowed for the call, at most :data:`MAX_CALL_LANGUAGES` of them, given back at the end), and
+its phrase key carries the language.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Protocol
 
 from hotline.core.actions import LabelEnum, UtteranceRecorded
 from hotline.core.call import Call
+from hotline.core.elevenlabs import language_code
 from hotline.core.events import TTSAudio, TTSEvent, TTSFailure
 from hotline.errors import ElevenLabsProtocolError
 from hotline.server import phrases
@@ -27,7 +35,18 @@ from hotline.server.elevenlabs_client import TextFeed, TextSource, TTSConfig, TT
 from hotline.server.metrics import Metrics
 from hotline.server.phrases import PhraseStore
 
-__all__ = ["CallSpeech", "CallTTS", "SpeechHost", "SpeechPath"]
+__all__ = [
+    "MAX_CALL_LANGUAGES",
+    "CallSpeech",
+    "CallTTS",
+    "SpeechHost",
+    "SpeechLanguages",
+    "SpeechPath",
+]
+
+#: A call's TTS sockets in other languages than its own, at most (the least recently used idle
+#: one goes back first).
+MAX_CALL_LANGUAGES = 3
 
 call_log = logging.getLogger("hotline.call")
 clock = time.perf_counter
@@ -63,6 +82,17 @@ class CallTTS(Protocol):
         """Close what is open; idempotent."""
 
 
+class SpeechLanguages(Protocol):
+    """Where a call gets its TTS in another language
+    (:class:`~hotline.server.speech_service.SpeechService`)."""
+
+    def language_tts(self, config: TTSConfig, code: str | None, label: str) -> CallTTS | None:
+        """A TTS like ``config``'s held to ``code`` (None: the model takes no language)."""
+
+    def language_done(self, tts: CallTTS) -> None:
+        """The call is done with ``tts``."""
+
+
 #: Records an utterance's first frame sent: (CallSid, utterance, path, seconds from text to it).
 FirstFrameSent = Callable[[str, int, SpeechPath, float], None]
 
@@ -96,6 +126,8 @@ class CallSpeech:
         store: the phrase store, or None for no cache.
         path: the path of an utterance that is not a cache hit (the TTS transport).
         first_frame_sent: where each utterance's time to first audio goes.
+        language: the BCP-47 tag ``tts`` speaks (None: the voice's default).
+        languages: where TTS in other languages comes from (None: ``tts`` speaks all).
     """
 
     def __init__(
@@ -106,9 +138,17 @@ class CallSpeech:
         store: PhraseStore | None,
         path: SpeechPath,
         first_frame_sent: FirstFrameSent,
+        language: str | None = None,
+        languages: SpeechLanguages | None = None,
     ) -> None:
         self.call_sid = call_sid
         self.tts = tts
+        self._home = language_code(language) if language else None
+        self._languages = languages
+        #: The call's TTS in other languages, by ``language_code`` (None: none enforced), most
+        #: recently used last; a None value: the model takes no language, ``tts`` speaks.
+        self._voices: dict[str | None, CallTTS | None] = {}
+        self._busy: dict[str | None, int] = {}  # utterances speaking on each of them
         self.store = store
         self.path = path
         self._first_frame_sent = first_frame_sent
@@ -131,10 +171,13 @@ class CallSpeech:
         if feed is not None:
             feed.changed()
 
-    async def utter(self, host: SpeechHost, utterance_id: int, text: str) -> None:
-        """Get utterance ``utterance_id`` its audio (the task behind a ``StartTTS``): replay it
-        from the phrase store, or synthesise it into the Call. Failures end the utterance (the
-        Call goes on); returns when the utterance's TTS is over, or raises CancelledError."""
+    async def utter(
+        self, host: SpeechHost, utterance_id: int, text: str, language: str | None = None
+    ) -> None:
+        """Get utterance ``utterance_id`` its audio (the task behind a ``StartTTS``), spoken in
+        ``language`` (a BCP-47 tag; None: the call's voice): replay it from the phrase store,
+        or synthesise it into the Call. Failures end the utterance (the Call goes on); returns
+        when the utterance's TTS is over, or raises CancelledError."""
         call = host.call
         metrics = host.metrics
 
@@ -155,7 +198,7 @@ class CallSpeech:
             host.bad_message("elevenlabs", exc)
 
         try:
-            await self._speak(host, utterance_id, text, on_event, on_bad)
+            await self._speak(host, utterance_id, text, language, on_event, on_bad)
         except asyncio.CancelledError:
             raise
         except TTSFailed as exc:
@@ -184,14 +227,65 @@ class CallSpeech:
         host: SpeechHost,
         utterance_id: int,
         text: str,
+        language: str | None,
         on_event: Callable[[TTSEvent], Awaitable[bool]],
         on_bad_message: Callable[[ElevenLabsProtocolError], None],
     ) -> None:
         """A streamed utterance goes to the TTS piece by piece; a fixed line (a feed closed at
-        birth) is looked up in the phrase store first, and stored if its recording is clean."""
-        tts = self.tts
-        if tts is None:
+        birth) is looked up in the phrase store first, and stored if its recording is clean.
+        Either goes through the call's TTS in ``language``."""
+        if self.tts is None:
             raise TTSFailed("connect", "no TTS configured")
+        code = self._voice_for(language)
+        self._busy[code] = self._busy.get(code, 0) + 1
+        try:
+            voice = self._voices.get(code) if code != self._HOME else None
+            await self._speak_on(
+                host, voice or self.tts, utterance_id, text, on_event, on_bad_message
+            )
+        finally:
+            if code in self._busy:
+                self._busy[code] -= 1
+
+    #: The key of the call's own TTS in ``_busy``.
+    _HOME = "(home)"
+
+    def _voice_for(self, language: str | None) -> str | None:
+        """The key of the TTS that speaks ``language``: :attr:`_HOME` (the call's own) or a
+        ``language_code`` in :attr:`_voices`, opened now if need be."""
+        tts = self.tts
+        assert tts is not None
+        if language is None or self._languages is None:
+            return self._HOME
+        code = language_code(language)
+        if code == self._home or tts.config.in_language(code).url() == tts.config.url():
+            return self._HOME
+        if code in self._voices:
+            self._voices[code] = self._voices.pop(code)  # most recently used last
+            return code
+        self._voices[code] = self._languages.language_tts(tts.config, code, self.call_sid)
+        for old in list(self._voices):
+            if len(self._voices) <= MAX_CALL_LANGUAGES:
+                break
+            if old != code and not self._busy.get(old):
+                self._give_back(old)
+        return code
+
+    def _give_back(self, code: str | None) -> None:
+        voice = self._voices.pop(code, None)
+        self._busy.pop(code, None)
+        if voice is not None and self._languages is not None:
+            self._languages.language_done(voice)
+
+    async def _speak_on(
+        self,
+        host: SpeechHost,
+        tts: CallTTS,
+        utterance_id: int,
+        text: str,
+        on_event: Callable[[TTSEvent], Awaitable[bool]],
+        on_bad_message: Callable[[ElevenLabsProtocolError], None],
+    ) -> None:
         store = self.store
         key: str | None = None
         feed = self._feeds.get(utterance_id)
@@ -228,6 +322,8 @@ class CallSpeech:
         self._first_frame_sent(self.call_sid, utterance_id, path, time_to_first_audio)
 
     async def aclose(self) -> None:
+        for code in list(self._voices):
+            self._give_back(code)  # kept open for the next call in that language
         tts, self.tts = self.tts, None
         if tts is not None:
             with contextlib.suppress(Exception):

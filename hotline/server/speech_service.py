@@ -6,18 +6,27 @@ connecting at once, so its handshake overlaps the WebSocket accept and Twilio's
 ``connected``/``start``; with ``single``, a ``stream-input`` socket per utterance. The route hands
 it to its :class:`~hotline.server.session.CallSession`, whose ``start`` makes it the call's
 (:meth:`SpeechService.for_call`); a stream that never gets a valid ``start`` closes it unused.
+
+A call whose speech switches language (ElevenLabs takes ``language_code`` per connection) gets
+a TTS opened in that language (:meth:`SpeechService.language_tts`): on ``multi`` a socket
+borrowed from the service's :class:`~hotline.server.tts_multi.SocketPool` (reused across calls
+in the same language) and given back when the call ends; on ``single`` the per-utterance
+sockets opened with that ``language_code``. A model that takes no ``language_code`` speaks on
+in the call's voice, with a warning once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from hotline.core.elevenlabs import LANGUAGE_MODELS, takes_language
 from hotline.core.script import CallScript
 from hotline.server import phrases
 from hotline.server.elevenlabs_client import SingleTTS, TTSConfig
@@ -25,13 +34,15 @@ from hotline.server.phrases import MAX_PHRASE_BYTES, PhraseStore
 from hotline.server.settings import TTSTransport
 from hotline.server.speech import CallSpeech, CallTTS, SpeechPath
 from hotline.server.speech_metrics import SpeechCollector
-from hotline.server.tts_multi import MultiStats, MultiTTS
+from hotline.server.tts_multi import MultiStats, MultiTTS, SocketPool
 
 __all__ = [
     "SpeechService",
     "TTSFactory",
     "UtteranceRecord",
 ]
+
+log = logging.getLogger("hotline.tts")
 
 _FIRST_FRAME = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0)
 #: A call's TTS before a call has taken it (its logs' label).
@@ -91,6 +102,9 @@ class SpeechService:
         self._factory = tts_factory
         self._sockets: set[MultiTTS] = set()
         self._claimed: set[CallTTS] = set()  # opened at an upgrade, taken by its call's start
+        #: Sockets in other languages than their calls' own, lent to one call at a time.
+        self.pool = SocketPool(self._build)
+        self._warned_language = False
         #: TTS sockets opened at a media-stream upgrade and closed unused (no valid start).
         self.stream_sockets_unused = 0
         self.first_frame = Histogram(
@@ -132,7 +146,7 @@ class SpeechService:
         if config is None:
             yield None
             return
-        tts = self._factory(config, self.new_tts) if self._factory else self.new_tts(config)
+        tts = self._build(config)
         tts.start()
         try:
             yield tts
@@ -143,8 +157,15 @@ class SpeechService:
                 self.stream_sockets_unused += 1
             await tts.aclose()  # a call that took it has closed it already
 
-    def for_call(self, call_sid: str, tts: CallTTS | None) -> CallSpeech:
-        """Call ``call_sid`` started on the stream that opened ``tts``: its speech path."""
+    def _build(self, config: TTSConfig) -> CallTTS:
+        return self._factory(config, self.new_tts) if self._factory else self.new_tts(config)
+
+    def for_call(
+        self, call_sid: str, tts: CallTTS | None, *, language: str | None = None
+    ) -> CallSpeech:
+        """Call ``call_sid`` started on the stream that opened ``tts``: its speech path.
+        ``language``: the BCP-47 tag ``tts`` speaks (a relay app's ``[relay]`` ttsLanguage;
+        None: the voice's default)."""
         if tts is not None:
             self._claimed.add(tts)
             tts.label = call_sid
@@ -154,7 +175,38 @@ class SpeechService:
             store=self.store,
             path=SpeechPath(self.transport.value),
             first_frame_sent=self.first_frame_sent,
+            language=language,
+            languages=self,
         )
+
+    def language_tts(self, config: TTSConfig, code: str | None, label: str) -> CallTTS | None:
+        """A TTS like ``config``'s held to ``language_code`` ``code`` (None: without one), for
+        call ``label``: on ``multi`` borrowed from :attr:`pool` (give it back with
+        :meth:`language_done`), on ``single`` a new per-utterance one. None when the model
+        takes no ``language_code`` (ElevenLabs would refuse every utterance): the call's voice
+        speaks on, and the first time this is logged."""
+        if code is not None and not takes_language(config.model_id):
+            if not self._warned_language:
+                self._warned_language = True
+                log.warning(
+                    "ELEVENLABS_MODEL_ID=%s takes no language_code (only %s do): speech in "
+                    "%s goes on in the call's voice, unenforced",
+                    config.model_id,
+                    " and ".join(sorted(LANGUAGE_MODELS)),
+                    code,
+                )
+            return None
+        target = config.in_language(code)
+        if self.transport is TTSTransport.SINGLE:
+            tts = self._build(target)
+            tts.label = label
+            return tts
+        return self.pool.borrow(target, label)
+
+    def language_done(self, tts: CallTTS) -> None:
+        """A call is done with a TTS from :meth:`language_tts`."""
+        if self.transport is TTSTransport.MULTI:
+            self.pool.give_back(tts)
 
     def phrase_key(self, config: TTSConfig, text: str) -> str | None:
         return phrases.key_for(config, text)
@@ -193,5 +245,6 @@ class SpeechService:
             self.warmed.set()
 
     async def aclose(self) -> None:
+        await self.pool.aclose()
         for sock in list(self._sockets):
             await sock.aclose()

@@ -16,6 +16,12 @@ reopened
 with backoff (the utterance that was on it fails, the call goes on), and :meth:`MultiTTS.aclose`
 ends with ``close_socket``.
 
+ElevenLabs takes ``language_code`` per connection (a query parameter), so a call whose speech
+switches language (a ConversationRelay ``language`` message, a token's ``lang``) speaks on
+through a socket opened in that language: :class:`SocketPool` lends one, by URL (one per
+language), to one call at a time, and keeps it open when the call is over for the next call in
+that language (bounded, and closed after a while idle).
+
 :meth:`MultiTTS.synthesize` has the contract of :func:`hotline.server.elevenlabs_client.synthesize`.
 """
 
@@ -26,6 +32,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -42,7 +49,10 @@ from hotline.server.elevenlabs_client import (
 )
 from hotline.server.ws_client import WsFailure, reconnect
 
-__all__ = ["MultiStats", "MultiTTS"]
+if TYPE_CHECKING:
+    from hotline.server.speech import CallTTS
+
+__all__ = ["MultiStats", "MultiTTS", "PoolStats", "SocketPool"]
 
 log = logging.getLogger("hotline.tts")
 
@@ -495,3 +505,123 @@ class MultiTTS:
                     await ws.send(message)
             except ConnectionClosed:
                 return
+
+
+# ---------------------------------------------------------------------------------- the pool
+
+#: An idle socket's label in logs.
+_POOLED = "(pool)"
+
+
+@dataclass
+class PoolStats:
+    lent_new: int = 0  # a socket opened for the call that borrowed it
+    lent_idle: int = 0  # an idle one reused (its handshake paid by an earlier call)
+    kept: int = 0  # given back and kept open
+    closed: int = 0  # given back beyond the bounds, or idle too long, or at shutdown
+
+
+class SocketPool:
+    """Call TTS sockets in a language other than the calls' own, by URL (one URL per
+    ``language_code``), lent to one call at a time.
+
+    :meth:`borrow` hands out an idle socket for the target's URL if one is kept (its handshake
+    already paid), else a new one (``build``); it is the borrowing call's alone (ElevenLabs:
+    one socket per conversation; five contexts counted per socket) until :meth:`give_back`.
+    Given back, it stays open (its keep-alives go on) for the next call in that language: at
+    most ``per_url`` idle sockets a URL and ``total`` in all (the oldest are closed first), each
+    for at most ``idle`` seconds.
+
+    Args:
+        build: opens a call's TTS for a target (the speech service's builder).
+        per_url: idle sockets kept per URL.
+        total: idle sockets kept in all.
+        idle: seconds an idle socket is kept.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[TTSConfig], CallTTS],
+        *,
+        per_url: int = 2,
+        total: int = 8,
+        idle: float = 60.0,
+    ) -> None:
+        self._build = build
+        self.per_url = per_url
+        self.total = total
+        self.idle = idle
+        self.stats = PoolStats()
+        self._idle: list[tuple[str, CallTTS, float]] = []  # (URL, socket, since), oldest first
+        self._closing: set[asyncio.Task[None]] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @property
+    def idle_sockets(self) -> int:
+        return len(self._idle)
+
+    def borrow(self, config: TTSConfig, label: str) -> CallTTS:
+        """A socket for ``config``'s URL, connecting if new; the caller gives it back."""
+        url = config.url()
+        for i in range(len(self._idle) - 1, -1, -1):  # the most recently kept first
+            if self._idle[i][0] == url:
+                _, tts, _ = self._idle.pop(i)
+                self.stats.lent_idle += 1
+                break
+        else:
+            tts = self._build(config)
+            self.stats.lent_new += 1
+        tts.label = label
+        tts.start()
+        return tts
+
+    def give_back(self, tts: CallTTS) -> None:
+        """The call is done with ``tts``: kept for the next call in its language, within the
+        bounds, or closed."""
+        if self._closed:
+            self._close(tts)
+            return
+        loop = asyncio.get_running_loop()
+        tts.label = _POOLED
+        self._idle.append((tts.config.url(), tts, loop.time()))
+        self.stats.kept += 1
+        url = tts.config.url()
+        same = [entry for entry in self._idle if entry[0] == url]
+        for entry in same[: max(len(same) - self.per_url, 0)]:
+            self._drop(entry)
+        while len(self._idle) > self.total:
+            self._drop(self._idle[0])
+        if self._sweep is None:
+            self._sweep = loop.call_later(self.idle, self._expire)
+
+    def _expire(self) -> None:
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for entry in [e for e in self._idle if now - e[2] >= self.idle]:
+            self._drop(entry)
+        if self._idle:
+            wake = min(since for _, _, since in self._idle) + self.idle
+            self._sweep = loop.call_later(max(wake - now, 0.01), self._expire)
+
+    def _drop(self, entry: tuple[str, CallTTS, float]) -> None:
+        self._idle.remove(entry)
+        self._close(entry[1])
+
+    def _close(self, tts: CallTTS) -> None:
+        self.stats.closed += 1
+        task = asyncio.get_running_loop().create_task(tts.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        """Close every idle socket (those lent out are their calls' to give back)."""
+        self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        while self._idle:
+            self._drop(self._idle[0])
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

@@ -202,3 +202,44 @@ def test_a_sixth_utterance_waits_for_a_slot_instead_of_a_1008() -> None:
             await settle(voice)
 
     arun(main)
+
+
+def test_language_sockets_are_lent_one_call_at_a_time_reused_and_bounded() -> None:
+    # SocketPool: one socket per language_code URL, the borrowing call's alone until given
+    # back; kept open for the next call in that language (no new handshake), at most per_url a
+    # URL and total in all, closed once idle too long or at shutdown.
+    from hotline.server.tts_multi import SocketPool
+
+    async def main() -> None:
+        async with TTSStandIn(FAST) as voice:
+            base = config(voice)
+            pool = SocketPool(lambda c: MultiTTS(c, label="x"), per_url=1, total=2, idle=0.5)
+            es1 = pool.borrow(base.in_language("es"), "CA1")
+            es2 = pool.borrow(base.in_language("es"), "CA2")  # CA1 still has its own
+            assert es1 is not es2 and es1.label == "CA1"
+            out = Collect()
+            await es1.synthesize("Hola, gracias por llamar.", out, bad)
+            assert isinstance(out.events[-1], TTSFinal) and out.audio
+            pool.give_back(es1)
+            pool.give_back(es2)  # a second idle Spanish socket: beyond per_url, the older goes
+            assert pool.idle_sockets == 1 and pool.stats.closed == 1
+            again = pool.borrow(base.in_language("es"), "CA3")
+            assert again is es2 and pool.stats.lent_idle == 1  # reused: no handshake
+            out = Collect()
+            await again.synthesize("Otra vez.", out, bad)
+            assert isinstance(out.events[-1], TTSFinal)
+            es_connections = [r for r in voice.records if r.query.get("language_code") == "es"]
+            assert len(es_connections) == 2  # es1, and es2 (used by two calls)
+            assert {r.espeak_voice for r in es_connections} == {"es"}
+            pool.give_back(again)
+            for code in ("fr", "de"):  # three idle in all: beyond total, the oldest goes
+                pool.give_back(pool.borrow(base.in_language(code), "CA4"))
+            assert pool.idle_sockets == 2 and pool.stats.closed == 2
+            await asyncio.sleep(0.8)  # idle too long: closed
+            assert pool.idle_sockets == 0 and pool.stats.closed == 4
+            pool.give_back(pool.borrow(base.in_language("it"), "CA5"))
+            await pool.aclose()
+            assert pool.idle_sockets == 0 and pool.stats.closed == 5
+            await settle(voice)
+
+    arun(main, 30)
