@@ -134,33 +134,43 @@ async def language_message_moves_the_voice(tmp: Path) -> None:
             assert said[1:] == [SPANISH, FRENCH, SPANISH_AGAIN]
             assert {r.query.get("language_code") for r in run.voice.records} == {None, "es", "fr"}
 
-            # The app says goodbye: the goodbye line is a fixed (cacheable) line, spoken in the
-            # session's Spanish: synthesised on the Spanish socket, not replayed from the cache
-            # where the English call-1 rendering would be keyed without the language.
-            goodbye = run.hub.script.goodbye
-            caller_says(run, tw, "bye")
-            await tw.wait_for(lambda: tw.heard.closed_at is not None, 20)
-            assert said_on(run, goodbye) == [spanish]
-            await tw.close()
+            await tw.hang_up()
 
             # The call gave its Spanish and French sockets back: kept open for the next call
             # in those languages.
             pool = run.hub.speech.pool
             await tw.wait_for(lambda: pool.idle_sockets == 2, 5)
 
-            # A second call in English, then Spanish: the greeting and the goodbye from the
-            # English call... and its Spanish reply on the same Spanish connection (reused
-            # across calls: no new handshake).
+            # A second call, English throughout, ends with the goodbye line: a fixed line, in
+            # the phrase cache from now on (keyed with the call's own voice).
+            goodbye = run.hub.script.goodbye
             tw2 = FakeTwilio(run, call_sid="CA" + "0" * 31 + "2")
             await tw2.start()
             await reply_heard(run, tw2, 1)
-            caller_says(run, tw2, "can we speak spanish")
-            await reply_heard(run, tw2, 2)
+            caller_says(run, tw2, "bye")
+            await tw2.wait_for(lambda: tw2.heard.closed_at is not None, 20)
+            await tw2.close()
+            english_goodbye = said_on(run, goodbye)
+            assert [language_of(r) for r in english_goodbye] == [None]
+
+            # A third call switches to Spanish: its reply on the Spanish connection the first
+            # call gave back (reused across calls: no new handshake), and its goodbye spoken
+            # there in Spanish, never the English recording from the cache.
+            tw3 = FakeTwilio(run, call_sid="CA" + "0" * 31 + "3")
+            await tw3.start()
+            await reply_heard(run, tw3, 1)
+            caller_says(run, tw3, "can we speak spanish")
+            await reply_heard(run, tw3, 2)
             assert pool.stats.lent_idle == 1
-            assert [language_of(r) for r in said_on(run, SPANISH)] == ["es"]
-            assert said_on(run, SPANISH)[0] is spanish
+            assert said_on(run, SPANISH) == [spanish]
             assert sum(1 for r in run.voice.records if language_of(r) == "es") == 1
-            await tw2.hang_up()
+            caller_says(run, tw3, "bye")
+            await tw3.wait_for(lambda: tw3.heard.closed_at is not None, 20)
+            await tw3.close()
+            numbers = {r.number for r in said_on(run, goodbye)}
+            assert numbers == {english_goodbye[0].number, spanish.number}
+            marks = [name for name, _ in tw3.heard.marks if name.endswith("-end")]
+            assert marks == ["u1-end", "u2-end", "u3-end"] and not tw3.heard.bad
 
 
 def test_the_single_transport_opens_its_utterance_sockets_in_the_language(
