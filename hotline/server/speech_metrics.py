@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 
 from hotline.core.cache import CacheStats
 from hotline.server.phrases import PhraseStore
-from hotline.server.tts_multi import MultiStats
+from hotline.server.tts_multi import MultiStats, SocketPool
 
 __all__ = ["SpeechCollector"]
 
@@ -23,6 +23,9 @@ class _Counted(Protocol):
 
     @property
     def stream_sockets_unused(self) -> int: ...
+
+    @property
+    def pool(self) -> SocketPool: ...
 
     def multi_stats(self) -> MultiStats: ...
 
@@ -73,4 +76,18 @@ class SpeechCollector(Collector):
             "hotline_tts_stream_sockets_unused",
             "TTS sockets opened at a media-stream upgrade and closed unused (no valid start)",
             service.stream_sockets_unused,
+        )
+        pool = service.pool
+        lent = CounterMetricFamily(
+            "hotline_tts_language_sockets_lent",
+            "Sockets in another language than their call's own lent to a call (idle: reused)",
+            labels=["socket"],
+        )
+        lent.add_metric(["new"], pool.stats.lent_new)
+        lent.add_metric(["idle"], pool.stats.lent_idle)
+        yield lent
+        yield GaugeMetricFamily(
+            "hotline_tts_language_sockets_idle",
+            "Sockets in another language kept open for the next call in it",
+            pool.idle_sockets,
         )

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.server import ServerConnection
 
@@ -162,6 +163,9 @@ async def language_message_moves_the_voice(tmp: Path) -> None:
             caller_says(run, tw3, "can we speak spanish")
             await reply_heard(run, tw3, 2)
             assert pool.stats.lent_idle == 1
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"{run.base}/metrics")).text
+            assert 'hotline_tts_language_sockets_lent_total{socket="idle"} 1.0' in metrics
             assert said_on(run, SPANISH) == [spanish]
             assert sum(1 for r in run.voice.records if language_of(r) == "es") == 1
             caller_says(run, tw3, "bye")
