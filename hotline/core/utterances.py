@@ -238,14 +238,16 @@ class Replies:
             return
         lines = self._lines
         uid = self.open
+        interrupt = self.preemptible
         if uid is not None and lang is not None and token and lang != self.open_language:
             lines.reply_close(uid, now)  # what was said so far plays out in its language
             uid = self.open = None
+            interrupt = False  # the same reply goes on: it never cuts its own first part
         if uid is None:
             if not token and last:
                 return  # an empty, closed reply
             uid = self.open = lines.reply_open(
-                now, interrupt=self.preemptible, interruptible=interruptible, language=lang
+                now, interrupt=interrupt, interruptible=interruptible, language=lang
             )
             self.open_language = lang or lines.language
             self.preemptible = preemptible

@@ -545,11 +545,11 @@ class CallSession:
             memory = hub.records.lookup(entry.caller)
         self.mode = CallMode(entry.mode)
         self.registered = hub.registry.admit(start.call_sid, self)
-        relay = hub.settings.listen.brain is BrainKind.RELAY
+        is_relay = hub.settings.listen.brain is BrainKind.RELAY
         self.speech = hub.speech.for_call(  # the voice's language: the app's ttsLanguage
             start.call_sid,
             self._tts_socket,
-            language=hub.script.relay.tts_language if relay else None,
+            language=hub.script.relay.tts_language if is_relay else None,
         )
         with contextlib.suppress(ValueError):
             self.resumes = int(params.get("resume") or 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.core.actions import StartTTS, TTSClose, TTSText
+from hotline.core.actions import CancelTTS, StartTTS, TTSClose, TTSText
 from hotline.core.call import Call
 from hotline.core.elevenlabs import language_code, takes_language
 from hotline.core.events import TTSFinal
@@ -126,3 +126,18 @@ def test_only_flash_and_turbo_v2_5_take_a_language_code() -> None:
     assert takes_language("eleven_flash_v2_5") and takes_language("eleven_turbo_v2_5")
     assert not takes_language("eleven_multilingual_v2")
     assert not takes_language("eleven_flash_v2")
+
+
+def test_a_preemptible_reply_split_by_language_does_not_cut_its_own_first_part() -> None:
+    call = listening()
+    finish_greeting(call)
+    call.replies.say("Hello, ", 1.0, last=False, preemptible=True, lang="en-US")
+    call.replies.say("hola.", 1.1, last=True, preemptible=True, lang="es-ES")
+    assert call.actions() == [
+        StartTTS(2, "Hello, ", streaming=True, language="en-US"),
+        TTSClose(2),
+    ]  # no CancelTTS: the first part plays out
+    play_out(call, 2, 1.5)
+    assert started(call) == [StartTTS(3, "hola.", streaming=True, language="es-ES")]
+    call.replies.say("Next.", 2.0, last=True)  # a new reply: it may cut the preemptible one
+    assert any(isinstance(a, CancelTTS) for a in call.actions())
