@@ -1,35 +1,21 @@
-"""One call's listening parts: its speech-to-text stream and its brain, glued to the Call.
+"""One call's ears: its speech-to-text stream and its end-of-turn judge, glued to the Call.
 
 The session owns the :class:`~hotline.core.call.Call`; a :class:`Listener` owns what hears the
-caller and what answers them. It only feeds the Call (then ``host.fed()``: the session drains
-the Call's actions once, when this wake-up is over); the Call keeps the transcript and the brain's reply bookkeeping.
+caller (what answers them is the :class:`~hotline.server.brain_runner.BrainRunner`'s). It only
+feeds the Call (then ``host.fed()``: the session drains the Call's actions once, when this
+wake-up is over); the Call keeps the transcript and decides what a turn is.
 
 * **speech-to-text** (``HOTLINE_STT``): one stream per call, opened at ``start``, fed the
   caller's µ-law the session drains from :meth:`Call.audio_to_recognise` (never blocking: the
   stream buffers a bounded amount while it connects), its transcripts handed to
-  :meth:`Call.transcript_partial` / :meth:`Call.transcript_final`. A stream that cannot open or
+  :meth:`Call.transcript_partial` / :meth:`Call.transcript_final` (and partials to the brain
+  when a relay app asked for them: ``[relay] partialPrompts``). A stream that cannot open or
   drops is logged once and counted; the Call is told (:meth:`Call.stt_down`: barge-in falls back
-  to speech onset) and the call goes on, DTMF included.
-* **the brain** (``HOTLINE_BRAIN``): :class:`~hotline.core.brain.CallStarted` at accept, then
-  every :class:`~hotline.core.actions.CallerTurn`, :class:`~hotline.core.actions.DigitPressed`,
-  :class:`~hotline.core.actions.LineInterrupted` in order, :class:`CallEnding` at teardown. The
-  inputs go through one queue and one task, so the brain sees them in order and the session's
-  receive loop never awaits it. Outputs are executed on the Call: ``SayText`` pieces become one
-  streamed reply (:class:`hotline.core.utterances.Replies`), ``PlayAudio`` is fetched and
-  decoded (:mod:`hotline.server.play`) and played as µ-law, ``SendDigits``
-  plays DTMF tones, ``EndCall`` lets the reply play and hangs up (the goodbye line if nothing
-  is left to say), ``Fallback`` speaks the script's ``brain_error`` line and the call goes on.
+  to speech onset) and the call goes on, DTMF included. A ``language`` message reopens it in
+  the new language (:meth:`Listener.hear_in`).
 * **the end-of-turn judge** (:class:`~hotline.core.turns.JudgeTurn`): a blocking
   ``judge(ulaw) -> probability`` run in one worker thread per process (never on the event loop),
   its answer fed back with :meth:`Call.turn_verdict`.
-* **speculation** (:class:`~hotline.core.turns.Speculate`, for brains with ``speculates``): at
-  the caller's pause the brain gets the words so far as a :class:`CallerTurn`, and everything it
-  emits is *held* here, never reaching the Call. The confirmed turn releases it (the same words,
-  case and punctuation aside) or retracts it (:class:`~hotline.core.brain.Retract`: the brain
-  cancels the request and forgets the turn; the held outputs are dropped) and sends the whole
-  turn. So nothing of a cancelled reply reaches TTS or the caller, and the brain's history keeps
-  only what the caller said and heard. A relay app never speculates: it gets ``prompt`` only
-  for a confirmed turn.
 """
 
 from __future__ import annotations
@@ -42,14 +28,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hotline.core import brain as b
-from hotline.core.actions import CallerTurn, LineInterrupted
 from hotline.core.call import Call
-from hotline.core.callstate import CallState, CallStateError
-from hotline.core.events import Start
-from hotline.core.turns import JudgeTurn, TurnConfig, normalise
-from hotline.errors import PlayError
-from hotline.server.logs import mask_number
+from hotline.core.turns import JudgeTurn, TurnConfig
 from hotline.server.settings import BrainKind
 
 if TYPE_CHECKING:
@@ -57,17 +37,7 @@ if TYPE_CHECKING:
     from hotline.server.hub import Hub
     from hotline.server.settings import ListenSettings
 
-__all__ = [
-    "APP_PARAMETER",
-    "CALL_FIELDS",
-    "MAX_PLAY_LOOP_BYTES",
-    "Judge",
-    "Listener",
-    "ListenerHost",
-    "new_brain",
-    "recognises",
-    "turn_config",
-]
+__all__ = ["Judge", "Listener", "ListenerHost", "recognises", "turn_config"]
 
 #: An end-of-turn judge: the turn's last <= 8 s of 8 kHz µ-law -> P(the turn is complete).
 #: Blocking and thread-safe (``hotline.turn.smart_turn.SmartTurn.complete_probability``).
@@ -75,34 +45,6 @@ Judge = Callable[[bytes], float]
 
 log = logging.getLogger("hotline.call")
 clock = time.perf_counter
-
-#: A looped ``play`` is cut at this much audio (10 minutes of µ-law).
-MAX_PLAY_LOOP_BYTES = 10 * 60 * 8000
-#: Webhook fields the ``/voice`` answer passes on to the stream (``<Parameter>``s of the same
-#: name) for the brain: what a ConversationRelay app's ``setup`` carries.
-CALL_FIELDS = ("To", "Direction", "ForwardedFrom", "CallerName", "ParentCallSid")
-#: Prefix of the script's ``[relay.parameters]`` on the stream (``setup.customParameters``).
-APP_PARAMETER = "cp."
-#: Seconds the brain gets to take CallEnding before it is closed.
-_ENDING_GRACE = 1.0
-
-
-def new_brain(hub: Hub, caller: str) -> b.Brain:
-    """The call's brain as ``HOTLINE_BRAIN`` says (validated by the settings)."""
-    from hotline.server.brains import make_brain
-
-    listen = hub.settings.listen
-    return make_brain(
-        listen.brain,
-        hub.script,
-        llm_url=listen.llm_url,
-        llm_api_key=listen.llm_api_key or "",
-        llm_model=listen.llm_model,
-        relay_url=listen.relay_url,
-        twilio_auth_token=hub.settings.twilio_auth_token,
-        caller=caller,
-        handoff=hub.handoff is not None and hub.handoff.configured,
-    )
 
 
 def turn_config(
@@ -150,21 +92,6 @@ def _judge_executor() -> ThreadPoolExecutor:
     return _judge_pool
 
 
-class _Speculative:
-    """Brain queue item: a speculative turn (its outputs are held)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-class _Unspeculate:
-    """Brain queue item: the caller went on from the speculative turn."""
-
-    __slots__ = ()
-
-
 def recognises(hub: Hub) -> bool:
     """Calls keep the caller's audio for a recogniser (``HOTLINE_STT`` is not ``off``)."""
     from hotline.server.stt_client import SttProvider
@@ -184,106 +111,46 @@ class ListenerHost(Protocol):
     @property
     def label(self) -> str: ...
 
-    @property
-    def caller(self) -> str: ...
-
-    @property
-    def caller_history(self) -> tuple[dict[str, str], ...]: ...
-
     def fed(self) -> None:
         """The Call was fed: its actions are drained once this wake-up is over."""
 
 
 class Listener:
-    """One call's speech-to-text stream and brain (see the module docstring)."""
+    """One call's speech-to-text stream and end-of-turn judge (see the module docstring)."""
 
-    def __init__(
-        self, host: ListenerHost, brain: b.Brain | None = None, judge: Judge | None = None
-    ) -> None:
+    def __init__(self, host: ListenerHost, judge: Judge | None = None) -> None:
         self.host = host
-        self.brain = brain
         self.judge = judge
         self.stt: Any = None
-        self._inputs: asyncio.Queue[b.BrainInput | _Speculative | _Unspeculate | None] = (
-            asyncio.Queue()
-        )
-        #: The brain may get speculative turns (its outputs are held until the turn is confirmed).
-        self.speculates = bool(getattr(brain, "speculates", False))
-        self._spec_put = False  # a speculation was queued and not yet withdrawn or confirmed
-        self._spec_text: str | None = None  # the brain's speculative turn (in the brain task)
-        self._held: list[b.BrainOutput] | None = None  # its outputs, held
-        self.speculations = 0
-        self.retracted = 0
-        self.confirmed = 0
         self._judging: set[asyncio.Future[float]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._play_tasks: set[asyncio.Task[None]] = set()
+        self._close_tasks: set[asyncio.Task[None]] = set()
         self._logged: set[str] = set()
         self._closed = False
-        #: ``EndCall.handoff_data`` if the brain ended the call with some.
-        self.handoff_data: str | None = None
-        self.fallbacks = 0
         relay = host.hub.script.relay
         is_relay = host.hub.settings.listen.brain is BrainKind.RELAY
         #: The recogniser's language (a relay app's ``[relay]`` table, then its ``language``
         #: messages); None: the provider's default.
         self.transcription_language = relay.transcription_language if is_relay else None
-        #: Unfinalised speech goes to the brain (``[relay] partialPrompts``).
-        self.partials = is_relay and relay.partial_prompts
+        #: Unfinalised speech goes to the brain (``[relay] partialPrompts``): :meth:`partials_to`.
+        self._wants_partials = is_relay and relay.partial_prompts
+        self._partials: Callable[[str], None] | None = None
         self._stt_url: str | None = None
+
+    def partials_to(self, brain: Callable[[str], None]) -> None:
+        """Where unfinalised transcripts go, if the relay app asked for them."""
+        self._partials = brain if self._wants_partials else None
 
     # ------------------------------------------------------------------ life
 
-    def start(self, start: Start) -> None:
-        """The call was accepted: start the brain (in its own task)."""
-        if self.brain is None:
-            return
-        given = start.custom_parameters
-        params = {  # the script's [relay.parameters], filled in by the webhook
-            k[len(APP_PARAMETER) :]: v for k, v in given.items() if k.startswith(APP_PARAMETER)
-        }
-        caller = self.host.caller
-        started = b.CallStarted(
-            call_sid=start.call_sid,
-            stream_sid=start.stream_sid,
-            to=given.get("To", ""),
-            from_masked=mask_number(caller) if caller else None,
-            custom_parameters=params,
-            account_sid=start.account_sid,
-            forwarded_from=given.get("ForwardedFrom", ""),
-            caller_name=given.get("CallerName", ""),
-            parent_call_sid=given.get("ParentCallSid", ""),
-            direction=given.get("Direction", "") or "inbound",
-            caller_history=self.host.caller_history,
-        )
-        self._task = asyncio.get_running_loop().create_task(
-            self._run_brain(started), name=f"hotline-brain-{start.call_sid}"
-        )
-
     async def aclose(self) -> None:
-        """The call is over: the brain hears :class:`CallEnding`, then everything closes."""
+        """The call is over: the judge's pending answers are dropped, the stream closes."""
         if self._closed:
             return
         self._closed = True
-        for play in self._play_tasks:
-            play.cancel()
         for fut in self._judging:
             fut.cancel()
-        task, self._task = self._task, None
-        if task is not None:
-            self._inputs.put_nowait(b.CallEnding())
-            self._inputs.put_nowait(None)
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(task), _ENDING_GRACE)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if self.brain is not None:
-            try:
-                await asyncio.wait_for(self.brain.aclose(), _ENDING_GRACE)
-            except Exception as exc:
-                self._log_once("brain-close", "brain did not close cleanly: %s", exc)
-        if self._play_tasks:
-            await asyncio.gather(*self._play_tasks, return_exceptions=True)
+        if self._close_tasks:
+            await asyncio.gather(*self._close_tasks, return_exceptions=True)
         stt, self.stt = self.stt, None
         if stt is not None:
             with contextlib.suppress(Exception):
@@ -372,8 +239,8 @@ class Listener:
             call.stt_up()
         elif isinstance(ev, SttPartial):
             call.transcript_partial(ev.text, now)
-            if self.partials and ev.text.strip():
-                self._put(b.CallerTurn(ev.text, final=False))
+            if self._partials is not None and ev.text.strip():
+                self._partials(ev.text)
             self.host.hub.console_turns.hearing(self.host.label, ev.text)
         elif isinstance(ev, SttCommitted):
             self.host.hub.console_turns.hearing(self.host.label, "")
@@ -403,234 +270,22 @@ class Listener:
         if stt is not None:
             stt.commit()
 
-    def caller_turn(self, turn: CallerTurn) -> None:
-        self._spec_put = False
-        self._put(b.CallerTurn(turn.text))
-
-    def speculate(self, text: str) -> None:
-        """The caller paused after ``text``: start the brain on it, its reply held."""
-        if not self.speculates or self._task is None or self._closed:
+    def hear_in(self, language: str) -> None:
+        """A ``language`` message's ``transcriptionLanguage``: the recogniser reopens in it (its
+        providers take a language when a stream opens)."""
+        if language == self.transcription_language or self._closed:
             return
-        if self._spec_put:
-            self._put(_Unspeculate())
-        self._spec_put = True
-        self._put(_Speculative(text))
-
-    def unspeculate(self) -> None:
-        """The caller went on: the speculative reply is unwanted."""
-        if self._spec_put:
-            self._spec_put = False
-            self._put(_Unspeculate())
-
-    def digit(self, digit: str) -> None:
-        self._put(b.CallerDigit(digit))
-
-    def line_interrupted(self, cut: LineInterrupted) -> None:
-        self._put(b.Interrupted(cut.heard_text, round(cut.heard_ms)))
-
-    def _put(self, ev: b.BrainInput | _Speculative | _Unspeculate) -> None:
-        if self._task is not None and not self._closed:
-            self._inputs.put_nowait(ev)
-
-    # ------------------------------------------------------------------ the brain
-
-    async def _run_brain(self, started: b.CallStarted) -> None:
-        brain = self.brain
-        assert brain is not None
-        try:
-            await brain.start(started, self._emit)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("call %s: brain failed to start", self.host.label)
-            await self._emit(b.Fallback(f"start: {type(exc).__name__}"))
-        while True:
-            item = await self._inputs.get()
-            if item is None:
-                return
-            if isinstance(item, _Speculative):
-                await self._retract()  # a previous one not withdrawn yet
-                self._spec_text = item.text
-                self._held = []
-                self.speculations += 1
-                ev: b.BrainInput = b.CallerTurn(item.text)
-            elif isinstance(item, _Unspeculate):
-                await self._retract()
-                continue
-            else:
-                ev = item
-            if isinstance(ev, b.CallerTurn) and self._spec_text is None:
-                self.host.call.turn_handed(clock())
-            elif isinstance(ev, b.CallerTurn) and ev is not item:
-                pass  # the speculative turn itself
-            elif isinstance(ev, b.CallerTurn):
-                # The confirmed turn, with a speculation in flight: the same words release its
-                # held reply; others retract it and the whole turn goes to the brain.
-                spec = self._spec_text
-                if normalise(ev.text) == normalise(spec or ""):
-                    self.host.call.turn_handed(clock())
-                    await self._release()
-                    continue
-                await self._retract()
-                self.host.call.turn_handed(clock())
-            try:
-                await brain.handle(ev)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a broken brain must not leave the caller in silence
-                if "handle" not in self._logged:
-                    self._logged.add("handle")
-                    log.exception("call %s: brain failed a turn", self.host.label)
-                await self._emit(b.Fallback(f"handle: {type(exc).__name__}"))
-
-    async def _retract(self) -> None:
-        """Withdraw the speculative turn: the brain cancels its reply and forgets the turn;
-        what it emitted (held) is dropped."""
-        if self._spec_text is None:
-            return
-        assert self.brain is not None
-        try:
-            await self.brain.handle(b.Retract())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self._log_once("retract", "brain failed to retract a speculative turn")
-        self._spec_text = None
-        self._held = None
-        self.retracted += 1
-
-    async def _release(self) -> None:
-        """The speculative turn is confirmed: what it held goes to the Call, the rest follows."""
-        held, self._held = self._held, None
-        self._spec_text = None
-        self.confirmed += 1
-        for out in held or ():
-            await self._apply(out)
-
-    async def _emit(self, out: b.BrainOutput) -> None:
-        """The brain's ``emit``: held while its turn is speculative, else executed."""
-        held = self._held
-        if held is not None:
-            held.append(out)
-            return
-        await self._apply(out)
-
-    async def _apply(self, out: b.BrainOutput) -> None:
-        """Execute one brain output on the Call."""
-        host = self.host
-        call = host.call
-        now = clock()
-        try:
-            if isinstance(out, b.SayText):
-                call.replies.say(
-                    out.token,
-                    now,
-                    last=out.last,
-                    interruptible=out.interruptible,
-                    preemptible=out.preemptible,
-                    lang=out.lang,
-                )
-            elif isinstance(out, b.PlayAudio):
-                call.replies.close(now)
-                self._spawn(self._play(out))
-            elif isinstance(out, b.SendDigits):
-                call.replies.close(now)
-                from hotline.core.dtmf import dtmf_tones
-
-                try:
-                    tones = dtmf_tones(out.digits)
-                except ValueError as exc:
-                    self._log_once("digits", "brain sent bad digits: %s", exc)
-                else:
-                    call.lines.play_ulaw(tones, now, label=f"[digits {len(out.digits)}]")
-            elif isinstance(out, b.SetLanguage):
-                self._set_language(out)
-            elif isinstance(out, b.EndCall):
-                call.replies.close(now)
-                self.handoff_data = out.handoff_data
-                log.info("call %s: the brain ends the call (%s)", host.label, out.reason)
-                desk = host.hub.handoff
-                if out.handoff_data is not None and (desk is None or not desk.configured):
-                    # For a person, and no one is configured: a line that promises nobody,
-                    # after what the brain said (its Connect action hangs up).
-                    call.finish(now, host.hub.script.no_handoff)
-                else:
-                    speaking = call.is_speaking(now)
-                    call.finish(now, None if speaking else host.hub.script.goodbye)
-            elif isinstance(out, b.Fallback):
-                self._fallback(call, out.reason, now)
-            else:  # pragma: no cover - exhaustive
-                raise TypeError(f"not a brain output: {type(out).__name__}")
-        except CallStateError:
-            pass  # the call is closing or over: nothing more to say
-        host.fed()
-
-    def _set_language(self, out: b.SetLanguage) -> None:
-        """A ``language`` message: the recogniser reopens in the new language (its providers
-        take it when a stream opens); the voice speaks what is queued from now on in its new
-        language (ElevenLabs takes ``language_code`` per connection: the call's speech then
-        goes through a socket opened in that language, :class:`hotline.server.speech.CallSpeech`)."""
-        tts = out.tts_language
-        if tts and tts != self.host.call.lines.language:
-            self.host.call.lines.speak_in(tts)
-            log.info("call %s: voice language now %s", self.host.label, tts)
-        lang = out.transcription_language
-        if lang and lang != self.transcription_language:
-            self.transcription_language = lang
-            old = self.stt
-            if old is not None and not self._closed:
-                self.open_stt(self._stt_url)
-                self._spawn(old.aclose())
-            log.info("call %s: recognition language now %s", self.host.label, lang)
-
-    def _fallback(self, call: Call, reason: str, now: float) -> None:
-        self.fallbacks += 1
-        self.host.hub.metrics.brain_fallbacks.labels(_reason_label(reason)).inc()
-        self._log_once(
-            f"fallback:{reason}", "brain failed (%s): the fallback line is spoken", reason
-        )
-        call.replies.close(now)
-        if call.state is not CallState.ACTIVE:
-            return
-        uid = call.lines.reply_open(now)
-        call.lines.reply_text(uid, self.host.hub.script.brain_error, now)
-        call.lines.reply_close(uid, now)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._play_tasks.add(task)
-        task.add_done_callback(self._play_tasks.discard)
-
-    async def _play(self, out: b.PlayAudio) -> None:
-        from hotline.server.play import fetch_ulaw
-
-        call = self.host.call
-        try:
-            ulaw = await fetch_ulaw(out.url)
-        except PlayError as exc:
-            self._log_once("play", "brain's audio could not be played: %s", exc)
-            return
-        loops = out.loop if out.loop > 0 else 1000
-        loops = max(1, min(loops, MAX_PLAY_LOOP_BYTES // max(len(ulaw), 1)))
-        try:
-            call.replies.play(
-                ulaw * loops,
-                clock(),
-                interruptible=out.interruptible,
-                preemptible=out.preemptible,
-            )
-        except (CallStateError, ValueError):
-            return
-        self.host.fed()
+        self.transcription_language = language
+        old = self.stt
+        if old is not None:
+            self.open_stt(self._stt_url)
+            task = asyncio.get_running_loop().create_task(old.aclose())
+            self._close_tasks.add(task)
+            task.add_done_callback(self._close_tasks.discard)
+        log.info("call %s: recognition language now %s", self.host.label, language)
 
     def _log_once(self, kind: str, message: str, *args: object) -> None:
         if kind in self._logged or len(self._logged) > 32:
             return
         self._logged.add(kind)
         log.warning("call %s: " + message, self.host.label, *args)
-
-
-def _reason_label(reason: str) -> str:
-    """A bounded metric label from a Fallback reason (its first word)."""
-    head = reason.split(":", 1)[0].split()[0] if reason.strip() else "unknown"
-    return head[:32]

@@ -166,14 +166,14 @@ def record_of(session: Any, records: Records, now: float | None = None) -> CallR
     for item in turns:
         if item["speaker"] == "hotline" and item["text"] in topics:
             item["topic"] = topics[item["text"]]
-    listener = session.listener
+    runner = session.brain
     handoffs = []
     errors = [{"kind": kind, "count": count} for kind, count in session._error_kinds.items()]
-    if listener is not None:
-        if listener.handoff_data is not None:
-            handoffs.append({"data": listener.handoff_data})
-        if listener.fallbacks:
-            errors.append({"kind": "brain fallback", "count": listener.fallbacks})
+    if runner is not None:
+        if runner.handoff_data is not None:
+            handoffs.append({"data": runner.handoff_data})
+        if runner.fallbacks:
+            errors.append({"kind": "brain fallback", "count": runner.fallbacks})
     if session.end_reason == "internal error":
         errors.append({"kind": "internal error", "count": 1})
     ended = time.time() if now is None else now

@@ -16,8 +16,8 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from hotline import __version__
 from hotline.records.model import CallRecord
 from hotline.records.service import Records
+from hotline.server.brain_runner import APP_PARAMETER, CALL_FIELDS
 from hotline.server.hub import CallMode, Hub
-from hotline.server.listen import APP_PARAMETER, CALL_FIELDS
 from hotline.server.logs import AUDIO_LOGGERS
 from hotline.server.registry import MAX_RESUMES
 from hotline.server.session import CallSession

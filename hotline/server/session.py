@@ -57,8 +57,9 @@ from hotline.core.script import DEBUG_SCRIPT
 from hotline.core.transcript import Transcript
 from hotline.core.turns import JudgeTurn, Speculate, Unspeculate
 from hotline.errors import ProtocolError, assert_never
+from hotline.server.brain_runner import BrainRunner, new_brain
 from hotline.server.hub import CallMode, Hub
-from hotline.server.listen import Listener, new_brain, recognises, turn_config
+from hotline.server.listen import Listener, recognises, turn_config
 from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
@@ -119,8 +120,10 @@ class CallSession:
             ),
             brain_digits=listen.brain is not BrainKind.SCRIPT,
         )
-        #: The call's listening parts (speech-to-text stream, brain); set at ``start``.
+        #: The call's ears (speech-to-text stream, end-of-turn judge); set at ``start``.
         self.listener: Listener | None = None
+        #: The call's brain (its queue and task, speculation); set at ``start``.
+        self.brain: BrainRunner | None = None
         #: The call's speech path (phrase cache, its TTS socket); set at ``start``.
         self.speech: CallSpeech | None = None
         self.call_sid: str | None = None
@@ -178,12 +181,12 @@ class CallSession:
     @property
     def handoff(self) -> Handoff | None:
         """Set when the brain ended the call for a person (read by the registry at the end)."""
-        listener = self.listener
-        if listener is None or listener.handoff_data is None:
+        runner = self.brain
+        if runner is None or runner.handoff_data is None:
             return None
-        session_id = getattr(listener.brain, "session_id", "")  # a relay app's VX... session
+        session_id = getattr(runner.brain, "session_id", "")  # a relay app's VX... session
         return Handoff(
-            listener.handoff_data,
+            runner.handoff_data,
             session_id if isinstance(session_id, str) else "",
             int(time.time() - self.started_at),
         )
@@ -476,14 +479,14 @@ class CallSession:
             if self.speech is not None:
                 self.speech.text_changed(action.utterance_id)
         elif isinstance(action, LineInterrupted):
-            if self.listener is not None:
-                self.listener.line_interrupted(action)
+            if self.brain is not None:
+                self.brain.line_interrupted(action)
         elif isinstance(action, CallerTurn):
-            if self.listener is not None:
-                self.listener.caller_turn(action)
+            if self.brain is not None:
+                self.brain.caller_turn(action)
         elif isinstance(action, DigitPressed):
-            if self.listener is not None:
-                self.listener.digit(action.digit)
+            if self.brain is not None:
+                self.brain.digit(action.digit)
         elif isinstance(action, CommitSpeech):
             if self.listener is not None:
                 self.listener.commit_speech()
@@ -491,11 +494,11 @@ class CallSession:
             if self.listener is not None:
                 self.listener.judge_turn(action)
         elif isinstance(action, Speculate):
-            if self.listener is not None:
-                self.listener.speculate(action.text)
+            if self.brain is not None:
+                self.brain.speculate(action.text)
         elif isinstance(action, Unspeculate):
-            if self.listener is not None:
-                self.listener.unspeculate()
+            if self.brain is not None:
+                self.brain.unspeculate()
         elif isinstance(action, TurnLatency):
             self.latencies.append(action)  # for the call's record
             transcript = self.call.transcript
@@ -553,7 +556,9 @@ class CallSession:
         )
         with contextlib.suppress(ValueError):
             self.resumes = int(params.get("resume") or 0)
-        self.listener = Listener(self, new_brain(hub, entry.caller), hub.turn_judge)
+        self.listener = listener = Listener(self, hub.turn_judge)
+        self.brain = brain = BrainRunner(self, new_brain(hub, entry.caller), listener.hear_in)
+        listener.partials_to(brain.partial)
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",
             self.call_sid,
@@ -581,7 +586,7 @@ class CallSession:
     def _begin(self, start: Any, memory: asyncio.Task[Any] | None) -> None:
         """The greeting (or the returning caller's, or the resumed stream's line), the
         recogniser and the brain."""
-        if self._done.is_set() or self.listener is None:
+        if self._done.is_set() or self.listener is None or self.brain is None:
             return
         hub = self.hub
         if memory is not None and not memory.cancelled():
@@ -607,7 +612,7 @@ class CallSession:
         if self.listener.stt is None:
             # No recogniser (HOTLINE_STT=off): barge-in on speech onset, DTMF and say work.
             self.call.stt_down(clock())
-        self.listener.start(start)
+        self.brain.start(start)
 
     def bad_message(self, side: str, exc: Exception) -> None:
         self.hub.metrics.protocol_errors.labels(side).inc()
@@ -683,8 +688,10 @@ class CallSession:
                 await self.hub.registry.release(self)
             finally:
                 self.call.close()  # a pooled Silero instance back to the pool
+                if self.brain is not None:
+                    await self.brain.aclose()  # the brain hears CallEnding
                 if self.listener is not None:
-                    await self.listener.aclose()  # the brain hears CallEnding; STT closes
+                    await self.listener.aclose()  # STT closes
                 if self.speech is not None:
                     await self.speech.aclose()  # close_socket on the call's TTS socket
 

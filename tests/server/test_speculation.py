@@ -1,4 +1,4 @@
-"""Speculative replies through the real Listener, a real Call, the real LLM brain and the LLM
+"""Speculative replies through the real BrainRunner, a real Call, the real LLM brain and the LLM
 stand-in on 127.0.0.1: a cancelled speculation never reaches TTS (so never the caller), the
 stand-in sees its request cancelled, and the brain's history keeps only the confirmed turn; a
 confirmed one is released without asking the model again; the relay brain never speculates."""
@@ -15,6 +15,7 @@ from hotline.core.call import Call
 from hotline.core.script import CallScript, load_script
 from hotline.core.turns import TurnConfig
 from hotline.server.brain_llm import LlmBrain, make_client
+from hotline.server.brain_runner import BrainRunner
 from hotline.server.listen import Listener
 from hotline.server.metrics import Metrics
 from hotline.server.settings import BrainKind
@@ -71,7 +72,7 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def run(test: Callable[[Host, Listener, LlmBrain, StandIn], Awaitable[None]]) -> None:
+def run(test: Callable[[Host, BrainRunner, LlmBrain, StandIn], Awaitable[None]]) -> None:
     async def main() -> None:
         standin = StandIn(replies={"tour": TOUR}, default=ELSE, token_delay=0.05)
         script = load_script(SCRIPT)
@@ -84,7 +85,7 @@ def run(test: Callable[[Host, Listener, LlmBrain, StandIn], Awaitable[None]]) ->
             call.play_recorded(1, b"\xff" * 800, 0.0)  # the greeting, done with
             call.actions()
             host = Host(call, script)
-            listener = Listener(host, brain)  # type: ignore[arg-type]
+            listener = BrainRunner(host, brain)  # type: ignore[arg-type]
             listener.start(started.start)
             try:
                 await test(host, listener, brain, standin)
@@ -99,7 +100,7 @@ def turn(text: str) -> CallerTurn:
 
 
 def test_a_cancelled_speculation_is_never_heard_and_the_model_sees_the_cancel() -> None:
-    async def t(host: Host, listener: Listener, brain: LlmBrain, standin: StandIn) -> None:
+    async def t(host: Host, listener: BrainRunner, brain: LlmBrain, standin: StandIn) -> None:
         assert listener.speculates
         listener.speculate("What are the")  # the caller paused mid-question
         await until(lambda: standin.tokens_sent >= 3)  # the model is answering it
@@ -126,7 +127,7 @@ def test_a_cancelled_speculation_is_never_heard_and_the_model_sees_the_cancel() 
 
 
 def test_a_confirmed_speculation_is_released_without_a_second_request() -> None:
-    async def t(host: Host, listener: Listener, brain: LlmBrain, standin: StandIn) -> None:
+    async def t(host: Host, listener: BrainRunner, brain: LlmBrain, standin: StandIn) -> None:
         listener.speculate("When's the tour")
         await until(lambda: standin.finished == 1)
         await brain.wait_idle()
@@ -141,7 +142,7 @@ def test_a_confirmed_speculation_is_released_without_a_second_request() -> None:
 
 
 def test_a_different_confirmed_turn_retracts_and_asks_again() -> None:
-    async def t(host: Host, listener: Listener, brain: LlmBrain, standin: StandIn) -> None:
+    async def t(host: Host, listener: BrainRunner, brain: LlmBrain, standin: StandIn) -> None:
         listener.speculate("I want to ask about")
         await until(lambda: standin.tokens_sent >= 2)
         listener.caller_turn(turn("I want to ask about the tour"))
@@ -159,7 +160,7 @@ def test_the_relay_brain_never_speculates() -> None:
     script = load_script(SCRIPT)
     brain: Any = RelayBrain("ws://127.0.0.1:9/relay", script, auth_token="t")
     host = Host(make_call(script=script), script, BrainKind.RELAY)
-    listener = Listener(host, brain)  # type: ignore[arg-type]
+    listener = BrainRunner(host, brain)  # type: ignore[arg-type]
     assert not listener.speculates
 
 
@@ -185,7 +186,7 @@ def test_the_judge_runs_off_the_event_loop_and_its_verdict_ends_the_turn() -> No
         call.play_recorded(1, b"\xff" * 800, 0.0)
         call.actions()
         host = Host(call, script)
-        listener = Listener(host, None, judge)  # type: ignore[arg-type]
+        listener = Listener(host, judge)  # type: ignore[arg-type]
         now, ts = 1.0, 1000
         asks: list[JudgeTurn] = []
         for i in range(80):  # 1 s of voice, then 600 ms of silence
