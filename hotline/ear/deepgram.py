@@ -9,10 +9,16 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from hotline.codec import ulaw_encode
 from hotline.ear.recognizer import Final, Partial
 from hotline.ear.session import Session, query_value
 
-__all__ = ["DeepgramSession"]
+__all__ = ["DEEPGRAM_ENCODINGS", "DeepgramSession"]
+
+#: The ``encoding`` values the stand-in takes (both at ``sample_rate=8000``): µ-law as phone
+#: lines carry it, and Deepgram's ``linear16`` (16-bit little-endian signed PCM, what clients
+#: that decode the line first send, e.g. pipecat's Deepgram service), turned into µ-law here.
+DEEPGRAM_ENCODINGS = ("mulaw", "linear16")
 
 
 class DeepgramSession(Session):
@@ -29,6 +35,8 @@ class DeepgramSession(Session):
         await self.make_recognizer(keyterms, silence_ms, True)
         self.audio_s = 0.0
         self.in_speech = False
+        linear16 = query_value(q, "encoding") == "linear16"
+        carry = b""  # linear16: a sample split across two messages
         while True:
             try:
                 raw = await asyncio.wait_for(self.ws.recv(), self.cfg.idle_close_s)
@@ -38,6 +46,11 @@ class DeepgramSession(Session):
             except ConnectionClosed:
                 return
             if isinstance(raw, bytes):
+                if linear16:
+                    pcm = carry + raw
+                    cut = len(pcm) - len(pcm) % 2
+                    carry = pcm[cut:]
+                    raw = ulaw_encode(pcm[:cut]) if cut else b""
                 if not raw:
                     continue
                 if not await self.on_audio_chunk():

@@ -13,7 +13,8 @@ Two vendor protocols on one server, so hotline's real STT client paths run offli
   ``input_error`` for a malformed message or a ``previous_text`` after the first chunk,
   ``chunk_size_exceeded`` for a chunk over :attr:`EarConfig.max_chunk_bytes` (both
   non-fatal: the session goes on).
-* **Deepgram live** on ``/v1/listen`` (A.2): ``encoding=mulaw&sample_rate=8000``, key in
+* **Deepgram live** on ``/v1/listen`` (A.2): ``encoding=mulaw`` or ``linear16`` (16-bit
+  little-endian PCM, converted to µ-law on arrival), ``sample_rate=8000``, key in
   ``Authorization: Token <key>`` (HTTP 401 otherwise); audio as binary frames; ``Results``
   (interim ``is_final: false``; ``is_final``+``speech_final`` after ``endpointing`` ms of
   silence; ``from_finalize`` after ``Finalize``), ``UtteranceEnd`` after ``utterance_end_ms``
@@ -52,7 +53,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from hotline.ear.config import DEEPGRAM_PATH, FAULT_MODES, SCRIBE_PATH, EarConfig, EarStats
-from hotline.ear.deepgram import DeepgramSession
+from hotline.ear.deepgram import DEEPGRAM_ENCODINGS, DeepgramSession
 from hotline.ear.scribe import ScribeSession
 from hotline.ear.session import Session, query_value, split_target
 from hotline.ear.whisper import DecodePool, WhisperEngine
@@ -132,13 +133,14 @@ class LocalEar(LoopbackServer):
                     401, '{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials."}\n'
                 )
             if (
-                query_value(query, "encoding") != "mulaw"
+                query_value(query, "encoding") not in DEEPGRAM_ENCODINGS
                 or query_value(query, "sample_rate") != "8000"
             ):
                 self.stats.rejected_handshakes += 1
                 return conn.respond(
                     400,
-                    '{"err_code":"Bad Request","err_msg":"the local ear takes encoding=mulaw&sample_rate=8000"}\n',
+                    '{"err_code":"Bad Request","err_msg":"the local ear takes encoding=mulaw or '
+                    'linear16 with sample_rate=8000"}\n',
                 )
             return None
         self.stats.rejected_handshakes += 1

@@ -327,6 +327,35 @@ def test_deepgram_idle_close_net_0001_and_bad_query() -> None:
     arun(main)
 
 
+def test_deepgram_linear16_is_heard_like_mulaw() -> None:
+    """Deepgram's ``encoding=linear16`` (what a client that decodes the line first sends, e.g.
+    pipecat's Deepgram service): PCM in messages that split samples, heard as the µ-law is."""
+    from urllib.parse import urlencode
+
+    from hotline.codec import ulaw_decode
+
+    async def main() -> None:
+        async with LocalEar() as ear:
+            query = urlencode(
+                [("encoding", "linear16"), ("sample_rate", "8000"), ("interim_results", "true")]
+                + [("keyterm", p) for p in PHRASES]
+            )
+            async with connect(f"{ear.url}/v1/listen?{query}") as ws:
+                pcm = ulaw_decode(phrase_ulaw("Where can I buy merch?") + SILENCE_1S)
+                for c in chunks(pcm, 1601):  # odd: every other message splits a sample
+                    await ws.send(c)
+                await ws.send(json.dumps({"type": "Finalize"}))
+                final = await until(ws, "Results", "type")
+                while not final["is_final"]:
+                    final = await until(ws, "Results", "type")
+                assert final["channel"]["alternatives"][0]["transcript"] == "where can i buy merch"
+                await ws.send(json.dumps({"type": "CloseStream"}))
+                meta = await until(ws, "Metadata", "type")
+                assert meta["duration"] == pytest.approx(len(pcm) / 16000, abs=0.001)
+
+    arun(main)
+
+
 # --------------------------------------------------------------------------------- CLI
 
 
