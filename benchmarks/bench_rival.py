@@ -1,35 +1,56 @@
-"""hotline against pipecat on the same job: N greeting-only calls, CPU per call-second.
+"""hotline against pipecat on the same job: N calls, server CPU per call-second.
 
     python -m benchmarks.bench_rival [--calls 10] [--seconds 12] [--json]
         [--rival-venv /work/rival-venv] [--no-close-with-flush]
+    python -m benchmarks.bench_rival --converse 2 [--calls 10] [--json]
 
-Both servers answer the same simulated Twilio calls (``hotline load --no-say``: the signed
-webhook, ``<Connect><Stream>``, real-time inbound media, a playback clock that counts
-underruns), both speak the default script's greeting on ``start`` through the same local voice
-(``hotline tts-standin``, a separate process whose CPU counts for neither), one after the other:
+Both servers answer the same simulated Twilio calls (the signed webhook, ``<Connect><Stream>``,
+real-time inbound media, a playback clock that counts underruns), both speak through the same
+local voice (``hotline tts-standin``, a separate process whose CPU counts for neither), one
+after the other:
 
-- hotline: ``hotline serve`` spawned by the load generator (``--spawn-server``).
+- hotline: ``hotline serve``.
 - pipecat: benchmarks/rival_pipecat.py (pipecat's TwilioFrameSerializer + ElevenLabs WebSocket
-  TTS service, FastAPI/uvicorn) in its own venv, created here if missing
-  (``pip install "pipecat-ai[websocket]==1.14.0" fastapi uvicorn``); pipecat is a test-only
-  rival, never a hotline dependency. The load generator targets it with ``--url`` and
-  ``--server-pid`` (for /proc CPU figures).
+  TTS service, FastAPI/uvicorn) in its own venv, created here if missing (:data:`RIVAL_DEPS`,
+  pinned); pipecat is a test-only rival, never a hotline dependency.
 
-Prints server CPU ms per call-second, underruns, caller TTFA, and pipecat/hotline ratios.
-See rival_pipecat.py for the ``close_context`` workaround (``--no-close-with-flush``: pipecat
-as shipped, which against the local voice hears no audio at all).
+Greeting only (default; ``hotline load --no-say``): both speak the default script's greeting on
+``start``, nobody listens.
+
+Conversing (``--converse N``): the calls of ``hotline load --converse N``
+(hotline.sim.load.converse: the greeting, then N questions asked aloud in eSpeak, each after the
+previous reply, then hang-up), on that module's call script, for both:
+
+- hotline with its shipped turn stack (``HOTLINE_VAD=auto``: Silero; two-step endpointing),
+  the script brain, ``HOTLINE_STT=deepgram`` at the local ear;
+- pipecat with its default turn stack: Silero VAD + Smart Turn v3 (``LocalSmartTurnAnalyzerV3``),
+  ``DeepgramSTTService`` at the local ear, a brain giving the script's replies (see
+  rival_pipecat.py).
+
+Each side gets its own local ear (``python -m hotline.ear``, the grammar recogniser, one
+process, reached over Deepgram's live protocol: the same recogniser process kind for both) and
+its own voice process; the server's, the ear's and the voice's CPU are read from /proc apart
+(user + system time of each process, all its threads) around the calls. Call-seconds are the
+calls' own durations.
+
+Prints server CPU ms per call-second, underruns, caller TTFA (greeting) or voice to voice and
+answered questions (conversing), and pipecat/hotline ratios. See rival_pipecat.py for the
+``close_context`` workaround (``--no-close-with-flush``: pipecat as shipped, which against the
+local voice hears no audio at all).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +59,18 @@ from hotline.loopback import free_port
 from hotline.sim.load import LoadOptions, env_pairs, run_async, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
-PIPECAT = "pipecat-ai[websocket]==1.14.0"
-RIVAL_DEPS = [PIPECAT, "fastapi", "uvicorn"]
+PIPECAT = "pipecat-ai[websocket,deepgram]==1.14.0"
+# pinned: what the figures in README were measured with
+RIVAL_DEPS = [PIPECAT, "deepgram-sdk==7.17.0", "fastapi==0.165.0", "uvicorn==0.55.0"]
 
 
 def ensure_rival_venv(venv: Path) -> Path:
     """The rival venv's python, creating the venv and installing pipecat if needed."""
     py = venv / "bin" / "python"
     if py.exists():
-        ok = subprocess.run([py, "-c", "import pipecat, fastapi, uvicorn"], capture_output=True)
+        ok = subprocess.run(
+            [py, "-c", "import pipecat, deepgram, fastapi, uvicorn"], capture_output=True
+        )
         if ok.returncode == 0:
             return py
     if not py.exists():
@@ -72,9 +96,17 @@ async def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) ->
     raise RuntimeError(f"{url} not up after {timeout} s")
 
 
-def run_rival(
-    rival_py: Path, calls: int, seconds: float, delay: float, close_with_flush: bool
-) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def rival_server(
+    rival_py: Path,
+    delay: float,
+    close_with_flush: bool,
+    script: Path | None = None,
+    stt: tuple[str, str] | None = None,
+) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """rival_pipecat.py and its own local voice on free ports: (base url, {role: pid}).
+
+    ``stt``: (the local ear's url, its key): the conversing pipeline."""
     logdir = Path(tempfile.mkdtemp(prefix="hotline-rival-"))
     voice_port, rival_port = free_port(), free_port()
     key = os.urandom(8).hex()
@@ -88,34 +120,41 @@ def run_rival(
                 stdout=vlog, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
             procs.append(voice)
-            rival = subprocess.Popen(
-                [str(rival_py), "-W", "ignore::DeprecationWarning",
-                 str(ROOT / "benchmarks" / "rival_pipecat.py"), "--port", str(rival_port),
-                 "--voice-url", f"ws://127.0.0.1:{voice_port}", "--api-key", key,
-                 "--close-with-flush" if close_with_flush else "--no-close-with-flush"],
-                stdout=rlog, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
+            args = [str(rival_py), "-W", "ignore::DeprecationWarning",
+                    str(ROOT / "benchmarks" / "rival_pipecat.py"), "--port", str(rival_port),
+                    "--voice-url", f"ws://127.0.0.1:{voice_port}", "--api-key", key,
+                    "--close-with-flush" if close_with_flush else "--no-close-with-flush"]  # fmt: skip
+            if script is not None:
+                args += ["--script", str(script)]
+            if stt is not None:
+                args += ["--stt-url", stt[0], "--stt-key", stt[1]]
+            rival = subprocess.Popen(args, stdout=rlog, stderr=subprocess.STDOUT, env=env)
             procs.append(rival)
             base = f"http://127.0.0.1:{rival_port}"
-
-            async def go() -> dict[str, Any]:
-                await _wait_http(base + "/health", rival, 60.0)
-                opts = LoadOptions(
-                    url=base, calls=calls, seconds=seconds, say=False, server_pid=rival.pid
-                )
-                return await run_load(opts)
-
-            result: dict[str, Any] = run_async(go())
-            result["log_dir"] = str(logdir)
-            return result
+            await _wait_http(base + "/health", rival, 60.0)
+            yield base, {"server": rival.pid, "voice": voice.pid}
     finally:
-        for p in procs:
+        for p in reversed(procs):  # the rival first: its voice must outlive its calls
             p.terminate()
         for p in procs:
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def run_rival(
+    rival_py: Path, calls: int, seconds: float, delay: float, close_with_flush: bool
+) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        async with rival_server(rival_py, delay, close_with_flush) as (base, pids):
+            opts = LoadOptions(
+                url=base, calls=calls, seconds=seconds, say=False, server_pid=pids["server"]
+            )
+            return await run_load(opts)
+
+    result: dict[str, Any] = run_async(go())
+    return result
 
 
 def run_hotline(
@@ -148,6 +187,216 @@ def _brief(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------ conversing
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process, all its threads (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def converse_calls(
+    url: str,
+    token: str | None,
+    calls: int,
+    questions: int,
+    pids: dict[str, int | None],
+    admin_token: str | None = None,
+) -> dict[str, Any]:
+    """``hotline load --converse``'s calls against ``url``, each process's CPU read around them.
+
+    ``admin_token`` (hotline): each call's transcript is read afterwards (outside the CPU
+    window), for the lines the server answered with."""
+    from hotline.sim.caller import place_call
+    from hotline.sim.conversation import read_transcript
+    from hotline.sim.load.converse import CONVERSE_QUESTIONS, ConverseOptions, converse_report
+    from hotline.sim.options import CallOptions
+
+    copts = ConverseOptions(calls=calls, questions=questions, url=url, auth_token=token)
+    texts = tuple(CONVERSE_QUESTIONS[i % len(CONVERSE_QUESTIONS)] for i in range(questions))
+    ramp = min(0.1 * calls, 10.0)  # as hotline load --converse spreads its calls
+
+    async def call(i: int) -> Any:
+        await asyncio.sleep(ramp * i / calls)
+        return await place_call(
+            CallOptions(
+                url=url,
+                auth_token=token,
+                speak=texts,
+                hangup_after_replies=True,
+                max_seconds=copts.max_seconds,
+                keep_audio=False,
+            )
+        )
+
+    cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
+    t0 = time.monotonic()
+    reports = await asyncio.gather(*(call(i) for i in range(calls)))
+    wall = time.monotonic() - t0
+    cpu1 = {k: _cpu_s(p) for k, p in pids.items()}
+    out = converse_report(copts, list(reports), None, None, wall)
+    call_s = sum(r.duration_ms for r in reports) / 1000.0
+    cpu = {k: (None if cpu0[k] is None or v is None else v - cpu0[k]) for k, v in cpu1.items()}
+    out["call_seconds"] = round(call_s, 3)
+    out["cpu_s"] = cpu
+    out["cpu_ms_per_call_second"] = {
+        k: (round(v * 1000.0 / call_s, 3) if v is not None and call_s else None)
+        for k, v in cpu.items()
+    }
+    out["underrun_calls_over_20ms"] = sum(1 for r in reports if r.underrun_ms > 20.0)
+    out["reply_audio_s"] = round(sum(t.reply_audio_ms for r in reports for t in r.turns) / 1000, 2)
+    if admin_token is not None:
+        for r in reports:
+            await read_transcript(
+                CallOptions(url=url, admin_token=admin_token, call_sid=r.call_sid), r
+            )
+        out["replies"] = _count(t.reply_text for r in reports for t in r.turns)
+    return out
+
+
+def _count(lines: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in lines:
+        key = str(line) if line is not None else "(none)"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _ear(logdir: Path, key: str) -> AsyncIterator[Any]:
+    """A local ear (grammar recogniser) in its own process, for one side."""
+    from hotline.ear.process import EarProcess
+
+    with open(logdir / "ear.log", "wb") as elog:
+        ear = await EarProcess.start(60.0, api_key=key, stderr=elog)
+    try:
+        yield ear
+    finally:
+        await ear.stop()
+
+
+def _converse_script(logdir: Path) -> Path:
+    from hotline.sim.load.converse import CONVERSE_SCRIPT
+
+    path = logdir / "script.toml"
+    path.write_text(CONVERSE_SCRIPT, encoding="utf-8")
+    return path
+
+
+def converse_hotline(
+    calls: int, questions: int, delay: float, env: dict[str, str]
+) -> dict[str, Any]:
+    from hotline.sim.load.spawn import spawn_server
+
+    async def go() -> dict[str, Any]:
+        logdir = Path(tempfile.mkdtemp(prefix="hotline-rival-hotline-"))
+        key = os.urandom(8).hex()
+        async with _ear(logdir, key) as ear:
+            server_env = {
+                "HOTLINE_SCRIPT": str(_converse_script(logdir)),
+                "HOTLINE_STT": "deepgram",
+                "DEEPGRAM_API_KEY": key,
+                "HOTLINE_STT_URL": ear.url,
+                "HOTLINE_BRAIN": "script",
+                "HOTLINE_VAD": "auto",
+                **env,
+            }
+            async with spawn_server(extra_env=server_env, first_chunk_delay=delay) as srv:
+                pids = {"server": srv.pid, "ear": ear.proc.pid, "voice": srv.voice_pid}
+                return await converse_calls(
+                    srv.url, srv.auth_token, calls, questions, pids, srv.admin_token
+                )
+
+    result: dict[str, Any] = run_async(go())
+    return result
+
+
+def converse_rival(
+    rival_py: Path, calls: int, questions: int, delay: float, close_with_flush: bool
+) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        logdir = Path(tempfile.mkdtemp(prefix="hotline-rival-pipecat-"))
+        key = os.urandom(8).hex()
+        script = _converse_script(logdir)
+        async with (
+            _ear(logdir, key) as ear,
+            rival_server(rival_py, delay, close_with_flush, script, (ear.url, key)) as (
+                base,
+                pids,
+            ),
+        ):
+            all_pids: dict[str, int | None] = {**pids, "ear": ear.proc.pid}
+            out = await converse_calls(base, None, calls, questions, all_pids)
+            import httpx
+
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                health = (await client.get(base + "/health")).json()
+            out["replies"] = health.get("replies", {})
+            return out
+
+    result: dict[str, Any] = run_async(go())
+    return result
+
+
+def _converse_brief(r: dict[str, Any]) -> dict[str, Any]:
+    cpu = r["cpu_ms_per_call_second"]
+    return {
+        "server_cpu_ms_per_call_second": cpu["server"],
+        "ear_cpu_ms_per_call_second": cpu["ear"],
+        "voice_cpu_ms_per_call_second": cpu["voice"],
+        "call_seconds": r["call_seconds"],
+        "questions": r["questions"],
+        "answered": r["answered"],
+        "reply_audio_s": r["reply_audio_s"],
+        "v2v_p50_ms": r["caller_v2v_ms"]["p50"],
+        "v2v_p95_ms": r["caller_v2v_ms"]["p95"],
+        "underrun_calls_over_20ms": r["underrun_calls_over_20ms"],
+        "underrun_total_ms": r["underrun_ms"],
+        "errors": r["errors"],
+        "replies": r.get("replies", {}),
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def _print_converse(out: dict[str, Any]) -> None:
+    print(
+        f"# {out['calls']} conversing calls x {out['questions']} questions (hotline load "
+        f"--converse's script and callers); local ear (grammar) and local voice apart per side; "
+        f"hotline env {out['hotline_env']}"
+    )
+    print(f"{'':9} {'server':>7} {'ear':>6} {'voice':>6} {'call-s':>7} {'answered':>9} "
+          f"{'reply s':>8} {'v2v50':>6} {'v2v95':>6} {'und>20':>6} {'und ms':>7} {'errors':>6}")  # fmt: skip
+    for name in ("hotline", "pipecat"):
+        r = out[name]
+        f = lambda v, w, d=2: f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
+        print(
+            f"{name:9} {f(r['server_cpu_ms_per_call_second'], 7)} "
+            f"{f(r['ear_cpu_ms_per_call_second'], 6)} {f(r['voice_cpu_ms_per_call_second'], 6)} "
+            f"{r['call_seconds']:>7.1f} {r['answered']:>4}/{r['questions']:<4} "
+            f"{r['reply_audio_s']:>8.1f} {f(r['v2v_p50_ms'], 6, 0)} {f(r['v2v_p95_ms'], 6, 0)} "
+            f"{r['underrun_calls_over_20ms']:>6} {r['underrun_total_ms']:>7.0f} "
+            f"{r['errors']['total']:>6}"
+        )
+    print("(CPU: ms per call-second, each process apart; v2v: caller's end of speech -> reply)")
+    for name in ("hotline", "pipecat"):
+        replies = "; ".join(f"{n} x {line!r}" for line, n in out[name]["replies"].items())
+        print(f"{name} answered with: {replies or '-'}")
+    print(
+        f"pipecat / hotline server CPU per call-second: {out['cpu_ratio_pipecat_over_hotline']}"
+        f"; ear: {out['ear_cpu_ratio_pipecat_over_hotline']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_rival", description=__doc__)
     p.add_argument("--calls", type=int, default=10)
@@ -163,10 +412,44 @@ def main(argv: list[str] | None = None) -> int:
         help="hotline serve's environment, e.g. ELEVENLABS_OUTPUT_FORMAT=pcm_8000 (what pipecat "
         "asks for; hotline's default is mp3_44100_128, so by default hotline also decodes MP3)",
     )
+    p.add_argument(
+        "--converse",
+        type=int,
+        default=0,
+        metavar="N",
+        help="conversing calls: N questions each (hotline load --converse N's callers); "
+        "--seconds is then unused",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     rival_py = ensure_rival_venv(args.rival_venv)
     hot_env = env_pairs(args.hotline_env)
+    if args.converse:
+        delay = args.first_chunk_delay
+        h = _converse_brief(converse_hotline(args.calls, args.converse, delay, hot_env))
+        r = _converse_brief(
+            converse_rival(rival_py, args.calls, args.converse, delay, args.close_with_flush)
+        )
+        cout = {
+            "versions": {**versions(), "pipecat": PIPECAT},
+            "calls": args.calls,
+            "questions": args.converse,
+            "close_with_flush": args.close_with_flush,
+            "hotline_env": {"HOTLINE_VAD": "auto", **hot_env},
+            "hotline": h,
+            "pipecat": r,
+            "cpu_ratio_pipecat_over_hotline": _ratio(
+                r["server_cpu_ms_per_call_second"], h["server_cpu_ms_per_call_second"]
+            ),
+            "ear_cpu_ratio_pipecat_over_hotline": _ratio(
+                r["ear_cpu_ms_per_call_second"], h["ear_cpu_ms_per_call_second"]
+            ),
+        }
+        if args.json:
+            print(json.dumps(cout, indent=2))
+        else:
+            _print_converse(cout)
+        return 0
     hot = _brief(run_hotline(args.calls, args.seconds, args.first_chunk_delay, hot_env))
     riv = _brief(
         run_rival(rival_py, args.calls, args.seconds, args.first_chunk_delay, args.close_with_flush)
