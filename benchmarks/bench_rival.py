@@ -209,11 +209,15 @@ async def converse_calls(
     questions: int,
     pids: dict[str, int | None],
     admin_token: str | None = None,
+    health_url: str | None = None,
 ) -> dict[str, Any]:
     """``hotline load --converse``'s calls against ``url``, each process's CPU read around them.
 
     ``admin_token`` (hotline): each call's transcript is read afterwards (outside the CPU
-    window), for the lines the server answered with."""
+    window), for the lines the server answered with; ``health_url`` (the rival): its reply
+    counts, read around the window."""
+    import httpx
+
     from hotline.sim.caller import place_call
     from hotline.sim.conversation import read_transcript
     from hotline.sim.load.converse import CONVERSE_QUESTIONS, ConverseOptions, converse_report
@@ -236,21 +240,57 @@ async def converse_calls(
             )
         )
 
+    # One call first, outside the window: what a server does once (lazy imports, model and
+    # cache warm-up) is not a cost per call. Both sides get the same warm-up call.
+    await place_call(
+        CallOptions(
+            url=url,
+            auth_token=token,
+            speak=texts[:1],
+            hangup_after_replies=True,
+            max_seconds=copts.max_seconds,
+            keep_audio=False,
+        )
+    )
+
+    async def replies() -> dict[str, int]:
+        if health_url is None:
+            return {}
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            got: dict[str, int] = (await client.get(health_url)).json().get("replies", {})
+            return got
+
+    replies0 = await replies()
     cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
     t0 = time.monotonic()
     reports = await asyncio.gather(*(call(i) for i in range(calls)))
     wall = time.monotonic() - t0
     cpu1 = {k: _cpu_s(p) for k, p in pids.items()}
+    if health_url is not None:
+        out_replies = {k: n - replies0.get(k, 0) for k, n in (await replies()).items()}
     out = converse_report(copts, list(reports), None, None, wall)
     call_s = sum(r.duration_ms for r in reports) / 1000.0
-    cpu = {k: (None if cpu0[k] is None or v is None else v - cpu0[k]) for k, v in cpu1.items()}
+    cpu: dict[str, float | None] = {}
+    for k, v in cpu1.items():
+        v0 = cpu0[k]
+        cpu[k] = None if v0 is None or v is None else v - v0
     out["call_seconds"] = round(call_s, 3)
     out["cpu_s"] = cpu
     out["cpu_ms_per_call_second"] = {
         k: (round(v * 1000.0 / call_s, 3) if v is not None and call_s else None)
         for k, v in cpu.items()
     }
-    out["underrun_calls_over_20ms"] = sum(1 for r in reports if r.underrun_ms > 20.0)
+    mid = [_mid_line_underrun_ms(r) for r in reports]
+    out["underrun_calls_over_20ms"] = sum(1 for ms in mid if ms > 20.0)
+    out["underrun_mid_line_ms"] = sum(mid)
+    # each call's starved stretches: (ms since the call's start, ms), with its spoken turns
+    out["underruns"] = [
+        {
+            "underruns": [(round(t0), round(n)) for t0, n in r.underruns],
+            "turns": [(t.spoke_at_ms, t.ended_ms, t.first_reply_ms) for t in r.turns],
+        }
+        for r in reports
+    ]
     out["reply_audio_s"] = round(sum(t.reply_audio_ms for r in reports for t in r.turns) / 1000, 2)
     if admin_token is not None:
         for r in reports:
@@ -258,7 +298,30 @@ async def converse_calls(
                 CallOptions(url=url, admin_token=admin_token, call_sid=r.call_sid), r
             )
         out["replies"] = _count(t.reply_text for r in reports for t in r.turns)
+    if health_url is not None:
+        out["replies"] = {k: n for k, n in out_replies.items() if n}
     return out
+
+
+def _mid_line_underrun_ms(report: Any) -> float:
+    """The caller's starved playback within a line, not after it.
+
+    The simulator counts starvation after media with no ``mark`` since (hotline marks every
+    line's end); pipecat sends no marks, so the silence after each of its lines (until its
+    ``clear`` on the caller's next words, or the hang-up) would count too. A stretch counts
+    here only if it is shorter than the caller's own end-of-line silence (``speak_gap_s``: a
+    longer one ends the line for the caller, who then speaks) and ends before the caller's next
+    question starts."""
+    from hotline.sim.options import CallOptions
+
+    gap_ms = CallOptions(url="").speak_gap_s * 1000.0
+    asked = sorted(t.spoke_at_ms for t in report.turns if t.spoke_at_ms is not None)
+    total = 0.0
+    for start, length in report.underruns:
+        nxt = next((a for a in asked if a >= start), None)
+        if length < gap_ms - 20.0 and (nxt is None or start + length <= nxt):
+            total += length
+    return total
 
 
 def _count(lines: Any) -> dict[str, int]:
@@ -333,13 +396,9 @@ def converse_rival(
             ),
         ):
             all_pids: dict[str, int | None] = {**pids, "ear": ear.proc.pid}
-            out = await converse_calls(base, None, calls, questions, all_pids)
-            import httpx
-
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                health = (await client.get(base + "/health")).json()
-            out["replies"] = health.get("replies", {})
-            return out
+            return await converse_calls(
+                base, None, calls, questions, all_pids, health_url=base + "/health"
+            )
 
     result: dict[str, Any] = run_async(go())
     return result
@@ -351,6 +410,9 @@ def _converse_brief(r: dict[str, Any]) -> dict[str, Any]:
         "server_cpu_ms_per_call_second": cpu["server"],
         "ear_cpu_ms_per_call_second": cpu["ear"],
         "voice_cpu_ms_per_call_second": cpu["voice"],
+        # the same conversation on each side: CPU per call, whatever its length
+        "server_cpu_ms_per_call": _per(r["cpu_s"]["server"], r["calls"]),
+        "ear_cpu_ms_per_call": _per(r["cpu_s"]["ear"], r["calls"]),
         "call_seconds": r["call_seconds"],
         "questions": r["questions"],
         "answered": r["answered"],
@@ -358,10 +420,16 @@ def _converse_brief(r: dict[str, Any]) -> dict[str, Any]:
         "v2v_p50_ms": r["caller_v2v_ms"]["p50"],
         "v2v_p95_ms": r["caller_v2v_ms"]["p95"],
         "underrun_calls_over_20ms": r["underrun_calls_over_20ms"],
-        "underrun_total_ms": r["underrun_ms"],
+        "underrun_mid_line_ms": r["underrun_mid_line_ms"],
+        "underrun_counter_ms": r["underrun_ms"],
         "errors": r["errors"],
         "replies": r.get("replies", {}),
+        "underrun_detail": r["underruns"],
     }
+
+
+def _per(cpu_s: float | None, calls: int) -> float | None:
+    return None if cpu_s is None else round(cpu_s * 1000.0 / calls, 1)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -374,26 +442,31 @@ def _print_converse(out: dict[str, Any]) -> None:
         f"--converse's script and callers); local ear (grammar) and local voice apart per side; "
         f"hotline env {out['hotline_env']}"
     )
-    print(f"{'':9} {'server':>7} {'ear':>6} {'voice':>6} {'call-s':>7} {'answered':>9} "
-          f"{'reply s':>8} {'v2v50':>6} {'v2v95':>6} {'und>20':>6} {'und ms':>7} {'errors':>6}")  # fmt: skip
+    print(f"{'':9} {'server':>7} {'ear':>6} {'voice':>6} {'/call':>7} {'call-s':>7} "
+          f"{'answered':>9} {'reply s':>8} {'v2v50':>6} {'v2v95':>6} {'und>20':>6} {'und ms':>7} "
+          f"{'errors':>6}")  # fmt: skip
     for name in ("hotline", "pipecat"):
         r = out[name]
         f = lambda v, w, d=2: f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
         print(
             f"{name:9} {f(r['server_cpu_ms_per_call_second'], 7)} "
             f"{f(r['ear_cpu_ms_per_call_second'], 6)} {f(r['voice_cpu_ms_per_call_second'], 6)} "
-            f"{r['call_seconds']:>7.1f} {r['answered']:>4}/{r['questions']:<4} "
+            f"{f(r['server_cpu_ms_per_call'], 7, 0)} {r['call_seconds']:>7.1f} {r['answered']:>4}/{r['questions']:<4} "
             f"{r['reply_audio_s']:>8.1f} {f(r['v2v_p50_ms'], 6, 0)} {f(r['v2v_p95_ms'], 6, 0)} "
-            f"{r['underrun_calls_over_20ms']:>6} {r['underrun_total_ms']:>7.0f} "
+            f"{r['underrun_calls_over_20ms']:>6} {r['underrun_mid_line_ms']:>7.0f} "
             f"{r['errors']['total']:>6}"
         )
-    print("(CPU: ms per call-second, each process apart; v2v: caller's end of speech -> reply)")
+    print(
+        "(server/ear/voice: CPU ms per call-second, each process apart; /call: server CPU ms per"
+        " call; v2v: caller's end of speech -> first reply audio, ms; und: mid-line underruns)"
+    )
     for name in ("hotline", "pipecat"):
         replies = "; ".join(f"{n} x {line!r}" for line, n in out[name]["replies"].items())
         print(f"{name} answered with: {replies or '-'}")
     print(
         f"pipecat / hotline server CPU per call-second: {out['cpu_ratio_pipecat_over_hotline']}"
-        f"; ear: {out['ear_cpu_ratio_pipecat_over_hotline']}"
+        f"; per call: {out['cpu_per_call_ratio_pipecat_over_hotline']}"
+        f"; ear per call-second: {out['ear_cpu_ratio_pipecat_over_hotline']}"
     )
 
 
@@ -443,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "ear_cpu_ratio_pipecat_over_hotline": _ratio(
                 r["ear_cpu_ms_per_call_second"], h["ear_cpu_ms_per_call_second"]
+            ),
+            "cpu_per_call_ratio_pipecat_over_hotline": _ratio(
+                r["server_cpu_ms_per_call"], h["server_cpu_ms_per_call"]
             ),
         }
         if args.json:
