@@ -103,6 +103,7 @@ async def rival_server(
     close_with_flush: bool,
     script: Path | None = None,
     stt: tuple[str, str] | None = None,
+    turn_stop: str = "smart-turn",
 ) -> AsyncIterator[tuple[str, dict[str, int]]]:
     """rival_pipecat.py and its own local voice on free ports: (base url, {role: pid}).
 
@@ -127,7 +128,7 @@ async def rival_server(
             if script is not None:
                 args += ["--script", str(script)]
             if stt is not None:
-                args += ["--stt-url", stt[0], "--stt-key", stt[1]]
+                args += ["--stt-url", stt[0], "--stt-key", stt[1], "--turn-stop", turn_stop]
             rival = subprocess.Popen(args, stdout=rlog, stderr=subprocess.STDOUT, env=env)
             procs.append(rival)
             base = f"http://127.0.0.1:{rival_port}"
@@ -382,7 +383,12 @@ def converse_hotline(
 
 
 def converse_rival(
-    rival_py: Path, calls: int, questions: int, delay: float, close_with_flush: bool
+    rival_py: Path,
+    calls: int,
+    questions: int,
+    delay: float,
+    close_with_flush: bool,
+    turn_stop: str = "smart-turn",
 ) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         logdir = Path(tempfile.mkdtemp(prefix="hotline-rival-pipecat-"))
@@ -390,7 +396,7 @@ def converse_rival(
         script = _converse_script(logdir)
         async with (
             _ear(logdir, key) as ear,
-            rival_server(rival_py, delay, close_with_flush, script, (ear.url, key)) as (
+            rival_server(rival_py, delay, close_with_flush, script, (ear.url, key), turn_stop) as (
                 base,
                 pids,
             ),
@@ -447,6 +453,8 @@ def _print_converse(out: dict[str, Any]) -> None:
           f"{'errors':>6}")  # fmt: skip
     for name in ("hotline", "pipecat"):
         r = out[name]
+        if r is None:
+            continue
         f = lambda v, w, d=2: f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
         print(
             f"{name:9} {f(r['server_cpu_ms_per_call_second'], 7)} "
@@ -461,6 +469,8 @@ def _print_converse(out: dict[str, Any]) -> None:
         " call; v2v: caller's end of speech -> first reply audio, ms; und: mid-line underruns)"
     )
     for name in ("hotline", "pipecat"):
+        if out[name] is None:
+            continue
         replies = "; ".join(f"{n} x {line!r}" for line, n in out[name]["replies"].items())
         print(f"{name} answered with: {replies or '-'}")
     print(
@@ -493,34 +503,55 @@ def main(argv: list[str] | None = None) -> int:
         help="conversing calls: N questions each (hotline load --converse N's callers); "
         "--seconds is then unused",
     )
+    p.add_argument(
+        "--side",
+        choices=("both", "hotline", "pipecat"),
+        default="both",
+        help="--converse: run one side only",
+    )
+    p.add_argument(
+        "--rival-turn-stop",
+        choices=("smart-turn", "speech-timeout"),
+        default="smart-turn",
+        help="--converse: pipecat's user turn stop strategy (default: its default, Smart Turn "
+        "v3; speech-timeout shows what Smart Turn costs)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     rival_py = ensure_rival_venv(args.rival_venv)
     hot_env = env_pairs(args.hotline_env)
     if args.converse:
         delay = args.first_chunk_delay
-        h = _converse_brief(converse_hotline(args.calls, args.converse, delay, hot_env))
-        r = _converse_brief(
-            converse_rival(rival_py, args.calls, args.converse, delay, args.close_with_flush)
-        )
+        h = r = None
+        if args.side in ("both", "hotline"):
+            h = _converse_brief(converse_hotline(args.calls, args.converse, delay, hot_env))
+        if args.side in ("both", "pipecat"):
+            r = _converse_brief(
+                converse_rival(
+                    rival_py,
+                    args.calls,
+                    args.converse,
+                    delay,
+                    args.close_with_flush,
+                    args.rival_turn_stop,
+                )
+            )
         cout = {
             "versions": {**versions(), "pipecat": PIPECAT},
             "calls": args.calls,
             "questions": args.converse,
             "close_with_flush": args.close_with_flush,
             "hotline_env": {"HOTLINE_VAD": "auto", **hot_env},
+            "rival_turn_stop": args.rival_turn_stop,
             "hotline": h,
             "pipecat": r,
-            "cpu_ratio_pipecat_over_hotline": _ratio(
-                r["server_cpu_ms_per_call_second"], h["server_cpu_ms_per_call_second"]
-            ),
-            "ear_cpu_ratio_pipecat_over_hotline": _ratio(
-                r["ear_cpu_ms_per_call_second"], h["ear_cpu_ms_per_call_second"]
-            ),
-            "cpu_per_call_ratio_pipecat_over_hotline": _ratio(
-                r["server_cpu_ms_per_call"], h["server_cpu_ms_per_call"]
-            ),
         }
+        for key, field in (
+            ("cpu_ratio_pipecat_over_hotline", "server_cpu_ms_per_call_second"),
+            ("ear_cpu_ratio_pipecat_over_hotline", "ear_cpu_ms_per_call_second"),
+            ("cpu_per_call_ratio_pipecat_over_hotline", "server_cpu_ms_per_call"),
+        ):
+            cout[key] = _ratio(r[field], h[field]) if r and h else None
         if args.json:
             print(json.dumps(cout, indent=2))
         else:

@@ -38,6 +38,8 @@ Two pipelines:
   most words, then the longest, then the first declared; else the script's ``fallback``),
   as an LLM response (``LLMFullResponseStartFrame``, one ``LLMTextFrame``,
   ``LLMFullResponseEndFrame``), so both servers speak the same lines for the same questions.
+  ``--turn-stop speech-timeout`` swaps Smart Turn for pipecat's
+  ``SpeechTimeoutUserTurnStopStrategy`` (not a default: it shows what Smart Turn costs).
 
 Known infidelity workaround (``--close-with-flush``, on by default): pipecat 1.14 sends the text,
 ``flush``, then ``close_context`` at once; hotline's local voice (unlike ElevenLabs) drops a
@@ -116,7 +118,7 @@ def patch_close_with_flush() -> None:
             msg = {"context_id": context_id, "close_context": True, "flush": True}
             await self._websocket.send(json.dumps(msg))
 
-    ElevenLabsTTSService._close_context = _close_context
+    ElevenLabsTTSService._close_context = _close_context  # type: ignore[method-assign]
 
 
 def script_brain(script: Script) -> Any:
@@ -162,6 +164,7 @@ def build_app(
     script: Script,
     stt_url: str | None = None,
     stt_key: str = "",
+    turn_stop: str = "smart-turn",
 ) -> Any:
     from fastapi import FastAPI, WebSocket
     from fastapi.responses import PlainTextResponse, Response
@@ -208,10 +211,17 @@ def build_app(
             base_url=stt_url or "",
             settings=DeepgramSTTService.Settings(keyterm=script.keyterms()),
         )
-        pair = LLMContextAggregatorPair(
-            LLMContext(),
-            user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
-        )
+        params = LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer())
+        if turn_stop == "speech-timeout":  # not the default: what Smart Turn costs, by difference
+            from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+                SpeechTimeoutUserTurnStopStrategy,
+            )
+            from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+            params.user_turn_strategies = UserTurnStrategies(
+                stop=[SpeechTimeoutUserTurnStopStrategy()]
+            )
+        pair = LLMContextAggregatorPair(LLMContext(), user_params=params)
         return [
             transport.input(),
             stt,
@@ -296,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
         help="ws://127.0.0.1:E (the local ear's Deepgram stand-in): the conversing pipeline",
     )
     p.add_argument("--stt-key", default=os.environ.get("DEEPGRAM_API_KEY", ""))
+    p.add_argument(
+        "--turn-stop",
+        choices=("smart-turn", "speech-timeout"),
+        default="smart-turn",
+        help="conversing: the user turn's stop strategy (default: pipecat's, Smart Turn v3; "
+        "speech-timeout: SpeechTimeoutUserTurnStopStrategy, to show what Smart Turn adds)",
+    )
     p.add_argument("--log-level", default="WARNING")
     p.add_argument(
         "--close-with-flush",
@@ -313,7 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level=args.log_level)
     logging.basicConfig(level=args.log_level)
     app = build_app(
-        args.port, args.voice_url, args.api_key, Script(args.script), args.stt_url, args.stt_key
+        args.port,
+        args.voice_url,
+        args.api_key,
+        Script(args.script),
+        args.stt_url,
+        args.stt_key,
+        args.turn_stop,
     )
     uvicorn.run(
         app,
