@@ -82,9 +82,12 @@ class Script:
             data = tomllib.load(f)
         self.greeting = str(data["greeting"]).strip()
         self.fallback = str(data.get("fallback", "Sorry, I did not catch that.")).strip()
+        # intents that say a line (the actions -- repeat, goodbye, hand-off -- are not modelled:
+        # the conversing calls' script has none)
         self.intents: list[tuple[list[str], str]] = [
             ([str(p) for p in v.get("phrases", [])], str(v["say"]).strip())
             for v in data.get("intents", {}).values()
+            if "say" in v
         ]
 
     def keyterms(self) -> list[str]:
