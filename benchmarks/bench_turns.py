@@ -101,6 +101,16 @@ WHOLE: tuple[str, ...] = (
     "Tell me about the tour.",
     "Thank you, goodbye.",
 )
+#: Whole statements (not in the endpointing set): the model is scored on them too, since
+#: eSpeak ends a question rising, which a model trained on people may read as "unfinished".
+STATEMENTS: tuple[str, ...] = (
+    "I want to buy a ticket for the Seattle show.",
+    "My name is Sam and I live in Portland.",
+    "I bought a shirt last week and it never arrived.",
+    "I just wanted to say the new record is lovely.",
+    "The show in Vancouver was sold out.",
+    "I need to change the address on my order.",
+)
 VOICES: tuple[tuple[str, int], ...] = (
     ("en-us", 175),
     ("en-gb-x-rp", 150),
@@ -365,6 +375,10 @@ class Outcome:
     wait_ms: float | None = None
     judge_calls: int = 0
     judge_cpu: float = 0.0
+    pauses: tuple[tuple[int, int], ...] = ()
+    #: what happened, in media ms: ("final", text), ("verdict", p), ("onset", vad ts),
+    #: ("offset", vad ts), ("loud", first loud frame after a pause began)
+    trace: list[tuple[float, str, Any]] = field(default_factory=list)
 
 
 def _detector(kind: str, config: VadConfig) -> Any:
@@ -387,7 +401,7 @@ def run_one(
     det = _detector(vad_kind, vad_config)
     turns = TurnTaker(config)
     ear.new_stream()
-    out = Outcome(utt.name, utt.kind, utt.overlay)
+    out = Outcome(utt.name, utt.kind, utt.overlay, pauses=utt.pauses)
     queue: list[tuple[float, int, str, Any]] = []  # (due s, tie, kind, payload)
     tie = itertools.count()
 
@@ -413,8 +427,10 @@ def run_one(
         while queue and queue[0][0] <= now:
             due, _, kind, payload = heapq.heappop(queue)
             if kind == "final":
+                out.trace.append((due * 1000, "final", payload))
                 turns.final(payload, due, False)
             else:
+                out.trace.append((due * 1000, "verdict", payload[1]))
                 turns.verdict(payload[0], payload[1], due)
             handle(due)
         frame = ulaw[i : i + FRAME_BYTES]
@@ -426,10 +442,15 @@ def run_one(
                 turns.partial(r.text, now, False)
         event = det.process(Media("inbound", 0, ts, frame))
         if isinstance(event, SpeechStarted):
+            out.trace.append((ts, "onset", event.timestamp_ms))
             turns.speech_started(event.timestamp_ms, now, False)
         elif isinstance(event, SpeechEnded):
+            out.trace.append((ts, "offset", event.timestamp_ms))
             turns.speech_ended(event.timestamp_ms, now)
-        turns.media(ts, now, frame)
+        if any(p1 <= ts < p1 + 20 for _, p1 in utt.pauses):
+            out.trace.append((ts, "resumed", getattr(det, "voiced", True)))
+        # As the server does (hotline.core.listening): the detector's view of the frame.
+        turns.media(ts, now, frame, getattr(det, "voiced", True), getattr(det, "loud", None))
         handle(now)
         turns.poll(now)
         handle(now)
@@ -442,6 +463,46 @@ def run_one(
     return out
 
 
+def explain(o: Outcome, end_ms: int) -> tuple[str, str]:
+    """Why a cut-off happened: its cause (a short key, counted in the summary) and a line
+    with the evidence: the turn that ended early (when, by which signal, on what words), what
+    the ear returned at each forced final and the model's probabilities before it, and when
+    the caller's speech resumed against when the detector reported it."""
+    ends = [t for t in o.turns if t[1] and t[0] < end_ms]
+    at, text, reason = ends[0]
+    p0, p1 = next(((a, b) for a, b in o.pauses if a <= at + 3000), (0, 0))
+    finals = [repr(x) for t, k, x in o.trace if k == "final" and t <= at]
+    probs = [f"{x:.2f}" for t, k, x in o.trace if k == "verdict" and t <= at]
+    onsets = [(t, x) for t, k, x in o.trace if k == "onset" and x >= p1 - 100]
+    voiced = next((x for t, k, x in o.trace if k == "resumed"), None)
+    if at >= p1:
+        heard = f"{onsets[0][0] - p1:.0f} ms" if onsets else "never"
+        cause = "resumed speech not yet reported"
+        why = (
+            f"ended {at - p1:.0f} ms after speech resumed; the detector reported the onset "
+            f"after {heard} (its first resumed frame voiced: {voiced})"
+        )
+    elif reason == "words":
+        flag = "unfinished" if turns_module.unfinished(text) else "finished"
+        cause = "words looked finished"
+        why = f"no model; the words read {flag} and the silence reached settle_ms"
+    elif reason == "judge":
+        cause = "model said done"
+        why = f"the model's p={probs[-1] if probs else '?'} (words read finished)"
+    elif reason == "fallback":
+        cause = "pause longer than the fallback"
+        why = "the silence reached fallback_ms"
+    else:
+        cause = f"{reason}"
+        why = f"ended by {reason}"
+    line = (
+        f"CUT {o.name}: pause {p0}-{p1} ms, ended at {at:.0f} ms ({at - p0:.0f} ms into it) "
+        f"by {reason!r} on {text!r}; finals {', '.join(finals) or '-'}; "
+        f"p {', '.join(probs) or '-'}; {why}"
+    )
+    return cause, line
+
+
 def _judge(model: Any, audio: bytes) -> tuple[float, float, float]:
     c = time.process_time()
     p = model.complete_probability(audio)
@@ -452,8 +513,10 @@ def _judge(model: Any, audio: bytes) -> tuple[float, float, float]:
 # ------------------------------------------------------------------------------ policies
 
 
-def policies(threshold: float) -> dict[str, TurnConfig]:
-    base = TurnConfig(speculate=False)
+def policies(threshold: float, phrases: tuple[str, ...] = ()) -> dict[str, TurnConfig]:
+    """The policies, each as the server builds it (``phrases``: the script's, as the server
+    passes them: see :func:`hotline.server.listen.turn_config`)."""
+    base = TurnConfig(speculate=False, phrases=phrases)
     return {
         "silence-300": replace(base, silence_ms=300),
         "silence-700": replace(base, silence_ms=700),
@@ -472,11 +535,15 @@ def policies(threshold: float) -> dict[str, TurnConfig]:
 _TRAIL = ("...", "…", "-", "—", ",")
 
 
-def _trailing_off(text: str, words: tuple[str, ...] = turns_module.UNFINISHED_WORDS) -> bool:
+def _trailing_off(
+    text: str,
+    words: tuple[str, ...] = turns_module.UNFINISHED_WORDS,
+    phrases: tuple[tuple[str, ...], ...] = (),
+) -> bool:
     """The transcript signal, and words written as trailing off: the Whisper ear ends a
     fragment with "..." or "-" ("I would like to...", "Will there be a-") and a whole question
     with "?" or "."."""
-    return _SHIPPED_UNFINISHED(text, words) or text.rstrip().endswith(_TRAIL)
+    return _SHIPPED_UNFINISHED(text, words, phrases) or text.rstrip().endswith(_TRAIL)
 
 
 _SHIPPED_UNFINISHED = turns_module.unfinished
@@ -600,6 +667,7 @@ def model_scores(model: Any) -> dict[str, Any]:
     scores: dict[str, list[float]] = {
         k: [] for k in ("unf_phone", "unf_wide", "fin_phone", "fin_wide")
     }
+    finished_is_question: list[bool] = []
     for voice, rate in VOICES:
         for sentence in PAUSED:
             head, _tail, sr = _split_pcm(sentence, voice, rate)
@@ -607,7 +675,8 @@ def model_scores(model: Any) -> dict[str, Any]:
                 model.complete_probability(_trim(_phone(head, sr)) + silence)
             )
             scores["unf_wide"].append(model.complete_probability_16k(wide(head, sr)))
-        for text in (*WHOLE, *(p.replace(" |", "") for p in PAUSED)):
+        for text in (*WHOLE, *STATEMENTS, *(p.replace(" |", "") for p in PAUSED)):
+            finished_is_question.append(text.rstrip().endswith("?"))
             samples, sr, _ = _speech_with_words(text, voice, rate)
             scores["fin_phone"].append(
                 model.complete_probability(_trim(_phone(samples, sr)) + silence)
@@ -621,12 +690,25 @@ def model_scores(model: Any) -> dict[str, Any]:
                 "unfinished_called_finished_pct": 100 * sum(p >= t for p in unf) / len(unf),
                 "finished_called_unfinished_pct": 100 * sum(p < t for p in fin) / len(fin),
             }
+
+    def auc(fin: list[float], unf: list[float]) -> float:
+        # The chance that a finished sentence scores above an unfinished part (ROC AUC).
+        pairs = [(f > u) + 0.5 * (f == u) for f in fin for u in unf]
+        return sum(pairs) / len(pairs)
+
     for band in ("phone", "wide"):
         unf, fin = scores[f"unf_{band}"], scores[f"fin_{band}"]
-        # The chance that a finished question scores above an unfinished part (ROC AUC).
-        pairs = [(f > u) + 0.5 * (f == u) for f in fin for u in unf]
-        out[f"{band}_auc"] = sum(pairs) / len(pairs)
+        out[f"{band}_auc"] = auc(fin, unf)
         out[f"{band}_median"] = {"unfinished": _pct(unf, 0.5), "finished": _pct(fin, 0.5)}
+        # Questions (eSpeak gives them a rising end) apart from statements (a falling one).
+        for kind, keep in (("questions", True), ("statements", False)):
+            sub = [p for p, q in zip(fin, finished_is_question, strict=True) if q is keep]
+            out[f"{band}_auc_{kind}"] = auc(sub, unf)
+            out[f"{band}_median_{kind}"] = _pct(sub, 0.5)
+    out["finished_questions"] = sum(finished_is_question) // len(VOICES)
+    out["finished_statements"] = (len(finished_is_question) // len(VOICES)) - out[
+        "finished_questions"
+    ]
     return out
 
 
@@ -636,9 +718,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vads", default="energy,silero")
     parser.add_argument("--policies", default="")
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--settle", type=int, default=None, help="settle_ms for the two-step policies"
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="for every cut-off: which signal said done, on what words, and the timing",
+    )
     parser.add_argument(
         "--model", action="store_true", help="only the model's scores, phone against wideband"
     )
@@ -676,7 +766,12 @@ def main(argv: list[str] | None = None) -> int:
             print("whisper ear not installed: skipped", file=sys.stderr)
             ears.remove("whisper")
     judge = load("auto")
-    all_policies = policies(args.threshold)
+    all_policies = policies(args.threshold, keyterms)
+    if args.settle is not None:
+        all_policies = {
+            k: v if v.silence_only else replace(v, settle_ms=args.settle)
+            for k, v in all_policies.items()
+        }
     chosen = [p for p in (args.policies.split(",") if args.policies else all_policies) if p]
     if judge is None:
         print("Smart Turn not installed: model policies skipped", file=sys.stderr)
@@ -730,6 +825,17 @@ def main(argv: list[str] | None = None) -> int:
                     file=table,
                     flush=True,
                 )
+                if args.explain:
+                    causes: dict[str, int] = {}
+                    lines = []
+                    for o, u in zip(outcomes, data, strict=True):
+                        if o.cut_off:
+                            cause, line = explain(o, u.end_ms)
+                            causes[cause] = causes.get(cause, 0) + 1
+                            lines.append(line)
+                    print(f"    cut-offs by cause: {causes}", file=table)
+                    for line in lines:
+                        print(f"    {line}", file=table)
                 if args.verbose:
                     for o in outcomes:
                         print(
