@@ -169,7 +169,14 @@ class Listening:
                 turns.speech_ended(event.timestamp_ms, now)
             else:
                 assert_never(event)
-        turns.media(media.timestamp, now, media.payload, getattr(self._vad, "voiced", True))
+        vad = self._vad
+        turns.media(
+            media.timestamp,
+            now,
+            media.payload,
+            getattr(vad, "voiced", True),
+            getattr(vad, "loud", None),
+        )
         self._events(now)
 
     # ------------------------------------------------------------------ the recogniser

@@ -87,6 +87,7 @@ __all__ = [
     "has_words",
     "is_backchannel",
     "normalise",
+    "phrase_words",
     "unfinished",
 ]
 
@@ -101,15 +102,30 @@ UNFINISHED_WORDS: tuple[str, ...] = (
     "a", "an", "the", "my", "your", "our", "their", "this", "these", "those", "some", "any",
     "every",
     # conjunctions
-    "and", "or", "but", "because", "so", "if", "than", "that", "which", "who",
+    "and", "or", "but", "because", "so", "if", "than", "which", "who",
     # particles and prepositions that rarely end a statement
     "to", "of", "for", "with", "at", "from", "about", "like",
     # fillers
     "um", "uh", "er", "erm", "hmm",
-    # a subject, an auxiliary or a question word with nothing after it ("where can I ...")
+    # a subject, an auxiliary or a question word with nothing after it ("where can I ...");
+    # an auxiliary right after a subject pronoun is an answer ("yes I do"): see unfinished()
     "i", "is", "are", "was", "were", "can", "could", "would", "will", "do", "does", "did",
     "what", "where", "when", "how", "why",
+    "am", "be", "been", "has", "have", "had", "should", "shall", "might", "must",
+    "into", "onto", "during", "between", "without", "whether", "whose",
 )  # fmt: skip
+# ("that" is not one: as often a pronoun that ends a request, "can you repeat that", as a
+# conjunction that does not.)
+#: Auxiliaries and modals: the verb of a question's opening ("can you ...", "is there ...").
+_AUX = frozenset(
+    "am is are was were be been has have had do does did can could will would shall should "
+    "may might must".split()
+)
+#: Auxiliaries that need a main verb after their subject ("where do you ...", "can I ...");
+#: the others (be, have) can be the main verb ("how are you").
+_NEEDS_VERB = frozenset("do does did can could will would shall should may might must".split())
+_SUBJECTS = frozenset("i you we they he she it there".split())
+_WH = frozenset("what where when how why who which whose".split())
 #: Utterances made only of these do not interrupt hotline while it speaks.
 BACKCHANNELS: tuple[str, ...] = (
     "mm-hmm", "mhmm", "mm-hm", "mm", "hmm", "uh-huh", "uh huh", "yeah", "yep", "yes", "ok",
@@ -169,6 +185,9 @@ class TurnConfig:
         filler_ms: no reply queued this long after a turn ended: the script's filler line plays
             (once per turn; 0: never). Used by :class:`~hotline.core.listening.Listening`.
         backchannels / stop_phrases / unfinished_words: the word lists (lowercase).
+        phrases: what callers are expected to say (the call script's caller phrases and key
+            terms; not a ``[turns]`` key): words that stop two or more words into one of them
+            are unfinished (see :func:`unfinished`).
 
     Raises:
         ConfigError: a value out of range.
@@ -189,6 +208,7 @@ class TurnConfig:
     backchannels: tuple[str, ...] = BACKCHANNELS
     stop_phrases: tuple[str, ...] = STOP_PHRASES
     unfinished_words: tuple[str, ...] = UNFINISHED_WORDS
+    phrases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.silence_ms is not None:
@@ -206,6 +226,8 @@ class TurnConfig:
             raise ConfigError("turn threshold must be within 0..1")
         if not isinstance(self.barge_in, BargeInMode):
             raise ConfigError("turn barge_in must be a BargeInMode")
+        if not isinstance(self.phrases, tuple) or not all(isinstance(p, str) for p in self.phrases):
+            raise ConfigError("turn phrases must be a tuple of strings")
         for name in ("backchannels", "stop_phrases", "unfinished_words"):
             _check_phrases(name, getattr(self, name))
 
@@ -307,14 +329,92 @@ def normalise(text: str) -> list[str]:
     return [w.strip("-'") for w in _NOT_WORD.split(text.lower()) if w.strip("-'")]
 
 
-def unfinished(text: str, words: tuple[str, ...] = UNFINISHED_WORDS) -> bool:
-    """The transcript signal: True when ``text`` ends where a sentence rarely does (an article,
-    a conjunction, a preposition, a filler, a number). It votes "not done", never "done"."""
+def unfinished(
+    text: str,
+    words: tuple[str, ...] = UNFINISHED_WORDS,
+    phrases: tuple[tuple[str, ...], ...] = (),
+) -> bool:
+    """The transcript signal: True when ``text`` ends where a sentence rarely does. It votes
+    "not done", never "done". The rules, each about the end of the words:
+
+    * the last word is one of ``words`` (an article, a conjunction, a preposition, a filler,
+      an auxiliary, a question word), or a number. An auxiliary right after a subject pronoun
+      is an answer and finished ("yes I do", "it is");
+    * a question's opening with no verb after it: an auxiliary that needs one followed only
+      by its subject ("can you", "where do you", "will there be"), or a form of *be* followed
+      only by a subject that no question word came before ("is there", not "how are you");
+      a modal with "be" after a question word is whole ("how long will it be");
+    * ``phrases`` (a script's caller phrases as word tuples, see :func:`phrase_words`): the
+      words end in at least two words that begin one of them and do not end in a whole one
+      ("can you" of "can you repeat that"; a grammar ear forced to finalise mid-phrase).
+    """
     tokens = normalise(text)
     if not tokens:
         return False
     last = tokens[-1]
-    return last in words or last in _NUMBER_WORDS or last.isdigit()
+    if last in _NUMBER_WORDS or last.isdigit():
+        return True
+    if last in words:
+        # "yes I do", "it is": an answer; but "do you have" asks with no object (unless a
+        # question word is the object: "what do you have")
+        ellipsis = last in _AUX and len(tokens) > 1 and tokens[-2] in _SUBJECTS
+        if ellipsis and len(tokens) > 2 and tokens[-3] in _AUX:
+            ellipsis = any(t in _WH for t in tokens[:-3])
+        if not ellipsis:
+            return True
+    return _open_question(tokens) or _mid_phrase(tokens, phrases)
+
+
+def _open_question(tokens: list[str]) -> bool:
+    k = len(tokens) - (2 if tokens[-1] == "be" else 1)
+    while k >= 0 and tokens[k] not in _AUX:
+        k -= 1
+    if k < 0 or k == len(tokens) - 1:
+        return False
+    rest = tokens[k + 1 :]
+    if len(rest) > 2 or not all(t in _SUBJECTS or t == "be" for t in rest) or rest[0] == "be":
+        return False
+    wh_before = any(t in _WH for t in tokens[:k])
+    if rest[-1] == "be":
+        return tokens[k] in _NEEDS_VERB and len(rest) == 2 and not wh_before
+    if len(rest) != 1:
+        return False
+    if tokens[k] in _NEEDS_VERB:
+        return True
+    return not (k > 0 and (tokens[k - 1] in _WH or tokens[k - 1] in _SUBJECTS))
+
+
+def phrase_words(phrases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Phrases as the word tuples :func:`unfinished` reads (normalised, empty ones dropped)."""
+    out = (tuple(normalise(p)) for p in phrases)
+    return tuple(dict.fromkeys(p for p in out if p))
+
+
+def _mid_phrase(tokens: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool:
+    if not phrases:
+        return False
+    n = len(tokens)
+    for p in phrases:
+        if len(p) <= n and tuple(tokens[n - len(p) :]) == p:
+            return False  # ends in a whole phrase
+    for p in phrases:
+        for k in range(2, min(len(p) - 1, n) + 1):
+            # The begun phrase opens the turn or follows a whole one (as a grammar ear's
+            # phrases do): "how are you" does not begin "are you playing near me".
+            if tuple(tokens[n - k :]) == p[:k] and _whole_phrases(tokens[: n - k], phrases):
+                return True
+    return False
+
+
+def _whole_phrases(tokens: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether ``tokens`` is a sequence of whole phrases (the empty one is)."""
+    ok = [True] + [False] * len(tokens)
+    for i in range(len(tokens)):
+        if ok[i]:
+            for p in phrases:
+                if tuple(tokens[i : i + len(p)]) == p:
+                    ok[i + len(p)] = True
+    return ok[-1]
 
 
 def _phrase_tokens(phrases: tuple[str, ...]) -> list[list[str]]:
@@ -370,6 +470,9 @@ class TurnTaker:
         cfg = self.config
         self._backchannels = cfg.backchannels
         self._stops = cfg.stop_phrases
+        self._phrases = phrase_words(cfg.phrases)
+        self._read: tuple[str, bool] = ("", False)  # the last text read, and whether unfinished
+        self._sounding = False  # the detector called the last frame of a pause speech
         self.stt_available = True
         self._state = _State.QUIET
         self._events: list[TurnEvent] = []
@@ -469,12 +572,25 @@ class TurnTaker:
         self._ended_ms = timestamp_ms
 
     def media(
-        self, timestamp_ms: int, now: float, payload: bytes = b"", voiced: bool = True
+        self,
+        timestamp_ms: int,
+        now: float,
+        payload: bytes = b"",
+        voiced: bool | None = None,
+        loud: bool | None = None,
     ) -> None:
         """An inbound frame at media time ``timestamp_ms`` (``payload``: its µ-law, kept for the
-        judge; ``voiced``: the frame sounded like speech, if the detector says): the guard, the
-        pause, the fallback and a held line's resume run on this clock."""
+        judge; ``voiced``: whether the detector called the frame speech, ``None``: unknown;
+        ``loud``: whether it passed the detector's energy gate, which a slower detector may not
+        have judged yet): the guard, the pause, the fallback and a held line's resume run on
+        this clock.
+
+        A paused turn never ends on a frame that is voiced or loud: the caller may be going
+        on, and the detector reports an onset only after ``min_speech_ms`` (Silero took up to
+        535 ms on a resumed "six", while a 300 ms pause had its turn ended). It ends at the
+        first quiet frame after (a cough costs its own length)."""
         state = self._state
+        self._sounding = bool(voiced) or bool(loud)
         self._media_ms = timestamp_ms
         if self._audio is not None and payload:
             self._keep(payload)
@@ -486,7 +602,7 @@ class TurnTaker:
         if state is _State.SPEAKING:
             if (
                 self._over_bot
-                and voiced
+                and voiced is not False
                 and not self._held
                 and timestamp_ms - self._onset_ms >= cfg.guard_ms
                 and self._mode() is BargeInMode.PAUSE
@@ -502,15 +618,14 @@ class TurnTaker:
             if silence >= wait:
                 self._paused(now)
         elif not self._awaiting_final and self._committed:
-            # Deciding, the words in: the fallback, or (no judge) the settle time.
+            # Deciding, the words in: the fallback; or the verdict or (no judge) the settle
+            # time, once the caller is quiet.
             if silence >= cfg.fallback_ms:
                 self._end(now, reason="fallback")
-            elif (
-                not cfg.judge
-                and silence >= cfg.settle_ms
-                and not unfinished(self._text(), cfg.unfinished_words)
+            elif not self._sounding and (
+                cfg.judge or (silence >= cfg.settle_ms and not self._unfinished(self._text()))
             ):
-                self._end(now, reason="words")
+                self._decide(now)
 
     def _paused(self, now: float) -> None:
         """The pause is long enough: force the final, ask the judge."""
@@ -640,6 +755,12 @@ class TurnTaker:
     def _text(self) -> str:
         return " ".join(t for t in self._committed if t)
 
+    def _unfinished(self, text: str) -> bool:
+        """:func:`unfinished` on the turn's words (read once per text: media asks per frame)."""
+        if self._read[0] != text:
+            self._read = (text, unfinished(text, self.config.unfinished_words, self._phrases))
+        return self._read[1]
+
     def _decide(self, now: float) -> None:
         """Deciding: end the turn if the final and the verdict are in and say done."""
         if self._state is not _State.DECIDING or self._awaiting_final:
@@ -667,9 +788,12 @@ class TurnTaker:
         if self._asked is not None:
             self._maybe_speculate(text)
             return  # the verdict is on its way
-        if unfinished(text, cfg.unfinished_words):
+        if self._unfinished(text):
             self._maybe_speculate(text)
             return  # the fallback (media) ends it unless the caller goes on
+        if self._sounding:
+            self._maybe_speculate(text)
+            return  # the caller may be going on: decided at the next quiet frame (media)
         if cfg.judge and self._probability is not None:
             if self._probability >= cfg.threshold:
                 self._end(now, reason="judge")

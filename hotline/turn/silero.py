@@ -197,6 +197,7 @@ class SileroDetector:
         "_silence_ts",
         "_voiced",
         "in_speech",
+        "loud",
         "silero",
         "windows",
     )
@@ -224,6 +225,9 @@ class SileroDetector:
         self._buf_ts = 0
         self.in_speech = False
         self._voiced = False
+        #: the last frame passed the energy gate (it may be speech Silero has not judged yet:
+        #: a resumed word's first consonant; the turn taker waits while it is)
+        self.loud = False
         self._run = self._silence = self._quiet = 0
         self._onset_ts = self._silence_ts = 0
         #: Silero windows run (its cost: one window is 32 ms of audio).
@@ -289,6 +293,7 @@ class SileroDetector:
 
             stats = ulaw_frame_stats(payload)
         loud = stats[0] >= self._config.threshold_dbfs
+        self.loud = loud
         if self._fallback:
             # No Silero for this stretch: the energy detector decides until it is quiet again.
             if energy_event is not None:

@@ -22,6 +22,7 @@ from hotline.core.turns import (
     has_stop_phrase,
     has_words,
     is_backchannel,
+    phrase_words,
     unfinished,
 )
 from hotline.errors import ConfigError
@@ -480,10 +481,132 @@ def test_silence_only_never_asks_the_judge() -> None:
         ("Where can I buy merch", False),
         ("", False),
         ("...", False),
+        # auxiliaries and modals, prepositions that need an object
+        ("How much are", True),
+        ("Will there be", True),
+        ("Do you have", True),
+        ("Is it coming out during", True),
+        # an auxiliary after a subject pronoun is an answer
+        ("Yes I do", False),
+        ("I think it is.", False),
+        ("What do you have?", False),
+        # a question's opening with no verb after it
+        ("Can you", True),
+        ("So, could you", True),
+        ("Where do you", True),
+        ("Is there", True),
+        ("How are you?", False),
+        ("Who are you", False),
+        ("Thank you", False),
+        ("How long will it be?", False),
+        # "that" ends a request as often as it begins a clause
+        ("Can you repeat that?", False),
     ],
 )
 def test_unfinished(text: str, expected: bool) -> None:
     assert unfinished(text) is expected
+
+
+PHRASES = phrase_words(
+    ("Can you repeat that?", "Do you have t shirts?", "Are you playing near me?", "tour", "t shirt")
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("do you have t", True),  # a grammar ear forced to finalise mid-phrase
+        ("tour do you have t", True),  # after a whole phrase
+        ("can you repeat that", False),  # the whole phrase
+        ("tour", False),
+        ("how are you", False),  # "are you" begins a phrase, but not after a phrase
+        ("you have t", False),  # not where a phrase begins
+        ("tour t", False),  # one word into a phrase is not enough
+    ],
+)
+def test_unfinished_reads_the_script_phrases(text: str, expected: bool) -> None:
+    assert unfinished(text, phrases=PHRASES) is expected
+    assert not unfinished(text.replace(" t", " tea").replace("do you", "did you") + " now")
+
+
+def test_whole_script_phrases_are_never_unfinished() -> None:
+    from hotline.core.script import default_script
+
+    script = default_script()
+    phrases = (*script.caller_phrases(), *script.keyterms())
+    words = phrase_words(phrases)
+    held = [p for p in phrases if unfinished(p, phrases=words)]
+    assert held == []
+
+
+def test_the_turn_taker_reads_its_phrases() -> None:
+    def run(config: TurnConfig) -> list[object]:
+        turns = TurnTaker(config)
+        turns.speech_started(0, 0.0, False)
+        turns.speech_ended(1000, 1.0)
+        feed(turns, 1000, 1260)
+        turns.final("do you have t", 1.3, False)
+        turns.events()
+        return feed(turns, 1300, 1700)
+
+    (ended,) = run(TurnConfig(speculate=False))
+    assert isinstance(ended, TurnEnded) and ended.reason == "words"
+    assert run(TurnConfig(speculate=False, phrases=("Do you have t shirts?",))) == []
+
+
+def test_a_paused_turn_does_not_end_while_the_detector_hears_speech() -> None:
+    """Resumed speech is reported min_speech_ms after it begins: until then, a frame the
+    detector calls speech holds the decision, and the onset continues the same turn."""
+    turns = TurnTaker(TurnConfig(speculate=False, settle_ms=300))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(1000, 1.0)
+    feed(turns, 1000, 1260)
+    turns.final("where is the show", 1.27, False)
+    assert feed(turns, 1260, 1280) == []
+    for ts in range(1300, 1420, 20):  # speech resumes at 1300; not reported yet
+        turns.media(ts, ts / 1000, FRAME, True)
+        assert turns.events() == []
+    turns.speech_started(1300, 1.42, False)
+    assert turns.in_turn and turns.turns == 0
+    turns.speech_ended(1800, 1.8)
+    feed(turns, 1800, 2060)
+    turns.final("tonight", 2.07, False)
+    (ended,) = feed(turns, 2060, 2200)
+    assert isinstance(ended, TurnEnded) and ended.text == "where is the show tonight"
+
+
+def test_a_sound_in_the_pause_that_is_no_speech_delays_the_end_by_its_length() -> None:
+    turns = TurnTaker(TurnConfig(speculate=False, settle_ms=300))
+    turns.speech_started(0, 0.0, False)
+    turns.speech_ended(1000, 1.0)
+    feed(turns, 1000, 1260)
+    turns.final("where is the show", 1.27, False)
+    for ts in range(1280, 1400, 20):  # a cough the detector calls speech, never an onset
+        turns.media(ts, ts / 1000, FRAME, True)
+        assert turns.events() == []
+    turns.media(1400, 1.4, FRAME, False)
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.final_at == 1.4
+
+
+def test_a_judges_verdict_during_speech_waits_for_quiet() -> None:
+    turns = TurnTaker(TurnConfig(judge=True, speculate=False))
+    turns.speech_started(0, 0.0, False)
+    feed(turns, 0, 500)
+    turns.speech_ended(500, 0.5)
+    ask = judge_of(feed(turns, 500, 760))
+    turns.final("Hello there", 0.78, False)
+    turns.media(780, 0.78, FRAME, True)
+    turns.verdict(ask.seq, 0.9, 0.79)
+    assert turns.events() == []
+    turns.media(800, 0.8, FRAME, False)
+    (ended,) = turns.events()
+    assert isinstance(ended, TurnEnded) and ended.reason == "judge"
+
+
+def test_phrases_must_be_strings() -> None:
+    with pytest.raises(ConfigError):
+        TurnConfig(phrases=("ok", 3))  # type: ignore[arg-type]
 
 
 def test_backchannels_and_stop_phrases() -> None:
