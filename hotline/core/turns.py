@@ -126,6 +126,10 @@ _AUX = frozenset(
 _NEEDS_VERB = frozenset("do does did can could will would shall should may might must".split())
 _SUBJECTS = frozenset("i you we they he she it there".split())
 _WH = frozenset("what where when how why who which whose".split())
+_ARTICLES = frozenset("the a an my your our their".split())
+_DISCOURSE = frozenset(
+    "hi hello hey so and but um uh er okay ok oh well yes yeah also sorry please then".split()
+)
 #: Utterances made only of these do not interrupt hotline while it speaks.
 BACKCHANNELS: tuple[str, ...] = (
     "mm-hmm", "mhmm", "mm-hm", "mm", "hmm", "uh-huh", "uh huh", "yeah", "yep", "yes", "ok",
@@ -366,6 +370,8 @@ def unfinished(
 
 
 def _open_question(tokens: list[str]) -> bool:
+    if _subject_only(tokens):
+        return True
     k = len(tokens) - (2 if tokens[-1] == "be" else 1)
     while k >= 0 and tokens[k] not in _AUX:
         k -= 1
@@ -382,6 +388,22 @@ def _open_question(tokens: list[str]) -> bool:
     if tokens[k] in _NEEDS_VERB:
         return True
     return not (k > 0 and (tokens[k - 1] in _WH or tokens[k - 1] in _SUBJECTS))
+
+
+def _subject_only(tokens: list[str]) -> bool:
+    """An inverted question whose subject is an article or a possessive and one word, with
+    nothing after it: "when does the show", "is the album", "can my friend". Only where the
+    auxiliary opens the question (first, after greetings and fillers, or after a question
+    word and at most one more: "what time does the show"), so "the band does the shows" and
+    "where is the show" are not read; "that"/"this" are left out ("does that work")."""
+    if len(tokens) < 3 or tokens[-2] not in _ARTICLES or tokens[-3] not in _AUX:
+        return False
+    k = len(tokens) - 3
+    before = tokens[:k]
+    if all(t in _DISCOURSE for t in before):
+        return True
+    lead = [t for t in before if t not in _DISCOURSE]
+    return tokens[k] in _NEEDS_VERB and lead[0] in _WH and len(lead) <= 2
 
 
 def phrase_words(phrases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:

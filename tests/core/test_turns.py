@@ -501,6 +501,16 @@ def test_silence_only_never_asks_the_judge() -> None:
         ("How long will it be?", False),
         # "that" ends a request as often as it begins a clause
         ("Can you repeat that?", False),
+        # an inverted question whose subject (an article and a word) has no verb after it
+        ("When does the show", True),
+        ("What time does the show", True),
+        ("Um, is the album", True),
+        ("Can my friend", True),
+        ("Where is the show?", False),
+        ("Does that work?", False),
+        ("Is that right?", False),
+        ("The band does the shows", False),
+        ("Does the shop ship?", False),
     ],
 )
 def test_unfinished(text: str, expected: bool) -> None:
