@@ -188,7 +188,8 @@ class TurnConfig:
             sound ended.
         filler_ms: no reply queued this long after a turn ended: the script's filler line plays
             (once per turn; 0: never). Used by :class:`~hotline.core.listening.Listening`.
-        backchannels / stop_phrases / unfinished_words: the word lists (lowercase).
+        backchannels / stop_phrases / unfinished_words: the word lists (lowercase); empty
+            ``unfinished_words`` turn the transcript signal off (:func:`unfinished`).
         phrases: what callers are expected to say (the call script's caller phrases and key
             terms; not a ``[turns]`` key): words that stop two or more words into one of them
             are unfinished (see :func:`unfinished`).
@@ -351,9 +352,11 @@ def unfinished(
     * ``phrases`` (a script's caller phrases as word tuples, see :func:`phrase_words`): the
       words end in at least two words that begin one of them and do not end in a whole one
       ("can you" of "can you repeat that"; a grammar ear forced to finalise mid-phrase).
+
+    Empty ``words`` turn the signal off (every rule).
     """
     tokens = normalise(text)
-    if not tokens:
+    if not tokens or not words:
         return False
     last = tokens[-1]
     if last in _NUMBER_WORDS or last.isdigit():

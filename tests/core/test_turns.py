@@ -549,6 +549,12 @@ def test_whole_script_phrases_are_never_unfinished() -> None:
     assert held == []
 
 
+def test_no_unfinished_words_turn_the_signal_off() -> None:
+    assert unfinished("can you", phrases=PHRASES)
+    assert not unfinished("can you", (), PHRASES)
+    assert not unfinished("my number is 5", ())
+
+
 def test_the_turn_taker_reads_its_phrases() -> None:
     def run(config: TurnConfig) -> list[object]:
         turns = TurnTaker(config)
