@@ -191,7 +191,7 @@ class TurnConfig:
         backchannels / stop_phrases / unfinished_words: the word lists (lowercase); empty
             ``unfinished_words`` turn the transcript signal off (:func:`unfinished`).
         phrases: what callers are expected to say (the call script's caller phrases and key
-            terms; not a ``[turns]`` key): words that stop two or more words into one of them
+            terms; not a ``[turns]`` key): words that stop partway into one of them
             are unfinished (see :func:`unfinished`).
 
     Raises:
@@ -350,8 +350,10 @@ def unfinished(
       only by a subject that no question word came before ("is there", not "how are you");
       a modal with "be" after a question word is whole ("how long will it be");
     * ``phrases`` (a script's caller phrases as word tuples, see :func:`phrase_words`): the
-      words end in at least two words that begin one of them and do not end in a whole one
-      ("can you" of "can you repeat that"; a grammar ear forced to finalise mid-phrase).
+      words end in the beginning of one of them, after nothing or only whole ones, and do
+      not end in a whole one: "can you" of "can you repeat that", "album talk" of "album" and
+      "talk to a person" (what a grammar ear forced to finalise mid-phrase returns); one word
+      alone is not enough ("good" of "good bye").
 
     Empty ``words`` turn the signal off (every rule).
     """
@@ -423,9 +425,12 @@ def _mid_phrase(tokens: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool
         if len(p) <= n and tuple(tokens[n - len(p) :]) == p:
             return False  # ends in a whole phrase
     for p in phrases:
-        for k in range(2, min(len(p) - 1, n) + 1):
-            # The begun phrase opens the turn or follows a whole one (as a grammar ear's
-            # phrases do): "how are you" does not begin "are you playing near me".
+        for k in range(1, min(len(p) - 1, n) + 1):
+            # The begun phrase opens the turn or follows whole ones (as a grammar ear's
+            # phrases do): "how are you" does not begin "are you playing near me". One word
+            # only after a whole phrase ("album talk"): alone, "good" may be an answer.
+            if k == 1 and n == 1:
+                continue
             if tuple(tokens[n - k :]) == p[:k] and _whole_phrases(tokens[: n - k], phrases):
                 return True
     return False

@@ -78,7 +78,7 @@ def turn_config(
             values[key] = tuple(p.strip().lower() for p in values[key] if p.strip())
     if not speculate:
         values["speculate"] = False
-    # What callers are expected to say: words that stop two words into a phrase are unfinished.
+    # What callers are expected to say: words that stop partway into a phrase are unfinished.
     phrases = tuple(dict.fromkeys([*script.caller_phrases(), *script.keyterms()]))
     return TurnConfig(judge=judge, phrases=phrases, **values)
 

@@ -531,7 +531,9 @@ PHRASES = phrase_words(
         ("tour", False),
         ("how are you", False),  # "are you" begins a phrase, but not after a phrase
         ("you have t", False),  # not where a phrase begins
-        ("tour t", False),  # one word into a phrase is not enough
+        ("tour t", True),  # one word into a phrase after a whole one
+        ("t", False),  # one word alone is not enough
+        ("the tour t", False),  # after words that are no phrase
     ],
 )
 def test_unfinished_reads_the_script_phrases(text: str, expected: bool) -> None:
