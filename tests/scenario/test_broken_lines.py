@@ -41,14 +41,18 @@ def failed(res: ScenarioResult) -> dict[str, str]:
 
 
 def test_the_shipped_scenarios_pass(tmp_path: Path) -> None:
+    # Twice each, one pass in two: the caller's ear (Whisper tiny.en on eSpeak through the phone
+    # band) now and then mishears a line that was right ("tell me about album"); a line that is
+    # wrong fails both runs (the broken-line tests below).
     out = subprocess.run(
-        [sys.executable, "-m", "hotline", "test", "scenarios", "--spawn-server", "--jobs", "3",
-         "--json", str(tmp_path / "r.json")],
-        cwd=ROOT, capture_output=True, text=True, timeout=400, check=False,
+        [sys.executable, "-m", "hotline", "test", "scenarios", "--spawn-server", "--jobs", "4",
+         "--repeat", "2", "--min-pass-rate", "0.5", "--json", str(tmp_path / "r.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    assert len(report["calls"]) >= 5 and report["passed"]
+    assert len(report["scenarios"]) >= 6 and report["passed"]
+    assert all(rate["passed"] >= 1 for rate in report["scenarios"].values())
 
 
 def test_a_changed_intent_line_is_caught(tmp_path: Path) -> None:
