@@ -122,6 +122,7 @@ class DeepgramLive(SttProtocol):
         self.audio_bytes_sent = 0
         self._segments: list[str] = []
         self._words: list[SttWord] = []
+        self._confidences: list[float | None] = []
 
     # -- handshake
 
@@ -212,10 +213,15 @@ class DeepgramLive(SttProtocol):
     def _commit(self, *, asked: bool = False) -> None:
         text = " ".join(s for s in self._segments if s)
         words = tuple(self._words)
+        confidences = self._confidences
         self._segments = []
         self._words = []
+        self._confidences = []
         if text or asked:
-            self._events.append(SttCommitted(text, words, self.language))
+            # the least sure segment's; unknown if any segment came without one
+            known = [c for c in confidences if c is not None]
+            confidence = min(known) if known and len(known) == len(confidences) else None
+            self._events.append(SttCommitted(text, words, self.language, confidence))
 
     def receive_text(self, text: str) -> None:
         """Parse one server frame; events go to :meth:`events_received`.
@@ -228,7 +234,7 @@ class DeepgramLive(SttProtocol):
         if type(kind) is not str:
             _fail(f"'type' must be a string, got {describe(kind)}")
         if kind == "Results":
-            transcript, words = _deepgram_alternative(msg.get("channel"))
+            transcript, words, confidence = _deepgram_alternative(msg.get("channel"))
             is_final = _bool_field(msg, "is_final")
             speech_final = _bool_field(msg, "speech_final")
             from_finalize = _bool_field(msg, "from_finalize")
@@ -239,6 +245,7 @@ class DeepgramLive(SttProtocol):
                 if transcript:
                     self._segments.append(transcript)
                     self._words.extend(words)
+                    self._confidences.append(confidence)
                 if speech_final or from_finalize:
                     self._commit(asked=from_finalize)
                 elif transcript:
@@ -281,19 +288,19 @@ class DeepgramLive(SttProtocol):
         self._events.append(SttFailure(kind, message, True))
 
 
-def _deepgram_alternative(channel: object) -> tuple[str, list[SttWord]]:
+def _deepgram_alternative(channel: object) -> tuple[str, list[SttWord], float | None]:
     if type(channel) is not dict:
         _fail(f"Results.channel must be an object, got {describe(channel)}")
     alternatives = channel.get("alternatives")
     if type(alternatives) is not list:
         _fail(f"channel.alternatives must be a list, got {describe(alternatives)}")
     if not alternatives:
-        return "", []
+        return "", [], None
     best = alternatives[0]
     if type(best) is not dict:
         _fail(f"alternatives[0] must be an object, got {describe(best)}")
     transcript = _str_field(best, "transcript")
-    _opt_number(best.get("confidence"), "confidence")
+    confidence = _opt_number(best.get("confidence"), "confidence")
     raw_words = best.get("words", [])
     if type(raw_words) is not list:
         _fail(f"alternatives[0].words must be a list, got {describe(raw_words)}")
@@ -312,4 +319,4 @@ def _deepgram_alternative(channel: object) -> tuple[str, list[SttWord]]:
                 _opt_number(item.get("confidence"), "words[].confidence"),
             )
         )
-    return transcript.strip(), words
+    return transcript.strip(), words, confidence

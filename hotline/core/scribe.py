@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import math
 from collections.abc import Iterable, Mapping
 
 from hotline.core._wire import describe, load_object
@@ -33,6 +34,7 @@ from hotline.core.stt import (
     _dumps,
     _fail,
     _number,
+    _opt_number,
     _str_field,
 )
 from hotline.errors import ConfigError, SttProtocolError
@@ -278,7 +280,7 @@ class ScribeRealtime(SttProtocol):
                 _fail(f"'language_code' must be a string, got {describe(lang)}")
             words = _scribe_words(msg.get("words"))
             self._pending_commit = None
-            self._events.append(SttCommitted(text, words, lang))
+            self._events.append(SttCommitted(text, words, lang, _least_confident(words)))
         elif kind == "committed_transcript_entities":
             pass
         elif kind in SCRIBE_ERRORS:
@@ -316,6 +318,18 @@ def _scribe_words(value: object) -> tuple[SttWord, ...]:
         text = _str_field(item, "text")
         start = _number(item.get("start"), "words[].start")
         end = _number(item.get("end"), "words[].end")
+        # ElevenLabs' schema for the message (@elevenlabs/types, generated from its AsyncAPI
+        # contract) gives each word an optional ``logprob``, the log-probability of the word
+        logprob = _opt_number(item.get("logprob"), "words[].logprob")
+        if logprob is not None and logprob > 0:
+            _fail("words[].logprob must be at most 0 (a log-probability)")
         if wtype == "word":  # "spacing" and "audio_event" entries are not words
-            out.append(SttWord(text, start, end, None))
+            out.append(SttWord(text, start, end, None if logprob is None else math.exp(logprob)))
     return tuple(out)
+
+
+def _least_confident(words: tuple[SttWord, ...]) -> float | None:
+    """The utterance's confidence: its least probable word's (None if any word has none)."""
+    if not words or any(w.confidence is None for w in words):
+        return None
+    return min(w.confidence for w in words if w.confidence is not None)
