@@ -103,8 +103,16 @@ class DeepgramSession(Session):
                 return
 
     def _results(
-        self, text: str, words: list[dict[str, Any]], start: float, end: float, **flags: bool
+        self,
+        text: str,
+        words: list[dict[str, Any]],
+        start: float,
+        end: float,
+        confidence: float | None = None,
+        **flags: bool,
     ) -> dict[str, Any]:
+        if confidence is None:
+            confidence = 0.9 if text else 0.0  # a recogniser that cannot rate its words
         return {
             "type": "Results",
             "channel_index": [0, 1],
@@ -115,7 +123,7 @@ class DeepgramSession(Session):
             "from_finalize": flags.get("from_finalize", False),
             "channel": {
                 "alternatives": [
-                    {"transcript": text, "confidence": 0.9 if text else 0.0, "words": words}
+                    {"transcript": text, "confidence": round(confidence, 4), "words": words}
                 ]
             },
             "metadata": {"request_id": self.request_id, "model_info": {"name": "local-ear"}},
@@ -127,12 +135,13 @@ class DeepgramSession(Session):
                 await self.send(self._results(result.text, [], 0.0, self.audio_s))
             return
         self.ear.stats.commits += 1
+        conf = 0.9 if result.confidence is None else round(result.confidence, 4)
         words = [
             {
                 "word": w.text,
                 "start": round(w.start, 3),
                 "end": round(w.end, 3),
-                "confidence": 0.9,
+                "confidence": conf,
                 "punctuated_word": w.text,
             }
             for w in result.words
@@ -143,6 +152,7 @@ class DeepgramSession(Session):
                 words,
                 result.start,
                 result.end,
+                result.confidence,
                 is_final=True,
                 speech_final=not from_finalize,
                 from_finalize=from_finalize,

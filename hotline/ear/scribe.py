@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from typing import Any
 
@@ -135,6 +136,10 @@ class ScribeSession(Session):
         await self.send({"message_type": "committed_transcript", "text": result.text})
         if self.timestamps:
             words: list[dict[str, Any]] = []
+            # Scribe's words[].logprob: the final's confidence as a log-probability (the
+            # recogniser rates the whole final, so each of its words carries that)
+            conf = result.confidence
+            logprob = None if conf is None else round(math.log(max(conf, 1e-6)), 4)
             for i, w in enumerate(result.words):
                 if i:
                     words.append({"text": " ", "start": w.start, "end": w.start, "type": "spacing"})
@@ -144,6 +149,7 @@ class ScribeSession(Session):
                         "start": round(w.start, 3),
                         "end": round(w.end, 3),
                         "type": "word",
+                        **({} if logprob is None else {"logprob": logprob}),
                     }
                 )
             await self.send(

@@ -59,6 +59,7 @@ import dataclasses
 import hashlib
 import heapq
 import itertools
+import math
 import re
 import threading
 import time
@@ -585,7 +586,10 @@ class WhisperRecognizer(Segmenter[Final | PendingFinal]):
             elif f.exception() is not None:
                 final.set_exception(f.exception())
             else:
-                final.set_result(_final(f.result().text, offset, speech_end, end))
+                h = f.result()
+                final.set_result(
+                    _final(h.text, offset, speech_end, end, math.exp(min(h.avg_logprob, 0.0)))
+                )
 
         final.set_running_or_notify_cancel()
         hyp.add_done_callback(done)
@@ -631,9 +635,12 @@ class WhisperRecognizer(Segmenter[Final | PendingFinal]):
                 out.append(p)
 
 
-def _final(text: str, start: float, speech_end: float, end: float) -> Final:
+def _final(
+    text: str, start: float, speech_end: float, end: float, confidence: float | None = None
+) -> Final:
     """A Final whose words share the speech's span by length (Whisper is decoded without
-    timestamps here: the times are an estimate, the text is what was heard)."""
+    timestamps here: the times are an estimate, the text is what was heard). ``confidence``:
+    the hypothesis' average token probability (exp of its average log-probability)."""
     tokens = _TOKEN.findall(text)
     total = sum(len(t) for t in tokens) or 1
     words: list[Word] = []
@@ -643,4 +650,4 @@ def _final(text: str, start: float, speech_end: float, end: float) -> Final:
         dt = span * len(tok) / total
         words.append(Word(tok, round(t, 3), round(t + dt, 3)))
         t += dt
-    return Final(text, tuple(words), start, end)
+    return Final(text, tuple(words), start, end, confidence if text else None)

@@ -119,6 +119,9 @@ def test_scribe_session_recognises_and_timestamps() -> None:
                 assert timed["message_type"] == "committed_transcript_with_timestamps"
                 texts = [w["text"] for w in timed["words"] if w["type"] == "word"]
                 assert texts == ["what", "are", "the", "tour", "dates"]
+                # Scribe's words[].logprob: the final's confidence (an all-phone loop's ratio)
+                rated = [w["logprob"] for w in timed["words"] if w["type"] == "word"]
+                assert len(set(rated)) == 1 and -1.0 < rated[0] <= 0, rated
                 assert ear.stats.commits == 1
 
     arun(main)
