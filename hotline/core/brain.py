@@ -105,11 +105,15 @@ class CallStarted:
 
 @dataclass(frozen=True, slots=True)
 class CallerTurn:
-    """What the recogniser heard. ``final=False`` is a partial the brain may ignore."""
+    """What the recogniser heard. ``final=False`` is a partial the brain may ignore.
+
+    ``confidence`` (0..1): how sure the recogniser was of these words (the least sure of the
+    turn's finals); None when it gave none (unknown)."""
 
     text: str
     lang: str = "en-US"
     final: bool = True
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

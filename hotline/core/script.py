@@ -25,6 +25,9 @@ A script is TOML::
     handoff_failed = "Sorry, I couldn't ..."       # optional: HOTLINE_HANDOFF_URL failed
     returning_greeting = "Welcome back! ..."       # optional: said instead of the greeting
                                                    # to a caller the call records know
+    end_confidence = 0.5                           # optional: an ending intent (goodbye,
+                                                   # handoff) ends the call only on words
+                                                   # the recogniser is this sure of (0..1)
     filler = "One moment."                         # optional: said once when the brain is
                                                    # slow to answer a turn ([turns] filler_ms)
 
@@ -122,6 +125,8 @@ DEFAULT_NO_HANDOFF = (
 )
 DEFAULT_HANDOFF_FAILED = "Sorry, I couldn't put you through to a person."
 DEFAULT_FILLER = "One moment."
+#: The recogniser's confidence (0..1) an ending intent's words need; see the script brain.
+DEFAULT_END_CONFIDENCE = 0.5
 DEFAULT_SYSTEM_PROMPT = (
     "You answer a telephone hotline. Reply in one to three short spoken sentences, "
     "with no lists, markup or emoji. When the caller wants to end the call, call end_call."
@@ -149,6 +154,7 @@ _TOP_KEYS = frozenset(
         "llm",
         "relay",
         "turns",
+        "end_confidence",
     }
 )
 #: [turns] keys: TurnConfig's fields (judge is the shell's: whether a model is loaded).
@@ -342,6 +348,8 @@ class CallScript:
         return dataclasses.replace(self, greeting=self.returning_greeting)
 
     filler: str = DEFAULT_FILLER
+    #: An ending intent's words need at least this confidence (0..1; unknown passes).
+    end_confidence: float = DEFAULT_END_CONFIDENCE
     turns: Mapping[str, Any] = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
 
     def resumed(self) -> CallScript:
@@ -527,6 +535,13 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
             check.fail(("goodbye_digit",), f"key {goodbye_digit} is also in [menu]")
         menu[goodbye_digit] = MenuEntry(goodbye, hangup=True)
 
+    end_confidence = DEFAULT_END_CONFIDENCE
+    if "end_confidence" in doc:
+        value = doc["end_confidence"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            check.fail(("end_confidence",), "expected a number from 0 to 1")
+        end_confidence = float(value)
+
     voice_settings: Mapping[str, float | bool] | None = None
     if "voice_settings" in doc:
         voice_settings = _voice_settings(check, doc["voice_settings"])
@@ -542,6 +557,7 @@ def load_script(text: str, *, source: str = "call script") -> CallScript:
         llm=llm,
         relay=relay,
         turns=types.MappingProxyType(turns),
+        end_confidence=end_confidence,
         **lines,
     )
 

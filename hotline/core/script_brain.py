@@ -19,6 +19,13 @@ Rules:
   ``hangup`` also ends the call. Whether the session routes keys here or keeps its own
   menu handling is the session's choice; both say the same lines.
 * :class:`Interrupted` and :class:`CallEnding` -> [].
+* **Ending intents need confident words.** A turn matching a ``goodbye`` or ``handoff`` intent
+  ends the call only when the recogniser's confidence in its words (``CallerTurn.confidence``)
+  is at least ``end_confidence`` (the script's ``end_confidence``, or the constructor's, which
+  the shell takes from ``HOTLINE_END_CONFIDENCE``). Below it the turn is treated as words not
+  understood: the ``fallback`` line, and the call goes on (a grunt the grammar recogniser
+  forced onto "bye" is asked again, not obeyed). A turn without a confidence (a recogniser
+  that gives none, such as cloud Scribe) is obeyed as before.
 
 Every line is one :class:`SayText` with ``last=True``.
 """
@@ -46,8 +53,14 @@ __all__ = ["ScriptBrain"]
 class ScriptBrain:
     """Answers a call from a :class:`CallScript` (deterministic, no I/O)."""
 
-    def __init__(self, script: CallScript, *, handoff: bool = True) -> None:
+    def __init__(
+        self, script: CallScript, *, handoff: bool = True, end_confidence: float | None = None
+    ) -> None:
         self.script = script
+        #: The confidence an ending intent's words need (see the module docstring).
+        self.end_confidence = script.end_confidence if end_confidence is None else end_confidence
+        #: Ending intents not obeyed for want of confidence (for logs and tests).
+        self.doubted = 0
         #: A person can take a handed-off call (else a handoff intent promises nobody).
         self.handoff = handoff
         self._last_line = script.greeting
@@ -61,7 +74,7 @@ class ScriptBrain:
             if not ev.final or not ev.text.strip():
                 return []
             self._before_turn = self._last_line
-            return self._turn(ev.text)
+            return self._turn(ev.text, ev.confidence)
         if isinstance(ev, CallerDigit):
             entry = self.script.entry_for(ev.digit)
             out = self._say(entry.say)
@@ -79,8 +92,16 @@ class ScriptBrain:
         self._last_line = line
         return [SayText(line, last=True)]
 
-    def _turn(self, text: str) -> list[BrainOutput]:
+    def _turn(self, text: str, confidence: float | None = None) -> list[BrainOutput]:
         intent = self.script.match_intent(text)
+        if (
+            intent is not None
+            and intent.action in (IntentAction.GOODBYE, IntentAction.HANDOFF)
+            and confidence is not None
+            and confidence < self.end_confidence
+        ):
+            self.doubted += 1
+            intent = None  # not sure enough to end the call on: as words not understood
         self.last_intent = intent.name if intent is not None else None
         if intent is None:
             return [SayText(self.script.fallback, last=True)]

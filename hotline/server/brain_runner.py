@@ -39,6 +39,7 @@ from hotline.core.actions import CallerTurn, LineInterrupted
 from hotline.core.call import Call
 from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import Start
+from hotline.core.stt import FinalConfidences
 from hotline.core.turns import normalise
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
@@ -84,16 +85,18 @@ def new_brain(hub: Hub, caller: str) -> b.Brain:
         twilio_auth_token=hub.settings.twilio_auth_token,
         caller=caller,
         handoff=hub.handoff is not None and hub.handoff.configured,
+        end_confidence=listen.end_confidence,
     )
 
 
 class _Speculative:
     """Brain queue item: a speculative turn (its outputs are held)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("confidence", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, confidence: float | None) -> None:
         self.text = text
+        self.confidence = confidence
 
 
 class _Unspeculate:
@@ -133,11 +136,18 @@ class BrainRunner:
     """One call's brain: its input queue and task, speculation, its outputs on the Call."""
 
     def __init__(
-        self, host: BrainHost, brain: b.Brain | None, hear_in: HearIn | None = None
+        self,
+        host: BrainHost,
+        brain: b.Brain | None,
+        hear_in: HearIn | None = None,
+        heard: FinalConfidences | None = None,
     ) -> None:
         self.host = host
         self.brain = brain
         self._hear_in = hear_in
+        #: The listener's finals with their confidence (:attr:`Listener.heard`): each turn
+        #: reaches the brain with its own.
+        self._heard = heard if heard is not None else FinalConfidences()
         self._inputs: asyncio.Queue[b.BrainInput | _Speculative | _Unspeculate | None] = (
             asyncio.Queue()
         )
@@ -212,7 +222,9 @@ class BrainRunner:
 
     def caller_turn(self, turn: CallerTurn) -> None:
         self._spec_put = False
-        self._put(b.CallerTurn(turn.text))
+        confidence = self._heard.confidence_of(turn.text)
+        self._heard.clear()
+        self._put(b.CallerTurn(turn.text, confidence=confidence))
 
     def speculate(self, text: str) -> None:
         """The caller paused after ``text``: start the brain on it, its reply held."""
@@ -221,7 +233,7 @@ class BrainRunner:
         if self._spec_put:
             self._put(_Unspeculate())
         self._spec_put = True
-        self._put(_Speculative(text))
+        self._put(_Speculative(text, self._heard.confidence_of(text)))
 
     def unspeculate(self) -> None:
         """The caller went on: the speculative reply is unwanted."""
@@ -264,7 +276,7 @@ class BrainRunner:
                 self._spec_text = item.text
                 self._held = []
                 self.speculations += 1
-                ev: b.BrainInput = b.CallerTurn(item.text)
+                ev: b.BrainInput = b.CallerTurn(item.text, confidence=item.confidence)
             elif isinstance(item, _Unspeculate):
                 await self._retract()
                 continue

@@ -21,8 +21,10 @@ __all__ = ["SansIOBrain", "make_brain"]
 class SansIOBrain:
     """Runs the sans-I/O :class:`ScriptBrain` as a :class:`Brain` (emits in order)."""
 
-    def __init__(self, script: CallScript, *, handoff: bool = True) -> None:
-        self.core = ScriptBrain(script, handoff=handoff)
+    def __init__(
+        self, script: CallScript, *, handoff: bool = True, end_confidence: float | None = None
+    ) -> None:
+        self.core = ScriptBrain(script, handoff=handoff, end_confidence=end_confidence)
         self._emit: Emit | None = None
 
     #: The shell may send speculative turns (its replies are held until confirmed).
@@ -53,18 +55,20 @@ def make_brain(
     twilio_auth_token: str | None = None,
     caller: str = "",
     handoff: bool = False,
+    end_confidence: float | None = None,
 ) -> Brain:
     """A new brain for one call.
 
     ``handoff``: a person can take a handed-off call (``HOTLINE_HANDOFF_URL`` or
     ``HOTLINE_HANDOFF_NUMBER``): the script's handoff intent says its line, the LLM gets
-    ``transfer_to_human``.
+    ``transfer_to_human``. ``end_confidence``: the script brain's (``HOTLINE_END_CONFIDENCE``;
+    None: the script's).
 
     Raises:
         ValueError: ``llm``/``relay`` without its URL.
     """
     if kind is BrainKind.SCRIPT:
-        return SansIOBrain(script, handoff=handoff)
+        return SansIOBrain(script, handoff=handoff, end_confidence=end_confidence)
     if kind is BrainKind.LLM:
         from hotline.server.brain_llm import LlmBrain, make_client
 

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hotline.core.call import Call
+from hotline.core.stt import FinalConfidences
 from hotline.core.turns import JudgeTurn, TurnConfig
 from hotline.server.settings import BrainKind
 
@@ -128,6 +129,8 @@ class Listener:
         self._close_tasks: set[asyncio.Task[None]] = set()
         self._logged: set[str] = set()
         self._closed = False
+        #: The finals handed on with their confidence: the brain asks for a turn's.
+        self.heard = FinalConfidences()
         relay = host.hub.script.relay
         is_relay = host.hub.settings.listen.brain is BrainKind.RELAY
         #: The recogniser's language (a relay app's ``[relay]`` table, then its ``language``
@@ -196,6 +199,9 @@ class Listener:
             # The recogniser's own end of utterance: with endpointing in two steps a backstop
             # only (the pause commits first).
             silence_ms=min(max(listen.turn_silence_ms or 600, 300), 3000),
+            # The local ear rates each final (words[].logprob): the script's ending intents
+            # need confident words.
+            include_timestamps=provider is SttProvider.LOCAL,
             # "multi" (any language): the provider's detection, as without a language
             language=""
             if self.transcription_language in (None, "multi")
@@ -249,6 +255,8 @@ class Listener:
             turns = call.turns
             late = turns.late_finals if turns is not None else 0
             call.transcript_final(ev.text, now)
+            if turns is None or turns.late_finals == late:
+                self.heard.add(ev.text, ev.confidence)
             if turns is not None and turns.late_finals > late:
                 # Never the words: its length only. It belonged to a turn already answered.
                 log.info(

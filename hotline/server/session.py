@@ -557,7 +557,9 @@ class CallSession:
         with contextlib.suppress(ValueError):
             self.resumes = int(params.get("resume") or 0)
         self.listener = listener = Listener(self, hub.turn_judge)
-        self.brain = brain = BrainRunner(self, new_brain(hub, entry.caller), listener.hear_in)
+        self.brain = brain = BrainRunner(
+            self, new_brain(hub, entry.caller), listener.hear_in, listener.heard
+        )
         listener.partials_to(brain.partial)
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",

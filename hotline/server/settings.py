@@ -509,6 +509,16 @@ class ListenSettings:
         parse=integer,
         check=within(0, 30_000),
     )
+    end_confidence: float | None = var(
+        "HOTLINE_END_CONFIDENCE",
+        None,
+        "the script brain ends the call on a goodbye or handoff intent only when the "
+        "recogniser's confidence in the words is at least this (0..1; below: the fallback line, "
+        "the call goes on; a recogniser that gives none is obeyed); default: the script's "
+        "end_confidence, else 0.5",
+        parse=number,
+        check=within(0, 1),
+    )
     brain: BrainKind = var(
         "HOTLINE_BRAIN",
         BrainKind.SCRIPT,

@@ -1,0 +1,150 @@
+"""Ending intents need confident words (sans-I/O): the script brain's rule, the confidence
+carried by Scribe's ``words[].logprob`` and Deepgram's ``confidence``, and a turn's confidence
+from its finals."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from hotline.core.brain import CallerTurn, EndCall, SayText
+from hotline.core.deepgram import DeepgramLive
+from hotline.core.scribe import ScribeRealtime
+from hotline.core.script import default_script, load_script
+from hotline.core.script_brain import ScriptBrain
+from hotline.core.stt import FinalConfidences, SttCommitted
+from hotline.errors import ConfigError, SttProtocolError
+
+SCRIPT = default_script()
+
+
+def said(out: Sequence[object]) -> list[str]:
+    return [o.token for o in out if isinstance(o, SayText)]
+
+
+@pytest.mark.parametrize("text", ["That's all, goodbye", "hang up", "bye"])
+def test_an_unsure_goodbye_is_asked_again_and_the_call_goes_on(text: str) -> None:
+    brain = ScriptBrain(SCRIPT)
+    out = brain.respond(CallerTurn(text, confidence=0.2))
+    assert said(out) == [SCRIPT.fallback]
+    assert not any(isinstance(o, EndCall) for o in out)
+    assert brain.doubted == 1 and brain.last_intent is None
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.93, None])
+def test_a_sure_or_unrated_goodbye_ends_the_call(confidence: float | None) -> None:
+    out = ScriptBrain(SCRIPT).respond(CallerTurn("That's all, goodbye", confidence=confidence))
+    assert said(out) == [SCRIPT.goodbye]
+    assert isinstance(out[-1], EndCall) and out[-1].reason == "goodbye"
+
+
+def test_an_unsure_handoff_is_asked_again() -> None:
+    out = ScriptBrain(SCRIPT, handoff=True).respond(CallerTurn("talk to a person", confidence=0.1))
+    assert said(out) == [SCRIPT.fallback] and not any(isinstance(o, EndCall) for o in out)
+    out = ScriptBrain(SCRIPT, handoff=True).respond(CallerTurn("talk to a person", confidence=0.8))
+    assert isinstance(out[-1], EndCall) and out[-1].reason == "handoff"
+
+
+def test_other_intents_answer_whatever_the_confidence() -> None:
+    tour = next(i for i in SCRIPT.intents if i.name == "tour")
+    out = ScriptBrain(SCRIPT).respond(CallerTurn("tour dates", confidence=0.05))
+    assert said(out) == [tour.say]
+
+
+def test_the_threshold_comes_from_the_script_or_the_shell() -> None:
+    text = Path(__file__).parents[2].joinpath("hotline/core/default_script.toml").read_text()
+    strict = load_script("end_confidence = 0.95\n" + text)
+    assert strict.end_confidence == 0.95
+    out = ScriptBrain(strict).respond(CallerTurn("goodbye", confidence=0.9))
+    assert not any(isinstance(o, EndCall) for o in out)
+    out = ScriptBrain(strict, end_confidence=0.0).respond(CallerTurn("goodbye", confidence=0.01))
+    assert isinstance(out[-1], EndCall)
+    for bad in ("2", "-0.1", "true", '"high"'):
+        with pytest.raises(ConfigError, match="end_confidence"):
+            load_script(f"end_confidence = {bad}\n" + text)
+
+
+def test_a_turn_has_its_least_sure_final() -> None:
+    heard = FinalConfidences()
+    assert heard.confidence_of("goodbye") is None  # nothing rated yet: unknown
+    heard.add("tour dates", 0.9)
+    heard.add("that's all", 0.8)
+    heard.add("  goodbye ", 0.3)
+    assert heard.confidence_of("goodbye") == 0.3
+    assert heard.confidence_of("that's all goodbye") == 0.3
+    assert heard.confidence_of("that's all") == 0.0  # not its finals: words nobody vouched for
+    heard.clear()
+    heard.add("goodbye", None)
+    assert heard.confidence_of("goodbye") is None
+    heard.add("bye", 0.7)
+    assert heard.confidence_of("goodbye bye") is None  # one final unrated: unknown
+    assert heard.confidence_of("bye") == 0.7
+
+
+def _scribe_commit(words: list[dict[str, object]]) -> SttCommitted:
+    s = ScribeRealtime(include_timestamps=True)
+    s.receive_text(json.dumps({"message_type": "committed_transcript", "text": "hang up"}))
+    msg = {"message_type": "committed_transcript_with_timestamps", "text": "hang up"}
+    s.receive_text(json.dumps({**msg, "words": words}))
+    (ev,) = s.events_received()
+    assert isinstance(ev, SttCommitted)
+    return ev
+
+
+def test_scribe_words_logprob_is_the_commits_confidence() -> None:
+    ev = _scribe_commit(
+        [
+            {"text": "hang", "start": 0.1, "end": 0.3, "type": "word", "logprob": -0.1},
+            {"text": " ", "start": 0.3, "end": 0.3, "type": "spacing"},
+            {"text": "up", "start": 0.3, "end": 0.5, "type": "word", "logprob": -1.2},
+        ]
+    )
+    assert ev.confidence == pytest.approx(math.exp(-1.2))
+    assert ev.words[0].confidence == pytest.approx(math.exp(-0.1))
+    # cloud Scribe as documented before: no logprob, no confidence (unknown)
+    assert _scribe_commit([{"text": "hang", "start": 0.1, "end": 0.3}]).confidence is None
+
+
+def test_scribe_logprob_must_be_a_log_probability() -> None:
+    s = ScribeRealtime(include_timestamps=True)
+    for bad in (0.5, "high", float("inf")):
+        with pytest.raises(SttProtocolError):
+            s.receive_text(
+                json.dumps(
+                    {
+                        "message_type": "committed_transcript_with_timestamps",
+                        "text": "bye",
+                        "words": [{"text": "bye", "start": 0, "end": 1, "logprob": bad}],
+                    }
+                )
+            )
+    assert s.events_received() == []
+
+
+def test_deepgram_confidence_is_the_least_sure_segments() -> None:
+    d = DeepgramLive()
+
+    def results(text: str, confidence: float | None, speech_final: bool) -> str:
+        alt: dict[str, object] = {"transcript": text, "words": []}
+        if confidence is not None:
+            alt["confidence"] = confidence
+        return json.dumps(
+            {
+                "type": "Results",
+                "is_final": True,
+                "speech_final": speech_final,
+                "channel": {"alternatives": [alt]},
+            }
+        )
+
+    d.receive_text(results("that's all", 0.97, False))
+    d.receive_text(results("goodbye", 0.41, True))
+    commits = [e for e in d.events_received() if isinstance(e, SttCommitted)]
+    assert [(c.text, c.confidence) for c in commits] == [("that's all goodbye", 0.41)]
+    d.receive_text(results("bye", None, True))
+    commits = [e for e in d.events_received() if isinstance(e, SttCommitted)]
+    assert [(c.text, c.confidence) for c in commits] == [("bye", None)]
