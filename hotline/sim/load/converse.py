@@ -154,6 +154,25 @@ async def run_converse(opts: ConverseOptions) -> dict[str, Any]:
     return result
 
 
+async def _server_underruns(client: Any, url: str) -> tuple[float, float] | None:
+    """The server's ``hotline_underruns_total`` and ``hotline_underrun_seconds_total`` now."""
+    import httpx
+
+    from hotline.sim.load.metrics import parse_metrics
+
+    try:
+        r = await client.get(url.rstrip("/") + "/metrics", timeout=5.0)
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    counters = parse_metrics(r.text).counters
+    return (
+        sum(counters.get("hotline_underruns_total", {}).values()),
+        sum(counters.get("hotline_underrun_seconds_total", {}).values()),
+    )
+
+
 async def _run(
     opts: ConverseOptions, url: str, token: str | None, ear: _Ear | None = None
 ) -> dict[str, Any]:
@@ -180,13 +199,22 @@ async def _run(
 
     async with httpx.AsyncClient() as client:
         before = await scrape_v2v(client, url)
+        underruns0 = await _server_underruns(client, url)
         ear_cpu0 = _proc_cpu_s(ear.pid) if ear is not None else None
         t0 = time.monotonic()
         reports = await asyncio.gather(*(call(i) for i in range(opts.calls)))
         wall = time.monotonic() - t0
         ear_cpu1 = _proc_cpu_s(ear.pid) if ear is not None else None
         after = await scrape_v2v(client, url)
+        underruns1 = await _server_underruns(client, url)
     result = converse_report(opts, reports, before, after, wall)
+    # The server's own count (hotline_underruns_total: its pacer found a call's playback
+    # starved mid-utterance), not only what the callers heard.
+    result["server_underruns"] = (
+        None
+        if underruns0 is None or underruns1 is None
+        else {"count": underruns1[0] - underruns0[0], "seconds": underruns1[1] - underruns0[1]}
+    )
     cpu = None if ear_cpu0 is None or ear_cpu1 is None else ear_cpu1 - ear_cpu0
     result["ear"] = {
         "engine": opts.ear_engine if ear is not None else None,
@@ -295,7 +323,15 @@ def converse_summary(result: Mapping[str, Any]) -> str:
             + (f", {exact:.2f} ms exact (per turn)" if exact is not None else "")
             + " of voice to voice: dispatch + to TTS + playout"
         )
-    lines.append(f"underrun           {result['underrun_ms']:.0f} ms (callers)")
+    server = result.get("server_underruns")
+    lines.append(
+        f"underrun           {result['underrun_ms']:.0f} ms (callers); server "
+        + (
+            "unread"
+            if server is None
+            else f"{server['count']:.0f} underruns, {server['seconds'] * 1000:.0f} ms"
+        )
+    )
     ear = result.get("ear") or {}
     if ear.get("cpu_s") is not None:
         lines.append(
