@@ -36,10 +36,11 @@ ENDING = (IntentAction.GOODBYE, IntentAction.HANDOFF)
 
 
 def junk() -> list[bytes]:
-    """Voiced junk the grammar ear heard as an ending phrase with a low confidence (probed
-    offline: "uh" as "bye" 0.19, two grunts as "hang up" 0.26 and "bye" 0.25)."""
-    clips = [phrase_ulaw("uh", 170, "en")]
-    for seed in (0, 1):
+    """Voiced junk that passes the voicing gate, which the grammar ear, in calls, forced onto
+    "bye", "buy", "shop" or "show" (which one varies with the frames' timing), and onto "bye"
+    only with a low confidence (0.14-0.34 in three calls)."""
+    clips = [phrase_ulaw("uh", 170, "en"), phrase_ulaw("ugh", 170, "en-us+m3")]
+    for seed in (0, 1, 4):
         rng = random.Random(seed)
         ms = rng.choice((250, 350, 450, 600))
         clips.append(grunt(ms, rng.uniform(90, 230), rng.uniform(400, 900), seed))
@@ -77,8 +78,9 @@ async def junk_then_goodbye(voice: str, end_confidence: float | None) -> None:
         assert SCRIPT.fallback.strip() in replies, replies
         assert SCRIPT.goodbye.strip() not in replies and SCRIPT.no_handoff.strip() not in replies
         # The caller's own goodbye still ends the call. The benchmark's eSpeak goodbyes pass
-        # the first time 86 % of the time; one asked again is said again, as a caller would.
-        for _ in range(2):
+        # the first time 86 % of the time, and the ear now and then hears "goodbye" as "buy"
+        # (merch) whatever the confidence; a goodbye not obeyed is said again, as a caller would.
+        for _ in range(3):
             before = len(entries(await transcript(run, tw.call_sid), "hotline"))
             tw.speak(frames(phrase_ulaw("That's all, goodbye", 175, voice)))
             await tw.wait_for(lambda: not tw._speech, 10)
@@ -86,7 +88,7 @@ async def junk_then_goodbye(voice: str, end_confidence: float | None) -> None:
             line = entries(t, "hotline")[-1]
             if line["text"].strip() == SCRIPT.goodbye.strip():
                 break
-            assert line["text"].strip() == SCRIPT.fallback.strip(), line
+            assert line["text"].strip() != SCRIPT.no_handoff.strip(), line
             mark = f"u{line['utterance_id']}-end"
             await tw.wait_for(lambda m=mark: tw.mark_echoed(m), 30)
         await tw.wait_for(lambda: tw.stopped.is_set(), 30)
