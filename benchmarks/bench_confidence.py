@@ -19,6 +19,17 @@ of junk heard as an *ending* phrase). The decision the script brain takes is onl
 intents, so the figure that matters is junk-as-goodbye let through against goodbyes kept.
 
     python -m benchmarks.bench_confidence [--json]
+
+Measured (2026-12-06, 2 shared cores; the call's key terms, the final asked for at the pause):
+337 finals of said phrases (5 voices x 150/190 wpm), 214 heard right, 117 of them ending
+phrases; 438 junk clips came out as words (339 backwards, 76 fillers, 23 grunts), 92 as an
+ending phrase. ROC area 0.80 (all), 0.87 (ending phrases). At confidence 0.5 (the shipped
+``CONFIDENCE_MID``, ratio 0.8): 86.3 % of the right ending phrases pass, 31.5 % of the junk heard
+as one (before: all of it). At ratio 0.55: 95.7 % and 51.1 %. pocketsphinx's posterior is not
+available with the Viterbi backtrace the ear uses (``bestpath=False``, chosen for speed); a
+flat all-phone loop (no phone language model) separated worse (ROC 0.85 against 0.95 on a
+smaller set). Extra CPU per final: an all-phone pass and an alignment, ~0.05-0.1 s per second
+of segment.
 """
 
 from __future__ import annotations
