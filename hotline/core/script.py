@@ -387,6 +387,18 @@ class CallScript:
                 seen.setdefault(phrase, term)
         return tuple(seen.values())
 
+    def ending_phrases(self) -> tuple[str, ...]:
+        """The phrases of the intents that end the call (goodbye, handoff): the turns whose
+        words must be confident (:class:`hotline.core.script_brain.ScriptBrain`)."""
+        return tuple(
+            dict.fromkeys(
+                p
+                for intent in self.intents
+                if intent.action in (IntentAction.GOODBYE, IntentAction.HANDOFF)
+                for p in intent.phrases
+            )
+        )
+
     def caller_phrases(self) -> tuple[str, ...]:
         """The intents' example sentences, in order, each once (for phrase-level biasing)."""
         return tuple(dict.fromkeys(e for intent in self.intents for e in intent.examples))

@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keyterm", action="append", default=[], help="default key term (repeatable)"
     )
     parser.add_argument(
+        "--rate-phrase",
+        action="append",
+        default=None,
+        help="grammar ear: rate (confidence) only finals holding this phrase (repeatable; "
+        "default: every final)",
+    )
+    parser.add_argument(
         "--engine",
         choices=ENGINES,
         default="grammar",
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             default_keyterms=tuple(args.keyterm),
             engine=args.engine,
             whisper=whisper,
+            rate_phrases=tuple(args.rate_phrase) if args.rate_phrase is not None else None,
         )
     except ValueError as exc:
         print(f"hotline ear: {exc}")

@@ -50,6 +50,9 @@ class EarConfig:
     default_keyterms: tuple[str, ...] = ()
     engine: str = "grammar"
     whisper: WhisperSettings | None = None
+    #: The grammar ear rates only finals holding one of these phrases (None: every final):
+    #: :attr:`hotline.ear.recognizer.RecognizerConfig.rate_phrases`.
+    rate_phrases: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

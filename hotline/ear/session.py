@@ -74,7 +74,10 @@ class Session:
 
     async def make_recognizer(self, keyterms: tuple[str, ...], silence_ms: int, vad: bool) -> None:
         cfg = RecognizerConfig(
-            keyterms=keyterms or self.cfg.default_keyterms, silence_ms=silence_ms, vad=vad
+            keyterms=keyterms or self.cfg.default_keyterms,
+            silence_ms=silence_ms,
+            vad=vad,
+            rate_phrases=self.cfg.rate_phrases,
         )
         pool = self.ear.pool
         if pool is not None:

@@ -252,7 +252,16 @@ def create_app(
                     open_vocabulary=settings.listen.brain is not BrainKind.SCRIPT,
                 )
                 # its own process: decoding holds the GIL (pocketsphinx) or the CPU (Whisper)
-                ear = await EarProcess.start(60.0, engine=engine, model=model)
+                # The grammar ear rates only what could end a call (the script brain reads a
+                # turn's confidence for its goodbye and handoff intents alone): a final's
+                # rating is two more passes over its audio, on the turn's critical path.
+                rated = tuple(f"--rate-phrase={p}" for p in script.ending_phrases() if p.strip())
+                ear = await EarProcess.start(
+                    60.0,
+                    engine=engine,
+                    model=model,
+                    extra_args=rated if engine == "grammar" else (),
+                )
                 hub.stt_url = ear.url
                 log.info(
                     "speech-to-text: the local ear (%s) on %s",

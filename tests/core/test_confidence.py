@@ -148,3 +148,9 @@ def test_deepgram_confidence_is_the_least_sure_segments() -> None:
     d.receive_text(results("bye", None, True))
     commits = [e for e in d.events_received() if isinstance(e, SttCommitted)]
     assert [(c.text, c.confidence) for c in commits] == [("bye", None)]
+
+
+def test_the_ending_phrases_are_the_goodbye_and_handoff_intents_phrases() -> None:
+    ending = SCRIPT.ending_phrases()
+    assert {"goodbye", "hang up", "bye", "person", "talk to a person"} <= set(ending)
+    assert not {"tour", "merch", "repeat"} & set(ending)

@@ -95,6 +95,31 @@ def test_recognizer_rejects_unspellable_keyterms() -> None:
     assert rec.unknown_terms == 1 and rec.phrases == ("merch",)
 
 
+def _finals(rec: Recognizer, ulaw: bytes) -> list[Any]:
+    out = [r for r in rec.feed(ulaw) if type(r).__name__ == "Final"]
+    return out + [rec.commit()]
+
+
+def test_the_grammar_ear_rates_only_finals_that_could_end_the_call() -> None:
+    # The server passes its script's ending phrases: a final's rating is two more passes over
+    # its audio on the turn's critical path, and only goodbye and handoff turns read it.
+    rec = Recognizer(RecognizerConfig(keyterms=PHRASES, rate_phrases=("goodbye", "hang up")))
+    finals = [
+        f for f in _finals(rec, phrase_ulaw("What are the tour dates?") + SILENCE_1S) if f.text
+    ]
+    assert [f.text for f in finals] == ["what are the tour dates"]
+    assert finals[0].confidence is None
+    finals = [f for f in _finals(rec, phrase_ulaw("Goodbye") + SILENCE_1S) if f.text]
+    assert [f.text for f in finals] == ["goodbye"]
+    assert finals[0].confidence is not None and 0.0 <= finals[0].confidence <= 1.0
+    # unset (an ear started on its own): every final is rated
+    every = Recognizer(RecognizerConfig(keyterms=PHRASES))
+    finals = [
+        f for f in _finals(every, phrase_ulaw("What are the tour dates?") + SILENCE_1S) if f.text
+    ]
+    assert finals and finals[0].confidence is not None
+
+
 # ------------------------------------------------------------------------------ Scribe
 
 
