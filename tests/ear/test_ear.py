@@ -97,7 +97,7 @@ def test_recognizer_rejects_unspellable_keyterms() -> None:
 
 def _finals(rec: Recognizer, ulaw: bytes) -> list[Any]:
     out = [r for r in rec.feed(ulaw) if type(r).__name__ == "Final"]
-    return out + [rec.commit()]
+    return [*out, rec.commit()]
 
 
 def test_the_grammar_ear_rates_only_finals_that_could_end_the_call() -> None:
