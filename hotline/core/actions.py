@@ -131,6 +131,8 @@ class CallerTurn:
         silence_at: ``now`` when the silence became long enough.
         final_at: ``now`` when the final transcript arrived (or its wait timed out).
         timed_out: the recogniser's final never came; ``text`` is what had been committed.
+        confidence: the recogniser's in ``text``, 0..1, or None (unknown):
+            :attr:`hotline.core.turns.TurnEnded.confidence`.
     """
 
     text: str
@@ -140,6 +142,7 @@ class CallerTurn:
     silence_at: float
     final_at: float
     timed_out: bool = False
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

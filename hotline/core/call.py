@@ -415,10 +415,12 @@ class Call:
         if self.state is CallState.ACTIVE:
             self._ears.partial(text, now)
 
-    def transcript_final(self, text: str, now: float) -> None:
-        """A final (committed) transcript of a stretch of the caller's speech."""
+    def transcript_final(self, text: str, now: float, confidence: float | None = None) -> None:
+        """A final (committed) transcript of a stretch of the caller's speech, and the
+        recogniser's confidence in it (0..1; None: it gave none). The turn's
+        :class:`~hotline.core.actions.CallerTurn` carries its finals' least."""
         if self.state is CallState.ACTIVE:
-            self._ears.final(text, now)
+            self._ears.final(text, now, confidence)
 
     def stt_down(self, now: float) -> None:
         """The recogniser failed or dropped: a turn waiting for it ends with what it has, and

@@ -187,10 +187,10 @@ class Listening:
             self.turns.partial(text, now, self._can_barge_in(now))
             self._events(now)
 
-    def final(self, text: str, now: float) -> None:
-        """A final transcript (an active call)."""
+    def final(self, text: str, now: float, confidence: float | None = None) -> None:
+        """A final transcript and the recogniser's confidence in it (an active call)."""
         if self.turns is not None:
-            self.turns.final(text, now, self._can_barge_in(now))
+            self.turns.final(text, now, self._can_barge_in(now), confidence)
             self._events(now)
 
     def stt_down(self, now: float, *, active: bool) -> None:
@@ -271,6 +271,7 @@ class Listening:
                         silence_at=event.silence_at,
                         final_at=event.final_at,
                         timed_out=event.timed_out,
+                        confidence=event.confidence,
                     )
                 )
                 if self._filler_ms > 0:

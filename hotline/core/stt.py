@@ -46,7 +46,6 @@ from hotline.core._wire import describe, raiser
 from hotline.errors import ConfigError, SttProtocolError
 
 __all__ = [
-    "FinalConfidences",
     "SttClosed",
     "SttCommitted",
     "SttEvent",
@@ -254,57 +253,3 @@ class SttProtocol:
         """Return and forget the events parsed since the last call."""
         events, self._events = self._events, []
         return events
-
-
-class FinalConfidences:
-    """Which confidence a caller's turn has: its finals' (the least sure one's).
-
-    A turn's text is its finals' texts joined by spaces (:class:`hotline.core.turns.TurnTaker`);
-    the listener records each final it hands on and asks for the turn's confidence by text::
-
-        heard = FinalConfidences()
-        heard.add("that's all", 0.9); heard.add("goodbye", 0.4)
-        heard.confidence_of("that's all goodbye")   # 0.4
-
-    The finals that make up the turn are the most recent ones whose texts join into it. None
-    (unknown) when any of them came without a confidence, or when the recogniser never gave
-    one; 0.0 when a recogniser that gives confidences did not commit these words (a turn that
-    ended on a partial: words nobody vouched for).
-    """
-
-    __slots__ = ("_finals", "_rated")
-
-    #: Finals remembered (a turn is rarely more than a few).
-    KEEP = 16
-
-    def __init__(self) -> None:
-        self._finals: list[tuple[str, float | None]] = []
-        self._rated = False  # the recogniser has given a confidence
-
-    def add(self, text: str, confidence: float | None) -> None:
-        """A final with words was handed on."""
-        text = " ".join(text.split())
-        if not text:
-            return
-        if confidence is not None:
-            self._rated = True
-        self._finals.append((text, confidence))
-        del self._finals[: -self.KEEP]
-
-    def confidence_of(self, text: str) -> float | None:
-        """The confidence of a turn whose text is ``text`` (see the class docstring)."""
-        want = " ".join(text.split())
-        joined = ""
-        least: float | None = 1.0
-        for final, confidence in reversed(self._finals):
-            joined = f"{final} {joined}" if joined else final
-            least = None if least is None or confidence is None else min(least, confidence)
-            if joined == want:
-                return least
-            if len(joined) >= len(want):
-                break
-        return 0.0 if self._rated else None
-
-    def clear(self) -> None:
-        """The turn was handed on: its finals are spent."""
-        self._finals.clear()

@@ -277,9 +277,11 @@ class JudgeTurn:
 
 @dataclass(frozen=True, slots=True)
 class Speculate:
-    """The caller paused after ``text``: a reply to it may be prepared, not yet heard."""
+    """The caller paused after ``text``: a reply to it may be prepared, not yet heard.
+    ``confidence``: the recogniser's in these words, as :attr:`TurnEnded.confidence`."""
 
     text: str
+    confidence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +302,10 @@ class TurnEnded:
         timed_out: the recogniser's final never came; ``text`` is what had been committed.
         reason: what ended it: ``"silence"`` (silence only), ``"judge"``, ``"words"`` (no judge:
             the words looked finished), ``"fallback"``, ``"timeout"``.
+        confidence: how sure the recogniser was of ``text``, 0..1: its least sure final's;
+            None (unknown) when a final came without one or the recogniser never gives any;
+            0.0 when a recogniser that rates its finals never committed these words (the turn
+            ended on an interim transcript: words nobody vouched for).
     """
 
     text: str
@@ -310,6 +316,7 @@ class TurnEnded:
     final_at: float
     timed_out: bool = False
     reason: str = "silence"
+    confidence: float | None = None
 
 
 TurnEvent = (
@@ -507,6 +514,8 @@ class TurnTaker:
         self._state = _State.QUIET
         self._events: list[TurnEvent] = []
         self._committed: list[str] = []  # final transcripts of this turn, in order
+        self._vouched: list[float | None] = []  # the recogniser's confidence in each
+        self._rated = False  # the recogniser rates its finals (one has come with a confidence)
         self._pending = ""  # the latest interim transcript not yet committed
         self._uncommitted = False  # speech heard since the last final transcript
         self._started_ms = 0
@@ -706,9 +715,14 @@ class TurnTaker:
         self._pending = text
         self._maybe_words(text, bot_speaking, final=False)
 
-    def final(self, text: str, now: float, bot_speaking: bool) -> None:
-        """A final (committed) transcript of a stretch of the caller's speech."""
+    def final(
+        self, text: str, now: float, bot_speaking: bool, confidence: float | None = None
+    ) -> None:
+        """A final (committed) transcript of a stretch of the caller's speech, and the
+        recogniser's confidence in it (None: it gave none)."""
         self._bot_speaking = bot_speaking
+        if confidence is not None:
+            self._rated = True
         self._pending = ""
         if self._state is not _State.SPEAKING:
             # Committed after the silence began: nothing said since is left uncommitted.
@@ -727,11 +741,11 @@ class TurnTaker:
                 self._begin(0)
                 self._state = _State.DECIDING
                 self._silence_at = now
-                self._committed.append(text.strip())
+                self._commit(text, confidence)
                 self._maybe_words(text, bot_speaking, final=True)
                 self._end(now, reason="silence" if self.config.silence_only else "words")
                 return
-            self._committed.append(text.strip())
+            self._commit(text, confidence)
             self._maybe_words(text, bot_speaking, final=True)
         if self._state is _State.DECIDING and not self._uncommitted:
             if not self._committed and self._awaiting_final:
@@ -763,7 +777,8 @@ class TurnTaker:
         if self._state is _State.DECIDING and self._awaiting_final:
             self._awaiting_final = False
             if has_words(self._pending):
-                self._committed.append(self._pending.strip())
+                # words nobody committed: a rating recogniser did not vouch for them
+                self._commit(self._pending, 0.0 if self._rated else None)
                 self._pending = ""
             if self._committed:
                 self._end(now, timed_out=True, reason="timeout")
@@ -774,6 +789,7 @@ class TurnTaker:
         """Forget the turn in progress (the call ended)."""
         self._state = _State.QUIET
         self._committed.clear()
+        self._vouched.clear()
         self._pending = ""
         self._deadline = None
         self._held = False
@@ -784,6 +800,16 @@ class TurnTaker:
 
     def _text(self) -> str:
         return " ".join(t for t in self._committed if t)
+
+    def _commit(self, text: str, confidence: float | None) -> None:
+        self._committed.append(text.strip())
+        self._vouched.append(confidence)
+
+    def _confidence(self) -> float | None:
+        """The turn's words' confidence (see :attr:`TurnEnded.confidence`)."""
+        if not self._rated or not self._vouched or None in self._vouched:
+            return None
+        return min(c for c in self._vouched if c is not None)
 
     def _unfinished(self, text: str) -> bool:
         """:func:`unfinished` on the turn's words (read once per text: media asks per frame)."""
@@ -841,7 +867,7 @@ class TurnTaker:
         if self._speculated is not None:
             self._events.append(Unspeculate())
         self._speculated = text
-        self._events.append(Speculate(text))
+        self._events.append(Speculate(text, self._confidence()))
 
     def _went_on(self) -> None:
         """Speech resumed in a paused turn: the question in flight and a speculation are void."""
@@ -870,6 +896,7 @@ class TurnTaker:
         self._started_ms = timestamp_ms
         self._uncommitted = False
         self._committed.clear()
+        self._vouched.clear()
         self._pending = ""
         self._commit_at = None
         self._silence_at = 0.0
@@ -932,6 +959,7 @@ class TurnTaker:
                 final_at=now,
                 timed_out=timed_out,
                 reason=reason,
+                confidence=self._confidence(),
             )
         )
         self._owed_final = timed_out
@@ -948,6 +976,7 @@ class TurnTaker:
     def _quiet(self) -> None:
         self._state = _State.QUIET
         self._committed.clear()
+        self._vouched.clear()
         self._pending = ""
         self._deadline = None
         self._awaiting_final = False

@@ -39,7 +39,6 @@ from hotline.core.actions import CallerTurn, LineInterrupted
 from hotline.core.call import Call
 from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import Start
-from hotline.core.stt import FinalConfidences
 from hotline.core.turns import normalise
 from hotline.errors import PlayError
 from hotline.server.logs import mask_number
@@ -140,14 +139,10 @@ class BrainRunner:
         host: BrainHost,
         brain: b.Brain | None,
         hear_in: HearIn | None = None,
-        heard: FinalConfidences | None = None,
     ) -> None:
         self.host = host
         self.brain = brain
         self._hear_in = hear_in
-        #: The listener's finals with their confidence (:attr:`Listener.heard`): each turn
-        #: reaches the brain with its own.
-        self._heard = heard if heard is not None else FinalConfidences()
         self._inputs: asyncio.Queue[b.BrainInput | _Speculative | _Unspeculate | None] = (
             asyncio.Queue()
         )
@@ -222,18 +217,16 @@ class BrainRunner:
 
     def caller_turn(self, turn: CallerTurn) -> None:
         self._spec_put = False
-        confidence = self._heard.confidence_of(turn.text)
-        self._heard.clear()
-        self._put(b.CallerTurn(turn.text, confidence=confidence))
+        self._put(b.CallerTurn(turn.text, confidence=turn.confidence))
 
-    def speculate(self, text: str) -> None:
+    def speculate(self, text: str, confidence: float | None = None) -> None:
         """The caller paused after ``text``: start the brain on it, its reply held."""
         if not self.speculates or self._task is None or self._closed:
             return
         if self._spec_put:
             self._put(_Unspeculate())
         self._spec_put = True
-        self._put(_Speculative(text, self._heard.confidence_of(text)))
+        self._put(_Speculative(text, confidence))
 
     def unspeculate(self) -> None:
         """The caller went on: the speculative reply is unwanted."""

@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hotline.core.call import Call
-from hotline.core.stt import FinalConfidences
 from hotline.core.turns import JudgeTurn, TurnConfig
 from hotline.server.settings import BrainKind
 
@@ -129,8 +128,6 @@ class Listener:
         self._close_tasks: set[asyncio.Task[None]] = set()
         self._logged: set[str] = set()
         self._closed = False
-        #: The finals handed on with their confidence: the brain asks for a turn's.
-        self.heard = FinalConfidences()
         relay = host.hub.script.relay
         is_relay = host.hub.settings.listen.brain is BrainKind.RELAY
         #: The recogniser's language (a relay app's ``[relay]`` table, then its ``language``
@@ -254,9 +251,7 @@ class Listener:
             self.host.hub.console_turns.hearing(self.host.label, "")
             turns = call.turns
             late = turns.late_finals if turns is not None else 0
-            call.transcript_final(ev.text, now)
-            if turns is None or turns.late_finals == late:
-                self.heard.add(ev.text, ev.confidence)
+            call.transcript_final(ev.text, now, ev.confidence)
             if turns is not None and turns.late_finals > late:
                 # Never the words: its length only. It belonged to a turn already answered.
                 log.info(

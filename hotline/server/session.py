@@ -495,7 +495,7 @@ class CallSession:
                 self.listener.judge_turn(action)
         elif isinstance(action, Speculate):
             if self.brain is not None:
-                self.brain.speculate(action.text)
+                self.brain.speculate(action.text, action.confidence)
         elif isinstance(action, Unspeculate):
             if self.brain is not None:
                 self.brain.unspeculate()
@@ -557,9 +557,7 @@ class CallSession:
         with contextlib.suppress(ValueError):
             self.resumes = int(params.get("resume") or 0)
         self.listener = listener = Listener(self, hub.turn_judge)
-        self.brain = brain = BrainRunner(
-            self, new_brain(hub, entry.caller), listener.hear_in, listener.heard
-        )
+        self.brain = brain = BrainRunner(self, new_brain(hub, entry.caller), listener.hear_in)
         listener.partials_to(brain.partial)
         log.info(
             "call %s: stream started (caller %s, %s voice, %s)",

@@ -16,7 +16,8 @@ from hotline.core.deepgram import DeepgramLive
 from hotline.core.scribe import ScribeRealtime
 from hotline.core.script import default_script, load_script
 from hotline.core.script_brain import ScriptBrain
-from hotline.core.stt import FinalConfidences, SttCommitted
+from hotline.core.stt import SttCommitted
+from hotline.core.turns import TurnConfig, TurnEnded, TurnTaker
 from hotline.errors import ConfigError, SttProtocolError
 
 SCRIPT = default_script()
@@ -68,21 +69,55 @@ def test_the_threshold_comes_from_the_script_or_the_shell() -> None:
             load_script(f"end_confidence = {bad}\n" + text)
 
 
+def _turn(*finals: tuple[str, float | None], partial: str = "") -> TurnEnded:
+    """One turn made of ``finals`` (and a last interim ``partial`` nobody committed)."""
+    turns = TurnTaker(TurnConfig(silence_ms=500, final_timeout_ms=1000))
+    turns.speech_started(0, 0.0, False)
+    for text, confidence in finals:
+        turns.final(text, 0.5, False, confidence)
+    if partial:
+        turns.partial(partial, 0.8, False)
+    turns.speech_ended(1000, 1.0)
+    turns.media(1500, 1.5)
+    turns.events()
+    turns.poll(2.6)  # a partial left: the final wait runs out and the partial is kept
+    (ended,) = [e for e in turns.events() if isinstance(e, TurnEnded)]
+    return ended
+
+
 def test_a_turn_has_its_least_sure_final() -> None:
-    heard = FinalConfidences()
-    assert heard.confidence_of("goodbye") is None  # nothing rated yet: unknown
-    heard.add("tour dates", 0.9)
-    heard.add("that's all", 0.8)
-    heard.add("  goodbye ", 0.3)
-    assert heard.confidence_of("goodbye") == 0.3
-    assert heard.confidence_of("that's all goodbye") == 0.3
-    assert heard.confidence_of("that's all") == 0.0  # not its finals: words nobody vouched for
-    heard.clear()
-    heard.add("goodbye", None)
-    assert heard.confidence_of("goodbye") is None
-    heard.add("bye", 0.7)
-    assert heard.confidence_of("goodbye bye") is None  # one final unrated: unknown
-    assert heard.confidence_of("bye") == 0.7
+    ended = _turn(("that's all", 0.8), ("goodbye", 0.3))
+    assert ended.text == "that's all goodbye" and ended.confidence == 0.3
+    assert _turn(("goodbye", 0.93)).confidence == 0.93
+
+
+def test_a_turn_with_an_unrated_final_or_from_an_unrating_recogniser_is_unknown() -> None:
+    assert _turn(("goodbye", None)).confidence is None  # cloud Scribe without timestamps
+    assert _turn(("that's all", 0.9), ("goodbye", None)).confidence is None
+
+
+def test_words_a_rating_recogniser_never_committed_are_vouched_for_by_nobody() -> None:
+    ended = _turn(("that's all", 0.9), partial="goodbye")
+    assert ended.text == "that's all goodbye" and ended.timed_out and ended.confidence == 0.0
+    assert _turn(partial="goodbye").confidence is None  # never rated anything: unknown
+
+
+def test_the_confidence_reaches_the_brain_on_the_calls_caller_turn() -> None:
+    from hotline.core.actions import CallerTurn as TurnAction
+    from tests.core.test_call import SILENCE, make_call, media_msg, start_msg
+
+    call = make_call(recognise=True, turns=TurnConfig(silence_ms=300), script=SCRIPT)
+    call.receive_text(start_msg(), 0.0)
+    call.accept(0.0)
+    call.play_recorded(1, b"\xff" * 800, 0.0)
+    call.actions()
+    call.transcript_final("that's all goodbye", 0.5, 0.42)
+    now, ts = 0.6, 600
+    for _ in range(30):  # silence past the pause: the turn ends on the committed words
+        call.receive_text(media_msg(ts, SILENCE), now)
+        now, ts = now + 0.02, ts + 20
+    turns = [a for a in call.actions() if isinstance(a, TurnAction)]
+    assert [(t.text, t.confidence) for t in turns] == [("that's all goodbye", 0.42)]
 
 
 def _scribe_commit(words: list[dict[str, object]]) -> SttCommitted:
