@@ -41,6 +41,7 @@ from hotline.core.callstate import CallState, CallStateError
 from hotline.core.events import Start
 from hotline.core.turns import normalise
 from hotline.errors import PlayError
+from hotline.server.listen import ListenerHost
 from hotline.server.logs import mask_number
 
 if TYPE_CHECKING:
@@ -104,26 +105,15 @@ class _Unspeculate:
     __slots__ = ()
 
 
-class BrainHost(Protocol):
-    """What a :class:`BrainRunner` needs from the call's session."""
-
-    @property
-    def call(self) -> Call: ...
-
-    @property
-    def hub(self) -> Hub: ...
-
-    @property
-    def label(self) -> str: ...
+class BrainHost(ListenerHost, Protocol):
+    """What a :class:`BrainRunner` needs from the call's session: what its listener needs, and
+    who is calling."""
 
     @property
     def caller(self) -> str: ...
 
     @property
     def caller_history(self) -> tuple[dict[str, str], ...]: ...
-
-    def fed(self) -> None:
-        """The Call was fed: its actions are drained once this wake-up is over."""
 
 
 #: Reopens the call's recogniser in a language (a ``language`` message's
