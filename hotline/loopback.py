@@ -2,7 +2,7 @@
 one free-port probe for the processes it spawns.
 
 :class:`LoopbackServer` is a websockets server with the settings a local stand-in for a vendor
-wants (no compression, no pings, 1 MiB messages): ``await start(host, port)`` (port 0: any free
+wants (no compression, no pings, 1 MiB messages, a 2 s close): ``await start(host, port)`` (port 0: any free
 port), ``url``, ``port``, ``await stop()``, or ``async with``. A subclass gives its
 connection handler and, optionally, its handshake check.
 """
@@ -83,6 +83,10 @@ class LoopbackServer:
             compression=None,
             ping_interval=None,
             max_size=2**20,
+            # The peer is on this machine: a close it has not answered in 2 s is a peer that
+            # is not reading, or audio it sent still queued ahead of its answer (flow control
+            # stops reading behind a full queue). stop() waited the default 10 s for each.
+            close_timeout=2.0,
             logger=logger,
         )
         name = next(iter(self._server.sockets)).getsockname()

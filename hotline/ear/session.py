@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 from hotline.ear.config import EarConfig, EarStats
 from hotline.ear.recognizer import Final, Partial, Recognizer, RecognizerConfig
@@ -119,7 +120,13 @@ class Session:
         await self.ws.send(json.dumps(obj, separators=(",", ":")))
 
     async def on_audio_chunk(self) -> bool:
-        """Count a chunk and inject faults; False when the connection was dropped."""
+        """Count a chunk and inject faults; False when the connection was dropped or is closing.
+
+        A peer that hung up (or an ear that is stopping, which closes every connection) leaves
+        audio queued in the socket's buffers behind its close: decoding it would be for nobody,
+        and kept a stopping ear busy past its parent's grace period (it was killed)."""
+        if self.ws.state is not State.OPEN:
+            return False
         self.chunks += 1
         if self.fault == "drop" and self.chunks >= self.cfg.drop_after_chunks:
             self.ear.stats.faults_injected += 1

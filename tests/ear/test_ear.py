@@ -22,7 +22,7 @@ from hotline.ear.config import EarConfig
 from hotline.ear.phrases import PHRASES, phrase_ulaw
 from hotline.ear.recognizer import Recognizer, RecognizerConfig, normalise
 from hotline.ear.server import LocalEar, start_local_ear
-from tests.support.aio import arun
+from tests.support.aio import arun, wait_until
 
 T = TypeVar("T")
 SILENCE_1S = b"\xff" * 8000
@@ -382,6 +382,40 @@ def test_deepgram_linear16_is_heard_like_mulaw() -> None:
                 assert meta["duration"] == pytest.approx(len(pcm) / 16000, abs=0.001)
 
     arun(main)
+
+
+def test_a_stopping_ear_does_not_decode_what_a_gone_peer_left_queued() -> None:
+    """A client that sends a minute of line noise at once and waits for nothing leaves it
+    queued in the socket's buffers; the ear that is stopped then closes the connection and
+    decodes at most the chunk in hand, not the backlog (it once took longer than the embedding
+    server's 5 s grace and was killed)."""
+    from hotline.sim.noise import line_noise
+
+    async def main() -> tuple[int, int]:
+        ear = await start_local_ear()
+        noise = b"".join(line_noise(1000, dbfs=-20.0, seed=s) for s in range(60))
+        try:
+            async with connect(scribe_url(ear)) as ws:
+                assert (await recv_json(ws))["message_type"] == "session_started"
+                for c in chunks(noise, 800):
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "message_type": "input_audio_chunk",
+                                "audio_base_64": base64.b64encode(c).decode(),
+                                "commit": False,
+                                "sample_rate": 8000,
+                            }
+                        )
+                    )
+                await wait_until(lambda: ear.stats.audio_bytes > 0, 30.0, "the ear to decode")
+                await ear.stop()
+        finally:
+            await ear.stop()
+        return ear.stats.audio_bytes, len(noise)
+
+    decoded, sent = arun(main)
+    assert 0 < decoded < sent // 4, (decoded, sent)
 
 
 # --------------------------------------------------------------------------------- CLI
