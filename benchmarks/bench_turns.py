@@ -35,26 +35,29 @@ not move with whatever else loads a shared machine). Policies:
   the fallback);
 * ``model``: two steps, Smart Turn v3.2 alone (the transcript signal's word list emptied);
 * ``model+words``: both;
-* ``words+trail``, ``model+words+trail``: a proposal, measured here and not shipped: the
-  transcript signal also says "not done" when the ear wrote the words as trailing off (a final
-  "...", "-" or ",": the Whisper ear writes "I would like to..." and "Will there be a-").
+* each two-step policy as the server builds it for the ear: with the Whisper ear, words it
+  rated below ``min_confidence`` (0.8: :meth:`hotline.ear.process.EarProcess.min_confidence`)
+  wait for the fallback as unfinished ones do; ``words-conf``: without that signal (what it
+  adds). ``--min-confidence X`` sets it for every two-step policy.
+
+Measured and not shipped (session 7-8): the transcript signal also reading a final the ear
+wrote as trailing off ("...", "-", ","): no cut-off fewer on this set, +28 ms median wait.
 
     python -m benchmarks.bench_turns [--ears grammar,whisper] [--vads energy,silero]
-        [--policies ...] [--threshold 0.5] [--quick] [--json]
+        [--policies ...] [--threshold 0.5] [--min-confidence X] [--quick] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import array
-import contextlib
 import ctypes
 import heapq
 import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -101,8 +104,10 @@ WHOLE: tuple[str, ...] = (
     "Tell me about the tour.",
     "Thank you, goodbye.",
 )
-#: Whole statements (not in the endpointing set): the model is scored on them too, since
-#: eSpeak ends a question rising, which a model trained on people may read as "unfinished".
+#: Whole statements: the endpointing set's whole turns are WHOLE and these, by every voice (a
+#: signal that holds turns is measured on enough finished ones); the model is scored on them
+#: too, since eSpeak ends a question rising, which a model trained on people may read as
+#: "unfinished".
 STATEMENTS: tuple[str, ...] = (
     "I want to buy a ticket for the Seattle show.",
     "My name is Sam and I live in Portland.",
@@ -285,8 +290,8 @@ def dataset(quick: bool = False) -> list[Utterance]:
                     overlay,
                 )
             )
-    for vi, (voice, rate) in enumerate(VOICES[:2] if not quick else VOICES[:1]):
-        for si, text in enumerate(WHOLE):
+    for vi, (voice, rate) in enumerate(VOICES if not quick else VOICES[:1]):
+        for si, text in enumerate(WHOLE + STATEMENTS):
             speech = _speech(text, voice, rate)
             audio = silence * (LEAD_MS * 8) + speech
             end = len(audio)
@@ -315,12 +320,17 @@ def dataset(quick: bool = False) -> list[Utterance]:
 class Ear:
     """The local ear in process: ``feed`` a frame, ``commit``; finals come with the CPU time they took."""
 
-    def __init__(self, kind: str, keyterms: tuple[str, ...]) -> None:
+    def __init__(
+        self, kind: str, keyterms: tuple[str, ...], rate_phrases: tuple[str, ...] = ()
+    ) -> None:
         from hotline.ear.recognizer import Recognizer, RecognizerConfig
 
         self.kind = kind
-        # The endpointer commits at every pause: the ear's own silence commit is off.
-        self._config = RecognizerConfig(keyterms=keyterms, vad=False)
+        # The endpointer commits at every pause: the ear's own silence commit is off. The
+        # grammar ear rates what the server has it rate: the phrases that end a call.
+        self._config = RecognizerConfig(
+            keyterms=keyterms, vad=False, rate_phrases=rate_phrases if kind == "grammar" else None
+        )
         self._pool: Any = None
         if kind == "whisper":
             from hotline.ear.whisper import DecodePool, WhisperEngine
@@ -409,7 +419,9 @@ def run_one(
         for event in turns.events():
             if isinstance(event, CommitTranscript):
                 final, took = worker.submit(ear.commit).result()
-                heapq.heappush(queue, (now + took, next(tie), "final", final.text))
+                heapq.heappush(
+                    queue, (now + took, next(tie), "final", (final.text, final.confidence))
+                )
             elif isinstance(event, JudgeTurn):
                 assert judge is not None
                 fut: Future[tuple[float, float, float]] = worker.submit(_judge, judge, event.audio)
@@ -427,8 +439,10 @@ def run_one(
         while queue and queue[0][0] <= now:
             due, _, kind, payload = heapq.heappop(queue)
             if kind == "final":
-                out.trace.append((due * 1000, "final", payload))
-                turns.final(payload, due, False)
+                text, confidence = payload
+                out.trace.append((due * 1000, "final", text))
+                out.trace.append((due * 1000, "confidence", confidence))
+                turns.final(text, due, False, confidence)
             else:
                 out.trace.append((due * 1000, "verdict", payload[1]))
                 turns.verdict(payload[0], payload[1], due)
@@ -437,7 +451,7 @@ def run_one(
         results, wall = ear.feed(frame)
         for r in results:
             if hasattr(r, "words"):  # a Final of the ear's own (max segment)
-                heapq.heappush(queue, (now + wall, next(tie), "final", r.text))
+                heapq.heappush(queue, (now + wall, next(tie), "final", (r.text, r.confidence)))
             elif r.text:
                 turns.partial(r.text, now, False)
         event = det.process(Media("inbound", 0, ts, frame))
@@ -472,6 +486,7 @@ def explain(o: Outcome, end_ms: int) -> tuple[str, str]:
     at, text, reason = ends[0]
     p0, p1 = next(((a, b) for a, b in o.pauses if a <= at + 3000), (0, 0))
     finals = [repr(x) for t, k, x in o.trace if k == "final" and t <= at]
+    rated = [f"{x:.2f}" for t, k, x in o.trace if k == "confidence" and t <= at and x is not None]
     probs = [f"{x:.2f}" for t, k, x in o.trace if k == "verdict" and t <= at]
     onsets = [(t, x) for t, k, x in o.trace if k == "onset" and x >= p1 - 100]
     voiced = next((x for t, k, x in o.trace if k == "resumed"), None)
@@ -498,7 +513,7 @@ def explain(o: Outcome, end_ms: int) -> tuple[str, str]:
     line = (
         f"CUT {o.name}: pause {p0}-{p1} ms, ended at {at:.0f} ms ({at - p0:.0f} ms into it) "
         f"by {reason!r} on {text!r}; finals {', '.join(finals) or '-'}; "
-        f"p {', '.join(probs) or '-'}; {why}"
+        f"confidence {', '.join(rated) or '-'}; p {', '.join(probs) or '-'}; {why}"
     )
     return cause, line
 
@@ -513,10 +528,12 @@ def _judge(model: Any, audio: bytes) -> tuple[float, float, float]:
 # ------------------------------------------------------------------------------ policies
 
 
-def policies(threshold: float, phrases: tuple[str, ...] = ()) -> dict[str, TurnConfig]:
+def policies(
+    threshold: float, phrases: tuple[str, ...] = (), min_confidence: float = 0.0
+) -> dict[str, TurnConfig]:
     """The policies, each as the server builds it (``phrases``: the script's, as the server
-    passes them: see :func:`hotline.server.listen.turn_config`)."""
-    base = TurnConfig(speculate=False, phrases=phrases)
+    passes them, and ``min_confidence``, the ear's: see :func:`hotline.server.listen.turn_config`)."""
+    base = TurnConfig(speculate=False, phrases=phrases, min_confidence=min_confidence)
     return {
         "silence-300": replace(base, silence_ms=300),
         "silence-700": replace(base, silence_ms=700),
@@ -525,41 +542,8 @@ def policies(threshold: float, phrases: tuple[str, ...] = ()) -> dict[str, TurnC
         "words": base,
         "model": replace(base, judge=True, threshold=threshold, unfinished_words=()),
         "model+words": replace(base, judge=True, threshold=threshold),
-        # Proposals measured, not shipped: the transcript signal also reading how the ear
-        # wrote the end of the words (see _trailing_off).
-        "words+trail": base,
-        "model+words+trail": replace(base, judge=True, threshold=threshold),
+        "words-conf": replace(base, min_confidence=0.0),
     }
-
-
-_TRAIL = ("...", "…", "-", "—", ",")
-
-
-def _trailing_off(
-    text: str,
-    words: tuple[str, ...] = turns_module.UNFINISHED_WORDS,
-    phrases: tuple[tuple[str, ...], ...] = (),
-) -> bool:
-    """The transcript signal, and words written as trailing off: the Whisper ear ends a
-    fragment with "..." or "-" ("I would like to...", "Will there be a-") and a whole question
-    with "?" or "."."""
-    return _SHIPPED_UNFINISHED(text, words, phrases) or text.rstrip().endswith(_TRAIL)
-
-
-_SHIPPED_UNFINISHED = turns_module.unfinished
-
-
-@contextlib.contextmanager
-def _signal(policy: str) -> Iterator[None]:
-    """Swap the proposal in for one policy's runs (the endpointer reads the module's function)."""
-    if not policy.endswith("+trail"):
-        yield
-        return
-    turns_module.unfinished = _trailing_off
-    try:
-        yield
-    finally:
-        turns_module.unfinished = _SHIPPED_UNFINISHED
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -572,7 +556,11 @@ def _pct(values: list[float], q: float) -> float:
 def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     paused = [o for o in outcomes if o.kind == "paused"]
     waits = [o.wait_ms for o in outcomes if o.wait_ms is not None]
+    whole = [o.wait_ms for o in outcomes if o.kind == "whole" and o.wait_ms is not None]
     return {
+        "whole_wait_p50_ms": _pct(whole, 0.5),
+        # finished turns held as if unfinished (the fallback's wait, not the short one)
+        "whole_held_pct": 100 * sum(w >= 1500 for w in whole) / max(len(whole), 1),
         "utterances": len(outcomes),
         "cut_off_pct": 100 * sum(o.cut_off for o in outcomes) / max(len(outcomes), 1),
         "cut_off_paused_pct": 100 * sum(o.cut_off for o in paused) / max(len(paused), 1),
@@ -719,6 +707,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", default="")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help="min_confidence for the two-step policies (default: the ear's, as the server sets)",
+    )
+    parser.add_argument(
         "--settle", type=int, default=None, help="settle_ms for the two-step policies"
     )
     parser.add_argument("--quick", action="store_true")
@@ -754,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from hotline.core.script import default_script
+    from hotline.ear.process import EarProcess
     from hotline.turn.smart_turn import load
 
     script = default_script()
@@ -766,13 +761,20 @@ def main(argv: list[str] | None = None) -> int:
             print("whisper ear not installed: skipped", file=sys.stderr)
             ears.remove("whisper")
     judge = load("auto")
-    all_policies = policies(args.threshold, keyterms)
-    if args.settle is not None:
-        all_policies = {
-            k: v if v.silence_only else replace(v, settle_ms=args.settle)
-            for k, v in all_policies.items()
-        }
-    chosen = [p for p in (args.policies.split(",") if args.policies else all_policies) if p]
+
+    def ear_policies(ear_kind: str) -> dict[str, TurnConfig]:
+        floor = args.min_confidence
+        if floor is None:
+            floor = EarProcess.min_confidence(ear_kind)
+        out = policies(args.threshold, keyterms, floor)
+        if args.settle is not None:
+            out = {
+                k: v if v.silence_only else replace(v, settle_ms=args.settle)
+                for k, v in out.items()
+            }
+        return out
+
+    chosen = [p for p in (args.policies.split(",") if args.policies else policies(0.5)) if p]
     if judge is None:
         print("Smart Turn not installed: model policies skipped", file=sys.stderr)
         chosen = [p for p in chosen if "model" not in p]
@@ -791,17 +793,18 @@ def main(argv: list[str] | None = None) -> int:
     worker = ThreadPoolExecutor(1, thread_name_prefix="bench-turns")
     header = (
         f"{'ear':8} {'vad':7} {'policy':13} {'cut-off':>8} {'(paused)':>9} "
-        f"{'wait p50':>9} {'p95':>7} {'split':>6} {'never':>6} {'judge':>6}"
+        f"{'wait p50':>9} {'p95':>7} {'whole p50':>10} {'held':>6} {'split':>6} {'never':>6} "
+        f"{'judge':>6}"
     )
     table = sys.stderr if args.json else sys.stdout
     print(header, file=table)
     for ear_kind in ears:
-        ear = Ear(ear_kind, keyterms)
+        ear = Ear(ear_kind, keyterms, script.ending_phrases())
+        all_policies = ear_policies(ear_kind)
         for vad_kind in args.vads.split(","):
             for name in chosen:
                 config = all_policies[name]
-                with _signal(name):
-                    outcomes = [run_one(u, config, vad_kind, ear, judge, worker) for u in data]
+                outcomes = [run_one(u, config, vad_kind, ear, judge, worker) for u in data]
                 s = summarise(outcomes)
                 s["ear_commit_p50_ms"] = 1000 * _pct(ear.latencies, 0.5)
                 ear.latencies.clear()
@@ -820,7 +823,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{ear_kind:8} {vad_kind:7} {name:13} {s['cut_off_pct']:7.1f}% "
                     f"{s['cut_off_paused_pct']:8.1f}% {s['wait_p50_ms']:8.0f}ms "
-                    f"{s['wait_p95_ms']:5.0f}ms {s['split_turns']:6d} {s['never_ended']:6d} "
+                    f"{s['wait_p95_ms']:5.0f}ms {s['whole_wait_p50_ms']:8.0f}ms "
+                    f"{s['whole_held_pct']:5.1f}% {s['split_turns']:6d} {s['never_ended']:6d} "
                     f"{s['judge_calls']:6d}",
                     file=table,
                     flush=True,

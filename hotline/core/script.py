@@ -35,7 +35,8 @@ A script is TOML::
     pause_ms = 250                    # the environment's HOTLINE_TURN_* / HOTLINE_BARGE_IN_*
     fallback_ms = 2500                # override these. Also: silence_ms (silence only),
     barge_in = "pause"                # settle_ms, threshold, speculate, guard_ms, resume_ms,
-    backchannels = ["yeah", "okay"]   # filler_ms, stop_phrases, unfinished_words
+    backchannels = ["yeah", "okay"]   # filler_ms, stop_phrases, unfinished_words,
+                                      # min_confidence
 
     [intents.tour]                    # the name is for logs and metrics only
     phrases = ["tour", "tour dates", "concert"]   # words or phrases, matched whole-word
@@ -171,6 +172,7 @@ _TURN_KEYS = frozenset(
         "guard_ms",
         "resume_ms",
         "filler_ms",
+        "min_confidence",
         "backchannels",
         "stop_phrases",
         "unfinished_words",
@@ -595,7 +597,7 @@ def _turns(check: _Checker, raw: object) -> dict[str, Any]:
             if not all(isinstance(v, str) for v in value):
                 check.fail(path, "expected an array of strings")
             value = tuple(v.strip().lower() for v in value)
-        elif key == "threshold" and isinstance(value, int) and not isinstance(value, bool):
+        elif key in ("threshold", "min_confidence") and type(value) is int:
             value = float(value)
         out[key] = value
         try:

@@ -188,6 +188,11 @@ class TurnConfig:
             sound ended.
         filler_ms: no reply queued this long after a turn ended: the script's filler line plays
             (once per turn; 0: never). Used by :class:`~hotline.core.listening.Listening`.
+        min_confidence: a turn that is one final the recogniser rated below this (0..1) waits
+            for the fallback as unfinished words do: a fragment an ear misheard reads as a
+            whole sentence ("Is the new album …" heard "It's a mouth."), but the ear is unsure
+            of it. 0: off. A rating is each recogniser's own scale, so the shell sets it for
+            an ear it calibrated.
         backchannels / stop_phrases / unfinished_words: the word lists (lowercase); empty
             ``unfinished_words`` turn the transcript signal off (:func:`unfinished`).
         phrases: what callers are expected to say (the call script's caller phrases and key
@@ -210,6 +215,7 @@ class TurnConfig:
     guard_ms: int = 300
     resume_ms: int = 1500
     filler_ms: int = 1200
+    min_confidence: float = 0.0
     backchannels: tuple[str, ...] = BACKCHANNELS
     stop_phrases: tuple[str, ...] = STOP_PHRASES
     unfinished_words: tuple[str, ...] = UNFINISHED_WORDS
@@ -227,8 +233,10 @@ class TurnConfig:
         _check_ms("filler_ms", self.filler_ms, 0, 30_000)
         if not self.pause_ms <= self.fallback_ms:
             raise ConfigError("turn pause_ms must not exceed fallback_ms")
-        if isinstance(self.threshold, bool) or not 0.0 <= float(self.threshold) <= 1.0:
-            raise ConfigError("turn threshold must be within 0..1")
+        for name in ("threshold", "min_confidence"):
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"turn {name} must be a number within 0..1")
         if not isinstance(self.barge_in, BargeInMode):
             raise ConfigError("turn barge_in must be a BargeInMode")
         if not isinstance(self.phrases, tuple) or not all(isinstance(p, str) for p in self.phrases):
@@ -662,7 +670,7 @@ class TurnTaker:
             if silence >= cfg.fallback_ms:
                 self._end(now, reason="fallback")
             elif not self._sounding and (
-                cfg.judge or (silence >= cfg.settle_ms and not self._unfinished(self._text()))
+                cfg.judge or (silence >= cfg.settle_ms and not self._waits(self._text()))
             ):
                 self._decide(now)
 
@@ -811,11 +819,21 @@ class TurnTaker:
             return None
         return min(c for c in self._vouched if c is not None)
 
-    def _unfinished(self, text: str) -> bool:
-        """:func:`unfinished` on the turn's words (read once per text: media asks per frame)."""
+    def _waits(self, text: str) -> bool:
+        """Whether the turn's words wait for the fallback: :func:`unfinished` says so (read
+        once per text: media asks per frame), or they are one final the recogniser is less
+        sure of than ``min_confidence`` (a misheard fragment). Once the caller went on, the
+        later finals are tails decoded alone, rated low even when right ("tour dates." 0.24,
+        ``bench_turns``): the words decide then, as without the rating."""
         if self._read[0] != text:
             self._read = (text, unfinished(text, self.config.unfinished_words, self._phrases))
-        return self._read[1]
+        if self._read[1]:
+            return True
+        floor = self.config.min_confidence
+        if not floor or len(self._vouched) != 1:
+            return False
+        rated = self._vouched[0]
+        return rated is not None and rated < floor
 
     def _decide(self, now: float) -> None:
         """Deciding: end the turn if the final and the verdict are in and say done."""
@@ -844,7 +862,7 @@ class TurnTaker:
         if self._asked is not None:
             self._maybe_speculate(text)
             return  # the verdict is on its way
-        if self._unfinished(text):
+        if self._waits(text):
             self._maybe_speculate(text)
             return  # the fallback (media) ends it unless the caller goes on
         if self._sounding:

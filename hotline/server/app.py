@@ -263,6 +263,7 @@ def create_app(
                     extra_args=rated if engine == "grammar" else (),
                 )
                 hub.stt_url = ear.url
+                hub.ear_min_confidence = EarProcess.min_confidence(engine)
                 log.info(
                     "speech-to-text: the local ear (%s) on %s",
                     "pocketsphinx on the script's phrases"

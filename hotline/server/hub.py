@@ -59,6 +59,9 @@ class Hub:
     cluster: Cluster | None = None
     #: The embedded local ear's URL (HOTLINE_STT=local), set by the lifespan.
     stt_url: str | None = None
+    #: The turn taker's default ``min_confidence`` for the embedded ear's ratings
+    #: (:meth:`hotline.ear.process.EarProcess.min_confidence`); 0.0: off.
+    ear_min_confidence: float = 0.0
     #: Transcripts of recently ended calls (live calls hold their own).
     transcripts: Transcripts = field(default_factory=Transcripts)
     #: Where a call the brain ended for a person goes (``HOTLINE_HANDOFF_URL``/``_NUMBER``).

@@ -48,22 +48,29 @@ clock = time.perf_counter
 
 
 def turn_config(
-    listen: ListenSettings, script: CallScript, *, judge: bool, speculate: bool = True
+    listen: ListenSettings,
+    script: CallScript,
+    *,
+    judge: bool,
+    speculate: bool = True,
+    min_confidence: float = 0.0,
 ) -> TurnConfig:
     """The calls' turn-taking settings: each from the environment if set, else the call
     script's ``[turns]``, else :class:`TurnConfig`'s default. ``judge``: an end-of-turn model
-    is loaded; ``speculate=False`` (the relay brain) turns speculation off whatever is set.
+    is loaded; ``speculate=False`` (the relay brain) turns speculation off whatever is set;
+    ``min_confidence``: the default for the recogniser in use (its ratings' own scale).
 
     Raises:
         ConfigError: the combination is invalid (e.g. a pause longer than the fallback).
     """
-    values: dict[str, Any] = dict(script.turns)
+    values: dict[str, Any] = {"min_confidence": min_confidence, **script.turns}
     env_values = {
         "silence_ms": listen.turn_silence_ms,
         "pause_ms": listen.turn_pause_ms,
         "fallback_ms": listen.turn_fallback_ms,
         "settle_ms": listen.turn_settle_ms,
         "threshold": listen.turn_threshold,
+        "min_confidence": listen.turn_min_confidence,
         "speculate": listen.turn_speculate,
         "barge_in": listen.barge_in,
         "guard_ms": listen.barge_in_guard_ms,

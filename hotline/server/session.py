@@ -117,6 +117,7 @@ class CallSession:
                 hub.script,
                 judge=hub.turn_judge is not None,
                 speculate=listen.brain is not BrainKind.RELAY,
+                min_confidence=hub.ear_min_confidence,
             ),
             brain_digits=listen.brain is not BrainKind.SCRIPT,
         )

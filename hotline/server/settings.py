@@ -456,6 +456,15 @@ class ListenSettings:
         parse=number,
         check=within(0.0, 1.0),
     )
+    turn_min_confidence: float | None = var(
+        "HOTLINE_TURN_MIN_CONFIDENCE",
+        None,
+        "words the recogniser rated below this confidence (0..1) wait for the fallback as "
+        "unfinished words do (0: off; default: the script's [turns], else 0.8 with the local "
+        "Whisper ear, whose ratings hotline calibrated, and off with any other recogniser)",
+        parse=number,
+        check=within(0.0, 1.0),
+    )
     turn_speculate: bool | None = var(
         "HOTLINE_TURN_SPECULATE",
         None,

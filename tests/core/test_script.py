@@ -93,6 +93,11 @@ speed = 1.2
         s.menu["5"] = MenuEntry("x")  # type: ignore[index]
 
 
+def test_turns_table_takes_min_confidence() -> None:
+    s = load_script(MINIMAL + "\n[turns]\nmin_confidence = 0.75\nthreshold = 1\n")
+    assert s.turns == {"min_confidence": 0.75, "threshold": 1.0}
+
+
 def test_table_style_menu() -> None:
     s = load_script(MINIMAL + '\n[menu.1]\nsay = "One."\nhangup = true\n')
     assert s.menu["1"] == MenuEntry("One.", True)
@@ -124,6 +129,9 @@ def test_table_style_menu() -> None:
         ("[voice_settings]\nloudness = 1", r"voice_settings\.loudness: unknown voice setting"),
         ("voice_settings = [1]", r"voice_settings: expected a table"),
         ("[menu]\n1 = '" + "x" * 2001 + "'", r"menu\.1: longer than 2000"),
+        ("[turns]\nmin_confidence = 1.5", r"turns\.min_confidence: .*within 0\.\.1"),
+        ("[turns]\nthreshold = 'high'", r"turns\.threshold: .*a number within 0\.\.1"),
+        ("[turns]\nmin_conf = 0.5", r"turns\.min_conf: unknown key"),
     ],
 )
 def test_invalid_scripts_name_line_and_field(extra: str, pattern: str) -> None:

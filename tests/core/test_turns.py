@@ -401,6 +401,53 @@ def test_without_a_judge_unfinished_words_wait_for_the_fallback() -> None:
     assert isinstance(ended, TurnEnded) and ended.reason == "fallback"
 
 
+def test_words_the_ear_is_unsure_of_wait_for_the_fallback() -> None:
+    """min_confidence: a misheard fragment reads as a whole sentence ("We'll marry." for "Will
+    there be …"), but the ear rated it low: it waits as unfinished words do, and the caller's
+    going on continues the turn, whose later finals (tails decoded alone) do not hold it. Sure
+    words, unrated words, or the signal off: the short wait."""
+
+    def run(config: TurnConfig, confidence: float | None) -> TurnTaker:
+        turns = TurnTaker(config)
+        turns.speech_started(0, 0.0, False)
+        turns.speech_ended(1000, 1.0)
+        feed(turns, 1000, 1260)
+        turns.final("We'll marry.", 1.3, False, confidence)
+        return turns
+
+    unsure = run(TurnConfig(min_confidence=0.8, fallback_ms=2000), 0.62)
+    assert unsure.events() == [Speculate("We'll marry.", 0.62)]
+    assert feed(unsure, 1260, 2980) == []
+    (ended,) = feed(unsure, 2980, 3000)
+    assert isinstance(ended, TurnEnded) and ended.reason == "fallback"
+    assert ended.confidence == 0.62
+
+    went_on = run(TurnConfig(min_confidence=0.8), 0.62)
+    went_on.events()
+    went_on.speech_started(1500, 1.5, False)
+    went_on.speech_ended(2200, 2.2)
+    assert CommitTranscript() in feed(went_on, 2200, 2460)
+    went_on.final("a live stream.", 2.5, False, 0.38)  # a tail decoded alone: rated low
+    ended = next(e for e in feed(went_on, 2460, 2900) if isinstance(e, TurnEnded))
+    assert ended.text == "We'll marry. a live stream." and ended.reason == "words"
+    assert ended.confidence == 0.38  # the turn's least sure final
+
+    for config, confidence in (
+        (TurnConfig(min_confidence=0.8), 0.93),  # sure
+        (TurnConfig(min_confidence=0.8), None),  # a recogniser that does not rate
+        (TurnConfig(), 0.62),  # the signal off (the default: the shell sets it per ear)
+    ):
+        turns = run(config, confidence)
+        (ended,) = [e for e in feed(turns, 1260, 1600) if isinstance(e, TurnEnded)]
+        assert ended.reason == "words", (config, confidence)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, True, "0.8"])
+def test_min_confidence_is_a_number_within_0_to_1(value: object) -> None:
+    with pytest.raises(ConfigError, match="min_confidence"):
+        TurnConfig(min_confidence=value)  # type: ignore[arg-type]
+
+
 def test_words_after_an_unfinished_final_are_read_again() -> None:
     turns = TurnTaker(TurnConfig(settle_ms=500))
     turns.speech_started(0, 0.0, False)

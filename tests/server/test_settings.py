@@ -155,6 +155,7 @@ SAMPLES = {
     "HOTLINE_STT_URL": "wss://stt.example",
     "HOTLINE_BARGE_IN": "words",
     "HOTLINE_TURN_THRESHOLD": "0.7",
+    "HOTLINE_TURN_MIN_CONFIDENCE": "0.9",
     "HOTLINE_TURN_SPECULATE": "0",
     "HOTLINE_RELAY_URL": "wss://app.example/relay?token=s3cret-relay",
     "HOTLINE_REDIS_HEARTBEAT": "1",
@@ -273,3 +274,26 @@ def test_checks_hold_for_settings_built_in_code() -> None:
         with pytest.raises(ConfigError, match=words):
             Settings(**kwargs)  # type: ignore[arg-type]
     assert Settings(public_url="https://x.example.com/").public_url == "https://x.example.com"
+
+
+def test_turn_min_confidence_is_the_ears_unless_the_script_or_the_environment_says() -> None:
+    """The Whisper ear's ratings are hotline's calibration: 0.8 by default with it, off with
+    any other recogniser; the script's [turns] and then HOTLINE_TURN_MIN_CONFIDENCE override."""
+    import dataclasses
+
+    from hotline.core.script import default_script
+    from hotline.ear.process import EarProcess
+    from hotline.server.listen import turn_config
+
+    script = default_script()
+    listen = Settings.from_env({}).listen
+    whisper, grammar = EarProcess.min_confidence("whisper"), EarProcess.min_confidence("grammar")
+    assert (whisper, grammar) == (0.8, 0.0)
+    assert turn_config(listen, script, judge=False, min_confidence=whisper).min_confidence == 0.8
+    assert turn_config(listen, script, judge=False).min_confidence == 0.0
+    scripted = dataclasses.replace(script, turns={**script.turns, "min_confidence": 0.6})
+    assert turn_config(listen, scripted, judge=False, min_confidence=0.8).min_confidence == 0.6
+    env = Settings.from_env({"HOTLINE_TURN_MIN_CONFIDENCE": "0"}).listen
+    assert turn_config(env, scripted, judge=False, min_confidence=0.8).min_confidence == 0.0
+    with pytest.raises(ConfigError, match="HOTLINE_TURN_MIN_CONFIDENCE"):
+        Settings.from_env({"HOTLINE_TURN_MIN_CONFIDENCE": "1.5"})
