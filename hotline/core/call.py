@@ -248,8 +248,7 @@ class Call:
 
     def is_speaking(self, now: float) -> bool:
         """True while something is (or is about to be) heard by the caller."""
-        utts = self._utts
-        return utts.current is not None or bool(utts.queue) or self.pacer.speaking(now)
+        return self._utts.audible() or self.pacer.speaking(now)
 
     # ------------------------------------------------------------------ outputs
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from hotline.core.actions import (
     Action,
     BargeIn,
+    CancelTTS,
     LineInterrupted,
     StartTTS,
     TTSClose,
@@ -63,7 +64,16 @@ class _Call(Protocol):
 class Lines:
     """One call's lines (see the module docstring); actions go to ``actions``."""
 
-    __slots__ = ("_actions", "_call", "_ears", "_pacer", "_utts", "_voice", "barge_ins")
+    __slots__ = (
+        "_actions",
+        "_call",
+        "_ears",
+        "_pacer",
+        "_speculating",
+        "_utts",
+        "_voice",
+        "barge_ins",
+    )
 
     def __init__(
         self,
@@ -81,6 +91,7 @@ class Lines:
         self._ears = ears
         self._actions = actions
         self.barge_ins = 0
+        self._speculating = False
 
     def add(
         self,
@@ -150,13 +161,78 @@ class Lines:
         Raises:
             CallStateError: the call is not active.
         """
+        prepared = self._speculating
         utt = self.add(
-            "", source, now, interrupt=interrupt, interruptible=interruptible, language=language
+            "",
+            source,
+            now,
+            interrupt=interrupt and not prepared,  # a speculative reply cuts nothing
+            interruptible=interruptible,
+            language=language,
         )
         utt.streaming = True
         utt.closed = False
-        utt.latency = self._ears.latency.claim(None)
+        utt.prepared = prepared
+        # a speculative reply answers the turn that is not over yet: claimed when confirmed
+        utt.latency = None if prepared else self._ears.latency.claim(None)
         return utt.id
+
+    # ------------------------------------------------------------------ speculative replies
+
+    def speculate(self) -> None:
+        """Replies opened from now on are speculative (the brain answers the words of a turn
+        that may go on): their TTS starts and their audio is framed as usual, but nothing of
+        them is sent to Twilio, written to the transcript, or counted as speaking until
+        :meth:`confirm`; :meth:`retract` drops them unheard."""
+        self._speculating = True
+
+    def _prepared(self) -> list[Utterance]:
+        utts = self._utts
+        live = [*utts.playing, *([utts.current] if utts.current is not None else []), *utts.queue]
+        return [u for u in live if u.prepared]
+
+    def confirm(self, now: float) -> None:
+        """The speculative turn was the caller's whole turn: its replies are heard, in order,
+        as if queued at ``now`` (the stages they went through before it took none of the
+        turn's time: that is what speculating saves)."""
+        self._speculating = False
+        for utt in self._prepared():
+            utt.prepared = False
+            utt.queued_at = max(utt.queued_at, now)
+            if utt.tts_started_at is not None:
+                utt.tts_started_at = max(utt.tts_started_at, now)
+            if utt.first_audio_at is not None:
+                utt.first_audio_at = max(utt.first_audio_at, now)
+            if utt.latency is None:
+                utt.latency = self._ears.latency.claim(now)
+            if utt.tts_started_at is not None and utt.closed:
+                self.said(utt, now)
+        self.start_next(now)
+
+    def retract(self, now: float) -> None:
+        """The caller went on: the speculative replies are dropped unheard (the rendering
+        one's TTS cancelled, their frames forgotten; never sent, said or reported heard)."""
+        self._speculating = False
+        utts = self._utts
+        gone = self._prepared()
+        if not gone:
+            return
+        ids = {u.id for u in gone}
+        current = utts.current
+        rendering = current is not None and current.id in ids
+        if rendering:
+            assert current is not None
+            utts.current = None
+            self._actions.append(CancelTTS(current.id))
+            self._voice.cut()
+        utts.playing = [u for u in utts.playing if u.id not in ids]
+        for utt in [u for u in utts.queue if u.id in ids]:
+            utts.queue.remove(utt)
+        for utt in gone:
+            utts.report(utt, UtteranceOutcome.DROPPED, "speculative reply retracted")
+        self._pacer.discard(ids, rendering=rendering)
+        self._call.replies.forget(ids)
+        self.start_next(now)
 
     def reply_text(self, utterance_id: int, piece: str, now: float) -> bool:
         """Append ``piece`` (kept verbatim, spaces included) to open reply ``utterance_id``.
@@ -263,9 +339,10 @@ class Lines:
         self.said(utt, now)
 
     def said(self, utt: Utterance, now: float) -> None:
-        """``utt`` began to be said: it joins the transcript (once)."""
+        """``utt`` began to be said: it joins the transcript (once; a speculative reply when
+        it is confirmed)."""
         transcript = self._call.transcript
-        if not utt.said and transcript is not None:
+        if not utt.said and not utt.prepared and transcript is not None:
             utt.said = True
             transcript.hotline(utt.id, utt.text, now)
 

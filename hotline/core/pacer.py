@@ -145,6 +145,13 @@ class Pacer:
         self.playhead.clear(now)
         return dropped
 
+    def discard(self, utts: set[int], *, rendering: bool) -> None:
+        """Forget the frames and end marks of utterances ``utts`` (speculative replies, never
+        sent); ``rendering``: one of them was rendering, so the framer's partial frame is its."""
+        self._out = deque(item for item in self._out if item[0].id not in utts)
+        if rendering:
+            self._framer.clear()
+
     def stop(self) -> None:
         """Forget everything queued (the call ended, or a cut)."""
         self._marks.clear()
@@ -203,8 +210,9 @@ class Pacer:
         return self.playhead.ahead(now)
 
     def speaking(self, now: float) -> bool:
-        """Frames wait to be sent, or Twilio is playing (or may be: see below)."""
-        if self._out or self.playhead.ahead(now) > 0:
+        """Frames wait to be sent (a speculative reply's do not count), or Twilio is playing
+        (or may be: see below)."""
+        if (self._out and not self._out[0][0].prepared) or self.playhead.ahead(now) > 0:
             return True
         # Our estimate says Twilio's buffer is empty, but an end mark has not echoed yet:
         # believe the mark for a short while (the echo may be on its way).
@@ -228,6 +236,8 @@ class Pacer:
         batch_after = self._batch_after
         while out:
             utt, item = out[0]
+            if utt.prepared:
+                break  # a speculative reply: nothing of it goes out until it is confirmed
             if type(item) is str:
                 out.popleft()
                 self._send_mark(item, utt, True, now)
@@ -311,6 +321,8 @@ class Pacer:
         if not self._out or not self.twilio.stream_sid or self.held:
             return None
         utt, item = self._out[0]
+        if utt.prepared:
+            return None  # confirming it wakes the sender
         ahead = self.playhead.ahead(now)
         if type(item) is str or ahead <= self._low_water:
             return now

@@ -49,6 +49,7 @@ class Utterance:
         "interruptible",
         "language",
         "latency",
+        "prepared",
         "queued_at",
         "reported",
         "said",
@@ -81,6 +82,9 @@ class Utterance:
         self.ulaw_bytes = 0  # µ-law produced for it so far (its audio timeline)
         self.ulaw: bytes | None = None  # ready-made audio (play_ulaw): no TTS at all
         self.latency: TurnTimes | None = None
+        #: A speculative reply (:meth:`hotline.core.lines.Lines.speculate`): its TTS may run
+        #: and its audio be framed, but nothing of it is sent, said or heard until confirmed.
+        self.prepared = False
 
     @property
     def text(self) -> str:
@@ -135,7 +139,7 @@ class Utterances:
         utt = self.current or (self.playing[0] if self.playing else None) or unsent
         if utt is None and queued and self.queue:
             utt = self.queue[0]
-        return utt
+        return None if utt is not None and utt.prepared else utt
 
     def being_heard(self, head: Playhead, unsent: Utterance | None, now: float) -> Utterance | None:
         """The utterance the caller is hearing (or about to hear) at ``now``, if any: the first
@@ -146,7 +150,16 @@ class Utterances:
                 played = head.played_ms(utt.id, now)
                 if full is not None and played is not None and played < full:
                     return utt
-        return self.current or unsent
+        last = self.current or unsent
+        return None if last is not None and last.prepared else last
+
+    def audible(self) -> bool:
+        """Whether a line renders or waits that is not a speculative reply (prepared ones come
+        last: nothing but another prepared one follows one)."""
+        current = self.current
+        if current is not None and not current.prepared:
+            return True
+        return bool(self.queue) and not self.queue[0].prepared
 
     def last(self) -> Utterance | None:
         """The utterance that will end last."""
@@ -286,6 +299,13 @@ class Replies:
         self.dead = False
         if uid is not None:
             self._lines.reply_close(uid, now)
+
+    def forget(self, utterance_ids: set[int]) -> None:
+        """Those utterances were dropped unheard (retracted speculative replies): if the open
+        reply is one, the brain's next piece opens a new one."""
+        if self.open is not None and self.open in utterance_ids:
+            self.open = None
+            self.dead = False
 
     def cut(self, utterance_id: int) -> None:
         """Utterance ``utterance_id`` was cut while heard: if it is the open reply, the rest of

@@ -16,13 +16,16 @@ session drains the Call's actions once, when this wake-up is over).
   the reply play and hangs up (the goodbye line if nothing is left to say), ``Fallback`` speaks
   the script's ``brain_error`` line and the call goes on.
 * **speculation** (:class:`~hotline.core.turns.Speculate`, for brains with ``speculates``): at
-  the caller's pause the brain gets the words so far as a :class:`CallerTurn`, and everything it
-  emits is *held* here, never reaching the Call. The confirmed turn releases it (the same words,
-  case and punctuation aside) or retracts it (:class:`~hotline.core.brain.Retract`: the brain
-  cancels the request and forgets the turn; the held outputs are dropped) and sends the whole
-  turn. So nothing of a cancelled reply reaches TTS or the caller, and the brain's history keeps
-  only what the caller said and heard. A relay app never speculates: it gets ``prompt`` only
-  for a confirmed turn.
+  the caller's pause the brain gets the words so far as a :class:`CallerTurn`. What it says
+  goes to the Call as a *speculative reply* (:meth:`hotline.core.lines.Lines.speculate`): its
+  TTS starts at once and its audio is framed, but nothing of it is sent, transcribed or heard;
+  anything else it emits after (audio, keys, the end of the call) is *held* here. The confirmed
+  turn releases both (the same words, case and punctuation aside: the reply is heard with its
+  first audio already in hand) or retracts them (:class:`~hotline.core.brain.Retract`: the brain
+  cancels the request and forgets the turn; the speculative reply's TTS is cancelled and its
+  audio dropped, the held outputs too) and sends the whole turn. So nothing of a cancelled
+  reply reaches the caller, and the brain's history keeps only what the caller said and heard.
+  A relay app never speculates: it gets ``prompt`` only for a confirmed turn.
 """
 
 from __future__ import annotations
@@ -258,6 +261,7 @@ class BrainRunner:
                 await self._retract()  # a previous one not withdrawn yet
                 self._spec_text = item.text
                 self._held = []
+                self.host.call.lines.speculate()
                 self.speculations += 1
                 ev: b.BrainInput = b.CallerTurn(item.text, confidence=item.confidence)
             elif isinstance(item, _Unspeculate):
@@ -304,19 +308,24 @@ class BrainRunner:
         self._spec_text = None
         self._held = None
         self.retracted += 1
+        self.host.call.lines.retract(clock())
+        self.host.fed()
 
     async def _release(self) -> None:
         """The speculative turn is confirmed: what it held goes to the Call, the rest follows."""
         held, self._held = self._held, None
         self._spec_text = None
         self.confirmed += 1
+        self.host.call.lines.confirm(clock())
+        self.host.fed()
         for out in held or ():
             await self._apply(out)
 
     async def _emit(self, out: b.BrainOutput) -> None:
-        """The brain's ``emit``: held while its turn is speculative, else executed."""
+        """The brain's ``emit``: executed; while its turn is speculative, what it says becomes
+        a speculative reply (until anything else is held: order is kept) and the rest is held."""
         held = self._held
-        if held is not None:
+        if held is not None and (held or not isinstance(out, b.SayText)):
             held.append(out)
             return
         await self._apply(out)

@@ -1,7 +1,9 @@
 """Speculative replies through the real BrainRunner, a real Call, the real LLM brain and the LLM
-stand-in on 127.0.0.1: a cancelled speculation never reaches TTS (so never the caller), the
-stand-in sees its request cancelled, and the brain's history keeps only the confirmed turn; a
-confirmed one is released without asking the model again; the relay brain never speculates."""
+stand-in on 127.0.0.1: a speculative reply goes to TTS at once, but nothing of it is sent to the
+caller, written to the transcript or counted as speaking; a cancelled one has its TTS cancelled
+and its audio dropped unheard, the stand-in sees its request cancelled, and the brain's history
+keeps only the confirmed turn; a confirmed one is heard with the audio already in hand, without
+asking the model again; the relay brain never speculates."""
 
 from __future__ import annotations
 
@@ -10,8 +12,19 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
-from hotline.core.actions import Action, CallerTurn, Started, StartTTS, TTSText
+from hotline.core.actions import (
+    Action,
+    CallerTurn,
+    CancelTTS,
+    Started,
+    StartTTS,
+    TTSText,
+    UtteranceEnded,
+    UtteranceOutcome,
+    UtteranceSource,
+)
 from hotline.core.call import Call
+from hotline.core.events import TTSAudio
 from hotline.core.script import CallScript, load_script
 from hotline.core.turns import TurnConfig
 from hotline.server.brain_llm import LlmBrain, make_client
@@ -53,15 +66,39 @@ class Host:
     def fed(self) -> None:
         self.actions += self.call.actions()
 
-    def said(self) -> str:
-        """Every text that went to TTS for a reply (StartTTS of a streamed reply, TTSText)."""
-        out = []
+    def to_tts(self) -> dict[int, str]:
+        """The text that went to TTS, per reply (StartTTS of a streamed reply, TTSText)."""
+        out: dict[int, str] = {}
         for a in self.actions:
             if isinstance(a, StartTTS) and a.streaming:
-                out.append(a.text)
+                out[a.utterance_id] = out.get(a.utterance_id, "") + a.text
             elif isinstance(a, TTSText):
-                out.append(a.text)
-        return "".join(out)
+                out[a.utterance_id] = out.get(a.utterance_id, "") + a.text
+        return out
+
+    def cancelled(self) -> set[int]:
+        return {a.utterance_id for a in self.actions if isinstance(a, CancelTTS)}
+
+    def said(self) -> str:
+        """What went to TTS for replies whose TTS was not cancelled."""
+        gone = self.cancelled()
+        return "".join(t for uid, t in self.to_tts().items() if uid not in gone)
+
+    def transcript(self) -> list[str]:
+        """hotline's lines in the call's transcript after the greeting."""
+        t = self.call.transcript
+        assert t is not None
+        return [e.text for e in t.entries if e.speaker.value == "hotline"][1:]
+
+    def sent_media(self, uid: int) -> int:
+        """Give reply ``uid`` a second of audio from its TTS, pump: the media messages sent."""
+        now = 5.0
+        self.call.pump(now)  # what was due before (the greeting) goes first
+        self.call.data_to_send()
+        self.call.receive_tts(uid, TTSAudio(b"\x7f" * 8000, None, None), now)
+        self.fed()
+        self.call.pump(now)
+        return sum('"event":"media"' in m for m in self.call.data_to_send())
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -104,14 +141,23 @@ def test_a_cancelled_speculation_is_never_heard_and_the_model_sees_the_cancel() 
         assert listener.speculates
         listener.speculate("What are the")  # the caller paused mid-question
         await until(lambda: standin.tokens_sent >= 3)  # the model is answering it
-        assert host.said() == ""  # ... and none of it went to TTS
+        await until(lambda: bool(host.to_tts()))  # ... and its words go to TTS at once
+        (spec,) = host.to_tts()
+        assert host.sent_media(spec) == 0  # but the caller hears none of its audio
+        assert not host.call.is_speaking(60.0) and host.transcript() == []
         listener.unspeculate()  # the caller went on
         await until(lambda: standin.cancelled == 1)
+        await until(lambda: spec in host.cancelled())  # its TTS cancelled, its audio dropped
+        dropped = UtteranceEnded(
+            spec, UtteranceSource.BRAIN, UtteranceOutcome.DROPPED, "speculative reply retracted"
+        )
+        assert dropped in host.actions
         listener.caller_turn(turn("What are the tour dates?"))
         await until(lambda: standin.finished == 1)
         await brain.wait_idle()
         await until(lambda: host.said() == TOUR)
         assert not any(word in host.said() for word in ("Sorry", "band"))
+        assert host.transcript() == [TOUR]  # nothing of the retracted reply
         # The second request carries the whole turn only; the first is forgotten.
         users = [m["content"] for m in standin.requests[-1]["messages"] if m["role"] == "user"]
         assert users == ["What are the tour dates?"]
@@ -131,11 +177,16 @@ def test_a_confirmed_speculation_is_released_without_a_second_request() -> None:
         listener.speculate("When's the tour")
         await until(lambda: standin.finished == 1)
         await brain.wait_idle()
-        await asyncio.sleep(0.05)
-        assert host.said() == ""  # held: the turn is not confirmed yet
+        await until(lambda: host.said() == TOUR)  # its TTS runs before the turn is confirmed
+        (spec,) = host.to_tts()
+        assert host.sent_media(spec) == 0  # ... and its audio waits, unheard, unwritten
+        assert host.transcript() == [] and not host.call.is_speaking(60.0)
         listener.caller_turn(turn("when's the TOUR?"))  # case and punctuation aside, the same
-        await until(lambda: host.said() == TOUR)
-        assert len(standin.requests) == 1 and standin.cancelled == 0
+        await until(lambda: host.transcript() == [TOUR])
+        host.call.pump(5.0)  # the audio in hand goes out at once
+        assert sum('"event":"media"' in m for m in host.call.data_to_send()) > 0
+        assert host.call.is_speaking(60.0) and host.to_tts() == {spec: TOUR}
+        assert len(standin.requests) == 1 and standin.cancelled == 0 and not host.cancelled()
         assert (listener.speculations, listener.retracted, listener.confirmed) == (1, 0, 1)
 
     run(t)
