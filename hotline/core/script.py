@@ -32,7 +32,7 @@ A script is TOML::
                                                    # slow to answer a turn ([turns] filler_ms)
 
     [turns]                           # optional: turn taking (hotline.core.turns.TurnConfig);
-    pause_ms = 250                    # the environment's HOTLINE_TURN_* / HOTLINE_BARGE_IN_*
+    pause_ms = 200                    # the environment's HOTLINE_TURN_* / HOTLINE_BARGE_IN_*
     fallback_ms = 2500                # override these. Also: silence_ms (silence only),
     barge_in = "pause"                # settle_ms, threshold, speculate, guard_ms, resume_ms,
     backchannels = ["yeah", "okay"]   # filler_ms, stop_phrases, unfinished_words,

@@ -204,7 +204,7 @@ class TurnConfig:
     """
 
     silence_ms: int | None = None
-    pause_ms: int = 250
+    pause_ms: int = 200
     fallback_ms: int = 2500
     settle_ms: int = 300
     threshold: float = 0.5

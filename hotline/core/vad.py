@@ -55,7 +55,7 @@ class VadConfig:
 
     threshold_dbfs: float = -35.0
     min_speech_ms: int = 120
-    hang_ms: int = 300
+    hang_ms: int = 200
     max_zcr: float = 0.4
     onset_gap_ms: int = 40
 

@@ -421,7 +421,7 @@ class ListenSettings:
         "HOTLINE_TURN_PAUSE_MS",
         None,
         "a pause this long forces the recogniser's final and asks whether the caller is done "
-        "(default: the call script's [turns], else 250)",
+        "(default: the call script's [turns], else 200)",
         parse=integer,
         check=within(0, 5_000),
     )
@@ -668,8 +668,8 @@ class Settings:
     )
     vad_hang_ms: int = var(
         "HOTLINE_VAD_HANG_MS",
-        300,
-        "barge-in: silence that ends speech",
+        200,
+        "silence that ends the caller's speech (the turn's pause is counted from where it began)",
         parse=integer,
         check=_at_least_zero,
     )

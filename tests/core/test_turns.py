@@ -298,7 +298,7 @@ def judge_of(events: list[object]) -> JudgeTurn:
 
 
 def test_a_finished_turn_ends_at_the_judges_verdict() -> None:
-    turns = TurnTaker(TurnConfig(judge=True))
+    turns = TurnTaker(TurnConfig(judge=True, pause_ms=250))
     feed(turns, 0, 1000)  # quiet: the pre-roll
     turns.speech_started(1000, 1.0, False)
     feed(turns, 1000, 2000)
@@ -336,7 +336,7 @@ def test_unfinished_by_the_judge_ends_at_the_fallback() -> None:
 
 def test_the_transcript_signal_overrules_a_confident_judge() -> None:
     """A paused question ("what are the ... tour dates") is one turn, one prompt."""
-    turns = TurnTaker(TurnConfig(judge=True))
+    turns = TurnTaker(TurnConfig(judge=True, pause_ms=250))
     turns.speech_started(0, 0.0, False)
     feed(turns, 0, 800)
     turns.speech_ended(800, 0.8)
