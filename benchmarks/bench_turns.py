@@ -30,15 +30,16 @@ not move with whatever else loads a shared machine). Policies:
 
 * ``silence-300`` / ``-700`` / ``-1200``: today's silence-only endpointing
   (``HOTLINE_TURN_SILENCE_MS``);
-* ``vad``: two steps with neither signal (the pause, then ``settle_ms`` of silence);
-* ``words``: two steps, the transcript signal (a turn ending in "the", "and", "to"… waits for
-  the fallback);
-* ``model``: two steps, Smart Turn v3.2 alone (the transcript signal's word list emptied);
-* ``model+words``: both;
-* each two-step policy as the server builds it for the ear: with the Whisper ear, words it
-  rated below ``min_confidence`` (0.8: :meth:`hotline.ear.process.EarProcess.min_confidence`)
-  wait for the fallback as unfinished ones do; ``words-conf``: without that signal (what it
-  adds). ``--min-confidence X`` sets it for every two-step policy.
+* ``vad``: two steps with no signal (the pause, then ``settle_ms`` of silence);
+* ``words``: two steps, the words as the server reads them for the ear (the default): the
+  transcript signal (a turn ending in "the", "and", "to"… waits for the fallback) and, with the
+  Whisper ear, its confidence (a turn that is one final rated below ``min_confidence``, 0.8:
+  :meth:`hotline.ear.process.EarProcess.min_confidence`, waits too);
+* ``words-conf``: the transcript signal alone (what the confidence adds);
+* ``model``: two steps, Smart Turn v3.2 alone (no transcript signal, no confidence);
+* ``model+words``: both.
+
+``--min-confidence X`` sets the confidence floor for ``words`` and ``model+words``.
 
 Measured and not shipped (session 7-8): the transcript signal also reading a final the ear
 wrote as trailing off ("...", "-", ","): no cut-off fewer on this set, +28 ms median wait.
@@ -538,9 +539,11 @@ def policies(
         "silence-300": replace(base, silence_ms=300),
         "silence-700": replace(base, silence_ms=700),
         "silence-1200": replace(base, silence_ms=1200),
-        "vad": replace(base, unfinished_words=()),
+        "vad": replace(base, unfinished_words=(), min_confidence=0.0),
         "words": base,
-        "model": replace(base, judge=True, threshold=threshold, unfinished_words=()),
+        "model": replace(
+            base, judge=True, threshold=threshold, unfinished_words=(), min_confidence=0.0
+        ),
         "model+words": replace(base, judge=True, threshold=threshold),
         "words-conf": replace(base, min_confidence=0.0),
     }
