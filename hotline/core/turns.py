@@ -286,10 +286,15 @@ class JudgeTurn:
 @dataclass(frozen=True, slots=True)
 class Speculate:
     """The caller paused after ``text``: a reply to it may be prepared, not yet heard.
-    ``confidence``: the recogniser's in these words, as :attr:`TurnEnded.confidence`."""
+    ``confidence``: the recogniser's in these words, as :attr:`TurnEnded.confidence`.
+    ``likely``: the words look finished and no judge is asked, so the turn ends at the settle
+    time unless the caller goes on: worth voicing the reply ahead. Otherwise the turn waits
+    for a verdict or the fallback, and the caller usually goes on (the reply's voice would be
+    paid for on a guess that is mostly wrong)."""
 
     text: str
     confidence: float | None = None
+    likely: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -875,9 +880,9 @@ class TurnTaker:
         elif not cfg.judge and self._media_ms - self._ended_ms >= cfg.settle_ms:
             self._end(now, reason="words")
             return
-        self._maybe_speculate(text)
+        self._maybe_speculate(text, likely=not cfg.judge)
 
-    def _maybe_speculate(self, text: str) -> None:
+    def _maybe_speculate(self, text: str, *, likely: bool = False) -> None:
         if not self.config.speculate or text == self._speculated:
             return
         if self._held or (self._over_bot and not self._words_over_bot):
@@ -885,7 +890,7 @@ class TurnTaker:
         if self._speculated is not None:
             self._events.append(Unspeculate())
         self._speculated = text
-        self._events.append(Speculate(text, self._confidence()))
+        self._events.append(Speculate(text, self._confidence(), likely))
 
     def _went_on(self) -> None:
         """Speech resumed in a paused turn: the question in flight and a speculation are void."""

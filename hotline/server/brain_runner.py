@@ -16,10 +16,13 @@ session drains the Call's actions once, when this wake-up is over).
   the reply play and hangs up (the goodbye line if nothing is left to say), ``Fallback`` speaks
   the script's ``brain_error`` line and the call goes on.
 * **speculation** (:class:`~hotline.core.turns.Speculate`, for brains with ``speculates``): at
-  the caller's pause the brain gets the words so far as a :class:`CallerTurn`. What it says
-  goes to the Call as a *speculative reply* (:meth:`hotline.core.lines.Lines.speculate`): its
-  TTS starts at once and its audio is framed, but nothing of it is sent, transcribed or heard;
-  anything else it emits after (audio, keys, the end of the call) is *held* here. The confirmed
+  the caller's pause the brain gets the words so far as a :class:`CallerTurn`. When the turn
+  is likely to end at the settle time (``Speculate.likely``: its words look finished), what the
+  brain says goes to the Call as a *speculative reply* (:meth:`hotline.core.lines.Lines.speculate`):
+  its TTS starts at once and its audio is framed, but nothing of it is sent, transcribed or
+  heard; anything else it emits after (audio, keys, the end of the call) is *held* here. A turn
+  that waits for a verdict or the fallback (the caller usually goes on) has all of it held:
+  its voice is not paid for on a guess that is mostly wrong. The confirmed
   turn releases both (the same words, case and punctuation aside: the reply is heard with its
   first audio already in hand) or retracts them (:class:`~hotline.core.brain.Retract`: the brain
   cancels the request and forgets the turn; the speculative reply's TTS is cancelled and its
@@ -93,13 +96,15 @@ def new_brain(hub: Hub, caller: str) -> b.Brain:
 
 
 class _Speculative:
-    """Brain queue item: a speculative turn (its outputs are held)."""
+    """Brain queue item: a speculative turn (``voice``: what the brain says is voiced ahead,
+    unheard; else held with the rest)."""
 
-    __slots__ = ("confidence", "text")
+    __slots__ = ("confidence", "text", "voice")
 
-    def __init__(self, text: str, confidence: float | None) -> None:
+    def __init__(self, text: str, confidence: float | None, voice: bool) -> None:
         self.text = text
         self.confidence = confidence
+        self.voice = voice
 
 
 class _Unspeculate:
@@ -144,6 +149,7 @@ class BrainRunner:
         self._spec_put = False  # a speculation was queued and not yet withdrawn or confirmed
         self._spec_text: str | None = None  # the brain's speculative turn (in the brain task)
         self._held: list[b.BrainOutput] | None = None  # its outputs, held
+        self._spec_voice = False  # what it says is voiced ahead (a speculative reply)
         self.speculations = 0
         self.retracted = 0
         self.confirmed = 0
@@ -212,14 +218,15 @@ class BrainRunner:
         self._spec_put = False
         self._put(b.CallerTurn(turn.text, confidence=turn.confidence))
 
-    def speculate(self, text: str, confidence: float | None = None) -> None:
-        """The caller paused after ``text``: start the brain on it, its reply held."""
+    def speculate(self, text: str, confidence: float | None = None, *, voice: bool = True) -> None:
+        """The caller paused after ``text``: start the brain on it, its reply unheard (voiced
+        ahead if ``voice``: the turn is likely to end at the settle time; else held)."""
         if not self.speculates or self._task is None or self._closed:
             return
         if self._spec_put:
             self._put(_Unspeculate())
         self._spec_put = True
-        self._put(_Speculative(text, confidence))
+        self._put(_Speculative(text, confidence, voice))
 
     def unspeculate(self) -> None:
         """The caller went on: the speculative reply is unwanted."""
@@ -261,7 +268,9 @@ class BrainRunner:
                 await self._retract()  # a previous one not withdrawn yet
                 self._spec_text = item.text
                 self._held = []
-                self.host.call.lines.speculate()
+                self._spec_voice = item.voice
+                if item.voice:
+                    self.host.call.lines.speculate()
                 self.speculations += 1
                 ev: b.BrainInput = b.CallerTurn(item.text, confidence=item.confidence)
             elif isinstance(item, _Unspeculate):
@@ -325,7 +334,7 @@ class BrainRunner:
         """The brain's ``emit``: executed; while its turn is speculative, what it says becomes
         a speculative reply (until anything else is held: order is kept) and the rest is held."""
         held = self._held
-        if held is not None and (held or not isinstance(out, b.SayText)):
+        if held is not None and (held or not self._spec_voice or not isinstance(out, b.SayText)):
             held.append(out)
             return
         await self._apply(out)

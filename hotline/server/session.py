@@ -496,7 +496,7 @@ class CallSession:
                 self.listener.judge_turn(action)
         elif isinstance(action, Speculate):
             if self.brain is not None:
-                self.brain.speculate(action.text, action.confidence)
+                self.brain.speculate(action.text, action.confidence, voice=action.likely)
         elif isinstance(action, Unspeculate):
             if self.brain is not None:
                 self.brain.unspeculate()

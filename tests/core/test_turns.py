@@ -373,7 +373,9 @@ def test_without_a_judge_finished_words_end_at_the_settle_time() -> None:
     turns.speech_ended(1000, 1.0)
     assert feed(turns, 1000, 1260) == [CommitTranscript()]
     turns.final("Where can I buy merch?", 1.3, False)
-    assert turns.events() == [Speculate("Where can I buy merch?")]
+    # finished words: the turn ends at the settle time unless the caller goes on, so its
+    # reply is worth voicing ahead (likely); unfinished or unsure words are not (below)
+    assert turns.events() == [Speculate("Where can I buy merch?", likely=True)]
     assert feed(turns, 1260, 1480) == []
     (ended,) = feed(turns, 1480, 1500)
     assert isinstance(ended, TurnEnded) and ended.reason == "words"

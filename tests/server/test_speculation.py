@@ -192,6 +192,23 @@ def test_a_confirmed_speculation_is_released_without_a_second_request() -> None:
     run(t)
 
 
+def test_a_turn_held_for_the_fallback_is_answered_ahead_but_not_voiced() -> None:
+    """Speculate.likely False (unfinished or unsure words: the caller usually goes on): the
+    brain answers ahead, but its reply is held before TTS (no characters paid for a guess)."""
+
+    async def t(host: Host, listener: BrainRunner, brain: LlmBrain, standin: StandIn) -> None:
+        listener.speculate("When's the tour", voice=False)
+        await until(lambda: standin.finished == 1)
+        await brain.wait_idle()
+        await asyncio.sleep(0.05)
+        assert host.to_tts() == {}
+        listener.caller_turn(turn("When's the tour"))
+        await until(lambda: host.said() == TOUR)
+        assert len(standin.requests) == 1 and (listener.confirmed, listener.retracted) == (1, 0)
+
+    run(t)
+
+
 def test_a_different_confirmed_turn_retracts_and_asks_again() -> None:
     async def t(host: Host, listener: BrainRunner, brain: LlmBrain, standin: StandIn) -> None:
         listener.speculate("I want to ask about")
