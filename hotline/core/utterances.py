@@ -154,12 +154,11 @@ class Utterances:
         return None if last is not None and last.prepared else last
 
     def audible(self) -> bool:
-        """Whether a line renders or waits that is not a speculative reply (prepared ones come
-        last: nothing but another prepared one follows one)."""
+        """Whether a line renders or waits that is not a speculative reply."""
         current = self.current
         if current is not None and not current.prepared:
             return True
-        return bool(self.queue) and not self.queue[0].prepared
+        return any(not u.prepared for u in self.queue)
 
     def last(self) -> Utterance | None:
         """The utterance that will end last."""

@@ -116,3 +116,17 @@ def test_only_replies_opened_while_speculating_are_held() -> None:
     call.receive_tts(later, audio(20, 0x33), 2.0)
     call.pump(2.0)
     assert frames_of(sent(call)) == [b"\x22" * 160, b"\x33" * 160]
+
+
+def test_a_line_queued_behind_a_speculative_reply_still_counts_as_speaking() -> None:
+    """A speculative reply waiting for its first words, and the script's line behind it (a key
+    pressed meanwhile): the call is about to speak, whatever the reply's fate."""
+    call = _greeted()
+    call.pump(60.0)
+    call.data_to_send()
+    assert not call.is_speaking(60.0)
+    call.lines.speculate()
+    call.lines.reply_open(60.0)  # no words yet
+    assert not call.is_speaking(60.0)
+    call.say("Press 1 for the tour.", 60.0)
+    assert call.is_speaking(60.0)
