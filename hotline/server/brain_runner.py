@@ -22,9 +22,9 @@ session drains the Call's actions once, when this wake-up is over).
   its TTS starts at once and its audio is framed, but nothing of it is sent, transcribed or
   heard; anything else it emits after (audio, keys, the end of the call) is *held* here. A turn
   that waits for a verdict or the fallback (the caller usually goes on) has all of it held:
-  its voice is not paid for on a guess that is mostly wrong. The confirmed
-  turn releases both (the same words, case and punctuation aside: the reply is heard with its
-  first audio already in hand) or retracts them (:class:`~hotline.core.brain.Retract`: the brain
+  its voice is not paid for on a guess that is mostly wrong. The confirmed turn releases both
+  (the same words, case and punctuation aside: the reply is heard with its first audio
+  already in hand) or retracts them (:class:`~hotline.core.brain.Retract`: the brain
   cancels the request and forgets the turn; the speculative reply's TTS is cancelled and its
   audio dropped, the held outputs too) and sends the whole turn. So nothing of a cancelled
   reply reaches the caller, and the brain's history keeps only what the caller said and heard.
@@ -144,7 +144,7 @@ class BrainRunner:
         self._inputs: asyncio.Queue[b.BrainInput | _Speculative | _Unspeculate | None] = (
             asyncio.Queue()
         )
-        #: The brain may get speculative turns (its outputs are held until the turn is confirmed).
+        #: The brain may get speculative turns (its reply unheard until the turn is confirmed).
         self.speculates = bool(getattr(brain, "speculates", False))
         self._spec_put = False  # a speculation was queued and not yet withdrawn or confirmed
         self._spec_text: str | None = None  # the brain's speculative turn (in the brain task)
