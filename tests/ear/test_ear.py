@@ -55,6 +55,18 @@ async def drain(ws: ClientConnection, proto: ScribeRealtime | DeepgramLive) -> N
         await ws.send(message)
 
 
+def scribe_chunk(audio: bytes, commit: bool = False) -> str:
+    """A Scribe ``input_audio_chunk`` message of 8 kHz µ-law."""
+    return json.dumps(
+        {
+            "message_type": "input_audio_chunk",
+            "audio_base_64": base64.b64encode(audio).decode(),
+            "commit": commit,
+            "sample_rate": 8000,
+        }
+    )
+
+
 def chunks(data: bytes, n: int = 160) -> list[bytes]:
     return [data[i : i + n] for i in range(0, len(data), n)]
 
@@ -398,16 +410,7 @@ def test_a_stopping_ear_does_not_decode_what_a_gone_peer_left_queued() -> None:
             async with connect(scribe_url(ear)) as ws:
                 assert (await recv_json(ws))["message_type"] == "session_started"
                 for c in chunks(noise, 800):
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "message_type": "input_audio_chunk",
-                                "audio_base_64": base64.b64encode(c).decode(),
-                                "commit": False,
-                                "sample_rate": 8000,
-                            }
-                        )
-                    )
+                    await ws.send(scribe_chunk(c))
                 await wait_until(lambda: ear.stats.audio_bytes > 0, 30.0, "the ear to decode")
                 await ear.stop()
         finally:

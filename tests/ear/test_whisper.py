@@ -9,7 +9,6 @@ utterances): ``benchmarks/bench_whisper.py`` is where the forty-odd run.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from hotline.ear.whisper import (
     prompt_from_keyterms,
 )
 from hotline.sim.noise import COUGHS, cough, line_noise
-from tests.ear.test_ear import arun, words
+from tests.ear.test_ear import arun, scribe_chunk, words
 
 SCRIPT = default_script()
 KEYTERMS = tuple(dict.fromkeys([*SCRIPT.caller_phrases(), *SCRIPT.keyterms()]))
@@ -151,20 +150,9 @@ def test_the_decode_starts_at_the_pause_and_is_the_final(engine: WhisperEngine) 
 # ---------------------------------------------------------------------------- over the socket
 
 
-def _chunk(audio: bytes, commit: bool = False) -> str:
-    return json.dumps(
-        {
-            "message_type": "input_audio_chunk",
-            "audio_base_64": base64.b64encode(audio).decode(),
-            "commit": commit,
-            "sample_rate": 8000,
-        }
-    )
-
-
 async def _say(ws: ClientConnection, audio: bytes) -> None:
     for i in range(0, len(audio), 800):  # 100 ms messages, as hotline's client sends
-        await ws.send(_chunk(audio[i : i + 800]))
+        await ws.send(scribe_chunk(audio[i : i + 800]))
 
 
 async def _results(ws: ClientConnection, quiet_s: float) -> list[dict[str, Any]]:
@@ -235,7 +223,7 @@ def test_each_ear_over_its_socket_hears_speech_and_no_coughs_noise_or_silence(
                 await _say(ws, noise + GAP * 2)
                 # then a commit: its (empty) committed transcript comes after every result
                 # for the noise, however slowly a loaded machine decodes it
-                await ws.send(_chunk(b"", commit=True))
+                await ws.send(scribe_chunk(b"", commit=True))
                 phantom = [m for m in await _until_committed(ws, 120.0) if m.get("text")]
         finally:
             await ear.stop()
