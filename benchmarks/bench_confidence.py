@@ -15,17 +15,20 @@ against an all-phone loop over the same audio (their log ratio per frame; see
 
 Reported: the likelihood ratio per frame and the confidence for each class (quantiles), the
 ROC area, and at each threshold the share of said phrases kept and of junk let through (and
-of junk heard as an *ending* phrase). The decision the script brain takes is only for ending
-intents, so the figure that matters is junk-as-goodbye let through against goodbyes kept.
+of junk heard as an *ending* phrase), then goodbyes and handoffs apart. The decision the script
+brain takes is only for ending intents, and their costs differ: junk obeyed as a goodbye hangs
+up on the caller, as a handoff it passes them to a person; either one not obeyed costs the
+caller a repeat. So each has its floor (``end_confidence``, ``handoff_confidence``).
 
     python -m benchmarks.bench_confidence [--json]
 
-Measured (2026-12-06, 2 shared cores; the call's key terms, the final asked for at the pause):
-337 finals of said phrases (5 voices x 150/190 wpm), 214 heard right, 117 of them ending
-phrases; 438 junk clips came out as words (339 backwards, 76 fillers, 23 grunts), 92 as an
-ending phrase. ROC area 0.80 (all), 0.87 (ending phrases). At confidence 0.5 (the shipped
-``CONFIDENCE_MID``, ratio 0.8): 86.3 % of the right ending phrases pass, 31.5 % of the junk heard
-as one (before: all of it). At ratio 0.55: 95.7 % and 51.1 %. pocketsphinx's posterior is not
+Measured (2026-12-07, 2 shared cores; the call's key terms, the final asked for at the 200 ms
+pause): 337 finals of said phrases (5 voices x 150/190 wpm), 217 heard right, 120 of them
+ending phrases; 440 junk clips came out as words (339 backwards, 79 fillers, 22 grunts), 95 as
+an ending phrase. ROC area 0.79 (all), 0.89 (ending phrases). At confidence 0.5 (the shipped
+``CONFIDENCE_MID``, ratio 0.8): 92.3 % of the 52 goodbyes heard right pass and 26.7 % of the 60
+junk clips heard as one; of the 68 handoffs only 80.9 % (37.1 % of 35 junk). At 0.2, the
+handoff's shipped floor: 94.1 % of handoffs, 42.9 % of their junk. pocketsphinx's posterior is not
 available with the Viterbi backtrace the ear uses (``bestpath=False``, chosen for speed); a
 flat all-phone loop (no phone language model) separated worse (ROC 0.85 against 0.95 on a
 smaller set). Extra CPU per final: an all-phone pass and an alignment, ~0.05-0.1 s per second
@@ -52,7 +55,7 @@ from hotline.tts_standin.espeak import synthesize
 VOICES = ("en-us", "en", "en-us+f3", "en-us+m3", "en-gb-x-rp")
 RATES = (150, 190)
 GAP = b"\xff" * 4000  # 500 ms of line silence
-PAUSE = b"\xff" * 2400  # the pause at which the final is asked for (and the frames after it)
+PAUSE = b"\xff" * 1600  # the 200 ms pause at which the final is asked for (the shipped pause_ms)
 FILLERS = ("hmm", "uh", "um", "erm", "ah", "mm hmm", "huh", "ugh", "oh", "eh")
 NONSENSE = ("flerb gronk", "mib tosh", "vrindle pake", "snorf", "glib dab", "porv nak tishel")
 
@@ -105,7 +108,7 @@ def phrases() -> tuple[list[str], set[str]]:
 def hear(rec: Recognizer, audio: bytes) -> list[tuple[str, float | None, float | None]]:
     """(text, ratio, confidence) of every final with words.
 
-    As on a call: the turn taker asks for the final at the caller's first 250 ms pause (the
+    As on a call: the turn taker asks for the final at the caller's first 200 ms pause (the
     client's commit), so the ear decodes the segment up to there (the ``asked`` path)."""
     out = rec.feed(GAP + audio + PAUSE)
     out.append(rec.commit())
@@ -117,10 +120,14 @@ def hear(rec: Recognizer, audio: bytes) -> list[tuple[str, float | None, float |
     return got
 
 
+def action(text: str) -> IntentAction | None:
+    """What the script brain would do with these words (None: no intent)."""
+    intent = default_script().match_intent(text)
+    return intent.action if intent is not None else None
+
+
 def is_ending(text: str, ending: set[str]) -> bool:
-    script = default_script()
-    intent = script.match_intent(text)
-    return intent is not None and intent.action in (IntentAction.GOODBYE, IntentAction.HANDOFF)
+    return action(text) in (IntentAction.GOODBYE, IntentAction.HANDOFF)
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
@@ -240,6 +247,19 @@ def run() -> dict[str, Any]:
             }
             for t in thresholds
         ],
+        # the two ending intents apart: a junk goodbye hangs up on the caller, a junk handoff
+        # passes them to a person; a goodbye not obeyed costs a repeat, and so does a handoff
+        "by_action": {
+            kind.value: {
+                "right": len(r_act := [r for r in right_end if action(r["text"]) is kind]),
+                "junk": len(j_act := [r for r in junk_end if action(r["text"]) is kind]),
+                "at_threshold": [
+                    {"threshold": t, "kept": share(r_act, t), "junk_through": share(j_act, t)}
+                    for t in (0.1, 0.2, 0.3, 0.4, 0.5)
+                ],
+            }
+            for kind in (IntentAction.GOODBYE, IntentAction.HANDOFF)
+        },
         "cpu_s": cpu,
         "rows": rows,
     }
@@ -265,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['threshold']:9.1f}  {row['said_kept']:9.1%}  {row['ending_kept']:13.1%}"
             f"  {row['junk_through']:12.1%}  {row['junk_ending_through']:22.1%}"
         )
+    for kind, row in result["by_action"].items():
+        print(f"{kind}: {row['right']} heard right, {row['junk']} junk heard as one")
+        for t in row["at_threshold"]:
+            print(
+                f"  at {t['threshold']:.1f}: {t['kept']:6.1%} kept, "
+                f"{t['junk_through']:6.1%} of the junk through"
+            )
     print(f"CPU {result['cpu_s']:.1f} s")
     return 0
 

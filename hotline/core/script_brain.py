@@ -19,10 +19,12 @@ Rules:
   ``hangup`` also ends the call. Whether the session routes keys here or keeps its own
   menu handling is the session's choice; both say the same lines.
 * :class:`Interrupted` and :class:`CallEnding` -> [].
-* **Ending intents need confident words.** A turn matching a ``goodbye`` or ``handoff`` intent
-  ends the call only when the recogniser's confidence in its words (``CallerTurn.confidence``)
-  is at least ``end_confidence`` (the script's ``end_confidence``, or the constructor's, which
-  the shell takes from ``HOTLINE_END_CONFIDENCE``). Below it the turn is treated as words not
+* **Ending intents need confident words.** A turn matching a ``goodbye`` intent ends the call
+  only when the recogniser's confidence in its words (``CallerTurn.confidence``) is at least
+  ``end_confidence`` (the script's, or the constructor's, which the shell takes from
+  ``HOTLINE_END_CONFIDENCE``); a ``handoff`` intent, at least ``handoff_confidence``
+  (``HOTLINE_HANDOFF_CONFIDENCE``), a lower floor: junk obeyed as a handoff passes the caller
+  to a person, as a goodbye it hangs up on them. Below it the turn is treated as words not
   understood: the ``fallback`` line, and the call goes on (a grunt the grammar recogniser
   forced onto "bye" is asked again, not obeyed). A turn without a confidence (a recogniser
   that gives none, such as cloud Scribe) is obeyed as before.
@@ -54,11 +56,23 @@ class ScriptBrain:
     """Answers a call from a :class:`CallScript` (deterministic, no I/O)."""
 
     def __init__(
-        self, script: CallScript, *, handoff: bool = True, end_confidence: float | None = None
+        self,
+        script: CallScript,
+        *,
+        handoff: bool = True,
+        end_confidence: float | None = None,
+        handoff_confidence: float | None = None,
     ) -> None:
         self.script = script
         #: The confidence an ending intent's words need (see the module docstring).
-        self.end_confidence = script.end_confidence if end_confidence is None else end_confidence
+        self.floors = {
+            IntentAction.GOODBYE: (
+                script.end_confidence if end_confidence is None else end_confidence
+            ),
+            IntentAction.HANDOFF: (
+                script.handoff_confidence if handoff_confidence is None else handoff_confidence
+            ),
+        }
         #: Ending intents not obeyed for want of confidence (for logs and tests).
         self.doubted = 0
         #: A person can take a handed-off call (else a handoff intent promises nobody).
@@ -96,9 +110,9 @@ class ScriptBrain:
         intent = self.script.match_intent(text)
         if (
             intent is not None
-            and intent.action in (IntentAction.GOODBYE, IntentAction.HANDOFF)
+            and intent.action in self.floors
             and confidence is not None
-            and confidence < self.end_confidence
+            and confidence < self.floors[intent.action]
         ):
             self.doubted += 1
             intent = None  # not sure enough to end the call on: as words not understood

@@ -22,9 +22,19 @@ class SansIOBrain:
     """Runs the sans-I/O :class:`ScriptBrain` as a :class:`Brain` (emits in order)."""
 
     def __init__(
-        self, script: CallScript, *, handoff: bool = True, end_confidence: float | None = None
+        self,
+        script: CallScript,
+        *,
+        handoff: bool = True,
+        end_confidence: float | None = None,
+        handoff_confidence: float | None = None,
     ) -> None:
-        self.core = ScriptBrain(script, handoff=handoff, end_confidence=end_confidence)
+        self.core = ScriptBrain(
+            script,
+            handoff=handoff,
+            end_confidence=end_confidence,
+            handoff_confidence=handoff_confidence,
+        )
         self._emit: Emit | None = None
 
     #: The shell may send speculative turns (its replies are held until confirmed).
@@ -56,19 +66,25 @@ def make_brain(
     caller: str = "",
     handoff: bool = False,
     end_confidence: float | None = None,
+    handoff_confidence: float | None = None,
 ) -> Brain:
     """A new brain for one call.
 
     ``handoff``: a person can take a handed-off call (``HOTLINE_HANDOFF_URL`` or
     ``HOTLINE_HANDOFF_NUMBER``): the script's handoff intent says its line, the LLM gets
-    ``transfer_to_human``. ``end_confidence``: the script brain's (``HOTLINE_END_CONFIDENCE``;
-    None: the script's).
+    ``transfer_to_human``. ``end_confidence`` / ``handoff_confidence``: the script brain's
+    (``HOTLINE_END_CONFIDENCE`` / ``HOTLINE_HANDOFF_CONFIDENCE``; None: the script's).
 
     Raises:
         ValueError: ``llm``/``relay`` without its URL.
     """
     if kind is BrainKind.SCRIPT:
-        return SansIOBrain(script, handoff=handoff, end_confidence=end_confidence)
+        return SansIOBrain(
+            script,
+            handoff=handoff,
+            end_confidence=end_confidence,
+            handoff_confidence=handoff_confidence,
+        )
     if kind is BrainKind.LLM:
         from hotline.server.brain_llm import LlmBrain, make_client
 

@@ -521,10 +521,19 @@ class ListenSettings:
     end_confidence: float | None = var(
         "HOTLINE_END_CONFIDENCE",
         None,
-        "the script brain ends the call on a goodbye or handoff intent only when the "
-        "recogniser's confidence in the words is at least this (0..1; below: the fallback line, "
-        "the call goes on; a recogniser that gives none is obeyed); default: the script's "
+        "the script brain ends the call on a goodbye intent only when the recogniser's "
+        "confidence in the words is at least this (0..1; below: the fallback line, the call "
+        "goes on; a recogniser that gives none is obeyed); default: the script's "
         "end_confidence, else 0.5",
+        parse=number,
+        check=within(0, 1),
+    )
+    handoff_confidence: float | None = var(
+        "HOTLINE_HANDOFF_CONFIDENCE",
+        None,
+        "the same floor for a handoff intent, lower: junk obeyed as a handoff passes the "
+        "caller to a person, not a hang-up (0..1); default: the script's handoff_confidence, "
+        "else 0.2",
         parse=number,
         check=within(0, 1),
     )

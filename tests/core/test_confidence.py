@@ -50,6 +50,19 @@ def test_an_unsure_handoff_is_asked_again() -> None:
     assert isinstance(out[-1], EndCall) and out[-1].reason == "handoff"
 
 
+def test_a_handoff_needs_less_confidence_than_a_goodbye() -> None:
+    # 0.35: below the goodbye's floor, above the handoff's (the grammar ear rates a fifth of
+    # the "talk to a person" it hears right under 0.5: those callers were asked again)
+    assert SCRIPT.handoff_confidence < 0.35 < SCRIPT.end_confidence
+    out = ScriptBrain(SCRIPT, handoff=True).respond(CallerTurn("talk to a person", confidence=0.35))
+    assert isinstance(out[-1], EndCall) and out[-1].reason == "handoff"
+    out = ScriptBrain(SCRIPT).respond(CallerTurn("That's all, goodbye", confidence=0.35))
+    assert said(out) == [SCRIPT.fallback] and not any(isinstance(o, EndCall) for o in out)
+    strict = ScriptBrain(SCRIPT, handoff=True, handoff_confidence=0.5)
+    out = strict.respond(CallerTurn("talk to a person", confidence=0.35))
+    assert said(out) == [SCRIPT.fallback] and strict.doubted == 1
+
+
 def test_other_intents_answer_whatever_the_confidence() -> None:
     tour = next(i for i in SCRIPT.intents if i.name == "tour")
     out = ScriptBrain(SCRIPT).respond(CallerTurn("tour dates", confidence=0.05))
@@ -66,8 +79,10 @@ def test_the_threshold_comes_from_the_script_or_the_shell() -> None:
     out = ScriptBrain(strict, end_confidence=0.0).respond(CallerTurn("goodbye", confidence=0.01))
     assert isinstance(out[-1], EndCall)
     for bad in ("2", "-0.1", "true", '"high"'):
-        with pytest.raises(ConfigError, match="end_confidence"):
-            load_script(f"end_confidence = {bad}\n" + text)
+        for key in ("end_confidence", "handoff_confidence"):
+            with pytest.raises(ConfigError, match=key):
+                load_script(f"{key} = {bad}\n" + text)
+    assert load_script("handoff_confidence = 0.6\n" + text).handoff_confidence == 0.6
 
 
 def _turn(*finals: tuple[str, float | None], partial: str = "") -> TurnEnded:

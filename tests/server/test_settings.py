@@ -142,6 +142,7 @@ def test_bad_script_is_a_config_error(tmp_path: Path) -> None:
 #: A valid value for every variable that needs a particular shape (the rest take any text).
 SAMPLES = {
     "HOTLINE_END_CONFIDENCE": "0.7",
+    "HOTLINE_HANDOFF_CONFIDENCE": "0.3",
     "HOTLINE_PUBLIC_URL": "https://x.example.com",
     "RAILWAY_PUBLIC_DOMAIN": "x.up.railway.app",
     "ELEVENLABS_OUTPUT_FORMAT": "ulaw_8000",
