@@ -195,6 +195,7 @@ class SileroDetector:
         "_run",
         "_silence",
         "_silence_ts",
+        "_skipped",
         "_voiced",
         "in_speech",
         "loud",
@@ -222,6 +223,10 @@ class SileroDetector:
         self._fallback = False
         self._pending: deque[SpeechStarted | SpeechEnded] = deque()
         self._buf = bytearray()  # µ-law not yet in a whole window
+        #: quiet windows not run (the last few, heard before the next loud one)
+        self._skipped: deque[bytes] = deque(
+            maxlen=max(1, self.silero.preroll_ms * BYTES_PER_MS // WINDOW)
+        )
         self._buf_ts = 0
         self.in_speech = False
         self._voiced = False
@@ -278,6 +283,7 @@ class SileroDetector:
             self._pool.release(self._model)
             self._model = None
         self._buf.clear()
+        self._skipped.clear()
 
     def process(self, media: Media) -> SpeechStarted | SpeechEnded | None:
         """Feed one inbound frame; return a transition (at most one per call, in order)."""
@@ -313,7 +319,7 @@ class SileroDetector:
                     return
                 self._quiet = 0
                 for old_ts, old in self._preroll:
-                    self._windows(old, old_ts)
+                    self._windows(old, old_ts, context=True)
                 self._preroll.clear()
                 self._preroll_bytes = 0
             else:
@@ -339,28 +345,46 @@ class SileroDetector:
         self.in_speech = isinstance(event, SpeechStarted)
         self._pending.append(event)
 
-    def _windows(self, payload: bytes, ts: int) -> None:
-        from hotline.codec import ulaw_decode, ulaw_frame_stats
+    def _windows(self, payload: bytes, ts: int, *, context: bool = False) -> None:
+        """Run Silero over the whole windows of ``payload`` (``context``: the preroll before
+        an onset, which a fresh instance hears whether loud or not).
 
-        np = self._np
+        Silero's probability decays for ~100 ms after the last word: a window below the energy
+        threshold is silence whatever it says (so the end is as prompt as the energy
+        detector's), and the model is not run on it: half the windows around a caller's words
+        are such gaps and tails, and Silero was the server's largest single CPU cost on
+        conversing calls (``benchmarks/bench_rival``). The last quiet windows skipped (up to
+        the preroll) are run before the next loud one, so the model hears the gap before a
+        word as it would have (without them, onsets after a pause came 20-40 ms later)."""
+        from hotline.codec import ulaw_frame_stats
+
         if not self._buf:
             self._buf_ts = ts
         self._buf += payload
+        skipped = self._skipped
         while len(self._buf) >= WINDOW:
             chunk = bytes(self._buf[:WINDOW])
             del self._buf[:WINDOW]
-            samples = np.frombuffer(ulaw_decode(chunk), dtype="<i2").astype(np.float32)
-            samples *= 1.0 / 32768.0
-            assert self._model is not None
-            p = self._model.process(bytearray(samples.tobytes()))
-            self.windows += 1
-            # Silero's probability decays for ~100 ms after the last word: a window below the
-            # energy threshold is silence whatever it says, so the end is as prompt as the
-            # energy detector's.
-            if ulaw_frame_stats(chunk)[0] < self._config.threshold_dbfs:
+            if not context and ulaw_frame_stats(chunk)[0] < self._config.threshold_dbfs:
+                skipped.append(chunk)
                 p = 0.0
+            else:
+                while skipped:
+                    self._infer(skipped.popleft())
+                p = self._infer(chunk)
             self._step(p, self._buf_ts)
             self._buf_ts += WINDOW // BYTES_PER_MS
+
+    def _infer(self, chunk: bytes) -> float:
+        """Silero's speech probability for one window of µ-law."""
+        from hotline.codec import ulaw_decode
+
+        np = self._np
+        samples = np.frombuffer(ulaw_decode(chunk), dtype="<i2").astype(np.float32)
+        samples *= 1.0 / 32768.0
+        assert self._model is not None
+        self.windows += 1
+        return float(self._model.process(bytearray(samples.tobytes())))
 
     def _step(self, p: float, ts: int) -> None:
         cfg, hi = self._config, self.silero.threshold

@@ -72,6 +72,44 @@ def test_silero_runs_only_around_sound(pool: SileroPool) -> None:
     assert not det.attached  # given back after the release time
 
 
+def test_quiet_windows_are_not_run_and_the_events_are_the_same(pool: SileroPool) -> None:
+    """Windows below the energy gate count as silence without the model: the pauses inside a
+    turn and the release time cost no inference, and the events are those of a detector that
+    runs every window it holds (the gap's last windows are heard before the next word)."""
+
+    class EveryWindow(SileroDetector):
+        """The rule before: the model runs on every window, a quiet one's verdict is 0."""
+
+        __slots__ = ()
+
+        def _windows(self, payload: bytes, ts: int, *, context: bool = False) -> None:
+            from hotline.codec import ulaw_frame_stats
+
+            if not self._buf:
+                self._buf_ts = ts
+            self._buf += payload
+            while len(self._buf) >= silero.WINDOW:
+                chunk = bytes(self._buf[: silero.WINDOW])
+                del self._buf[: silero.WINDOW]
+                p = self._infer(chunk)
+                if ulaw_frame_stats(chunk)[0] < self._config.threshold_dbfs:
+                    p = 0.0
+                self._step(p, self._buf_ts)
+                self._buf_ts += silero.WINDOW // 8
+
+    parts = ("What are the", "tour dates?", "Where can I", "buy merch?")
+    for voice in ("en-us", "en-us+f3", "en-gb-x-rp"):
+        audio = SECOND
+        for text in parts:
+            gap = 0.4 if text.endswith(("the", "I")) else 2.0
+            audio += b"".join(caller_speech_frames(text, voice, 170)) + b"\xff" * int(8000 * gap)
+        lean, every = SileroDetector(pool=pool), EveryWindow(pool=pool)
+        got, want = _events(lean, audio), _events(every, audio)
+        assert [(type(e), e.timestamp_ms) for e in got] == [(type(e), e.timestamp_ms) for e in want]
+        assert len(got) == 8
+        assert lean.windows < 0.7 * every.windows
+
+
 def test_frame_size_does_not_change_the_decision(pool: SileroPool) -> None:
     audio = SECOND + b"".join(caller_speech_frames(TEXT)) + SECOND
     by20 = _events(SileroDetector(pool=pool), audio, 160)
