@@ -71,7 +71,7 @@ from hotline.core.events import (
     TwilioEvent,
 )
 from hotline.core.lines import Lines
-from hotline.core.listening import Listening, SpeechDetector
+from hotline.core.listening import Listening, QuietGate, SpeechDetector
 from hotline.core.pacer import Pacer
 from hotline.core.render import Converter, Renderer, Voice
 from hotline.core.script import CallScript
@@ -104,6 +104,8 @@ class Call:
             frames (:data:`~hotline.core.render.FIRST_SLICE`; 0: convert whole messages).
         recognise: keep every inbound media payload from ``start`` on for
             :meth:`audio_to_recognise` (the shell's speech-to-text feed drains it).
+        quiet_gate: with ``recognise``, hold the line's long silences back from the
+            recogniser (:class:`~hotline.core.listening.QuietGate`; None: every payload).
         turns: turn-taking settings; with them a :class:`~hotline.core.turns.TurnTaker` joins
             the VAD and the transcripts into :class:`CallerTurn`, :class:`CommitSpeech` and
             barge-in, and every cut line is reported as :class:`LineInterrupted`. Without them
@@ -135,6 +137,7 @@ class Call:
         twilio: TwilioStream | None = None,
         first_slice_bytes: int = 0,
         recognise: bool = False,
+        quiet_gate: QuietGate | None = None,
         turns: TurnConfig | None = None,
         brain_digits: bool = False,
     ) -> None:
@@ -163,6 +166,7 @@ class Call:
             vad,
             turns,
             recognise=recognise,
+            quiet_gate=quiet_gate,
             can_barge_in=self._can_barge_in,
             barge_in=self._barge_in,
             hold=self._hold_line,
@@ -272,6 +276,11 @@ class Call:
         self._actions.clear()
         return out
 
+    @property
+    def audio_held_back(self) -> int:
+        """The caller's µ-law the quiet gate kept from the recogniser (bytes, 8 per ms)."""
+        return self._ears.unsent_bytes
+
     def audio_to_recognise(self) -> list[bytes]:
         """Return and forget the caller's µ-law payloads received since the last call (a call
         built with ``recognise``; from ``start`` until the call ends)."""
@@ -370,7 +379,7 @@ class Call:
 
     def _on_media(self, media: Media, now: float) -> None:
         if self.state is not CallState.CONNECTING:
-            self._ears.keep(media.payload)
+            self._ears.keep(media)
         if self.state is CallState.ACTIVE:  # the goodbye (CLOSING) plays, then we hang up
             self._ears.media(media, now)
 

@@ -18,11 +18,22 @@ prepare a reply it holds until the :class:`CallerTurn`). ``pause`` barge-in hold
 
 The filler: ``filler_ms`` after a turn was handed out, if no reply to it has been queued yet,
 ``filler`` is called once (the Call says the script's short line).
+
+What the recogniser hears (:class:`QuietGate`): with a gate, the line's long silences are held
+back. The caller's audio goes to the recogniser from any frame louder than ``open_dbfs`` (well
+below the VAD's and the local ears' thresholds, so anything they could call speech opens it)
+until ``hold_ms`` of quiet with no turn in progress (a turn waiting for its final keeps it open);
+then only the last ``preroll_ms`` is kept, and sent ahead of the next loud frame. On a call
+where hotline does most of the talking most of the caller's audio is silence: not streaming it
+saves the server's sends, the recogniser's work and, with a cloud recogniser that bills the
+audio it is sent, its seconds.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from hotline.core.actions import Action, CallerTurn, CommitSpeech
@@ -41,9 +52,25 @@ from hotline.core.turns import (
     TurnTaker,
     Unspeculate,
 )
+from hotline.core.ulaw import BYTES_PER_MS
 from hotline.errors import assert_never
 
-__all__ = ["Listening", "SpeechDetector"]
+__all__ = ["Listening", "QuietGate", "SpeechDetector"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuietGate:
+    """Which of the caller's audio the recogniser hears (see the module docstring).
+
+    Attributes:
+        open_dbfs: a frame at least this loud (RMS, dBFS) is sent, and opens the gate.
+        hold_ms: quiet, with no turn in progress, after which audio is held back.
+        preroll_ms: held-back audio sent ahead of the frame that opens the gate again.
+    """
+
+    open_dbfs: float = -50.0
+    hold_ms: int = 2000
+    preroll_ms: int = 500
 
 
 class SpeechDetector(Protocol):
@@ -69,6 +96,8 @@ class Listening:
         vad: the speech detector (``None``: no barge-in, no turns from the VAD).
         turns: turn-taking settings (``None``: barge-in on the VAD's onset only).
         recognise: keep the caller's audio for :meth:`audio_to_recognise`.
+        quiet_gate: hold the line's long silences back from the recogniser (None: keep
+            every frame).
         can_barge_in: whether the caller's voice may cut what plays at ``now``.
         barge_in: cut what plays (the onset's media timestamp, ``now``).
         hold / resume: hold the line (onset timestamp, ``now``) / let it play on (``now``).
@@ -83,7 +112,11 @@ class Listening:
         "_filler",
         "_filler_at",
         "_filler_ms",
+        "_gate",
+        "_held",
+        "_held_bytes",
         "_hold",
+        "_quiet_bytes",
         "_recognise",
         "_resume",
         "_vad",
@@ -91,6 +124,7 @@ class Listening:
         "latency",
         "transcript",
         "turns",
+        "unsent_bytes",
     )
 
     def __init__(
@@ -100,6 +134,7 @@ class Listening:
         turns: TurnConfig | None,
         *,
         recognise: bool,
+        quiet_gate: QuietGate | None = None,
         can_barge_in: Callable[[float], bool],
         barge_in: Callable[[int, float], None],
         hold: Callable[[int, float], None] | None = None,
@@ -111,6 +146,12 @@ class Listening:
         self._vad = vad
         self.turns: TurnTaker | None = TurnTaker(turns) if turns is not None else None
         self._recognise: list[bytes] | None = [] if recognise else None
+        self._gate = quiet_gate
+        self._quiet_bytes = 0  # quiet audio since the last loud frame (or turn)
+        self._held: deque[bytes] = deque()  # the preroll, while the gate is shut
+        self._held_bytes = 0
+        #: The caller's audio held back from the recogniser (bytes of µ-law: 8 per ms).
+        self.unsent_bytes = 0
         self._can_barge_in = can_barge_in
         self._barge_in = barge_in
         self._hold = hold
@@ -126,10 +167,40 @@ class Listening:
 
     # ------------------------------------------------------------------ the caller's audio
 
-    def keep(self, ulaw: bytes) -> None:
-        """An inbound payload of a started call, for the recogniser."""
-        if self._recognise is not None:
-            self._recognise.append(ulaw)
+    def keep(self, media: Media) -> None:
+        """An inbound frame of a started call, for the recogniser (through the gate, if any)."""
+        keep = self._recognise
+        if keep is None:
+            return
+        ulaw = media.payload
+        gate = self._gate
+        if gate is None:
+            keep.append(ulaw)
+            return
+        stats = media.frame_stats
+        if stats is None:
+            from hotline.codec import ulaw_frame_stats
+
+            stats = ulaw_frame_stats(ulaw)
+        if stats[0] >= gate.open_dbfs or (self.turns is not None and self.turns.in_turn):
+            self._quiet_bytes = 0
+        else:
+            self._quiet_bytes += len(ulaw)
+            if self._quiet_bytes > gate.hold_ms * BYTES_PER_MS:
+                held = self._held
+                held.append(ulaw)
+                self._held_bytes += len(ulaw)
+                limit = gate.preroll_ms * BYTES_PER_MS
+                while self._held_bytes - len(held[0]) >= limit:
+                    old = held.popleft()
+                    self._held_bytes -= len(old)
+                    self.unsent_bytes += len(old)
+                return
+        if self._held:
+            keep.extend(self._held)
+            self._held.clear()
+            self._held_bytes = 0
+        keep.append(ulaw)
 
     def audio_to_recognise(self) -> list[bytes]:
         """Return and forget the payloads kept since the last call."""

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hotline.core.call import Call
+from hotline.core.listening import QuietGate
 from hotline.core.turns import JudgeTurn, TurnConfig
 from hotline.server.settings import BrainKind
 
@@ -108,6 +109,20 @@ def recognises(hub: Hub) -> bool:
     return hub.settings.listen.stt is not SttProvider.OFF
 
 
+def quiet_gate(hub: Hub) -> QuietGate | None:
+    """What of the line's silence the recogniser hears (``HOTLINE_STT_SEND_SILENCE``).
+
+    Deepgram and the local ear get the caller's audio around sound only (Deepgram is kept open
+    by ``KeepAlive`` meanwhile, as its docs ask); cloud Scribe gets every frame: its realtime
+    API has an ``insufficient_audio_activity`` error and says nothing of what triggers it."""
+    from hotline.server.stt_client import SttProvider
+
+    listen = hub.settings.listen
+    if listen.stt_send_silence or listen.stt in (SttProvider.ELEVENLABS, SttProvider.OFF):
+        return None
+    return QuietGate()
+
+
 class ListenerHost(Protocol):
     """What a :class:`Listener` needs from the call's session."""
 
@@ -164,6 +179,9 @@ class Listener:
         if stt is not None:
             with contextlib.suppress(Exception):
                 await stt.aclose()
+            metrics = self.host.hub.metrics
+            metrics.stt_audio_dropped.inc(stt.stats.audio_bytes_dropped)
+            metrics.stt_audio_held_back.inc(self.host.call.audio_held_back)
 
     # ------------------------------------------------------------------ from the Call
 

@@ -143,6 +143,12 @@ class Metrics:
             "Caller µ-law not sent to speech-to-text (buffer full while connecting, or STT down)",
             registry=r,
         )
+        self.stt_audio_held_back = Counter(
+            "hotline_stt_audio_held_back_bytes",
+            "Caller µ-law of the line's long silences not streamed to speech-to-text "
+            "(HOTLINE_STT_SEND_SILENCE)",
+            registry=r,
+        )
         self.brain_fallbacks = Counter(
             "hotline_brain_fallbacks",
             "Brain turns that failed and were answered with the fallback line, by reason",

@@ -59,7 +59,7 @@ from hotline.core.turns import JudgeTurn, Speculate, Unspeculate
 from hotline.errors import ProtocolError, assert_never
 from hotline.server.brain_runner import BrainRunner, new_brain
 from hotline.server.hub import CallMode, Hub
-from hotline.server.listen import Listener, recognises, turn_config
+from hotline.server.listen import Listener, quiet_gate, recognises, turn_config
 from hotline.server.logs import mask_number
 from hotline.server.media_ws import DirectSocket, direct_socket
 from hotline.server.metrics import Metrics, observe
@@ -112,6 +112,7 @@ class CallSession:
             record_max_bytes=hub.speech.record_max_bytes,
             first_slice_bytes=FIRST_SLICE,
             recognise=recognises(hub),
+            quiet_gate=quiet_gate(hub),
             turns=turn_config(
                 listen,
                 hub.script,

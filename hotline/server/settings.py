@@ -392,6 +392,15 @@ class ListenSettings:
     deepgram_api_key: str | None = var(
         "DEEPGRAM_API_KEY", None, "Deepgram key, for HOTLINE_STT=deepgram", secret=True
     )
+    stt_send_silence: bool = var(
+        "HOTLINE_STT_SEND_SILENCE",
+        False,
+        "1 = stream every frame of the caller's audio to speech-to-text; default: the line's "
+        "long silences are held back (from 2 s of quiet with no turn in progress until the next "
+        "sound, which is sent with the 0.5 s before it): less CPU for the server and the "
+        "recogniser, fewer billed seconds. Cloud Scribe always gets every frame",
+        parse=flag,
+    )
     stt_url: str | None = var(
         "HOTLINE_STT_URL",
         None,

@@ -74,6 +74,14 @@ async def metrics(run: Running) -> str:
         return (await client.get(f"{run.base}/metrics")).text
 
 
+def held_back(text: str) -> float:
+    """``hotline_stt_audio_held_back_bytes_total`` from a /metrics page."""
+    for line in text.splitlines():
+        if line.startswith("hotline_stt_audio_held_back_bytes_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def entries(t: dict[str, Any], speaker: str) -> list[dict[str, Any]]:
     return [e for e in t["entries"] if e["speaker"] == speaker]
 
@@ -150,6 +158,13 @@ async def spoken_questions_are_recognised_and_answered_with_the_intent_line() ->
                 await tw.wait_for(lambda: tw.stopped.is_set(), 20)
         assert tw.heard.bad == [] or tw.heard.bad == ["reader: ConnectionClosedOK"], tw.heard.bad
         await tw.close()
+        # Each question came after a line that played for seconds, with the line's silence
+        # held back from the ear (the shipped HOTLINE_STT_SEND_SILENCE=0): the preroll sent
+        # with each question's first sound was enough for every one of them.
+        deadline = time.monotonic() + 10
+        while (held := held_back(await metrics(run))) == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert held > 8000, "no silence was held back from the recogniser"
 
 
 def test_spoken_handoff_says_its_line_and_ends_the_call() -> None:

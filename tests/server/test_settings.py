@@ -170,6 +170,7 @@ SAMPLES = {
     "HOTLINE_DATABASE_URL": "postgresql://hotline:s3cret-db@10.0.0.7:5432/calls",
     "DATABASE_URL": "postgres://u:s3cret-railway-db@db.railway.internal:5432/railway",
     "HOTLINE_STORE_CALLER_NUMBERS": "1",
+    "HOTLINE_STT_SEND_SILENCE": "1",
     "HOTLINE_NOTIFY_URL": "https://owner.example/hook?token=s3cret-hook",
     "HOTLINE_OWNER_NUMBER": "+15555550199",
     "HOTLINE_TWILIO_API_URL": "http://127.0.0.1:9",
