@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import functools
 import json
 import math
 import random
@@ -48,7 +49,7 @@ from typing import Any
 
 from benchmarks.common import versions
 from hotline.codec import Resampler, ulaw_encode
-from hotline.core.script import IntentAction, default_script
+from hotline.core.script import CallScript, IntentAction, default_script
 from hotline.ear.recognizer import Final, Recognizer, RecognizerConfig, normalise
 from hotline.tts_standin.espeak import synthesize
 
@@ -120,9 +121,14 @@ def hear(rec: Recognizer, audio: bytes) -> list[tuple[str, float | None, float |
     return got
 
 
+@functools.cache
+def _script() -> CallScript:
+    return default_script()
+
+
 def action(text: str) -> IntentAction | None:
     """What the script brain would do with these words (None: no intent)."""
-    intent = default_script().match_intent(text)
+    intent = _script().match_intent(text)
     return intent.action if intent is not None else None
 
 

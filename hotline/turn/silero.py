@@ -365,8 +365,11 @@ class SileroDetector:
         while len(self._buf) >= WINDOW:
             chunk = bytes(self._buf[:WINDOW])
             del self._buf[:WINDOW]
-            if not context and ulaw_frame_stats(chunk)[0] < self._config.threshold_dbfs:
-                skipped.append(chunk)
+            if ulaw_frame_stats(chunk)[0] < self._config.threshold_dbfs:
+                if context:
+                    self._infer(chunk)  # heard, but silence whatever it says
+                else:
+                    skipped.append(chunk)
                 p = 0.0
             else:
                 while skipped:
