@@ -41,6 +41,7 @@ from hotline.server.security import (
 from hotline.server.settings import BrainKind, Settings
 from hotline.server.speech_service import SpeechService, TTSFactory
 from hotline.server.stt_client import SttProvider
+from hotline.turn.silero import SileroPool, prepare, silero_available
 
 __all__ = ["create_app", "load_call_script"]
 
@@ -128,11 +129,13 @@ def _turn_judge(setting: str) -> Callable[[bytes], float] | None:
     return model.complete_probability
 
 
+def _uses_silero(setting: str) -> bool:
+    return setting != "energy" and silero_available()
+
+
 def _detector_desc(setting: str) -> str:
     """What ``HOTLINE_VAD`` runs, for the start-up log (``auto`` without Silero says so)."""
-    from hotline.turn.silero import silero_available
-
-    if setting == "energy" or not silero_available():
+    if not _uses_silero(setting):
         if setting == "auto":
             return "energy (Silero VAD not installed: pip install 'hotline[vad]')"
         return "energy"
@@ -202,6 +205,7 @@ def create_app(
         voice: Any = None
         ear: Any = None
         warmup: asyncio.Task[int] | None = None
+        silero_pool: SileroPool | None = None
         try:
             tts_kwargs: dict[str, Any] = {
                 "voice_id": settings.elevenlabs_voice_id,
@@ -293,6 +297,8 @@ def create_app(
                 "Redis" if hub.cluster is not None else "this one alone",
             )
             log.info("caller speech detector: %s", _detector_desc(settings.vad))
+            if _uses_silero(settings.vad):
+                silero_pool = await asyncio.to_thread(prepare)  # not on the first caller's time
             if hub.handoff is not None:
                 log.info("%s", hub.handoff.describe())
             if not hub.signatures.enforced:
@@ -319,6 +325,8 @@ def create_app(
                 await ear.stop()
             if voice is not None:
                 await voice.stop()
+            if silero_pool is not None:  # an instance still being made, before the exit
+                await asyncio.to_thread(silero_pool.join, 10.0)
             hub.tts = None
             hotline_logger.removeHandler(hub.ring)
 

@@ -97,6 +97,7 @@ class SileroPool:
         self._idle: list[Any] = []
         self._made = 0
         self._growing = False
+        self._grower: threading.Thread | None = None
         self.limit = limit
         for _ in range(prewarm):
             self._idle.append(self._make())
@@ -129,7 +130,16 @@ class SileroPool:
             if self._idle or self._growing or self._made >= self.limit:
                 return
             self._growing = True
-        threading.Thread(target=self._grow, name="silero-pool", daemon=True).start()
+            # a daemon, so a call never waits on it; :meth:`join` before the interpreter exits
+            # (onnxruntime crashes the process if it is torn down mid-session-init)
+            self._grower = threading.Thread(target=self._grow, name="silero-pool", daemon=True)
+            self._grower.start()
+
+    def join(self, timeout: float) -> None:
+        """Wait (blocking, at most ``timeout`` s) for an instance being made in the background."""
+        grower = self._grower
+        if grower is not None:
+            grower.join(timeout)
 
     def _grow(self) -> None:
         try:
@@ -163,6 +173,20 @@ def shared_pool() -> SileroPool:
         if _SHARED is None:
             _SHARED = SileroPool(prewarm=0)
             _SHARED.warm()
+        return _SHARED
+
+
+def prepare() -> SileroPool:
+    """Load what a call's detector needs before the first call comes: numpy (imported by
+    :class:`SileroDetector`; 0.1-0.2 s the first call would otherwise spend on the event loop
+    before its greeting) and the shared pool with its first instance made. Blocking: run it in
+    a thread; the pool is the one :func:`shared_pool` returns."""
+    global _SHARED
+    import numpy  # noqa: F401
+
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = SileroPool(prewarm=1)
         return _SHARED
 
 

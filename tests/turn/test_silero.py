@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hotline.core.events import Media, SpeechEnded, SpeechStarted
@@ -231,3 +233,38 @@ def test_a_detector_collected_with_its_call_never_hands_a_dead_instance_back() -
     again = SileroDetector(pool=pool)
     assert _events(again, audio)
     assert pool.made == 1
+
+
+def test_a_started_server_has_loaded_what_the_first_call_needs(tmp_path: Path) -> None:
+    """The first call after start-up used to import numpy on the event loop when its detector
+    was made (~0.1-0.2 s before its greeting: the soak's first 0.3 s call once heard nothing).
+    The lifespan loads it, and starts the pool's first instance, before the server listens.
+    A fresh interpreter, so nothing another test imported counts."""
+    import subprocess
+    import sys
+
+    code = """
+import asyncio, sys
+from hotline.server.app import create_app
+from hotline.server.settings import ListenSettings, RecordsSettings, Settings
+from hotline.turn import silero
+
+async def main():
+    app = create_app(Settings(twilio_auth_token="t" * 32, public_url="http://127.0.0.1:1",
+                              listen=ListenSettings(stt="off"),
+                              records=RecordsSettings(database_url=sys.argv[1])))
+    assert "numpy" not in sys.modules and silero._SHARED is None
+    async with app.router.lifespan_context(app):
+        assert "numpy" in sys.modules and silero._SHARED is not None
+    print("ok")
+
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{tmp_path}/records.sqlite3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
