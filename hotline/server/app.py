@@ -297,6 +297,15 @@ def create_app(
                 "Redis" if hub.cluster is not None else "this one alone",
             )
             log.info("caller speech detector: %s", _detector_desc(settings.vad))
+            listen = settings.listen
+            if listen.brain is BrainKind.LLM and listen.llm_url:
+                # one client for every call (its connections outlive each call), and openai
+                # imported now (0.3-0.5 s), not on the event loop under the first call
+                from hotline.server.brain_llm import make_client
+
+                hub.llm_client = make_client(
+                    listen.llm_url, listen.llm_api_key or "", timeout=script.llm.total_timeout_s
+                )
             if _uses_silero(settings.vad):
                 silero_pool = await asyncio.to_thread(prepare)  # not on the first caller's time
             if hub.handoff is not None:
@@ -325,6 +334,9 @@ def create_app(
                 await ear.stop()
             if voice is not None:
                 await voice.stop()
+            if hub.llm_client is not None:
+                await hub.llm_client.close()
+                hub.llm_client = None
             if silero_pool is not None:  # an instance still being made, before the exit
                 await asyncio.to_thread(silero_pool.join, 10.0)
             hub.tts = None

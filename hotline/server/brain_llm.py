@@ -95,18 +95,41 @@ class TurnTiming:
     usage: Usage | None = None
 
 
+#: Seconds an idle connection to the model's host is kept for the next turn. httpx's default
+#: (5 s) is shorter than most gaps between a caller's turns, so nearly every turn paid a new TCP
+#: and TLS handshake; a host that closes sooner (uvicorn-based servers such as vLLM: 5 s) is
+#: seen at the next checkout and a new connection is opened.
+KEEPALIVE_S = 60.0
+
+
+def _limits(keepalive_s: float) -> Any:
+    """openai's own pool limits with ``keepalive_s``, in the HTTP library openai uses (httpx
+    until 2.x, httpx2 since)."""
+    default = openai.DEFAULT_CONNECTION_LIMITS
+    return type(default)(
+        max_connections=default.max_connections,
+        max_keepalive_connections=default.max_keepalive_connections,
+        keepalive_expiry=keepalive_s,
+    )
+
+
 def make_client(base_url: str, api_key: str, *, timeout: float = 15.0) -> openai.AsyncOpenAI:
-    """An ``AsyncOpenAI`` for a voice bridge: short timeouts, no retries.
+    """An ``AsyncOpenAI`` for a voice bridge: short timeouts, no retries, idle connections kept
+    :data:`KEEPALIVE_S`.
 
     Its httpx client verifies TLS with the process's one context (httpx would otherwise load the
-    CA store again for every call's client: ~10 ms of CPU each).
+    CA store again for every client: ~10 ms of CPU each).
     """
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key or "not-needed",
         timeout=timeout,
         max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(verify=client_context(), timeout=timeout),
+        http_client=openai.DefaultAsyncHttpxClient(
+            verify=client_context(),
+            timeout=timeout,
+            limits=_limits(KEEPALIVE_S),
+        ),
     )
 
 

@@ -93,6 +93,7 @@ def new_brain(hub: Hub, caller: str) -> b.Brain:
         handoff=hub.handoff is not None and hub.handoff.configured,
         end_confidence=listen.end_confidence,
         handoff_confidence=listen.handoff_confidence,
+        llm_client=hub.llm_client,
     )
 
 

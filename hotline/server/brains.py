@@ -9,6 +9,8 @@ environment.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hotline.core.brain import Brain, BrainInput, CallStarted, Emit
 from hotline.core.script import CallScript
 from hotline.core.script_brain import ScriptBrain
@@ -67,6 +69,7 @@ def make_brain(
     handoff: bool = False,
     end_confidence: float | None = None,
     handoff_confidence: float | None = None,
+    llm_client: Any | None = None,
 ) -> Brain:
     """A new brain for one call.
 
@@ -74,6 +77,8 @@ def make_brain(
     ``HOTLINE_HANDOFF_NUMBER``): the script's handoff intent says its line, the LLM gets
     ``transfer_to_human``. ``end_confidence`` / ``handoff_confidence``: the script brain's
     (``HOTLINE_END_CONFIDENCE`` / ``HOTLINE_HANDOFF_CONFIDENCE``; None: the script's).
+    ``llm_client``: the process's ``AsyncOpenAI`` (the brain borrows it; None: the brain opens
+    its own from ``llm_url`` and closes it with the call).
 
     Raises:
         ValueError: ``llm``/``relay`` without its URL.
@@ -88,15 +93,19 @@ def make_brain(
     if kind is BrainKind.LLM:
         from hotline.server.brain_llm import LlmBrain, make_client
 
-        if not llm_url:
+        if llm_client is None and not llm_url:
             raise ValueError("the llm brain needs HOTLINE_LLM_URL")
-        client = make_client(llm_url, llm_api_key, timeout=script.llm.total_timeout_s)
+        own = llm_client is None
+        client = llm_client
+        if client is None:
+            client = make_client(llm_url or "", llm_api_key, timeout=script.llm.total_timeout_s)
         return LlmBrain(
             script,
             client,
             model=llm_model,
             legacy_max_tokens=llm_legacy_max_tokens,
             handoff=handoff,
+            owns_client=own,
         )
     if kind is BrainKind.RELAY:
         from hotline.server.brain_relay import RelayBrain

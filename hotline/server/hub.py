@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hotline.core.actions import LabelEnum
 from hotline.core.script import CallScript
@@ -73,6 +74,10 @@ class Hub:
     #: The end-of-turn judge (``ulaw -> P(complete)``, blocking, thread-safe), one per process;
     #: None: endpointing from the words and the VAD alone.
     turn_judge: Callable[[bytes], float] | None = None
+    #: The LLM brain's ``AsyncOpenAI`` (``HOTLINE_BRAIN=llm``), one per process and opened by the
+    #: lifespan: its connections to the model's host are kept between calls, so a call's first
+    #: turn does not pay a TCP and TLS handshake. None for the other brains.
+    llm_client: Any | None = None
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:

@@ -80,6 +80,8 @@ class StandIn:
     api_key: str | None = None
     model: str = "standin-1"
     requests: list[dict[str, Any]] = field(default_factory=list)
+    #: Each request's client port, in order (one port per TCP connection the client opened).
+    client_ports: list[int] = field(default_factory=list)
     #: Tests: when set, each stream waits for this event before its last content token.
     hold_before_last: asyncio.Event | None = None
     #: Content tokens sent so far (all streams), for tests.
@@ -122,6 +124,8 @@ class StandIn:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "invalid_request_error")
         self.requests.append(body)
+        if request.client is not None:
+            self.client_ports.append(request.client.port)
         fault = self.faults.pop(0) if self.faults else self.fault
         if fault == "500":
             return _error(

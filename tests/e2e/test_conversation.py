@@ -31,7 +31,7 @@ from websockets.asyncio.server import Request, Response, ServerConnection, serve
 from hotline.codec import ulaw_encode
 from hotline.core.script import default_script
 from hotline.server.session import CallSession
-from hotline.server.settings import ListenSettings
+from hotline.server.settings import ListenSettings, RecordsSettings
 from hotline.sim.llm_server import StandIn
 from tests.support.aio import arun
 from tests.support.server import ADMIN, AUTH_TOKEN, Running, running_server, serve_asgi
@@ -41,8 +41,11 @@ SCRIPT = default_script()
 
 
 @contextlib.asynccontextmanager
-async def llm(standin: StandIn) -> AsyncIterator[str]:
-    async with serve_asgi(standin.app()) as server:
+async def llm(standin: StandIn, keep_alive_s: float | None = None) -> AsyncIterator[str]:
+    """The stand-in on uvicorn; ``keep_alive_s``: how long it keeps an idle connection (None:
+    uvicorn's own 5 s, as vLLM and other uvicorn-served models do)."""
+    config = {} if keep_alive_s is None else {"timeout_keep_alive": keep_alive_s}
+    async with serve_asgi(standin.app(), **config) as server:
         sock = server.servers[0].sockets[0]
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
 
@@ -186,6 +189,61 @@ async def llm_faults_each_speak_the_fallback_and_the_next_turn_works() -> None:
             ]
             assert sum(sample.value for sample in fallbacks) == 2
             await tw.hang_up()
+
+
+def test_calls_share_one_connection_to_the_model() -> None:
+    arun(calls_share_one_connection_to_the_model, 60)
+
+
+async def ask_twice(run: Running, sids: tuple[str, str], gap_s: float = 0.0) -> None:
+    """A turn in each call of ``sids`` (the same call twice, or two calls one after the other),
+    ``gap_s`` apart, each answered in full."""
+    tw: FakeTwilio | None = None
+    for n, sid in enumerate(sids, start=1):
+        if tw is None or tw.call_sid != sid:
+            if tw is not None:
+                await tw.hang_up()
+            tw = FakeTwilio(run, call_sid=sid)
+            await greeted(tw)
+        await asyncio.sleep(gap_s if n > 1 else 0.0)
+        caller_says(run, tw, "What are the tour dates?")
+        await tw.wait_for(lambda n=n: "".join(tts_texts(run)).count("Portland") >= n, 10)
+    assert tw is not None
+    await tw.hang_up()
+
+
+async def calls_share_one_connection_to_the_model() -> None:
+    """One ``AsyncOpenAI`` per process, its idle connections kept a minute: the second call's
+    turn, seconds later, goes over the connection the first call's turn opened (each call had
+    its own client, and httpx dropped idle connections after 5 s, so turns paid a TCP and TLS
+    handshake to the model's host), and a call's end does not close it for the next."""
+    standin = StandIn(replies={"tour": "Wren plays Portland."})
+    async with llm(standin, keep_alive_s=75.0) as url:  # nginx's default, before most APIs
+        listen = ListenSettings(stt="off", brain="llm", llm_url=url)
+        records = RecordsSettings(database_url="off")  # no summary request in between
+        async with running_server(listen=listen, records=records) as run:
+            await ask_twice(run, ("CA" + "0" * 31 + "1", "CA" + "0" * 31 + "2"), gap_s=5.5)
+            assert len(standin.client_ports) == 2
+            assert standin.client_ports[0] == standin.client_ports[1], standin.client_ports
+        assert run.hub.llm_client is None  # closed with the server
+
+
+def test_a_connection_the_model_closed_is_not_reused() -> None:
+    arun(a_connection_the_model_closed_is_not_reused, 60)
+
+
+async def a_connection_the_model_closed_is_not_reused() -> None:
+    """A host that closes idle connections sooner than hotline keeps them (uvicorn's 5 s, here
+    1 s): the next turn opens a new one and is answered, no fallback line."""
+    standin = StandIn(replies={"tour": "Wren plays Portland."})
+    async with llm(standin, keep_alive_s=1.0) as url:
+        listen = ListenSettings(stt="off", brain="llm", llm_url=url)
+        records = RecordsSettings(database_url="off")
+        async with running_server(listen=listen, records=records) as run:
+            sid = "CA" + "0" * 31 + "1"
+            await ask_twice(run, (sid, sid), gap_s=2.0)
+            assert len(set(standin.client_ports)) == 2, standin.client_ports
+            assert "trouble" not in "".join(tts_texts(run))
 
 
 # ---------------------------------------------------------------------------------- relay
