@@ -9,13 +9,16 @@ environment.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hotline.core.brain import Brain, BrainInput, CallStarted, Emit
 from hotline.core.script import CallScript
 from hotline.core.script_brain import ScriptBrain
 from hotline.errors import assert_never
 from hotline.server.settings import BrainKind
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["SansIOBrain", "make_brain"]
 
@@ -69,7 +72,7 @@ def make_brain(
     handoff: bool = False,
     end_confidence: float | None = None,
     handoff_confidence: float | None = None,
-    llm_client: Any | None = None,
+    llm_client: openai.AsyncOpenAI | None = None,
 ) -> Brain:
     """A new brain for one call.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hotline.core.actions import LabelEnum
 from hotline.core.script import CallScript
@@ -26,6 +26,9 @@ from hotline.server.registry import CallRegistry, LiveCall
 from hotline.server.security import AdminAuth, CallTokens, FailureLimiter, SignatureChecker
 from hotline.server.settings import Settings, TTSSource
 from hotline.server.speech_service import SpeechService
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["CallMode", "Hub"]
 
@@ -77,7 +80,7 @@ class Hub:
     #: The LLM brain's ``AsyncOpenAI`` (``HOTLINE_BRAIN=llm``), one per process and opened by the
     #: lifespan: its connections to the model's host are kept between calls, so a call's first
     #: turn does not pay a TCP and TLS handshake. None for the other brains.
-    llm_client: Any | None = None
+    llm_client: openai.AsyncOpenAI | None = None
 
     @property
     def calls(self) -> Mapping[str, LiveCall]:
